@@ -1,0 +1,44 @@
+#!/usr/bin/env node
+// airlock entry point. Runs on Node >= 22; on an older Node it re-runs itself with the
+// project-local Node (the `node` package in node_modules) or stops with a clear message.
+import {spawnSync} from 'node:child_process'
+import {existsSync} from 'node:fs'
+import {dirname, join} from 'node:path'
+import {fileURLToPath} from 'node:url'
+
+const MIN_MAJOR = 22
+const major = Number(process.versions.node.split('.')[0])
+
+if (major < MIN_MAJOR) {
+  const root = join(dirname(fileURLToPath(import.meta.url)), '..')
+  const local = join(root, 'node_modules', 'node', 'bin', 'node')
+  if (!existsSync(local) || process.env.AIRLOCK_REEXEC === '1') {
+    process.stderr.write(`airlock: needs Node ${MIN_MAJOR} or newer, this is ${process.version}; run \`npm ci\` in ${root} to get the project's own Node, or install Node ${MIN_MAJOR}+\n`)
+    process.exit(2)
+  }
+  const child = spawnSync(local, [fileURLToPath(import.meta.url), ...process.argv.slice(2)], {
+    stdio: 'inherit',
+    env: {...process.env, AIRLOCK_REEXEC: '1'},
+  })
+  if (child.error) {
+    process.stderr.write(`airlock: could not start ${local}: ${child.error.message}\n`)
+    process.exit(2)
+  }
+  if (child.signal) process.kill(process.pid, child.signal)
+  process.exit(child.status ?? 1)
+}
+
+const {enableCompileCache} = await import('node:module')
+enableCompileCache?.()
+
+const argv = process.argv.slice(2)
+const oclif = await import('@oclif/core')
+try {
+  await oclif.run(argv, import.meta.url)
+  await oclif.flush()
+} catch (error) {
+  // Errors outside a command (unknown command or topic): same JSON shape and exit table.
+  if (error?.oclif?.exit === 0) process.exit(0)
+  const {reportError} = await import('../dist/commands/_base.js')
+  process.exitCode = reportError(error?.oclif ? Object.assign(error, {parse: true}) : error, argv.includes('--json'))
+}

@@ -1,0 +1,105 @@
+import {userInfo} from 'node:os'
+import {Command, Flags, type Interfaces} from '@oclif/core'
+import {AirlockError, exitCodeOf, toErrorJson} from '../control-plane/errors.js'
+import {DEFAULT_LIMITS, type Limits} from '../control-plane/limits.js'
+import type {Signer} from '../control-plane/crypto/keys.js'
+import type {Plan} from '../control-plane/plan/plan.js'
+import type {ApplyResult} from '../control-plane/plan/apply.js'
+import type {Repository} from '../control-plane/repo/repository.js'
+import type {Requester} from '../control-plane/plan/plan.js'
+
+/** Turns anything thrown into an AirlockError: oclif's parse errors are usage errors. */
+export function asAirlockError(err: unknown): AirlockError {
+  if (err instanceof AirlockError) return err
+  const e = err as Error & {parse?: unknown; oclif?: {exit?: number}}
+  if (e && (e.parse !== undefined || e.oclif?.exit === 2)) {
+    return new AirlockError('USAGE', String(e.message).replace(/\nSee more help with --help$/, ''), {})
+  }
+  return new AirlockError('INTERNAL', `internal error: ${e?.message ?? String(err)}`, {name: e?.name})
+}
+
+/**
+ * Reports an error: the small JSON shape on stdout with --json, one line on stderr otherwise.
+ * Stack traces only with AIRLOCK_DEBUG=1. Returns the exit code from the one table.
+ */
+export function reportError(err: unknown, json: boolean): number {
+  const error = asAirlockError(err)
+  if (json) process.stdout.write(`${JSON.stringify(toErrorJson(error))}\n`)
+  else process.stderr.write(`airlock: ${error.message}\n`)
+  if (process.env.AIRLOCK_DEBUG === '1' && err instanceof Error) process.stderr.write(`${err.stack}\n`)
+  return exitCodeOf(error.code)
+}
+
+export type PlanOutcome = {plan: Plan; applied: ApplyResult | null; savedTo: string | null}
+
+export abstract class AirlockCommand extends Command {
+  static override enableJsonFlag = true
+  static override baseFlags = {
+    repo: Flags.string({description: 'repository to work on (default: the git top level of the working directory)', helpGroup: 'GLOBAL'}),
+  }
+
+  /** The command's reference time, captured once and passed down. */
+  protected readonly now = new Date()
+  protected readonly limits: Limits = DEFAULT_LIMITS
+
+  protected override async catch(err: Interfaces.CommandError): Promise<void> {
+    process.exitCode = reportError(err, this.jsonEnabled())
+  }
+
+  /** Sets the exit code for a check that ran and failed (exit 1); the result is still printed. */
+  protected failCheck(): void {
+    process.exitCode = 1
+  }
+
+  protected color(): boolean {
+    return Boolean(process.stdout.isTTY) && !process.env.NO_COLOR && !this.jsonEnabled()
+  }
+
+  protected async repository(dir: string | undefined): Promise<Repository> {
+    const {Repository, findTopLevel} = await import('../control-plane/repo/repository.js')
+    return Repository.open(dir ?? (await findTopLevel(process.cwd())))
+  }
+
+  protected requester(actor: string | undefined): Promise<Requester> {
+    return import('../control-plane/evidence/requester.js').then((m) => m.requesterFrom(process.env, actor, userInfo().username))
+  }
+
+  protected async evidenceSigner(file: string | undefined): Promise<Signer> {
+    const {loadSigner} = await import('../control-plane/crypto/keys.js')
+    return loadSigner({file, env: process.env.AIRLOCK_EVIDENCE_KEY})
+  }
+
+  /** The shared tail of every mutating command: save (--out), apply (--apply), render. */
+  protected async finishPlan(repo: Repository, plan: Plan, flags: {apply: boolean; out?: string; 'evidence-key'?: string}): Promise<PlanOutcome> {
+    const signer = flags.apply ? await this.evidenceSigner(flags['evidence-key']) : null
+    let savedTo: string | null = null
+    if (flags.out) {
+      const [{writeFileAtomic}, {serializePlan}, {resolve}] = await Promise.all([
+        import('../control-plane/repo/repository.js'),
+        import('../control-plane/plan/plan.js'),
+        import('node:path'),
+      ])
+      savedTo = resolve(flags.out)
+      await writeFileAtomic(savedTo, serializePlan(plan))
+    }
+    let applied: ApplyResult | null = null
+    if (signer && plan.changes.length > 0) {
+      const {applyPlan} = await import('../control-plane/plan/apply.js')
+      applied = await applyPlan(repo, plan, {signer, now: this.now, toolVersion: this.config.version, limits: this.limits})
+    }
+    if (!this.jsonEnabled()) {
+      const {renderPlan} = await import('../control-plane/plan/render.js')
+      process.stdout.write(renderPlan(plan, {color: this.color(), applied}))
+      if (savedTo) process.stdout.write(`Saved the plan to ${savedTo}; apply it with: airlock apply ${flags.out}\n`)
+    }
+    return {plan, applied, savedTo}
+  }
+}
+
+export const planFlags = {
+  apply: Flags.boolean({description: 'make the change (default: print the plan only)', default: false}),
+  out: Flags.string({description: 'save the plan to FILE, for `airlock apply FILE`'}),
+  reason: Flags.string({description: 'why: recorded in the commit and the receipt', default: ''}),
+  actor: Flags.string({description: 'who asks (default: AIRLOCK_ACTOR, the CI actor, or the local user)'}),
+  'evidence-key': Flags.string({description: 'Ed25519 private key that signs the receipt and commit (default: AIRLOCK_EVIDENCE_KEY)'}),
+}

@@ -1,0 +1,35 @@
+import {AirlockCommand} from '../_base.js'
+
+interface ReceiptSummary {
+  path: string
+  operation: string
+  summary: string
+  appliedAt: string
+  requestedBy: string
+}
+
+export default class EvidenceList extends AirlockCommand {
+  static override summary = 'List the evidence receipts in docs/evidence/ at HEAD.'
+
+  async run(): Promise<{receipts: ReceiptSummary[]}> {
+    const {flags} = await this.parse(EvidenceList)
+    const repo = await this.repository(flags.repo)
+    const {listReceipts, parseReceipt} = await import('../../control-plane/evidence/ledger.js')
+    const head = (await repo.head()).oid
+    const receipts: ReceiptSummary[] = []
+    for (const file of head ? await listReceipts(repo, head) : []) {
+      try {
+        const r = parseReceipt(await repo.readBlob(file.oid), file.path, this.limits)
+        const p = r.statement.predicate
+        receipts.push({path: file.path, operation: p.operation, summary: p.summary, appliedAt: p.appliedAt, requestedBy: p.requestedBy?.actor ?? '?'})
+      } catch (error) {
+        receipts.push({path: file.path, operation: 'unreadable', summary: (error as Error).message, appliedAt: '', requestedBy: ''})
+      }
+    }
+    if (!this.jsonEnabled()) {
+      if (receipts.length === 0) this.log('No receipts.')
+      for (const r of receipts) this.log(`${r.appliedAt.padEnd(24)} ${r.operation.padEnd(13)} ${r.requestedBy.padEnd(16)} ${r.path}\n${''.padEnd(25)}${r.summary}`)
+    }
+    return {receipts}
+  }
+}

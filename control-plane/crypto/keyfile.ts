@@ -1,0 +1,36 @@
+import {constants} from 'node:fs'
+import {mkdir, open, readFile, stat} from 'node:fs/promises'
+import {dirname} from 'node:path'
+import {AirlockError} from '../errors.js'
+
+/** Reads a private key file; a file that group or others may read is refused (DESIGN.md §6). */
+export async function readPrivateFile(path: string): Promise<string> {
+  let mode: number
+  try {
+    mode = (await stat(path)).mode
+  } catch (error) {
+    throw new AirlockError('KEY_MISSING', `${path}: no such key file`, {file: path, cause: String(error)})
+  }
+  if ((mode & 0o077) !== 0) {
+    const octal = (mode & 0o777).toString(8).padStart(4, '0')
+    throw new AirlockError('KEY_PERMISSIONS', `${path}: private key is readable by others (mode ${octal}); run: chmod 600 ${path}`, {file: path, mode: octal})
+  }
+  return readFile(path, 'utf8')
+}
+
+export async function writeNewPrivateFile(path: string, text: string): Promise<void> {
+  await mkdir(dirname(path), {recursive: true, mode: 0o700})
+  let handle
+  try {
+    handle = await open(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600)
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'EEXIST') throw new AirlockError('KEY_EXISTS', `${path}: a key file is already there; refusing to overwrite it`, {file: path})
+    throw error
+  }
+  try {
+    await handle.writeFile(text)
+    await handle.sync()
+  } finally {
+    await handle.close()
+  }
+}

@@ -1,0 +1,77 @@
+import {createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify, type KeyObject} from 'node:crypto'
+import {AirlockError} from '../errors.js'
+import {sha256Hex} from './digest.js'
+import {readPrivateFile, writeNewPrivateFile} from './keyfile.js'
+
+/** Something that can make Ed25519 signatures, known by its key id. */
+export interface Signer {
+  readonly keyid: string
+  readonly publicKey: Uint8Array
+  sign(data: Uint8Array): Uint8Array
+}
+
+/** A key id is the SHA-256 of the raw 32-byte Ed25519 public key, in hex. */
+export function keyIdOf(publicKey: Uint8Array): string {
+  return sha256Hex(publicKey)
+}
+
+export function publicKeyObject(raw: Uint8Array): KeyObject {
+  if (raw.length !== 32) throw new AirlockError('KEY_INVALID', `an Ed25519 public key has 32 bytes, this one has ${raw.length}`)
+  return createPublicKey({key: {kty: 'OKP', crv: 'Ed25519', x: Buffer.from(raw).toString('base64url')}, format: 'jwk'})
+}
+
+function rawPublicOf(key: KeyObject): Uint8Array {
+  const jwk = key.export({format: 'jwk'})
+  if (jwk.kty !== 'OKP' || jwk.crv !== 'Ed25519' || !jwk.x) throw new AirlockError('KEY_INVALID', 'the key is not an Ed25519 key')
+  return Buffer.from(jwk.x, 'base64url')
+}
+
+function signerOf(privateKey: KeyObject): Signer {
+  const publicKey = rawPublicOf(createPublicKey(privateKey))
+  return {
+    keyid: keyIdOf(publicKey),
+    publicKey,
+    sign: (data) => sign(null, data, privateKey),
+  }
+}
+
+export function verifyEd25519(publicKey: Uint8Array, data: Uint8Array, signature: Uint8Array): boolean {
+  if (signature.length !== 64) return false
+  return verify(null, data, publicKeyObject(publicKey), signature)
+}
+
+export function generateSigner(): {signer: Signer; pem: string} {
+  const {privateKey} = generateKeyPairSync('ed25519')
+  return {signer: signerOf(privateKey), pem: privateKey.export({format: 'pem', type: 'pkcs8'}).toString()}
+}
+
+export function signerFromPem(pem: string, source: string): Signer {
+  let key: KeyObject
+  try {
+    key = createPrivateKey({key: pem, format: 'pem'})
+  } catch {
+    throw new AirlockError('KEY_INVALID', `${source}: not a PEM private key`, {file: source})
+  }
+  if (key.asymmetricKeyType !== 'ed25519') {
+    throw new AirlockError('KEY_INVALID', `${source}: an ${key.asymmetricKeyType} key; airlock signs with Ed25519 keys`, {file: source})
+  }
+  return signerOf(key)
+}
+
+/**
+ * Loads a signing key from a file (refused when others can read it) or, for CI secrets, from
+ * PEM text given directly in an environment variable.
+ */
+export async function loadSigner(spec: {file?: string; env?: string}, what = 'evidence'): Promise<Signer> {
+  if (spec.file) return signerFromPem(await readPrivateFile(spec.file), spec.file)
+  if (spec.env) {
+    if (spec.env.trimStart().startsWith('-----BEGIN')) return signerFromPem(spec.env, 'the key in the environment')
+    return signerFromPem(await readPrivateFile(spec.env), spec.env)
+  }
+  throw new AirlockError('KEY_MISSING', `no ${what} key: pass --${what}-key FILE or set AIRLOCK_${what.toUpperCase()}_KEY`, {})
+}
+
+/** Writes a new private key file (mode 0600), refusing to overwrite one. */
+export async function writePrivateKey(path: string, pem: string): Promise<void> {
+  await writeNewPrivateFile(path, pem)
+}

@@ -1,0 +1,76 @@
+import {sha256Hex} from '../crypto/digest.js'
+import {signEnvelope, type Envelope} from '../crypto/dsse.js'
+import type {Signer} from '../crypto/keys.js'
+import {EVIDENCE_DIR} from '../manifests/models.js'
+import type {Plan, Requester, Subject, UnsignedPlan} from '../plan/plan.js'
+import {canonicalJson} from '../crypto/digest.js'
+
+export const RECEIPT_PAYLOAD_TYPE = 'application/vnd.in-toto+json'
+export const STATEMENT_TYPE = 'https://in-toto.io/Statement/v1'
+export const RECEIPT_PREDICATE_TYPE = 'https://airlock.dev/attestations/change/v1'
+
+export interface ReceiptPredicate {
+  operation: Plan['operation']
+  summary: string
+  reason: string
+  requestedBy: Requester
+  planDigest: string
+  plannedAt: string
+  appliedAt: string
+  branch: string
+  baseCommit: string | null
+  details: Record<string, unknown>
+  changes: Array<{path: string; action: string; before: string | null; after: string | null}>
+  tool: {name: 'airlock'; version: string}
+  result: 'applied'
+}
+
+export interface ReceiptStatement {
+  _type: typeof STATEMENT_TYPE
+  subject: Subject[]
+  predicateType: typeof RECEIPT_PREDICATE_TYPE
+  predicate: ReceiptPredicate
+}
+
+/** Where a plan's receipt will be written: time, operation, subject, and a short content hash. */
+export function receiptPathFor(plan: Omit<UnsignedPlan, 'receiptPath'>, slug: string): string {
+  const stamp = plan.createdAt.replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z')
+  const safe = slug.replace(/[^a-z0-9-]+/g, '-').slice(0, 80)
+  return `${EVIDENCE_DIR}/${stamp}-${plan.operation}-${safe}-${sha256Hex(canonicalJson(plan)).slice(0, 8)}.json`
+}
+
+const blobDigest = (text: string | null) => (text === null ? null : `sha256:${sha256Hex(text)}`)
+
+/** The in-toto statement for an applied plan: subjects are the image digests and the base commit. */
+export function receiptStatement(plan: Plan, appliedAt: Date, toolVersion: string): ReceiptStatement {
+  const subject: Subject[] = [...plan.subjects]
+  if (plan.baseCommit) subject.push({name: `git:${plan.branch}`, digest: {gitCommit: plan.baseCommit}})
+  return {
+    _type: STATEMENT_TYPE,
+    subject,
+    predicateType: RECEIPT_PREDICATE_TYPE,
+    predicate: {
+      operation: plan.operation,
+      summary: plan.summary,
+      reason: plan.reason,
+      requestedBy: plan.requestedBy,
+      planDigest: plan.digest,
+      plannedAt: plan.createdAt,
+      appliedAt: appliedAt.toISOString(),
+      branch: plan.branch,
+      baseCommit: plan.baseCommit,
+      details: plan.details,
+      changes: plan.changes.map((c) => ({path: c.path, action: c.action, before: blobDigest(c.before), after: blobDigest(c.after)})),
+      tool: {name: 'airlock', version: toolVersion},
+      result: 'applied',
+    },
+  }
+}
+
+export function signReceipt(statement: ReceiptStatement, signers: Signer[]): Envelope {
+  return signEnvelope(RECEIPT_PAYLOAD_TYPE, Buffer.from(JSON.stringify(statement)), signers)
+}
+
+export function receiptText(envelope: Envelope): string {
+  return `${JSON.stringify(envelope, null, 2)}\n`
+}

@@ -1,0 +1,90 @@
+import {readdir} from 'node:fs/promises'
+import {join, resolve} from 'node:path'
+import {Document} from 'yaml'
+import {AirlockError} from '../errors.js'
+import {sha256Hex} from '../crypto/digest.js'
+import {generateSigner, writePrivateKey, type Signer} from '../crypto/keys.js'
+import {receiptPathFor} from '../evidence/receipt.js'
+import type {Limits} from '../limits.js'
+import {IMAGES_DIR, TRUST_FILE} from '../manifests/models.js'
+import {applyPlan, type ApplyResult} from '../plan/apply.js'
+import {sealPlan, type Plan, type Requester} from '../plan/plan.js'
+import {initRepository, Repository} from '../repo/repository.js'
+import {newTrustDocument, trustEntry} from '../plan/trust-key.js'
+
+const EXAMPLE_IMAGE = 'agent-runner'
+
+/** Deterministic example digests: clearly not real images, but well-formed pins. */
+export function exampleDigest(label: string): string {
+  return `sha256:${sha256Hex(`airlock example image ${label}`)}`
+}
+
+function exampleImage(): string {
+  const doc = new Document({
+    apiVersion: 'airlock/v1',
+    kind: 'GoldenImage',
+    metadata: {name: EXAMPLE_IMAGE, description: 'Example golden microVM image for Tier-2 agent sandboxes'},
+    spec: {
+      repository: 'registry.example.com/golden/agent-runner',
+      tier: 2,
+      channels: {
+        canary: {digest: exampleDigest('v2'), previous: exampleDigest('v1')},
+        stable: {digest: exampleDigest('v1'), previous: null},
+      },
+    },
+  })
+  doc.commentBefore = ' One file per golden image. Channels pin a digest; `previous` is the rollback target.'
+  return doc.toString()
+}
+
+function initPlan(signer: Signer, now: Date, requestedBy: Requester): Plan {
+  const trust = newTrustDocument([trustEntry('evidence', 'evidence', signer.publicKey, signer.keyid, now)])
+  trust.commentBefore = ' Trust anchors: which keys may sign what, when, and how many signatures each role needs.'
+  const files: Array<[string, string]> = [
+    ['.gitignore', 'keys/\n*.key\n'],
+    [TRUST_FILE, trust.toString()],
+    [`${IMAGES_DIR}/${EXAMPLE_IMAGE}.yaml`, exampleImage()],
+    ['docs/evidence/README.md', '# Evidence\n\nSigned receipts (DSSE envelopes holding in-toto statements), one per applied change.\nVerify them with `airlock evidence verify`.\n'],
+  ]
+  const unsigned = {
+    apiVersion: 'airlock/v1' as const,
+    kind: 'Plan' as const,
+    operation: 'init' as const,
+    summary: 'scaffold a GitOps repository with an example image and an evidence key',
+    reason: 'airlock init',
+    requestedBy,
+    createdAt: now.toISOString(),
+    branch: 'refs/heads/main',
+    baseCommit: null,
+    inputs: [],
+    details: {keyid: signer.keyid},
+    subjects: [{name: `ed25519-key:evidence`, digest: {sha256: signer.keyid}}],
+    changes: files.map(([path, after]) => ({path, action: 'create' as const, before: null, after})),
+  }
+  return sealPlan({...unsigned, receiptPath: receiptPathFor(unsigned, 'repository')})
+}
+
+/**
+ * `airlock init DIR`: plans the scaffold; with `apply`, creates DIR, runs git init, writes a new
+ * evidence key to DIR/keys/evidence.key and commits the scaffold with its signed receipt.
+ */
+export async function scaffold(
+  dirArg: string,
+  opts: {apply: boolean; now: Date; requestedBy: Requester; limits: Limits; toolVersion: string},
+): Promise<{dir: string; plan: Plan; applied: ApplyResult | null; keyFile: string | null}> {
+  const dir = resolve(dirArg)
+  const entries = await readdir(dir).catch((error: NodeJS.ErrnoException) => {
+    if (error.code === 'ENOENT') return []
+    throw new AirlockError('TARGET_EXISTS', `${dir}: cannot use this directory (${error.code})`, {path: dir})
+  })
+  if (entries.length > 0) throw new AirlockError('TARGET_EXISTS', `${dir}: not empty; init needs a new or empty directory`, {path: dir})
+  const {signer, pem} = generateSigner()
+  const plan = initPlan(signer, opts.now, opts.requestedBy)
+  if (!opts.apply) return {dir, plan, applied: null, keyFile: null}
+  await initRepository(dir)
+  const keyFile = join(dir, 'keys', 'evidence.key')
+  await writePrivateKey(keyFile, pem)
+  const repo = await Repository.open(dir)
+  const applied = await applyPlan(repo, plan, {signer, now: opts.now, toolVersion: opts.toolVersion, limits: opts.limits})
+  return {dir, plan, applied, keyFile}
+}

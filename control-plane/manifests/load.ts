@@ -1,0 +1,89 @@
+import {AirlockError, inputError} from '../errors.js'
+import {keyIdOf} from '../crypto/keys.js'
+import type {Limits} from '../limits.js'
+import type {Repository} from '../repo/repository.js'
+import {IMAGES_DIR, TRUST_FILE, type GoldenImage, type Role, type TrustKey, type TrustPolicy} from './models.js'
+import {validateKind} from './validate.js'
+import {loadYaml, locate} from './yaml.js'
+
+interface ImageDoc {
+  metadata: {name: string}
+  spec: {repository: string; tier: number; channels: Record<string, {digest: string; previous?: string | null}>}
+}
+
+export function parseImage(text: string, file: string, oid: string, limits: Limits): GoldenImage {
+  const loaded = loadYaml(text, file, limits)
+  validateKind('GoldenImage', loaded)
+  const value = loaded.value as ImageDoc
+  const base = file.slice(file.lastIndexOf('/') + 1).replace(/\.ya?ml$/, '')
+  if (value.metadata.name !== base) {
+    throw inputError('SCHEMA_VIOLATION', {file, ...locate(loaded, ['metadata', 'name']), field: 'metadata.name'}, `is "${value.metadata.name}" but the file is named ${base}.yaml; one file per image, named after it`)
+  }
+  const channels: GoldenImage['channels'] = {}
+  for (const [name, ch] of Object.entries(value.spec.channels)) channels[name] = {digest: ch.digest, previous: ch.previous ?? null}
+  return {name: value.metadata.name, file, oid, repository: value.spec.repository, tier: value.spec.tier, channels, doc: loaded.doc}
+}
+
+/** Every image manifest at `commit`, validated; one bad file fails the whole read. */
+export async function loadImages(repo: Repository, commit: string, limits: Limits): Promise<GoldenImage[]> {
+  const entries = (await repo.listDir(commit, IMAGES_DIR)).filter((e) => e.type === 'blob' && /\.ya?ml$/.test(e.name))
+  if (entries.length > limits.maxImages) throw new AirlockError('TOO_LARGE', `${IMAGES_DIR}: ${entries.length} images, the limit is ${limits.maxImages}`)
+  const images: GoldenImage[] = []
+  for (const e of entries) images.push(parseImage(await repo.readBlob(e.oid), e.path, e.oid, limits))
+  return images
+}
+
+/** One image by name at `commit`; an unknown name is an input error listing what exists. */
+export async function loadImage(repo: Repository, commit: string, name: string, limits: Limits): Promise<GoldenImage> {
+  if (!/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/.test(name)) {
+    throw new AirlockError('UNKNOWN_IMAGE', `image "${name}" is not a valid image name`, {image: name})
+  }
+  for (const ext of ['yaml', 'yml']) {
+    const file = `${IMAGES_DIR}/${name}.${ext}`
+    const found = await repo.readFile(commit, file)
+    if (found) return parseImage(found.text, file, found.oid, limits)
+  }
+  const known = (await repo.listDir(commit, IMAGES_DIR)).map((e) => e.name.replace(/\.ya?ml$/, ''))
+  throw new AirlockError('UNKNOWN_IMAGE', `no image "${name}" in ${IMAGES_DIR}/ (known: ${known.slice(0, 10).join(', ') || 'none'}${known.length > 10 ? ', …' : ''})`, {image: name})
+}
+
+interface TrustDoc {
+  spec: {
+    keys: Array<{id: string; name?: string; algorithm: 'ed25519'; publicKey: string; roles: Role[]; validFrom: string; validUntil?: string}>
+    thresholds: Partial<Record<Role, number>>
+  }
+}
+
+export function parseTrust(text: string, file: string, oid: string | null, limits: Limits): TrustPolicy {
+  const loaded = loadYaml(text, file, limits)
+  validateKind('TrustPolicy', loaded)
+  const value = loaded.value as TrustDoc
+  const keys: TrustKey[] = []
+  const seen = new Set<string>()
+  for (const [i, k] of value.spec.keys.entries()) {
+    const at = (field: string) => ({file, ...locate(loaded, ['spec', 'keys', i, field]), field: `spec.keys[${i}].${field}`})
+    const publicKey = Buffer.from(k.publicKey, 'base64')
+    if (keyIdOf(publicKey) !== k.id) throw inputError('SCHEMA_VIOLATION', at('id'), `does not match the public key (its id is ${keyIdOf(publicKey)})`)
+    if (seen.has(k.id)) throw inputError('SCHEMA_VIOLATION', at('id'), 'the same key is listed twice')
+    seen.add(k.id)
+    const validFrom = new Date(k.validFrom)
+    const validUntil = k.validUntil === undefined ? undefined : new Date(k.validUntil)
+    if (Number.isNaN(validFrom.getTime())) throw inputError('SCHEMA_VIOLATION', at('validFrom'), 'is not a valid time')
+    if (validUntil && (Number.isNaN(validUntil.getTime()) || validUntil <= validFrom)) throw inputError('SCHEMA_VIOLATION', at('validUntil'), 'must be a valid time after validFrom')
+    keys.push({id: k.id, ...(k.name ? {name: k.name} : {}), algorithm: k.algorithm, publicKey, roles: k.roles, validFrom, ...(validUntil ? {validUntil} : {})})
+  }
+  const t = value.spec.thresholds
+  return {file, oid, keys, thresholds: {evidence: t.evidence ?? 1, policy: t.policy ?? 1, image: t.image ?? 1, audit: t.audit ?? 1}, doc: loaded.doc}
+}
+
+/** `manifests/trust.yaml` at `commit`; a repository without one trusts no key. */
+export async function loadTrust(repo: Repository, commit: string | null, limits: Limits): Promise<TrustPolicy> {
+  const found = commit ? await repo.readFile(commit, TRUST_FILE) : undefined
+  if (!found) return {file: TRUST_FILE, oid: null, keys: [], thresholds: {evidence: 1, policy: 1, image: 1, audit: 1}, doc: null}
+  return parseTrust(found.text, TRUST_FILE, found.oid, limits)
+}
+
+/** Keys holding `role` and valid at `at` (validFrom ≤ at < validUntil). */
+export function keysFor(trust: TrustPolicy, role: Role, at: Date): TrustKey[] {
+  return trust.keys.filter((k) => k.roles.includes(role) && k.validFrom <= at && (!k.validUntil || at < k.validUntil))
+}

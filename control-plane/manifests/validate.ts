@@ -1,0 +1,72 @@
+import {Ajv, type ErrorObject, type ValidateFunction} from 'ajv'
+import {inputError} from '../errors.js'
+import {digestProblem} from './digest.js'
+import goldenImageSchema from './schemas/golden-image.schema.json' with {type: 'json'}
+import trustPolicySchema from './schemas/trust-policy.schema.json' with {type: 'json'}
+import {locate, type LoadedYaml} from './yaml.js'
+
+export type Kind = 'GoldenImage' | 'TrustPolicy'
+
+const SCHEMAS: Record<Kind, object> = {GoldenImage: goldenImageSchema, TrustPolicy: trustPolicySchema}
+const compiled = new Map<Kind, ValidateFunction>()
+
+function validatorFor(kind: Kind): ValidateFunction {
+  let fn = compiled.get(kind)
+  if (!fn) {
+    fn = new Ajv({allErrors: false, strict: true}).compile(SCHEMAS[kind])
+    compiled.set(kind, fn)
+  }
+  return fn
+}
+
+function pathOf(pointer: string): string[] {
+  return pointer === '' ? [] : pointer.slice(1).split('/').map((s) => s.replaceAll('~1', '/').replaceAll('~0', '~'))
+}
+
+function valueAt(root: unknown, path: string[]): unknown {
+  let node = root
+  for (const part of path) node = node && typeof node === 'object' ? (node as Record<string, unknown>)[part] : undefined
+  return node
+}
+
+function describe(err: ErrorObject, value: unknown): string {
+  const params = err.params as Record<string, unknown>
+  switch (err.keyword) {
+    case 'required':
+      return 'is required'
+    case 'additionalProperties':
+      return 'is not a known field'
+    case 'const':
+      return `must be ${JSON.stringify(params.allowedValue)}`
+    case 'enum':
+      return `must be one of ${(params.allowedValues as unknown[]).map((v) => JSON.stringify(v)).join(', ')}`
+    case 'pattern':
+    case 'anyOf':
+      if (typeof value === 'string' && /^(digest|previous)$/.test(String(err.instancePath.split('/').pop()))) {
+        return digestProblem(value)?.message ?? 'is not a sha256 digest'
+      }
+      return `${JSON.stringify(value)} is not in the expected form`
+    default:
+      return err.message ?? 'is invalid'
+  }
+}
+
+/**
+ * Validates a loaded document against its kind's JSON Schema. The first error is reported with
+ * the file, line, column and dotted field path, so the message points at the text to fix.
+ */
+export function validateKind(kind: Kind, loaded: LoadedYaml): void {
+  const validate = validatorFor(kind)
+  if (validate(loaded.value)) return
+  const err = validate.errors![0]!
+  const path = pathOf(err.instancePath)
+  const params = err.params as Record<string, unknown>
+  const extra = (params.missingProperty ?? params.additionalProperty ?? params.propertyName) as string | undefined
+  const fieldPath = extra !== undefined && err.keyword !== 'propertyNames' ? [...path, extra] : path
+  const where = locate(loaded, extra !== undefined && err.keyword !== 'required' ? fieldPath : path, err.keyword === 'additionalProperties')
+  const field = fieldPath.join('.') || '(document)'
+  const value = valueAt(loaded.value, path)
+  const problem = err.keyword === 'propertyNames' ? `"${extra}" is not a valid name (lowercase letters, digits and -)` : describe(err, value)
+  const isDigest = err.keyword === 'pattern' || err.keyword === 'anyOf' ? digestProblem(String(value))?.code : undefined
+  throw inputError(isDigest && /(digest|previous)$/.test(field) ? isDigest : 'SCHEMA_VIOLATION', {file: loaded.file, ...where, field}, problem)
+}

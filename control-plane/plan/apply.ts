@@ -1,0 +1,108 @@
+import {AirlockError} from '../errors.js'
+import {sshSign} from '../crypto/sshsig.js'
+import type {Signer} from '../crypto/keys.js'
+import {receiptStatement, receiptText, signReceipt} from '../evidence/receipt.js'
+import {keysFor, loadTrust, parseTrust} from '../manifests/load.js'
+import {TRUST_FILE} from '../manifests/models.js'
+import type {Limits} from '../limits.js'
+import type {Person, Repository} from '../repo/repository.js'
+import {acquireApplyLock} from './lock.js'
+import type {Plan} from './plan.js'
+
+export interface ApplyContext {
+  signer: Signer
+  now: Date
+  toolVersion: string
+  limits: Limits
+}
+
+export interface ApplyResult {
+  commit: string
+  receipt: string
+  planDigest: string
+}
+
+/** Git trailers a machine can parse (`git interpret-trailers --parse`). */
+export function commitMessage(plan: Plan): string {
+  const d = plan.details
+  const trailers: Array<[string, unknown]> = [
+    ['Airlock-Operation', plan.operation],
+    ['Airlock-Plan-Digest', plan.digest],
+    ['Airlock-Image', d.image],
+    ['Airlock-Channel', d.channel],
+    ['Airlock-Digest', d.to],
+    ['Airlock-Rollback-Target', d.rollbackTarget === undefined ? undefined : (d.rollbackTarget ?? 'none')],
+    ['Airlock-Receipt', plan.receiptPath],
+    ['Airlock-Requested-By', plan.requestedBy.actor],
+  ]
+  const lines = trailers.filter(([, v]) => v !== undefined && v !== null).map(([k, v]) => `${k}: ${String(v)}`)
+  const body = plan.reason ? `\n${plan.reason.trim()}\n` : ''
+  return `airlock: ${plan.summary}\n${body}\n${lines.join('\n')}\n`
+}
+
+/**
+ * The signer must hold the evidence role at `now` in the trust policy of the base commit, or,
+ * for the first commit of a repository, in the trust policy that commit creates.
+ */
+async function checkSignerTrusted(repo: Repository, plan: Plan, ctx: ApplyContext): Promise<void> {
+  let trust = await loadTrust(repo, plan.baseCommit, ctx.limits)
+  if (plan.baseCommit === null) {
+    const created = plan.changes.find((c) => c.path === TRUST_FILE)?.after
+    if (created) trust = parseTrust(created, TRUST_FILE, null, ctx.limits)
+  }
+  if (!keysFor(trust, 'evidence', ctx.now).some((k) => k.id === ctx.signer.keyid)) {
+    throw new AirlockError(
+      'KEY_INVALID',
+      `the evidence key ${ctx.signer.keyid.slice(0, 16)}… is not an evidence key valid now in ${TRUST_FILE}; receipts it signs would not verify`,
+      {keyid: ctx.signer.keyid},
+    )
+  }
+}
+
+/**
+ * Applies a sealed plan as ONE signed commit holding the changes and their receipt, in a fixed
+ * order: lock → base unchanged → inputs unchanged → touched paths clean → signer trusted →
+ * receipt → commit → compare-and-swap the branch → work tree. Any failure before the swap
+ * leaves the repository as it was (unreferenced objects only).
+ */
+export async function applyPlan(repo: Repository, plan: Plan, ctx: ApplyContext): Promise<ApplyResult> {
+  if (plan.changes.length === 0 || !plan.receiptPath) throw new AirlockError('PLAN_INVALID', 'the plan changes nothing; there is nothing to apply')
+  const lock = await acquireApplyLock(repo.gitdir, ctx.now)
+  try {
+    const head = await repo.head()
+    if (head.ref !== plan.branch || head.oid !== plan.baseCommit) {
+      throw new AirlockError('STALE_PLAN', `the plan was made on ${plan.branch} @ ${plan.baseCommit?.slice(0, 12) ?? '(none)'}, but HEAD is ${head.ref} @ ${head.oid?.slice(0, 12) ?? '(none)'}; make a new plan`, {
+        planned: {branch: plan.branch, commit: plan.baseCommit},
+        actual: {branch: head.ref, commit: head.oid},
+      })
+    }
+    for (const input of plan.inputs) {
+      const now = head.oid ? ((await repo.readFile(head.oid, input.path))?.oid ?? null) : null
+      if (now !== input.oid) throw new AirlockError('STALE_PLAN', `${input.path} changed since the plan was made; make a new plan`, {path: input.path, planned: input.oid, actual: now})
+    }
+    const touched = [...plan.changes.map((c) => c.path), plan.receiptPath]
+    const dirty = await repo.uncommitted(touched)
+    if (dirty.length > 0) {
+      throw new AirlockError('UNCOMMITTED_CHANGES', `uncommitted changes in ${dirty.join(', ')}; commit or discard them first`, {paths: dirty})
+    }
+    await checkSignerTrusted(repo, plan, ctx)
+    const statement = receiptStatement(plan, ctx.now, ctx.toolVersion)
+    const receipt = receiptText(signReceipt(statement, [ctx.signer]))
+    const files = [...plan.changes.map((c) => ({path: c.path, content: c.after})), {path: plan.receiptPath, content: receipt}]
+    const author: Person = {name: plan.requestedBy.actor, email: 'airlock@localhost'}
+    const time = Math.floor(ctx.now.getTime() / 1000)
+    const commit = await repo.createCommit({
+      base: plan.baseCommit,
+      changes: files,
+      message: commitMessage(plan),
+      author,
+      time,
+      sign: (payload) => sshSign(Buffer.from(payload), ctx.signer),
+    })
+    await repo.updateRef(plan.branch, plan.baseCommit, commit, author, time, `airlock: ${plan.summary}`)
+    await repo.syncWorkTree(files)
+    return {commit, receipt: plan.receiptPath, planDigest: plan.digest}
+  } finally {
+    await lock.release()
+  }
+}

@@ -1,0 +1,53 @@
+import {structuredPatch} from 'diff'
+import type {Plan} from './plan.js'
+
+const STYLE = {red: [31, 39], green: [32, 39], yellow: [33, 39], bold: [1, 22], dim: [2, 22]} as const
+type Style = keyof typeof STYLE
+
+function paint(color: boolean) {
+  return (style: Style, text: string) => (color ? `\u001B[${STYLE[style][0]}m${text}\u001B[${STYLE[style][1]}m` : text)
+}
+
+/** A plan as a person reviews it: what, why, from which commit, then a diff per file. */
+export function renderPlan(plan: Plan, opts: {color: boolean; applied?: {commit: string; receipt: string} | null}): string {
+  const c = paint(opts.color)
+  const out: string[] = []
+  out.push(c('bold', `airlock ${plan.operation}: ${plan.summary}`))
+  out.push(`  base    ${plan.branch.replace('refs/heads/', '')} @ ${plan.baseCommit ? plan.baseCommit.slice(0, 12) : '(no commit yet)'}`)
+  for (const [k, v] of Object.entries(plan.details)) {
+    if (v !== undefined && v !== null && typeof v !== 'object') out.push(`  ${k.padEnd(7)} ${String(v)}`)
+  }
+  if (plan.reason) out.push(`  reason  ${plan.reason}`)
+  out.push('')
+  if (plan.changes.length === 0) {
+    out.push(c('green', 'No changes. The repository already matches this request.'))
+    return `${out.join('\n')}\n`
+  }
+  const counts = {create: 0, modify: 0, delete: 0}
+  for (const change of plan.changes) {
+    counts[change.action]++
+    const sign = change.action === 'create' ? c('green', '+') : change.action === 'delete' ? c('red', '-') : c('yellow', '~')
+    out.push(`${sign} ${c('bold', change.path)}`)
+    const patch = structuredPatch(change.path, change.path, change.before ?? '', change.after ?? '', '', '', {context: 2})
+    for (const hunk of patch.hunks) {
+      out.push(c('dim', `  @@ -${hunk.oldStart},${hunk.oldLines} +${hunk.newStart},${hunk.newLines} @@`))
+      for (const line of hunk.lines) {
+        if (line.startsWith('\\')) continue
+        const body = `  ${line}`
+        out.push(line[0] === '+' ? c('green', body) : line[0] === '-' ? c('red', body) : body)
+      }
+    }
+  }
+  if (plan.receiptPath) {
+    counts.create++
+    out.push(`${c('green', '+')} ${c('bold', plan.receiptPath)}  ${c('dim', '(signed evidence receipt, written on apply)')}`)
+  }
+  out.push('')
+  out.push(`Plan: ${counts.create} to add, ${counts.modify} to change, ${counts.delete} to remove.  digest ${plan.digest}`)
+  if (opts.applied) {
+    out.push(c('green', `Applied in commit ${opts.applied.commit}; receipt ${opts.applied.receipt}.`))
+  } else {
+    out.push(c('dim', 'This is a plan; nothing was changed. Run again with --apply to apply it, or --out FILE to save it for `airlock apply FILE`.'))
+  }
+  return `${out.join('\n')}\n`
+}

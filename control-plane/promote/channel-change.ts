@@ -1,0 +1,81 @@
+import {AirlockError} from '../errors.js'
+import type {Limits} from '../limits.js'
+import {loadImage} from '../manifests/load.js'
+import type {GoldenImage} from '../manifests/models.js'
+import {sealPlan, type Plan, type PlannedChange, type Requester} from '../plan/plan.js'
+import {receiptPathFor} from '../evidence/receipt.js'
+import type {Repository} from '../repo/repository.js'
+
+export interface ChangeRequest {
+  image: string
+  reason: string
+  requestedBy: Requester
+  now: Date
+  limits: Limits
+}
+
+/** The base every plan starts from: the branch HEAD names and its commit. */
+export async function planBase(repo: Repository): Promise<{branch: string; commit: string}> {
+  const head = await repo.head()
+  if (!head.oid) throw new AirlockError('INVALID_INPUT', `${head.ref} has no commit yet; nothing to plan against`, {branch: head.ref})
+  return {branch: head.ref, commit: head.oid}
+}
+
+export function channelOf(image: GoldenImage, channel: string, flag: string) {
+  const ch = image.channels[channel]
+  if (!ch) {
+    throw new AirlockError('UNKNOWN_CHANNEL', `${flag}: image ${image.name} has no channel "${channel}" (channels: ${Object.keys(image.channels).join(', ')})`, {
+      image: image.name,
+      channel,
+      field: flag,
+    })
+  }
+  return ch
+}
+
+/**
+ * A plan that sets `channel` of `image` to `to` and records what it replaces as the rollback
+ * target (`previous`), captured before anything changes. Setting the digest already there is
+ * a no-op plan.
+ */
+export async function planChannelChange(
+  repo: Repository,
+  req: ChangeRequest & {operation: 'promote' | 'rollback'; channel: string; to: string; extra: Record<string, unknown>; summary: (from: string) => string},
+): Promise<Plan> {
+  const base = await planBase(repo)
+  const image = await loadImage(repo, base.commit, req.image, req.limits)
+  const current = channelOf(image, req.channel, req.operation === 'promote' ? '--to' : '--channel')
+  const noop = current.digest === req.to
+  const before = await repo.readBlob(image.oid)
+  const changes: PlannedChange[] = []
+  if (!noop) {
+    const doc = image.doc.clone()
+    doc.setIn(['spec', 'channels', req.channel, 'digest'], req.to)
+    doc.setIn(['spec', 'channels', req.channel, 'previous'], current.digest)
+    changes.push({path: image.file, action: 'modify', before, after: doc.toString()})
+  }
+  const unsigned = {
+    apiVersion: 'airlock/v1' as const,
+    kind: 'Plan' as const,
+    operation: req.operation,
+    summary: noop ? `${image.name}/${req.channel} is already at ${req.to}` : req.summary(current.digest),
+    reason: req.reason,
+    requestedBy: req.requestedBy,
+    createdAt: req.now.toISOString(),
+    branch: base.branch,
+    baseCommit: base.commit,
+    inputs: [{path: image.file, oid: image.oid}],
+    details: {
+      image: image.name,
+      repository: image.repository,
+      channel: req.channel,
+      from: current.digest,
+      to: req.to,
+      rollbackTarget: noop ? current.previous : current.digest,
+      ...req.extra,
+    },
+    subjects: [{name: image.repository, digest: {sha256: req.to.slice('sha256:'.length)}}],
+    changes,
+  }
+  return sealPlan({...unsigned, receiptPath: noop ? null : receiptPathFor({...unsigned}, `${image.name}-${req.channel}`)})
+}

@@ -1,0 +1,114 @@
+import type {Limits} from '../limits.js'
+import {loadImage, loadImages} from '../manifests/load.js'
+import {IMAGES_DIR, type GoldenImage} from '../manifests/models.js'
+import type {Repository} from '../repo/repository.js'
+import {parseTrailers} from '../repo/trailers.js'
+import {planBase} from './channel-change.js'
+
+export interface LastChange {
+  commit: string
+  time: string
+  by: string
+  operation: string | null
+  receipt: string | null
+  /** True when the commit is one airlock made (it carries airlock's trailers). */
+  viaAirlock: boolean
+}
+
+export interface ChannelStatus {
+  channel: string
+  digest: string
+  reference: string
+  rollbackTarget: string | null
+  lastChange: LastChange | null
+}
+
+export interface ImageStatus {
+  name: string
+  file: string
+  repository: string
+  tier: number
+  channels: ChannelStatus[]
+}
+
+export interface StatusReport {
+  branch: string
+  head: string
+  images: ImageStatus[]
+}
+
+/**
+ * Per image and channel: the pinned digest, the rollback target, and the commit that last
+ * changed it. Walks first-parent history once, newest first, and stops as soon as every
+ * channel asked about is accounted for. airlock's own commits name their image and channel in
+ * trailers; for other commits the image's manifest is compared with the parent's.
+ */
+export async function status(repo: Repository, opts: {image?: string; limits: Limits}): Promise<StatusReport> {
+  const base = await planBase(repo)
+  const images: GoldenImage[] = opts.image ? [await loadImage(repo, base.commit, opts.image, opts.limits)] : await loadImages(repo, base.commit, opts.limits)
+  const found = new Map<string, LastChange>()
+  const open = new Map<string, Set<string>>()
+  const fileOf = new Map<string, string>()
+  for (const img of images) {
+    open.set(img.name, new Set(Object.keys(img.channels)))
+    fileOf.set(img.name, img.file.slice(IMAGES_DIR.length + 1))
+  }
+  const settle = (image: string, channels: Iterable<string>, change: LastChange) => {
+    const waiting = open.get(image)
+    if (!waiting) return
+    for (const ch of [...channels]) {
+      if (waiting.delete(ch)) found.set(`${image}\u0000${ch}`, change)
+    }
+    if (waiting.size === 0) open.delete(image)
+  }
+
+  let oid: string | undefined = base.commit
+  while (oid && open.size > 0) {
+    const commit = await repo.readCommit(oid)
+    const parent = commit.parents[0]
+    const trailers = parseTrailers(commit.message)
+    const change = (viaAirlock: boolean): LastChange => ({
+      commit: oid!,
+      time: new Date(commit.time * 1000).toISOString(),
+      by: trailers['Airlock-Requested-By'] ?? commit.author.name,
+      operation: trailers['Airlock-Operation'] ?? null,
+      receipt: trailers['Airlock-Receipt'] ?? null,
+      viaAirlock,
+    })
+    const image = trailers['Airlock-Image']
+    if (image && trailers['Airlock-Operation']) {
+      if (trailers['Airlock-Channel']) settle(image, [trailers['Airlock-Channel']], change(true))
+    } else {
+      const here = await repo.oidAt(oid, IMAGES_DIR)
+      const there = parent ? await repo.oidAt(parent, IMAGES_DIR) : null
+      if (here !== there) {
+        const now = new Map((here ? await repo.listDir(oid, IMAGES_DIR) : []).map((e) => [e.name, e.oid]))
+        const before = new Map((there && parent ? await repo.listDir(parent, IMAGES_DIR) : []).map((e) => [e.name, e.oid]))
+        const c = change(Boolean(trailers['Airlock-Operation']))
+        for (const [name, channels] of [...open]) {
+          const file = fileOf.get(name)!
+          if (now.get(file) !== before.get(file)) settle(name, channels, c)
+        }
+      }
+    }
+    oid = parent
+  }
+
+  return {
+    branch: base.branch,
+    head: base.commit,
+    images: images.map((img) => ({
+      name: img.name,
+      file: img.file,
+      repository: img.repository,
+      tier: img.tier,
+      channels: Object.entries(img.channels).map(([channel, ch]) => ({
+        channel,
+        digest: ch.digest,
+        reference: `${img.repository}@${ch.digest}`,
+        rollbackTarget: ch.previous,
+        lastChange: found.get(`${img.name}\u0000${channel}`) ?? null,
+      })),
+    })),
+  }
+}

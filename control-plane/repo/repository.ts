@@ -1,0 +1,358 @@
+/**
+ * git as the source of truth, on isomorphic-git. Reads happen at a commit (never from the
+ * work tree); writes create objects first, then move the branch with a compare-and-swap under
+ * git's own `<ref>.lock` protocol, so native git and airlock exclude each other.
+ */
+import * as fs from 'node:fs'
+import {appendFile, mkdir, open, readFile, rename, stat, unlink, writeFile} from 'node:fs/promises'
+import {dirname, join, resolve} from 'node:path'
+import git from 'isomorphic-git'
+import {AirlockError} from '../errors.js'
+import {repoPath} from './paths.js'
+
+export interface TreeEntry {
+  name: string
+  path: string
+  oid: string
+  type: 'blob' | 'tree' | 'commit'
+}
+
+export interface FileChange {
+  path: string
+  /** New content, or null to delete the file. */
+  content: string | null
+}
+
+export interface Person {
+  name: string
+  email: string
+}
+
+export interface CommitRequest {
+  base: string | null
+  changes: FileChange[]
+  message: string
+  author: Person
+  /** Seconds since the epoch: the command's `now`, captured once. */
+  time: number
+  /** Produces an armored signature for the commit payload (git's SSH signature format). */
+  sign?: (payload: string) => string
+}
+
+export interface CommitInfo {
+  oid: string
+  parents: string[]
+  message: string
+  time: number
+  author: Person
+  /** The commit object without its signature: what a signature covers. */
+  payload: string
+  signature?: string
+  tree: string
+}
+
+/** Finds the top of the work tree holding `start`, like `git rev-parse --show-toplevel`. */
+export async function findTopLevel(start: string): Promise<string> {
+  let dir = resolve(start)
+  for (;;) {
+    try {
+      await stat(join(dir, '.git'))
+      return dir
+    } catch {
+      const up = dirname(dir)
+      if (up === dir) throw new AirlockError('NOT_A_REPOSITORY', `${start}: not inside a git repository (pass --repo DIR)`, {path: start})
+      dir = up
+    }
+  }
+}
+
+export class Repository {
+  /** One object cache for the life of the command: without it isomorphic-git re-reads packfiles per object. */
+  readonly cache: object = {}
+  readonly gitdir: string
+
+  private constructor(readonly dir: string) {
+    this.gitdir = join(dir, '.git')
+  }
+
+  /** Opens the repository at `dir` (its top level), refusing layouts isomorphic-git mis-reads. */
+  static async open(dir: string): Promise<Repository> {
+    const top = resolve(dir)
+    let gitStat
+    try {
+      gitStat = await stat(join(top, '.git'))
+    } catch {
+      throw new AirlockError('NOT_A_REPOSITORY', `${top}: not a git repository (no .git)`, {path: top})
+    }
+    if (!gitStat.isDirectory()) {
+      throw new AirlockError(
+        'UNSUPPORTED_REPOSITORY',
+        `${top}: .git is a file (a linked worktree or submodule); airlock needs the main work tree of a repository`,
+        {path: top, reason: 'linked-worktree'},
+      )
+    }
+    const repo = new Repository(top)
+    const format = await git.getConfig({fs, dir: top, path: 'extensions.objectformat'}).catch(() => undefined)
+    if (typeof format === 'string' && format.toLowerCase() !== 'sha1') {
+      throw new AirlockError('UNSUPPORTED_REPOSITORY', `${top}: a ${format} object-format repository; airlock supports SHA-1 repositories only`, {path: top, reason: 'object-format'})
+    }
+    const index = await readFile(join(repo.gitdir, 'index')).catch(() => undefined)
+    if (index && index.length >= 8) {
+      const version = index.readUInt32BE(4)
+      if (version === 4) {
+        throw new AirlockError('UNSUPPORTED_REPOSITORY', `${top}: the git index is version 4; run: git update-index --index-version 2`, {path: top, reason: 'index-v4'})
+      }
+    }
+    return repo
+  }
+
+  /** The branch HEAD names and the commit it points at (null in a repository with no commit). */
+  async head(): Promise<{ref: string; oid: string | null}> {
+    const ref = await git.currentBranch({fs, dir: this.dir, fullname: true})
+    if (!ref) throw new AirlockError('UNSUPPORTED_REPOSITORY', `${this.dir}: HEAD is detached; check out a branch first`, {reason: 'detached-head'})
+    const oid = await this.resolve(ref)
+    return {ref, oid}
+  }
+
+  async resolve(ref: string): Promise<string | null> {
+    try {
+      return await git.resolveRef({fs, dir: this.dir, ref})
+    } catch (error) {
+      if ((error as {code?: string}).code === 'NotFoundError') return null
+      throw error
+    }
+  }
+
+  /** Text of `path` at `commit`, with its blob id, or undefined when absent. */
+  async readFile(commit: string, path: string): Promise<{oid: string; text: string} | undefined> {
+    const filepath = repoPath(path)
+    try {
+      const {oid, blob} = await git.readBlob({fs, dir: this.dir, oid: commit, filepath, cache: this.cache})
+      return {oid, text: Buffer.from(blob).toString('utf8')}
+    } catch (error) {
+      if ((error as {code?: string}).code === 'NotFoundError') return undefined
+      throw error
+    }
+  }
+
+  async readBlob(oid: string): Promise<string> {
+    const {blob} = await git.readBlob({fs, dir: this.dir, oid, cache: this.cache})
+    return Buffer.from(blob).toString('utf8')
+  }
+
+  /** Entries of the folder `path` at `commit` (empty when the folder is absent). */
+  async listDir(commit: string, path: string): Promise<TreeEntry[]> {
+    const filepath = path === '' ? undefined : repoPath(path)
+    try {
+      const {tree} = await git.readTree({fs, dir: this.dir, oid: commit, filepath, cache: this.cache})
+      return tree.map((e) => ({name: e.path, path: filepath ? `${filepath}/${e.path}` : e.path, oid: e.oid, type: e.type}))
+    } catch (error) {
+      const code = (error as {code?: string}).code
+      if (code === 'NotFoundError' || code === 'ObjectTypeError') return []
+      throw error
+    }
+  }
+
+  /** The object id of the tree (or blob) at `path` in `commit`, or null when absent. */
+  async oidAt(commit: string, path: string): Promise<string | null> {
+    const parts = repoPath(path).split('/')
+    let tree = (await this.readCommit(commit)).tree
+    for (const [i, part] of parts.entries()) {
+      const {tree: entries} = await git.readTree({fs, dir: this.dir, oid: tree, cache: this.cache})
+      const entry = entries.find((e) => e.path === part)
+      if (!entry) return null
+      if (i === parts.length - 1) return entry.oid
+      if (entry.type !== 'tree') return null
+      tree = entry.oid
+    }
+    return tree
+  }
+
+  /**
+   * Reads a commit from its raw object. The signed payload is the object with its `gpgsig`
+   * header removed, as git computes it (isomorphic-git's own payload only knows PGP armour).
+   */
+  async readCommit(oid: string): Promise<CommitInfo> {
+    const {object} = await git.readObject({fs, dir: this.dir, oid, format: 'content', cache: this.cache})
+    return parseCommit(oid, Buffer.from(object as Uint8Array).toString('utf8'))
+  }
+
+  /**
+   * Writes the blobs, trees and commit for `changes` on top of `base`, without touching the
+   * branch, the index or the work tree. Returns the new commit id.
+   */
+  async createCommit(req: CommitRequest): Promise<string> {
+    const baseTree = req.base ? (await this.readCommit(req.base)).tree : null
+    const byDir = new Map<string, Map<string, string | null>>()
+    for (const change of req.changes) {
+      const path = repoPath(change.path)
+      const oid = change.content === null ? null : await git.writeBlob({fs, dir: this.dir, blob: Buffer.from(change.content, 'utf8')})
+      const slash = path.lastIndexOf('/')
+      const folder = slash < 0 ? '' : path.slice(0, slash)
+      if (!byDir.has(folder)) byDir.set(folder, new Map())
+      byDir.get(folder)!.set(path.slice(slash + 1), oid)
+    }
+    const tree = await this.writeTreeWith(baseTree, '', byDir)
+    const person = {...req.author, timestamp: req.time, timezoneOffset: 0}
+    return git.commit({
+      fs,
+      dir: this.dir,
+      message: req.message,
+      author: person,
+      committer: person,
+      tree: tree ?? (await git.writeTree({fs, dir: this.dir, tree: []})),
+      parent: req.base ? [req.base] : [],
+      noUpdateBranch: true,
+      cache: this.cache,
+      ...(req.sign ? {signingKey: 'airlock', onSign: ({payload}: {payload: string}) => ({signature: req.sign!(payload)})} : {}),
+    })
+  }
+
+  /** Rebuilds the tree at `prefix` with the changed files of `byDir`; null when it ends up empty. */
+  private async writeTreeWith(treeOid: string | null, prefix: string, byDir: Map<string, Map<string, string | null>>): Promise<string | null> {
+    const entries = new Map<string, {mode: string; path: string; oid: string; type: 'blob' | 'tree' | 'commit'}>()
+    if (treeOid) {
+      const {tree} = await git.readTree({fs, dir: this.dir, oid: treeOid, cache: this.cache})
+      for (const e of tree) entries.set(e.path, e)
+    }
+    const childDirs = new Set<string>()
+    for (const folder of byDir.keys()) {
+      if (prefix === '' ? folder !== '' : folder.startsWith(`${prefix}/`)) {
+        const rest = prefix === '' ? folder : folder.slice(prefix.length + 1)
+        childDirs.add(rest.split('/')[0]!)
+      }
+    }
+    for (const name of childDirs) {
+      const existing = entries.get(name)
+      const sub = await this.writeTreeWith(existing?.type === 'tree' ? existing.oid : null, prefix === '' ? name : `${prefix}/${name}`, byDir)
+      if (sub) entries.set(name, {mode: '040000', path: name, oid: sub, type: 'tree'})
+      else entries.delete(name)
+    }
+    for (const [name, oid] of byDir.get(prefix) ?? []) {
+      if (oid === null) entries.delete(name)
+      else entries.set(name, {mode: '100644', path: name, oid, type: 'blob'})
+    }
+    if (entries.size === 0) return null
+    return git.writeTree({fs, dir: this.dir, tree: [...entries.values()]})
+  }
+
+  /**
+   * Moves `ref` from `expected` to `next` only if it still points at `expected`
+   * (compare-and-swap under git's `<ref>.lock`). Anything else is a CONFLICT: never a lost update.
+   */
+  async updateRef(ref: string, expected: string | null, next: string, who: Person, time: number, note: string): Promise<void> {
+    const refFile = join(this.gitdir, ref)
+    const lockFile = `${refFile}.lock`
+    await mkdir(dirname(refFile), {recursive: true})
+    let handle
+    try {
+      handle = await open(lockFile, 'wx')
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'EEXIST') {
+        throw new AirlockError('CONFLICT', `${ref} is being updated by another writer (${lockFile} exists)`, {ref, lockFile})
+      }
+      throw error
+    }
+    let renamed = false
+    try {
+      const current = await this.resolve(ref)
+      if (current !== expected) {
+        throw new AirlockError('CONFLICT', `${ref} moved from ${expected ?? '(none)'} to ${current ?? '(none)'} while this change was prepared; plan again`, {
+          ref,
+          expected,
+          actual: current,
+        })
+      }
+      await handle.writeFile(`${next}\n`)
+      await handle.sync()
+      await handle.close()
+      handle = undefined
+      await rename(lockFile, refFile)
+      renamed = true
+    } finally {
+      await handle?.close()
+      if (!renamed) await unlink(lockFile).catch(() => {})
+    }
+    const line = `${expected ?? '0'.repeat(40)} ${next} ${who.name} <${who.email}> ${time} +0000\t${note.split('\n')[0]}\n`
+    for (const log of [join(this.gitdir, 'logs', ref), join(this.gitdir, 'logs', 'HEAD')]) {
+      await mkdir(dirname(log), {recursive: true})
+      await appendFile(log, line)
+    }
+  }
+
+  /** Paths among `paths` whose work-tree or index state differs from HEAD (uncommitted changes). */
+  async uncommitted(paths: string[]): Promise<string[]> {
+    if (paths.length === 0) return []
+    const filepaths = paths.map((p) => repoPath(p))
+    const rows = await git.statusMatrix({fs, dir: this.dir, filepaths, cache: this.cache})
+    const wanted = new Set(filepaths)
+    return rows.filter(([path, head, work, stage]) => wanted.has(path) && !(head === 1 && work === 1 && stage === 1)).map(([path]) => path)
+  }
+
+  /** Brings the work tree and index in line with a commit just made (only the changed paths). */
+  async syncWorkTree(changes: FileChange[]): Promise<void> {
+    for (const change of changes) {
+      const filepath = repoPath(change.path)
+      const abs = join(this.dir, filepath)
+      if (change.content === null) {
+        await unlink(abs).catch(() => {})
+        await git.remove({fs, dir: this.dir, filepath, cache: this.cache})
+      } else {
+        await writeFileAtomic(abs, change.content)
+        await git.add({fs, dir: this.dir, filepath, cache: this.cache})
+      }
+    }
+  }
+}
+
+/** Parses a raw commit object (headers, a blank line, the message). */
+export function parseCommit(oid: string, raw: string): CommitInfo {
+  const split = raw.indexOf('\n\n')
+  const head = split < 0 ? raw : raw.slice(0, split)
+  const message = split < 0 ? '' : raw.slice(split + 2)
+  const headers: Array<[string, string]> = []
+  for (const line of head.split('\n')) {
+    if (line.startsWith(' ') && headers.length > 0) headers[headers.length - 1]![1] += `\n${line.slice(1)}`
+    else {
+      const space = line.indexOf(' ')
+      headers.push([line.slice(0, space), line.slice(space + 1)])
+    }
+  }
+  const get = (name: string) => headers.find(([k]) => k === name)?.[1]
+  const person = (value = '') => {
+    const m = /^(.*) <(.*)> (\d+) [+-]\d{4}$/.exec(value)
+    return {name: m?.[1] ?? '', email: m?.[2] ?? '', time: Number(m?.[3] ?? 0)}
+  }
+  const committer = person(get('committer'))
+  const author = person(get('author'))
+  const signature = get('gpgsig')
+  const kept = headers.filter(([k]) => k !== 'gpgsig').map(([k, v]) => `${k} ${v.replaceAll('\n', '\n ')}`)
+  return {
+    oid,
+    parents: headers.filter(([k]) => k === 'parent').map(([, v]) => v),
+    message,
+    time: committer.time,
+    author: {name: author.name, email: author.email},
+    payload: `${kept.join('\n')}\n\n${message}`,
+    ...(signature === undefined ? {} : {signature}),
+    tree: get('tree') ?? '',
+  }
+}
+
+/** Writes through a temporary file and a rename: a reader sees the old or the new file, never half. */
+export async function writeFileAtomic(path: string, content: string, mode = 0o644): Promise<void> {
+  await mkdir(dirname(path), {recursive: true})
+  const tmp = `${path}.${process.pid}.${Date.now()}.tmp`
+  try {
+    await writeFile(tmp, content, {mode, flush: true})
+    await rename(tmp, path)
+  } catch (error) {
+    await unlink(tmp).catch(() => {})
+    throw error
+  }
+}
+
+/** `git init` with branch main, for `airlock init` and tests. */
+export async function initRepository(dir: string): Promise<void> {
+  await git.init({fs, dir, defaultBranch: 'main'})
+}
