@@ -64,7 +64,7 @@ export function validateKind(kind: Kind, loaded: LoadedYaml): void {
   const extra = (params.missingProperty ?? params.additionalProperty ?? params.propertyName) as string | undefined
   const fieldPath = extra !== undefined && err.keyword !== 'propertyNames' ? [...path, extra] : path
   const where = locate(loaded, extra !== undefined && err.keyword !== 'required' ? fieldPath : path, err.keyword === 'additionalProperties')
-  const field = fieldPath.join('.') || '(document)'
+  const field = fieldPath.reduce<string>((acc, part) => (/^\d+$/.test(part) ? `${acc}[${part}]` : acc ? `${acc}.${part}` : part), '') || '(document)'
   const value = valueAt(loaded.value, path)
   const problem = err.keyword === 'propertyNames' ? `"${extra}" is not a valid name (lowercase letters, digits and -)` : describe(err, value)
   const isDigest = err.keyword === 'pattern' || err.keyword === 'anyOf' ? digestProblem(String(value))?.code : undefined

@@ -13,11 +13,11 @@ export function renderPlan(plan: Plan, opts: {color: boolean; applied?: {commit:
   const c = paint(opts.color)
   const out: string[] = []
   out.push(c('bold', `airlock ${plan.operation}: ${plan.summary}`))
-  out.push(`  base    ${plan.branch.replace('refs/heads/', '')} @ ${plan.baseCommit ? plan.baseCommit.slice(0, 12) : '(no commit yet)'}`)
+  out.push(`  base            ${plan.branch.replace('refs/heads/', '')} @ ${plan.baseCommit ? plan.baseCommit.slice(0, 12) : '(no commit yet)'}`)
   for (const [k, v] of Object.entries(plan.details)) {
-    if (v !== undefined && v !== null && typeof v !== 'object') out.push(`  ${k.padEnd(7)} ${String(v)}`)
+    if (v !== undefined && v !== null && typeof v !== 'object') out.push(`  ${k.padEnd(15)} ${String(v)}`)
   }
-  if (plan.reason) out.push(`  reason  ${plan.reason}`)
+  if (plan.reason) out.push(`  reason          ${plan.reason}`)
   out.push('')
   if (plan.changes.length === 0) {
     out.push(c('green', 'No changes. The repository already matches this request.'))

@@ -1,0 +1,54 @@
+import {mkdtemp, rm} from 'node:fs/promises'
+import {tmpdir} from 'node:os'
+import {dirname, join} from 'node:path'
+import {fileURLToPath} from 'node:url'
+import {execa, type Result} from 'execa'
+
+export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..')
+export const BIN = join(ROOT, 'bin', 'run.js')
+/** The project-local Node 22 (the `node` devDependency); the CLI under test runs on it. */
+export const NODE = join(ROOT, 'node_modules', 'node', 'bin', 'node')
+
+const CLEAN_ENV = {AIRLOCK_EVIDENCE_KEY: undefined, AIRLOCK_ACTOR: undefined, AIRLOCK_DEBUG: undefined, GITHUB_ACTIONS: undefined, GITLAB_CI: undefined, CI: undefined, NO_COLOR: '1'}
+
+export interface CliResult {
+  exitCode: number
+  stdout: string
+  stderr: string
+  json: any
+}
+
+/** Runs the built CLI as a real process (what users and CI run). */
+export async function airlock(args: string[], opts: {cwd?: string; env?: Record<string, string | undefined>} = {}): Promise<CliResult> {
+  const r: Result = await execa(NODE, [BIN, ...args], {cwd: opts.cwd ?? ROOT, env: {...CLEAN_ENV, ...opts.env}, extendEnv: true, reject: false})
+  const stdout = String(r.stdout)
+  let json: unknown
+  if (args.includes('--json')) {
+    try {
+      json = JSON.parse(stdout)
+    } catch {
+      json = undefined
+    }
+  }
+  return {exitCode: r.exitCode ?? -1, stdout, stderr: String(r.stderr), json}
+}
+
+export async function git(cwd: string, ...args: string[]): Promise<string> {
+  const r = await execa('git', args, {cwd, env: {GIT_AUTHOR_NAME: 't', GIT_AUTHOR_EMAIL: 't@t', GIT_COMMITTER_NAME: 't', GIT_COMMITTER_EMAIL: 't@t'}})
+  return String(r.stdout)
+}
+
+export async function tempDir(prefix = 'airlock-test-'): Promise<{dir: string; cleanup: () => Promise<void>}> {
+  const dir = await mkdtemp(join(tmpdir(), prefix))
+  return {dir, cleanup: () => rm(dir, {recursive: true, force: true})}
+}
+
+/** A fresh fleet made by `airlock init --apply`: a real repository with a real evidence key. */
+export async function initFleet(): Promise<{dir: string; key: string; env: Record<string, string>; cleanup: () => Promise<void>}> {
+  const t = await tempDir()
+  const dir = join(t.dir, 'fleet')
+  const r = await airlock(['init', dir, '--apply'])
+  if (r.exitCode !== 0) throw new Error(`init failed: ${r.stderr}`)
+  const key = join(dir, 'keys', 'evidence.key')
+  return {dir, key, env: {AIRLOCK_EVIDENCE_KEY: key}, cleanup: t.cleanup}
+}
