@@ -46,6 +46,11 @@ export abstract class AirlockCommand extends Command {
     process.exitCode = reportError(err, this.jsonEnabled())
   }
 
+  /** `--json` output: one plain JSON object (oclif's own logJson colourises it token by token). */
+  protected override logJson(json: unknown): void {
+    process.stdout.write(`${JSON.stringify(json, null, 2)}\n`)
+  }
+
   /** Sets the exit code for a check that ran and failed (exit 1); the result is still printed. */
   protected failCheck(): void {
     process.exitCode = 1

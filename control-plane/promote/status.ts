@@ -62,7 +62,9 @@ export async function status(repo: Repository, opts: {image?: string; limits: Li
     if (waiting.size === 0) open.delete(image)
   }
 
+  const imageOf = new Map([...fileOf].map(([name, file]) => [file, name]))
   let oid: string | undefined = base.commit
+  let here: string | null | undefined
   while (oid && open.size > 0) {
     const commit = await repo.readCommit(oid)
     const parent = commit.parents[0]
@@ -76,21 +78,20 @@ export async function status(repo: Repository, opts: {image?: string; limits: Li
       viaAirlock,
     })
     const image = trailers['Airlock-Image']
+    // The images folder's tree id of the parent; it is the next step's `here`.
+    let there: string | null | undefined
     if (image && trailers['Airlock-Operation']) {
       if (trailers['Airlock-Channel']) settle(image, [trailers['Airlock-Channel']], change(true))
     } else {
-      const here = await repo.oidAt(oid, IMAGES_DIR)
-      const there = parent ? await repo.oidAt(parent, IMAGES_DIR) : null
-      if (here !== there) {
-        const now = new Map((here ? await repo.listDir(oid, IMAGES_DIR) : []).map((e) => [e.name, e.oid]))
-        const before = new Map((there && parent ? await repo.listDir(parent, IMAGES_DIR) : []).map((e) => [e.name, e.oid]))
-        const c = change(Boolean(trailers['Airlock-Operation']))
-        for (const [name, channels] of [...open]) {
-          const file = fileOf.get(name)!
-          if (now.get(file) !== before.get(file)) settle(name, channels, c)
-        }
+      here ??= await repo.oidAt(oid, IMAGES_DIR)
+      there = parent ? await repo.oidAt(parent, IMAGES_DIR) : null
+      const c = change(false)
+      for (const file of await repo.changedEntries(here, there)) {
+        const name = imageOf.get(file)
+        if (name) settle(name, [...(open.get(name) ?? [])], c)
       }
     }
+    here = there
     oid = parent
   }
 

@@ -3,11 +3,12 @@
  * work tree); writes create objects first, then move the branch with a compare-and-swap under
  * git's own `<ref>.lock` protocol, so native git and airlock exclude each other.
  */
-import * as fs from 'node:fs'
+import * as nodeFs from 'node:fs'
 import {appendFile, mkdir, open, readFile, rename, stat, unlink, writeFile} from 'node:fs/promises'
 import {dirname, join, resolve} from 'node:path'
 import git from 'isomorphic-git'
 import {AirlockError} from '../errors.js'
+import {gitFs} from './git-fs.js'
 import {repoPath} from './paths.js'
 
 export interface TreeEntry {
@@ -70,9 +71,11 @@ export class Repository {
   /** One object cache for the life of the command: without it isomorphic-git re-reads packfiles per object. */
   readonly cache: object = {}
   readonly gitdir: string
+  private readonly fs: {promises: typeof nodeFs.promises}
 
   private constructor(readonly dir: string) {
     this.gitdir = join(dir, '.git')
+    this.fs = gitFs(this.gitdir)
   }
 
   /** Opens the repository at `dir` (its top level), refusing layouts isomorphic-git mis-reads. */
@@ -92,7 +95,7 @@ export class Repository {
       )
     }
     const repo = new Repository(top)
-    const format = await git.getConfig({fs, dir: top, path: 'extensions.objectformat'}).catch(() => undefined)
+    const format = await git.getConfig({fs: nodeFs, dir: top, path: 'extensions.objectformat'}).catch(() => undefined)
     if (typeof format === 'string' && format.toLowerCase() !== 'sha1') {
       throw new AirlockError('UNSUPPORTED_REPOSITORY', `${top}: a ${format} object-format repository; airlock supports SHA-1 repositories only`, {path: top, reason: 'object-format'})
     }
@@ -108,7 +111,7 @@ export class Repository {
 
   /** The branch HEAD names and the commit it points at (null in a repository with no commit). */
   async head(): Promise<{ref: string; oid: string | null}> {
-    const ref = await git.currentBranch({fs, dir: this.dir, fullname: true})
+    const ref = await git.currentBranch({fs: this.fs, dir: this.dir, fullname: true})
     if (!ref) throw new AirlockError('UNSUPPORTED_REPOSITORY', `${this.dir}: HEAD is detached; check out a branch first`, {reason: 'detached-head'})
     const oid = await this.resolve(ref)
     return {ref, oid}
@@ -116,7 +119,7 @@ export class Repository {
 
   async resolve(ref: string): Promise<string | null> {
     try {
-      return await git.resolveRef({fs, dir: this.dir, ref})
+      return await git.resolveRef({fs: this.fs, dir: this.dir, ref})
     } catch (error) {
       if ((error as {code?: string}).code === 'NotFoundError') return null
       throw error
@@ -127,7 +130,7 @@ export class Repository {
   async readFile(commit: string, path: string): Promise<{oid: string; text: string} | undefined> {
     const filepath = repoPath(path)
     try {
-      const {oid, blob} = await git.readBlob({fs, dir: this.dir, oid: commit, filepath, cache: this.cache})
+      const {oid, blob} = await git.readBlob({fs: this.fs, dir: this.dir, oid: commit, filepath, cache: this.cache})
       return {oid, text: Buffer.from(blob).toString('utf8')}
     } catch (error) {
       if ((error as {code?: string}).code === 'NotFoundError') return undefined
@@ -136,7 +139,7 @@ export class Repository {
   }
 
   async readBlob(oid: string): Promise<string> {
-    const {blob} = await git.readBlob({fs, dir: this.dir, oid, cache: this.cache})
+    const {blob} = await git.readBlob({fs: this.fs, dir: this.dir, oid, cache: this.cache})
     return Buffer.from(blob).toString('utf8')
   }
 
@@ -144,7 +147,7 @@ export class Repository {
   async listDir(commit: string, path: string): Promise<TreeEntry[]> {
     const filepath = path === '' ? undefined : repoPath(path)
     try {
-      const {tree} = await git.readTree({fs, dir: this.dir, oid: commit, filepath, cache: this.cache})
+      const {tree} = await git.readTree({fs: this.fs, dir: this.dir, oid: commit, filepath, cache: this.cache})
       return tree.map((e) => ({name: e.path, path: filepath ? `${filepath}/${e.path}` : e.path, oid: e.oid, type: e.type}))
     } catch (error) {
       const code = (error as {code?: string}).code
@@ -158,7 +161,7 @@ export class Repository {
     const parts = repoPath(path).split('/')
     let tree = (await this.readCommit(commit)).tree
     for (const [i, part] of parts.entries()) {
-      const {tree: entries} = await git.readTree({fs, dir: this.dir, oid: tree, cache: this.cache})
+      const {tree: entries} = await git.readTree({fs: this.fs, dir: this.dir, oid: tree, cache: this.cache})
       const entry = entries.find((e) => e.path === part)
       if (!entry) return null
       if (i === parts.length - 1) return entry.oid
@@ -169,11 +172,22 @@ export class Repository {
   }
 
   /**
+   * Names of the entries that differ between two trees (added, removed or changed), by a
+   * merge-scan of the raw tree objects: equal entries are skipped without being decoded.
+   */
+  async changedEntries(a: string | null, b: string | null): Promise<string[]> {
+    if (a === b) return []
+    const raw = async (oid: string | null) =>
+      oid ? Buffer.from((await git.readObject({fs: this.fs, dir: this.dir, oid, format: 'content', cache: this.cache})).object as Uint8Array) : Buffer.alloc(0)
+    return diffRawTrees(await raw(a), await raw(b))
+  }
+
+  /**
    * Reads a commit from its raw object. The signed payload is the object with its `gpgsig`
    * header removed, as git computes it (isomorphic-git's own payload only knows PGP armour).
    */
   async readCommit(oid: string): Promise<CommitInfo> {
-    const {object} = await git.readObject({fs, dir: this.dir, oid, format: 'content', cache: this.cache})
+    const {object} = await git.readObject({fs: this.fs, dir: this.dir, oid, format: 'content', cache: this.cache})
     return parseCommit(oid, Buffer.from(object as Uint8Array).toString('utf8'))
   }
 
@@ -186,7 +200,7 @@ export class Repository {
     const byDir = new Map<string, Map<string, string | null>>()
     for (const change of req.changes) {
       const path = repoPath(change.path)
-      const oid = change.content === null ? null : await git.writeBlob({fs, dir: this.dir, blob: Buffer.from(change.content, 'utf8')})
+      const oid = change.content === null ? null : await git.writeBlob({fs: this.fs, dir: this.dir, blob: Buffer.from(change.content, 'utf8')})
       const slash = path.lastIndexOf('/')
       const folder = slash < 0 ? '' : path.slice(0, slash)
       if (!byDir.has(folder)) byDir.set(folder, new Map())
@@ -195,12 +209,12 @@ export class Repository {
     const tree = await this.writeTreeWith(baseTree, '', byDir)
     const person = {...req.author, timestamp: req.time, timezoneOffset: 0}
     return git.commit({
-      fs,
+      fs: this.fs,
       dir: this.dir,
       message: req.message,
       author: person,
       committer: person,
-      tree: tree ?? (await git.writeTree({fs, dir: this.dir, tree: []})),
+      tree: tree ?? (await git.writeTree({fs: this.fs, dir: this.dir, tree: []})),
       parent: req.base ? [req.base] : [],
       noUpdateBranch: true,
       cache: this.cache,
@@ -212,7 +226,7 @@ export class Repository {
   private async writeTreeWith(treeOid: string | null, prefix: string, byDir: Map<string, Map<string, string | null>>): Promise<string | null> {
     const entries = new Map<string, {mode: string; path: string; oid: string; type: 'blob' | 'tree' | 'commit'}>()
     if (treeOid) {
-      const {tree} = await git.readTree({fs, dir: this.dir, oid: treeOid, cache: this.cache})
+      const {tree} = await git.readTree({fs: this.fs, dir: this.dir, oid: treeOid, cache: this.cache})
       for (const e of tree) entries.set(e.path, e)
     }
     const childDirs = new Set<string>()
@@ -233,7 +247,7 @@ export class Repository {
       else entries.set(name, {mode: '100644', path: name, oid, type: 'blob'})
     }
     if (entries.size === 0) return null
-    return git.writeTree({fs, dir: this.dir, tree: [...entries.values()]})
+    return git.writeTree({fs: this.fs, dir: this.dir, tree: [...entries.values()]})
   }
 
   /**
@@ -284,7 +298,7 @@ export class Repository {
   async uncommitted(paths: string[]): Promise<string[]> {
     if (paths.length === 0) return []
     const filepaths = paths.map((p) => repoPath(p))
-    const rows = await git.statusMatrix({fs, dir: this.dir, filepaths, cache: this.cache})
+    const rows = await git.statusMatrix({fs: this.fs, dir: this.dir, filepaths, cache: this.cache})
     const wanted = new Set(filepaths)
     return rows.filter(([path, head, work, stage]) => wanted.has(path) && !(head === 1 && work === 1 && stage === 1)).map(([path]) => path)
   }
@@ -296,11 +310,46 @@ export class Repository {
       const abs = join(this.dir, filepath)
       if (change.content === null) {
         await unlink(abs).catch(() => {})
-        await git.remove({fs, dir: this.dir, filepath, cache: this.cache})
+        await git.remove({fs: this.fs, dir: this.dir, filepath, cache: this.cache})
       } else {
         await writeFileAtomic(abs, change.content)
-        await git.add({fs, dir: this.dir, filepath, cache: this.cache})
+        await git.add({fs: this.fs, dir: this.dir, filepath, cache: this.cache})
       }
+    }
+  }
+}
+
+/** One entry of a raw tree object: `<mode> <name>\0<20-byte id>`, starting at `at`. */
+function treeEntry(buf: Buffer, at: number): {name: string; end: number} | null {
+  if (at >= buf.length) return null
+  const space = buf.indexOf(0x20, at)
+  const nul = buf.indexOf(0, space)
+  return {name: buf.toString('utf8', space + 1, nul), end: nul + 21}
+}
+
+/** Entry names present in only one of two raw trees, or present in both with other bytes. */
+export function diffRawTrees(a: Buffer, b: Buffer): string[] {
+  const out: string[] = []
+  let i = 0
+  let j = 0
+  for (;;) {
+    const ea = treeEntry(a, i)
+    const eb = treeEntry(b, j)
+    if (!ea && !eb) return out
+    if (ea && eb && ea.end - i === eb.end - j && a.compare(b, j, eb.end, i, ea.end) === 0) {
+      i = ea.end
+      j = eb.end
+      continue
+    }
+    // git sorts tree entries by name bytes (folders as if suffixed with '/'; images are files).
+    const order = !ea ? 1 : !eb ? -1 : Buffer.compare(Buffer.from(ea.name), Buffer.from(eb.name))
+    if (order <= 0) {
+      out.push(ea!.name)
+      i = ea!.end
+    }
+    if (order >= 0) {
+      if (order > 0) out.push(eb!.name)
+      j = eb!.end
     }
   }
 }
@@ -354,5 +403,5 @@ export async function writeFileAtomic(path: string, content: string, mode = 0o64
 
 /** `git init` with branch main, for `airlock init` and tests. */
 export async function initRepository(dir: string): Promise<void> {
-  await git.init({fs, dir, defaultBranch: 'main'})
+  await git.init({fs: nodeFs, dir, defaultBranch: 'main'})
 }

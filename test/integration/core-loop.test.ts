@@ -293,6 +293,20 @@ describe('two concurrent appliers', () => {
   })
 })
 
+describe('status', () => {
+  it('attributes a change made outside airlock to its commit, with no receipt', async () => {
+    const {dir} = fleet
+    const file = join(dir, 'manifests/images/agent-runner.yaml')
+    await writeFile(file, (await readFile(file, 'utf8')).replace(/(stable:\n\s+digest: )sha256:[0-9a-f]{64}/, `$1sha256:${'c'.repeat(64)}`))
+    await git(dir, 'commit', '-qam', 'hand edit')
+    const head = await git(dir, 'rev-parse', 'HEAD')
+    const r = await airlock(['status', '--json'], {cwd: dir})
+    expect(r.exitCode).toBe(0)
+    const stable = r.json.images[0].channels.find((c: any) => c.channel === 'stable')
+    expect(stable).toMatchObject({digest: `sha256:${'c'.repeat(64)}`, lastChange: {commit: head, viaAirlock: false, receipt: null}})
+  })
+})
+
 describe('keys generate', () => {
   it('writes a 0600 key, plans the trust change, and commits it with --apply', async () => {
     const {dir, env} = fleet

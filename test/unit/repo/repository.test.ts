@@ -86,6 +86,20 @@ describe('writes', () => {
     await expect(repo.updateRef('refs/heads/main', base, a, who, 1, 'a')).rejects.toMatchObject({code: 'CONFLICT'})
   })
 
+  it('reads objects another process committed after this one looked (no stale object cache)', async () => {
+    const reader = await Repository.open(fleet.dir)
+    const writer = await Repository.open(fleet.dir)
+    const base = (await reader.head()).oid!
+    await reader.readCommit(base)
+    await reader.listDir(base, 'manifests/images')
+    const next = await writer.createCommit({base, changes: [{path: 'manifests/images/x.yaml', content: 'x\n'}], message: 'x\n', author: who, time: 2})
+    await writer.updateRef('refs/heads/main', base, next, who, 2, 'x')
+    const head = (await reader.head()).oid!
+    expect(head).toBe(next)
+    expect((await reader.readCommit(head)).parents).toEqual([base])
+    expect((await reader.listDir(head, 'manifests/images')).map((e) => e.name)).toContain('x.yaml')
+  })
+
   it('sees uncommitted, staged and untracked changes in the paths asked about', async () => {
     const repo = await Repository.open(fleet.dir)
     expect(await repo.uncommitted(['manifests/images/agent-runner.yaml', 'manifests/trust.yaml'])).toEqual([])

@@ -1,0 +1,93 @@
+// Generates a benchmark fleet repository with git fast-import: `images` image manifests in a
+// first commit, then `commits - 1` commits that each move one channel of one image. Nine in
+// ten carry airlock's trailers (as airlock's own commits do); one in ten is a plain edit, so
+// both ways `status` finds a last change are exercised. The result is fully packed.
+import {execFileSync, spawn} from 'node:child_process'
+import {createHash} from 'node:crypto'
+import {mkdirSync} from 'node:fs'
+
+const digest = (s) => `sha256:${createHash('sha256').update(s).digest('hex')}`
+const name = (i) => `img-${String(i).padStart(5, '0')}`
+
+function manifest(i, canary, stable, prevCanary, prevStable) {
+  return `apiVersion: airlock/v1
+kind: GoldenImage
+metadata:
+  name: ${name(i)}
+spec:
+  repository: registry.example.com/golden/${name(i)}
+  tier: 2
+  channels:
+    canary:
+      digest: ${canary}
+      previous: ${prevCanary ?? 'null'}
+    stable:
+      digest: ${stable}
+      previous: ${prevStable ?? 'null'}
+`
+}
+
+const TRUST = `apiVersion: airlock/v1
+kind: TrustPolicy
+spec:
+  keys: []
+  thresholds:
+    evidence: 1
+`
+
+export async function generateFleet(dir, {images, commits}) {
+  mkdirSync(dir, {recursive: true})
+  execFileSync('git', ['init', '-q', '-b', 'main', dir])
+  const child = spawn('git', ['fast-import', '--quiet'], {cwd: dir, stdio: ['pipe', 'inherit', 'inherit']})
+  const done = new Promise((resolve, reject) => child.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`fast-import ${code}`)))))
+  let buf = []
+  const out = (s) => {
+    buf.push(s)
+    if (buf.length > 2000) {
+      child.stdin.write(buf.join(''))
+      buf = []
+    }
+  }
+  const data = (s) => out(`data ${Buffer.byteLength(s)}\n${s}\n`)
+  const state = Array.from({length: images}, (_, i) => ({canary: digest(`${i}-c0`), stable: digest(`${i}-s0`), prevCanary: null, prevStable: null, gen: 0}))
+  let time = 1_700_000_000
+  out('commit refs/heads/main\ncommitter bench <bench@example.invalid> ' + time + ' +0000\n')
+  data('import fleet\n')
+  out(`M 100644 inline manifests/trust.yaml\n`)
+  data(TRUST)
+  for (let i = 0; i < images; i++) {
+    const s = state[i]
+    out(`M 100644 inline manifests/images/${name(i)}.yaml\n`)
+    data(manifest(i, s.canary, s.stable, s.prevCanary, s.prevStable))
+  }
+  out('\n')
+  let seed = 42
+  const rand = (n) => {
+    seed = (seed * 1103515245 + 12345) % 2 ** 31
+    return seed % n
+  }
+  for (let c = 1; c < commits; c++) {
+    const i = rand(images)
+    const s = state[i]
+    const channel = rand(2) === 0 ? 'canary' : 'stable'
+    s.gen++
+    const next = digest(`${i}-${channel}-${s.gen}`)
+    if (channel === 'canary') [s.prevCanary, s.canary] = [s.canary, next]
+    else [s.prevStable, s.stable] = [s.stable, next]
+    time += 60
+    const airlockMade = c % 10 !== 0
+    const msg = airlockMade
+      ? `airlock: promote ${name(i)} to ${channel}\n\nAirlock-Operation: promote\nAirlock-Image: ${name(i)}\nAirlock-Channel: ${channel}\nAirlock-Digest: ${next}\nAirlock-Receipt: docs/evidence/r-${c}.json\nAirlock-Requested-By: ci\n`
+      : `hand edit of ${name(i)}\n`
+    out(`commit refs/heads/main\ncommitter bench <bench@example.invalid> ${time} +0000\n`)
+    data(msg)
+    out(`M 100644 inline manifests/images/${name(i)}.yaml\n`)
+    data(manifest(i, s.canary, s.stable, s.prevCanary, s.prevStable))
+    out('\n')
+  }
+  child.stdin.end(buf.join(''))
+  await done
+  execFileSync('git', ['checkout', '-q', '-f', 'main'], {cwd: dir})
+  execFileSync('git', ['repack', '-adq'], {cwd: dir})
+  execFileSync('git', ['prune-packed'], {cwd: dir})
+}
