@@ -1,4 +1,5 @@
-import {Ajv, type ErrorObject, type ValidateFunction} from 'ajv'
+import {createRequire} from 'node:module'
+import type {ErrorObject, ValidateFunction} from 'ajv'
 import {inputError} from '../errors.js'
 import {digestProblem} from './digest.js'
 import goldenImageSchema from './schemas/golden-image.schema.json' with {type: 'json'}
@@ -10,10 +11,25 @@ export type Kind = 'GoldenImage' | 'TrustPolicy'
 const SCHEMAS: Record<Kind, object> = {GoldenImage: goldenImageSchema, TrustPolicy: trustPolicySchema}
 const compiled = new Map<Kind, ValidateFunction>()
 
+/**
+ * The build compiles the schemas to standalone code (scripts/compile-schemas.js, same ajv
+ * options); run from sources (tests), the schemas are compiled here instead.
+ */
 function validatorFor(kind: Kind): ValidateFunction {
   let fn = compiled.get(kind)
   if (!fn) {
-    fn = new Ajv({allErrors: false, strict: true}).compile(SCHEMAS[kind])
+    const require = createRequire(import.meta.url)
+    let prebuilt: Record<Kind, ValidateFunction> | undefined
+    try {
+      prebuilt = require('./validators.cjs') as Record<Kind, ValidateFunction>
+    } catch {
+      prebuilt = undefined
+    }
+    if (prebuilt?.[kind]) fn = prebuilt[kind]
+    else {
+      const {Ajv} = require('ajv') as typeof import('ajv')
+      fn = new Ajv({allErrors: false, strict: true}).compile(SCHEMAS[kind])
+    }
     compiled.set(kind, fn)
   }
   return fn

@@ -3,6 +3,7 @@
  * work tree); writes create objects first, then move the branch with a compare-and-swap under
  * git's own `<ref>.lock` protocol, so native git and airlock exclude each other.
  */
+import {randomBytes} from 'node:crypto'
 import * as nodeFs from 'node:fs'
 import {appendFile, mkdir, open, readFile, rename, stat, unlink, writeFile} from 'node:fs/promises'
 import {dirname, join, resolve} from 'node:path'
@@ -391,7 +392,7 @@ export function parseCommit(oid: string, raw: string): CommitInfo {
 /** Writes through a temporary file and a rename: a reader sees the old or the new file, never half. */
 export async function writeFileAtomic(path: string, content: string, mode = 0o644): Promise<void> {
   await mkdir(dirname(path), {recursive: true})
-  const tmp = `${path}.${process.pid}.${Date.now()}.tmp`
+  const tmp = `${path}.${randomBytes(6).toString('hex')}.tmp`
   try {
     await writeFile(tmp, content, {mode, flush: true})
     await rename(tmp, path)
