@@ -20,6 +20,7 @@ export type EvidenceProblemCode =
   | 'UNSIGNED_COMMIT'
   | 'BAD_COMMIT_SIGNATURE'
   | 'UNTRUSTED_COMMIT_SIGNER'
+  | 'HISTORY_INCOMPLETE'
 
 export interface EvidenceProblem {
   code: EvidenceProblemCode
@@ -119,7 +120,7 @@ export async function verifyEvidence(repo: Repository, opts: {limits: Limits; si
 
   let since: string | undefined
   if (opts.since) {
-    since = (await repo.resolve(opts.since)) ?? (/^[0-9a-f]{40}$/.test(opts.since) ? opts.since : undefined)
+    since = (await repo.resolveRevision(opts.since)) ?? undefined
     if (!since) throw new AirlockError('INVALID_INPUT', `--since: ${opts.since} is not a commit or ref`, {field: '--since'})
   }
   const seen = new Set<string>()
@@ -131,6 +132,11 @@ export async function verifyEvidence(repo: Repository, opts: {limits: Limits; si
     seen.add(oid)
     const commit = await repo.readCommit(oid)
     queue.push(...commit.parents)
+    if (repo.shallow.has(oid)) {
+      // A check that could not run is not a pass: the history before a shallow boundary is absent.
+      problems.push({code: 'HISTORY_INCOMPLETE', commit: oid, message: `history ends at shallow commit ${oid.slice(0, 12)}; fetch the full history (git fetch --unshallow) or pass --since ${oid.slice(0, 12)}`})
+      continue
+    }
     const evidenceHere = await repo.oidAt(oid, EVIDENCE_DIR)
     const entriesHere = new Map<string, string>()
     const loadHere = async () => {

@@ -72,6 +72,8 @@ export class Repository {
   /** One object cache for the life of the command: without it isomorphic-git re-reads packfiles per object. */
   readonly cache: object = {}
   readonly gitdir: string
+  /** Commits whose parents a shallow clone does not have (`.git/shallow`). */
+  readonly shallow = new Set<string>()
   private readonly fs: {promises: typeof nodeFs.promises}
 
   private constructor(readonly dir: string) {
@@ -107,6 +109,8 @@ export class Repository {
         throw new AirlockError('UNSUPPORTED_REPOSITORY', `${top}: the git index is version 4; run: git update-index --index-version 2`, {path: top, reason: 'index-v4'})
       }
     }
+    const shallow = await readFile(join(repo.gitdir, 'shallow'), 'utf8').catch(() => '')
+    for (const line of shallow.split('\n')) if (/^[0-9a-f]{40}$/.test(line)) repo.shallow.add(line)
     return repo
   }
 
@@ -125,6 +129,14 @@ export class Repository {
       if ((error as {code?: string}).code === 'NotFoundError') return null
       throw error
     }
+  }
+
+  /** A commit from a ref name, a full id, or an abbreviated id (4+ hex); null when unknown. */
+  async resolveRevision(rev: string): Promise<string | null> {
+    const ref = await this.resolve(rev).catch(() => null)
+    if (ref) return ref
+    if (!/^[0-9a-f]{4,40}$/.test(rev)) return null
+    return git.expandOid({fs: this.fs, dir: this.dir, oid: rev, cache: this.cache}).catch(() => null)
   }
 
   /** Text of `path` at `commit`, with its blob id, or undefined when absent. */
@@ -189,7 +201,9 @@ export class Repository {
    */
   async readCommit(oid: string): Promise<CommitInfo> {
     const {object} = await git.readObject({fs: this.fs, dir: this.dir, oid, format: 'content', cache: this.cache})
-    return parseCommit(oid, Buffer.from(object as Uint8Array).toString('utf8'))
+    const commit = parseCommit(oid, Buffer.from(object as Uint8Array).toString('utf8'))
+    // In a shallow clone the boundary commits' parents are absent: history ends there.
+    return this.shallow.has(oid) ? {...commit, parents: []} : commit
   }
 
   /**

@@ -307,6 +307,23 @@ describe('status', () => {
   })
 })
 
+describe('shallow clones', () => {
+  it('reads status, and evidence verify reports the missing history instead of passing it', async () => {
+    const {dir, env} = fleet
+    await airlock(['promote', 'agent-runner', '--from', 'canary', '--to', 'stable', '--reason', 'x', '--apply'], {cwd: dir, env})
+    const clone = join(dir, '..', 'shallow')
+    await git(join(dir, '..'), 'clone', '-q', '--depth', '1', `file://${dir}`, clone)
+    const status = await airlock(['status', '--json'], {cwd: clone})
+    expect(status.exitCode).toBe(0)
+    const verify = await airlock(['evidence', 'verify', '--json'], {cwd: clone})
+    expect(verify.exitCode).toBe(1)
+    expect(verify.json.problems.map((p: any) => p.code)).toEqual(['HISTORY_INCOMPLETE'])
+    const head = (await git(clone, 'rev-parse', 'HEAD')).slice(0, 12)
+    const since = await airlock(['evidence', 'verify', '--since', head, '--json'], {cwd: clone})
+    expect(since.exitCode).toBe(0)
+  })
+})
+
 describe('keys generate', () => {
   it('writes a 0600 key, plans the trust change, and commits it with --apply', async () => {
     const {dir, env} = fleet
