@@ -69,12 +69,23 @@ describe('promote → apply → status → rollback → apply → evidence verif
     expect(verify.json.receipts).toHaveLength(3)
     expect(verify.json.commitsSigned).toBe(3)
 
+    const list = await airlock(['evidence', 'list', '--json'], {cwd: dir})
+    expect(list.json.receipts.map((r: any) => r.operation).sort()).toEqual(['init', 'promote', 'rollback'])
+    const show = await airlock(['evidence', 'show', applied.json.applied.receipt, '--json'], {cwd: dir})
+    expect(show.exitCode).toBe(0)
+    expect(show.json.statement.subject).toContainEqual({name: 'registry.example.com/golden/agent-runner', digest: {sha256: canary.slice(7)}})
+    expect(show.json.statement.subject).toContainEqual({name: 'git:refs/heads/main', digest: {gitCommit: head0}})
+    expect(show.json.statement.predicate).toMatchObject({operation: 'promote', reason: 'soaked', details: {rollbackTarget: oldStable}, tool: {name: 'airlock'}})
+
     await git(dir, 'fsck', '--strict')
     const signers = await allowedSigners(dir)
     for (const c of (await git(dir, 'rev-list', 'HEAD')).split('\n')) {
       await git(dir, '-c', 'gpg.format=ssh', '-c', `gpg.ssh.allowedSignersFile=${signers}`, 'verify-commit', c)
     }
-    expect(await git(dir, 'log', '--format=%G?', '-c', 'gpg.format=ssh').catch(() => 'n/a')).toBeDefined()
+    expect(await git(dir, '-c', 'gpg.format=ssh', '-c', `gpg.ssh.allowedSignersFile=${signers}`, 'log', '--format=%G?')).toBe('G\nG\nG')
+    // git's own trailer parser reads every trailer of airlock's commits.
+    const trailerKeys = (await git(dir, 'log', '-1', '--format=%(trailers:only,unfold,separator=%x0a)', commit1)).split('\n').map((l) => l.split(':')[0])
+    expect(trailerKeys).toEqual(['Airlock-Operation', 'Airlock-Plan-Digest', 'Airlock-Image', 'Airlock-Channel', 'Airlock-Digest', 'Airlock-Rollback-Target', 'Airlock-Receipt', 'Airlock-Requested-By'])
   })
 })
 
