@@ -41,7 +41,7 @@ function initPlan(signer: Signer, now: Date, requestedBy: Requester): Plan {
   const trust = newTrustDocument([trustEntry('evidence', 'evidence', signer.publicKey, signer.keyid, now)])
   trust.commentBefore = ' Trust anchors: which keys may sign what, when, and how many signatures each role needs.'
   const files: Array<[string, string]> = [
-    ['.gitignore', 'keys/\n*.key\n'],
+    ['.gitignore', '/keys/\n*.key\n'],
     [TRUST_FILE, trust.toString()],
     [`${IMAGES_DIR}/${EXAMPLE_IMAGE}.yaml`, exampleImage()],
     ['docs/evidence/README.md', '# Evidence\n\nSigned receipts (DSSE envelopes holding in-toto statements), one per applied change.\nVerify them with `airlock evidence verify`.\n'],

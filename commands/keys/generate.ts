@@ -1,0 +1,37 @@
+import {join} from 'node:path'
+import {Args, Flags} from '@oclif/core'
+import {AirlockCommand, planFlags, type PlanOutcome} from '../_base.js'
+
+export default class KeysGenerate extends AirlockCommand {
+  static override summary = 'Generate an Ed25519 key in keys/NAME.key; with --apply, add its public half to trust.yaml.'
+  static override description =
+    'The private key is written to keys/NAME.key (mode 0600; keys/ is git-ignored) and reused if it is already there. The trust.yaml change is planned like every change and committed only with --apply.'
+  static override args = {name: Args.string({description: 'key name (keys/NAME.key)', required: true})}
+  static override flags = {
+    ...planFlags,
+    role: Flags.string({description: 'role the key gets in trust.yaml', options: ['evidence', 'policy', 'image', 'audit'], required: true}),
+    'valid-until': Flags.string({description: 'end of the key validity (RFC 3339 time)'}),
+  }
+
+  async run(): Promise<PlanOutcome & {key: {id: string; publicKey: string; file: string; created: boolean}}> {
+    const {args, flags} = await this.parse(KeysGenerate)
+    const repo = await this.repository(flags.repo)
+    const {ensureKeyFile, planAddKey} = await import('../../control-plane/plan/trust-key.js')
+    const file = join(repo.dir, 'keys', `${args.name}.key`)
+    const key = await ensureKeyFile(file, args.name)
+    const plan = await planAddKey(repo, {
+      name: args.name,
+      role: flags.role as 'evidence',
+      publicKey: key.signer.publicKey,
+      validUntil: flags['valid-until'],
+      reason: flags.reason,
+      requestedBy: await this.requester(flags.actor),
+      now: this.now,
+      limits: this.limits,
+    })
+    const publicKey = Buffer.from(key.signer.publicKey).toString('base64')
+    if (!this.jsonEnabled()) this.log(`${key.created ? 'Wrote' : 'Using'} ${file}\n  key id     ${key.signer.keyid}\n  public key ${publicKey}\n`)
+    const outcome = await this.finishPlan(repo, plan, flags)
+    return {...outcome, key: {id: key.signer.keyid, publicKey, file, created: key.created}}
+  }
+}
