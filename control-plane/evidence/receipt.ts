@@ -1,9 +1,8 @@
-import {sha256Hex} from '../crypto/digest.js'
+import {canonicalJson, sha256Hex} from '../crypto/digest.js'
 import {signEnvelope, type Envelope} from '../crypto/dsse.js'
 import type {Signer} from '../crypto/keys.js'
 import {EVIDENCE_DIR} from '../manifests/models.js'
 import type {Plan, Requester, Subject, UnsignedPlan} from '../plan/plan.js'
-import {canonicalJson} from '../crypto/digest.js'
 
 export const RECEIPT_PAYLOAD_TYPE = 'application/vnd.in-toto+json'
 export const STATEMENT_TYPE = 'https://in-toto.io/Statement/v1'

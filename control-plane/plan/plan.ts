@@ -1,5 +1,5 @@
 import {AirlockError} from '../errors.js'
-import {canonicalJson, digestOfJson} from '../crypto/digest.js'
+import {digestOfJson} from '../crypto/digest.js'
 import type {Limits} from '../limits.js'
 
 export interface PlannedChange {
@@ -77,9 +77,4 @@ export function parsePlan(text: string, file: string, limits: Limits): Plan {
     throw new AirlockError('PLAN_TAMPERED', `${file}: the plan was edited after it was made (digest ${actual} ≠ recorded ${digest}); make a new plan`, {file, expected: digest, actual})
   }
   return plan as Plan
-}
-
-/** Deterministic bytes of the plan, for tests and benchmarks. */
-export function planBytes(plan: Plan): string {
-  return canonicalJson(plan)
 }

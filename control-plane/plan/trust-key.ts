@@ -1,7 +1,7 @@
 import {stat} from 'node:fs/promises'
 import {Document} from 'yaml'
 import {AirlockError} from '../errors.js'
-import {generateSigner, loadSigner, writePrivateKey, type Signer} from '../crypto/keys.js'
+import {generateSigner, keyIdOf, loadSigner, writePrivateKey, type Signer} from '../crypto/keys.js'
 import {receiptPathFor} from '../evidence/receipt.js'
 import type {Limits} from '../limits.js'
 import {loadTrust} from '../manifests/load.js'
@@ -46,7 +46,6 @@ export async function planAddKey(
   repo: Repository,
   req: {name: string; role: Role; publicKey: Uint8Array; validUntil?: string; reason: string; requestedBy: Requester; now: Date; limits: Limits},
 ): Promise<Plan> {
-  const {keyIdOf} = await import('../crypto/keys.js')
   const keyid = keyIdOf(req.publicKey)
   if (req.validUntil !== undefined && Number.isNaN(Date.parse(req.validUntil))) throw new AirlockError('USAGE', `--valid-until: "${req.validUntil}" is not a time`, {field: '--valid-until'})
   const base = await planBase(repo)
