@@ -24,6 +24,7 @@ export type ErrorCode =
   | 'PLAN_INVALID'
   | 'PLAN_TAMPERED'
   | 'TARGET_EXISTS'
+  | 'INVALID_POLICY'
   // 1: a check failed
   | 'VERIFICATION_FAILED'
   | 'INTERNAL'
@@ -81,6 +82,7 @@ const EXIT_CODES: Record<ErrorCode, 1 | 2 | 3> = {
   PLAN_INVALID: 2,
   PLAN_TAMPERED: 2,
   TARGET_EXISTS: 2,
+  INVALID_POLICY: 2,
   VERIFICATION_FAILED: 1,
   INTERNAL: 1,
   STALE_PLAN: 3,

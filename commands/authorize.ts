@@ -1,0 +1,116 @@
+import {readFile} from 'node:fs/promises'
+import {createInterface} from 'node:readline'
+import {Flags} from '@oclif/core'
+import {AirlockError} from '../control-plane/errors.js'
+import type {AuthorizationRequest, EntityUid, PolicyDecision, PolicyEngine} from '../control-plane/policy/engine.js'
+import {AirlockCommand} from './_base.js'
+import {policyTree} from './_policy.js'
+
+type Decision = PolicyDecision & {evaluationMs: number}
+
+export default class Authorize extends AirlockCommand {
+  static override summary = 'Evaluate one request (or one per stdin line with --batch) against the Cedar policies.'
+  static override description = 'Flags follow the Cedar CLI: entity references as Type::"id", entities and context as Cedar JSON files. Exit 0 allow, 1 deny, 2 invalid input.'
+  static override examples = [
+    `<%= config.bin %> authorize --principal 'AgentKernel::User::"dana"' --action 'AgentKernel::Action::"Run"' --resource 'AgentKernel::Sandbox::"small"' --entities policies/tests/entities.json`,
+  ]
+  static override flags = {
+    policies: Flags.string({description: 'policy folder or .cedar file (default: policies/ at the repository top)'}),
+    schema: Flags.string({description: 'Cedar schema (default: schema.cedarschema in the policy folder)'}),
+    entities: Flags.string({description: 'entities, Cedar JSON format'}),
+    principal: Flags.string({description: 'principal, e.g. AgentKernel::User::"alice"'}),
+    action: Flags.string({description: 'action, e.g. AgentKernel::Action::"Run"'}),
+    resource: Flags.string({description: 'resource, e.g. AgentKernel::Sandbox::"s1"'}),
+    context: Flags.string({description: 'context, a JSON file'}),
+    batch: Flags.boolean({description: 'read one JSON request a line on stdin, write one decision a line', default: false}),
+    'fail-closed': Flags.string({description: 'which evaluation errors force deny', options: ['any', 'forbid'], default: 'any'}),
+  }
+
+  async run(): Promise<Decision | {decisions: number; invalid: number}> {
+    const {flags} = await this.parse(Authorize)
+    const [{parseEntityUid, PolicyEngine}, {parseExactJson}] = await Promise.all([import('../control-plane/policy/engine.js'), import('../control-plane/policy/json.js')])
+    const tree = await policyTree(flags)
+    const engine = PolicyEngine.create(tree, flags['fail-closed'] as 'any' | 'forbid')
+    const readJson = async (file: string | undefined, fallback: unknown) =>
+      file
+        ? parseExactJson(await readFile(file, 'utf8').catch(() => {
+            throw new AirlockError('INVALID_INPUT', `${file}: cannot read`, {file})
+          }), file)
+        : fallback
+    const entities = (await readJson(flags.entities, [])) as unknown[]
+    if (!Array.isArray(entities)) throw new AirlockError('INVALID_INPUT', `${flags.entities}: entities must be a JSON array (Cedar's entity format)`, {file: flags.entities})
+    if (flags.batch) return this.batch(engine, entities, parseEntityUid, parseExactJson)
+
+    for (const f of ['principal', 'action', 'resource'] as const) if (!flags[f]) throw new AirlockError('USAGE', `--${f} is required (or use --batch)`, {field: `--${f}`})
+    const request: AuthorizationRequest = {
+      principal: parseEntityUid(flags.principal!, '--principal'),
+      action: parseEntityUid(flags.action!, '--action'),
+      resource: parseEntityUid(flags.resource!, '--resource'),
+      context: (await readJson(flags.context, {})) as Record<string, unknown>,
+      entities,
+    }
+    const decision = timed(engine, request)
+    if (decision.decision === 'deny') this.failCheck()
+    if (!this.jsonEnabled()) {
+      const lines = [decision.decision.toUpperCase()]
+      for (const r of decision.reasons) lines.push(`  ${decision.failedClosed ? 'error in' : 'reason'} ${r.id} (${r.file}:${r.line})`)
+      for (const e of decision.errors) lines.push(`  error  ${e.id} (${e.file}:${e.line}): ${e.message}`)
+      if (decision.failedClosed) lines.push('  denied because a policy could not be evaluated (fail closed)')
+      lines.push(`  evaluated in ${decision.evaluationMs.toFixed(3)} ms`)
+      this.log(lines.join('\n'))
+    }
+    return decision
+  }
+
+  private async batch(
+    engine: PolicyEngine,
+    entities: unknown[],
+    parseUid: (text: string, field: string) => EntityUid,
+    parseJson: (text: string, source: string) => unknown,
+  ): Promise<{decisions: number; invalid: number}> {
+    let decisions = 0
+    let invalid = 0
+    const uid = (v: unknown, field: string): EntityUid =>
+      typeof v === 'string' ? parseUid(v, field) : v && typeof v === 'object' && 'type' in v && 'id' in v ? (v as EntityUid) : parseUid(String(v), field)
+    let n = 0
+    for await (const line of createInterface({input: process.stdin, crlfDelay: Infinity})) {
+      n++
+      if (!line.trim()) continue
+      try {
+        const r = parseJson(line, `stdin line ${n}`) as Record<string, unknown>
+        const d = timed(engine, {
+          principal: uid(r.principal, `line ${n}: principal`),
+          action: uid(r.action, `line ${n}: action`),
+          resource: uid(r.resource, `line ${n}: resource`),
+          context: (r.context ?? {}) as Record<string, unknown>,
+          entities: Array.isArray(r.entities) ? r.entities : entities,
+        })
+        decisions++
+        process.stdout.write(`${JSON.stringify({line: n, decision: d.decision, reasons: d.reasons.map((x) => x.id), errors: d.errors, failedClosed: d.failedClosed, evaluationMs: d.evaluationMs})}\n`)
+      } catch (error) {
+        invalid++
+        process.stdout.write(`${JSON.stringify({line: n, ...errorShape(error)})}\n`)
+      }
+    }
+    if (invalid > 0) process.exitCode = 2
+    if (!this.jsonEnabled()) process.stderr.write(`${decisions} decisions, ${invalid} invalid lines\n`)
+    return {decisions, invalid}
+  }
+
+  protected override logJson(json: unknown): void {
+    // In batch mode the decisions are the output; the summary goes to stderr only.
+    if (json && typeof json === 'object' && 'decisions' in json) process.stderr.write(`${JSON.stringify(json)}\n`)
+    else super.logJson(json)
+  }
+}
+
+function timed(engine: PolicyEngine, request: AuthorizationRequest): Decision {
+  const start = performance.now()
+  const d = engine.authorize(request)
+  return {...d, evaluationMs: performance.now() - start}
+}
+
+function errorShape(error: unknown): {error: {code: string; message: string}} {
+  const e = error instanceof AirlockError ? error : new AirlockError('INVALID_INPUT', (error as Error).message)
+  return {error: {code: e.code, message: e.message}}
+}

@@ -1,0 +1,25 @@
+import {Flags} from '@oclif/core'
+import type {PolicyProblem} from '../../control-plane/policy/engine.js'
+import {AirlockCommand} from '../_base.js'
+import {policyTree} from '../_policy.js'
+
+export default class PolicyValidate extends AirlockCommand {
+  static override summary = 'Parse the Cedar policies and validate them strictly against the schema.'
+  static override flags = {
+    policies: Flags.string({description: 'policy folder (default: policies/ at the repository top)'}),
+    schema: Flags.string({description: 'Cedar schema (default: schema.cedarschema in the policy folder)'}),
+  }
+
+  async run(): Promise<{ok: boolean; policies: number; schema: string | null; problems: PolicyProblem[]}> {
+    const {flags} = await this.parse(PolicyValidate)
+    const tree = await policyTree(flags)
+    const {validateTree, formatProblem} = await import('../../control-plane/policy/engine.js')
+    const problems = validateTree(tree)
+    if (problems.length > 0) process.exitCode = 2
+    if (!this.jsonEnabled()) {
+      for (const p of problems) process.stderr.write(`${formatProblem(p)}\n`)
+      this.log(problems.length === 0 ? `OK: ${tree.policies.length} policies valid against ${tree.schema?.file ?? '(no schema: parsed only)'}` : `${problems.length} problem(s) in ${tree.policies.length} policies`)
+    }
+    return {ok: problems.length === 0, policies: tree.policies.length, schema: tree.schema?.file ?? null, problems}
+  }
+}

@@ -1,0 +1,188 @@
+import * as cedar from '@cedar-policy/cedar-wasm/nodejs'
+import type {DetailedError, EntityJson, EntityUidJson} from '@cedar-policy/cedar-wasm/nodejs'
+import {AirlockError} from '../errors.js'
+import {canonicalJson, sha256Hex} from '../crypto/digest.js'
+import {lineCol, type PolicySource, type PolicyTree} from './source.js'
+
+export interface EntityUid {
+  type: string
+  id: string
+}
+
+export interface AuthorizationRequest {
+  principal: EntityUid
+  action: EntityUid
+  resource: EntityUid
+  context: Record<string, unknown>
+  entities: unknown[]
+}
+
+export interface PolicyRef {
+  id: string
+  file: string
+  line: number
+}
+
+/** A decision as a value, so callers (receipts, the audit log) can record it whole. */
+export interface PolicyDecision {
+  decision: 'allow' | 'deny'
+  /** The policies that determined the decision; when it failed closed, the ones whose evaluation failed. */
+  reasons: PolicyRef[]
+  errors: Array<PolicyRef & {message: string}>
+  /** True when an evaluation error turned the decision into deny. */
+  failedClosed: boolean
+  policySetDigest: string
+}
+
+export interface PolicyProblem {
+  file?: string
+  line?: number
+  column?: number
+  policyId?: string
+  message: string
+  help?: string | null
+}
+
+/** Which evaluation errors force a deny: any policy's (default) or only a forbid's. */
+export type FailClosed = 'any' | 'forbid'
+
+/** Cedar's entity reference in the Cedar CLI's form: `Namespace::Type::"id"`. */
+export function parseEntityUid(text: string, field: string): EntityUid {
+  const m = /^((?:[A-Za-z_][A-Za-z0-9_]*::)*[A-Za-z_][A-Za-z0-9_]*)::("(?:[^"\\]|\\.)*")$/.exec(text.trim())
+  if (!m) throw new AirlockError('USAGE', `${field}: "${text}" is not an entity reference like AgentKernel::User::"alice"`, {field})
+  return {type: m[1]!, id: JSON.parse(m[2]!) as string}
+}
+
+export function formatUid(uid: EntityUid): string {
+  return `${uid.type}::${JSON.stringify(uid.id)}`
+}
+
+/** file:line:col of a location Cedar gives relative to one policy's text. */
+function placeIn(policy: PolicySource, offset: number | undefined): {file: string; line: number; column: number} {
+  if (offset === undefined) return {file: policy.file, line: policy.line, column: policy.column}
+  const inner = lineCol(policy.text, offset)
+  return inner.line === 1
+    ? {file: policy.file, line: policy.line, column: policy.column + inner.column - 1}
+    : {file: policy.file, line: policy.line + inner.line - 1, column: inner.column}
+}
+
+function problem(error: DetailedError, where: {file?: string; line?: number; column?: number}, policyId?: string): PolicyProblem {
+  return {...where, ...(policyId ? {policyId} : {}), message: error.message, help: error.help}
+}
+
+export function formatProblem(p: PolicyProblem): string {
+  const at = [p.file, p.line, p.column].filter((x) => x !== undefined).join(':')
+  return `${at ? `${at}: ` : ''}${p.message}${p.help ? ` (help: ${p.help})` : ''}`
+}
+
+/** Parse errors of each policy, and of the schema, located in their files. */
+export function parseProblems(tree: PolicyTree): PolicyProblem[] {
+  const problems: PolicyProblem[] = []
+  for (const policy of tree.policies) {
+    const answer = cedar.checkParsePolicySet({staticPolicies: {[policy.id]: policy.text}})
+    if (answer.type === 'failure') for (const e of answer.errors) problems.push(problem(e, placeIn(policy, e.sourceLocations?.[0]?.start), policy.id))
+  }
+  if (tree.schema) {
+    const answer = cedar.checkParseSchema(tree.schema.text)
+    if (answer.type === 'failure') {
+      for (const e of answer.errors) {
+        const start = e.sourceLocations?.[0]?.start
+        problems.push(problem(e, {file: tree.schema.file, ...(start === undefined ? {} : lineCol(tree.schema.text, start))}))
+      }
+    }
+  }
+  return problems
+}
+
+/** Parse errors first; then strict validation of every policy against the schema. */
+export function validateTree(tree: PolicyTree): PolicyProblem[] {
+  const parsed = parseProblems(tree)
+  if (parsed.length > 0 || !tree.schema) return parsed
+  const byId = new Map(tree.policies.map((p) => [p.id, p]))
+  const answer = cedar.validate({
+    schema: tree.schema.text,
+    policies: {staticPolicies: Object.fromEntries(tree.policies.map((p) => [p.id, p.text]))},
+    validationSettings: {mode: 'strict'},
+  })
+  if (answer.type === 'failure') return answer.errors.map((e) => problem(e, {file: tree.schema!.file}))
+  return answer.validationErrors.map(({policyId, error}) => {
+    const policy = byId.get(policyId)
+    return problem(error, policy ? placeIn(policy, error.sourceLocations?.[0]?.start) : {}, policyId)
+  })
+}
+
+const preparsed = new Set<string>()
+
+/**
+ * Cedar's engine over one policy set. Policies are preparsed once under an id derived from their
+ * content (Cedar never frees a preparsed set, so the same content always reuses the same id).
+ * Deny by default and forbid-wins are Cedar's; airlock adds failing closed: Cedar skips a policy
+ * whose evaluation errors, airlock turns such an error into deny.
+ */
+export class PolicyEngine {
+  private readonly byId: Map<string, PolicySource>
+  private readonly setId: string
+  private readonly schemaId: string | null
+  private readonly forbids: Set<string>
+  readonly digest: string
+
+  private constructor(tree: PolicyTree, private readonly failClosed: FailClosed) {
+    this.byId = new Map(tree.policies.map((p) => [p.id, p]))
+    const record = Object.fromEntries(tree.policies.map((p) => [p.id, p.text]))
+    this.digest = `sha256:${sha256Hex(canonicalJson({policies: record, schema: tree.schema?.text ?? null}))}`
+    this.setId = `pset:${this.digest}`
+    this.schemaId = tree.schema ? `schema:${sha256Hex(tree.schema.text)}` : null
+    this.forbids = new Set(tree.policies.filter((p) => effectOf(p.text) === 'forbid').map((p) => p.id))
+    if (!preparsed.has(this.setId)) {
+      const answer = cedar.preparsePolicySet(this.setId, {staticPolicies: record})
+      if (answer.type === 'failure') throw invalidPolicy(parseProblems(tree))
+      preparsed.add(this.setId)
+    }
+    if (tree.schema && this.schemaId && !preparsed.has(this.schemaId)) {
+      const answer = cedar.preparseSchema(this.schemaId, tree.schema.text)
+      if (answer.type === 'failure') throw invalidPolicy(parseProblems(tree))
+      preparsed.add(this.schemaId)
+    }
+  }
+
+  /** An engine for a tree; refuses a tree that does not parse (exit 2, every problem located). */
+  static create(tree: PolicyTree, failClosed: FailClosed = 'any'): PolicyEngine {
+    return new PolicyEngine(tree, failClosed)
+  }
+
+  private ref(id: string): PolicyRef {
+    const p = this.byId.get(id)
+    return {id, file: p?.file ?? '?', line: p?.line ?? 0}
+  }
+
+  authorize(req: AuthorizationRequest): PolicyDecision {
+    const answer = cedar.statefulIsAuthorized({
+      principal: req.principal as EntityUidJson,
+      action: req.action as EntityUidJson,
+      resource: req.resource as EntityUidJson,
+      context: req.context as Record<string, never>,
+      entities: req.entities as EntityJson[],
+      preparsedPolicySetId: this.setId,
+      ...(this.schemaId ? {preparsedSchemaName: this.schemaId, validateRequest: true} : {}),
+    })
+    if (answer.type === 'failure') {
+      throw new AirlockError('INVALID_INPUT', `the request does not fit the schema or entities: ${answer.errors.map((e) => e.message + (e.help ? ` (help: ${e.help})` : '')).join('; ')}`, {
+        errors: answer.errors.map((e) => e.message),
+      })
+    }
+    const {decision, diagnostics} = answer.response
+    const errors = diagnostics.errors.map((e) => ({...this.ref(e.policyId), message: e.error.message}))
+    const fatal = errors.filter((e) => this.failClosed === 'any' || this.forbids.has(e.id))
+    if (fatal.length > 0) return {decision: 'deny', reasons: fatal.map(({message: _m, ...ref}) => ref), errors, failedClosed: true, policySetDigest: this.digest}
+    return {decision, reasons: diagnostics.reason.map((id) => this.ref(id)), errors, failedClosed: false, policySetDigest: this.digest}
+  }
+}
+
+function effectOf(text: string): 'permit' | 'forbid' | null {
+  const answer = cedar.policyToJson(text)
+  return answer.type === 'success' ? answer.json.effect : null
+}
+
+export function invalidPolicy(problems: PolicyProblem[]): AirlockError {
+  return new AirlockError('INVALID_POLICY', problems.map(formatProblem).join('\n') || 'the policies do not parse', {problems})
+}

@@ -1,0 +1,91 @@
+import {readFile, writeFile} from 'node:fs/promises'
+import {join} from 'node:path'
+import {execa} from 'execa'
+import {afterAll, describe, expect, it} from 'vitest'
+import {airlock, BIN, NODE, ROOT, tempDir} from '../helpers.js'
+
+const t = await tempDir()
+afterAll(() => t.cleanup())
+const ENTITIES = join(ROOT, 'policies/tests/entities.json')
+const req = (p: string, a: string, r: string) => ['--principal', `AgentKernel::User::"${p}"`, '--action', `AgentKernel::Action::"${a}"`, '--resource', r]
+
+describe('airlock policy validate / test', () => {
+  it('validates the example policies', async () => {
+    const r = await airlock(['policy', 'validate', '--json'])
+    expect(r.exitCode).toBe(0)
+    expect(r.json).toMatchObject({ok: true, problems: []})
+  })
+
+  it('exits 2 naming file:line:col for a broken policy', async () => {
+    const dir = join(t.dir, 'broken')
+    await execa('cp', ['-r', join(ROOT, 'policies'), dir])
+    await writeFile(join(dir, 'global/zz.cedar'), '\npermit(principal, action, resource)\nwhen { principal.roles.contains(1) };\n')
+    const r = await airlock(['policy', 'validate', '--policies', dir])
+    expect(r.exitCode).toBe(2)
+    expect(r.stderr).toMatch(/global\/zz\.cedar:3:\d+: /)
+  })
+
+  it('runs the example tests and writes JUnit XML', async () => {
+    const junit = join(t.dir, 'junit.xml')
+    const r = await airlock(['policy', 'test', '--junit', junit, '--json'])
+    expect(r.exitCode).toBe(0)
+    expect(r.json.failed).toBe(0)
+    const xml = await readFile(junit, 'utf8')
+    expect(xml).toContain(`tests="${r.json.passed}" failures="0"`)
+  })
+
+  it('exits 1 and names the failing case when an expectation does not hold', async () => {
+    const dir = join(t.dir, 'tests-wrong')
+    await execa('mkdir', ['-p', dir])
+    await execa('cp', [ENTITIES, dir])
+    await writeFile(join(dir, 'wrong.yaml'), 'entities: entities.json\ncases:\n  - name: ssh allowed?\n    principal: AgentKernel::User::"alice"\n    action: AgentKernel::Action::"SSH"\n    resource: AgentKernel::Sandbox::"alice-1"\n    expect: allow\n')
+    const junit = join(t.dir, 'wrong.xml')
+    const r = await airlock(['policy', 'test', dir, '--junit', junit])
+    expect(r.exitCode).toBe(1)
+    expect(r.stdout).toContain('FAIL')
+    expect(await readFile(junit, 'utf8')).toContain('<failure message="expected allow, got deny"')
+  })
+})
+
+describe('airlock authorize', () => {
+  it('exits 0 on allow with the reason and its file:line', async () => {
+    const r = await airlock(['authorize', ...req('dana', 'Run', 'AgentKernel::Sandbox::"small"'), '--entities', ENTITIES, '--json'])
+    expect(r.exitCode).toBe(0)
+    expect(r.json).toMatchObject({decision: 'allow', reasons: [{id: 'global-developers-run-within-memory', file: 'policies/global/sandboxes.cedar', line: expect.any(Number)}]})
+  })
+
+  it('exits 1 on deny', async () => {
+    const r = await airlock(['authorize', ...req('alice', 'SSH', 'AgentKernel::Sandbox::"alice-1"'), '--entities', ENTITIES])
+    expect(r.exitCode).toBe(1)
+    expect(r.stdout).toMatch(/^DENY/)
+  })
+
+  it('exits 2 on an entity file that does not match the schema', async () => {
+    const bad = join(t.dir, 'bad-entities.json')
+    await writeFile(bad, JSON.stringify([{uid: {type: 'AgentKernel::User', id: 'dana'}, attrs: {roles: 'developer'}, parents: []}]))
+    const r = await airlock(['authorize', ...req('dana', 'Run', 'AgentKernel::Sandbox::"small"'), '--entities', bad, '--json'])
+    expect(r.exitCode).toBe(2)
+    expect(r.json.error.code).toBe('INVALID_INPUT')
+  })
+
+  it('exits 2 on an integer the engine cannot receive exactly', async () => {
+    const text = (await readFile(ENTITIES, 'utf8')).replace('"max_memory_mb": 2048', '"max_memory_mb": 9007199254740993')
+    const file = join(t.dir, 'big.json')
+    await writeFile(file, text)
+    const r = await airlock(['authorize', ...req('dana', 'Run', 'AgentKernel::Sandbox::"small"'), '--entities', file, '--json'])
+    expect(r.exitCode).toBe(2)
+    expect(r.json.error.message).toContain('9007199254740993')
+  })
+
+  it('--batch answers one decision a line', async () => {
+    const lines = [
+      {principal: 'AgentKernel::User::"dana"', action: 'AgentKernel::Action::"Run"', resource: 'AgentKernel::Sandbox::"small"'},
+      {principal: 'AgentKernel::User::"dana"', action: 'AgentKernel::Action::"Run"', resource: 'AgentKernel::Sandbox::"huge"'},
+      {principal: 'nonsense'},
+    ].map((l) => JSON.stringify(l))
+    const r = await execa(NODE, [BIN, 'authorize', '--batch', '--entities', ENTITIES], {cwd: ROOT, input: `${lines.join('\n')}\n`, reject: false})
+    const out = String(r.stdout).trim().split('\n').map((l) => JSON.parse(l))
+    expect(out.map((o) => o.decision ?? o.error.code)).toEqual(['allow', 'deny', 'USAGE'])
+    expect(r.exitCode).toBe(2)
+  })
+})
