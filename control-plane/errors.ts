@@ -24,9 +24,18 @@ export type ErrorCode =
   | 'PLAN_INVALID'
   | 'PLAN_TAMPERED'
   | 'TARGET_EXISTS'
-  | 'INVALID_POLICY'
+  | 'INVALID_POLICY_SOURCE'
   // 1: a check failed
   | 'VERIFICATION_FAILED'
+  // 1: a signed policy bundle failed verification (issue 3's codes)
+  | 'BAD_SIGNATURE'
+  | 'THRESHOLD_NOT_MET'
+  | 'UNKNOWN_KEY'
+  | 'KEY_NOT_VALID_AT_ISSUE'
+  | 'EXPIRED'
+  | 'DOWNGRADE'
+  | 'SCOPE_MISMATCH'
+  | 'INVALID_POLICY'
   | 'INTERNAL'
   // 3: conflict
   | 'STALE_PLAN'
@@ -82,8 +91,16 @@ const EXIT_CODES: Record<ErrorCode, 1 | 2 | 3> = {
   PLAN_INVALID: 2,
   PLAN_TAMPERED: 2,
   TARGET_EXISTS: 2,
-  INVALID_POLICY: 2,
+  INVALID_POLICY_SOURCE: 2,
   VERIFICATION_FAILED: 1,
+  BAD_SIGNATURE: 1,
+  THRESHOLD_NOT_MET: 1,
+  UNKNOWN_KEY: 1,
+  KEY_NOT_VALID_AT_ISSUE: 1,
+  EXPIRED: 1,
+  DOWNGRADE: 1,
+  SCOPE_MISMATCH: 1,
+  INVALID_POLICY: 1,
   INTERNAL: 1,
   STALE_PLAN: 3,
   CONFLICT: 3,

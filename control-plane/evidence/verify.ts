@@ -8,6 +8,9 @@ import {EVIDENCE_DIR, TRUST_FILE, type TrustPolicy} from '../manifests/models.js
 import type {Repository} from '../repo/repository.js'
 import {listReceipts, parseReceipt, type ParsedReceipt} from './ledger.js'
 
+/** Folders whose every change must be a commit signed by a trusted evidence key (besides docs/evidence/). */
+export const SIGNED_FOLDERS = ['manifests', 'bundles'] as const
+
 export type EvidenceProblemCode =
   | 'MALFORMED'
   | 'UNKNOWN_KEY'
@@ -90,7 +93,7 @@ function trustReader(repo: Repository, limits: Limits) {
  * 1. every receipt at HEAD is signed by enough evidence keys valid when it was signed;
  * 2. history shows receipts were only ever added: none modified, none deleted (tampering);
  * 3. each receipt was added on top of the base commit it names (replay into another history);
- * 4. every commit that changes manifests/ or docs/evidence/ carries a valid SSH signature by a
+ * 4. every commit that changes manifests/, bundles/ or docs/evidence/ carries a valid SSH signature by a
  *    key that the *parent's* trust.yaml gives the evidence role (a commit slipped in without
  *    the key, or one that adds its own key to trust.yaml, is named).
  * `since` stops the history walk at a commit (for repositories that adopted airlock later).
@@ -167,16 +170,17 @@ export async function verifyEvidence(repo: Repository, opts: {limits: Limits; si
     }
     const first = commit.parents[0]
     if (!first) for (const path of (await loadHere()).keys()) if (receipts.has(path)) receipts.get(path)!.addedIn = oid
-    const manifestsHere = await repo.oidAt(oid, 'manifests')
-    const touched = first
-      ? evidenceParents[0] !== evidenceHere || manifestsHere !== (await repo.oidAt(first, 'manifests'))
-      : evidenceHere !== null || manifestsHere !== null
+    let touched = first ? evidenceParents[0] !== evidenceHere : evidenceHere !== null
+    for (const folder of SIGNED_FOLDERS) {
+      if (touched) break
+      touched = (await repo.oidAt(oid, folder)) !== (first ? await repo.oidAt(first, folder) : null)
+    }
     if (!touched) continue
     signed++
     const signerTrust = await trustAt(commit.parents[0] ?? oid)
     const where = `commit ${oid.slice(0, 12)} (${commit.message.split('\n')[0]})`
     if (!commit.signature) {
-      problems.push({code: 'UNSIGNED_COMMIT', commit: oid, message: `${where} changes manifests/ or docs/evidence/ but is not signed`})
+      problems.push({code: 'UNSIGNED_COMMIT', commit: oid, message: `${where} changes manifests/, bundles/ or docs/evidence/ but is not signed`})
       continue
     }
     const result = sshVerify(commit.signature, Buffer.from(commit.payload))

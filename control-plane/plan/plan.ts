@@ -25,7 +25,7 @@ export interface Subject {
 export interface Plan {
   apiVersion: 'airlock/v1'
   kind: 'Plan'
-  operation: 'promote' | 'rollback' | 'trust-add-key' | 'init'
+  operation: 'promote' | 'rollback' | 'trust-add-key' | 'init' | 'policy-bundle'
   summary: string
   reason: string
   requestedBy: Requester

@@ -184,5 +184,5 @@ function effectOf(text: string): 'permit' | 'forbid' | null {
 }
 
 export function invalidPolicy(problems: PolicyProblem[]): AirlockError {
-  return new AirlockError('INVALID_POLICY', problems.map(formatProblem).join('\n') || 'the policies do not parse', {problems})
+  return new AirlockError('INVALID_POLICY_SOURCE', problems.map(formatProblem).join('\n') || 'the policies do not parse', {problems})
 }

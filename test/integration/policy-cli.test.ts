@@ -2,7 +2,7 @@ import {readFile, writeFile} from 'node:fs/promises'
 import {join} from 'node:path'
 import {execa} from 'execa'
 import {afterAll, describe, expect, it} from 'vitest'
-import {airlock, BIN, NODE, ROOT, tempDir} from '../helpers.js'
+import {airlock, BIN, git, initFleet, NODE, ROOT, tempDir} from '../helpers.js'
 
 const t = await tempDir()
 afterAll(() => t.cleanup())
@@ -87,5 +87,48 @@ describe('airlock authorize', () => {
     const out = String(r.stdout).trim().split('\n').map((l) => JSON.parse(l))
     expect(out.map((o) => o.decision ?? o.error.code)).toEqual(['allow', 'deny', 'USAGE'])
     expect(r.exitCode).toBe(2)
+  })
+})
+
+describe('airlock policy bundle / verify', () => {
+  it('publishes signed bundles in signed commits, versions them, and verifies them', async () => {
+    const fleet = await initFleet()
+    try {
+      const {dir, env} = fleet
+      await execa('cp', ['-r', join(ROOT, 'policies'), dir])
+      await git(dir, 'add', 'policies')
+      await git(dir, 'commit', '-qm', 'policies')
+      expect((await airlock(['keys', 'generate', 'pol', '--role', 'policy', '--apply'], {cwd: dir, env})).exitCode).toBe(0)
+      const key = join(dir, 'keys/pol.key')
+
+      const wrongKey = await airlock(['policy', 'bundle', '--scope', 'org:acme', '--key', fleet.key, '--json'], {cwd: dir})
+      expect(wrongKey.exitCode).toBe(2)
+      expect(wrongKey.json.error.code).toBe('KEY_INVALID')
+
+      const plan = await airlock(['policy', 'bundle', '--scope', 'org:acme', '--key', key, '--json'], {cwd: dir})
+      expect(plan.exitCode).toBe(0)
+      expect(plan.json.plan.details).toMatchObject({version: 1, added: 'acme-egress-llm-apis, acme-llm-providers'})
+      const v1 = await airlock(['policy', 'bundle', '--scope', 'org:acme', '--key', key, '--reason', 'first', '--apply', '--json'], {cwd: dir, env})
+      expect(v1.exitCode).toBe(0)
+      const v2 = await airlock(['policy', 'bundle', '--scope', 'org:acme', '--key', key, '--apply', '--json'], {cwd: dir, env})
+      expect(v2.json.plan.details).toMatchObject({version: 2, previousVersion: 1, added: 'none', changed: 'none'})
+
+      const bundle = join(dir, 'bundles/orgs/acme.bundle.json')
+      const ok = await airlock(['policy', 'verify', bundle, '--scope', 'org:acme', '--min-version', '2', '--json'], {cwd: dir})
+      expect(ok.exitCode).toBe(0)
+      expect(ok.json).toMatchObject({scope: 'org:acme', version: 2, policies: 2})
+      const old = await airlock(['policy', 'verify', bundle, '--min-version', '3', '--json'], {cwd: dir})
+      expect(old.exitCode).toBe(1)
+      expect(old.json.error.code).toBe('DOWNGRADE')
+      expect((await airlock(['evidence', 'verify'], {cwd: dir})).exitCode).toBe(0)
+
+      // A bundle swapped in by a commit without the evidence key is named by evidence verify.
+      await writeFile(bundle, (await readFile(bundle, 'utf8')).replace(/"sig": "[^"]+"/, '"sig": "AAAA"'))
+      await git(dir, 'commit', '-qam', 'swap bundle')
+      const verify = await airlock(['evidence', 'verify', '--json'], {cwd: dir})
+      expect(verify.json.problems.map((p: any) => p.code)).toEqual(['UNSIGNED_COMMIT'])
+    } finally {
+      await fleet.cleanup()
+    }
   })
 })

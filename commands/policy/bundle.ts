@@ -1,0 +1,34 @@
+import {Flags} from '@oclif/core'
+import {AirlockCommand, planFlags, type PlanOutcome} from '../_base.js'
+import {policyTree} from '../_policy.js'
+
+export default class PolicyBundle extends AirlockCommand {
+  static override summary = 'Build, sign and (with --apply) publish the policies of one scope as a bundle under bundles/.'
+  static override examples = ['<%= config.bin %> policy bundle --scope org:acme --expires 24h --key keys/policy-a.key --key keys/policy-b.key --apply']
+  static override flags = {
+    ...planFlags,
+    scope: Flags.string({description: 'global, org:ID, team:ORG/TEAM or user:ID', required: true}),
+    expires: Flags.string({description: 'validity from now, e.g. 24h or 7d', default: '24h'}),
+    key: Flags.string({description: 'policy signing key (repeat for a threshold)', required: true, multiple: true}),
+    version: Flags.integer({description: 'bundle version (default: last published + 1)', min: 1}),
+    policies: Flags.string({description: 'policy folder (default: policies/ at the repository top)'}),
+    schema: Flags.string({description: 'Cedar schema (default: schema.cedarschema in the policy folder)'}),
+  }
+
+  async run(): Promise<PlanOutcome> {
+    const {flags} = await this.parse(PolicyBundle)
+    const [{parseScope}, {planBundle}, {parseDuration}, {loadSigner}] = await Promise.all([
+      import('../../control-plane/policy/bundle.js'),
+      import('../../control-plane/policy/publish.js'),
+      import('../../control-plane/duration.js'),
+      import('../../control-plane/crypto/keys.js'),
+    ])
+    const scope = parseScope(flags.scope)
+    const expiresInMs = parseDuration(flags.expires, '--expires')
+    const signers = await Promise.all(flags.key.map((file) => loadSigner({file}, 'policy')))
+    const repo = await this.repository(flags.repo)
+    const tree = await policyTree({...flags, repo: repo.dir})
+    const plan = await planBundle(repo, {tree, scope, expiresInMs, signers, version: flags.version, reason: flags.reason, requestedBy: await this.requester(flags.actor), now: this.now, limits: this.limits})
+    return this.finishPlan(repo, plan, flags)
+  }
+}

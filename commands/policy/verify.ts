@@ -1,0 +1,60 @@
+import {readFile} from 'node:fs/promises'
+import {resolve} from 'node:path'
+import {Args, Flags} from '@oclif/core'
+import {AirlockError} from '../../control-plane/errors.js'
+import {AirlockCommand} from '../_base.js'
+
+interface VerifyResult {
+  ok: true
+  bundle: string
+  scope: string
+  version: number
+  issuedAt: string
+  expiresAt: string
+  policies: number
+  signers: string[]
+  digest: string
+}
+
+export default class PolicyVerify extends AirlockCommand {
+  static override summary = 'Verify a signed policy bundle: signatures and threshold, key validity, expiry, scope, version, policies.'
+  static override description = 'Failure codes: BAD_SIGNATURE, THRESHOLD_NOT_MET, UNKNOWN_KEY, KEY_NOT_VALID_AT_ISSUE, EXPIRED, DOWNGRADE, SCOPE_MISMATCH, INVALID_POLICY (exit 1).'
+  static override args = {bundle: Args.string({description: 'bundle file', required: true})}
+  static override flags = {
+    trust: Flags.string({description: 'trust policy (default: manifests/trust.yaml at the repository top)'}),
+    scope: Flags.string({description: 'the scope the bundle must be for'}),
+    'min-version': Flags.integer({description: 'refuse versions below N (anti-rollback)', min: 1}),
+  }
+
+  async run(): Promise<VerifyResult> {
+    const {args, flags} = await this.parse(PolicyVerify)
+    const [{parseBundle, verifyBundle, parseScope}, {parseTrust}, {DEFAULT_LIMITS}, {findTopLevel}] = await Promise.all([
+      import('../../control-plane/policy/bundle.js'),
+      import('../../control-plane/manifests/load.js'),
+      import('../../control-plane/limits.js'),
+      import('../../control-plane/repo/repository.js'),
+    ])
+    if (flags.scope) parseScope(flags.scope)
+    const trustFile = resolve(flags.trust ?? resolve(flags.repo ?? (await findTopLevel(process.cwd())), 'manifests/trust.yaml'))
+    const read = (file: string) =>
+      readFile(file, 'utf8').catch(() => {
+        throw new AirlockError('INVALID_INPUT', `${file}: cannot read`, {file})
+      })
+    const trust = parseTrust(await read(trustFile), flags.trust ?? 'manifests/trust.yaml', null, DEFAULT_LIMITS)
+    const {envelope, payload} = parseBundle(await read(args.bundle), args.bundle)
+    const verified = verifyBundle(envelope, payload, {trust, now: this.now, scope: flags.scope, minVersion: flags['min-version'], source: args.bundle})
+    const result: VerifyResult = {
+      ok: true,
+      bundle: args.bundle,
+      scope: payload.scope,
+      version: payload.version,
+      issuedAt: payload.issuedAt,
+      expiresAt: payload.expiresAt,
+      policies: payload.policies.length,
+      signers: verified.signers,
+      digest: verified.digest,
+    }
+    if (!this.jsonEnabled()) this.log(`Verified ${args.bundle}: ${payload.scope} v${payload.version}, ${payload.policies.length} policies, ${verified.signers.length} signature(s), expires ${payload.expiresAt}`)
+    return result
+  }
+}
