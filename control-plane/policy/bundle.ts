@@ -123,7 +123,7 @@ export function parseBundle(text: string, source: string): {envelope: Envelope; 
 export function verifyBundle(
   envelope: Envelope,
   payload: BundlePayload,
-  opts: {trust: TrustPolicy; now: Date; scope?: string; minVersion?: number; source: string},
+  opts: {trust: TrustPolicy; now: Date; scope?: string; minVersion?: number; source: string; ignoreExpiry?: boolean},
 ): VerifiedBundle {
   const {source} = opts
   // 1. Type confusion: a receipt or any other DSSE document signed by a policy key is not a bundle.
@@ -154,8 +154,10 @@ export function verifyBundle(
   }
 
   // 5. Freeze and replay of stale policy: an expired bundle (or one issued in the future) is refused.
+  //    (`ignoreExpiry` is for the cached_indefinite offline mode only, which keeps a verified
+  //    cache past its expiry by the operator's explicit choice.)
   const now = opts.now.getTime()
-  if (now >= Date.parse(payload.expiresAt)) throw fail('EXPIRED', `${source}: expired at ${payload.expiresAt}`, {expiresAt: payload.expiresAt})
+  if (!opts.ignoreExpiry && now >= Date.parse(payload.expiresAt)) throw fail('EXPIRED', `${source}: expired at ${payload.expiresAt}`, {expiresAt: payload.expiresAt})
   if (Date.parse(payload.issuedAt) > now + CLOCK_SKEW_MS) throw fail('EXPIRED', `${source}: issued in the future (${payload.issuedAt})`, {issuedAt: payload.issuedAt})
 
   // 6. Cross-scope substitution: a bundle for another org (or a policy smuggled from another

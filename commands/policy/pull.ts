@@ -1,0 +1,95 @@
+import {readFile} from 'node:fs/promises'
+import {homedir} from 'node:os'
+import {join, resolve} from 'node:path'
+import {setTimeout as sleep} from 'node:timers/promises'
+import {Flags} from '@oclif/core'
+import {AirlockError} from '../../control-plane/errors.js'
+import type {PullReport} from '../../control-plane/policy/pull.js'
+import {AirlockCommand} from '../_base.js'
+
+export default class PolicyPull extends AirlockCommand {
+  static override summary = 'Fetch, verify and cache a scope’s policy bundle; say which policy is in effect and why.'
+  static override description =
+    'When the server cannot give a valid bundle, --offline-mode decides: fail_closed (deny everything), cached_with_expiry (the verified cache until --max-age after it was fetched, never past its expiry), cached_indefinite (the verified cache), default_policy (the embedded default policy). Exit 1 when everything is denied.'
+  static override flags = {
+    server: Flags.string({description: 'bundle server URL, e.g. https://policy.internal:8443', required: true}),
+    scope: Flags.string({description: 'global, org:ID, team:ORG/TEAM or user:ID', required: true}),
+    ca: Flags.string({description: 'CA certificate (PEM) the server certificate must chain to'}),
+    trust: Flags.string({description: 'trust policy (default: manifests/trust.yaml at the repository top)'}),
+    'offline-mode': Flags.string({options: ['fail_closed', 'cached_with_expiry', 'cached_indefinite', 'default_policy'], default: 'fail_closed', description: 'what holds when the server cannot give a valid bundle'}),
+    'max-age': Flags.string({description: 'cached_with_expiry: how long after fetching a cached bundle stays in effect', default: '24h'}),
+    'cache-dir': Flags.string({description: 'bundle cache (default: ~/.cache/airlock/bundles)'}),
+    timeout: Flags.string({description: 'deadline for one fetch', default: '10s'}),
+    'api-key-env': Flags.string({description: 'send the x-api-key header from this environment variable'}),
+    watch: Flags.boolean({description: 'pull again every --interval', default: false}),
+    interval: Flags.string({description: 'with --watch: time between pulls', default: '30s'}),
+    count: Flags.integer({description: 'with --watch: stop after N pulls', min: 1}),
+  }
+
+  async run(): Promise<PullReport> {
+    const {flags} = await this.parse(PolicyPull)
+    const [{pullBundle}, {parseScope}, {parseDuration}, {parseTrust}, {findTopLevel}, {loadPolicyTree}, {canonicalJson, sha256Hex}] = await Promise.all([
+      import('../../control-plane/policy/pull.js'),
+      import('../../control-plane/policy/bundle.js'),
+      import('../../control-plane/duration.js'),
+      import('../../control-plane/manifests/load.js'),
+      import('../../control-plane/repo/repository.js'),
+      import('../../control-plane/policy/source.js'),
+      import('../../control-plane/crypto/digest.js'),
+    ])
+    parseScope(flags.scope)
+    let server: URL
+    try {
+      server = new URL(flags.server)
+    } catch {
+      throw new AirlockError('USAGE', `--server: "${flags.server}" is not a URL`, {field: '--server'})
+    }
+    if (server.protocol !== 'https:' && server.protocol !== 'http:') throw new AirlockError('USAGE', '--server: https:// (or http:// to a loopback test server)', {field: '--server'})
+    const read = (file: string) =>
+      readFile(file, 'utf8').catch(() => {
+        throw new AirlockError('INVALID_INPUT', `${file}: cannot read`, {file})
+      })
+    const trustFile = resolve(flags.trust ?? resolve(flags.repo ?? (await findTopLevel(process.cwd())), 'manifests/trust.yaml'))
+    const trust = parseTrust(await read(trustFile), flags.trust ?? 'manifests/trust.yaml', null, this.limits)
+    const ca = flags.ca ? await read(flags.ca) : undefined
+    const apiKey = flags['api-key-env'] ? process.env[flags['api-key-env']] : undefined
+    const cacheDir = resolve(flags['cache-dir'] ?? join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'airlock', 'bundles'))
+    const maxAgeMs = parseDuration(flags['max-age'], '--max-age')
+    const timeoutMs = parseDuration(flags.timeout, '--timeout')
+    const intervalMs = parseDuration(flags.interval, '--interval')
+    // The embedded default policy: the global policies shipped with airlock itself.
+    const defaultPolicy = async () => {
+      const tree = await loadPolicyTree(join(this.config.root, 'policies'), {display: (a) => a})
+      const global = tree.policies.filter((p) => p.scope.kind === 'global').map((p) => [p.id, p.text])
+      return {policies: global.length, digest: `sha256:${sha256Hex(canonicalJson(Object.fromEntries(global)))}`}
+    }
+    let report: PullReport
+    for (let n = 1; ; n++) {
+      report = await pullBundle({
+        server: server.href,
+        scope: flags.scope,
+        trust,
+        now: flags.watch ? new Date() : this.now,
+        cacheDir,
+        offlineMode: flags['offline-mode'] as 'fail_closed',
+        maxAgeMs,
+        timeoutMs,
+        maxBytes: this.limits.maxReceiptBytes,
+        ca,
+        apiKey,
+        defaultPolicy,
+      })
+      process.exitCode = report.effective === 'deny-all' ? 1 : 0
+      if (flags.watch && this.jsonEnabled()) process.stdout.write(`${JSON.stringify(report)}\n`)
+      else if (!this.jsonEnabled()) this.log(`${report.scope}: ${report.effective.toUpperCase()}${report.version ? ` v${report.version}` : ''} — ${report.reason}`)
+      if (!flags.watch || (flags.count !== undefined && n >= flags.count)) break
+      await sleep(intervalMs)
+    }
+    return report
+  }
+
+  protected override logJson(json: unknown): void {
+    // With --watch every pull was already printed as a line.
+    if (!process.argv.includes('--watch')) super.logJson(json)
+  }
+}

@@ -1,0 +1,48 @@
+import {readFile} from 'node:fs/promises'
+import {resolve} from 'node:path'
+import {Flags} from '@oclif/core'
+import {AirlockError} from '../../control-plane/errors.js'
+import {AirlockCommand} from '../_base.js'
+
+export default class PolicyServe extends AirlockCommand {
+  static override summary = 'Serve signed policy bundles over HTTPS (GET /v1/bundles/<scope>, ETag / 304, /healthz, /readyz).'
+  static override flags = {
+    bundles: Flags.string({description: 'bundle folder (default: bundles/ at the repository top)'}),
+    'tls-cert': Flags.string({description: 'TLS certificate (PEM)'}),
+    'tls-key': Flags.string({description: 'TLS private key (PEM)'}),
+    host: Flags.string({description: 'address to listen on', default: '127.0.0.1'}),
+    port: Flags.integer({description: 'port (0: any free port)', default: 8443, min: 0, max: 65535}),
+    'insecure-http': Flags.boolean({description: 'plain HTTP, only on a loopback address', default: false}),
+    'api-key-env': Flags.string({description: 'require the x-api-key header to equal this environment variable'}),
+  }
+
+  async run(): Promise<{url: string}> {
+    const {flags} = await this.parse(PolicyServe)
+    const [{startBundleServer}, {findTopLevel}] = await Promise.all([import('../../control-plane/policy/server.js'), import('../../control-plane/repo/repository.js')])
+    const read = (file: string) =>
+      readFile(file, 'utf8').catch(() => {
+        throw new AirlockError('INVALID_INPUT', `${file}: cannot read`, {file})
+      })
+    if (Boolean(flags['tls-cert']) !== Boolean(flags['tls-key'])) throw new AirlockError('USAGE', '--tls-cert and --tls-key go together', {field: '--tls-cert'})
+    const tls = flags['tls-cert'] && flags['tls-key'] ? {cert: await read(flags['tls-cert']), key: await read(flags['tls-key'])} : undefined
+    let apiKey: string | undefined
+    if (flags['api-key-env']) {
+      apiKey = process.env[flags['api-key-env']]
+      if (!apiKey) throw new AirlockError('USAGE', `--api-key-env: ${flags['api-key-env']} is not set`, {field: '--api-key-env'})
+    }
+    const bundlesDir = resolve(flags.bundles ?? resolve(flags.repo ?? (await findTopLevel(process.cwd())), 'bundles'))
+    const running = await startBundleServer({bundlesDir, host: flags.host, port: flags.port, tls, insecureHttp: flags['insecure-http'], apiKey})
+    // One line saying where it listens (JSON with --json), then serve until SIGINT/SIGTERM.
+    process.stdout.write(this.jsonEnabled() ? `${JSON.stringify({url: running.url, bundles: bundlesDir})}\n` : `Serving ${bundlesDir} on ${running.url}\n`)
+    await new Promise<void>((done) => {
+      const stop = () => running.close().then(done)
+      process.once('SIGINT', stop)
+      process.once('SIGTERM', stop)
+    })
+    return {url: running.url}
+  }
+
+  protected override logJson(): void {
+    // The listening line above is the output; nothing more when the server stops.
+  }
+}

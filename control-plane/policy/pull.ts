@@ -1,0 +1,191 @@
+/**
+ * `airlock policy pull`: fetch a scope's bundle, verify it, keep it in a local cache, and say
+ * which policy is in effect and why. When the server cannot give a valid bundle (unreachable,
+ * slow, 5xx, garbage, an untrusted certificate, a bundle that fails verification), the
+ * offline mode decides, and nothing looser:
+ *   fail_closed        → everything denied
+ *   cached_with_expiry → the cached bundle until max-age after it was fetched (never past its
+ *                        own expiresAt), then everything denied
+ *   cached_indefinite  → the cached bundle
+ *   default_policy     → the embedded default policy
+ * The cache is verified again on every load, so an edited cache file is never used.
+ */
+import {request} from 'node:https'
+import {request as httpRequest} from 'node:http'
+import {mkdir, readFile} from 'node:fs/promises'
+import {join} from 'node:path'
+import {AirlockError} from '../errors.js'
+import type {TrustPolicy} from '../manifests/models.js'
+import {writeFileAtomic} from '../repo/repository.js'
+import {bundlePath, parseBundle, parseScope, verifyBundle, type BundlePayload} from './bundle.js'
+
+export type OfflineMode = 'fail_closed' | 'cached_with_expiry' | 'cached_indefinite' | 'default_policy'
+export const OFFLINE_MODES: OfflineMode[] = ['fail_closed', 'cached_with_expiry', 'cached_indefinite', 'default_policy']
+
+export interface PullOptions {
+  server: string
+  scope: string
+  trust: TrustPolicy
+  now: Date
+  cacheDir: string
+  offlineMode: OfflineMode
+  maxAgeMs: number
+  timeoutMs: number
+  maxBytes: number
+  ca?: string
+  apiKey?: string
+  /** The embedded default policy, for default_policy. */
+  defaultPolicy: () => Promise<{policies: number; digest: string}>
+}
+
+export interface PullReport {
+  scope: string
+  effective: 'fetched' | 'unchanged' | 'cached' | 'default' | 'deny-all'
+  reason: string
+  /** Why the server path failed, when it did (a code from the verifier or the fetch). */
+  failure: {code: string; message: string} | null
+  version: number | null
+  digest: string | null
+  fetchedAt: string | null
+  expiresAt: string | null
+  policies: number
+}
+
+interface CacheMeta {
+  scope: string
+  fetchedAt: string
+  etag: string | null
+  version: number
+  digest: string
+}
+
+class FetchFailure extends Error {
+  constructor(
+    readonly code: string,
+    message: string,
+  ) {
+    super(message)
+  }
+}
+
+type Fetched = {status: 304} | {status: 200; body: string; etag: string | null}
+
+/** One GET with a deadline for the whole exchange and a cap on the body; redirects are not followed. */
+export function fetchBundle(url: URL, opts: {ca?: string; apiKey?: string; etag?: string | null; timeoutMs: number; maxBytes: number}): Promise<Fetched> {
+  return new Promise((resolve, reject) => {
+    const headers: Record<string, string> = {accept: 'application/json'}
+    if (opts.etag) headers['if-none-match'] = opts.etag
+    if (opts.apiKey) headers['x-api-key'] = opts.apiKey
+    const send = url.protocol === 'https:' ? request : httpRequest
+    const req = send(url, {method: 'GET', headers, ...(opts.ca ? {ca: opts.ca} : {})}, (res) => {
+      const status = res.statusCode ?? 0
+      if (status === 304) {
+        res.resume()
+        return resolve({status: 304})
+      }
+      if (status !== 200) {
+        res.resume()
+        return reject(new FetchFailure(status >= 500 ? 'SERVER_ERROR' : 'HTTP_ERROR', `${url.href} answered HTTP ${status}`))
+      }
+      const chunks: Buffer[] = []
+      let size = 0
+      res.on('data', (chunk: Buffer) => {
+        size += chunk.length
+        if (size > opts.maxBytes) req.destroy(new FetchFailure('TOO_LARGE', `${url.href}: response larger than ${opts.maxBytes} bytes`))
+        else chunks.push(chunk)
+      })
+      res.on('end', () => resolve({status: 200, body: Buffer.concat(chunks).toString('utf8'), etag: (res.headers.etag as string | undefined) ?? null}))
+      res.on('error', reject)
+    })
+    const timer = setTimeout(() => req.destroy(new FetchFailure('TIMEOUT', `${url.href}: no answer within ${opts.timeoutMs} ms`)), opts.timeoutMs)
+    req.on('close', () => clearTimeout(timer))
+    req.on('error', (error: NodeJS.ErrnoException) => {
+      clearTimeout(timer)
+      reject(error instanceof FetchFailure ? error : new FetchFailure(error.code ?? 'UNREACHABLE', `${url.href}: ${error.message}`))
+    })
+    req.end()
+  })
+}
+
+function cacheFiles(cacheDir: string, scope: string): {bundle: string; meta: string} {
+  const name = bundlePath(parseScope(scope)).slice('bundles/'.length).replaceAll('/', '__')
+  return {bundle: join(cacheDir, name), meta: join(cacheDir, `${name}.meta.json`)}
+}
+
+/** The cached bundle, verified again now (signatures, scope); null when absent or not valid. */
+async function loadCache(opts: PullOptions): Promise<{payload: BundlePayload; digest: string; meta: CacheMeta; text: string} | {poisoned: string} | null> {
+  const files = cacheFiles(opts.cacheDir, opts.scope)
+  const text = await readFile(files.bundle, 'utf8').catch(() => null)
+  if (text === null) return null
+  try {
+    const meta = JSON.parse(await readFile(files.meta, 'utf8')) as CacheMeta
+    const {envelope, payload} = parseBundle(text, files.bundle)
+    const v = verifyBundle(envelope, payload, {trust: opts.trust, now: opts.now, scope: opts.scope, source: files.bundle, ignoreExpiry: true})
+    if (meta.digest !== v.digest || Number.isNaN(Date.parse(meta.fetchedAt))) return {poisoned: 'the cache metadata does not match the cached bundle'}
+    return {payload, digest: v.digest, meta, text}
+  } catch (error) {
+    return {poisoned: (error as Error).message}
+  }
+}
+
+export async function pullBundle(opts: PullOptions): Promise<PullReport> {
+  const files = cacheFiles(opts.cacheDir, opts.scope)
+  const cached = await loadCache(opts)
+  const good = cached && 'payload' in cached ? cached : null
+  const base = {scope: opts.scope, failure: null, version: null, digest: null, fetchedAt: null, expiresAt: null, policies: 0}
+  const fromCache = (c: NonNullable<typeof good>, effective: PullReport['effective'], reason: string, failure: PullReport['failure'], fetchedAt = c.meta.fetchedAt): PullReport => ({
+    ...base,
+    effective,
+    reason,
+    failure,
+    version: c.payload.version,
+    digest: c.digest,
+    fetchedAt,
+    expiresAt: c.payload.expiresAt,
+    policies: c.payload.policies.length,
+  })
+  const url = new URL(`/v1/bundles/${encodeURIComponent(opts.scope)}`, opts.server)
+  try {
+    const r = await fetchBundle(url, {ca: opts.ca, apiKey: opts.apiKey, etag: good?.meta.etag, timeoutMs: opts.timeoutMs, maxBytes: opts.maxBytes})
+    const fetchedAt = opts.now.toISOString()
+    if (r.status === 304) {
+      if (!good) throw new FetchFailure('HTTP_ERROR', `${url.href} answered 304 but there is no valid cache`)
+      if (opts.now.getTime() >= Date.parse(good.payload.expiresAt)) throw new AirlockError('EXPIRED', `the server has nothing newer than the cached bundle, which expired at ${good.payload.expiresAt}`)
+      await writeFileAtomic(files.meta, `${JSON.stringify({...good.meta, fetchedAt})}\n`)
+      return fromCache(good, 'unchanged', 'the server confirmed the cached bundle (304)', null, fetchedAt)
+    }
+    const {envelope, payload} = parseBundle(r.body, url.href)
+    // Anti-downgrade against what this host already holds; an equal version must be the same bundle.
+    const v = verifyBundle(envelope, payload, {trust: opts.trust, now: opts.now, scope: opts.scope, minVersion: good?.payload.version, source: url.href})
+    if (good && payload.version === good.payload.version && v.digest !== good.digest) {
+      throw new AirlockError('EQUAL_VERSION_CONFLICT', `${url.href}: version ${payload.version} again, with different content than the cached one`, {version: payload.version})
+    }
+    await mkdir(opts.cacheDir, {recursive: true, mode: 0o700})
+    await writeFileAtomic(files.bundle, r.body, 0o600)
+    await writeFileAtomic(files.meta, `${JSON.stringify({scope: opts.scope, fetchedAt, etag: r.etag, version: payload.version, digest: v.digest} satisfies CacheMeta)}\n`, 0o600)
+    return {...base, effective: 'fetched', reason: `verified v${payload.version} from ${url.origin}`, version: payload.version, digest: v.digest, fetchedAt, expiresAt: payload.expiresAt, policies: payload.policies.length}
+  } catch (error) {
+    const failure = {code: error instanceof AirlockError || error instanceof FetchFailure ? error.code : 'UNREACHABLE', message: (error as Error).message}
+    if (error instanceof AirlockError && error.code === 'INVALID_INPUT') failure.code = 'GARBAGE'
+    const poisoned = cached && 'poisoned' in cached ? ` (cache not used: ${cached.poisoned})` : ''
+    const why = `${failure.message}; offline mode ${opts.offlineMode}`
+    switch (opts.offlineMode) {
+      case 'fail_closed':
+        return {...base, effective: 'deny-all', reason: `${why}: everything is denied`, failure}
+      case 'cached_indefinite':
+        return good ? fromCache(good, 'cached', `${why}: using the cached v${good.payload.version}`, failure) : {...base, effective: 'deny-all', reason: `${why}: no valid cache${poisoned}, everything is denied`, failure}
+      case 'cached_with_expiry': {
+        if (!good) return {...base, effective: 'deny-all', reason: `${why}: no valid cache${poisoned}, everything is denied`, failure}
+        const until = Math.min(Date.parse(good.meta.fetchedAt) + opts.maxAgeMs, Date.parse(good.payload.expiresAt))
+        return opts.now.getTime() < until
+          ? fromCache(good, 'cached', `${why}: using the cached v${good.payload.version} until ${new Date(until).toISOString()}`, failure)
+          : {...base, effective: 'deny-all', reason: `${why}: the cached v${good.payload.version} is past ${new Date(until).toISOString()}, everything is denied`, failure}
+      }
+      case 'default_policy': {
+        const d = await opts.defaultPolicy()
+        return {...base, effective: 'default', reason: `${why}: using the embedded default policy`, failure, digest: d.digest, policies: d.policies}
+      }
+    }
+  }
+}
+

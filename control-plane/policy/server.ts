@@ -1,0 +1,111 @@
+/**
+ * `airlock policy serve`: bundles over HTTPS. GET /v1/bundles/<scope> answers the published
+ * bundle with a strong ETag (the SHA-256 of its bytes) and 304 for a matching If-None-Match;
+ * /healthz says the process is up, /readyz that bundles can be served. An API key, when
+ * configured, is compared in constant time.
+ */
+import {createHash, timingSafeEqual} from 'node:crypto'
+import {readdir, readFile, stat} from 'node:fs/promises'
+import {createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse} from 'node:http'
+import {createServer as createHttpsServer} from 'node:https'
+import {isIP} from 'node:net'
+import {join} from 'node:path'
+import {AirlockError} from '../errors.js'
+import {bundlePath, parseScope} from './bundle.js'
+
+export interface ServeOptions {
+  bundlesDir: string
+  host: string
+  port: number
+  tls?: {cert: string; key: string}
+  /** Plain HTTP, allowed only on a loopback address. */
+  insecureHttp?: boolean
+  apiKey?: string
+}
+
+interface Cached {
+  mtimeMs: number
+  size: number
+  body: Buffer
+  etag: string
+}
+
+export function isLoopback(host: string): boolean {
+  return host === 'localhost' || (isIP(host) === 4 && host.startsWith('127.')) || host === '::1'
+}
+
+export async function startBundleServer(opts: ServeOptions): Promise<{server: Server; url: string; close: () => Promise<void>}> {
+  if (!opts.tls && !opts.insecureHttp) throw new AirlockError('USAGE', 'give --tls-cert and --tls-key (or --insecure-http on a loopback address)', {field: '--tls-cert'})
+  if (!opts.tls && !isLoopback(opts.host)) throw new AirlockError('USAGE', `--insecure-http is allowed only on a loopback address, not ${opts.host}`, {field: '--insecure-http'})
+  const cache = new Map<string, Cached>()
+  const load = async (file: string): Promise<Cached | null> => {
+    const s = await stat(file).catch(() => null)
+    if (!s?.isFile()) return null
+    const hit = cache.get(file)
+    if (hit && hit.mtimeMs === s.mtimeMs && hit.size === s.size) return hit
+    const body = await readFile(file)
+    const entry = {mtimeMs: s.mtimeMs, size: s.size, body, etag: `"sha256-${createHash('sha256').update(body).digest('hex')}"`}
+    cache.set(file, entry)
+    return entry
+  }
+  const key = opts.apiKey ? Buffer.from(opts.apiKey) : null
+  const authorized = (req: IncomingMessage) => {
+    if (!key) return true
+    const given = Buffer.from(String(req.headers['x-api-key'] ?? ''))
+    return given.length === key.length && timingSafeEqual(given, key)
+  }
+  const send = (res: ServerResponse, status: number, body: string, headers: Record<string, string> = {}) => {
+    res.writeHead(status, {'content-type': 'application/json', 'cache-control': 'no-cache', ...headers})
+    res.end(body)
+  }
+
+  const handler = async (req: IncomingMessage, res: ServerResponse) => {
+    const url = new URL(req.url ?? '/', 'http://x')
+    if (req.method !== 'GET' && req.method !== 'HEAD') return send(res, 405, '{"error":"method not allowed"}', {allow: 'GET, HEAD'})
+    if (url.pathname === '/healthz') return send(res, 200, '{"status":"ok"}')
+    if (url.pathname === '/readyz') {
+      const ready = await readdir(opts.bundlesDir).then(() => true, () => false)
+      return send(res, ready ? 200 : 503, ready ? '{"status":"ready"}' : '{"status":"bundles folder unreadable"}')
+    }
+    const m = /^\/v1\/bundles\/([^/]+)$/.exec(url.pathname)
+    if (!m) return send(res, 404, '{"error":"not found"}')
+    if (!authorized(req)) return send(res, 401, '{"error":"missing or wrong API key"}')
+    let file: string
+    try {
+      file = join(opts.bundlesDir, bundlePath(parseScope(decodeURIComponent(m[1]!))).slice('bundles/'.length))
+    } catch {
+      return send(res, 400, '{"error":"not a scope"}')
+    }
+    const entry = await load(file)
+    if (!entry) return send(res, 404, '{"error":"no bundle for this scope"}')
+    const match = String(req.headers['if-none-match'] ?? '').split(',').map((s) => s.trim())
+    if (match.includes(entry.etag) || match.includes('*')) {
+      res.writeHead(304, {etag: entry.etag, 'cache-control': 'no-cache'})
+      return res.end()
+    }
+    res.writeHead(200, {'content-type': 'application/json', etag: entry.etag, 'cache-control': 'no-cache', 'content-length': String(entry.body.length)})
+    res.end(req.method === 'HEAD' ? undefined : entry.body)
+  }
+  const listener = (req: IncomingMessage, res: ServerResponse) => {
+    handler(req, res).catch(() => {
+      if (!res.headersSent) send(res, 500, '{"error":"internal error"}')
+      else res.destroy()
+    })
+  }
+  const server = opts.tls ? createHttpsServer({cert: opts.tls.cert, key: opts.tls.key, minVersion: 'TLSv1.2'}, listener) : createHttpServer(listener)
+  server.requestTimeout = 10_000
+  server.headersTimeout = 5_000
+  server.keepAliveTimeout = 5_000
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', (error: NodeJS.ErrnoException) => reject(new AirlockError('USAGE', `cannot listen on ${opts.host}:${opts.port}: ${error.code ?? error.message}`, {field: '--port'})))
+    server.listen(opts.port, opts.host, () => resolve())
+  })
+  const address = server.address()
+  const port = typeof address === 'object' && address ? address.port : opts.port
+  const host = opts.host.includes(':') ? `[${opts.host}]` : opts.host
+  return {
+    server,
+    url: `${opts.tls ? 'https' : 'http'}://${host}:${port}`,
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  }
+}
