@@ -24,6 +24,11 @@ export default class Authorize extends AirlockCommand {
     context: Flags.string({description: 'context, a JSON file'}),
     batch: Flags.boolean({description: 'read one JSON request a line on stdin, write one decision a line', default: false}),
     'fail-closed': Flags.string({description: 'which evaluation errors force deny', options: ['any', 'forbid'], default: 'any'}),
+    jwt: Flags.string({description: 'the principal from a verified JWT/OIDC token (default: AIRLOCK_JWT)', env: 'AIRLOCK_JWT'}),
+    jwks: Flags.string({description: 'with --jwt: the issuer keys, a JWKS file or https:// URL'}),
+    issuer: Flags.string({description: 'with --jwt: the expected iss', env: 'AIRLOCK_JWT_ISSUER'}),
+    audience: Flags.string({description: 'with --jwt: the expected aud', env: 'AIRLOCK_JWT_AUDIENCE'}),
+    ca: Flags.string({description: 'with a JWKS URL: CA certificate (PEM) its server must chain to'}),
   }
 
   async run(): Promise<Decision | {decisions: number; invalid: number}> {
@@ -37,13 +42,22 @@ export default class Authorize extends AirlockCommand {
             throw new AirlockError('INVALID_INPUT', `${file}: cannot read`, {file})
           }), file)
         : fallback
-    const entities = (await readJson(flags.entities, [])) as unknown[]
+    let entities = (await readJson(flags.entities, [])) as unknown[]
     if (!Array.isArray(entities)) throw new AirlockError('INVALID_INPUT', `${flags.entities}: entities must be a JSON array (Cedar's entity format)`, {file: flags.entities})
-    if (flags.batch) return this.batch(engine, entities, parseEntityUid, parseExactJson)
+    let principal: EntityUid | undefined
+    if (flags.jwt) {
+      if (flags.principal) throw new AirlockError('USAGE', '--principal and --jwt both name the principal; give one', {field: '--principal'})
+      const identity = await this.identity(flags)
+      principal = identity.principal
+      const {withIdentity} = await import('../control-plane/identity/jwt.js')
+      entities = withIdentity(entities, identity)
+    }
+    if (flags.batch) return this.batch(engine, entities, parseEntityUid, parseExactJson, principal)
 
-    for (const f of ['principal', 'action', 'resource'] as const) if (!flags[f]) throw new AirlockError('USAGE', `--${f} is required (or use --batch)`, {field: `--${f}`})
+    for (const f of ['action', 'resource'] as const) if (!flags[f]) throw new AirlockError('USAGE', `--${f} is required (or use --batch)`, {field: `--${f}`})
+    if (!principal && !flags.principal) throw new AirlockError('USAGE', '--principal (or --jwt) is required', {field: '--principal'})
     const request: AuthorizationRequest = {
-      principal: parseEntityUid(flags.principal!, '--principal'),
+      principal: principal ?? parseEntityUid(flags.principal!, '--principal'),
       action: parseEntityUid(flags.action!, '--action'),
       resource: parseEntityUid(flags.resource!, '--resource'),
       context: (await readJson(flags.context, {})) as Record<string, unknown>,
@@ -62,11 +76,32 @@ export default class Authorize extends AirlockCommand {
     return decision
   }
 
+  /** The principal from a verified token: --jwks from a file or an https:// URL, iss and aud required. */
+  private async identity(flags: {jwt?: string; jwks?: string; issuer?: string; audience?: string; ca?: string}) {
+    const [{identityFromJwt, parseJwks}, {httpGet}] = await Promise.all([import('../control-plane/identity/jwt.js'), import('../control-plane/net/http.js')])
+    for (const f of ['jwks', 'issuer', 'audience'] as const) if (!flags[f]) throw new AirlockError('USAGE', `--jwt needs --${f}`, {field: `--${f}`})
+    let text: string
+    if (/^https?:\/\//.test(flags.jwks!)) {
+      const ca = flags.ca ? await readFile(flags.ca, 'utf8') : undefined
+      const r = await httpGet(new URL(flags.jwks!), {ca, timeoutMs: 10_000, maxBytes: 1 << 20}).catch((error: Error) => {
+        throw new AirlockError('INVALID_TOKEN', `cannot fetch the JWKS: ${error.message}`, {field: '--jwks'})
+      })
+      if (r.status !== 200) throw new AirlockError('INVALID_TOKEN', `${flags.jwks}: no JWKS (HTTP 304 without a cache)`, {field: '--jwks'})
+      text = r.body
+    } else {
+      text = await readFile(flags.jwks!, 'utf8').catch(() => {
+        throw new AirlockError('INVALID_INPUT', `${flags.jwks}: cannot read`, {file: flags.jwks})
+      })
+    }
+    return identityFromJwt(flags.jwt!, {jwks: parseJwks(text, flags.jwks!), issuer: flags.issuer!, audience: flags.audience!, now: this.now})
+  }
+
   private async batch(
     engine: PolicyEngine,
     entities: unknown[],
     parseUid: (text: string, field: string) => EntityUid,
     parseJson: (text: string, source: string) => unknown,
+    principal?: EntityUid,
   ): Promise<{decisions: number; invalid: number}> {
     let decisions = 0
     let invalid = 0
@@ -79,7 +114,7 @@ export default class Authorize extends AirlockCommand {
       try {
         const r = parseJson(line, `stdin line ${n}`) as Record<string, unknown>
         const d = timed(engine, {
-          principal: uid(r.principal, `line ${n}: principal`),
+          principal: principal && r.principal === undefined ? principal : uid(r.principal, `line ${n}: principal`),
           action: uid(r.action, `line ${n}: action`),
           resource: uid(r.resource, `line ${n}: resource`),
           context: (r.context ?? {}) as Record<string, unknown>,

@@ -10,13 +10,12 @@
  *   default_policy     → the embedded default policy
  * The cache is verified again on every load, so an edited cache file is never used.
  */
-import {request} from 'node:https'
-import {request as httpRequest} from 'node:http'
 import {mkdir, readFile} from 'node:fs/promises'
 import {join} from 'node:path'
 import {AirlockError} from '../errors.js'
 import type {TrustPolicy} from '../manifests/models.js'
 import {writeFileAtomic} from '../repo/repository.js'
+import {FetchFailure, httpGet} from '../net/http.js'
 import {bundlePath, parseBundle, parseScope, verifyBundle, type BundlePayload} from './bundle.js'
 
 export type OfflineMode = 'fail_closed' | 'cached_with_expiry' | 'cached_indefinite' | 'default_policy'
@@ -59,54 +58,6 @@ interface CacheMeta {
   digest: string
 }
 
-class FetchFailure extends Error {
-  constructor(
-    readonly code: string,
-    message: string,
-  ) {
-    super(message)
-  }
-}
-
-type Fetched = {status: 304} | {status: 200; body: string; etag: string | null}
-
-/** One GET with a deadline for the whole exchange and a cap on the body; redirects are not followed. */
-export function fetchBundle(url: URL, opts: {ca?: string; apiKey?: string; etag?: string | null; timeoutMs: number; maxBytes: number}): Promise<Fetched> {
-  return new Promise((resolve, reject) => {
-    const headers: Record<string, string> = {accept: 'application/json'}
-    if (opts.etag) headers['if-none-match'] = opts.etag
-    if (opts.apiKey) headers['x-api-key'] = opts.apiKey
-    const send = url.protocol === 'https:' ? request : httpRequest
-    const req = send(url, {method: 'GET', headers, ...(opts.ca ? {ca: opts.ca} : {})}, (res) => {
-      const status = res.statusCode ?? 0
-      if (status === 304) {
-        res.resume()
-        return resolve({status: 304})
-      }
-      if (status !== 200) {
-        res.resume()
-        return reject(new FetchFailure(status >= 500 ? 'SERVER_ERROR' : 'HTTP_ERROR', `${url.href} answered HTTP ${status}`))
-      }
-      const chunks: Buffer[] = []
-      let size = 0
-      res.on('data', (chunk: Buffer) => {
-        size += chunk.length
-        if (size > opts.maxBytes) req.destroy(new FetchFailure('TOO_LARGE', `${url.href}: response larger than ${opts.maxBytes} bytes`))
-        else chunks.push(chunk)
-      })
-      res.on('end', () => resolve({status: 200, body: Buffer.concat(chunks).toString('utf8'), etag: (res.headers.etag as string | undefined) ?? null}))
-      res.on('error', reject)
-    })
-    const timer = setTimeout(() => req.destroy(new FetchFailure('TIMEOUT', `${url.href}: no answer within ${opts.timeoutMs} ms`)), opts.timeoutMs)
-    req.on('close', () => clearTimeout(timer))
-    req.on('error', (error: NodeJS.ErrnoException) => {
-      clearTimeout(timer)
-      reject(error instanceof FetchFailure ? error : new FetchFailure(error.code ?? 'UNREACHABLE', `${url.href}: ${error.message}`))
-    })
-    req.end()
-  })
-}
-
 function cacheFiles(cacheDir: string, scope: string): {bundle: string; meta: string} {
   const name = bundlePath(parseScope(scope)).slice('bundles/'.length).replaceAll('/', '__')
   return {bundle: join(cacheDir, name), meta: join(cacheDir, `${name}.meta.json`)}
@@ -146,7 +97,7 @@ export async function pullBundle(opts: PullOptions): Promise<PullReport> {
   })
   const url = new URL(`/v1/bundles/${encodeURIComponent(opts.scope)}`, opts.server)
   try {
-    const r = await fetchBundle(url, {ca: opts.ca, apiKey: opts.apiKey, etag: good?.meta.etag, timeoutMs: opts.timeoutMs, maxBytes: opts.maxBytes})
+    const r = await httpGet(url, {ca: opts.ca, apiKey: opts.apiKey, etag: good?.meta.etag, timeoutMs: opts.timeoutMs, maxBytes: opts.maxBytes})
     const fetchedAt = opts.now.toISOString()
     if (r.status === 304) {
       if (!good) throw new FetchFailure('HTTP_ERROR', `${url.href} answered 304 but there is no valid cache`)

@@ -132,3 +132,31 @@ describe('airlock policy bundle / verify', () => {
     }
   })
 })
+
+describe('airlock authorize --jwt', () => {
+  it('takes the principal from a verified CI token; refuses an expired one (1)', async () => {
+    const {exportJWK, generateKeyPair, SignJWT} = await import('jose')
+    const {publicKey, privateKey} = await generateKeyPair('ES256', {extractable: true})
+    const jwks = join(t.dir, 'jwks.json')
+    await writeFile(jwks, JSON.stringify({keys: [{...(await exportJWK(publicKey)), kid: 'ci', alg: 'ES256'}]}))
+    const now = Math.floor(Date.now() / 1000)
+    const token = (exp: number) =>
+      new SignJWT({org_id: 'acme', roles: ['ci'], email: 'ci@acme.example'})
+        .setProtectedHeader({alg: 'ES256', kid: 'ci'})
+        .setIssuer('https://ci.example')
+        .setAudience('airlock')
+        .setSubject('ci-acme')
+        .setExpirationTime(exp)
+        .sign(privateKey)
+    const base = ['authorize', '--action', 'AgentKernel::Action::"Promote"', '--entities', ENTITIES, '--jwks', jwks, '--issuer', 'https://ci.example', '--audience', 'airlock', '--json']
+    const canary = await airlock([...base, '--resource', 'AgentKernel::Channel::"agent-runner/canary"', '--jwt', await token(now + 300)])
+    expect(canary.exitCode).toBe(0)
+    expect(canary.json.reasons.map((r: any) => r.id)).toEqual(['global-ci-promotes-canary'])
+    const stable = await airlock([...base, '--resource', 'AgentKernel::Channel::"agent-runner/stable"'], {env: {AIRLOCK_JWT: await token(now + 300)}})
+    expect(stable.exitCode).toBe(1)
+    expect(stable.json.decision).toBe('deny')
+    const expired = await airlock([...base, '--resource', 'AgentKernel::Channel::"agent-runner/canary"', '--jwt', await token(now - 10)])
+    expect(expired.exitCode).toBe(1)
+    expect(expired.json.error.code).toBe('INVALID_TOKEN')
+  })
+})

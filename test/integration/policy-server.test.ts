@@ -193,7 +193,7 @@ describe('policy serve as a process', () => {
       child.stdout.once('data', (chunk: Buffer) => resolve(JSON.parse(chunk.toString()).url))
       void exited.then(() => reject(new Error('serve exited early')))
     })
-    const {fetchBundle} = await import('../../control-plane/policy/pull.js')
+    const {httpGet: fetchBundle} = await import('../../control-plane/net/http.js')
     const opts = {ca: CERT, timeoutMs: 2000, maxBytes: 1 << 20}
     const first = await fetchBundle(new URL('/v1/bundles/org%3Aacme', url), opts)
     expect(first.status).toBe(200)

@@ -1,0 +1,93 @@
+/**
+ * JWT/OIDC → Cedar principal. Tokens are verified with jose against a JWKS, with an allow-list
+ * of asymmetric algorithms (so `alg: none` and HS* signed with a public key are refused), and
+ * exp/nbf/iss/aud checked at the command's `now`.
+ */
+import {createLocalJWKSet, jwtVerify, type JSONWebKeySet, type JWTPayload} from 'jose'
+import {AirlockError} from '../errors.js'
+
+export const TOKEN_ALGORITHMS = ['RS256', 'RS384', 'RS512', 'ES256', 'EdDSA']
+
+export interface CedarEntity {
+  uid: {type: string; id: string}
+  attrs: Record<string, unknown>
+  parents: Array<{type: string; id: string}>
+}
+
+/** Who acts, as Cedar sees them, and how that is known. */
+export interface Identity {
+  principal: {type: string; id: string}
+  /** The user entity and the org/team entities it belongs to. */
+  entities: CedarEntity[]
+  authenticated: boolean
+  /** Where the identity came from: the token's issuer and subject, or the local git identity. */
+  source: string
+}
+
+export function parseJwks(text: string, source: string): JSONWebKeySet {
+  let value: unknown
+  try {
+    value = JSON.parse(text)
+  } catch {
+    throw new AirlockError('INVALID_INPUT', `${source}: the JWKS is not JSON`, {file: source})
+  }
+  const keys = (value as {keys?: unknown})?.keys
+  if (!Array.isArray(keys) || keys.length === 0) throw new AirlockError('INVALID_INPUT', `${source}: a JWKS needs a non-empty "keys" list`, {file: source})
+  return value as JSONWebKeySet
+}
+
+function stringList(v: unknown): string[] {
+  if (Array.isArray(v)) return v.filter((x): x is string => typeof x === 'string')
+  if (typeof v === 'string') return v.split(/[\s,]+/).filter(Boolean)
+  return []
+}
+
+/** The Cedar User (and its Org/Team parents) for verified claims. */
+export function entitiesForClaims(claims: JWTPayload, authenticated: boolean): Identity['entities'] {
+  const org = typeof claims.org_id === 'string' ? claims.org_id : ''
+  const teams = stringList(claims.teams).map((t) => (t.includes('/') ? t : `${org}/${t}`))
+  const mfa = claims.mfa_verified === true || stringList(claims.amr).includes('mfa')
+  const parents = [...(org ? [{type: 'AgentKernel::Org', id: org}] : []), ...teams.map((id) => ({type: 'AgentKernel::Team', id}))]
+  return [
+    {
+      uid: {type: 'AgentKernel::User', id: String(claims.sub)},
+      attrs: {email: typeof claims.email === 'string' ? claims.email : '', org_id: org, roles: authenticated ? stringList(claims.roles) : [], mfa_verified: authenticated && mfa},
+      parents,
+    },
+    ...(org ? [{uid: {type: 'AgentKernel::Org', id: org}, attrs: {}, parents: []}] : []),
+    ...teams.map((id) => ({uid: {type: 'AgentKernel::Team', id}, attrs: {}, parents: org ? [{type: 'AgentKernel::Org', id: org}] : []})),
+  ]
+}
+
+export async function identityFromJwt(token: string, opts: {jwks: JSONWebKeySet; issuer: string; audience: string; now: Date}): Promise<Identity> {
+  let payload: JWTPayload
+  try {
+    ;({payload} = await jwtVerify(token, createLocalJWKSet(opts.jwks), {
+      algorithms: TOKEN_ALGORITHMS,
+      issuer: opts.issuer,
+      audience: opts.audience,
+      currentDate: opts.now,
+      requiredClaims: ['sub', 'exp'],
+    }))
+  } catch (error) {
+    const e = error as {code?: string; message?: string}
+    throw new AirlockError('INVALID_TOKEN', `the token was refused: ${e.message ?? String(error)}`, {reason: e.code ?? 'ERR_JWT_INVALID'})
+  }
+  return {principal: {type: 'AgentKernel::User', id: String(payload.sub)}, entities: entitiesForClaims(payload, true), authenticated: true, source: `${payload.iss} ${payload.sub}`}
+}
+
+/** An operator at a terminal: the git identity, unauthenticated, with no roles and no MFA. */
+export function localIdentity(name: string, email: string): Identity {
+  const sub = `local:${email || name || 'unknown'}`
+  return {principal: {type: 'AgentKernel::User', id: sub}, entities: entitiesForClaims({sub, email}, false), authenticated: false, source: `git identity ${name} <${email}> (unauthenticated)`}
+}
+
+/** Entities with the identity's own replacing any of the same uid (the token is authoritative). */
+export function withIdentity(entities: unknown[], identity: Identity): unknown[] {
+  const key = (e: {uid?: {type?: string; id?: string}}) => `${e.uid?.type}\u0000${e.uid?.id}`
+  const mine = new Map(identity.entities.map((e) => [key(e), e]))
+  const user = key(identity.entities[0]!)
+  const kept = (entities as Array<{uid?: {type?: string; id?: string}}>).filter((e) => key(e) !== user)
+  const present = new Set(kept.map(key))
+  return [...kept, identity.entities[0]!, ...[...mine.entries()].filter(([k]) => k !== user && !present.has(k)).map(([, e]) => e)]
+}
