@@ -2,11 +2,12 @@
 // run (native git doing the same reads, an empty oclif CLI, `node -e ''`). Medians of N runs
 // after a warm-up. Writes docs/benchmarks.md.
 import {spawnSync} from 'node:child_process'
-import {existsSync, mkdirSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
+import {mkdirSync, rmSync, writeFileSync} from 'node:fs'
 import {cpus, totalmem} from 'node:os'
 import {dirname, join} from 'node:path'
 import {fileURLToPath} from 'node:url'
 import {generateFleet} from './generate.js'
+import {writeSection} from './report.js'
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..')
 const WORK = join(ROOT, 'bench', '.work')
@@ -79,15 +80,9 @@ async function main() {
   ].join('\n')
   const section = `## Core loop (issue 2) — ${date}\n\nMachine: ${machine}. Medians of ${RUNS} whole-process runs after one warm-up (\`npm run bench\`).\n\n${table}\n`
   console.log(section)
-  // Replace this benchmark's section of docs/benchmarks.md (between its markers), keeping the rest.
-  const doc = join(ROOT, 'docs', 'benchmarks.md')
-  const [start, end] = ['<!-- bench:core-loop:start -->', '<!-- bench:core-loop:end -->']
-  const old = existsSync(doc) ? readFileSync(doc, 'utf8') : `# Benchmarks\n\n${start}\n${end}\n`
-  const at = old.indexOf(start)
-  const to = old.indexOf(end)
-  const body = at >= 0 && to > at ? `${old.slice(0, at + start.length)}\n${section}${old.slice(to)}` : `${old}\n${start}\n${section}${end}\n`
-  writeFileSync(doc, body)
-  console.error(`updated ${doc}`)
+  writeSection('core-loop', section)
 }
 
 await main()
+// The policy engine's benchmark (issue 3) runs after the core loop's.
+await import('./policy.js')

@@ -124,9 +124,12 @@ export class PolicyEngine {
   private readonly setId: string
   private readonly schemaId: string | null
   private readonly forbids: Set<string>
+  /** Decisions by exact request, for hosts that ask the same question repeatedly (bounded, LRU). */
+  private readonly decisions: Map<string, PolicyDecision> | null
   readonly digest: string
 
-  private constructor(tree: PolicyTree, private readonly failClosed: FailClosed) {
+  private constructor(tree: PolicyTree, private readonly failClosed: FailClosed, private readonly cacheSize: number) {
+    this.decisions = cacheSize > 0 ? new Map() : null
     this.byId = new Map(tree.policies.map((p) => [p.id, p]))
     const record = Object.fromEntries(tree.policies.map((p) => [p.id, p.text]))
     this.digest = `sha256:${sha256Hex(canonicalJson({policies: record, schema: tree.schema?.text ?? null}))}`
@@ -146,8 +149,8 @@ export class PolicyEngine {
   }
 
   /** An engine for a tree; refuses a tree that does not parse (exit 2, every problem located). */
-  static create(tree: PolicyTree, failClosed: FailClosed = 'any'): PolicyEngine {
-    return new PolicyEngine(tree, failClosed)
+  static create(tree: PolicyTree, failClosed: FailClosed = 'any', opts: {cacheSize?: number} = {}): PolicyEngine {
+    return new PolicyEngine(tree, failClosed, opts.cacheSize ?? 0)
   }
 
   private ref(id: string): PolicyRef {
@@ -156,6 +159,22 @@ export class PolicyEngine {
   }
 
   authorize(req: AuthorizationRequest): PolicyDecision {
+    if (!this.decisions) return this.evaluate(req)
+    // The policy set is fixed for this engine, so the request alone keys its decision.
+    const key = JSON.stringify(req)
+    const hit = this.decisions.get(key)
+    if (hit) {
+      this.decisions.delete(key)
+      this.decisions.set(key, hit)
+      return hit
+    }
+    const decision = this.evaluate(req)
+    this.decisions.set(key, decision)
+    if (this.decisions.size > this.cacheSize) this.decisions.delete(this.decisions.keys().next().value!)
+    return decision
+  }
+
+  private evaluate(req: AuthorizationRequest): PolicyDecision {
     const answer = cedar.statefulIsAuthorized({
       principal: req.principal as EntityUidJson,
       action: req.action as EntityUidJson,

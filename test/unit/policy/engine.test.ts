@@ -119,3 +119,17 @@ describe('exact integers', () => {
     expect(() => parseExactJson(`{"level": ${n}}`, 'ctx.json')).toThrow(expect.objectContaining({code: 'INVALID_INPUT', message: expect.stringContaining(n)}))
   })
 })
+
+describe('the decision cache', () => {
+  it('answers a repeated request from the cache and keeps within its size', async () => {
+    const e = PolicyEngine.create(await tree({'global/a.cedar': '@id("p") permit(principal, action, resource) when { principal.level > 2 };'}), 'any', {cacheSize: 2})
+    const first = e.authorize({...run, entities: alice(3)})
+    expect(e.authorize({...run, entities: alice(3)})).toBe(first)
+    expect(e.authorize({...run, entities: alice(1)}).decision).toBe('deny')
+    e.authorize({...run, entities: alice(7)})
+    // Evicted (least recently used), so evaluated again: an equal decision, not the same object.
+    const again = e.authorize({...run, entities: alice(3)})
+    expect(again).not.toBe(first)
+    expect(again).toEqual(first)
+  })
+})
