@@ -29,13 +29,14 @@ export default class Authorize extends AirlockCommand {
     issuer: Flags.string({description: 'with --jwt: the expected iss', env: 'AIRLOCK_JWT_ISSUER'}),
     audience: Flags.string({description: 'with --jwt: the expected aud', env: 'AIRLOCK_JWT_AUDIENCE'}),
     ca: Flags.string({description: 'with a JWKS URL: CA certificate (PEM) its server must chain to'}),
+    'from-cache': Flags.boolean({description: "use the bundles pulled by `policy pull`: global + the principal's org, teams and user", default: false}),
+    'cache-dir': Flags.string({description: 'with --from-cache: the bundle cache (default: ~/.cache/airlock/bundles)'}),
+    trust: Flags.string({description: 'with --from-cache: trust policy the cached bundles are verified against (default: manifests/trust.yaml at the repository top)'}),
   }
 
   async run(): Promise<Decision | {decisions: number; invalid: number}> {
     const {flags} = await this.parse(Authorize)
     const [{parseEntityUid, PolicyEngine}, {parseExactJson}] = await Promise.all([import('../control-plane/policy/engine.js'), import('../control-plane/policy/json.js')])
-    const tree = await policyTree(flags)
-    const engine = PolicyEngine.create(tree, flags['fail-closed'] as 'any' | 'forbid')
     const readJson = async (file: string | undefined, fallback: unknown) =>
       file
         ? parseExactJson(await readFile(file, 'utf8').catch(() => {
@@ -52,6 +53,9 @@ export default class Authorize extends AirlockCommand {
       const {withIdentity} = await import('../control-plane/identity/jwt.js')
       entities = withIdentity(entities, identity)
     }
+    if (flags['from-cache'] && flags.batch) throw new AirlockError('USAGE', '--from-cache chooses bundles by principal; use it without --batch', {field: '--from-cache'})
+    const tree = flags['from-cache'] ? await this.cachedTree(flags, principal ?? (flags.principal ? parseEntityUid(flags.principal, '--principal') : undefined), entities) : await policyTree(flags)
+    const engine = PolicyEngine.create(tree, flags['fail-closed'] as 'any' | 'forbid')
     if (flags.batch) return this.batch(engine, entities, parseEntityUid, parseExactJson, principal)
 
     for (const f of ['action', 'resource'] as const) if (!flags[f]) throw new AirlockError('USAGE', `--${f} is required (or use --batch)`, {field: `--${f}`})
@@ -74,6 +78,30 @@ export default class Authorize extends AirlockCommand {
       this.log(lines.join('\n'))
     }
     return decision
+  }
+
+  /** The effective policy set from pulled bundles for this principal (its entity says its org and teams). */
+  private async cachedTree(flags: {'cache-dir'?: string; trust?: string; repo?: string}, principal: EntityUid | undefined, entities: unknown[]) {
+    if (!principal) throw new AirlockError('USAGE', '--principal (or --jwt) is required', {field: '--principal'})
+    const [{effectivePolicy}, {parseTrust}, {findTopLevel}, {homedir}, {join, resolve}] = await Promise.all([
+      import('../control-plane/policy/hierarchy.js'),
+      import('../control-plane/manifests/load.js'),
+      import('../control-plane/repo/repository.js'),
+      import('node:os'),
+      import('node:path'),
+    ])
+    const trustFile = resolve(flags.trust ?? resolve(flags.repo ?? (await findTopLevel(process.cwd())), 'manifests/trust.yaml'))
+    const trust = parseTrust(await readFile(trustFile, 'utf8').catch(() => {
+      throw new AirlockError('INVALID_INPUT', `${trustFile}: cannot read`, {file: trustFile})
+    }), trustFile, null, this.limits)
+    const cacheDir = resolve(flags['cache-dir'] ?? join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'airlock', 'bundles'))
+    const entity = (entities as Array<{uid?: EntityUid}>).find((e) => e.uid?.type === principal.type && e.uid?.id === principal.id)
+    const effective = await effectivePolicy(cacheDir, (entity ?? {uid: principal}) as {uid: EntityUid}, trust, this.now)
+    if (!this.jsonEnabled()) {
+      for (const b of effective.bundles) process.stderr.write(`using ${b.scope} v${b.version}\n`)
+      for (const b of effective.skipped) process.stderr.write(`not using ${b.scope}: ${b.why}\n`)
+    }
+    return effective.tree
   }
 
   /** The principal from a verified token: --jwks from a file or an https:// URL, iss and aud required. */

@@ -64,7 +64,7 @@ function cacheFiles(cacheDir: string, scope: string): {bundle: string; meta: str
 }
 
 /** The cached bundle, verified again now (signatures, scope); null when absent or not valid. */
-async function loadCache(opts: PullOptions): Promise<{payload: BundlePayload; digest: string; meta: CacheMeta; text: string} | {poisoned: string} | null> {
+async function loadCache(opts: Pick<PullOptions, 'cacheDir' | 'scope' | 'trust' | 'now'>): Promise<{payload: BundlePayload; digest: string; meta: CacheMeta; text: string} | {poisoned: string} | null> {
   const files = cacheFiles(opts.cacheDir, opts.scope)
   const text = await readFile(files.bundle, 'utf8').catch(() => null)
   if (text === null) return null
@@ -140,3 +140,15 @@ export async function pullBundle(opts: PullOptions): Promise<PullReport> {
   }
 }
 
+
+/**
+ * A cached bundle for use now: verified again in full (signatures, scope, and expiry), so a
+ * cache edited on disk or past its expiry is never evaluated. Null when there is none.
+ */
+export async function loadVerifiedCache(cacheDir: string, scope: string, trust: TrustPolicy, now: Date): Promise<{payload: BundlePayload; digest: string} | {problem: string} | null> {
+  const cached = await loadCache({cacheDir, scope, trust, now})
+  if (!cached) return null
+  if ('poisoned' in cached) return {problem: cached.poisoned}
+  if (now.getTime() >= Date.parse(cached.payload.expiresAt)) return {problem: `the cached ${scope} bundle expired at ${cached.payload.expiresAt}`}
+  return {payload: cached.payload, digest: cached.digest}
+}

@@ -7,7 +7,7 @@ import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 import {generateSigner} from '../../control-plane/crypto/keys.js'
 import {signBundle, type BundlePayload} from '../../control-plane/policy/bundle.js'
 import {startBundleServer} from '../../control-plane/policy/server.js'
-import {airlock, BIN, NODE, tempDir} from '../helpers.js'
+import {airlock, BIN, NODE, ROOT, tempDir} from '../helpers.js'
 
 const t = await tempDir()
 const signer = generateSigner().signer
@@ -211,5 +211,58 @@ describe('policy serve as a process', () => {
     const r = await airlock(['policy', 'serve', '--insecure-http', '--host', '0.0.0.0', '--port', '0', '--json'])
     expect(r.exitCode).toBe(2)
     expect(r.json.error.code).toBe('USAGE')
+  })
+})
+
+describe('authorize --from-cache (the bundle hierarchy)', () => {
+  it('evaluates global + own org + own team bundles; forbid wins; another org’s bundle never applies', async () => {
+    const {cpSync} = await import('node:fs')
+    const {loadPolicyTree} = await import('../../control-plane/policy/source.js')
+    const {buildPayload, parseScope, bundlePath} = await import('../../control-plane/policy/bundle.js')
+    const src = join(t.dir, 'h-policies')
+    cpSync(join(ROOT, 'policies'), src, {recursive: true})
+    await mkdir(join(src, 'orgs', 'globex'), {recursive: true})
+    await writeFile(join(src, 'orgs', 'globex', 'open.cedar'), '@id("globex-any-egress")\npermit (principal, action == AgentKernel::Action::"Network", resource);\n')
+    const tree = await loadPolicyTree(src, {display: (a) => a.slice(t.dir.length + 1)})
+    const dir = join(t.dir, 'h-bundles')
+    const scopes = ['global', 'org:acme', 'org:globex', 'team:acme/platform', 'user:alice']
+    for (const scope of scopes) {
+      const file = join(dir, bundlePath(parseScope(scope)).slice('bundles/'.length))
+      await mkdir(join(file, '..'), {recursive: true})
+      await writeFile(file, JSON.stringify(signBundle(buildPayload(tree, parseScope(scope), 1, new Date(NOW - 60_000), new Date(NOW + 3_600_000)), [signer])))
+    }
+    const s = await startBundleServer({bundlesDir: dir, host: '127.0.0.1', port: 0, tls: {cert: CERT, key: KEY}})
+    const cache = join(t.dir, 'h-cache')
+    try {
+      for (const scope of scopes) {
+        const r = await airlock(['policy', 'pull', '--server', s.url, '--scope', scope, '--ca', join(t.dir, 'ca.pem'), '--trust', join(t.dir, 'trust.yaml'), '--cache-dir', cache, '--json'])
+        expect(r.json.effective).toBe('fetched')
+      }
+    } finally {
+      await s.close()
+    }
+    const entities = join(ROOT, 'policies/tests/entities.json')
+    const ask = (user: string, action: string, resource: string, context?: object) =>
+      (async () => {
+        const args = ['authorize', '--from-cache', '--cache-dir', cache, '--trust', join(t.dir, 'trust.yaml'), '--entities', entities, '--principal', `AgentKernel::User::"${user}"`, '--action', `AgentKernel::Action::"${action}"`, '--resource', `AgentKernel::Sandbox::"${resource}"`, '--json']
+        if (context) {
+          const file = join(t.dir, `ctx-${Math.random().toString(36).slice(2)}.json`)
+          await writeFile(file, JSON.stringify(context))
+          args.push('--context', file)
+        }
+        return airlock(args)
+      })()
+    const acmeLlm = await ask('dana', 'Network', 'small', {destination_host: 'api.anthropic.com', destination_port: 443})
+    expect(acmeLlm.json).toMatchObject({decision: 'allow', reasons: [{id: 'acme-egress-llm-apis'}]})
+    const acmeElsewhere = await ask('dana', 'Network', 'small', {destination_host: 'example.com', destination_port: 443})
+    expect(acmeElsewhere.json.decision).toBe('deny')
+    const globexAny = await ask('gus', 'Network', 'small', {destination_host: 'example.com', destination_port: 443})
+    expect(globexAny.json).toMatchObject({decision: 'allow', reasons: [{id: 'globex-any-egress'}]})
+    const globexMetadata = await ask('gus', 'Network', 'small', {destination_host: '169.254.169.254', destination_port: 80})
+    expect(globexMetadata.json).toMatchObject({decision: 'deny', reasons: [{id: 'global-forbid-cloud-metadata'}]})
+    const teamExec = await ask('alice', 'Exec', 'small')
+    expect(teamExec.json).toMatchObject({decision: 'allow', reasons: [{id: 'acme-platform-exec-firecracker'}]})
+    const otherTeam = await ask('dana', 'Exec', 'small')
+    expect(otherTeam.json.decision).toBe('deny')
   })
 })
