@@ -74,9 +74,23 @@ export abstract class AirlockCommand extends Command {
     return loadSigner({file, env: process.env.AIRLOCK_EVIDENCE_KEY})
   }
 
+  /** An authorize callback for promote/rollback: the acting identity against the repository's policies. */
+  protected async changeAuthorizer(repo: Repository, flags: {jwt?: string; jwks?: string; issuer?: string; audience?: string; ca?: string; reason: string}) {
+    const [{actingIdentity}, {authorizeChange}] = await Promise.all([import('./_identity.js'), import('../control-plane/promote/authorize.js')])
+    const identity = await actingIdentity(flags, repo, this.now)
+    return (change: {action: 'Promote' | 'Rollback'; image: string; channel: string; base: string}) =>
+      authorizeChange(repo, change.base, {...change, identity, reason: flags.reason, limits: this.limits})
+  }
+
   /** The shared tail of every mutating command: save (--out), apply (--apply), render. */
   protected async finishPlan(repo: Repository, plan: Plan, flags: {apply: boolean; out?: string; 'evidence-key'?: string}): Promise<PlanOutcome> {
     const signer = flags.apply ? await this.evidenceSigner(flags['evidence-key']) : null
+    const a = plan.authorization
+    if (a && a.decision === 'deny' && (flags.apply || flags.out)) {
+      // Refused before anything is applied or saved; a plan-only run shows the decision instead.
+      const why = a.reasons.length ? ` (${a.reasons.join(', ')})` : a.note ? ` (${a.note})` : ' (no policy permits it)'
+      throw new AirlockError('DENIED', `policy denies ${a.action} of ${a.resource} to ${a.principal}${a.authenticated ? '' : ', an unauthenticated local operator'}${why}`, {authorization: a})
+    }
     let savedTo: string | null = null
     if (flags.out) {
       const [{writeFileAtomic}, {serializePlan}, {resolve}] = await Promise.all([

@@ -4,6 +4,7 @@ import {Flags} from '@oclif/core'
 import {AirlockError} from '../control-plane/errors.js'
 import type {AuthorizationRequest, EntityUid, PolicyDecision, PolicyEngine} from '../control-plane/policy/engine.js'
 import {AirlockCommand} from './_base.js'
+import {identityFlags, tokenIdentity} from './_identity.js'
 import {policyTree} from './_policy.js'
 
 type Decision = PolicyDecision & {evaluationMs: number}
@@ -24,11 +25,7 @@ export default class Authorize extends AirlockCommand {
     context: Flags.string({description: 'context, a JSON file'}),
     batch: Flags.boolean({description: 'read one JSON request a line on stdin, write one decision a line', default: false}),
     'fail-closed': Flags.string({description: 'which evaluation errors force deny', options: ['any', 'forbid'], default: 'any'}),
-    jwt: Flags.string({description: 'the principal from a verified JWT/OIDC token (default: AIRLOCK_JWT)', env: 'AIRLOCK_JWT'}),
-    jwks: Flags.string({description: 'with --jwt: the issuer keys, a JWKS file or https:// URL'}),
-    issuer: Flags.string({description: 'with --jwt: the expected iss', env: 'AIRLOCK_JWT_ISSUER'}),
-    audience: Flags.string({description: 'with --jwt: the expected aud', env: 'AIRLOCK_JWT_AUDIENCE'}),
-    ca: Flags.string({description: 'with a JWKS URL: CA certificate (PEM) its server must chain to'}),
+    ...identityFlags,
     'from-cache': Flags.boolean({description: "use the bundles pulled by `policy pull`: global + the principal's org, teams and user", default: false}),
     'cache-dir': Flags.string({description: 'with --from-cache: the bundle cache (default: ~/.cache/airlock/bundles)'}),
     trust: Flags.string({description: 'with --from-cache: trust policy the cached bundles are verified against (default: manifests/trust.yaml at the repository top)'}),
@@ -48,7 +45,7 @@ export default class Authorize extends AirlockCommand {
     let principal: EntityUid | undefined
     if (flags.jwt) {
       if (flags.principal) throw new AirlockError('USAGE', '--principal and --jwt both name the principal; give one', {field: '--principal'})
-      const identity = await this.identity(flags)
+      const identity = await tokenIdentity(flags, this.now)
       principal = identity.principal
       const {withIdentity} = await import('../control-plane/identity/jwt.js')
       entities = withIdentity(entities, identity)
@@ -102,26 +99,6 @@ export default class Authorize extends AirlockCommand {
       for (const b of effective.skipped) process.stderr.write(`not using ${b.scope}: ${b.why}\n`)
     }
     return effective.tree
-  }
-
-  /** The principal from a verified token: --jwks from a file or an https:// URL, iss and aud required. */
-  private async identity(flags: {jwt?: string; jwks?: string; issuer?: string; audience?: string; ca?: string}) {
-    const [{identityFromJwt, parseJwks}, {httpGet}] = await Promise.all([import('../control-plane/identity/jwt.js'), import('../control-plane/net/http.js')])
-    for (const f of ['jwks', 'issuer', 'audience'] as const) if (!flags[f]) throw new AirlockError('USAGE', `--jwt needs --${f}`, {field: `--${f}`})
-    let text: string
-    if (/^https?:\/\//.test(flags.jwks!)) {
-      const ca = flags.ca ? await readFile(flags.ca, 'utf8') : undefined
-      const r = await httpGet(new URL(flags.jwks!), {ca, timeoutMs: 10_000, maxBytes: 1 << 20}).catch((error: Error) => {
-        throw new AirlockError('INVALID_TOKEN', `cannot fetch the JWKS: ${error.message}`, {field: '--jwks'})
-      })
-      if (r.status !== 200) throw new AirlockError('INVALID_TOKEN', `${flags.jwks}: no JWKS (HTTP 304 without a cache)`, {field: '--jwks'})
-      text = r.body
-    } else {
-      text = await readFile(flags.jwks!, 'utf8').catch(() => {
-        throw new AirlockError('INVALID_INPUT', `${flags.jwks}: cannot read`, {file: flags.jwks})
-      })
-    }
-    return identityFromJwt(flags.jwt!, {jwks: parseJwks(text, flags.jwks!), issuer: flags.issuer!, audience: flags.audience!, now: this.now})
   }
 
   private async batch(

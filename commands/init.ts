@@ -1,3 +1,4 @@
+import {join} from 'node:path'
 import {Args} from '@oclif/core'
 import {AirlockCommand, planFlags, type PlanOutcome} from './_base.js'
 
@@ -10,12 +11,12 @@ export default class Init extends AirlockCommand {
   async run(): Promise<PlanOutcome & {dir: string; keyFile: string | null}> {
     const {args, flags} = await this.parse(Init)
     const {scaffold} = await import('../control-plane/init/scaffold.js')
-    const result = await scaffold(args.dir, {apply: flags.apply, now: this.now, requestedBy: await this.requester(flags.actor), limits: this.limits, toolVersion: this.config.version})
+    const result = await scaffold(args.dir, {apply: flags.apply, now: this.now, requestedBy: await this.requester(flags.actor), limits: this.limits, toolVersion: this.config.version, examplePolicies: join(this.config.root, 'policies')})
     if (!this.jsonEnabled()) {
       const {renderPlan} = await import('../control-plane/plan/render.js')
       process.stdout.write(renderPlan(result.plan, {color: this.color(), applied: result.applied}))
       if (result.applied) {
-        this.log(`\nNext:\n  cd ${args.dir}\n  export AIRLOCK_EVIDENCE_KEY=keys/evidence.key\n  airlock status\n  airlock promote agent-runner --from canary --to stable --reason "try it" --apply\n  airlock evidence verify`)
+        this.log(`\nNext:\n  cd ${args.dir}\n  export AIRLOCK_EVIDENCE_KEY=keys/evidence.key\n  airlock status\n  airlock promote agent-runner --digest sha256:<64 hex> --to canary --reason "try it" --apply\n  airlock rollback agent-runner --channel canary --reason "undo" --apply\n  airlock evidence verify\n(stable takes a verified release manager: --jwt)`)
       } else {
         this.log('(On --apply a new evidence key is generated into keys/evidence.key; the key id shown here is a preview.)')
       }

@@ -1,5 +1,6 @@
 import {Args, Flags} from '@oclif/core'
 import {AirlockCommand, planFlags, type PlanOutcome} from './_base.js'
+import {identityFlags} from './_identity.js'
 
 export default class Rollback extends AirlockCommand {
   static override summary = 'Restore a channel to its rollback target (or a given digest) as a new forward commit.'
@@ -7,6 +8,7 @@ export default class Rollback extends AirlockCommand {
   static override args = {image: Args.string({description: 'image name', required: true})}
   static override flags = {
     ...planFlags,
+    ...identityFlags,
     channel: Flags.string({description: 'channel to roll back', required: true}),
     to: Flags.string({description: 'previous (the recorded rollback target) or sha256:<64 hex>', default: 'previous'}),
     reason: Flags.string({description: 'why (required): recorded in the commit and the receipt', required: true}),
@@ -24,6 +26,7 @@ export default class Rollback extends AirlockCommand {
       requestedBy: await this.requester(flags.actor),
       now: this.now,
       limits: this.limits,
+      authorize: await this.changeAuthorizer(repo, flags),
     })
     return this.finishPlan(repo, plan, flags)
   }

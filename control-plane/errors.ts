@@ -38,6 +38,7 @@ export type ErrorCode =
   | 'INVALID_POLICY'
   | 'EQUAL_VERSION_CONFLICT'
   | 'INVALID_TOKEN'
+  | 'DENIED'
   | 'INTERNAL'
   // 3: conflict
   | 'STALE_PLAN'
@@ -105,6 +106,7 @@ const EXIT_CODES: Record<ErrorCode, 1 | 2 | 3> = {
   INVALID_POLICY: 1,
   EQUAL_VERSION_CONFLICT: 1,
   INVALID_TOKEN: 1,
+  DENIED: 1,
   INTERNAL: 1,
   STALE_PLAN: 3,
   CONFLICT: 3,

@@ -22,6 +22,8 @@ export interface ReceiptPredicate {
   changes: Array<{path: string; action: string; before: string | null; after: string | null}>
   tool: {name: 'airlock'; version: string}
   result: 'applied'
+  /** The policy decision on who asked, when the change was authorized (promote, rollback). */
+  authorization?: Plan['authorization']
 }
 
 export interface ReceiptStatement {
@@ -62,6 +64,7 @@ export function receiptStatement(plan: Plan, appliedAt: Date, toolVersion: strin
       changes: plan.changes.map((c) => ({path: c.path, action: c.action, before: blobDigest(c.before), after: blobDigest(c.after)})),
       tool: {name: 'airlock', version: toolVersion},
       result: 'applied',
+      ...(plan.authorization ? {authorization: plan.authorization} : {}),
     },
   }
 }

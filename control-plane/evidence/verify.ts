@@ -9,7 +9,7 @@ import type {Repository} from '../repo/repository.js'
 import {listReceipts, parseReceipt, type ParsedReceipt} from './ledger.js'
 
 /** Folders whose every change must be a commit signed by a trusted evidence key (besides docs/evidence/). */
-export const SIGNED_FOLDERS = ['manifests', 'bundles'] as const
+export const SIGNED_FOLDERS = ['manifests', 'bundles', 'policies'] as const
 
 export type EvidenceProblemCode =
   | 'MALFORMED'
@@ -75,7 +75,7 @@ export function checkReceiptSignatures(receipt: ParsedReceipt, trust: TrustPolic
 /** Reads trust.yaml at a commit, parsing each distinct version once. */
 function trustReader(repo: Repository, limits: Limits) {
   const byOid = new Map<string, TrustPolicy>()
-  const empty: TrustPolicy = {file: TRUST_FILE, oid: null, keys: [], thresholds: {evidence: 1, policy: 1, image: 1, audit: 1}, doc: null}
+  const empty: TrustPolicy = {file: TRUST_FILE, oid: null, org: '', keys: [], thresholds: {evidence: 1, policy: 1, image: 1, audit: 1}, doc: null}
   return async (commit: string): Promise<TrustPolicy> => {
     const oid = await repo.oidAt(commit, TRUST_FILE)
     if (!oid) return empty
@@ -93,7 +93,7 @@ function trustReader(repo: Repository, limits: Limits) {
  * 1. every receipt at HEAD is signed by enough evidence keys valid when it was signed;
  * 2. history shows receipts were only ever added: none modified, none deleted (tampering);
  * 3. each receipt was added on top of the base commit it names (replay into another history);
- * 4. every commit that changes manifests/, bundles/ or docs/evidence/ carries a valid SSH signature by a
+ * 4. every commit that changes manifests/, bundles/, policies/ or docs/evidence/ carries a valid SSH signature by a
  *    key that the *parent's* trust.yaml gives the evidence role (a commit slipped in without
  *    the key, or one that adds its own key to trust.yaml, is named).
  * `since` stops the history walk at a commit (for repositories that adopted airlock later).
@@ -180,7 +180,7 @@ export async function verifyEvidence(repo: Repository, opts: {limits: Limits; si
     const signerTrust = await trustAt(commit.parents[0] ?? oid)
     const where = `commit ${oid.slice(0, 12)} (${commit.message.split('\n')[0]})`
     if (!commit.signature) {
-      problems.push({code: 'UNSIGNED_COMMIT', commit: oid, message: `${where} changes manifests/, bundles/ or docs/evidence/ but is not signed`})
+      problems.push({code: 'UNSIGNED_COMMIT', commit: oid, message: `${where} changes manifests/, bundles/, policies/ or docs/evidence/ but is not signed`})
       continue
     }
     const result = sshVerify(commit.signature, Buffer.from(commit.payload))

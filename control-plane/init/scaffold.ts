@@ -1,4 +1,4 @@
-import {readdir} from 'node:fs/promises'
+import {readdir, readFile} from 'node:fs/promises'
 import {join, resolve} from 'node:path'
 import {Document} from 'yaml'
 import {AirlockError} from '../errors.js'
@@ -37,13 +37,30 @@ function exampleImage(): string {
   return doc.toString()
 }
 
-function initPlan(signer: Signer, now: Date, requestedBy: Requester): Plan {
+/** Every file of the example policy tree shipped with airlock, as [path in the repository, text]. */
+async function examplePolicies(dir: string): Promise<Array<[string, string]>> {
+  const out: Array<[string, string]> = []
+  const walk = async (rel: string): Promise<void> => {
+    for (const e of (await readdir(join(dir, rel), {withFileTypes: true})).sort((a, b) => (a.name < b.name ? -1 : 1))) {
+      const path = rel ? `${rel}/${e.name}` : e.name
+      if (e.isDirectory()) await walk(path)
+      else if (e.isFile()) out.push([`policies/${path}`, await readFile(join(dir, path), 'utf8')])
+    }
+  }
+  await walk('')
+  return out
+}
+
+function initPlan(signer: Signer, now: Date, requestedBy: Requester, policies: Array<[string, string]>): Plan {
   const trust = newTrustDocument([trustEntry('evidence', 'evidence', signer.publicKey, signer.keyid, now)])
+  // A scratch fleet's org: the example policies let local operators try changes in local-… orgs.
+  trust.setIn(['spec', 'org'], `local-${signer.keyid.slice(0, 8)}`)
   trust.commentBefore = ' Trust anchors: which keys may sign what, when, and how many signatures each role needs.'
   const files: Array<[string, string]> = [
     ['.gitignore', '/keys/\n*.key\n'],
     [TRUST_FILE, trust.toString()],
     [`${IMAGES_DIR}/${EXAMPLE_IMAGE}.yaml`, exampleImage()],
+    ...policies,
     ['docs/evidence/README.md', '# Evidence\n\nSigned receipts (DSSE envelopes holding in-toto statements), one per applied change.\nVerify them with `airlock evidence verify`.\n'],
   ]
   const unsigned = {
@@ -70,7 +87,7 @@ function initPlan(signer: Signer, now: Date, requestedBy: Requester): Plan {
  */
 export async function scaffold(
   dirArg: string,
-  opts: {apply: boolean; now: Date; requestedBy: Requester; limits: Limits; toolVersion: string},
+  opts: {apply: boolean; now: Date; requestedBy: Requester; limits: Limits; toolVersion: string; examplePolicies: string},
 ): Promise<{dir: string; plan: Plan; applied: ApplyResult | null; keyFile: string | null}> {
   const dir = resolve(dirArg)
   const entries = await readdir(dir).catch((error: NodeJS.ErrnoException) => {
@@ -79,7 +96,7 @@ export async function scaffold(
   })
   if (entries.length > 0) throw new AirlockError('TARGET_EXISTS', `${dir}: not empty; init needs a new or empty directory`, {path: dir})
   const {signer, pem} = generateSigner()
-  const plan = initPlan(signer, opts.now, opts.requestedBy)
+  const plan = initPlan(signer, opts.now, opts.requestedBy, await examplePolicies(opts.examplePolicies))
   if (!opts.apply) return {dir, plan, applied: null, keyFile: null}
   await initRepository(dir)
   const keyFile = join(dir, 'keys', 'evidence.key')

@@ -49,6 +49,7 @@ export async function loadImage(repo: Repository, commit: string, name: string, 
 
 interface TrustDoc {
   spec: {
+    org?: string
     keys: Array<{id: string; name?: string; algorithm: 'ed25519'; publicKey: string; roles: Role[]; validFrom: string; validUntil?: string}>
     thresholds: Partial<Record<Role, number>>
   }
@@ -73,13 +74,13 @@ export function parseTrust(text: string, file: string, oid: string | null, limit
     keys.push({id: k.id, ...(k.name ? {name: k.name} : {}), algorithm: k.algorithm, publicKey, roles: k.roles, validFrom, ...(validUntil ? {validUntil} : {})})
   }
   const t = value.spec.thresholds
-  return {file, oid, keys, thresholds: {evidence: t.evidence ?? 1, policy: t.policy ?? 1, image: t.image ?? 1, audit: t.audit ?? 1}, doc: loaded.doc}
+  return {file, oid, org: value.spec.org ?? '', keys, thresholds: {evidence: t.evidence ?? 1, policy: t.policy ?? 1, image: t.image ?? 1, audit: t.audit ?? 1}, doc: loaded.doc}
 }
 
 /** `manifests/trust.yaml` at `commit`; a repository without one trusts no key. */
 export async function loadTrust(repo: Repository, commit: string | null, limits: Limits): Promise<TrustPolicy> {
   const found = commit ? await repo.readFile(commit, TRUST_FILE) : undefined
-  if (!found) return {file: TRUST_FILE, oid: null, keys: [], thresholds: {evidence: 1, policy: 1, image: 1, audit: 1}, doc: null}
+  if (!found) return {file: TRUST_FILE, oid: null, org: '', keys: [], thresholds: {evidence: 1, policy: 1, image: 1, audit: 1}, doc: null}
   return parseTrust(found.text, TRUST_FILE, found.oid, limits)
 }
 

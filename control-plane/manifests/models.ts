@@ -33,6 +33,8 @@ export interface TrustKey {
 export interface TrustPolicy {
   file: string
   oid: string | null
+  /** The organisation the fleet belongs to: its channels' org_id in policy ('' when unset). */
+  org: string
   keys: TrustKey[]
   thresholds: Record<Role, number>
   doc: Document | null

@@ -67,6 +67,9 @@ async function checkSignerTrusted(repo: Repository, plan: Plan, ctx: ApplyContex
  */
 export async function applyPlan(repo: Repository, plan: Plan, ctx: ApplyContext): Promise<ApplyResult> {
   if (plan.changes.length === 0 || !plan.receiptPath) throw new AirlockError('PLAN_INVALID', 'the plan changes nothing; there is nothing to apply')
+  if (plan.authorization && plan.authorization.decision !== 'allow') {
+    throw new AirlockError('DENIED', `policy denies ${plan.authorization.action} of ${plan.authorization.resource} to ${plan.authorization.principal}`, {authorization: plan.authorization})
+  }
   const lock = await acquireApplyLock(repo.gitdir, ctx.now)
   try {
     const head = await repo.head()

@@ -38,9 +38,27 @@ export interface Plan {
   details: Record<string, unknown>
   subjects: Subject[]
   changes: PlannedChange[]
+  /** The policy decision on the acting principal, made before the plan (promote, rollback). */
+  authorization?: AuthorizationRecord
   /** Where the signed receipt goes on apply; absent for a no-op plan. */
   receiptPath: string | null
   digest: string
+}
+
+export interface AuthorizationRecord {
+  decision: 'allow' | 'deny'
+  action: string
+  principal: string
+  /** False for an operator known only by the local git identity. */
+  authenticated: boolean
+  identity: string
+  resource: string
+  /** Determining policies as `id (file:line)`; when it failed closed, the ones that errored. */
+  reasons: string[]
+  errors: string[]
+  failedClosed: boolean
+  policySetDigest: string | null
+  note: string | null
 }
 
 export type UnsignedPlan = Omit<Plan, 'digest'>

@@ -18,6 +18,13 @@ export function renderPlan(plan: Plan, opts: {color: boolean; applied?: {commit:
     if (v !== undefined && v !== null && typeof v !== 'object') out.push(`  ${k.padEnd(15)} ${String(v)}`)
   }
   if (plan.reason) out.push(`  reason          ${plan.reason}`)
+  const a = plan.authorization
+  if (a) {
+    const who = `${a.principal}${a.authenticated ? '' : ' (unauthenticated)'}`
+    const why = a.reasons.length ? ` by ${a.reasons.join(', ')}` : a.note ? ` (${a.note})` : ' (no policy permits it)'
+    out.push(`  authorization   ${a.decision === 'allow' ? c('green', 'ALLOW') : c('red', 'DENY')} ${a.action} for ${who}${why}`)
+    if (a.decision === 'deny') out.push(c('red', '                  --apply would be refused'))
+  }
   out.push('')
   if (plan.changes.length === 0) {
     out.push(c('green', 'No changes. The repository already matches this request.'))

@@ -101,21 +101,22 @@ async function walk(dir: string): Promise<string[]> {
   return files
 }
 
-/**
- * Reads a policy tree from disk: every `*.cedar` under a scope folder, and the schema. `display`
- * is how file names are shown (relative to the repository, as in `policies/global/base.cedar`).
- */
-export async function loadPolicyTree(root: string, opts: {schemaFile?: string; display: (abs: string) => string}): Promise<PolicyTree> {
+/** A policy file, wherever it was read from (disk or a git commit). */
+export interface PolicyFile {
+  /** Path below the policy root, with `/`: decides the scope. */
+  rel: string
+  /** How the file is named in ids and messages. */
+  display: string
+  text: string
+}
+
+/** Splits files into policies with ids, locations and scopes; one rule for disk and git sources. */
+export function buildPolicyTree(root: string, files: PolicyFile[], schema: PolicyTree['schema'], single = false): PolicyTree {
   const policies: PolicySource[] = []
   const seen = new Map<string, string>()
-  // A single .cedar file (as the Cedar CLI takes) is one global policy set.
-  const single = (await stat(root).catch(() => null))?.isFile() ?? false
-  for (const abs of single ? [root] : await walk(root)) {
-    const rel = relative(root, abs).split(sep).join('/')
-    const file = opts.display(abs)
+  for (const {rel, display: file, text} of files) {
     const scope = single ? ({kind: 'global'} as const) : scopeOfPath(rel)
     if (!scope) throw new AirlockError('INVALID_INPUT', `${file}: not under a scope folder (global/, orgs/ORG/, orgs/ORG/teams/TEAM/, users/USER/)`, {file})
-    const text = await readFile(abs, 'utf8')
     for (const piece of splitPolicies(text)) {
       const {line, column} = lineCol(text, piece.offset)
       const annotated = ID_ANNOTATION.exec(piece.text)?.[1]
@@ -126,8 +127,22 @@ export async function loadPolicyTree(root: string, opts: {schemaFile?: string; d
       policies.push({id, file, line, column, offset: piece.offset, text: piece.text, scope})
     }
   }
+  return {root, policies, schema}
+}
+
+/**
+ * Reads a policy tree from disk: every `*.cedar` under a scope folder, and the schema. `display`
+ * is how file names are shown (relative to the repository, as in `policies/global/base.cedar`).
+ */
+export async function loadPolicyTree(root: string, opts: {schemaFile?: string; display: (abs: string) => string}): Promise<PolicyTree> {
+  // A single .cedar file (as the Cedar CLI takes) is one global policy set.
+  const single = (await stat(root).catch(() => null))?.isFile() ?? false
+  const files: PolicyFile[] = []
+  for (const abs of single ? [root] : await walk(root)) {
+    files.push({rel: relative(root, abs).split(sep).join('/'), display: opts.display(abs), text: await readFile(abs, 'utf8')})
+  }
   const schemaFile = opts.schemaFile ?? join(single ? dirname(root) : root, 'schema.cedarschema')
   const schemaText = await readFile(schemaFile, 'utf8').catch(() => null)
   if (opts.schemaFile && schemaText === null) throw new AirlockError('INVALID_INPUT', `${opts.schemaFile}: no such schema file`, {file: opts.schemaFile})
-  return {root, policies, schema: schemaText === null ? null : {file: opts.display(schemaFile), text: schemaText}}
+  return buildPolicyTree(root, files, schemaText === null ? null : {file: opts.display(schemaFile), text: schemaText}, single)
 }

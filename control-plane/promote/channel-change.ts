@@ -2,12 +2,17 @@ import {AirlockError} from '../errors.js'
 import type {Limits} from '../limits.js'
 import {loadImage} from '../manifests/load.js'
 import type {GoldenImage} from '../manifests/models.js'
-import {sealPlan, type Plan, type PlannedChange, type Requester} from '../plan/plan.js'
+import {sealPlan, type AuthorizationRecord, type Plan, type PlannedChange, type Requester} from '../plan/plan.js'
 import {receiptPathFor} from '../evidence/receipt.js'
 import type {Repository} from '../repo/repository.js'
 
 export interface ChangeRequest {
   image: string
+  /**
+   * Decides whether the acting principal may make this change: called once the image and
+   * channel are known to exist and before any change is computed. Absent for core-only callers.
+   */
+  authorize?: (change: {action: 'Promote' | 'Rollback'; image: string; channel: string; base: string}) => Promise<AuthorizationRecord>
   reason: string
   requestedBy: Requester
   now: Date
@@ -45,6 +50,7 @@ export async function planChannelChange(
   const base = await planBase(repo)
   const image = await loadImage(repo, base.commit, req.image, req.limits)
   const current = channelOf(image, req.channel, req.operation === 'promote' ? '--to' : '--channel')
+  const authorization = req.authorize ? await req.authorize({action: req.operation === 'promote' ? 'Promote' : 'Rollback', image: image.name, channel: req.channel, base: base.commit}) : undefined
   const noop = current.digest === req.to
   const before = await repo.readBlob(image.oid)
   const changes: PlannedChange[] = []
@@ -76,6 +82,7 @@ export async function planChannelChange(
     },
     subjects: [{name: image.repository, digest: {sha256: req.to.slice('sha256:'.length)}}],
     changes,
+    ...(authorization ? {authorization} : {}),
   }
   return sealPlan({...unsigned, receiptPath: noop ? null : receiptPathFor({...unsigned}, `${image.name}-${req.channel}`)})
 }

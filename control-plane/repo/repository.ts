@@ -114,6 +114,15 @@ export class Repository {
     return repo
   }
 
+  /** user.name and user.email from git's configuration (repository, then global), '' when unset. */
+  async gitIdentity(): Promise<{name: string; email: string}> {
+    const get = async (path: string) => {
+      const local = await git.getConfig({fs: this.fs, dir: this.dir, path}).catch(() => undefined)
+      return typeof local === 'string' ? local : ''
+    }
+    return {name: await get('user.name'), email: await get('user.email')}
+  }
+
   /** The branch HEAD names and the commit it points at (null in a repository with no commit). */
   async head(): Promise<{ref: string; oid: string | null}> {
     const ref = await git.currentBranch({fs: this.fs, dir: this.dir, fullname: true})

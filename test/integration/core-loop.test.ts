@@ -3,6 +3,9 @@ import {join} from 'node:path'
 import {afterEach, beforeEach, describe, expect, it} from 'vitest'
 import {airlock, git, initFleet} from '../helpers.js'
 
+/** A new digest for the canary channel (the example policies let a local operator move canary in a scratch fleet). */
+const NEXT = `sha256:${'a1'.repeat(32)}`
+
 let fleet: Awaited<ReturnType<typeof initFleet>>
 beforeEach(async () => {
   fleet = await initFleet()
@@ -27,7 +30,7 @@ describe('promote → apply → status → rollback → apply → evidence verif
     const {dir, env} = fleet
     const head0 = await git(dir, 'rev-parse', 'HEAD')
 
-    const plan = await airlock(['promote', 'agent-runner', '--from', 'canary', '--to', 'stable', '--json'], {cwd: dir})
+    const plan = await airlock(['promote', 'agent-runner', '--digest', NEXT, '--to', 'canary', '--json'], {cwd: dir})
     expect(plan.exitCode).toBe(0)
     expect(plan.json.applied).toBeNull()
     expect(plan.json.plan.details.rollbackTarget).toMatch(/^sha256:/)
@@ -35,7 +38,7 @@ describe('promote → apply → status → rollback → apply → evidence verif
 
     const canary = plan.json.plan.details.to as string
     const oldStable = plan.json.plan.details.from as string
-    const applied = await airlock(['promote', 'agent-runner', '--from', 'canary', '--to', 'stable', '--reason', 'soaked', '--apply', '--json'], {cwd: dir, env})
+    const applied = await airlock(['promote', 'agent-runner', '--digest', NEXT, '--to', 'canary', '--reason', 'soaked', '--apply', '--json'], {cwd: dir, env})
     expect(applied.exitCode).toBe(0)
     const commit1 = applied.json.applied.commit as string
     expect(await git(dir, 'rev-parse', 'HEAD')).toBe(commit1)
@@ -47,19 +50,19 @@ describe('promote → apply → status → rollback → apply → evidence verif
     expect(trailers.trim()).toBe(oldStable)
 
     const status = await airlock(['status', 'agent-runner', '--json'], {cwd: dir})
-    const stable = status.json.images[0].channels.find((c: any) => c.channel === 'stable')
+    const stable = status.json.images[0].channels.find((c: any) => c.channel === 'canary')
     expect(stable).toMatchObject({digest: canary, rollbackTarget: oldStable})
     expect(stable.lastChange).toMatchObject({commit: commit1, operation: 'promote', receipt: applied.json.applied.receipt, viaAirlock: true})
 
-    const noop = await airlock(['promote', 'agent-runner', '--from', 'canary', '--to', 'stable', '--json'], {cwd: dir})
+    const noop = await airlock(['promote', 'agent-runner', '--digest', NEXT, '--to', 'canary', '--json'], {cwd: dir})
     expect(noop.exitCode).toBe(0)
     expect(noop.json.plan.changes).toEqual([])
 
-    const rb = await airlock(['rollback', 'agent-runner', '--channel', 'stable', '--reason', 'boot failures', '--apply', '--json'], {cwd: dir, env})
+    const rb = await airlock(['rollback', 'agent-runner', '--channel', 'canary', '--reason', 'boot failures', '--apply', '--json'], {cwd: dir, env})
     expect(rb.exitCode).toBe(0)
     expect(await git(dir, 'rev-list', '--count', 'HEAD')).toBe('3')
     const after = await airlock(['status', 'agent-runner', '--json'], {cwd: dir})
-    const stable2 = after.json.images[0].channels.find((c: any) => c.channel === 'stable')
+    const stable2 = after.json.images[0].channels.find((c: any) => c.channel === 'canary')
     expect(stable2).toMatchObject({digest: oldStable, rollbackTarget: canary})
     expect(stable2.lastChange.operation).toBe('rollback')
 
@@ -91,7 +94,7 @@ describe('promote → apply → status → rollback → apply → evidence verif
 
 describe('when evidence is tampered with', () => {
   async function promoted() {
-    const r = await airlock(['promote', 'agent-runner', '--from', 'canary', '--to', 'stable', '--reason', 'x', '--apply', '--json'], {cwd: fleet.dir, env: fleet.env})
+    const r = await airlock(['promote', 'agent-runner', '--digest', NEXT, '--to', 'canary', '--reason', 'x', '--apply', '--json'], {cwd: fleet.dir, env: fleet.env})
     expect(r.exitCode).toBe(0)
     return r.json.applied.receipt as string
   }
@@ -175,7 +178,7 @@ describe('saved plans', () => {
   it('applies a saved plan; refuses an edited one (2) and a stale one (3)', async () => {
     const {dir, env} = fleet
     const out = join(dir, '..', 'plan.json')
-    const saved = await airlock(['promote', 'agent-runner', '--from', 'canary', '--to', 'stable', '--out', out], {cwd: dir})
+    const saved = await airlock(['promote', 'agent-runner', '--digest', NEXT, '--to', 'canary', '--out', out], {cwd: dir})
     expect(saved.exitCode).toBe(0)
     const shown = await airlock(['plan', 'show', out, '--json'], {cwd: dir})
     expect(shown.json.operation).toBe('promote')
@@ -198,7 +201,7 @@ describe('saved plans', () => {
   it('refuses a plan when HEAD moved after it was made (3), writing nothing', async () => {
     const {dir, env} = fleet
     const out = join(dir, '..', 'plan.json')
-    await airlock(['promote', 'agent-runner', '--from', 'canary', '--to', 'stable', '--out', out], {cwd: dir})
+    await airlock(['promote', 'agent-runner', '--digest', NEXT, '--to', 'canary', '--out', out], {cwd: dir})
     await writeFile(join(dir, 'NOTES.md'), 'unrelated\n')
     await git(dir, 'add', 'NOTES.md')
     await git(dir, 'commit', '-qm', 'notes')
@@ -217,7 +220,7 @@ describe('bad input', () => {
     const file = join(dir, 'manifests/images/agent-runner.yaml')
     await writeFile(file, `${await readFile(file, 'utf8')}# local edit\n`)
     const head = await git(dir, 'rev-parse', 'HEAD')
-    const r = await airlock(['promote', 'agent-runner', '--from', 'canary', '--to', 'stable', '--apply', '--json'], {cwd: dir, env})
+    const r = await airlock(['promote', 'agent-runner', '--digest', NEXT, '--to', 'canary', '--apply', '--json'], {cwd: dir, env})
     expect(r.exitCode).toBe(3)
     expect(r.json.error.code).toBe('UNCOMMITTED_CHANGES')
     expect(await git(dir, 'rev-parse', 'HEAD')).toBe(head)
@@ -226,11 +229,11 @@ describe('bad input', () => {
 
   it('refuses --apply without a key, and with a key others can read (2)', async () => {
     const {dir, key} = fleet
-    const none = await airlock(['promote', 'agent-runner', '--from', 'canary', '--to', 'stable', '--apply', '--json'], {cwd: dir})
+    const none = await airlock(['promote', 'agent-runner', '--digest', NEXT, '--to', 'canary', '--apply', '--json'], {cwd: dir})
     expect(none.exitCode).toBe(2)
     expect(none.json.error.code).toBe('KEY_MISSING')
     await chmod(key, 0o644)
-    const open = await airlock(['promote', 'agent-runner', '--from', 'canary', '--to', 'stable', '--apply', '--evidence-key', key, '--json'], {cwd: dir})
+    const open = await airlock(['promote', 'agent-runner', '--digest', NEXT, '--to', 'canary', '--apply', '--evidence-key', key, '--json'], {cwd: dir})
     expect(open.exitCode).toBe(2)
     expect(open.json.error).toMatchObject({code: 'KEY_PERMISSIONS', details: {file: key, mode: '0644'}})
     expect(await git(dir, 'rev-list', '--count', 'HEAD')).toBe('1')
@@ -286,7 +289,7 @@ describe('two concurrent appliers', () => {
   it('lets exactly one win; the other gets a conflict (3) and the history stays linear', async () => {
     const {dir, env} = fleet
     const runs = await Promise.all([
-      airlock(['promote', 'agent-runner', '--from', 'canary', '--to', 'stable', '--reason', 'a', '--apply', '--json'], {cwd: dir, env}),
+      airlock(['promote', 'agent-runner', '--digest', NEXT, '--to', 'canary', '--reason', 'a', '--apply', '--json'], {cwd: dir, env}),
       airlock(['rollback', 'agent-runner', '--channel', 'canary', '--reason', 'b', '--apply', '--json'], {cwd: dir, env}),
       airlock(['promote', 'agent-runner', '--digest', `sha256:${'b'.repeat(64)}`, '--to', 'canary', '--apply', '--json'], {cwd: dir, env}),
     ])
@@ -321,7 +324,7 @@ describe('status', () => {
 describe('shallow clones', () => {
   it('reads status, and evidence verify reports the missing history instead of passing it', async () => {
     const {dir, env} = fleet
-    await airlock(['promote', 'agent-runner', '--from', 'canary', '--to', 'stable', '--reason', 'x', '--apply'], {cwd: dir, env})
+    await airlock(['promote', 'agent-runner', '--digest', NEXT, '--to', 'canary', '--reason', 'x', '--apply'], {cwd: dir, env})
     const clone = join(dir, '..', 'shallow')
     await git(join(dir, '..'), 'clone', '-q', '--depth', '1', `file://${dir}`, clone)
     const status = await airlock(['status', '--json'], {cwd: clone})

@@ -95,9 +95,7 @@ describe('airlock policy bundle / verify', () => {
     const fleet = await initFleet()
     try {
       const {dir, env} = fleet
-      await execa('cp', ['-r', join(ROOT, 'policies'), dir])
-      await git(dir, 'add', 'policies')
-      await git(dir, 'commit', '-qm', 'policies')
+      // airlock init scaffolded the example policies into the fleet.
       expect((await airlock(['keys', 'generate', 'pol', '--role', 'policy', '--apply'], {cwd: dir, env})).exitCode).toBe(0)
       const key = join(dir, 'keys/pol.key')
 

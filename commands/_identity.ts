@@ -1,0 +1,49 @@
+import {readFile} from 'node:fs/promises'
+import {userInfo} from 'node:os'
+import {Flags} from '@oclif/core'
+import {AirlockError} from '../control-plane/errors.js'
+import type {Identity} from '../control-plane/identity/jwt.js'
+import type {Repository} from '../control-plane/repo/repository.js'
+
+export const identityFlags = {
+  jwt: Flags.string({description: 'act as the principal of a verified JWT/OIDC token (default: AIRLOCK_JWT)', env: 'AIRLOCK_JWT'}),
+  jwks: Flags.string({description: 'with --jwt: the issuer keys, a JWKS file or https:// URL', env: 'AIRLOCK_JWKS'}),
+  issuer: Flags.string({description: 'with --jwt: the expected iss', env: 'AIRLOCK_JWT_ISSUER'}),
+  audience: Flags.string({description: 'with --jwt: the expected aud', env: 'AIRLOCK_JWT_AUDIENCE'}),
+  ca: Flags.string({description: 'with a JWKS URL: CA certificate (PEM) its server must chain to'}),
+}
+
+type IdentityFlags = {jwt?: string; jwks?: string; issuer?: string; audience?: string; ca?: string}
+
+/** The principal of a verified token: --jwks from a file or an https:// URL; iss and aud required. */
+export async function tokenIdentity(flags: IdentityFlags, now: Date): Promise<Identity> {
+  const [{identityFromJwt, parseJwks}, {httpGet}] = await Promise.all([import('../control-plane/identity/jwt.js'), import('../control-plane/net/http.js')])
+  for (const f of ['jwks', 'issuer', 'audience'] as const) if (!flags[f]) throw new AirlockError('USAGE', `--jwt needs --${f}`, {field: `--${f}`})
+  let text: string
+  if (/^https?:\/\//.test(flags.jwks!)) {
+    const ca = flags.ca ? await readFile(flags.ca, 'utf8') : undefined
+    const r = await httpGet(new URL(flags.jwks!), {ca, timeoutMs: 10_000, maxBytes: 1 << 20}).catch((error: Error) => {
+      throw new AirlockError('INVALID_TOKEN', `cannot fetch the JWKS: ${error.message}`, {field: '--jwks'})
+    })
+    if (r.status !== 200) throw new AirlockError('INVALID_TOKEN', `${flags.jwks}: no JWKS (HTTP 304 without a cache)`, {field: '--jwks'})
+    text = r.body
+  } else {
+    text = await readFile(flags.jwks!, 'utf8').catch(() => {
+      throw new AirlockError('INVALID_INPUT', `${flags.jwks}: cannot read`, {file: flags.jwks})
+    })
+  }
+  return identityFromJwt(flags.jwt!, {jwks: parseJwks(text, flags.jwks!), issuer: flags.issuer!, audience: flags.audience!, now})
+}
+
+/**
+ * Who is acting: the verified token's principal, or, for an operator at a terminal, the git
+ * identity as an unauthenticated user with no roles and no MFA.
+ */
+export async function actingIdentity(flags: IdentityFlags, repo: Repository, now: Date): Promise<Identity> {
+  if (flags.jwt) return tokenIdentity(flags, now)
+  const {localIdentity} = await import('../control-plane/identity/jwt.js')
+  const git = await repo.gitIdentity()
+  const name = git.name || process.env.GIT_AUTHOR_NAME || userInfo().username
+  const email = git.email || process.env.GIT_AUTHOR_EMAIL || `${userInfo().username}@localhost`
+  return localIdentity(name, email)
+}
