@@ -153,16 +153,45 @@ describe('policy pull from a real HTTPS server', () => {
     ['hang', 'TIMEOUT'],
     ['500', 'SERVER_ERROR'],
     ['html', 'GARBAGE'],
-  ] as const)('a server that answers %s → %s, then the offline mode', async (kind, code) => {
+  ] as const)('a server that answers %s → %s, then exactly what each offline mode says', async (kind, code) => {
     const {cache} = await primedCache()
     const bad = await misbehaving(kind)
     try {
-      const closed = await pull(bad.url, 'fail_closed', cache)
-      expect(closed.json).toMatchObject({effective: 'deny-all', failure: {code}})
-      const cached = await pull(bad.url, 'cached_indefinite', cache)
-      expect(cached.json).toMatchObject({effective: 'cached', failure: {code}})
+      const expected = {fail_closed: ['deny-all', 1], cached_with_expiry: ['cached', 0], cached_indefinite: ['cached', 0], default_policy: ['default', 0]} as const
+      for (const [mode, [effective, exit]] of Object.entries(expected)) {
+        const r = await pull(bad.url, mode, cache)
+        expect([mode, r.json.effective, r.json.failure.code, r.exitCode]).toEqual([mode, effective, code, exit])
+      }
     } finally {
       await bad.close()
+    }
+  })
+
+  it('sends the API key the server requires, and is refused without it', async () => {
+    const dir = join(t.dir, 'b-key')
+    await publish(dir, payload(1))
+    const s = await startBundleServer({bundlesDir: dir, host: '127.0.0.1', port: 0, tls: {cert: CERT, key: KEY}, apiKey: 's3cret-key'})
+    try {
+      const without = await pull(s.url, 'fail_closed', join(t.dir, 'c-key1'))
+      expect(without.json.failure).toMatchObject({code: 'HTTP_ERROR', message: expect.stringContaining('401')})
+      const withKey = await airlock(['policy', 'pull', '--server', s.url, '--scope', 'org:acme', '--ca', join(t.dir, 'ca.pem'), '--trust', join(t.dir, 'trust.yaml'), '--cache-dir', join(t.dir, 'c-key2'), '--api-key-env', 'BUNDLE_KEY', '--json'], {env: {BUNDLE_KEY: 's3cret-key'}})
+      expect(withKey.json.effective).toBe('fetched')
+    } finally {
+      await s.close()
+    }
+  })
+
+  it('--watch pulls again every interval and stops after --count', async () => {
+    const dir = join(t.dir, 'b-watch')
+    await publish(dir, payload(1))
+    const s = await startBundleServer({bundlesDir: dir, host: '127.0.0.1', port: 0, tls: {cert: CERT, key: KEY}})
+    try {
+      const r = await pull(s.url, 'fail_closed', join(t.dir, 'c-watch'), ['--watch', '--interval', '1s', '--count', '2'])
+      expect(r.exitCode).toBe(0)
+      const lines = r.stdout.trim().split('\n').map((l) => JSON.parse(l))
+      expect(lines.map((l) => l.effective)).toEqual(['fetched', 'unchanged'])
+    } finally {
+      await s.close()
     }
   })
 
