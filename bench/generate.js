@@ -4,7 +4,8 @@
 // both ways `status` finds a last change are exercised. The result is fully packed.
 import {execFileSync, spawn} from 'node:child_process'
 import {createHash} from 'node:crypto'
-import {mkdirSync} from 'node:fs'
+import {mkdirSync, readdirSync, readFileSync, statSync} from 'node:fs'
+import {join, relative} from 'node:path'
 
 const digest = (s) => `sha256:${createHash('sha256').update(s).digest('hex')}`
 const name = (i) => `img-${String(i).padStart(5, '0')}`
@@ -35,6 +36,15 @@ spec:
     evidence: 1
 `
 
+const POLICIES = join(import.meta.dirname, '..', 'policies')
+
+function policyFiles(dir) {
+  return readdirSync(dir).flatMap((name) => {
+    const path = join(dir, name)
+    return statSync(path).isDirectory() ? policyFiles(path) : [path]
+  })
+}
+
 export async function generateFleet(dir, {images, commits}) {
   mkdirSync(dir, {recursive: true})
   execFileSync('git', ['init', '-q', '-b', 'main', dir])
@@ -55,6 +65,11 @@ export async function generateFleet(dir, {images, commits}) {
   data('import fleet\n')
   out(`M 100644 inline manifests/trust.yaml\n`)
   data(TRUST)
+  // The example Cedar policies, so promote plans are authorized as in a real fleet.
+  for (const file of policyFiles(POLICIES)) {
+    out(`M 100644 inline policies/${relative(POLICIES, file)}\n`)
+    data(readFileSync(file, 'utf8'))
+  }
   for (let i = 0; i < images; i++) {
     const s = state[i]
     out(`M 100644 inline manifests/images/${name(i)}.yaml\n`)

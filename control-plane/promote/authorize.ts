@@ -2,7 +2,6 @@ import type {Identity} from '../identity/jwt.js'
 import type {Limits} from '../limits.js'
 import {loadTrust} from '../manifests/load.js'
 import type {AuthorizationRecord} from '../plan/plan.js'
-import {formatUid, invalidPolicy, PolicyEngine, validateTree} from '../policy/engine.js'
 import {loadPolicyTreeAt} from '../policy/repo-tree.js'
 import type {Repository} from '../repo/repository.js'
 
@@ -15,6 +14,8 @@ export async function authorizeChange(
   commit: string,
   req: {action: 'Promote' | 'Rollback'; image: string; channel: string; identity: Identity; reason: string; limits: Limits},
 ): Promise<AuthorizationRecord> {
+  // The Cedar engine (a wasm module) loads only when there are policies to evaluate.
+  const {formatUid, invalidPolicy, PolicyEngine, validateTree} = await import('../policy/engine.js')
   const resource = {type: 'AgentKernel::Channel', id: `${req.image}/${req.channel}`}
   const base = {
     action: req.action,
