@@ -71,7 +71,6 @@ function processMedian(args, env = {}) {
 }
 const nodeE = processMedian(['-e', ''])
 const shot = processMedian([BIN, ...oneShot])
-const shotLiftoff = processMedian(['--liftoff-only', BIN, ...oneShot])
 
 // policy serve: conditional GETs (If-None-Match → 304) under wrk on loopback.
 let serveRow = '| `policy serve` conditional GETs | not_run: wrk is not installed (`apt-get install wrk`) | |'
@@ -105,8 +104,7 @@ Machine: ${machine()}. ${tree.policies.length} policies (the examples plus 50 ge
 | raw cedar-wasm \`statefulIsAuthorized\` | ${f(rawRate)} decisions/s | |
 | airlock engine (fail-closed, reasons mapped to file:line) | ${f(engineRate)} decisions/s | ${(engineRate / rawRate).toFixed(2)}× raw |
 | airlock engine, decisions cached per (policy set, request) | ${f(cachedRate)} decisions/s | ${(cachedRate / rawRate).toFixed(1)}× raw |
-| one-shot \`airlock authorize\` (process) | ${shot.toFixed(0)} ms | \`node -e ''\` ${nodeE.toFixed(0)} ms |
-| one-shot \`airlock authorize\` with \`node --liftoff-only\` | ${shotLiftoff.toFixed(0)} ms | ${(shotLiftoff / shot).toFixed(2)}× the default |
+| one-shot \`airlock authorize\` (process; Liftoff-only wasm, as one-shot commands set) | ${shot.toFixed(0)} ms | \`node -e ''\` ${nodeE.toFixed(0)} ms |
 ${serveRow}
 `
 console.log(section)

@@ -74,8 +74,19 @@ export abstract class AirlockCommand extends Command {
     return loadSigner({file, env: process.env.AIRLOCK_EVIDENCE_KEY})
   }
 
+  /**
+   * For commands that make a few policy decisions and exit: compile Cedar's wasm with Liftoff
+   * only. Optimizing it in the background (TurboFan) costs more than a one-shot run gains on two
+   * cores (docs/benchmarks.md); long-running uses (--batch, serve) keep the default.
+   */
+  protected async oneShotWasm(): Promise<void> {
+    const {setFlagsFromString} = await import('node:v8')
+    setFlagsFromString('--liftoff-only')
+  }
+
   /** An authorize callback for promote/rollback: the acting identity against the repository's policies. */
   protected async changeAuthorizer(repo: Repository, flags: {jwt?: string; jwks?: string; issuer?: string; audience?: string; ca?: string; reason: string}) {
+    await this.oneShotWasm()
     const [{actingIdentity}, {authorizeChange}] = await Promise.all([import('./_identity.js'), import('../control-plane/promote/authorize.js')])
     const identity = await actingIdentity(flags, repo, this.now)
     return (change: {action: 'Promote' | 'Rollback'; image: string; channel: string; base: string}) =>

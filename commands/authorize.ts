@@ -33,6 +33,7 @@ export default class Authorize extends AirlockCommand {
 
   async run(): Promise<Decision | {decisions: number; invalid: number}> {
     const {flags} = await this.parse(Authorize)
+    if (!flags.batch) await this.oneShotWasm()
     const [{parseEntityUid, PolicyEngine}, {parseExactJson}] = await Promise.all([import('../control-plane/policy/engine.js'), import('../control-plane/policy/json.js')])
     const readJson = async (file: string | undefined, fallback: unknown) =>
       file

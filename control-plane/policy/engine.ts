@@ -96,8 +96,14 @@ export function parseProblems(tree: PolicyTree): PolicyProblem[] {
 
 /** Parse errors first; then strict validation of every policy against the schema. */
 export function validateTree(tree: PolicyTree): PolicyProblem[] {
-  const parsed = parseProblems(tree)
-  if (parsed.length > 0 || !tree.schema) return parsed
+  // One parse of the whole set; only when it fails is each policy parsed alone to locate errors.
+  const whole = cedar.checkParsePolicySet({staticPolicies: Object.fromEntries(tree.policies.map((p) => [p.id, p.text]))})
+  const schemaOk = !tree.schema || cedar.checkParseSchema(tree.schema.text).type === 'success'
+  if (whole.type === 'failure' || !schemaOk) {
+    const parsed = parseProblems(tree)
+    if (parsed.length > 0) return parsed
+  }
+  if (!tree.schema) return []
   const byId = new Map(tree.policies.map((p) => [p.id, p]))
   const answer = cedar.validate({
     schema: tree.schema.text,
@@ -123,7 +129,8 @@ export class PolicyEngine {
   private readonly byId: Map<string, PolicySource>
   private readonly setId: string
   private readonly schemaId: string | null
-  private readonly forbids: Set<string>
+  private forbids: Set<string> | null = null
+  private readonly policies: PolicySource[]
   /** Decisions by exact request, for hosts that ask the same question repeatedly (bounded, LRU). */
   private readonly decisions: Map<string, PolicyDecision> | null
   readonly digest: string
@@ -135,7 +142,7 @@ export class PolicyEngine {
     this.digest = `sha256:${sha256Hex(canonicalJson({policies: record, schema: tree.schema?.text ?? null}))}`
     this.setId = `pset:${this.digest}`
     this.schemaId = tree.schema ? `schema:${sha256Hex(tree.schema.text)}` : null
-    this.forbids = new Set(tree.policies.filter((p) => effectOf(p.text) === 'forbid').map((p) => p.id))
+    this.policies = tree.policies
     if (!preparsed.has(this.setId)) {
       const answer = cedar.preparsePolicySet(this.setId, {staticPolicies: record})
       if (answer.type === 'failure') throw invalidPolicy(parseProblems(tree))
@@ -151,6 +158,12 @@ export class PolicyEngine {
   /** An engine for a tree; refuses a tree that does not parse (exit 2, every problem located). */
   static create(tree: PolicyTree, failClosed: FailClosed = 'any', opts: {cacheSize?: number} = {}): PolicyEngine {
     return new PolicyEngine(tree, failClosed, opts.cacheSize ?? 0)
+  }
+
+  /** Ids of forbid policies, worked out only when `--fail-closed forbid` needs them. */
+  private forbidIds(): Set<string> {
+    this.forbids ??= new Set(this.policies.filter((p) => effectOf(p.text) === 'forbid').map((p) => p.id))
+    return this.forbids
   }
 
   private ref(id: string): PolicyRef {
@@ -191,7 +204,7 @@ export class PolicyEngine {
     }
     const {decision, diagnostics} = answer.response
     const errors = diagnostics.errors.map((e) => ({...this.ref(e.policyId), message: e.error.message}))
-    const fatal = errors.filter((e) => this.failClosed === 'any' || this.forbids.has(e.id))
+    const fatal = errors.filter((e) => this.failClosed === 'any' || this.forbidIds().has(e.id))
     if (fatal.length > 0) return {decision: 'deny', reasons: fatal.map(({message: _m, ...ref}) => ref), errors, failedClosed: true, policySetDigest: this.digest}
     return {decision, reasons: diagnostics.reason.map((id) => this.ref(id)), errors, failedClosed: false, policySetDigest: this.digest}
   }

@@ -295,3 +295,32 @@ describe('authorize --from-cache (the bundle hierarchy)', () => {
     expect(otherTeam.json.decision).toBe('deny')
   })
 })
+
+describe('authorize --jwt with a JWKS URL', () => {
+  it('fetches the issuer keys over HTTPS from a server that chains to --ca, and refuses one that does not', async () => {
+    const {exportJWK, generateKeyPair, SignJWT} = await import('jose')
+    const {publicKey, privateKey} = await generateKeyPair('RS256', {extractable: true})
+    const jwks = JSON.stringify({keys: [{...(await exportJWK(publicKey)), kid: 'k', alg: 'RS256'}]})
+    const server: Server = createHttps({cert: CERT, key: KEY}, (_req, res) => res.writeHead(200, {'content-type': 'application/json'}).end(jwks))
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()))
+    const url = `https://127.0.0.1:${(server.address() as {port: number}).port}/.well-known/jwks.json`
+    try {
+      const token = await new SignJWT({org_id: 'acme', roles: ['ci']})
+        .setProtectedHeader({alg: 'RS256', kid: 'k'})
+        .setIssuer('https://ci.example')
+        .setAudience('airlock')
+        .setSubject('ci-acme')
+        .setExpirationTime(Math.floor(Date.now() / 1000) + 300)
+        .sign(privateKey)
+      const args = ['authorize', '--jwt', token, '--jwks', url, '--issuer', 'https://ci.example', '--audience', 'airlock', '--action', 'AgentKernel::Action::"Promote"', '--resource', 'AgentKernel::Channel::"agent-runner/canary"', '--entities', join(ROOT, 'policies/tests/entities.json'), '--policies', join(ROOT, 'policies'), '--json']
+      const ok = await airlock([...args, '--ca', join(t.dir, 'ca.pem')])
+      expect(ok.exitCode).toBe(0)
+      expect(ok.json.decision).toBe('allow')
+      const untrusted = await airlock(args)
+      expect(untrusted.exitCode).toBe(1)
+      expect(untrusted.json.error.code).toBe('INVALID_TOKEN')
+    } finally {
+      server.close()
+    }
+  })
+})
