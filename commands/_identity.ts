@@ -1,9 +1,9 @@
-import {readFile} from 'node:fs/promises'
 import {userInfo} from 'node:os'
 import {Flags} from '@oclif/core'
 import {AirlockError} from '../control-plane/errors.js'
 import type {Identity} from '../control-plane/identity/jwt.js'
 import type {Repository} from '../control-plane/repo/repository.js'
+import {readInput} from './_policy.js'
 
 export const identityFlags = {
   jwt: Flags.string({description: 'act as the principal of a verified JWT/OIDC token (default: AIRLOCK_JWT)', env: 'AIRLOCK_JWT'}),
@@ -21,16 +21,14 @@ export async function tokenIdentity(flags: IdentityFlags, now: Date): Promise<Id
   for (const f of ['jwks', 'issuer', 'audience'] as const) if (!flags[f]) throw new AirlockError('USAGE', `--jwt needs --${f}`, {field: `--${f}`})
   let text: string
   if (/^https?:\/\//.test(flags.jwks!)) {
-    const ca = flags.ca ? await readFile(flags.ca, 'utf8') : undefined
+    const ca = flags.ca ? await readInput(flags.ca) : undefined
     const r = await httpGet(new URL(flags.jwks!), {ca, timeoutMs: 10_000, maxBytes: 1 << 20}).catch((error: Error) => {
       throw new AirlockError('INVALID_TOKEN', `cannot fetch the JWKS: ${error.message}`, {field: '--jwks'})
     })
     if (r.status !== 200) throw new AirlockError('INVALID_TOKEN', `${flags.jwks}: no JWKS (HTTP 304 without a cache)`, {field: '--jwks'})
     text = r.body
   } else {
-    text = await readFile(flags.jwks!, 'utf8').catch(() => {
-      throw new AirlockError('INVALID_INPUT', `${flags.jwks}: cannot read`, {file: flags.jwks})
-    })
+    text = await readInput(flags.jwks!)
   }
   return identityFromJwt(flags.jwt!, {jwks: parseJwks(text, flags.jwks!), issuer: flags.issuer!, audience: flags.audience!, now})
 }

@@ -14,3 +14,24 @@ export function displayPath(abs: string): string {
   const rel = relative(process.cwd(), abs)
   return rel.startsWith('..') ? abs : rel
 }
+
+/** Reads a file the user named; a missing or unreadable one is invalid input naming it. */
+export async function readInput(file: string): Promise<string> {
+  const [{readFile}, {AirlockError}] = await Promise.all([import('node:fs/promises'), import('../control-plane/errors.js')])
+  return readFile(file, 'utf8').catch(() => {
+    throw new AirlockError('INVALID_INPUT', `${file}: cannot read`, {file})
+  })
+}
+
+/** The trust policy from --trust, else manifests/trust.yaml at the repository top (read from disk). */
+export async function trustFromFlags(flags: {trust?: string; repo?: string}, limits: import('../control-plane/limits.js').Limits) {
+  const [{findTopLevel}, {parseTrust}] = await Promise.all([import('../control-plane/repo/repository.js'), import('../control-plane/manifests/load.js')])
+  const file = resolve(flags.trust ?? resolve(flags.repo ?? (await findTopLevel(process.cwd())), 'manifests/trust.yaml'))
+  return parseTrust(await readInput(file), displayPath(file), null, limits)
+}
+
+/** The pulled-bundle cache: --cache-dir, else $XDG_CACHE_HOME/airlock/bundles (~/.cache/…). */
+export async function bundleCacheDir(flag: string | undefined): Promise<string> {
+  const [{homedir}, {join}] = await Promise.all([import('node:os'), import('node:path')])
+  return resolve(flag ?? join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'airlock', 'bundles'))
+}

@@ -1,11 +1,10 @@
-import {readFile} from 'node:fs/promises'
 import {createInterface} from 'node:readline'
 import {Flags} from '@oclif/core'
 import {AirlockError} from '../control-plane/errors.js'
 import type {AuthorizationRequest, EntityUid, PolicyDecision, PolicyEngine} from '../control-plane/policy/engine.js'
 import {AirlockCommand} from './_base.js'
 import {identityFlags, tokenIdentity} from './_identity.js'
-import {policyTree} from './_policy.js'
+import {bundleCacheDir, policyTree, readInput, trustFromFlags} from './_policy.js'
 
 type Decision = PolicyDecision & {evaluationMs: number}
 
@@ -35,12 +34,7 @@ export default class Authorize extends AirlockCommand {
     const {flags} = await this.parse(Authorize)
     if (!flags.batch) await this.oneShotWasm()
     const [{parseEntityUid, PolicyEngine}, {parseExactJson}] = await Promise.all([import('../control-plane/policy/engine.js'), import('../control-plane/policy/json.js')])
-    const readJson = async (file: string | undefined, fallback: unknown) =>
-      file
-        ? parseExactJson(await readFile(file, 'utf8').catch(() => {
-            throw new AirlockError('INVALID_INPUT', `${file}: cannot read`, {file})
-          }), file)
-        : fallback
+    const readJson = async (file: string | undefined, fallback: unknown) => (file ? parseExactJson(await readInput(file), file) : fallback)
     let entities = (await readJson(flags.entities, [])) as unknown[]
     if (!Array.isArray(entities)) throw new AirlockError('INVALID_INPUT', `${flags.entities}: entities must be a JSON array (Cedar's entity format)`, {file: flags.entities})
     let principal: EntityUid | undefined
@@ -81,18 +75,9 @@ export default class Authorize extends AirlockCommand {
   /** The effective policy set from pulled bundles for this principal (its entity says its org and teams). */
   private async cachedTree(flags: {'cache-dir'?: string; trust?: string; repo?: string}, principal: EntityUid | undefined, entities: unknown[]) {
     if (!principal) throw new AirlockError('USAGE', '--principal (or --jwt) is required', {field: '--principal'})
-    const [{effectivePolicy}, {parseTrust}, {findTopLevel}, {homedir}, {join, resolve}] = await Promise.all([
-      import('../control-plane/policy/hierarchy.js'),
-      import('../control-plane/manifests/load.js'),
-      import('../control-plane/repo/repository.js'),
-      import('node:os'),
-      import('node:path'),
-    ])
-    const trustFile = resolve(flags.trust ?? resolve(flags.repo ?? (await findTopLevel(process.cwd())), 'manifests/trust.yaml'))
-    const trust = parseTrust(await readFile(trustFile, 'utf8').catch(() => {
-      throw new AirlockError('INVALID_INPUT', `${trustFile}: cannot read`, {file: trustFile})
-    }), trustFile, null, this.limits)
-    const cacheDir = resolve(flags['cache-dir'] ?? join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'airlock', 'bundles'))
+    const {effectivePolicy} = await import('../control-plane/policy/hierarchy.js')
+    const trust = await trustFromFlags(flags, this.limits)
+    const cacheDir = await bundleCacheDir(flags['cache-dir'])
     const entity = (entities as Array<{uid?: EntityUid}>).find((e) => e.uid?.type === principal.type && e.uid?.id === principal.id)
     const effective = await effectivePolicy(cacheDir, (entity ?? {uid: principal}) as {uid: EntityUid}, trust, this.now)
     if (!this.jsonEnabled()) {

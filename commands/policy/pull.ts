@@ -1,11 +1,10 @@
-import {readFile} from 'node:fs/promises'
-import {homedir} from 'node:os'
-import {join, resolve} from 'node:path'
+import {join} from 'node:path'
 import {setTimeout as sleep} from 'node:timers/promises'
 import {Flags} from '@oclif/core'
 import {AirlockError} from '../../control-plane/errors.js'
 import type {PullReport} from '../../control-plane/policy/pull.js'
 import {AirlockCommand} from '../_base.js'
+import {bundleCacheDir, readInput, trustFromFlags} from '../_policy.js'
 
 export default class PolicyPull extends AirlockCommand {
   static override summary = 'Fetch, verify and cache a scope’s policy bundle; say which policy is in effect and why.'
@@ -28,12 +27,10 @@ export default class PolicyPull extends AirlockCommand {
 
   async run(): Promise<PullReport> {
     const {flags} = await this.parse(PolicyPull)
-    const [{pullBundle}, {parseScope}, {parseDuration}, {parseTrust}, {findTopLevel}, {loadPolicyTree}, {canonicalJson, sha256Hex}] = await Promise.all([
+    const [{pullBundle}, {parseScope}, {parseDuration}, {loadPolicyTree}, {canonicalJson, sha256Hex}] = await Promise.all([
       import('../../control-plane/policy/pull.js'),
       import('../../control-plane/policy/bundle.js'),
       import('../../control-plane/duration.js'),
-      import('../../control-plane/manifests/load.js'),
-      import('../../control-plane/repo/repository.js'),
       import('../../control-plane/policy/source.js'),
       import('../../control-plane/crypto/digest.js'),
     ])
@@ -45,15 +42,10 @@ export default class PolicyPull extends AirlockCommand {
       throw new AirlockError('USAGE', `--server: "${flags.server}" is not a URL`, {field: '--server'})
     }
     if (server.protocol !== 'https:' && server.protocol !== 'http:') throw new AirlockError('USAGE', '--server: https:// (or http:// to a loopback test server)', {field: '--server'})
-    const read = (file: string) =>
-      readFile(file, 'utf8').catch(() => {
-        throw new AirlockError('INVALID_INPUT', `${file}: cannot read`, {file})
-      })
-    const trustFile = resolve(flags.trust ?? resolve(flags.repo ?? (await findTopLevel(process.cwd())), 'manifests/trust.yaml'))
-    const trust = parseTrust(await read(trustFile), flags.trust ?? 'manifests/trust.yaml', null, this.limits)
-    const ca = flags.ca ? await read(flags.ca) : undefined
+    const trust = await trustFromFlags(flags, this.limits)
+    const ca = flags.ca ? await readInput(flags.ca) : undefined
     const apiKey = flags['api-key-env'] ? process.env[flags['api-key-env']] : undefined
-    const cacheDir = resolve(flags['cache-dir'] ?? join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'airlock', 'bundles'))
+    const cacheDir = await bundleCacheDir(flags['cache-dir'])
     const maxAgeMs = parseDuration(flags['max-age'], '--max-age')
     const timeoutMs = parseDuration(flags.timeout, '--timeout')
     const intervalMs = parseDuration(flags.interval, '--interval')

@@ -1,8 +1,8 @@
-import {readFile} from 'node:fs/promises'
 import {resolve} from 'node:path'
 import {Flags} from '@oclif/core'
 import {AirlockError} from '../../control-plane/errors.js'
 import {AirlockCommand} from '../_base.js'
+import {readInput} from '../_policy.js'
 
 export default class PolicyServe extends AirlockCommand {
   static override summary = 'Serve signed policy bundles over HTTPS (GET /v1/bundles/<scope>, ETag / 304, /healthz, /readyz).'
@@ -19,12 +19,8 @@ export default class PolicyServe extends AirlockCommand {
   async run(): Promise<{url: string}> {
     const {flags} = await this.parse(PolicyServe)
     const [{startBundleServer}, {findTopLevel}] = await Promise.all([import('../../control-plane/policy/server.js'), import('../../control-plane/repo/repository.js')])
-    const read = (file: string) =>
-      readFile(file, 'utf8').catch(() => {
-        throw new AirlockError('INVALID_INPUT', `${file}: cannot read`, {file})
-      })
     if (Boolean(flags['tls-cert']) !== Boolean(flags['tls-key'])) throw new AirlockError('USAGE', '--tls-cert and --tls-key go together', {field: '--tls-cert'})
-    const tls = flags['tls-cert'] && flags['tls-key'] ? {cert: await read(flags['tls-cert']), key: await read(flags['tls-key'])} : undefined
+    const tls = flags['tls-cert'] && flags['tls-key'] ? {cert: await readInput(flags['tls-cert']), key: await readInput(flags['tls-key'])} : undefined
     let apiKey: string | undefined
     if (flags['api-key-env']) {
       apiKey = process.env[flags['api-key-env']]

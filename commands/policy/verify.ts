@@ -1,8 +1,6 @@
-import {readFile} from 'node:fs/promises'
-import {resolve} from 'node:path'
 import {Args, Flags} from '@oclif/core'
-import {AirlockError} from '../../control-plane/errors.js'
 import {AirlockCommand} from '../_base.js'
+import {readInput, trustFromFlags} from '../_policy.js'
 
 interface VerifyResult {
   ok: true
@@ -28,20 +26,10 @@ export default class PolicyVerify extends AirlockCommand {
 
   async run(): Promise<VerifyResult> {
     const {args, flags} = await this.parse(PolicyVerify)
-    const [{parseBundle, verifyBundle, parseScope}, {parseTrust}, {DEFAULT_LIMITS}, {findTopLevel}] = await Promise.all([
-      import('../../control-plane/policy/bundle.js'),
-      import('../../control-plane/manifests/load.js'),
-      import('../../control-plane/limits.js'),
-      import('../../control-plane/repo/repository.js'),
-    ])
+    const {parseBundle, verifyBundle, parseScope} = await import('../../control-plane/policy/bundle.js')
     if (flags.scope) parseScope(flags.scope)
-    const trustFile = resolve(flags.trust ?? resolve(flags.repo ?? (await findTopLevel(process.cwd())), 'manifests/trust.yaml'))
-    const read = (file: string) =>
-      readFile(file, 'utf8').catch(() => {
-        throw new AirlockError('INVALID_INPUT', `${file}: cannot read`, {file})
-      })
-    const trust = parseTrust(await read(trustFile), flags.trust ?? 'manifests/trust.yaml', null, DEFAULT_LIMITS)
-    const {envelope, payload} = parseBundle(await read(args.bundle), args.bundle)
+    const trust = await trustFromFlags(flags, this.limits)
+    const {envelope, payload} = parseBundle(await readInput(args.bundle), args.bundle)
     const verified = verifyBundle(envelope, payload, {trust, now: this.now, scope: flags.scope, minVersion: flags['min-version'], source: args.bundle})
     const result: VerifyResult = {
       ok: true,
