@@ -3,11 +3,10 @@
 // after a warm-up. Writes docs/benchmarks.md.
 import {spawnSync} from 'node:child_process'
 import {mkdirSync, rmSync, writeFileSync} from 'node:fs'
-import {cpus, totalmem} from 'node:os'
 import {dirname, join} from 'node:path'
 import {fileURLToPath} from 'node:url'
 import {generateFleet} from './generate.js'
-import {writeSection} from './report.js'
+import {machine, writeSection} from './report.js'
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..')
 const WORK = join(ROOT, 'bench', '.work')
@@ -69,8 +68,6 @@ async function main() {
   add('`airlock promote` plan (10,000 images)', median(NODE, [BIN, 'promote', 'img-04242', '--from', 'canary', '--to', 'stable', '--json'], huge), 'native git reads', median(...gitPromote('img-04242'), huge))
   add('`airlock status` (10,000 images, 200 commits)', median(NODE, [BIN, 'status', '--json'], huge), 'native git reads', median(...GIT_STATUS, huge))
 
-  const gitVersion = spawnSync('git', ['--version']).stdout.toString().trim()
-  const machine = `${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}, ${gitVersion}`
   const date = new Date().toISOString().slice(0, 10)
   const fmt = (ms) => (ms === null ? '' : `${ms.toFixed(0)} ms`)
   const table = [
@@ -78,7 +75,7 @@ async function main() {
     '| --- | ---: | --- | ---: | ---: |',
     ...rows.map((r) => `| ${r.what} | ${fmt(r.ms)} | ${r.baseline ?? ''} | ${fmt(r.baseMs)} | ${r.baseMs ? `${(r.ms / r.baseMs).toFixed(2)}×` : ''} |`),
   ].join('\n')
-  const section = `## Core loop (issue 2) — ${date}\n\nMachine: ${machine}. Medians of ${RUNS} whole-process runs after one warm-up (\`npm run bench\`).\n\n${table}\n`
+  const section = `## Core loop (issue 2) — ${date}\n\nMachine: ${machine()}. Medians of ${RUNS} whole-process runs after one warm-up (\`npm run bench\`).\n\n${table}\n`
   console.log(section)
   writeSection('core-loop', section)
 }

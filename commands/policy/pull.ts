@@ -25,8 +25,12 @@ export default class PolicyPull extends AirlockCommand {
     count: Flags.integer({description: 'with --watch: stop after N pulls', min: 1}),
   }
 
+  /** With --watch every pull is printed as a line when it happens, not once at the end. */
+  private watching = false
+
   async run(): Promise<PullReport> {
     const {flags} = await this.parse(PolicyPull)
+    this.watching = flags.watch
     const [{pullBundle}, {parseScope}, {parseDuration}, {loadPolicyTree}, {canonicalJson, sha256Hex}] = await Promise.all([
       import('../../control-plane/policy/pull.js'),
       import('../../control-plane/policy/bundle.js'),
@@ -81,7 +85,6 @@ export default class PolicyPull extends AirlockCommand {
   }
 
   protected override logJson(json: unknown): void {
-    // With --watch every pull was already printed as a line.
-    if (!process.argv.includes('--watch')) super.logJson(json)
+    if (!this.watching) super.logJson(json)
   }
 }

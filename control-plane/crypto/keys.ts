@@ -1,7 +1,7 @@
 import {createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify, type KeyObject} from 'node:crypto'
 import {AirlockError} from '../errors.js'
 import {sha256Hex} from './digest.js'
-import {readPrivateFile, writeNewPrivateFile} from './keyfile.js'
+import {readPrivateFile} from './keyfile.js'
 
 /** Something that can make Ed25519 signatures, known by its key id. */
 export interface Signer {
@@ -72,6 +72,4 @@ export async function loadSigner(spec: {file?: string; env?: string}, what = 'ev
 }
 
 /** Writes a new private key file (mode 0600), refusing to overwrite one. */
-export async function writePrivateKey(path: string, pem: string): Promise<void> {
-  await writeNewPrivateFile(path, pem)
-}
+export {writeNewPrivateFile as writePrivateKey} from './keyfile.js'

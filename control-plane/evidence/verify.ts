@@ -3,7 +3,7 @@ import {checkEnvelopeSignatures} from '../crypto/dsse.js'
 import {keyIdOf} from '../crypto/keys.js'
 import {sshVerify} from '../crypto/sshsig.js'
 import type {Limits} from '../limits.js'
-import {keysFor, parseTrust} from '../manifests/load.js'
+import {emptyTrust, keysFor, parseTrust} from '../manifests/load.js'
 import {EVIDENCE_DIR, TRUST_FILE, type TrustPolicy} from '../manifests/models.js'
 import type {Repository} from '../repo/repository.js'
 import {listReceipts, parseReceipt, type ParsedReceipt} from './ledger.js'
@@ -75,7 +75,7 @@ export function checkReceiptSignatures(receipt: ParsedReceipt, trust: TrustPolic
 /** Reads trust.yaml at a commit, parsing each distinct version once. */
 function trustReader(repo: Repository, limits: Limits) {
   const byOid = new Map<string, TrustPolicy>()
-  const empty: TrustPolicy = {file: TRUST_FILE, oid: null, org: '', keys: [], thresholds: {evidence: 1, policy: 1, image: 1, audit: 1}, doc: null}
+  const empty = emptyTrust()
   return async (commit: string): Promise<TrustPolicy> => {
     const oid = await repo.oidAt(commit, TRUST_FILE)
     if (!oid) return empty

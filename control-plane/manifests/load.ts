@@ -21,7 +21,7 @@ export function parseImage(text: string, file: string, oid: string, limits: Limi
   }
   const channels: GoldenImage['channels'] = {}
   for (const [name, ch] of Object.entries(value.spec.channels)) channels[name] = {digest: ch.digest, previous: ch.previous ?? null}
-  return {name: value.metadata.name, file, oid, repository: value.spec.repository, tier: value.spec.tier, channels, doc: loaded.doc}
+  return {name: value.metadata.name, file, oid, repository: value.spec.repository, tier: value.spec.tier, channels, doc: loaded.doc, text}
 }
 
 /** Every image manifest at `commit`, validated; one bad file fails the whole read. */
@@ -77,10 +77,15 @@ export function parseTrust(text: string, file: string, oid: string | null, limit
   return {file, oid, org: value.spec.org ?? '', keys, thresholds: {evidence: t.evidence ?? 1, policy: t.policy ?? 1, image: t.image ?? 1, audit: t.audit ?? 1}, doc: loaded.doc}
 }
 
+/** The trust policy of a repository without trust.yaml: no key is trusted. */
+export function emptyTrust(): TrustPolicy {
+  return {file: TRUST_FILE, oid: null, org: '', keys: [], thresholds: {evidence: 1, policy: 1, image: 1, audit: 1}, doc: null}
+}
+
 /** `manifests/trust.yaml` at `commit`; a repository without one trusts no key. */
 export async function loadTrust(repo: Repository, commit: string | null, limits: Limits): Promise<TrustPolicy> {
   const found = commit ? await repo.readFile(commit, TRUST_FILE) : undefined
-  if (!found) return {file: TRUST_FILE, oid: null, org: '', keys: [], thresholds: {evidence: 1, policy: 1, image: 1, audit: 1}, doc: null}
+  if (!found) return emptyTrust()
   return parseTrust(found.text, TRUST_FILE, found.oid, limits)
 }
 

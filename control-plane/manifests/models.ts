@@ -15,6 +15,8 @@ export interface GoldenImage {
   tier: number
   channels: Record<string, Channel>
   doc: Document
+  /** The manifest as read, the "before" of any change to it. */
+  text: string
 }
 
 export type Role = 'evidence' | 'policy' | 'image' | 'audit'

@@ -39,24 +39,25 @@ export function channelOf(image: GoldenImage, channel: string, flag: string) {
 }
 
 /**
- * A plan that sets `channel` of `image` to `to` and records what it replaces as the rollback
- * target (`previous`), captured before anything changes. Setting the digest already there is
- * a no-op plan.
+ * A plan that sets `channel` of `image` to the digest `target` picks from the image as read at
+ * the base commit, and records what it replaces as the rollback target (`previous`), captured
+ * before anything changes. Setting the digest already there is a no-op plan.
  */
 export async function planChannelChange(
   repo: Repository,
-  req: ChangeRequest & {operation: 'promote' | 'rollback'; channel: string; to: string; extra: Record<string, unknown>; summary: (from: string) => string},
+  req: ChangeRequest & {operation: 'promote' | 'rollback'; channel: string; target: (image: GoldenImage) => string; extra: Record<string, unknown>; summary: (from: string, to: string) => string},
 ): Promise<Plan> {
   const base = await planBase(repo)
   const image = await loadImage(repo, base.commit, req.image, req.limits)
+  const to = req.target(image)
   const current = channelOf(image, req.channel, req.operation === 'promote' ? '--to' : '--channel')
   const authorization = req.authorize ? await req.authorize({action: req.operation === 'promote' ? 'Promote' : 'Rollback', image: image.name, channel: req.channel, base: base.commit}) : undefined
-  const noop = current.digest === req.to
-  const before = await repo.readBlob(image.oid)
+  const noop = current.digest === to
+  const before = image.text
   const changes: PlannedChange[] = []
   if (!noop) {
     const doc = image.doc.clone()
-    doc.setIn(['spec', 'channels', req.channel, 'digest'], req.to)
+    doc.setIn(['spec', 'channels', req.channel, 'digest'], to)
     doc.setIn(['spec', 'channels', req.channel, 'previous'], current.digest)
     changes.push({path: image.file, action: 'modify', before, after: doc.toString()})
   }
@@ -64,7 +65,7 @@ export async function planChannelChange(
     apiVersion: 'airlock/v1' as const,
     kind: 'Plan' as const,
     operation: req.operation,
-    summary: noop ? `${image.name}/${req.channel} is already at ${req.to}` : req.summary(current.digest),
+    summary: noop ? `${image.name}/${req.channel} is already at ${to}` : req.summary(current.digest, to),
     reason: req.reason,
     requestedBy: req.requestedBy,
     createdAt: req.now.toISOString(),
@@ -76,11 +77,11 @@ export async function planChannelChange(
       repository: image.repository,
       channel: req.channel,
       from: current.digest,
-      to: req.to,
+      to,
       rollbackTarget: noop ? current.previous : current.digest,
       ...req.extra,
     },
-    subjects: [{name: image.repository, digest: {sha256: req.to.slice('sha256:'.length)}}],
+    subjects: [{name: image.repository, digest: {sha256: to.slice('sha256:'.length)}}],
     changes,
     ...(authorization ? {authorization} : {}),
   }

@@ -48,10 +48,11 @@ export async function status(repo: Repository, opts: {image?: string; limits: Li
   const images: GoldenImage[] = opts.image ? [await loadImage(repo, base.commit, opts.image, opts.limits)] : await loadImages(repo, base.commit, opts.limits)
   const found = new Map<string, LastChange>()
   const open = new Map<string, Set<string>>()
-  const fileOf = new Map<string, string>()
+  /** Image name by manifest file name in the images folder. */
+  const imageOf = new Map<string, string>()
   for (const img of images) {
     open.set(img.name, new Set(Object.keys(img.channels)))
-    fileOf.set(img.name, img.file.slice(IMAGES_DIR.length + 1))
+    imageOf.set(img.file.slice(IMAGES_DIR.length + 1), img.name)
   }
   const settle = (image: string, channels: Iterable<string>, change: LastChange) => {
     const waiting = open.get(image)
@@ -62,7 +63,6 @@ export async function status(repo: Repository, opts: {image?: string; limits: Li
     if (waiting.size === 0) open.delete(image)
   }
 
-  const imageOf = new Map([...fileOf].map(([name, file]) => [file, name]))
   let oid: string | undefined = base.commit
   let here: string | null | undefined
   while (oid && open.size > 0) {
