@@ -3,6 +3,7 @@ import {Command, Flags, type Interfaces} from '@oclif/core'
 import {AirlockError, exitCodeOf, toErrorJson} from '../control-plane/errors.js'
 import {DEFAULT_LIMITS, type Limits} from '../control-plane/limits.js'
 import type {Signer} from '../control-plane/crypto/keys.js'
+import type {GoldenImage} from '../control-plane/manifests/models.js'
 import type {Plan} from '../control-plane/plan/plan.js'
 import type {ApplyResult} from '../control-plane/plan/apply.js'
 import type {Repository} from '../control-plane/repo/repository.js'
@@ -91,6 +92,19 @@ export abstract class AirlockCommand extends Command {
     const identity = await actingIdentity(flags, repo, this.now)
     return (change: {action: 'Promote' | 'Rollback'; image: string; channel: string; base: string}) =>
       authorizeChange(repo, change.base, {...change, identity, reason: flags.reason, limits: this.limits})
+  }
+
+  /** A verify callback for promote/rollback: the pinned digest's stored bundle under the image's policy. */
+  protected async signatureVerifier(repo: Repository) {
+    const [{verifyPinned}, {loadTrust}] = await Promise.all([import('../platform/images/policy.js'), import('../control-plane/manifests/load.js')])
+    return async (image: GoldenImage, digest: string, base: string) => verifyPinned(repo, base, image, digest, await loadTrust(repo, base, this.limits), this.now, this.limits)
+  }
+
+  /** A verify callback for storing a bundle: it must verify under the image's policy first. */
+  protected async bundleVerifier(repo: Repository) {
+    const [{verifyBundleFor}, {loadTrust}] = await Promise.all([import('../platform/images/policy.js'), import('../control-plane/manifests/load.js')])
+    return async (image: GoldenImage, digest: string, bundle: {text: string; path: string; oid: string}, base: string) =>
+      verifyBundleFor(repo, base, image, digest, bundle, await loadTrust(repo, base, this.limits), this.now, this.limits)
   }
 
   /** The shared tail of every mutating command: save (--out), apply (--apply), render. */

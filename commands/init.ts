@@ -3,24 +3,33 @@ import {Args} from '@oclif/core'
 import {AirlockCommand, planFlags, type PlanOutcome} from './_base.js'
 
 export default class Init extends AirlockCommand {
-  static override summary = 'Scaffold a new GitOps repository: git init, an example image, trust.yaml with a fresh evidence key.'
+  static override summary = 'Scaffold a new GitOps repository: git init, a signed example image, trust.yaml with fresh evidence and image keys.'
   static override examples = ['<%= config.bin %> init ./fleet', '<%= config.bin %> init ./fleet --apply']
   static override args = {dir: Args.string({description: 'directory to create (must be absent or empty)', required: true})}
   static override flags = {apply: planFlags.apply, actor: planFlags.actor}
 
-  async run(): Promise<PlanOutcome & {dir: string; keyFile: string | null}> {
+  async run(): Promise<PlanOutcome & {dir: string; keyFile: string | null; imageKeyFile: string | null}> {
     const {args, flags} = await this.parse(Init)
-    const {scaffold} = await import('../control-plane/init/scaffold.js')
-    const result = await scaffold(args.dir, {apply: flags.apply, now: this.now, requestedBy: await this.requester(flags.actor), limits: this.limits, toolVersion: this.config.version, examplePolicies: join(this.config.root, 'policies')})
+    const [{scaffold}, {signImageBundle}] = await Promise.all([import('../control-plane/init/scaffold.js'), import('../platform/images/sign.js')])
+    const result = await scaffold(args.dir, {
+      apply: flags.apply,
+      now: this.now,
+      requestedBy: await this.requester(flags.actor),
+      limits: this.limits,
+      toolVersion: this.config.version,
+      examplePolicies: join(this.config.root, 'policies'),
+      signBundle: signImageBundle,
+    })
     if (!this.jsonEnabled()) {
       const {renderPlan} = await import('../control-plane/plan/render.js')
       process.stdout.write(renderPlan(result.plan, {color: this.color(), applied: result.applied}))
       if (result.applied) {
-        this.log(`\nNext:\n  cd ${args.dir}\n  export AIRLOCK_EVIDENCE_KEY=keys/evidence.key\n  airlock status\n  airlock promote agent-runner --digest sha256:<64 hex> --to canary --reason "try it" --apply\n  airlock rollback agent-runner --channel canary --reason "undo" --apply\n  airlock evidence verify\n(stable takes a verified release manager: --jwt)`)
+        this.log(`\nNext:\n  cd ${args.dir}\n  export AIRLOCK_EVIDENCE_KEY=keys/evidence.key\n  airlock status\n  airlock image sign agent-runner@sha256:<64 hex> --key keys/image.key --apply
+  airlock promote agent-runner --digest sha256:<64 hex> --to canary --reason "try it" --apply\n  airlock rollback agent-runner --channel canary --reason "undo" --apply\n  airlock evidence verify\n(stable takes a verified release manager: --jwt)`)
       } else {
-        this.log('(On --apply a new evidence key is generated into keys/evidence.key; the key id shown here is a preview.)')
+        this.log('(On --apply new keys are generated into keys/evidence.key and keys/image.key; the key ids shown here are a preview.)')
       }
     }
-    return {plan: result.plan, applied: result.applied, savedTo: null, dir: result.dir, keyFile: result.keyFile}
+    return {plan: result.plan, applied: result.applied, savedTo: null, dir: result.dir, keyFile: result.keyFile, imageKeyFile: result.imageKeyFile}
   }
 }

@@ -21,7 +21,7 @@ export default class Promote extends AirlockCommand {
     const {args, flags} = await this.parse(Promote)
     const repo = await this.repository(flags.repo)
     const {planPromote} = await import('../control-plane/promote/promote.js')
-    const common = {image: args.image, to: flags.to, reason: flags.reason, requestedBy: await this.requester(flags.actor), now: this.now, limits: this.limits, authorize: await this.changeAuthorizer(repo, flags)}
+    const common = {image: args.image, to: flags.to, reason: flags.reason, requestedBy: await this.requester(flags.actor), now: this.now, limits: this.limits, authorize: await this.changeAuthorizer(repo, flags), verify: await this.signatureVerifier(repo)}
     const plan = await planPromote(repo, flags.from !== undefined ? {...common, from: flags.from} : {...common, digest: flags.digest!})
     return this.finishPlan(repo, plan, flags)
   }

@@ -27,6 +27,7 @@ export default class Rollback extends AirlockCommand {
       now: this.now,
       limits: this.limits,
       authorize: await this.changeAuthorizer(repo, flags),
+      verify: await this.signatureVerifier(repo),
     })
     return this.finishPlan(repo, plan, flags)
   }

@@ -24,6 +24,88 @@ export async function signImage(digest: string, key: ImageKeyPair): Promise<Reco
     },
     witnesses: [],
   })
-  const statement = {_type: 'https://in-toto.io/Statement/v1', subject: [{name: 'registry.example.com/golden/agent-runner', digest: {sha256: digest.slice(7)}}], predicateType: 'https://sigstore.dev/cosign/sign/v1', predicate: {}}
-  return bundleToJSON(await builder.create({data: Buffer.from(JSON.stringify(statement)), type: 'application/vnd.in-toto+json'})) as Record<string, any>
+  return bundleToJSON(await builder.create({data: Buffer.from(JSON.stringify(statementFor(digest))), type: 'application/vnd.in-toto+json'})) as Record<string, any>
+}
+
+/** The in-toto statement cosign signs for an image: the manifest digest as its subject. */
+export function statementFor(digest: string, name = 'registry.example.com/golden/agent-runner') {
+  return {_type: 'https://in-toto.io/Statement/v1', subject: [{name, digest: {sha256: digest.slice(7)}}], predicateType: 'https://sigstore.dev/cosign/sign/v1', predicate: {}}
+}
+
+/**
+ * A private Sigstore (Fulcio CA with CT log, Rekor log, timestamp authority) from
+ * @sigstore/mock, served on a real HTTP server on 127.0.0.1 so @sigstore/sign talks to it as it
+ * would to sigstore.dev. Its trusted root is built from the mock's own keys. Mocked because a
+ * real Fulcio needs an OIDC provider and the public log, neither reachable here.
+ */
+export interface MockSigstore {
+  url: string
+  trustedRoot: Record<string, unknown>
+  /** A keyless DSSE bundle for `digest`, with a certificate for `subject` from `issuer`. */
+  signKeyless(digest: string, identity: {subject: string; issuer: string}, opts?: {rekorV2?: boolean; timestamp?: boolean; tlog?: boolean}): Promise<Record<string, any>>
+  close(): Promise<void>
+}
+
+export async function startMockSigstore(opts: {clock?: Date} = {}): Promise<MockSigstore> {
+  // Whole seconds: the mock TSA writes milliseconds into genTime, which @sigstore/core refuses;
+  // the next second, so the mock TSA certificates (valid from their creation) cover it.
+  const clock = opts.clock ?? new Date(Math.floor(Date.now() / 1000) * 1000 + 1000)
+  const mock = await import('@sigstore/mock')
+  const {createHash} = await import('node:crypto')
+  const {createServer} = await import('node:http')
+  const {FulcioSigner, RekorWitness, TSAWitness} = await import('@sigstore/sign')
+  const {SignJWT} = await import('jose')
+  const pair = () => generateKeyPairSync('ec', {namedCurve: 'P-256'})
+  const caKeys = pair()
+  const ctKeys = pair()
+  const tlogKeys = pair()
+  const tsaKeys = pair()
+  const ctlog = await mock.initializeCTLog(ctKeys, clock)
+  const ca = await mock.initializeCA(caKeys, ctlog, clock)
+  const server = createServer()
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const url = `http://127.0.0.1:${(server.address() as {port: number}).port}`
+  const tlog = await mock.initializeTLog(url, tlogKeys, clock)
+  const tsa = await mock.initializeTSA(tsaKeys, clock)
+  const handlers = [mock.fulcioHandler(ca), mock.rekorHandler(tlog), mock.rekorV2Handler(tlog), mock.tsaHandler(tsa)]
+  server.on('request', (req, res) => {
+    const chunks: Buffer[] = []
+    req.on('data', (c: Buffer) => chunks.push(c))
+    req.on('end', async () => {
+      const handler = handlers.find((h) => req.url === h.path)
+      if (!handler) return void res.writeHead(404).end()
+      const out = await handler.fn(Buffer.concat(chunks).toString())
+      res.writeHead(out.statusCode, {'content-type': out.contentType ?? 'application/json'}).end(out.response)
+    })
+  })
+  const der = (k: KeyObject) => k.export({format: 'der', type: 'spki'})
+  const b64 = (b: ArrayBufferView) => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('base64')
+  const start = new Date(clock.getTime() - 3600_000).toISOString()
+  const logKey = (k: KeyObject) => ({
+    baseUrl: url,
+    hashAlgorithm: 'SHA2_256',
+    publicKey: {rawBytes: der(k).toString('base64'), keyDetails: 'PKIX_ECDSA_P256_SHA_256', validFor: {start}},
+    logId: {keyId: createHash('sha256').update(der(k)).digest('base64')},
+  })
+  const trustedRoot = {
+    mediaType: 'application/vnd.dev.sigstore.trustedroot+json;version=0.1',
+    tlogs: [logKey(tlogKeys.publicKey)],
+    ctlogs: [logKey(ctKeys.publicKey)],
+    certificateAuthorities: [{subject: {organization: 'sigstore.mock', commonName: 'sigstore'}, uri: url, certChain: {certificates: [{rawBytes: b64(ca.rootCertificate)}]}, validFor: {start}}],
+    timestampAuthorities: [{subject: {organization: 'sigstore.mock', commonName: 'tsa'}, uri: url, certChain: {certificates: [{rawBytes: b64(tsa.intCertificate)}, {rawBytes: b64(tsa.rootCertificate)}]}, validFor: {start}}],
+  }
+  const tokenKey = pair()
+  return {
+    url,
+    trustedRoot,
+    async signKeyless(digest, identity, o = {}) {
+      const token = await new SignJWT({sub: identity.subject}).setProtectedHeader({alg: 'ES256'}).setIssuer(identity.issuer).setAudience('sigstore').setIssuedAt().setExpirationTime('5m').sign(tokenKey.privateKey)
+      const witnesses = []
+      if (o.tlog !== false) witnesses.push(new RekorWitness({rekorBaseURL: url, entryType: o.rekorV2 ? 'dsse' : 'intoto', majorApiVersion: o.rekorV2 ? 2 : 1}))
+      if (o.timestamp !== false) witnesses.push(new TSAWitness({tsaBaseURL: url}))
+      const builder = new DSSEBundleBuilder({signer: new FulcioSigner({fulcioBaseURL: url, identityProvider: {getToken: async () => token}}), witnesses})
+      return bundleToJSON(await builder.create({data: Buffer.from(JSON.stringify(statementFor(digest))), type: 'application/vnd.in-toto+json'})) as Record<string, any>
+    },
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  }
 }

@@ -1,35 +1,140 @@
 import {Args, Flags} from '@oclif/core'
 import type {ImageSignatureResult} from '../../platform/images/verify.js'
+import type {PinnedCheck} from '../../platform/images/policy.js'
 import {AirlockCommand} from '../_base.js'
 import {readInput} from '../_policy.js'
 
+type Result = ImageSignatureResult | {results: PinnedCheck[]; verified: number; failed: number}
+
 export default class ImageVerify extends AirlockCommand {
-  static override summary = 'Verify a golden image signature offline: a keyed Sigstore DSSE bundle (as cosign v3 writes) for a pinned digest.'
-  static override description =
-    'The bundle must be signed by --key and its in-toto subject must be the pinned digest. Failure reasons: SIGNATURE_ERROR, SUBJECT_MISMATCH, UNTRUSTED_SIGNER, NOT_PINNED (exit 1). Keyless identities, message-signature bundles and --all come with the rest of image verification.'
-  static override args = {ref: Args.string({description: 'repo@sha256:<64 hex> (a tag is refused)', required: true})}
+  static override summary = 'Verify golden image signatures offline: a Sigstore bundle for a pinned digest, by key or by certificate identity.'
+  static override description = `With neither --key nor --certificate-identity(-regexp), the image's own policy applies: the manifest whose repository is REF's (spec.verification, trust.yaml image keys, the pinned trusted root), and the bundle stored in manifests/signatures/ unless --bundle names one. --all verifies every digest pinned by a channel of every image.
+
+Nothing is fetched: the trusted root is manifests/sigstore/trusted_root.json (or --trusted-root). Failure reasons: SIGNATURE_ERROR, SUBJECT_MISMATCH, UNTRUSTED_SIGNER, NO_TIMESTAMP, TLOG_ERROR, CERTIFICATE_ERROR, NOT_PINNED, NO_SIGNATURE (exit 1).`
+  static override examples = [
+    '<%= config.bin %> image verify registry.example.com/golden/agent-runner@sha256:… --bundle sig.json --key cosign.pub',
+    '<%= config.bin %> image verify ghcr.io/acme/runner@sha256:… --bundle sig.json --certificate-identity https://github.com/acme/golden/.github/workflows/release.yml@refs/heads/main --certificate-oidc-issuer https://token.actions.githubusercontent.com',
+    '<%= config.bin %> image verify --all',
+  ]
+  static override args = {ref: Args.string({description: 'repo@sha256:<64 hex> (a tag is refused)'})}
   static override flags = {
-    bundle: Flags.string({description: 'Sigstore bundle (JSON)', required: true}),
-    key: Flags.string({description: 'public key (PEM, ECDSA P-256 or Ed25519) the image must be signed with', required: true}),
+    repo: Flags.string({description: 'repository (default: the git repository around the working directory)'}),
+    all: Flags.boolean({description: 'verify every digest pinned by every channel of every image', exclusive: ['ref', 'bundle', 'key', 'certificate-identity', 'certificate-identity-regexp']}),
+    bundle: Flags.string({description: 'Sigstore bundle (JSON); default: the one stored in manifests/signatures/'}),
+    key: Flags.string({description: 'public key (PEM, ECDSA P-256 or Ed25519) the image must be signed with', exclusive: ['certificate-identity', 'certificate-identity-regexp']}),
+    'certificate-identity': Flags.string({description: 'exact certificate subject of a keyless signer', exclusive: ['certificate-identity-regexp'], dependsOn: ['certificate-oidc-issuer']}),
+    'certificate-identity-regexp': Flags.string({description: 'certificate subject pattern, anchored ^…$', dependsOn: ['certificate-oidc-issuer']}),
+    'certificate-oidc-issuer': Flags.string({description: 'OIDC issuer of a keyless signer (exact)'}),
+    'trusted-root': Flags.string({description: 'Sigstore trusted_root.json (default: manifests/sigstore/trusted_root.json of the repository)'}),
+    'tlog-threshold': Flags.integer({description: 'transparency log entries required', min: 0, max: 10}),
+    'timestamp-threshold': Flags.integer({description: 'verified timestamps required (keyless: at least 1)', min: 0, max: 10}),
   }
 
-  async run(): Promise<ImageSignatureResult> {
+  async run(): Promise<Result> {
     const {args, flags} = await this.parse(ImageVerify)
-    const [{parseDigestRef}, {verifyImageSignature}, {AirlockError}] = await Promise.all([
+    if (flags.all) return this.verifyAll(flags.repo)
+    if (!args.ref) throw await usage('REF: give repo@sha256:<digest>, or --all')
+    const [{parseDigestRef}, verify, policyMod, {AirlockError}] = await Promise.all([
       import('../../control-plane/manifests/digest.js'),
       import('../../platform/images/verify.js'),
+      import('../../platform/images/policy.js'),
       import('../../control-plane/errors.js'),
     ])
-    const {digest} = parseDigestRef(args.ref, 'REF')
-    let bundle: unknown
-    try {
-      bundle = JSON.parse(await readInput(flags.bundle))
-    } catch (error) {
-      if (error instanceof AirlockError) throw error
-      throw new AirlockError('INVALID_INPUT', `${flags.bundle}: not JSON (truncated?)`, {file: flags.bundle})
+    const ref = parseDigestRef(args.ref, 'REF')
+    const identity = flags['certificate-identity'] ?? flags['certificate-identity-regexp']
+    const adHoc = flags.key !== undefined || identity !== undefined
+    if (flags['certificate-oidc-issuer'] && !identity) throw new AirlockError('USAGE', '--certificate-oidc-issuer needs --certificate-identity or --certificate-identity-regexp', {field: '--certificate-oidc-issuer'})
+    let policy: import('../../platform/images/verify.js').ImagePolicy
+    let bundleText: string
+    let bundleName: string
+    if (adHoc) {
+      if (!flags.bundle) throw new AirlockError('USAGE', '--bundle: name the bundle to verify with --key or a certificate identity', {field: '--bundle'})
+      const regexp = flags['certificate-identity-regexp']
+      if (regexp !== undefined) {
+        const {checkAnchoredPattern} = await import('../../control-plane/manifests/pattern.js')
+        const problem = checkAnchoredPattern(regexp)
+        if (problem) throw new AirlockError('USAGE', `--certificate-identity-regexp ${problem}`, {field: '--certificate-identity-regexp'})
+      }
+      const rootFile = flags['trusted-root'] ?? (identity ? await this.defaultTrustedRoot(flags.repo) : undefined)
+      policy = {
+        keys: flags.key ? [verify.imageKey(flags.key, await publicKeyFrom(await readInput(flags.key), flags.key))] : [],
+        identities: identity ? [{issuer: flags['certificate-oidc-issuer']!, ...(regexp !== undefined ? {subjectRegExp: regexp} : {subject: identity})}] : [],
+        trustedRoot: rootFile ? policyMod.parseTrustedRoot(await readInput(rootFile), rootFile, this.limits) : verify.emptyTrustedRoot(),
+        tlogThreshold: flags['tlog-threshold'] ?? 0,
+        timestampThreshold: flags['timestamp-threshold'] ?? 0,
+      }
+      bundleText = await readInput(flags.bundle)
+      bundleName = flags.bundle
+    } else {
+      const repo = await this.repository(flags.repo)
+      const [{findImageByRef, loadTrust}, {planBase}] = await Promise.all([import('../../control-plane/manifests/load.js'), import('../../control-plane/promote/channel-change.js')])
+      const base = await planBase(repo)
+      const image = await findImageByRef(repo, ref.repository, this.limits)
+      const trust = await loadTrust(repo, base.commit, this.limits)
+      if (!flags.bundle) {
+        const {record} = await policyMod.verifyPinned(repo, base.commit, image, ref.digest, trust, this.now, this.limits)
+        return this.show(args.ref, record)
+      }
+      ;({policy} = await policyMod.imagePolicy(repo, base.commit, image, trust, this.now, this.limits))
+      bundleText = await readInput(flags.bundle)
+      bundleName = flags.bundle
     }
-    const result = verifyImageSignature(digest, bundle, {keys: [{id: flags.key, publicKeyPem: await readInput(flags.key)}]})
-    if (!this.jsonEnabled()) this.log(`Verified ${args.ref}\n  signed by ${result.signer.keyid} (${result.bundleType} bundle)`)
+    const bundle = policyMod.parseJsonInput(bundleText, bundleName, this.limits)
+    return this.show(args.ref, verify.verifyImageSignature(ref.digest, bundle, policy))
+  }
+
+  private show(ref: string, result: ImageSignatureResult): ImageSignatureResult {
+    if (!this.jsonEnabled()) {
+      const s = result.signer
+      this.log(`Verified ${ref}`)
+      this.log(`  signer      ${'keyid' in s ? `key ${s.keyid}` : `${s.subject}\n  issuer      ${s.issuer}`}`)
+      this.log(`  bundle      ${result.bundleType}`)
+      for (const e of result.tlogEntries) this.log(`  tlog entry  index ${e.logIndex}${e.integratedTime ? `, integrated ${e.integratedTime}` : ''}`)
+      this.log(`  thresholds  tlog ${result.thresholds.tlog}, timestamps ${result.thresholds.timestamp} (${result.timestamps} present)`)
+    }
     return result
+  }
+
+  private async defaultTrustedRoot(repoFlag: string | undefined): Promise<string> {
+    const [{findTopLevel}, {join}, {DEFAULT_TRUSTED_ROOT}] = await Promise.all([import('../../control-plane/repo/repository.js'), import('node:path'), import('../../control-plane/manifests/models.js')])
+    const top = repoFlag ?? (await findTopLevel(process.cwd()).catch(() => null))
+    if (!top) throw await usage('--trusted-root: keyless verification outside a repository needs a trusted_root.json')
+    return join(top, DEFAULT_TRUSTED_ROOT)
+  }
+
+  private async verifyAll(repoFlag: string | undefined): Promise<Result> {
+    const repo = await this.repository(repoFlag)
+    const [{loadImages, loadTrust}, {planBase}, {verifyAllPinned}] = await Promise.all([
+      import('../../control-plane/manifests/load.js'),
+      import('../../control-plane/promote/channel-change.js'),
+      import('../../platform/images/policy.js'),
+    ])
+    const base = await planBase(repo)
+    const [images, trust] = await Promise.all([loadImages(repo, base.commit, this.limits), loadTrust(repo, base.commit, this.limits)])
+    const results = await verifyAllPinned(repo, base.commit, images, trust, this.now, this.limits)
+    const failed = results.filter((r) => !r.verified).length
+    if (!this.jsonEnabled()) {
+      for (const r of results) {
+        const who = r.signer ? ('keyid' in r.signer ? `key ${r.signer.keyid.slice(0, 16)}…` : r.signer.subject) : ''
+        this.log(`${r.verified ? 'VERIFIED' : 'FAILED  '}  ${`${r.image}/${r.channel}`.padEnd(32)} ${r.digest.slice(0, 19)}…  ${r.verified ? who : `${r.reason}: ${r.message}`}`)
+      }
+      this.log(`\n${results.length - failed} verified, ${failed} failed`)
+    }
+    if (failed) this.failCheck()
+    return {results, verified: results.length - failed, failed}
+  }
+}
+
+async function usage(message: string) {
+  const {AirlockError} = await import('../../control-plane/errors.js')
+  return new AirlockError('USAGE', message)
+}
+
+async function publicKeyFrom(pem: string, file: string) {
+  const [{createPublicKey}, {AirlockError}] = await Promise.all([import('node:crypto'), import('../../control-plane/errors.js')])
+  try {
+    return createPublicKey(pem)
+  } catch {
+    throw new AirlockError('KEY_INVALID', `${file}: not a PEM public key`, {file, field: '--key'})
   }
 }

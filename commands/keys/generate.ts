@@ -3,7 +3,7 @@ import {Args, Flags} from '@oclif/core'
 import {AirlockCommand, planFlags, type PlanOutcome} from '../_base.js'
 
 export default class KeysGenerate extends AirlockCommand {
-  static override summary = 'Generate an Ed25519 key in keys/NAME.key; with --apply, add its public half to trust.yaml.'
+  static override summary = 'Generate a key in keys/NAME.key (Ed25519, or ECDSA P-256 for images); with --apply, add its public half to trust.yaml.'
   static override description =
     'The private key is written to keys/NAME.key (mode 0600; keys/ is git-ignored) and reused if it is already there. The trust.yaml change is planned like every change and committed only with --apply.'
   static override args = {name: Args.string({description: 'key name (keys/NAME.key)', required: true})}
@@ -11,6 +11,7 @@ export default class KeysGenerate extends AirlockCommand {
     ...planFlags,
     role: Flags.string({description: 'role the key gets in trust.yaml', options: ['evidence', 'policy', 'image', 'audit'], required: true}),
     'valid-until': Flags.string({description: 'end of the key validity (RFC 3339 time)'}),
+    algorithm: Flags.string({description: 'key type; ecdsa-p256 (what cosign generates) only for image keys', options: ['ed25519', 'ecdsa-p256'], default: 'ed25519'}),
   }
 
   async run(): Promise<PlanOutcome & {key: {id: string; publicKey: string; file: string; created: boolean}}> {
@@ -18,20 +19,26 @@ export default class KeysGenerate extends AirlockCommand {
     const repo = await this.repository(flags.repo)
     const {ensureKeyFile, planAddKey} = await import('../../control-plane/plan/trust-key.js')
     const file = join(repo.dir, 'keys', `${args.name}.key`)
-    const key = await ensureKeyFile(file, args.name)
+    const algorithm = flags.algorithm as 'ed25519' | 'ecdsa-p256'
+    if (algorithm !== 'ed25519' && flags.role !== 'image') {
+      const {AirlockError} = await import('../../control-plane/errors.js')
+      throw new AirlockError('USAGE', `--algorithm ${algorithm}: only image keys may be ECDSA; evidence, policy and audit signatures are Ed25519`, {field: '--algorithm'})
+    }
+    const key = await ensureKeyFile(file, args.name, algorithm)
     const plan = await planAddKey(repo, {
       name: args.name,
       role: flags.role as 'evidence',
-      publicKey: key.signer.publicKey,
+      publicKey: key.publicKey,
+      algorithm,
       validUntil: flags['valid-until'],
       reason: flags.reason,
       requestedBy: await this.requester(flags.actor),
       now: this.now,
       limits: this.limits,
     })
-    const publicKey = Buffer.from(key.signer.publicKey).toString('base64')
-    if (!this.jsonEnabled()) this.log(`${key.created ? 'Wrote' : 'Using'} ${file}\n  key id     ${key.signer.keyid}\n  public key ${publicKey}\n`)
+    const publicKey = Buffer.from(key.publicKey).toString('base64')
+    if (!this.jsonEnabled()) this.log(`${key.created ? 'Wrote' : 'Using'} ${file}\n  key id     ${key.keyid}\n  algorithm  ${algorithm}\n  public key ${publicKey}\n`)
     const outcome = await this.finishPlan(repo, plan, flags)
-    return {...outcome, key: {id: key.signer.keyid, publicKey, file, created: key.created}}
+    return {...outcome, key: {id: key.keyid, publicKey, file, created: key.created}}
   }
 }

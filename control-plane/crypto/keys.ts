@@ -71,5 +71,46 @@ export async function loadSigner(spec: {file?: string; env?: string}, what = 'ev
   throw new AirlockError('KEY_MISSING', `no ${what} key: pass --${what}-key FILE or set AIRLOCK_${what.toUpperCase()}_KEY`, {})
 }
 
+/** A key that signs image bundles (Sigstore, as cosign does): ECDSA P-256 or Ed25519. */
+export interface ImageSigningKey {
+  algorithm: 'ecdsa-p256' | 'ed25519'
+  privateKey: KeyObject
+  /** What trust.yaml holds: the SPKI DER for ECDSA, the raw 32 bytes for Ed25519. */
+  publicKey: Uint8Array
+  keyid: string
+  publicKeyPem: string
+}
+
+function imageSigningKey(privateKey: KeyObject, source: string): ImageSigningKey {
+  const publicKeyObj = createPublicKey(privateKey)
+  const publicKeyPem = publicKeyObj.export({format: 'pem', type: 'spki'}).toString()
+  if (privateKey.asymmetricKeyType === 'ed25519') {
+    const raw = rawPublicOf(publicKeyObj)
+    return {algorithm: 'ed25519', privateKey, publicKey: raw, keyid: keyIdOf(raw), publicKeyPem}
+  }
+  if (privateKey.asymmetricKeyType === 'ec' && privateKey.asymmetricKeyDetails?.namedCurve === 'prime256v1') {
+    const der = publicKeyObj.export({format: 'der', type: 'spki'})
+    return {algorithm: 'ecdsa-p256', privateKey, publicKey: der, keyid: keyIdOf(der), publicKeyPem}
+  }
+  throw new AirlockError('KEY_INVALID', `${source}: an ${privateKey.asymmetricKeyType} key; image keys are ECDSA P-256 or Ed25519`, {file: source})
+}
+
+export function generateImageKey(algorithm: ImageSigningKey['algorithm']): {key: ImageSigningKey; pem: string} {
+  const {privateKey} = algorithm === 'ed25519' ? generateKeyPairSync('ed25519') : generateKeyPairSync('ec', {namedCurve: 'P-256'})
+  return {key: imageSigningKey(privateKey, 'generated key'), pem: privateKey.export({format: 'pem', type: 'pkcs8'}).toString()}
+}
+
+/** An image signing key from a PKCS#8 PEM file (refused when others can read it). */
+export async function loadImageKey(file: string): Promise<ImageSigningKey> {
+  const pem = await readPrivateFile(file)
+  let key: KeyObject
+  try {
+    key = createPrivateKey({key: pem, format: 'pem'})
+  } catch {
+    throw new AirlockError('KEY_INVALID', `${file}: not an unencrypted PEM private key (PKCS#8); cosign's encrypted keys are not read — export one with openssl or use airlock keys generate`, {file})
+  }
+  return imageSigningKey(key, file)
+}
+
 /** Writes a new private key file (mode 0600), refusing to overwrite one. */
 export {writeNewPrivateFile as writePrivateKey} from './keyfile.js'

@@ -24,6 +24,8 @@ export interface ReceiptPredicate {
   result: 'applied'
   /** The policy decision on who asked, when the change was authorized (promote, rollback). */
   authorization?: Plan['authorization']
+  /** The verified signature of the digest the change pins (promote, rollback). */
+  signature?: Plan['signature']
 }
 
 export interface ReceiptStatement {
@@ -65,6 +67,7 @@ export function receiptStatement(plan: Plan, appliedAt: Date, toolVersion: strin
       tool: {name: 'airlock', version: toolVersion},
       result: 'applied',
       ...(plan.authorization ? {authorization: plan.authorization} : {}),
+      ...(plan.signature ? {signature: plan.signature} : {}),
     },
   }
 }

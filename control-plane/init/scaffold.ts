@@ -3,16 +3,20 @@ import {join, resolve} from 'node:path'
 import {Document} from 'yaml'
 import {AirlockError} from '../errors.js'
 import {sha256Hex} from '../crypto/digest.js'
-import {generateSigner, writePrivateKey, type Signer} from '../crypto/keys.js'
+import {generateImageKey, generateSigner, writePrivateKey, type ImageSigningKey, type Signer} from '../crypto/keys.js'
 import {receiptPathFor} from '../evidence/receipt.js'
 import type {Limits} from '../limits.js'
-import {IMAGES_DIR, TRUST_FILE} from '../manifests/models.js'
+import {IMAGES_DIR, signaturePath, TRUST_FILE} from '../manifests/models.js'
 import {applyPlan, type ApplyResult} from '../plan/apply.js'
 import {sealPlan, type Plan, type Requester} from '../plan/plan.js'
 import {initRepository, Repository} from '../repo/repository.js'
 import {newTrustDocument, trustEntry} from '../plan/trust-key.js'
 
 const EXAMPLE_IMAGE = 'agent-runner'
+const EXAMPLE_REPOSITORY = 'registry.example.com/golden/agent-runner'
+
+/** Makes the Sigstore bundle (JSON text) of an image digest with a local key; see platform/images/sign. */
+export type BundleSigner = (repository: string, digest: string, key: ImageSigningKey) => Promise<string>
 
 /** Deterministic example digests: clearly not real images, but well-formed pins. */
 export function exampleDigest(label: string): string {
@@ -25,7 +29,7 @@ function exampleImage(): string {
     kind: 'GoldenImage',
     metadata: {name: EXAMPLE_IMAGE, description: 'Example golden microVM image for Tier-2 agent sandboxes'},
     spec: {
-      repository: 'registry.example.com/golden/agent-runner',
+      repository: EXAMPLE_REPOSITORY,
       tier: 2,
       channels: {
         canary: {digest: exampleDigest('v2'), previous: exampleDigest('v1')},
@@ -51,8 +55,11 @@ async function examplePolicies(dir: string): Promise<Array<[string, string]>> {
   return out
 }
 
-function initPlan(signer: Signer, now: Date, requestedBy: Requester, policies: Array<[string, string]>): Plan {
-  const trust = newTrustDocument([trustEntry('evidence', 'evidence', signer.publicKey, signer.keyid, now)])
+function initPlan(signer: Signer, image: {key: ImageSigningKey; bundles: Array<[string, string]>}, now: Date, requestedBy: Requester, policies: Array<[string, string]>): Plan {
+  const trust = newTrustDocument([
+    trustEntry('evidence', 'evidence', signer.publicKey, signer.keyid, now),
+    trustEntry('image', 'image', image.key.publicKey, image.key.keyid, now, undefined, image.key.algorithm),
+  ])
   // A scratch fleet's org: the example policies let local operators try changes in local-… orgs.
   trust.setIn(['spec', 'org'], `local-${signer.keyid.slice(0, 8)}`)
   trust.commentBefore = ' Trust anchors: which keys may sign what, when, and how many signatures each role needs.'
@@ -60,6 +67,7 @@ function initPlan(signer: Signer, now: Date, requestedBy: Requester, policies: A
     ['.gitignore', '/keys/\n*.key\n'],
     [TRUST_FILE, trust.toString()],
     [`${IMAGES_DIR}/${EXAMPLE_IMAGE}.yaml`, exampleImage()],
+    ...image.bundles,
     ...policies,
     ['docs/evidence/README.md', '# Evidence\n\nSigned receipts (DSSE envelopes holding in-toto statements), one per applied change.\nVerify them with `airlock evidence verify`.\n'],
   ]
@@ -67,14 +75,14 @@ function initPlan(signer: Signer, now: Date, requestedBy: Requester, policies: A
     apiVersion: 'airlock/v1' as const,
     kind: 'Plan' as const,
     operation: 'init' as const,
-    summary: 'scaffold a GitOps repository with an example image and an evidence key',
+    summary: 'scaffold a GitOps repository with a signed example image, an evidence key and an image key',
     reason: 'airlock init',
     requestedBy,
     createdAt: now.toISOString(),
     branch: 'refs/heads/main',
     baseCommit: null,
     inputs: [],
-    details: {keyid: signer.keyid},
+    details: {keyid: signer.keyid, imageKeyid: image.key.keyid},
     subjects: [{name: `ed25519-key:evidence`, digest: {sha256: signer.keyid}}],
     changes: files.map(([path, after]) => ({path, action: 'create' as const, before: null, after})),
   }
@@ -87,8 +95,8 @@ function initPlan(signer: Signer, now: Date, requestedBy: Requester, policies: A
  */
 export async function scaffold(
   dirArg: string,
-  opts: {apply: boolean; now: Date; requestedBy: Requester; limits: Limits; toolVersion: string; examplePolicies: string},
-): Promise<{dir: string; plan: Plan; applied: ApplyResult | null; keyFile: string | null}> {
+  opts: {apply: boolean; now: Date; requestedBy: Requester; limits: Limits; toolVersion: string; examplePolicies: string; signBundle: BundleSigner},
+): Promise<{dir: string; plan: Plan; applied: ApplyResult | null; keyFile: string | null; imageKeyFile: string | null}> {
   const dir = resolve(dirArg)
   const entries = await readdir(dir).catch((error: NodeJS.ErrnoException) => {
     if (error.code === 'ENOENT') return []
@@ -96,12 +104,19 @@ export async function scaffold(
   })
   if (entries.length > 0) throw new AirlockError('TARGET_EXISTS', `${dir}: not empty; init needs a new or empty directory`, {path: dir})
   const {signer, pem} = generateSigner()
-  const plan = initPlan(signer, opts.now, opts.requestedBy, await examplePolicies(opts.examplePolicies))
-  if (!opts.apply) return {dir, plan, applied: null, keyFile: null}
+  // An image key as cosign makes them (ECDSA P-256), and the example digests signed with it, so
+  // init → sign → promote → rollback works with no cosign installed.
+  const image = generateImageKey('ecdsa-p256')
+  const bundles: Array<[string, string]> = []
+  for (const label of ['v1', 'v2']) bundles.push([signaturePath(EXAMPLE_IMAGE, exampleDigest(label)), await opts.signBundle(EXAMPLE_REPOSITORY, exampleDigest(label), image.key)])
+  const plan = initPlan(signer, {key: image.key, bundles}, opts.now, opts.requestedBy, await examplePolicies(opts.examplePolicies))
+  if (!opts.apply) return {dir, plan, applied: null, keyFile: null, imageKeyFile: null}
   await initRepository(dir)
   const keyFile = join(dir, 'keys', 'evidence.key')
+  const imageKeyFile = join(dir, 'keys', 'image.key')
   await writePrivateKey(keyFile, pem)
+  await writePrivateKey(imageKeyFile, image.pem)
   const repo = await Repository.open(dir)
   const applied = await applyPlan(repo, plan, {signer, now: opts.now, toolVersion: opts.toolVersion, limits: opts.limits})
-  return {dir, plan, applied, keyFile}
+  return {dir, plan, applied, keyFile, imageKeyFile}
 }

@@ -2,13 +2,15 @@ import {AirlockError, inputError} from '../errors.js'
 import {keyIdOf} from '../crypto/keys.js'
 import type {Limits} from '../limits.js'
 import type {Repository} from '../repo/repository.js'
-import {IMAGES_DIR, TRUST_FILE, type GoldenImage, type Role, type TrustKey, type TrustPolicy} from './models.js'
+import {createPublicKey} from 'node:crypto'
+import {IMAGES_DIR, TRUST_FILE, type GoldenImage, type ImageVerificationSpec, type Role, type TrustKey, type TrustPolicy} from './models.js'
+import {checkAnchoredPattern} from './pattern.js'
 import {validateKind} from './validate.js'
 import {loadYaml, locate} from './yaml.js'
 
 interface ImageDoc {
   metadata: {name: string}
-  spec: {repository: string; tier: number; channels: Record<string, {digest: string; previous?: string | null}>}
+  spec: {repository: string; tier: number; channels: Record<string, {digest: string; previous?: string | null}>; verification?: ImageVerificationSpec}
 }
 
 export function parseImage(text: string, file: string, oid: string, limits: Limits): GoldenImage {
@@ -21,7 +23,17 @@ export function parseImage(text: string, file: string, oid: string, limits: Limi
   }
   const channels: GoldenImage['channels'] = {}
   for (const [name, ch] of Object.entries(value.spec.channels)) channels[name] = {digest: ch.digest, previous: ch.previous ?? null}
-  return {name: value.metadata.name, file, oid, repository: value.spec.repository, tier: value.spec.tier, channels, doc: loaded.doc, text}
+  const verification = value.spec.verification ?? null
+  for (const [i, id] of (verification?.identities ?? []).entries()) {
+    const path = ['spec', 'verification', 'identities', i]
+    const at = (field: string) => ({file, ...locate(loaded, [...path, field]), field: `spec.verification.identities[${i}].${field}`})
+    if ((id.subject === undefined) === (id.subjectRegExp === undefined)) throw inputError('SCHEMA_VIOLATION', {...at('subject'), field: `spec.verification.identities[${i}]`}, 'needs exactly one of subject (exact) or subjectRegExp (anchored pattern)')
+    if (id.subjectRegExp !== undefined) {
+      const problem = checkAnchoredPattern(id.subjectRegExp)
+      if (problem) throw inputError('SCHEMA_VIOLATION', at('subjectRegExp'), problem)
+    }
+  }
+  return {name: value.metadata.name, file, oid, repository: value.spec.repository, tier: value.spec.tier, channels, verification, doc: loaded.doc, text}
 }
 
 /** Every image manifest at `commit`, validated; one bad file fails the whole read. */
@@ -47,10 +59,23 @@ export async function loadImage(repo: Repository, commit: string, name: string, 
   throw new AirlockError('UNKNOWN_IMAGE', `no image "${name}" in ${IMAGES_DIR}/ (known: ${known.slice(0, 10).join(', ') || 'none'}${known.length > 10 ? ', …' : ''})`, {image: name})
 }
 
+/**
+ * The image a reference names: `IMAGE@sha256:…` by name, `repo@sha256:…` by its repository
+ * (at HEAD). A reference that names no managed image is an input error.
+ */
+export async function findImageByRef(repo: Repository, name: string | undefined, limits: Limits): Promise<GoldenImage> {
+  const head = await repo.head()
+  if (!name || !head.oid) throw new AirlockError('UNKNOWN_IMAGE', 'REF: give IMAGE@sha256:… or repo@sha256:… of an image in manifests/images/', {field: 'REF'})
+  if (!name.includes('/')) return loadImage(repo, head.oid, name, limits)
+  const found = (await loadImages(repo, head.oid, limits)).find((i) => i.repository === name)
+  if (!found) throw new AirlockError('UNKNOWN_IMAGE', `REF: no image in ${IMAGES_DIR}/ has repository ${name}`, {field: 'REF', repository: name})
+  return found
+}
+
 interface TrustDoc {
   spec: {
     org?: string
-    keys: Array<{id: string; name?: string; algorithm: 'ed25519'; publicKey: string; roles: Role[]; validFrom: string; validUntil?: string}>
+    keys: Array<{id: string; name?: string; algorithm: TrustKey['algorithm']; publicKey: string; roles: Role[]; validFrom: string; validUntil?: string}>
     thresholds: Partial<Record<Role, number>>
   }
 }
@@ -64,6 +89,8 @@ export function parseTrust(text: string, file: string, oid: string | null, limit
   for (const [i, k] of value.spec.keys.entries()) {
     const at = (field: string) => ({file, ...locate(loaded, ['spec', 'keys', i, field]), field: `spec.keys[${i}].${field}`})
     const publicKey = Buffer.from(k.publicKey, 'base64')
+    const problem = keyProblem(k.algorithm, publicKey, k.roles)
+    if (problem) throw inputError('SCHEMA_VIOLATION', at(problem.field), problem.message)
     if (keyIdOf(publicKey) !== k.id) throw inputError('SCHEMA_VIOLATION', at('id'), `does not match the public key (its id is ${keyIdOf(publicKey)})`)
     if (seen.has(k.id)) throw inputError('SCHEMA_VIOLATION', at('id'), 'the same key is listed twice')
     seen.add(k.id)
@@ -75,6 +102,19 @@ export function parseTrust(text: string, file: string, oid: string | null, limit
   }
   const t = value.spec.thresholds
   return {file, oid, org: value.spec.org ?? '', keys, thresholds: {evidence: t.evidence ?? 1, policy: t.policy ?? 1, image: t.image ?? 1, audit: t.audit ?? 1}, doc: loaded.doc}
+}
+
+/** What is wrong with a trust.yaml key's bytes or roles for its algorithm, if anything. */
+function keyProblem(algorithm: TrustKey['algorithm'], publicKey: Buffer, roles: Role[]): {field: string; message: string} | null {
+  if (algorithm === 'ed25519') return publicKey.length === 32 ? null : {field: 'publicKey', message: `an Ed25519 public key is 32 bytes, this is ${publicKey.length}`}
+  try {
+    const key = createPublicKey({key: publicKey, format: 'der', type: 'spki'})
+    if (key.asymmetricKeyDetails?.namedCurve !== 'prime256v1') return {field: 'publicKey', message: `is a ${key.asymmetricKeyType} ${key.asymmetricKeyDetails?.namedCurve ?? ''} key, not ECDSA P-256`}
+  } catch {
+    return {field: 'publicKey', message: 'is not a DER SubjectPublicKeyInfo (base64) of an ECDSA P-256 key'}
+  }
+  // Evidence, policy bundles and audit checkpoints are Ed25519 DSSE; ECDSA signs images only.
+  return roles.every((r) => r === 'image') ? null : {field: 'roles', message: 'an ecdsa-p256 key may only hold the image role'}
 }
 
 /** The trust policy of a repository without trust.yaml: no key is trusted. */

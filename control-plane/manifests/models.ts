@@ -14,9 +14,19 @@ export interface GoldenImage {
   repository: string
   tier: number
   channels: Record<string, Channel>
+  /** Who must have signed the image's digests (spec.verification); absent: trust.yaml's image keys. */
+  verification: ImageVerificationSpec | null
   doc: Document
   /** The manifest as read, the "before" of any change to it. */
   text: string
+}
+
+export interface ImageVerificationSpec {
+  keys?: string[]
+  identities?: Array<{issuer: string; subject?: string; subjectRegExp?: string}>
+  trustedRoot?: string
+  tlogThreshold?: number
+  timestampThreshold?: number
 }
 
 export type Role = 'evidence' | 'policy' | 'image' | 'audit'
@@ -24,7 +34,8 @@ export type Role = 'evidence' | 'policy' | 'image' | 'audit'
 export interface TrustKey {
   id: string
   name?: string
-  algorithm: 'ed25519'
+  /** ed25519: publicKey is the raw key; ecdsa-p256 (image keys only): the SPKI DER. */
+  algorithm: 'ed25519' | 'ecdsa-p256'
   publicKey: Uint8Array
   roles: Role[]
   validFrom: Date
@@ -45,3 +56,10 @@ export interface TrustPolicy {
 export const IMAGES_DIR = 'manifests/images'
 export const TRUST_FILE = 'manifests/trust.yaml'
 export const EVIDENCE_DIR = 'docs/evidence'
+export const SIGNATURES_DIR = 'manifests/signatures'
+export const DEFAULT_TRUSTED_ROOT = 'manifests/sigstore/trusted_root.json'
+
+/** Where the Sigstore bundle of `digest` of `image` is kept: cosign's sha256-<hex> naming. */
+export function signaturePath(image: string, digest: string): string {
+  return `${SIGNATURES_DIR}/${image}/${digest.replace(':', '-')}.sigstore.json`
+}

@@ -25,7 +25,7 @@ export interface Subject {
 export interface Plan {
   apiVersion: 'airlock/v1'
   kind: 'Plan'
-  operation: 'promote' | 'rollback' | 'trust-add-key' | 'init' | 'policy-bundle'
+  operation: 'promote' | 'rollback' | 'trust-add-key' | 'init' | 'policy-bundle' | 'image-sign' | 'image-fetch-signature'
   summary: string
   reason: string
   requestedBy: Requester
@@ -40,6 +40,8 @@ export interface Plan {
   changes: PlannedChange[]
   /** The policy decision on the acting principal, made before the plan (promote, rollback). */
   authorization?: AuthorizationRecord
+  /** The signature check of the digest a promote or rollback pins, made before the plan. */
+  signature?: SignatureVerification
   /** Where the signed receipt goes on apply; absent for a no-op plan. */
   receiptPath: string | null
   digest: string
@@ -59,6 +61,19 @@ export interface AuthorizationRecord {
   failedClosed: boolean
   policySetDigest: string | null
   note: string | null
+}
+
+/** A verified image signature: the bundle in the repository, who signed, what the logs say. */
+export interface SignatureVerification {
+  digest: string
+  verified: true
+  bundleType: 'dsse' | 'message_signature'
+  signer: {keyid: string} | {subject: string; issuer: string}
+  bundle: {path: string; oid: string}
+  tlogEntries: Array<{logIndex: string; integratedTime: string | null}>
+  timestamps: number
+  thresholds: {tlog: number; timestamp: number}
+  policy: {keys: string[]; identities: Array<{issuer: string; subject?: string; subjectRegExp?: string}>; trustedRoot: string | null}
 }
 
 export type UnsignedPlan = Omit<Plan, 'digest'>

@@ -25,6 +25,12 @@ export function renderPlan(plan: Plan, opts: {color: boolean; applied?: {commit:
     out.push(`  authorization   ${a.decision === 'allow' ? c('green', 'ALLOW') : c('red', 'DENY')} ${a.action} for ${who}${why}`)
     if (a.decision === 'deny') out.push(c('red', '                  --apply would be refused'))
   }
+  const sig = plan.signature
+  if (sig) {
+    const by = 'keyid' in sig.signer ? `key ${sig.signer.keyid.slice(0, 16)}…` : `${sig.signer.subject} (issuer ${sig.signer.issuer})`
+    const logs = sig.tlogEntries.length ? `, log index ${sig.tlogEntries.map((e) => e.logIndex).join(', ')}` : ''
+    out.push(`  signature       ${c('green', 'VERIFIED')} ${sig.bundleType} bundle signed by ${by}${logs}`)
+  }
   out.push('')
   if (plan.changes.length === 0) {
     out.push(c('green', 'No changes. The repository already matches this request.'))

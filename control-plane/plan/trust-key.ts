@@ -1,31 +1,54 @@
 import {stat} from 'node:fs/promises'
 import {Document} from 'yaml'
 import {AirlockError} from '../errors.js'
-import {generateSigner, keyIdOf, loadSigner, writePrivateKey, type Signer} from '../crypto/keys.js'
+import {generateImageKey, generateSigner, keyIdOf, loadImageKey, loadSigner, writePrivateKey} from '../crypto/keys.js'
 import {receiptPathFor} from '../evidence/receipt.js'
 import type {Limits} from '../limits.js'
 import {loadTrust} from '../manifests/load.js'
-import {TRUST_FILE, type Role} from '../manifests/models.js'
+import {TRUST_FILE, type Role, type TrustKey} from '../manifests/models.js'
 import {planBase} from '../promote/channel-change.js'
 import type {Repository} from '../repo/repository.js'
 import {sealPlan, type Plan, type PlannedChange, type Requester} from './plan.js'
 
-/** Uses the key at `file` when it exists, otherwise generates one there (mode 0600). */
-export async function ensureKeyFile(file: string, name: string): Promise<{signer: Signer; created: boolean}> {
+export interface KeyFileResult {
+  keyid: string
+  publicKey: Uint8Array
+  algorithm: TrustKey['algorithm']
+  created: boolean
+}
+
+/**
+ * Uses the key at `file` when it exists, otherwise generates one there (mode 0600): Ed25519, or
+ * ECDSA P-256 for image keys (what cosign generates).
+ */
+export async function ensureKeyFile(file: string, name: string, algorithm: TrustKey['algorithm'] = 'ed25519'): Promise<KeyFileResult> {
   const exists = await stat(file).then(() => true, () => false)
-  if (exists) return {signer: await loadSigner({file}), created: false}
+  if (exists) {
+    if (algorithm === 'ed25519') {
+      const signer = await loadSigner({file})
+      return {keyid: signer.keyid, publicKey: signer.publicKey, algorithm, created: false}
+    }
+    const key = await loadImageKey(file)
+    if (key.algorithm !== algorithm) throw new AirlockError('KEY_INVALID', `${file} holds an ${key.algorithm} key, not ${algorithm}`, {file})
+    return {keyid: key.keyid, publicKey: key.publicKey, algorithm, created: false}
+  }
   if (!/^[a-z0-9][a-z0-9_-]{0,63}$/.test(name)) throw new AirlockError('USAGE', `key name "${name}": use lowercase letters, digits, - and _`, {field: 'name'})
-  const {signer, pem} = generateSigner()
+  if (algorithm === 'ed25519') {
+    const {signer, pem} = generateSigner()
+    await writePrivateKey(file, pem)
+    return {keyid: signer.keyid, publicKey: signer.publicKey, algorithm, created: true}
+  }
+  const {key, pem} = generateImageKey(algorithm)
   await writePrivateKey(file, pem)
-  return {signer, created: true}
+  return {keyid: key.keyid, publicKey: key.publicKey, algorithm, created: true}
 }
 
 /** A trust.yaml key entry, as it is written. */
-export function trustEntry(name: string, role: Role, publicKey: Uint8Array, keyid: string, validFrom: Date, validUntil?: string) {
+export function trustEntry(name: string, role: Role, publicKey: Uint8Array, keyid: string, validFrom: Date, validUntil?: string, algorithm: TrustKey['algorithm'] = 'ed25519') {
   return {
     id: keyid,
     name,
-    algorithm: 'ed25519',
+    algorithm,
     publicKey: Buffer.from(publicKey).toString('base64'),
     roles: [role],
     validFrom: validFrom.toISOString().replace(/\.\d{3}Z$/, 'Z'),
@@ -44,8 +67,10 @@ export function newTrustDocument(entries: object[]): Document {
 /** Plans adding a public key with a role to trust.yaml (a no-op when it already has it). */
 export async function planAddKey(
   repo: Repository,
-  req: {name: string; role: Role; publicKey: Uint8Array; validUntil?: string; reason: string; requestedBy: Requester; now: Date; limits: Limits},
+  req: {name: string; role: Role; publicKey: Uint8Array; algorithm?: TrustKey['algorithm']; validUntil?: string; reason: string; requestedBy: Requester; now: Date; limits: Limits},
 ): Promise<Plan> {
+  const algorithm = req.algorithm ?? 'ed25519'
+  if (algorithm !== 'ed25519' && req.role !== 'image') throw new AirlockError('USAGE', `--algorithm ${algorithm}: only image keys may be ECDSA; evidence, policy and audit signatures are Ed25519`, {field: '--algorithm'})
   const keyid = keyIdOf(req.publicKey)
   if (req.validUntil !== undefined && Number.isNaN(Date.parse(req.validUntil))) throw new AirlockError('USAGE', `--valid-until: "${req.validUntil}" is not a time`, {field: '--valid-until'})
   const base = await planBase(repo)
@@ -54,7 +79,8 @@ export async function planAddKey(
   const existing = trust.keys.findIndex((k) => k.id === keyid)
   const changes: PlannedChange[] = []
   if (existing < 0 || !trust.keys[existing]!.roles.includes(req.role)) {
-    const entry = trustEntry(req.name, req.role, req.publicKey, keyid, req.now, req.validUntil)
+    if (existing >= 0 && trust.keys[existing]!.algorithm !== 'ed25519') throw new AirlockError('USAGE', `key ${req.name} is ${trust.keys[existing]!.algorithm}; only image keys may be ECDSA`, {field: '--role'})
+    const entry = trustEntry(req.name, req.role, req.publicKey, keyid, req.now, req.validUntil, algorithm)
     let doc: Document
     if (!trust.doc) doc = newTrustDocument([entry])
     else {
@@ -76,7 +102,7 @@ export async function planAddKey(
     baseCommit: base.commit,
     inputs: [{path: TRUST_FILE, oid: trust.oid}],
     details: {key: req.name, keyid, role: req.role},
-    subjects: [{name: `ed25519-key:${req.name}`, digest: {sha256: keyid}}],
+    subjects: [{name: `${algorithm}-key:${req.name}`, digest: {sha256: keyid}}],
     changes,
   }
   return sealPlan({...unsigned, receiptPath: changes.length ? receiptPathFor(unsigned, `${req.name}-${req.role}`) : null})

@@ -2,7 +2,7 @@ import {AirlockError} from '../errors.js'
 import type {Limits} from '../limits.js'
 import {loadImage} from '../manifests/load.js'
 import type {GoldenImage} from '../manifests/models.js'
-import {sealPlan, type AuthorizationRecord, type Plan, type PlannedChange, type Requester} from '../plan/plan.js'
+import {sealPlan, type AuthorizationRecord, type Plan, type PlannedChange, type Requester, type SignatureVerification} from '../plan/plan.js'
 import {receiptPathFor} from '../evidence/receipt.js'
 import type {Repository} from '../repo/repository.js'
 
@@ -13,6 +13,11 @@ export interface ChangeRequest {
    * channel are known to exist and before any change is computed. Absent for core-only callers.
    */
   authorize?: (change: {action: 'Promote' | 'Rollback'; image: string; channel: string; base: string}) => Promise<AuthorizationRecord>
+  /**
+   * Verifies the signature of the digest the change pins, under the image's policy at the base
+   * commit; throws when it does not verify. Returns the record and the files it read.
+   */
+  verify?: (image: GoldenImage, digest: string, base: string) => Promise<{record: SignatureVerification; inputs: Array<{path: string; oid: string | null}>}>
   reason: string
   requestedBy: Requester
   now: Date
@@ -53,6 +58,7 @@ export async function planChannelChange(
   const current = channelOf(image, req.channel, req.operation === 'promote' ? '--to' : '--channel')
   const authorization = req.authorize ? await req.authorize({action: req.operation === 'promote' ? 'Promote' : 'Rollback', image: image.name, channel: req.channel, base: base.commit}) : undefined
   const noop = current.digest === to
+  const signature = !noop && req.verify ? await req.verify(image, to, base.commit) : undefined
   const before = image.text
   const changes: PlannedChange[] = []
   if (!noop) {
@@ -71,7 +77,7 @@ export async function planChannelChange(
     createdAt: req.now.toISOString(),
     branch: base.branch,
     baseCommit: base.commit,
-    inputs: [{path: image.file, oid: image.oid}],
+    inputs: [{path: image.file, oid: image.oid}, ...(signature?.inputs ?? [])],
     details: {
       image: image.name,
       repository: image.repository,
@@ -84,6 +90,7 @@ export async function planChannelChange(
     subjects: [{name: image.repository, digest: {sha256: to.slice('sha256:'.length)}}],
     changes,
     ...(authorization ? {authorization} : {}),
+    ...(signature ? {signature: signature.record} : {}),
   }
   return sealPlan({...unsigned, receiptPath: noop ? null : receiptPathFor({...unsigned}, `${image.name}-${req.channel}`)})
 }

@@ -1,37 +1,65 @@
 /**
  * Offline verification of a golden image's Sigstore bundle against a pinned digest, with
  * @sigstore/verify's Verifier and trust material handed in by the caller (no network, no TUF).
- * airlock adds what the library leaves to its callers: the signed subject must be the pinned
- * digest, and signing keys come only from the image's policy.
+ * airlock adds what the library leaves to its callers:
+ * - the signed subject must be the pinned digest (DSSE in-toto subject, or the message digest);
+ * - a message signature is verified pre-hashed against the pinned digest, never the bytes;
+ * - signing keys come only from the image's policy, and certificate identities match exactly
+ *   or by a fully anchored pattern (the library's subject match is an unanchored regex).
  */
-import {createPublicKey} from 'node:crypto'
+import {createPublicKey, type KeyObject} from 'node:crypto'
+import {p256} from '@noble/curves/nist.js'
 import {bundleFromJSON, isBundleWithDsseEnvelope, type Bundle} from '@sigstore/bundle'
-import {PublicKeyDetails, TrustedRoot} from '@sigstore/protobuf-specs'
-import {PolicyError, toSignedEntity, toTrustMaterial, VerificationError, Verifier} from '@sigstore/verify'
+import {HashAlgorithm, TrustedRoot} from '@sigstore/protobuf-specs'
+import {PolicyError, toSignedEntity, toTrustMaterial, VerificationError, Verifier, type SignedEntity, type Signer} from '@sigstore/verify'
 import {AirlockError} from '../../control-plane/errors.js'
+import {checkAnchoredPattern} from '../../control-plane/manifests/pattern.js'
 
-export type ImageVerifyCode = 'SIGNATURE_ERROR' | 'SUBJECT_MISMATCH' | 'UNTRUSTED_SIGNER' | 'NO_TIMESTAMP' | 'TLOG_ERROR' | 'CERTIFICATE_ERROR' | 'NOT_PINNED'
+export type ImageVerifyCode = 'SIGNATURE_ERROR' | 'SUBJECT_MISMATCH' | 'UNTRUSTED_SIGNER' | 'NO_TIMESTAMP' | 'TLOG_ERROR' | 'CERTIFICATE_ERROR' | 'NOT_PINNED' | 'NO_SIGNATURE'
 
+/** A signature that does not verify: exit 1, with the reason code leading the message. */
 export class ImageVerificationError extends AirlockError {
   constructor(
     readonly reason: ImageVerifyCode,
-    message: string,
+    readonly problem: string,
+    details: Record<string, unknown> = {},
   ) {
-    super('VERIFICATION_FAILED', message, {reason})
+    super('VERIFICATION_FAILED', `${reason}: ${problem}`, {reason, ...details})
   }
 }
 
-/** A key an image may be signed with: its id (the bundle's key hint) and its PEM public key. */
+/** A key an image may be signed with: its id (trust.yaml) and its public key. */
 export interface ImageKey {
   id: string
-  publicKeyPem: string
+  publicKey: KeyObject
+}
+
+/** A keyless signer: the OIDC issuer and the certificate subject, exact or a ^…$ pattern. */
+export interface CertificateIdentity {
+  issuer: string
+  subject?: string
+  subjectRegExp?: string
+}
+
+/** What a signature must satisfy for one image: from its manifest, trust.yaml and a trusted root. */
+export interface ImagePolicy {
+  keys: ImageKey[]
+  identities: CertificateIdentity[]
+  trustedRoot: TrustedRoot
+  /** Transparency log entries required (verified inclusion). */
+  tlogThreshold: number
+  /** Verified timestamps required (RFC 3161 or log integration times); keyless needs ≥ 1. */
+  timestampThreshold: number
 }
 
 export interface ImageSignatureResult {
   digest: string
-  signer: {keyid: string}
-  bundleType: 'dsse'
-  tlogEntries: Array<{logIndex: string; integratedTime: string}>
+  verified: true
+  bundleType: 'dsse' | 'message_signature'
+  signer: {keyid: string} | {subject: string; issuer: string}
+  tlogEntries: Array<{logIndex: string; integratedTime: string | null}>
+  timestamps: number
+  thresholds: {tlog: number; timestamp: number}
 }
 
 /** A trusted root with no logs or authorities: what keyed, offline verification needs. */
@@ -39,11 +67,17 @@ export function emptyTrustedRoot(): TrustedRoot {
   return TrustedRoot.fromJSON({mediaType: 'application/vnd.dev.sigstore.trustedroot+json;version=0.1', tlogs: [], certificateAuthorities: [], ctlogs: [], timestampAuthorities: []})
 }
 
-function keyDetails(pem: string): PublicKeyDetails {
-  const type = createPublicKey(pem).asymmetricKeyType
-  if (type === 'ed25519') return PublicKeyDetails.PKIX_ED25519
-  if (type === 'ec') return PublicKeyDetails.PKIX_ECDSA_P256_SHA_256
-  throw new AirlockError('KEY_INVALID', `an ${type} key; image keys are ECDSA P-256 or Ed25519`)
+/** A public key as an image key: ECDSA P-256 or Ed25519, anything else refused. */
+export function imageKey(id: string, key: KeyObject): ImageKey {
+  const ok = key.asymmetricKeyType === 'ed25519' || (key.asymmetricKeyType === 'ec' && key.asymmetricKeyDetails?.namedCurve === 'prime256v1')
+  if (!ok) throw new AirlockError('KEY_INVALID', `${id}: an ${key.asymmetricKeyType} key; image keys are ECDSA P-256 or Ed25519`, {key: id})
+  return {id, publicKey: key}
+}
+
+function identityMatches(identity: CertificateIdentity, subject: string, issuer: string): boolean {
+  if (identity.issuer !== issuer) return false
+  if (identity.subject !== undefined) return identity.subject === subject
+  return identity.subjectRegExp !== undefined && checkAnchoredPattern(identity.subjectRegExp) === null && new RegExp(identity.subjectRegExp, 'u').test(subject)
 }
 
 /** sha256 hex digests an in-toto statement in a DSSE bundle names as its subjects. */
@@ -57,7 +91,43 @@ function dsseSubjects(bundle: Bundle): string[] {
   } catch {
     throw new ImageVerificationError('SIGNATURE_ERROR', 'the DSSE payload is not JSON')
   }
-  return (statement.subject ?? []).map((s) => s.digest?.sha256).filter((d): d is string => typeof d === 'string')
+  if (!Array.isArray(statement.subject)) return []
+  return statement.subject.map((s) => s?.digest?.sha256).filter((d): d is string => typeof d === 'string')
+}
+
+/**
+ * The signature of a message-signature bundle checked against the pinned digest: the signature
+ * is over the artifact's SHA-256, so ECDSA P-256 verifies it pre-hashed without the bytes.
+ * Ed25519 signs the bytes themselves, which a digest cannot stand in for.
+ */
+class PrehashedSignature {
+  constructor(
+    readonly signature: Buffer,
+    private readonly digest: Buffer,
+  ) {}
+
+  compareSignature(signature: Buffer): boolean {
+    return Buffer.compare(signature, this.signature) === 0
+  }
+
+  compareDigest(digest: Buffer): boolean {
+    return Buffer.compare(digest, this.digest) === 0
+  }
+
+  compareSignedDigest(digest: Buffer): boolean {
+    return this.compareDigest(digest)
+  }
+
+  verifySignature(key: KeyObject): boolean {
+    if (key.asymmetricKeyType !== 'ec' || key.asymmetricKeyDetails?.namedCurve !== 'prime256v1') return false
+    const jwk = key.export({format: 'jwk'})
+    const point = Buffer.concat([Buffer.from([4]), Buffer.from(jwk.x!, 'base64url'), Buffer.from(jwk.y!, 'base64url')])
+    try {
+      return p256.verify(this.signature, this.digest, point, {prehash: false, format: 'der', lowS: false})
+    } catch {
+      return false
+    }
+  }
 }
 
 function fromLibraryError(error: unknown): ImageVerificationError {
@@ -74,19 +144,8 @@ function fromLibraryError(error: unknown): ImageVerificationError {
   return new ImageVerificationError('SIGNATURE_ERROR', (error as Error).message)
 }
 
-/**
- * Verifies `bundleJson` for the image pinned at `digest` (sha256:<hex>), signed by one of `keys`:
- * 1. the bundle parses as a Sigstore bundle;
- * 2. its signed subject is the pinned digest (the library verifies only what it is given);
- * 3. the library verifies the signature with a key from the image policy, and the logs and
- *    timestamps the thresholds ask for.
- */
-export function verifyImageSignature(
-  digest: string,
-  bundleJson: unknown,
-  opts: {keys: ImageKey[]; trustedRoot?: TrustedRoot; tlogThreshold?: number; timestampThreshold?: number},
-): ImageSignatureResult {
-  if (!/^sha256:[0-9a-f]{64}$/.test(digest)) throw new ImageVerificationError('NOT_PINNED', `${digest} is not a sha256 digest pin`)
+/** Parses a bundle and checks its signed subject is the pinned digest; the signed entity to verify. */
+function entityFor(digest: string, bundleJson: unknown): {bundle: Bundle; entity: SignedEntity} {
   let bundle: Bundle
   try {
     bundle = bundleFromJSON(bundleJson)
@@ -94,43 +153,93 @@ export function verifyImageSignature(
     throw new ImageVerificationError('SIGNATURE_ERROR', `not a Sigstore bundle: ${(error as Error).message}`)
   }
   const hex = digest.slice('sha256:'.length)
+  let entity: SignedEntity
+  try {
+    entity = toSignedEntity(bundle)
+  } catch (error) {
+    const certificate = bundle.verificationMaterial.content.$case !== 'publicKey'
+    throw new ImageVerificationError(certificate ? 'CERTIFICATE_ERROR' : 'SIGNATURE_ERROR', `the bundle's verification material does not parse: ${(error as Error).message}`)
+  }
   if (isBundleWithDsseEnvelope(bundle)) {
     const subjects = dsseSubjects(bundle)
     if (!subjects.includes(hex)) throw new ImageVerificationError('SUBJECT_MISMATCH', `the bundle is for ${subjects.map((s) => `sha256:${s.slice(0, 12)}…`).join(', ') || 'no digest'}, not ${digest}`)
   } else {
-    // A message-signature bundle signs the artifact's bytes; verifying it from the digest alone
-    // needs a pre-hashed signature check that is not written yet. Refused, never passed.
-    throw new ImageVerificationError('SIGNATURE_ERROR', 'message-signature bundles are not verified by this version of airlock; sign images as DSSE bundles (cosign v3 does)')
+    if (bundle.content.$case !== 'messageSignature') throw new ImageVerificationError('SIGNATURE_ERROR', 'the bundle holds neither a DSSE envelope nor a message signature')
+    const message = bundle.content.messageSignature
+    const algorithm = message.messageDigest?.algorithm
+    if (algorithm !== HashAlgorithm.SHA2_256) throw new ImageVerificationError('SUBJECT_MISMATCH', `the message digest is not SHA-256 (${HashAlgorithm[algorithm ?? 0]}); images are pinned by sha256`)
+    const signed = Buffer.from(message.messageDigest!.digest).toString('hex')
+    if (signed !== hex) throw new ImageVerificationError('SUBJECT_MISMATCH', `the bundle is for sha256:${signed.slice(0, 12)}…, not ${digest}`)
+    entity = {...entity, signature: new PrehashedSignature(Buffer.from(message.signature), Buffer.from(hex, 'hex'))}
   }
-  // Each policy key is tried in turn whatever the bundle's key hint says (cosign's hints vary):
-  // the signer is the policy key that verifies, and no key verifying means an untrusted signer.
-  if (opts.keys.length === 0) throw new ImageVerificationError('UNTRUSTED_SIGNER', 'the image policy names no signing key')
-  let signer: ImageKey | undefined
-  let failure: ImageVerificationError | undefined
-  for (const key of opts.keys) {
-    keyDetails(key.publicKeyPem)
-    const publicKey = createPublicKey(key.publicKeyPem)
-    const verifier = new Verifier(toTrustMaterial(opts.trustedRoot ?? emptyTrustedRoot(), () => ({publicKey, validFor: () => true})), {
-      tlogThreshold: opts.tlogThreshold ?? 0,
-      ctlogThreshold: 0,
-      timestampThreshold: opts.timestampThreshold ?? 0,
-    })
+  return {bundle, entity}
+}
+
+/**
+ * Verifies `bundleJson` for the image pinned at `digest` (sha256:<hex>) under `policy`:
+ * 1. the bundle parses and its signed subject is the pinned digest;
+ * 2. keyed: one of the policy's keys verifies it (each tried, whatever the bundle's hint);
+ *    keyless: the certificate chains to the trusted root at a verified time and its identity
+ *    is one the policy names;
+ * 3. the transparency log entries and timestamps the thresholds ask for verify.
+ */
+export function verifyImageSignature(digest: string, bundleJson: unknown, policy: ImagePolicy): ImageSignatureResult {
+  if (!/^sha256:[0-9a-f]{64}$/.test(digest)) throw new ImageVerificationError('NOT_PINNED', `${digest} is not a sha256 digest pin`)
+  const {bundle, entity} = entityFor(digest, bundleJson)
+  const bundleType = isBundleWithDsseEnvelope(bundle) ? 'dsse' : 'message_signature'
+  if (bundleType === 'message_signature' && entity.key.$case === 'public-key' && policy.keys.every((k) => k.publicKey.asymmetricKeyType === 'ed25519')) {
+    throw new ImageVerificationError('SIGNATURE_ERROR', 'an Ed25519 message signature is over the artifact bytes, which the digest alone cannot verify; sign Ed25519 images as DSSE bundles')
+  }
+  let signer: ImageSignatureResult['signer']
+  let thresholds: ImageSignatureResult['thresholds']
+  if (entity.key.$case === 'certificate') {
+    if (policy.identities.length === 0) throw new ImageVerificationError('UNTRUSTED_SIGNER', 'the bundle is signed with a certificate (keyless), but the image policy names only keys')
+    thresholds = {tlog: policy.tlogThreshold, timestamp: Math.max(1, policy.timestampThreshold)}
+    const verifier = new Verifier(toTrustMaterial(policy.trustedRoot, noKeys), {tlogThreshold: thresholds.tlog, ctlogThreshold: policy.trustedRoot.ctlogs.length > 0 ? 1 : 0, timestampThreshold: thresholds.timestamp})
+    let result: Signer
     try {
-      verifier.verify(toSignedEntity(bundle))
-      signer = key
-      break
+      result = verifier.verify(entity)
     } catch (error) {
-      failure = fromLibraryError(error)
-      if (failure.reason !== 'SIGNATURE_ERROR') throw failure
+      throw fromLibraryError(error)
     }
-  }
-  if (!signer) {
-    throw new ImageVerificationError('UNTRUSTED_SIGNER', `no key of the image policy (${opts.keys.map((k) => k.id).join(', ')}) verifies this signature: edited content or another key${failure ? ` (${failure.message})` : ''}`)
+    const subject = result.identity?.subjectAlternativeName ?? ''
+    const issuer = result.identity?.extensions?.issuer ?? ''
+    if (!policy.identities.some((id) => identityMatches(id, subject, issuer))) {
+      throw new ImageVerificationError('UNTRUSTED_SIGNER', `signed by ${subject || '(no subject)'} from issuer ${issuer || '(none)'}, which the image policy does not name`, {subject, issuer})
+    }
+    signer = {subject, issuer}
+  } else {
+    if (policy.keys.length === 0) throw new ImageVerificationError('UNTRUSTED_SIGNER', 'the bundle is signed with a key, but the image policy names no valid image key')
+    thresholds = {tlog: policy.tlogThreshold, timestamp: policy.timestampThreshold}
+    let found: ImageKey | undefined
+    let failure: ImageVerificationError | undefined
+    for (const key of policy.keys) {
+      const verifier = new Verifier(toTrustMaterial(policy.trustedRoot, () => ({publicKey: key.publicKey, validFor: () => true})), {tlogThreshold: thresholds.tlog, ctlogThreshold: 0, timestampThreshold: thresholds.timestamp})
+      try {
+        verifier.verify(entity)
+        found = key
+        break
+      } catch (error) {
+        failure = fromLibraryError(error)
+        if (failure.reason !== 'SIGNATURE_ERROR') throw failure
+      }
+    }
+    if (!found) {
+      throw new ImageVerificationError('UNTRUSTED_SIGNER', `no key of the image policy (${policy.keys.map((k) => k.id.slice(0, 12)).join(', ')}) verifies this signature: edited content or another key${failure ? ` (${failure.message})` : ''}`)
+    }
+    signer = {keyid: found.id}
   }
   return {
     digest,
-    signer: {keyid: signer.id},
-    bundleType: 'dsse',
-    tlogEntries: bundle.verificationMaterial.tlogEntries.map((e) => ({logIndex: e.logIndex, integratedTime: e.integratedTime})),
+    verified: true,
+    bundleType,
+    signer,
+    tlogEntries: bundle.verificationMaterial.tlogEntries.map((e) => ({logIndex: e.logIndex, integratedTime: e.integratedTime && e.integratedTime !== '0' ? new Date(Number(e.integratedTime) * 1000).toISOString() : null})),
+    timestamps: entity.timestamps.length,
+    thresholds,
   }
+}
+
+function noKeys(): never {
+  throw new VerificationError({code: 'PUBLIC_KEY_ERROR', message: 'the image policy trusts no keys for keyless bundles'})
 }

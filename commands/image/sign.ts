@@ -1,0 +1,42 @@
+import {Args, Flags} from '@oclif/core'
+import {AirlockCommand, planFlags, type PlanOutcome} from '../_base.js'
+
+export default class ImageSign extends AirlockCommand {
+  static override summary = 'Sign a golden image digest with a local key, as key-based `cosign sign` does, and store the bundle beside the manifests.'
+  static override description =
+    'Builds a Sigstore bundle (v0.3, DSSE, an in-toto statement whose subject is the manifest digest) with @sigstore/sign and a local ECDSA P-256 or Ed25519 key (PKCS#8 PEM, as `airlock keys generate --role image` writes). The bundle must verify under the image\'s policy before it is planned; with --apply it is committed to manifests/signatures/IMAGE/sha256-<hex>.sigstore.json. Nothing is sent to a log or a timestamp authority.'
+  static override examples = ['<%= config.bin %> image sign registry.example.com/golden/agent-runner@sha256:… --key keys/image.key --apply']
+  static override args = {ref: Args.string({description: 'repo@sha256:<64 hex> or IMAGE@sha256:<64 hex>', required: true})}
+  static override flags = {
+    ...planFlags,
+    key: Flags.string({description: 'private key (PKCS#8 PEM, mode 0600) of a trust.yaml image key', required: true}),
+  }
+
+  async run(): Promise<PlanOutcome> {
+    const {args, flags} = await this.parse(ImageSign)
+    const repo = await this.repository(flags.repo)
+    const [{parseDigestRef}, {loadImageKey}, {signImageBundle}, {planStoreSignature}, {findImageByRef}] = await Promise.all([
+      import('../../control-plane/manifests/digest.js'),
+      import('../../control-plane/crypto/keys.js'),
+      import('../../platform/images/sign.js'),
+      import('../../control-plane/plan/signature.js'),
+      import('../../control-plane/manifests/load.js'),
+    ])
+    const ref = parseDigestRef(args.ref, 'REF')
+    const key = await loadImageKey(flags.key)
+    const image = await findImageByRef(repo, ref.repository, this.limits)
+    const plan = await planStoreSignature(repo, {
+      image: image.name,
+      digest: ref.digest,
+      bundleText: await signImageBundle(image.repository, ref.digest, key),
+      operation: 'image-sign',
+      details: {keyid: key.keyid, algorithm: key.algorithm},
+      verify: await this.bundleVerifier(repo),
+      reason: flags.reason,
+      requestedBy: await this.requester(flags.actor),
+      now: this.now,
+      limits: this.limits,
+    })
+    return this.finishPlan(repo, plan, flags)
+  }
+}

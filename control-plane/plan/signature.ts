@@ -1,0 +1,60 @@
+import {createHash} from 'node:crypto'
+import {receiptPathFor} from '../evidence/receipt.js'
+import type {Limits} from '../limits.js'
+import {loadImage} from '../manifests/load.js'
+import {signaturePath, type GoldenImage} from '../manifests/models.js'
+import {planBase} from '../promote/channel-change.js'
+import type {Repository} from '../repo/repository.js'
+import {sealPlan, type Plan, type PlannedChange, type Requester, type SignatureVerification} from './plan.js'
+
+/** The git blob id `text` will have once committed. */
+export function blobId(text: string): string {
+  const body = Buffer.from(text)
+  return createHash('sha1').update(`blob ${body.length}\0`).update(body).digest('hex')
+}
+
+/**
+ * Plans storing a Sigstore bundle for `digest` of `image` beside the manifests, after `verify`
+ * has checked it under the image's policy at the base commit (a bundle that would not verify is
+ * never stored). Storing the same bundle again is a no-op plan.
+ */
+export async function planStoreSignature(
+  repo: Repository,
+  req: {
+    image: string
+    digest: string
+    bundleText: string
+    operation: 'image-sign' | 'image-fetch-signature'
+    details: Record<string, unknown>
+    verify: (image: GoldenImage, digest: string, bundle: {text: string; path: string; oid: string}, base: string) => Promise<{record: SignatureVerification; inputs: Array<{path: string; oid: string | null}>}>
+    reason: string
+    requestedBy: Requester
+    now: Date
+    limits: Limits
+  },
+): Promise<Plan> {
+  const base = await planBase(repo)
+  const image = await loadImage(repo, base.commit, req.image, req.limits)
+  const path = signaturePath(image.name, req.digest)
+  const existing = await repo.readFile(base.commit, path)
+  const verified = await req.verify(image, req.digest, {text: req.bundleText, path, oid: blobId(req.bundleText)}, base.commit)
+  const changes: PlannedChange[] = existing?.text === req.bundleText ? [] : [{path, action: existing ? 'modify' : 'create', before: existing?.text ?? null, after: req.bundleText}]
+  const short = `${req.digest.slice(0, 19)}…`
+  const unsigned = {
+    apiVersion: 'airlock/v1' as const,
+    kind: 'Plan' as const,
+    operation: req.operation,
+    summary: changes.length ? `store the signature of ${image.name}@${short}` : `${path} already holds this signature`,
+    reason: req.reason,
+    requestedBy: req.requestedBy,
+    createdAt: req.now.toISOString(),
+    branch: base.branch,
+    baseCommit: base.commit,
+    inputs: [{path: image.file, oid: image.oid}, ...verified.inputs.filter((i) => i.path !== path), {path, oid: existing?.oid ?? null}],
+    details: {image: image.name, repository: image.repository, digest: req.digest, ...req.details},
+    subjects: [{name: image.repository, digest: {sha256: req.digest.slice('sha256:'.length)}}],
+    changes,
+    signature: verified.record,
+  }
+  return sealPlan({...unsigned, receiptPath: changes.length ? receiptPathFor(unsigned, `${image.name}-signature`) : null})
+}
