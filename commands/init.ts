@@ -18,6 +18,8 @@ export default class Init extends AirlockCommand {
       limits: this.limits,
       toolVersion: this.config.version,
       examplePolicies: join(this.config.root, 'policies'),
+      // The public-good Sigstore trusted root airlock ships (from @sigstore/tuf's seeds).
+      trustedRoot: join(this.config.root, 'manifests', 'sigstore', 'trusted_root.json'),
       signBundle: signImageBundle,
     })
     if (!this.jsonEnabled()) {

@@ -44,11 +44,21 @@ export async function tempDir(prefix = 'airlock-test-'): Promise<{dir: string; c
 }
 
 /** A fresh fleet made by `airlock init --apply`: a real repository with a real evidence key. */
-export async function initFleet(): Promise<{dir: string; key: string; env: Record<string, string>; cleanup: () => Promise<void>}> {
+/**
+ * A scratch fleet made by `airlock init --apply`; each digest in `sign` is then signed with the
+ * fleet's image key by `airlock image sign --apply` (one commit each), so it may be promoted.
+ */
+export async function initFleet(opts: {sign?: string[]} = {}): Promise<{dir: string; key: string; imageKey: string; env: Record<string, string>; cleanup: () => Promise<void>}> {
   const t = await tempDir()
   const dir = join(t.dir, 'fleet')
   const r = await airlock(['init', dir, '--apply'])
   if (r.exitCode !== 0) throw new Error(`init failed: ${r.stderr}`)
   const key = join(dir, 'keys', 'evidence.key')
-  return {dir, key, env: {AIRLOCK_EVIDENCE_KEY: key}, cleanup: t.cleanup}
+  const imageKey = join(dir, 'keys', 'image.key')
+  const env = {AIRLOCK_EVIDENCE_KEY: key}
+  for (const digest of opts.sign ?? []) {
+    const s = await airlock(['image', 'sign', `agent-runner@${digest}`, '--key', imageKey, '--reason', 'built by the release pipeline', '--apply'], {cwd: dir, env})
+    if (s.exitCode !== 0) throw new Error(`image sign failed: ${s.stderr}`)
+  }
+  return {dir, key, imageKey, env, cleanup: t.cleanup}
 }

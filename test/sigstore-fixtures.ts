@@ -1,6 +1,6 @@
 import {generateKeyPairSync, sign, type KeyObject} from 'node:crypto'
 import {bundleToJSON} from '@sigstore/bundle'
-import {DSSEBundleBuilder} from '@sigstore/sign'
+import {DSSEBundleBuilder, MessageSignatureBundleBuilder} from '@sigstore/sign'
 
 export interface ImageKeyPair {
   pem: string
@@ -27,6 +27,18 @@ export async function signImage(digest: string, key: ImageKeyPair): Promise<Reco
   return bundleToJSON(await builder.create({data: Buffer.from(JSON.stringify(statementFor(digest))), type: 'application/vnd.in-toto+json'})) as Record<string, any>
 }
 
+/**
+ * A keyed message-signature bundle over an image manifest's bytes: the signature is over their
+ * SHA-256, which is the image digest, so it can be verified from the digest alone.
+ */
+export async function signImageMessage(manifest: Buffer, key: ImageKeyPair): Promise<Record<string, any>> {
+  const builder = new MessageSignatureBundleBuilder({
+    signer: {sign: async (data: Buffer) => ({signature: sign(key.type === 'ec' ? 'sha256' : null, data, key.privateKey), key: {$case: 'publicKey', publicKey: key.pem, hint: 'k'}})},
+    witnesses: [],
+  })
+  return bundleToJSON(await builder.create({data: manifest})) as Record<string, any>
+}
+
 /** The in-toto statement cosign signs for an image: the manifest digest as its subject. */
 export function statementFor(digest: string, name = 'registry.example.com/golden/agent-runner') {
   return {_type: 'https://in-toto.io/Statement/v1', subject: [{name, digest: {sha256: digest.slice(7)}}], predicateType: 'https://sigstore.dev/cosign/sign/v1', predicate: {}}
@@ -42,26 +54,30 @@ export interface MockSigstore {
   url: string
   trustedRoot: Record<string, unknown>
   /** A keyless DSSE bundle for `digest`, with a certificate for `subject` from `issuer`. */
-  signKeyless(digest: string, identity: {subject: string; issuer: string}, opts?: {rekorV2?: boolean; timestamp?: boolean; tlog?: boolean}): Promise<Record<string, any>>
+  signKeyless(digest: string, identity: {subject: string; issuer: string}, opts?: {timestamp?: boolean; tlog?: boolean; manifest?: Buffer}): Promise<Record<string, any>>
   close(): Promise<void>
 }
 
-export async function startMockSigstore(opts: {clock?: Date} = {}): Promise<MockSigstore> {
+export async function startMockSigstore(opts: {caClock?: Date} = {}): Promise<MockSigstore> {
   // Whole seconds: the mock TSA writes milliseconds into genTime, which @sigstore/core refuses;
   // the next second, so the mock TSA certificates (valid from their creation) cover it.
-  const clock = opts.clock ?? new Date(Math.floor(Date.now() / 1000) * 1000 + 1000)
+  const clock = new Date(Math.floor(Date.now() / 1000) * 1000 + 1000)
+  // The Fulcio CA may run on another clock: one in the past issues certificates already expired.
+  const caClock = opts.caClock ?? clock
   const mock = await import('@sigstore/mock')
   const {createHash} = await import('node:crypto')
   const {createServer} = await import('node:http')
   const {FulcioSigner, RekorWitness, TSAWitness} = await import('@sigstore/sign')
+  // The mock's Rekor v2 answers with an inclusion proof for index 0 under a random log index,
+  // which @sigstore/verify rightly refuses; its v1 log (intoto and hashedrekord entries) is used.
   const {SignJWT} = await import('jose')
   const pair = () => generateKeyPairSync('ec', {namedCurve: 'P-256'})
   const caKeys = pair()
   const ctKeys = pair()
   const tlogKeys = pair()
   const tsaKeys = pair()
-  const ctlog = await mock.initializeCTLog(ctKeys, clock)
-  const ca = await mock.initializeCA(caKeys, ctlog, clock)
+  const ctlog = await mock.initializeCTLog(ctKeys, caClock)
+  const ca = await mock.initializeCA(caKeys, ctlog, caClock)
   const server = createServer()
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
   const url = `http://127.0.0.1:${(server.address() as {port: number}).port}`
@@ -80,7 +96,7 @@ export async function startMockSigstore(opts: {clock?: Date} = {}): Promise<Mock
   })
   const der = (k: KeyObject) => k.export({format: 'der', type: 'spki'})
   const b64 = (b: ArrayBufferView) => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('base64')
-  const start = new Date(clock.getTime() - 3600_000).toISOString()
+  const start = new Date(Math.min(clock.getTime(), caClock.getTime()) - 3600_000).toISOString()
   const logKey = (k: KeyObject) => ({
     baseUrl: url,
     hashAlgorithm: 'SHA2_256',
@@ -101,9 +117,11 @@ export async function startMockSigstore(opts: {clock?: Date} = {}): Promise<Mock
     async signKeyless(digest, identity, o = {}) {
       const token = await new SignJWT({sub: identity.subject}).setProtectedHeader({alg: 'ES256'}).setIssuer(identity.issuer).setAudience('sigstore').setIssuedAt().setExpirationTime('5m').sign(tokenKey.privateKey)
       const witnesses = []
-      if (o.tlog !== false) witnesses.push(new RekorWitness({rekorBaseURL: url, entryType: o.rekorV2 ? 'dsse' : 'intoto', majorApiVersion: o.rekorV2 ? 2 : 1}))
+      if (o.tlog !== false) witnesses.push(new RekorWitness({rekorBaseURL: url, entryType: 'intoto', majorApiVersion: 1}))
       if (o.timestamp !== false) witnesses.push(new TSAWitness({tsaBaseURL: url}))
-      const builder = new DSSEBundleBuilder({signer: new FulcioSigner({fulcioBaseURL: url, identityProvider: {getToken: async () => token}}), witnesses})
+      const signer = new FulcioSigner({fulcioBaseURL: url, identityProvider: {getToken: async () => token}})
+      if (o.manifest) return bundleToJSON(await new MessageSignatureBundleBuilder({signer, witnesses}).create({data: o.manifest})) as Record<string, any>
+      const builder = new DSSEBundleBuilder({signer, witnesses})
       return bundleToJSON(await builder.create({data: Buffer.from(JSON.stringify(statementFor(digest))), type: 'application/vnd.in-toto+json'})) as Record<string, any>
     },
     close: () => new Promise<void>((resolve) => server.close(() => resolve())),

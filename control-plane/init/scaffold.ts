@@ -6,7 +6,7 @@ import {sha256Hex} from '../crypto/digest.js'
 import {generateImageKey, generateSigner, writePrivateKey, type ImageSigningKey, type Signer} from '../crypto/keys.js'
 import {receiptPathFor} from '../evidence/receipt.js'
 import type {Limits} from '../limits.js'
-import {IMAGES_DIR, signaturePath, TRUST_FILE} from '../manifests/models.js'
+import {DEFAULT_TRUSTED_ROOT, IMAGES_DIR, signaturePath, TRUST_FILE} from '../manifests/models.js'
 import {applyPlan, type ApplyResult} from '../plan/apply.js'
 import {sealPlan, type Plan, type Requester} from '../plan/plan.js'
 import {initRepository, Repository} from '../repo/repository.js'
@@ -55,7 +55,7 @@ async function examplePolicies(dir: string): Promise<Array<[string, string]>> {
   return out
 }
 
-function initPlan(signer: Signer, image: {key: ImageSigningKey; bundles: Array<[string, string]>}, now: Date, requestedBy: Requester, policies: Array<[string, string]>): Plan {
+function initPlan(signer: Signer, image: {key: ImageSigningKey; bundles: Array<[string, string]>; trustedRoot: string}, now: Date, requestedBy: Requester, policies: Array<[string, string]>): Plan {
   const trust = newTrustDocument([
     trustEntry('evidence', 'evidence', signer.publicKey, signer.keyid, now),
     trustEntry('image', 'image', image.key.publicKey, image.key.keyid, now, undefined, image.key.algorithm),
@@ -68,6 +68,7 @@ function initPlan(signer: Signer, image: {key: ImageSigningKey; bundles: Array<[
     [TRUST_FILE, trust.toString()],
     [`${IMAGES_DIR}/${EXAMPLE_IMAGE}.yaml`, exampleImage()],
     ...image.bundles,
+    [DEFAULT_TRUSTED_ROOT, image.trustedRoot],
     ...policies,
     ['docs/evidence/README.md', '# Evidence\n\nSigned receipts (DSSE envelopes holding in-toto statements), one per applied change.\nVerify them with `airlock evidence verify`.\n'],
   ]
@@ -95,7 +96,7 @@ function initPlan(signer: Signer, image: {key: ImageSigningKey; bundles: Array<[
  */
 export async function scaffold(
   dirArg: string,
-  opts: {apply: boolean; now: Date; requestedBy: Requester; limits: Limits; toolVersion: string; examplePolicies: string; signBundle: BundleSigner},
+  opts: {apply: boolean; now: Date; requestedBy: Requester; limits: Limits; toolVersion: string; examplePolicies: string; trustedRoot: string; signBundle: BundleSigner},
 ): Promise<{dir: string; plan: Plan; applied: ApplyResult | null; keyFile: string | null; imageKeyFile: string | null}> {
   const dir = resolve(dirArg)
   const entries = await readdir(dir).catch((error: NodeJS.ErrnoException) => {
@@ -109,7 +110,7 @@ export async function scaffold(
   const image = generateImageKey('ecdsa-p256')
   const bundles: Array<[string, string]> = []
   for (const label of ['v1', 'v2']) bundles.push([signaturePath(EXAMPLE_IMAGE, exampleDigest(label)), await opts.signBundle(EXAMPLE_REPOSITORY, exampleDigest(label), image.key)])
-  const plan = initPlan(signer, {key: image.key, bundles}, opts.now, opts.requestedBy, await examplePolicies(opts.examplePolicies))
+  const plan = initPlan(signer, {key: image.key, bundles, trustedRoot: await readFile(opts.trustedRoot, 'utf8')}, opts.now, opts.requestedBy, await examplePolicies(opts.examplePolicies))
   if (!opts.apply) return {dir, plan, applied: null, keyFile: null, imageKeyFile: null}
   await initRepository(dir)
   const keyFile = join(dir, 'keys', 'evidence.key')

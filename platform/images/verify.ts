@@ -139,7 +139,8 @@ function fromLibraryError(error: unknown): ImageVerificationError {
       TIMESTAMP_ERROR: 'NO_TIMESTAMP',
       SIGNATURE_ERROR: 'SIGNATURE_ERROR',
     }
-    return new ImageVerificationError(byCode[error.code] ?? (error.code.startsWith('TLOG') ? 'TLOG_ERROR' : 'SIGNATURE_ERROR'), `${error.code}: ${error.message}`)
+    const reason = byCode[error.code] ?? (error.code.startsWith('TLOG') ? 'TLOG_ERROR' : 'SIGNATURE_ERROR')
+    return new ImageVerificationError(reason, reason === error.code ? error.message : `${error.message} (${error.code})`)
   }
   return new ImageVerificationError('SIGNATURE_ERROR', (error as Error).message)
 }

@@ -5,10 +5,12 @@ import {airlock, git, initFleet} from '../helpers.js'
 
 /** A new digest for the canary channel (the example policies let a local operator move canary in a scratch fleet). */
 const NEXT = `sha256:${'a1'.repeat(32)}`
+/** Signed by the fleet's image key as well, for the concurrent appliers. */
+const OTHER = `sha256:${'b'.repeat(64)}`
 
 let fleet: Awaited<ReturnType<typeof initFleet>>
 beforeEach(async () => {
-  fleet = await initFleet()
+  fleet = await initFleet({sign: [NEXT, OTHER]})
 })
 afterEach(async () => {
   await fleet.cleanup()
@@ -29,6 +31,7 @@ describe('promote → apply → status → rollback → apply → evidence verif
   it('runs end to end on a real repository, with commits git accepts and verifies', async () => {
     const {dir, env} = fleet
     const head0 = await git(dir, 'rev-parse', 'HEAD')
+    const commits0 = Number(await git(dir, 'rev-list', '--count', 'HEAD'))
 
     const plan = await airlock(['promote', 'agent-runner', '--digest', NEXT, '--to', 'canary', '--json'], {cwd: dir})
     expect(plan.exitCode).toBe(0)
@@ -60,7 +63,7 @@ describe('promote → apply → status → rollback → apply → evidence verif
 
     const rb = await airlock(['rollback', 'agent-runner', '--channel', 'canary', '--reason', 'boot failures', '--apply', '--json'], {cwd: dir, env})
     expect(rb.exitCode).toBe(0)
-    expect(await git(dir, 'rev-list', '--count', 'HEAD')).toBe('3')
+    expect(Number(await git(dir, 'rev-list', '--count', 'HEAD'))).toBe(commits0 + 2)
     const after = await airlock(['status', 'agent-runner', '--json'], {cwd: dir})
     const stable2 = after.json.images[0].channels.find((c: any) => c.channel === 'canary')
     expect(stable2).toMatchObject({digest: oldStable, rollbackTarget: canary})
@@ -69,11 +72,12 @@ describe('promote → apply → status → rollback → apply → evidence verif
     const verify = await airlock(['evidence', 'verify', '--json'], {cwd: dir})
     expect(verify.json.problems).toEqual([])
     expect(verify.exitCode).toBe(0)
-    expect(verify.json.receipts).toHaveLength(3)
-    expect(verify.json.commitsSigned).toBe(3)
+    // init, the two image signatures of the fixture, the promotion and the rollback.
+    expect(verify.json.receipts).toHaveLength(commits0 + 2)
+    expect(verify.json.commitsSigned).toBe(commits0 + 2)
 
     const list = await airlock(['evidence', 'list', '--json'], {cwd: dir})
-    expect(list.json.receipts.map((r: any) => r.operation).sort()).toEqual(['init', 'promote', 'rollback'])
+    expect(list.json.receipts.map((r: any) => r.operation).sort()).toEqual(['image-sign', 'image-sign', 'init', 'promote', 'rollback'])
     const show = await airlock(['evidence', 'show', applied.json.applied.receipt, '--json'], {cwd: dir})
     expect(show.exitCode).toBe(0)
     expect(show.json.statement.subject).toContainEqual({name: 'registry.example.com/golden/agent-runner', digest: {sha256: canary.slice(7)}})
@@ -85,7 +89,7 @@ describe('promote → apply → status → rollback → apply → evidence verif
     for (const c of (await git(dir, 'rev-list', 'HEAD')).split('\n')) {
       await git(dir, '-c', 'gpg.format=ssh', '-c', `gpg.ssh.allowedSignersFile=${signers}`, 'verify-commit', c)
     }
-    expect(await git(dir, '-c', 'gpg.format=ssh', '-c', `gpg.ssh.allowedSignersFile=${signers}`, 'log', '--format=%G?')).toBe('G\nG\nG')
+    expect(await git(dir, '-c', 'gpg.format=ssh', '-c', `gpg.ssh.allowedSignersFile=${signers}`, 'log', '--format=%G?')).toBe(Array(commits0 + 2).fill('G').join('\n'))
     // git's own trailer parser reads every trailer of airlock's commits.
     const trailerKeys = (await git(dir, 'log', '-1', '--format=%(trailers:only,unfold,separator=%x0a)', commit1)).split('\n').map((l) => l.split(':')[0])
     expect(trailerKeys).toEqual(['Airlock-Operation', 'Airlock-Plan-Digest', 'Airlock-Image', 'Airlock-Channel', 'Airlock-Digest', 'Airlock-Rollback-Target', 'Airlock-Receipt', 'Airlock-Requested-By'])
@@ -229,6 +233,7 @@ describe('bad input', () => {
 
   it('refuses --apply without a key, and with a key others can read (2)', async () => {
     const {dir, key} = fleet
+    const commits = await git(dir, 'rev-list', '--count', 'HEAD')
     const none = await airlock(['promote', 'agent-runner', '--digest', NEXT, '--to', 'canary', '--apply', '--json'], {cwd: dir})
     expect(none.exitCode).toBe(2)
     expect(none.json.error.code).toBe('KEY_MISSING')
@@ -236,7 +241,7 @@ describe('bad input', () => {
     const open = await airlock(['promote', 'agent-runner', '--digest', NEXT, '--to', 'canary', '--apply', '--evidence-key', key, '--json'], {cwd: dir})
     expect(open.exitCode).toBe(2)
     expect(open.json.error).toMatchObject({code: 'KEY_PERMISSIONS', details: {file: key, mode: '0644'}})
-    expect(await git(dir, 'rev-list', '--count', 'HEAD')).toBe('1')
+    expect(await git(dir, 'rev-list', '--count', 'HEAD')).toBe(commits)
   })
 
   it.each([
@@ -288,10 +293,11 @@ describe('bad input', () => {
 describe('two concurrent appliers', () => {
   it('lets exactly one win; the other gets a conflict (3) and the history stays linear', async () => {
     const {dir, env} = fleet
+    const commits = Number(await git(dir, 'rev-list', '--count', 'HEAD'))
     const runs = await Promise.all([
       airlock(['promote', 'agent-runner', '--digest', NEXT, '--to', 'canary', '--reason', 'a', '--apply', '--json'], {cwd: dir, env}),
       airlock(['rollback', 'agent-runner', '--channel', 'canary', '--reason', 'b', '--apply', '--json'], {cwd: dir, env}),
-      airlock(['promote', 'agent-runner', '--digest', `sha256:${'b'.repeat(64)}`, '--to', 'canary', '--apply', '--json'], {cwd: dir, env}),
+      airlock(['promote', 'agent-runner', '--digest', OTHER, '--to', 'canary', '--apply', '--json'], {cwd: dir, env}),
     ])
     const codes = runs.map((r) => r.exitCode)
     const winners = codes.filter((c) => c === 0).length
@@ -300,7 +306,7 @@ describe('two concurrent appliers', () => {
       expect(r.exitCode).toBe(3)
       expect(['LOCK_HELD', 'CONFLICT', 'STALE_PLAN']).toContain(r.json.error.code)
     }
-    expect(Number(await git(dir, 'rev-list', '--count', 'HEAD'))).toBe(1 + winners)
+    expect(Number(await git(dir, 'rev-list', '--count', 'HEAD'))).toBe(commits + winners)
     expect(await git(dir, 'status', '--porcelain')).toBe('')
     const verify = await airlock(['evidence', 'verify', '--json'], {cwd: dir})
     expect(verify.exitCode).toBe(0)

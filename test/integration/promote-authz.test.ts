@@ -76,7 +76,8 @@ describe('promote and rollback are authorized by the repository policies', () =>
     const {dir, env} = fleet
     await git(dir, 'rm', '-rq', 'policies')
     await git(dir, 'commit', '-qm', 'drop policies')
-    const r = await airlock(['promote', 'agent-runner', '--digest', `sha256:${'b2'.repeat(32)}`, '--to', 'canary', '--apply', '--json'], {cwd: dir, env})
+    // stable's digest is signed by the scaffold, so only the missing policies stand in the way.
+    const r = await airlock(['promote', 'agent-runner', '--from', 'stable', '--to', 'canary', '--apply', '--json'], {cwd: dir, env})
     expect(r.exitCode).toBe(1)
     expect(r.json.error.details.authorization.note).toContain('no policies')
   })
