@@ -103,7 +103,7 @@ export abstract class AirlockCommand extends Command {
   /** A verify callback for storing a bundle: it must verify under the image's policy first. */
   protected async bundleVerifier(repo: Repository) {
     const [{verifyBundleFor}, {loadTrust}] = await Promise.all([import('../platform/images/policy.js'), import('../control-plane/manifests/load.js')])
-    return async (image: GoldenImage, digest: string, bundle: {text: string; path: string; oid: string}, base: string) =>
+    return async (image: GoldenImage, digest: string, bundle: {text: string; path: string; oid: string; payload?: string}, base: string) =>
       verifyBundleFor(repo, base, image, digest, bundle, await loadTrust(repo, base, this.limits), this.now, this.limits)
   }
 

@@ -39,6 +39,10 @@ export type ErrorCode =
   | 'EQUAL_VERSION_CONFLICT'
   | 'INVALID_TOKEN'
   | 'DENIED'
+  // 1: a registry or runtime could not be read, or answered with the wrong thing
+  | 'REGISTRY_ERROR'
+  | 'DIGEST_MISMATCH'
+  | 'RUNTIME_UNAVAILABLE'
   | 'INTERNAL'
   // 3: conflict
   | 'STALE_PLAN'
@@ -107,6 +111,9 @@ const EXIT_CODES: Record<ErrorCode, 1 | 2 | 3> = {
   EQUAL_VERSION_CONFLICT: 1,
   INVALID_TOKEN: 1,
   DENIED: 1,
+  REGISTRY_ERROR: 1,
+  DIGEST_MISMATCH: 1,
+  RUNTIME_UNAVAILABLE: 1,
   INTERNAL: 1,
   STALE_PLAN: 3,
   CONFLICT: 3,

@@ -63,3 +63,8 @@ export const DEFAULT_TRUSTED_ROOT = 'manifests/sigstore/trusted_root.json'
 export function signaturePath(image: string, digest: string): string {
   return `${SIGNATURES_DIR}/${image}/${digest.replace(':', '-')}.sigstore.json`
 }
+
+/** Beside a bundle converted from a cosign v2 `.sig` signature: the simple-signing payload it signs. */
+export function signaturePayloadPath(image: string, digest: string): string {
+  return `${SIGNATURES_DIR}/${image}/${digest.replace(':', '-')}.payload.json`
+}

@@ -1,5 +1,5 @@
-/** HTTP(S) GET for bundles and JWKS: custom CA, one deadline, a size cap, no redirects. */
-import {request as httpRequest} from 'node:http'
+/** HTTP(S) for bundles, JWKS and registries: custom CA, one deadline, a size cap, no redirects followed. */
+import {request as httpRequestRaw, type IncomingHttpHeaders} from 'node:http'
 import {request} from 'node:https'
 
 export class FetchFailure extends Error {
@@ -11,25 +11,29 @@ export class FetchFailure extends Error {
   }
 }
 
-export type Fetched = {status: 304} | {status: 200; body: string; etag: string | null}
+export interface HttpResponse {
+  status: number
+  headers: IncomingHttpHeaders
+  body: Buffer
+}
 
-/** One GET with a deadline for the whole exchange and a cap on the body; redirects are not followed. */
-export function httpGet(url: URL, opts: {ca?: string; apiKey?: string; etag?: string | null; timeoutMs: number; maxBytes: number}): Promise<Fetched> {
+export interface HttpOptions {
+  method?: 'GET' | 'HEAD' | 'PUT' | 'POST'
+  headers?: Record<string, string>
+  ca?: string
+  timeoutMs: number
+  maxBytes: number
+}
+
+/**
+ * One request with a deadline for the whole exchange and a cap on the body. Every status is
+ * returned as it is (a redirect is for the caller to follow or refuse); only transport failures,
+ * the deadline and the size cap reject, as FetchFailure with a code.
+ */
+export function httpRequest(url: URL, opts: HttpOptions): Promise<HttpResponse> {
   return new Promise((resolve, reject) => {
-    const headers: Record<string, string> = {accept: 'application/json'}
-    if (opts.etag) headers['if-none-match'] = opts.etag
-    if (opts.apiKey) headers['x-api-key'] = opts.apiKey
-    const send = url.protocol === 'https:' ? request : httpRequest
-    const req = send(url, {method: 'GET', headers, ...(opts.ca ? {ca: opts.ca} : {})}, (res) => {
-      const status = res.statusCode ?? 0
-      if (status === 304) {
-        res.resume()
-        return resolve({status: 304})
-      }
-      if (status !== 200) {
-        res.resume()
-        return reject(new FetchFailure(status >= 500 ? 'SERVER_ERROR' : 'HTTP_ERROR', `${url.href} answered HTTP ${status}`))
-      }
+    const send = url.protocol === 'https:' ? request : httpRequestRaw
+    const req = send(url, {method: opts.method ?? 'GET', headers: opts.headers ?? {}, ...(opts.ca ? {ca: opts.ca} : {})}, (res) => {
       const chunks: Buffer[] = []
       let size = 0
       res.on('data', (chunk: Buffer) => {
@@ -37,7 +41,7 @@ export function httpGet(url: URL, opts: {ca?: string; apiKey?: string; etag?: st
         if (size > opts.maxBytes) req.destroy(new FetchFailure('TOO_LARGE', `${url.href}: response larger than ${opts.maxBytes} bytes`))
         else chunks.push(chunk)
       })
-      res.on('end', () => resolve({status: 200, body: Buffer.concat(chunks).toString('utf8'), etag: (res.headers.etag as string | undefined) ?? null}))
+      res.on('end', () => resolve({status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks)}))
       res.on('error', reject)
     })
     const timer = setTimeout(() => req.destroy(new FetchFailure('TIMEOUT', `${url.href}: no answer within ${opts.timeoutMs} ms`)), opts.timeoutMs)
@@ -50,3 +54,15 @@ export function httpGet(url: URL, opts: {ca?: string; apiKey?: string; etag?: st
   })
 }
 
+export type Fetched = {status: 304} | {status: 200; body: string; etag: string | null}
+
+/** A conditional GET of JSON: 200 or 304, anything else a FetchFailure. */
+export async function httpGet(url: URL, opts: {ca?: string; apiKey?: string; etag?: string | null; timeoutMs: number; maxBytes: number}): Promise<Fetched> {
+  const headers: Record<string, string> = {accept: 'application/json'}
+  if (opts.etag) headers['if-none-match'] = opts.etag
+  if (opts.apiKey) headers['x-api-key'] = opts.apiKey
+  const res = await httpRequest(url, {headers, ca: opts.ca, timeoutMs: opts.timeoutMs, maxBytes: opts.maxBytes})
+  if (res.status === 304) return {status: 304}
+  if (res.status !== 200) throw new FetchFailure(res.status >= 500 ? 'SERVER_ERROR' : 'HTTP_ERROR', `${url.href} answered HTTP ${res.status}`)
+  return {status: 200, body: res.body.toString('utf8'), etag: (res.headers.etag as string | undefined) ?? null}
+}

@@ -2,7 +2,7 @@ import {createHash} from 'node:crypto'
 import {receiptPathFor} from '../evidence/receipt.js'
 import type {Limits} from '../limits.js'
 import {loadImage} from '../manifests/load.js'
-import {signaturePath, type GoldenImage} from '../manifests/models.js'
+import {signaturePath, signaturePayloadPath, type GoldenImage} from '../manifests/models.js'
 import {planBase} from '../promote/channel-change.js'
 import type {Repository} from '../repo/repository.js'
 import {sealPlan, type Plan, type PlannedChange, type Requester, type SignatureVerification} from './plan.js'
@@ -24,9 +24,11 @@ export async function planStoreSignature(
     image: string
     digest: string
     bundleText: string
+    /** The simple-signing payload a cosign v2 signature signs, kept beside its bundle. */
+    payloadText?: string
     operation: 'image-sign' | 'image-fetch-signature'
     details: Record<string, unknown>
-    verify: (image: GoldenImage, digest: string, bundle: {text: string; path: string; oid: string}, base: string) => Promise<{record: SignatureVerification; inputs: Array<{path: string; oid: string | null}>}>
+    verify: (image: GoldenImage, digest: string, bundle: {text: string; path: string; oid: string; payload?: string}, base: string) => Promise<{record: SignatureVerification; inputs: Array<{path: string; oid: string | null}>}>
     reason: string
     requestedBy: Requester
     now: Date
@@ -36,9 +38,16 @@ export async function planStoreSignature(
   const base = await planBase(repo)
   const image = await loadImage(repo, base.commit, req.image, req.limits)
   const path = signaturePath(image.name, req.digest)
-  const existing = await repo.readFile(base.commit, path)
-  const verified = await req.verify(image, req.digest, {text: req.bundleText, path, oid: blobId(req.bundleText)}, base.commit)
-  const changes: PlannedChange[] = existing?.text === req.bundleText ? [] : [{path, action: existing ? 'modify' : 'create', before: existing?.text ?? null, after: req.bundleText}]
+  const payloadPath = signaturePayloadPath(image.name, req.digest)
+  const [existing, existingPayload] = await Promise.all([repo.readFile(base.commit, path), repo.readFile(base.commit, payloadPath)])
+  const verified = await req.verify(image, req.digest, {text: req.bundleText, path, oid: blobId(req.bundleText), ...(req.payloadText === undefined ? {} : {payload: req.payloadText})}, base.commit)
+  const changes: PlannedChange[] = []
+  if (existing?.text !== req.bundleText) changes.push({path, action: existing ? 'modify' : 'create', before: existing?.text ?? null, after: req.bundleText})
+  // A payload left from an earlier cosign v2 signature would no longer belong to the bundle.
+  const payloadAfter = req.payloadText ?? null
+  if ((existingPayload?.text ?? null) !== payloadAfter) {
+    changes.push({path: payloadPath, action: existingPayload ? (payloadAfter === null ? 'delete' : 'modify') : 'create', before: existingPayload?.text ?? null, after: payloadAfter})
+  }
   const short = `${req.digest.slice(0, 19)}…`
   const unsigned = {
     apiVersion: 'airlock/v1' as const,
@@ -50,7 +59,7 @@ export async function planStoreSignature(
     createdAt: req.now.toISOString(),
     branch: base.branch,
     baseCommit: base.commit,
-    inputs: [{path: image.file, oid: image.oid}, ...verified.inputs.filter((i) => i.path !== path), {path, oid: existing?.oid ?? null}],
+    inputs: [{path: image.file, oid: image.oid}, ...verified.inputs.filter((i) => i.path !== path), {path, oid: existing?.oid ?? null}, {path: payloadPath, oid: existingPayload?.oid ?? null}],
     details: {image: image.name, repository: image.repository, digest: req.digest, ...req.details},
     subjects: [{name: image.repository, digest: {sha256: req.digest.slice('sha256:'.length)}}],
     changes,

@@ -8,7 +8,7 @@ import {TrustedRoot} from '@sigstore/protobuf-specs'
 import {AirlockError} from '../../control-plane/errors.js'
 import type {Limits} from '../../control-plane/limits.js'
 import {keysFor} from '../../control-plane/manifests/load.js'
-import {DEFAULT_TRUSTED_ROOT, signaturePath, type GoldenImage, type TrustKey, type TrustPolicy} from '../../control-plane/manifests/models.js'
+import {DEFAULT_TRUSTED_ROOT, signaturePath, signaturePayloadPath, type GoldenImage, type TrustKey, type TrustPolicy} from '../../control-plane/manifests/models.js'
 import {publicKeyObject} from '../../control-plane/crypto/keys.js'
 import type {SignatureVerification} from '../../control-plane/plan/plan.js'
 import type {Repository} from '../../control-plane/repo/repository.js'
@@ -85,7 +85,10 @@ export async function verifyPinned(
   const path = signaturePath(image.name, digest)
   const stored = await repo.readFile(commit, path)
   if (!stored) throw new ImageVerificationError('NO_SIGNATURE', `${image.name}@${digest} is unsigned: no bundle at ${path} (airlock image sign or image fetch-signature puts one there)`, {image: image.name, digest, bundle: path})
-  return verifyBundleFor(repo, commit, image, digest, {text: stored.text, path, oid: stored.oid}, trust, now, limits)
+  const payloadPath = signaturePayloadPath(image.name, digest)
+  const payload = await repo.readFile(commit, payloadPath)
+  const verified = await verifyBundleFor(repo, commit, image, digest, {text: stored.text, path, oid: stored.oid, ...(payload ? {payload: payload.text} : {})}, trust, now, limits)
+  return {...verified, inputs: [...verified.inputs, {path: payloadPath, oid: payload?.oid ?? null}]}
 }
 
 /** Verifies a bundle (stored or about to be) for `digest` of `image` under the image's policy at `commit`. */
@@ -94,7 +97,7 @@ export async function verifyBundleFor(
   commit: string,
   image: GoldenImage,
   digest: string,
-  bundle: {text: string; path: string; oid: string},
+  bundle: {text: string; path: string; oid: string; payload?: string},
   trust: TrustPolicy,
   now: Date,
   limits: Limits,
@@ -103,7 +106,7 @@ export async function verifyBundleFor(
   const bundleJson = parseJsonInput(bundle.text, bundle.path, limits)
   let result: ImageSignatureResult
   try {
-    result = verifyImageSignature(digest, bundleJson, policy)
+    result = verifyImageSignature(digest, bundleJson, policy, bundle.payload === undefined ? {} : {payload: Buffer.from(bundle.payload)})
   } catch (error) {
     if (error instanceof ImageVerificationError) throw new ImageVerificationError(error.reason, `${bundle.path}: ${error.problem}`, {...error.details, image: image.name, digest, bundle: bundle.path})
     throw error

@@ -7,7 +7,7 @@
  * - signing keys come only from the image's policy, and certificate identities match exactly
  *   or by a fully anchored pattern (the library's subject match is an unanchored regex).
  */
-import {createPublicKey, type KeyObject} from 'node:crypto'
+import {createHash, type KeyObject} from 'node:crypto'
 import {p256} from '@noble/curves/nist.js'
 import {bundleFromJSON, isBundleWithDsseEnvelope, type Bundle} from '@sigstore/bundle'
 import {HashAlgorithm, TrustedRoot} from '@sigstore/protobuf-specs'
@@ -145,8 +145,23 @@ function fromLibraryError(error: unknown): ImageVerificationError {
   return new ImageVerificationError('SIGNATURE_ERROR', (error as Error).message)
 }
 
+/**
+ * The image digest a cosign simple-signing payload names (critical.image.docker-manifest-digest);
+ * what cosign v2 signed for an image kept under its `.sig` tag.
+ */
+function simpleSigningDigest(payload: Buffer): string {
+  let json: {critical?: {type?: string; image?: {'docker-manifest-digest'?: string}}}
+  try {
+    json = JSON.parse(payload.toString('utf8'))
+  } catch {
+    throw new ImageVerificationError('SIGNATURE_ERROR', 'the simple-signing payload is not JSON')
+  }
+  if (json.critical?.type !== 'cosign container image signature') throw new ImageVerificationError('SIGNATURE_ERROR', 'the payload is not a cosign container image signature')
+  return json.critical.image?.['docker-manifest-digest'] ?? ''
+}
+
 /** Parses a bundle and checks its signed subject is the pinned digest; the signed entity to verify. */
-function entityFor(digest: string, bundleJson: unknown): {bundle: Bundle; entity: SignedEntity} {
+function entityFor(digest: string, bundleJson: unknown, payload?: Buffer): {bundle: Bundle; entity: SignedEntity} {
   let bundle: Bundle
   try {
     bundle = bundleFromJSON(bundleJson)
@@ -170,25 +185,34 @@ function entityFor(digest: string, bundleJson: unknown): {bundle: Bundle; entity
     const algorithm = message.messageDigest?.algorithm
     if (algorithm !== HashAlgorithm.SHA2_256) throw new ImageVerificationError('SUBJECT_MISMATCH', `the message digest is not SHA-256 (${HashAlgorithm[algorithm ?? 0]}); images are pinned by sha256`)
     const signed = Buffer.from(message.messageDigest!.digest).toString('hex')
-    if (signed !== hex) throw new ImageVerificationError('SUBJECT_MISMATCH', `the bundle is for sha256:${signed.slice(0, 12)}…, not ${digest}`)
-    entity = {...entity, signature: new PrehashedSignature(Buffer.from(message.signature), Buffer.from(hex, 'hex'))}
+    if (payload) {
+      // cosign v2: the signature is over a simple-signing payload that names the image digest.
+      if (createHash('sha256').update(payload).digest('hex') !== signed) throw new ImageVerificationError('SUBJECT_MISMATCH', 'the payload kept beside the bundle is not the one it signs')
+      const named = simpleSigningDigest(payload)
+      if (named !== digest) throw new ImageVerificationError('SUBJECT_MISMATCH', `the signed payload names ${named || 'no digest'}, not ${digest}`)
+      entity = toSignedEntity(bundle, payload)
+    } else {
+      if (signed !== hex) throw new ImageVerificationError('SUBJECT_MISMATCH', `the bundle is for sha256:${signed.slice(0, 12)}…, not ${digest}`)
+      entity = {...entity, signature: new PrehashedSignature(Buffer.from(message.signature), Buffer.from(hex, 'hex'))}
+    }
   }
   return {bundle, entity}
 }
 
 /**
  * Verifies `bundleJson` for the image pinned at `digest` (sha256:<hex>) under `policy`:
- * 1. the bundle parses and its signed subject is the pinned digest;
+ * 1. the bundle parses and its signed subject is the pinned digest (for a cosign v2 signature,
+ *    the simple-signing `payload` it signs names the pinned digest);
  * 2. keyed: one of the policy's keys verifies it (each tried, whatever the bundle's hint);
  *    keyless: the certificate chains to the trusted root at a verified time and its identity
  *    is one the policy names;
  * 3. the transparency log entries and timestamps the thresholds ask for verify.
  */
-export function verifyImageSignature(digest: string, bundleJson: unknown, policy: ImagePolicy): ImageSignatureResult {
+export function verifyImageSignature(digest: string, bundleJson: unknown, policy: ImagePolicy, opts: {payload?: Buffer} = {}): ImageSignatureResult {
   if (!/^sha256:[0-9a-f]{64}$/.test(digest)) throw new ImageVerificationError('NOT_PINNED', `${digest} is not a sha256 digest pin`)
-  const {bundle, entity} = entityFor(digest, bundleJson)
+  const {bundle, entity} = entityFor(digest, bundleJson, opts.payload)
   const bundleType = isBundleWithDsseEnvelope(bundle) ? 'dsse' : 'message_signature'
-  if (bundleType === 'message_signature' && entity.key.$case === 'public-key' && policy.keys.every((k) => k.publicKey.asymmetricKeyType === 'ed25519')) {
+  if (bundleType === 'message_signature' && !opts.payload && entity.key.$case === 'public-key' && policy.keys.every((k) => k.publicKey.asymmetricKeyType === 'ed25519')) {
     throw new ImageVerificationError('SIGNATURE_ERROR', 'an Ed25519 message signature is over the artifact bytes, which the digest alone cannot verify; sign Ed25519 images as DSSE bundles')
   }
   let signer: ImageSignatureResult['signer']

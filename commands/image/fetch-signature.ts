@@ -1,0 +1,74 @@
+import {Args, Flags} from '@oclif/core'
+import {AirlockCommand, planFlags, type PlanOutcome} from '../_base.js'
+import {readInput} from '../_policy.js'
+
+export default class ImageFetchSignature extends AirlockCommand {
+  static override summary = "Find a golden image's signature in its OCI registry and store it beside the manifests (plan by default)."
+  static override description = `Looks where cosign keeps signatures: OCI 1.1 referrers (the referrers API, or the sha256-<hex> tag index where the registry has none) and the cosign v2 sha256-<hex>.sig tag. The first signature that verifies under the image's policy is planned into manifests/signatures/IMAGE/; --apply commits it. Manifests and blobs are checked against their digests.
+
+A bearer token for the registry is read from AIRLOCK_REGISTRY_TOKEN.`
+  static override examples = ['<%= config.bin %> image fetch-signature registry.example.com/golden/agent-runner@sha256:… --apply']
+  static override args = {ref: Args.string({description: 'registry/repository@sha256:<64 hex> of a managed image', required: true})}
+  static override flags = {
+    ...planFlags,
+    ca: Flags.string({description: 'PEM CA bundle the registry certificate must chain to'}),
+    'plain-http': Flags.boolean({description: 'plain HTTP, only for a registry on 127.0.0.1 / localhost', default: false}),
+    timeout: Flags.string({description: 'deadline for each registry request', default: '10s'}),
+    'max-bytes': Flags.integer({description: 'largest response accepted', default: 4 * 1024 * 1024, min: 1024}),
+  }
+
+  async run(): Promise<PlanOutcome & {found: Array<{layout: string; via?: string; verified: boolean; reason?: string}>}> {
+    const {args, flags} = await this.parse(ImageFetchSignature)
+    const repo = await this.repository(flags.repo)
+    const [{parseImageRef, RegistryClient}, {bundleFromSigTag}, {planStoreSignature}, {findImageByRef}, {parseDuration}, {ImageVerificationError}, {AirlockError}] = await Promise.all([
+      import('../../platform/registry/client.js'),
+      import('../../platform/registry/cosign.js'),
+      import('../../control-plane/plan/signature.js'),
+      import('../../control-plane/manifests/load.js'),
+      import('../../control-plane/duration.js'),
+      import('../../platform/images/verify.js'),
+      import('../../control-plane/errors.js'),
+    ])
+    const ref = parseImageRef(args.ref)
+    const image = await findImageByRef(repo, `${ref.registry}/${ref.repository}`, this.limits)
+    const client = new RegistryClient(ref.registry, {
+      token: process.env.AIRLOCK_REGISTRY_TOKEN || undefined,
+      ca: flags.ca ? await readInput(flags.ca) : undefined,
+      plainHttp: flags['plain-http'],
+      timeoutMs: parseDuration(flags.timeout, '--timeout'),
+      maxBytes: flags['max-bytes'],
+    })
+    const found = await client.findSignatures(ref)
+    if (found.length === 0) throw new ImageVerificationError('NO_SIGNATURE', `${args.ref}: the registry holds no signature (no Sigstore bundle referrer, no ${ref.digest.replace(':', '-')}.sig tag)`, {registry: ref.registry})
+    const verify = await this.bundleVerifier(repo)
+    const requestedBy = await this.requester(flags.actor)
+    const tried: Array<{layout: string; via?: string; verified: boolean; reason?: string}> = []
+    let lastError: Error | undefined
+    for (const sig of found) {
+      const stored = sig.layout === 'referrer' ? {bundleText: sig.bundleText} : bundleFromSigTag(sig)
+      try {
+        const plan = await planStoreSignature(repo, {
+          image: image.name,
+          digest: ref.digest,
+          ...stored,
+          operation: 'image-fetch-signature',
+          details: {registry: ref.registry, layout: sig.layout, ...(sig.layout === 'referrer' ? {via: sig.via, referrer: sig.manifest} : {tag: sig.tag})},
+          verify,
+          reason: flags.reason,
+          requestedBy,
+          now: this.now,
+          limits: this.limits,
+        })
+        tried.push({layout: sig.layout, ...(sig.layout === 'referrer' ? {via: sig.via} : {}), verified: true})
+        if (!this.jsonEnabled()) this.log(`Found ${found.length} signature(s); using the ${sig.layout === 'referrer' ? `OCI referrer (${sig.via})` : `cosign ${sig.tag} tag`} one, which verifies.\n`)
+        return {...(await this.finishPlan(repo, plan, flags)), found: tried}
+      } catch (error) {
+        if (!(error instanceof ImageVerificationError || (error instanceof AirlockError && error.code === 'INVALID_INPUT'))) throw error
+        tried.push({layout: sig.layout, ...(sig.layout === 'referrer' ? {via: sig.via} : {}), verified: false, reason: error instanceof ImageVerificationError ? error.reason : error.code})
+        lastError = error
+      }
+    }
+    const e = lastError as InstanceType<typeof ImageVerificationError>
+    throw new ImageVerificationError(e.reason ?? 'SIGNATURE_ERROR', `none of the ${found.length} signature(s) in the registry verifies under the policy of ${image.name} (last: ${e.problem ?? e.message})`, {found: tried})
+  }
+}

@@ -1,0 +1,134 @@
+/**
+ * A real OCI registry for tests: Debian's docker-registry (distribution 2.8) on 127.0.0.1 with
+ * its storage in a temporary folder, and pushes over the OCI distribution HTTP API, as cosign
+ * itself pushes (Debian's skopeo cannot sign with Sigstore).
+ */
+import {spawn, type ChildProcess} from 'node:child_process'
+import {createHash} from 'node:crypto'
+import {existsSync} from 'node:fs'
+import {writeFile} from 'node:fs/promises'
+import {createServer} from 'node:net'
+import {join} from 'node:path'
+import {tempDir} from './helpers.js'
+
+export const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json'
+export const OCI_INDEX = 'application/vnd.oci.image.index.v1+json'
+export const BUNDLE_TYPE = 'application/vnd.dev.sigstore.bundle.v0.3+json'
+const BINARY = '/usr/bin/docker-registry'
+
+export interface Registry {
+  /** host:port, as it appears in image references. */
+  host: string
+  url: string
+  pushBlob(repo: string, bytes: Buffer): Promise<{digest: string; size: number}>
+  pushManifest(repo: string, reference: string, manifest: object, mediaType?: string): Promise<{digest: string; size: number; bytes: Buffer}>
+  close(): Promise<void>
+}
+
+const sha256 = (b: Buffer) => `sha256:${createHash('sha256').update(b).digest('hex')}`
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer()
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as {port: number}).port
+      s.close(() => resolve(port))
+    })
+    s.on('error', reject)
+  })
+}
+
+export async function startRegistry(): Promise<Registry> {
+  if (!existsSync(BINARY)) throw new Error(`${BINARY} is not installed: apt-get install docker-registry (.ci/run installs it)`)
+  const t = await tempDir('airlock-registry-')
+  const port = await freePort()
+  const config = join(t.dir, 'config.yml')
+  await writeFile(config, `version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: ${join(t.dir, 'data')}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:${port}\n`)
+  const child: ChildProcess = spawn(BINARY, ['serve', config], {stdio: ['ignore', 'ignore', 'pipe']})
+  let stderr = ''
+  child.stderr!.on('data', (c: Buffer) => (stderr += c.toString()))
+  const url = `http://127.0.0.1:${port}`
+  for (let i = 0; ; i++) {
+    const up = await fetch(`${url}/v2/`).then((r) => r.ok, () => false)
+    if (up) break
+    if (i > 100 || child.exitCode !== null) throw new Error(`docker-registry did not start: ${stderr}`)
+    await new Promise((r) => setTimeout(r, 50))
+  }
+  return {
+    host: `127.0.0.1:${port}`,
+    url,
+    async pushBlob(repo, bytes) {
+      const digest = sha256(bytes)
+      const start = await fetch(`${url}/v2/${repo}/blobs/uploads/`, {method: 'POST'})
+      if (start.status !== 202) throw new Error(`blob upload start: ${start.status}`)
+      const location = new URL(start.headers.get('location')!, url)
+      location.searchParams.set('digest', digest)
+      const put = await fetch(location, {method: 'PUT', body: bytes, headers: {'content-type': 'application/octet-stream'}})
+      if (put.status !== 201) throw new Error(`blob upload: ${put.status} ${await put.text()}`)
+      return {digest, size: bytes.length}
+    },
+    async pushManifest(repo, reference, manifest, mediaType = OCI_MANIFEST) {
+      const bytes = Buffer.from(JSON.stringify(manifest))
+      const put = await fetch(`${url}/v2/${repo}/manifests/${reference}`, {method: 'PUT', body: bytes, headers: {'content-type': mediaType}})
+      if (put.status !== 201) throw new Error(`manifest push ${reference}: ${put.status} ${await put.text()}`)
+      return {digest: sha256(bytes), size: bytes.length, bytes}
+    },
+    async close() {
+      child.kill('SIGTERM')
+      await new Promise((r) => (child.exitCode !== null ? r(null) : child.once('exit', r)))
+      await t.cleanup()
+    },
+  }
+}
+
+/** A small OCI image (config + one layer) pushed under `tag`; its manifest digest is the pin. */
+export async function pushImage(reg: Registry, repo: string, tag: string): Promise<{digest: string; size: number}> {
+  const config = await reg.pushBlob(repo, Buffer.from(JSON.stringify({architecture: 'amd64', os: 'linux', rootfs: {type: 'layers', diff_ids: []}, tag})))
+  const layer = await reg.pushBlob(repo, Buffer.from(`rootfs of ${tag}`))
+  const m = await reg.pushManifest(repo, tag, {
+    schemaVersion: 2,
+    mediaType: OCI_MANIFEST,
+    config: {mediaType: 'application/vnd.oci.image.config.v1+json', ...config},
+    layers: [{mediaType: 'application/vnd.oci.image.layer.v1.tar', ...layer}],
+  })
+  return {digest: m.digest, size: m.size}
+}
+
+/**
+ * A Sigstore bundle attached as cosign v3 does on a registry without the referrers API: an OCI
+ * 1.1 artifact manifest whose subject is the image, listed in the `sha256-<hex>` tag index.
+ */
+export async function attachBundle(reg: Registry, repo: string, image: {digest: string; size: number}, bundleText: string): Promise<string> {
+  const empty = await reg.pushBlob(repo, Buffer.from('{}'))
+  const layer = await reg.pushBlob(repo, Buffer.from(bundleText))
+  const referrer = {
+    schemaVersion: 2,
+    mediaType: OCI_MANIFEST,
+    artifactType: BUNDLE_TYPE,
+    config: {mediaType: 'application/vnd.oci.empty.v1+json', ...empty},
+    layers: [{mediaType: BUNDLE_TYPE, ...layer}],
+    subject: {mediaType: OCI_MANIFEST, ...image},
+    annotations: {'dev.sigstore.bundle.content': 'dsse-envelope', 'dev.sigstore.bundle.predicateType': 'https://sigstore.dev/cosign/sign/v1'},
+  }
+  const bytes = Buffer.from(JSON.stringify(referrer))
+  const pushed = await reg.pushManifest(repo, sha256(bytes), referrer)
+  await reg.pushManifest(repo, image.digest.replace(':', '-'), {schemaVersion: 2, mediaType: OCI_INDEX, manifests: [{mediaType: OCI_MANIFEST, digest: pushed.digest, size: pushed.size, artifactType: BUNDLE_TYPE}]}, OCI_INDEX)
+  return pushed.digest
+}
+
+/** A cosign v2 signature: the simple-signing payload under the `sha256-<hex>.sig` tag, signature in an annotation. */
+export async function attachSigTag(reg: Registry, repo: string, image: {digest: string}, payload: Buffer, signatureB64: string): Promise<void> {
+  const config = await reg.pushBlob(repo, Buffer.from(JSON.stringify({architecture: '', os: '', config: {}, rootfs: {type: 'layers', diff_ids: [sha256(payload)]}})))
+  const layer = await reg.pushBlob(repo, payload)
+  await reg.pushManifest(repo, `${image.digest.replace(':', '-')}.sig`, {
+    schemaVersion: 2,
+    mediaType: OCI_MANIFEST,
+    config: {mediaType: 'application/vnd.oci.image.config.v1+json', ...config},
+    layers: [{mediaType: 'application/vnd.dev.cosign.simplesigning.v1+json', ...layer, annotations: {'dev.cosignproject.cosign/signature': signatureB64}}],
+  })
+}
+
+/** The payload `cosign sign` v2 signs for an image. */
+export function simpleSigningPayload(reference: string, digest: string): Buffer {
+  return Buffer.from(JSON.stringify({critical: {identity: {'docker-reference': reference}, image: {'docker-manifest-digest': digest}, type: 'cosign container image signature'}, optional: null}))
+}
