@@ -1,0 +1,124 @@
+/**
+ * The registry client against misbehaving registries. These are small loopback HTTP servers
+ * written for the test: the real registry (test/integration/registry.test.ts) cannot be made to
+ * lie about a digest, loop on redirects, hang, or serve the OCI 1.1 referrers API (Debian's
+ * distribution 2.8 predates it).
+ */
+import {createHash} from 'node:crypto'
+import {createServer, type IncomingMessage, type Server, type ServerResponse} from 'node:http'
+import {afterEach, describe, expect, it} from 'vitest'
+import {parseImageRef, RegistryClient} from '../../../platform/registry/client.js'
+
+const sha = (b: Buffer | string) => `sha256:${createHash('sha256').update(b).digest('hex')}`
+const servers: Server[] = []
+afterEach(async () => {
+  await Promise.all(servers.splice(0).map((s) => new Promise((r) => (s.closeAllConnections(), s.close(r)))))
+})
+
+async function serve(handler: (req: IncomingMessage, res: ServerResponse) => void): Promise<string> {
+  const server = createServer(handler)
+  servers.push(server)
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
+  return `127.0.0.1:${(server.address() as {port: number}).port}`
+}
+
+const client = (host: string, opts: Partial<ConstructorParameters<typeof RegistryClient>[1]> = {}) => new RegistryClient(host, {plainHttp: true, timeoutMs: 2000, maxBytes: 64 * 1024, ...opts})
+const MANIFEST = Buffer.from(JSON.stringify({schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json', config: {}, layers: []}))
+const DIGEST = sha(MANIFEST)
+
+describe('registry client', () => {
+  it('parses references and refuses tags', () => {
+    expect(parseImageRef(`ghcr.io/acme/runner@${DIGEST}`)).toEqual({registry: 'ghcr.io', repository: 'acme/runner', digest: DIGEST})
+    expect(parseImageRef(`127.0.0.1:5000/golden/x@${DIGEST}`)).toMatchObject({registry: '127.0.0.1:5000', repository: 'golden/x'})
+    expect(parseImageRef(`alpine@${DIGEST}`)).toMatchObject({registry: 'registry-1.docker.io', repository: 'library/alpine'})
+    expect(() => parseImageRef('ghcr.io/acme/runner:latest')).toThrow(expect.objectContaining({code: 'NOT_PINNED'}))
+    expect(() => parseImageRef('ghcr.io/acme/runner@sha256:abc')).toThrow(expect.objectContaining({code: 'BAD_DIGEST'}))
+  })
+
+  it('fetches a manifest whose bytes hash to the digest asked for; refuses one that does not (DIGEST_MISMATCH)', async () => {
+    const host = await serve((req, res) => {
+      res.writeHead(200, {'content-type': 'application/vnd.oci.image.manifest.v1+json'})
+      res.end(req.url!.includes(DIGEST) ? MANIFEST : Buffer.concat([MANIFEST, Buffer.from(' ')]))
+    })
+    await expect(client(host).manifest('golden/x', DIGEST)).resolves.toMatchObject({digest: DIGEST, mediaType: 'application/vnd.oci.image.manifest.v1+json'})
+    const other = `sha256:${'0'.repeat(64)}`
+    await expect(client(host).manifest('golden/x', other)).rejects.toMatchObject({code: 'DIGEST_MISMATCH', details: {asked: other}})
+    await expect(client(host).blob('golden/x', other)).rejects.toMatchObject({code: 'DIGEST_MISMATCH'})
+  })
+
+  it.each([
+    [401, 'AUTH_REQUIRED'],
+    [403, 'AUTH_REQUIRED'],
+    [404, 'NOT_FOUND'],
+    [500, 'SERVER_ERROR'],
+    [418, 'HTTP_ERROR'],
+  ])('maps HTTP %i to %s', async (status, reason) => {
+    const host = await serve((_req, res) => res.writeHead(status).end('no'))
+    await expect(client(host).manifest('golden/x', DIGEST)).rejects.toMatchObject({code: 'REGISTRY_ERROR', reason})
+  })
+
+  it('follows a redirect, refuses a loop and a chain that does not end', async () => {
+    let hops = 0
+    const host = await serve((req, res) => {
+      if (req.url!.startsWith('/v2/ok/')) return void res.writeHead(307, {location: `/real${req.url}`}).end()
+      if (req.url!.startsWith('/real/')) return void res.writeHead(200).end(MANIFEST)
+      if (req.url!.startsWith('/v2/loop/')) return void res.writeHead(302, {location: req.url}).end()
+      hops++
+      res.writeHead(302, {location: `/v2/chain/manifests/${DIGEST}?hop=${hops}`}).end()
+    })
+    await expect(client(host).manifest('ok', DIGEST)).resolves.toMatchObject({digest: DIGEST})
+    await expect(client(host).manifest('loop', DIGEST)).rejects.toMatchObject({reason: 'REDIRECT_LOOP'})
+    await expect(client(host).manifest('chain', DIGEST)).rejects.toMatchObject({reason: 'REDIRECT_LOOP'})
+  })
+
+  it('sends the bearer token to the registry only, never to another host it redirects to', async () => {
+    const seen: Array<string | undefined> = []
+    const other = await serve((req, res) => {
+      seen.push(req.headers.authorization)
+      res.writeHead(200).end(MANIFEST)
+    })
+    const host = await serve((req, res) => {
+      seen.push(req.headers.authorization)
+      res.writeHead(307, {location: `http://${other.replace('127.0.0.1', 'localhost')}/blob`}).end()
+    })
+    await client(host, {token: 's3cret'}).manifest('golden/x', DIGEST)
+    expect(seen).toEqual(['Bearer s3cret', undefined])
+  })
+
+  it('gives up on a registry that hangs (TIMEOUT) and on an oversized answer (TOO_LARGE)', async () => {
+    const host = await serve((req, res) => {
+      if (req.url!.includes('/big/')) return void res.writeHead(200).end(Buffer.alloc(200 * 1024, 32))
+      // never answers
+    })
+    await expect(client(host, {timeoutMs: 300}).manifest('slow', DIGEST)).rejects.toMatchObject({reason: 'TIMEOUT'})
+    await expect(client(host).manifest('big', DIGEST)).rejects.toMatchObject({reason: 'TOO_LARGE'})
+  })
+
+  it('refuses plain HTTP to anything but loopback', () => {
+    expect(() => new RegistryClient('registry.example.com', {plainHttp: true, timeoutMs: 1000, maxBytes: 1000})).toThrow(expect.objectContaining({code: 'USAGE'}))
+  })
+
+  it('uses the OCI 1.1 referrers API where the registry has it', async () => {
+    const bundle = Buffer.from('{"mediaType":"application/vnd.dev.sigstore.bundle.v0.3+json"}')
+    const referrer = Buffer.from(
+      JSON.stringify({
+        schemaVersion: 2,
+        mediaType: 'application/vnd.oci.image.manifest.v1+json',
+        artifactType: 'application/vnd.dev.sigstore.bundle.v0.3+json',
+        config: {mediaType: 'application/vnd.oci.empty.v1+json', digest: sha('{}'), size: 2},
+        layers: [{mediaType: 'application/vnd.dev.sigstore.bundle.v0.3+json', digest: sha(bundle), size: bundle.length}],
+        subject: {mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: DIGEST, size: MANIFEST.length},
+      }),
+    )
+    const host = await serve((req, res) => {
+      if (req.url === `/v2/golden/x/referrers/${DIGEST}`) {
+        return void res.writeHead(200, {'content-type': 'application/vnd.oci.image.index.v1+json'}).end(JSON.stringify({schemaVersion: 2, manifests: [{mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: sha(referrer), size: referrer.length, artifactType: 'application/vnd.dev.sigstore.bundle.v0.3+json'}]}))
+      }
+      if (req.url === `/v2/golden/x/manifests/${sha(referrer)}`) return void res.writeHead(200).end(referrer)
+      if (req.url === `/v2/golden/x/blobs/${sha(bundle)}`) return void res.writeHead(200).end(bundle)
+      res.writeHead(404).end()
+    })
+    const found = await client(host).findSignatures({registry: host, repository: 'golden/x', digest: DIGEST})
+    expect(found).toEqual([{layout: 'referrer', via: 'referrers-api', manifest: sha(referrer), bundleText: bundle.toString()}])
+  })
+})
