@@ -83,3 +83,5 @@ async function main() {
 await main()
 // The policy engine's benchmark (issue 3) runs after the core loop's.
 await import('./policy.js')
+// The golden image benchmark (issue 4) last.
+await import('./images.js')

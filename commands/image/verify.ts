@@ -57,7 +57,7 @@ Nothing is fetched: the trusted root is manifests/sigstore/trusted_root.json (or
       }
       const rootFile = flags['trusted-root'] ?? (identity ? await this.defaultTrustedRoot(flags.repo) : undefined)
       policy = {
-        keys: flags.key ? [verify.imageKey(flags.key, await publicKeyFrom(await readInput(flags.key), flags.key))] : [],
+        keys: flags.key ? [await keyFromFile(verify.imageKey, flags.key)] : [],
         identities: identity ? [{issuer: flags['certificate-oidc-issuer']!, ...(regexp !== undefined ? {subjectRegExp: regexp} : {subject: identity})}] : [],
         trustedRoot: rootFile ? policyMod.parseTrustedRoot(await readInput(rootFile), rootFile, this.limits) : verify.emptyTrustedRoot(),
         tlogThreshold: flags['tlog-threshold'] ?? 0,
@@ -130,11 +130,15 @@ async function usage(message: string) {
   return new AirlockError('USAGE', message)
 }
 
-async function publicKeyFrom(pem: string, file: string) {
-  const [{createPublicKey}, {AirlockError}] = await Promise.all([import('node:crypto'), import('../../control-plane/errors.js')])
+/** A --key file as an image key, known by the SHA-256 of its SubjectPublicKeyInfo (as trust.yaml ids of ECDSA keys are). */
+async function keyFromFile(imageKey: typeof import('../../platform/images/verify.js').imageKey, file: string) {
+  const [{createHash, createPublicKey}, {AirlockError}] = await Promise.all([import('node:crypto'), import('../../control-plane/errors.js')])
+  let key
   try {
-    return createPublicKey(pem)
-  } catch {
+    key = createPublicKey(await readInput(file))
+  } catch (error) {
+    if (error instanceof AirlockError) throw error
     throw new AirlockError('KEY_INVALID', `${file}: not a PEM public key`, {file, field: '--key'})
   }
+  return imageKey(createHash('sha256').update(key.export({format: 'der', type: 'spki'})).digest('hex'), key)
 }

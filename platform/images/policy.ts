@@ -47,6 +47,37 @@ export function parseTrustedRoot(text: string, file: string, limits: Limits): Tr
   }
 }
 
+// Commits never change, so what was read at one is kept for the rest of the process: folder
+// listings (one tree walk per folder instead of one per file) and parsed trusted roots.
+const folders = new Map<string, Promise<Map<string, string>>>()
+const roots = new Map<string, Promise<{oid: string | null; root: TrustedRoot}>>()
+
+/** A file at `commit` through its folder's listing; undefined when absent. */
+async function readAt(repo: Repository, commit: string, path: string): Promise<{text: string; oid: string} | undefined> {
+  const slash = path.lastIndexOf('/')
+  const key = `${repo.dir}\0${commit}\0${path.slice(0, slash)}`
+  let listing = folders.get(key)
+  if (!listing) {
+    if (folders.size > 10_000) folders.clear()
+    listing = repo.listDir(commit, path.slice(0, slash)).then((entries) => new Map(entries.filter((e) => e.type === 'blob').map((e) => [e.name, e.oid])))
+    folders.set(key, listing)
+  }
+  const oid = (await listing).get(path.slice(slash + 1))
+  return oid ? {oid, text: await repo.readBlob(oid)} : undefined
+}
+
+function trustedRootAt(repo: Repository, commit: string, path: string, limits: Limits) {
+  const key = `${repo.dir}\0${commit}\0${path}`
+  let found = roots.get(key)
+  if (!found) {
+    if (roots.size > 100) roots.clear()
+    found = readAt(repo, commit, path).then((f) => ({oid: f?.oid ?? null, root: f ? parseTrustedRoot(f.text, path, limits) : emptyTrustedRoot()}))
+    roots.set(key, found)
+    found.catch(() => roots.delete(key))
+  }
+  return found
+}
+
 /**
  * The policy for `image` at `commit`: listed trust.yaml image keys (all of them when the
  * manifest lists neither keys nor identities), its keyless identities, and its trusted root.
@@ -57,14 +88,13 @@ export async function imagePolicy(repo: Repository, commit: string, image: Golde
   const wanted = spec.keys ?? (spec.identities ? [] : valid.map((k) => k.id))
   const keys = valid.filter((k) => wanted.includes(k.id)).map((k) => imageKey(k.id, trustKeyObject(k)))
   const rootPath = spec.trustedRoot ?? DEFAULT_TRUSTED_ROOT
-  const found = await repo.readFile(commit, rootPath)
-  if (!found && spec.trustedRoot) throw new AirlockError('INVALID_INPUT', `${image.file}: spec.verification.trustedRoot names ${rootPath}, which is not in the repository`, {file: image.file, field: 'spec.verification.trustedRoot'})
-  const trustedRoot = found ? parseTrustedRoot(found.text, rootPath, limits) : emptyTrustedRoot()
+  const {oid: rootOid, root: trustedRoot} = await trustedRootAt(repo, commit, rootPath, limits)
+  if (!rootOid && spec.trustedRoot) throw new AirlockError('INVALID_INPUT', `${image.file}: spec.verification.trustedRoot names ${rootPath}, which is not in the repository`, {file: image.file, field: 'spec.verification.trustedRoot'})
   return {
     policy: {keys, identities: spec.identities ?? [], trustedRoot, tlogThreshold: spec.tlogThreshold ?? 0, timestampThreshold: spec.timestampThreshold ?? 0},
     inputs: [
       {path: trust.file, oid: trust.oid},
-      {path: rootPath, oid: found?.oid ?? null},
+      {path: rootPath, oid: rootOid},
     ],
   }
 }
@@ -83,10 +113,10 @@ export async function verifyPinned(
   limits: Limits,
 ): Promise<{record: SignatureVerification; inputs: PolicyInput[]}> {
   const path = signaturePath(image.name, digest)
-  const stored = await repo.readFile(commit, path)
+  const stored = await readAt(repo, commit, path)
   if (!stored) throw new ImageVerificationError('NO_SIGNATURE', `${image.name}@${digest} is unsigned: no bundle at ${path} (airlock image sign or image fetch-signature puts one there)`, {image: image.name, digest, bundle: path})
   const payloadPath = signaturePayloadPath(image.name, digest)
-  const payload = await repo.readFile(commit, payloadPath)
+  const payload = await readAt(repo, commit, payloadPath)
   const verified = await verifyBundleFor(repo, commit, image, digest, {text: stored.text, path, oid: stored.oid, ...(payload ? {payload: payload.text} : {})}, trust, now, limits)
   return {...verified, inputs: [...verified.inputs, {path: payloadPath, oid: payload?.oid ?? null}]}
 }

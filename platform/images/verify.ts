@@ -220,7 +220,7 @@ export function verifyImageSignature(digest: string, bundleJson: unknown, policy
   if (entity.key.$case === 'certificate') {
     if (policy.identities.length === 0) throw new ImageVerificationError('UNTRUSTED_SIGNER', 'the bundle is signed with a certificate (keyless), but the image policy names only keys')
     thresholds = {tlog: policy.tlogThreshold, timestamp: Math.max(1, policy.timestampThreshold)}
-    const verifier = new Verifier(toTrustMaterial(policy.trustedRoot, noKeys), {tlogThreshold: thresholds.tlog, ctlogThreshold: policy.trustedRoot.ctlogs.length > 0 ? 1 : 0, timestampThreshold: thresholds.timestamp})
+    const verifier = verifierFor(policy.trustedRoot, null, {tlogThreshold: thresholds.tlog, ctlogThreshold: policy.trustedRoot.ctlogs.length > 0 ? 1 : 0, timestampThreshold: thresholds.timestamp})
     let result: Signer
     try {
       result = verifier.verify(entity)
@@ -239,7 +239,7 @@ export function verifyImageSignature(digest: string, bundleJson: unknown, policy
     let found: ImageKey | undefined
     let failure: ImageVerificationError | undefined
     for (const key of policy.keys) {
-      const verifier = new Verifier(toTrustMaterial(policy.trustedRoot, () => ({publicKey: key.publicKey, validFor: () => true})), {tlogThreshold: thresholds.tlog, ctlogThreshold: 0, timestampThreshold: thresholds.timestamp})
+      const verifier = verifierFor(policy.trustedRoot, key, {tlogThreshold: thresholds.tlog, ctlogThreshold: 0, timestampThreshold: thresholds.timestamp})
       try {
         verifier.verify(entity)
         found = key
@@ -263,6 +263,24 @@ export function verifyImageSignature(digest: string, bundleJson: unknown, policy
     timestamps: entity.timestamps.length,
     thresholds,
   }
+}
+
+// Building a Verifier parses the trusted root's certificates and keys; one per (root, key,
+// thresholds) is kept, so verifying many bundles under one policy parses them once.
+const verifiers = new WeakMap<TrustedRoot, Map<string, Verifier>>()
+
+function verifierFor(root: TrustedRoot, key: ImageKey | null, options: {tlogThreshold: number; ctlogThreshold: number; timestampThreshold: number}): Verifier {
+  let byKey = verifiers.get(root)
+  if (!byKey) verifiers.set(root, (byKey = new Map()))
+  const id = `${key?.id ?? '(keyless)'}/${options.tlogThreshold}/${options.ctlogThreshold}/${options.timestampThreshold}`
+  let verifier = byKey.get(id)
+  if (!verifier) {
+    const publicKey = key?.publicKey
+    verifier = new Verifier(toTrustMaterial(root, publicKey ? () => ({publicKey, validFor: () => true}) : noKeys), options)
+    if (byKey.size > 1000) byKey.clear()
+    byKey.set(id, verifier)
+  }
+  return verifier
 }
 
 function noKeys(): never {
