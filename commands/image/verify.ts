@@ -19,7 +19,7 @@ Nothing is fetched: the trusted root is manifests/sigstore/trusted_root.json (or
   static override args = {ref: Args.string({description: 'repo@sha256:<64 hex> (a tag is refused)'})}
   static override flags = {
     repo: Flags.string({description: 'repository (default: the git repository around the working directory)'}),
-    all: Flags.boolean({description: 'verify every digest pinned by every channel of every image', exclusive: ['ref', 'bundle', 'key', 'certificate-identity', 'certificate-identity-regexp']}),
+    all: Flags.boolean({description: 'verify every digest pinned by every channel of every image', exclusive: ['bundle', 'key', 'certificate-identity', 'certificate-identity-regexp']}),
     bundle: Flags.string({description: 'Sigstore bundle (JSON); default: the one stored in manifests/signatures/'}),
     key: Flags.string({description: 'public key (PEM, ECDSA P-256 or Ed25519) the image must be signed with', exclusive: ['certificate-identity', 'certificate-identity-regexp']}),
     'certificate-identity': Flags.string({description: 'exact certificate subject of a keyless signer', exclusive: ['certificate-identity-regexp'], dependsOn: ['certificate-oidc-issuer']}),
@@ -32,6 +32,7 @@ Nothing is fetched: the trusted root is manifests/sigstore/trusted_root.json (or
 
   async run(): Promise<Result> {
     const {args, flags} = await this.parse(ImageVerify)
+    if (flags.all && args.ref) throw await usage('--all verifies every pinned digest; give either REF or --all')
     if (flags.all) return this.verifyAll(flags.repo)
     if (!args.ref) throw await usage('REF: give repo@sha256:<digest>, or --all')
     const [{parseDigestRef}, verify, policyMod, {AirlockError}] = await Promise.all([
