@@ -117,14 +117,14 @@ export async function attachBundle(reg: Registry, repo: string, image: {digest: 
 }
 
 /** A cosign v2 signature: the simple-signing payload under the `sha256-<hex>.sig` tag, signature in an annotation. */
-export async function attachSigTag(reg: Registry, repo: string, image: {digest: string}, payload: Buffer, signatureB64: string): Promise<void> {
+export async function attachSigTag(reg: Registry, repo: string, image: {digest: string}, payload: Buffer, signatureB64: string, annotations: Record<string, string> = {}): Promise<void> {
   const config = await reg.pushBlob(repo, Buffer.from(JSON.stringify({architecture: '', os: '', config: {}, rootfs: {type: 'layers', diff_ids: [sha256(payload)]}})))
   const layer = await reg.pushBlob(repo, payload)
   await reg.pushManifest(repo, `${image.digest.replace(':', '-')}.sig`, {
     schemaVersion: 2,
     mediaType: OCI_MANIFEST,
     config: {mediaType: 'application/vnd.oci.image.config.v1+json', ...config},
-    layers: [{mediaType: 'application/vnd.dev.cosign.simplesigning.v1+json', ...layer, annotations: {'dev.cosignproject.cosign/signature': signatureB64}}],
+    layers: [{mediaType: 'application/vnd.dev.cosign.simplesigning.v1+json', ...layer, annotations: {'dev.cosignproject.cosign/signature': signatureB64, ...annotations}}],
   })
 }
 

@@ -127,3 +127,21 @@ export async function startMockSigstore(opts: {caClock?: Date} = {}): Promise<Mo
     close: () => new Promise<void>((resolve) => server.close(() => resolve())),
   }
 }
+
+/**
+ * What cosign v2 puts on a keyless `.sig` layer, taken from a real keyless message-signature
+ * bundle over the simple-signing payload (made by `signKeyless(…, {manifest: payload})`): the
+ * signature, the Fulcio certificate as PEM, and Rekor's entry with its signed entry timestamp.
+ */
+export function cosignV2Annotations(bundle: Record<string, any>): Record<string, string> {
+  const pem = (b64: string) => `-----BEGIN CERTIFICATE-----\n${b64.match(/.{1,64}/g)!.join('\n')}\n-----END CERTIFICATE-----\n`
+  const entry = bundle.verificationMaterial.tlogEntries[0]
+  return {
+    'dev.cosignproject.cosign/signature': bundle.messageSignature.signature,
+    'dev.sigstore.cosign/certificate': pem((bundle.verificationMaterial.certificate ?? bundle.verificationMaterial.x509CertificateChain.certificates[0]).rawBytes),
+    'dev.sigstore.cosign/bundle': JSON.stringify({
+      SignedEntryTimestamp: entry.inclusionPromise.signedEntryTimestamp,
+      Payload: {body: entry.canonicalizedBody, integratedTime: Number(entry.integratedTime), logIndex: Number(entry.logIndex), logID: Buffer.from(entry.logId.keyId, 'base64').toString('hex')},
+    }),
+  }
+}

@@ -6,18 +6,63 @@
 import {createHash} from 'node:crypto'
 import type {FoundSignature} from './client.js'
 
+/** cosign v2's `dev.sigstore.cosign/bundle` annotation: Rekor's signed entry timestamp and entry. */
+interface RekorSet {
+  SignedEntryTimestamp: string
+  Payload: {body: string; integratedTime: number; logIndex: number; logID: string}
+}
+
+/** The annotation as a transparency log entry with an inclusion promise (what bundle v0.1 holds). */
+function tlogEntryFrom(annotation: string | undefined) {
+  if (!annotation) return null
+  let set: RekorSet
+  try {
+    set = JSON.parse(annotation) as RekorSet
+  } catch {
+    return null
+  }
+  const p = set?.Payload
+  if (typeof set?.SignedEntryTimestamp !== 'string' || typeof p?.body !== 'string' || !Number.isSafeInteger(p.integratedTime) || !Number.isSafeInteger(p.logIndex) || !/^[0-9a-f]{64}$/.test(p.logID ?? '')) return null
+  let kind: {kind?: unknown; apiVersion?: unknown}
+  try {
+    kind = JSON.parse(Buffer.from(p.body, 'base64').toString('utf8'))
+  } catch {
+    return null
+  }
+  if (typeof kind.kind !== 'string' || typeof kind.apiVersion !== 'string') return null
+  return {
+    logIndex: String(p.logIndex),
+    logId: {keyId: Buffer.from(p.logID, 'hex').toString('base64')},
+    kindVersion: {kind: kind.kind, version: kind.apiVersion},
+    integratedTime: String(p.integratedTime),
+    inclusionPromise: {signedEntryTimestamp: set.SignedEntryTimestamp},
+    canonicalizedBody: p.body,
+  }
+}
+
 function pemToDer(pem: string): Buffer {
   return Buffer.from(pem.replace(/-----(BEGIN|END) CERTIFICATE-----/g, '').replace(/\s+/g, ''), 'base64')
 }
 
+/**
+ * With a Rekor entry (cosign's `dev.sigstore.cosign/bundle`) the bundle is v0.1, whose log
+ * entries are proven by Rekor's signed entry timestamp; without one, v0.3 with no log entry.
+ * The SET is verified by @sigstore/verify against the trusted root like any log entry, and its
+ * integrated time is the verified timestamp keyless signatures need.
+ */
 export function bundleFromSigTag(found: Extract<FoundSignature, {layout: 'sig-tag'}>): {bundleText: string; payloadText: string} {
+  const entry = tlogEntryFrom(found.rekorBundle)
+  const chain = [found.certificate, ...(found.chain ? found.chain.split(/(?<=-----END CERTIFICATE-----)/) : [])].filter((c): c is string => Boolean(c?.trim()))
+  const key = found.certificate
+    ? entry
+      ? {x509CertificateChain: {certificates: chain.map((c) => ({rawBytes: pemToDer(c).toString('base64')}))}}
+      : {certificate: {rawBytes: pemToDer(found.certificate).toString('base64')}}
+    : {publicKey: {hint: ''}}
   const bundle = {
-    mediaType: 'application/vnd.dev.sigstore.bundle.v0.3+json',
+    mediaType: entry ? 'application/vnd.dev.sigstore.bundle+json;version=0.1' : 'application/vnd.dev.sigstore.bundle.v0.3+json',
     verificationMaterial: {
-      ...(found.certificate ? {certificate: {rawBytes: pemToDer(found.certificate).toString('base64')}} : {publicKey: {hint: ''}}),
-      // The Rekor SET cosign v2 may attach (dev.sigstore.cosign/bundle) is not carried over: a
-      // policy that requires log entries refuses these signatures rather than trusting it unread.
-      tlogEntries: [],
+      ...key,
+      tlogEntries: entry ? [entry] : [],
       timestampVerificationData: {rfc3161Timestamps: []},
     },
     messageSignature: {

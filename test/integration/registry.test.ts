@@ -5,7 +5,7 @@ import {join} from 'node:path'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 import {airlock, git, initFleet} from '../helpers.js'
 import {attachBundle, attachSigTag, pushImage, simpleSigningPayload, startRegistry, type Registry} from '../registry.js'
-import {imageKeyPair, signImage, type ImageKeyPair} from '../sigstore-fixtures.js'
+import {cosignV2Annotations, imageKeyPair, signImage, startMockSigstore, type ImageKeyPair} from '../sigstore-fixtures.js'
 
 let reg: Registry
 let fleet: Awaited<ReturnType<typeof initFleet>>
@@ -96,5 +96,43 @@ describe('image fetch-signature against a real registry (Debian docker-registry 
     const plain = await airlock(['image', 'fetch-signature', `registry.example.com/golden/agent-runner@${image.digest}`, '--plain-http', '--json'], {cwd: fleet.dir})
     expect(plain.exitCode).toBe(2)
     expect(plain.json.error.code).toBe('UNKNOWN_IMAGE')
+  })
+
+  // Last: it turns the fleet's image policy keyless.
+  it('carries a keyless cosign v2 signature over: certificate and Rekor entry, its integrated time the verified timestamp', async () => {
+    const sigstore = await startMockSigstore()
+    try {
+      const identity = {subject: 'https://github.com/acme/golden/.github/workflows/release.yml@refs/heads/main', issuer: 'https://token.actions.githubusercontent.com'}
+      await writeFile(join(fleet.dir, 'manifests/sigstore/private.json'), JSON.stringify(sigstore.trustedRoot))
+      const file = join(fleet.dir, 'manifests/images/agent-runner.yaml')
+      await writeFile(file, `${await readFile(file, 'utf8')}  verification:\n    identities:\n      - issuer: ${identity.issuer}\n        subject: ${identity.subject}\n    trustedRoot: manifests/sigstore/private.json\n    tlogThreshold: 1\n`)
+      await git(fleet.dir, 'add', '.')
+      await git(fleet.dir, 'commit', '-qm', 'keyless policy')
+      const image = await pushImage(reg, 'golden/agent-runner', 'keyless-v2')
+      const payload = simpleSigningPayload(repository, image.digest)
+      // cosign v2 signs keyless without a timestamp authority: the Rekor entry is the timestamp.
+      const signed = await sigstore.signKeyless(image.digest, identity, {manifest: payload, timestamp: false})
+      const annotations = cosignV2Annotations(signed)
+      await attachSigTag(reg, 'golden/agent-runner', image, payload, annotations['dev.cosignproject.cosign/signature']!, annotations)
+      const applied = await fetchSig(`${repository}@${image.digest}`, '--apply')
+      expect(applied.exitCode).toBe(0)
+      expect(applied.json.plan.signature).toMatchObject({bundleType: 'message_signature', signer: identity, thresholds: {tlog: 1, timestamp: 1}})
+      expect(applied.json.plan.signature.tlogEntries).toEqual([expect.objectContaining({integratedTime: expect.stringMatching(/^\d{4}-/)})])
+      const promoted = await airlock(['promote', 'agent-runner', '--digest', image.digest, '--to', 'canary', '--json'], {cwd: fleet.dir})
+      expect(promoted.exitCode).toBe(0)
+      expect(promoted.json.plan.signature.signer).toEqual(identity)
+
+      // The same signature without its Rekor entry has no verified time: refused.
+      const bare = await pushImage(reg, 'golden/agent-runner', 'keyless-v2-bare')
+      const barePayload = simpleSigningPayload(repository, bare.digest)
+      const bareSigned = cosignV2Annotations(await sigstore.signKeyless(bare.digest, identity, {manifest: barePayload, timestamp: false}))
+      delete bareSigned['dev.sigstore.cosign/bundle']
+      await attachSigTag(reg, 'golden/agent-runner', bare, barePayload, bareSigned['dev.cosignproject.cosign/signature']!, bareSigned)
+      const refused = await fetchSig(`${repository}@${bare.digest}`)
+      expect(refused.exitCode).toBe(1)
+      expect(refused.json.error.details.reason).toMatch(/NO_TIMESTAMP|TLOG_ERROR/)
+    } finally {
+      await sigstore.close()
+    }
   })
 })
