@@ -5,7 +5,12 @@
  * distribution 2.8 predates it).
  */
 import {createHash} from 'node:crypto'
+import {readFile} from 'node:fs/promises'
 import {createServer, type IncomingMessage, type Server, type ServerResponse} from 'node:http'
+import {createServer as createHttpsServer} from 'node:https'
+import {join} from 'node:path'
+import {execa} from 'execa'
+import {tempDir} from '../../helpers.js'
 import {afterEach, describe, expect, it} from 'vitest'
 import {parseImageRef, RegistryClient} from '../../../platform/registry/client.js'
 
@@ -120,5 +125,22 @@ describe('registry client', () => {
     })
     const found = await client(host).findSignatures({registry: host, repository: 'golden/x', digest: DIGEST})
     expect(found).toEqual([{layout: 'referrer', via: 'referrers-api', manifest: sha(referrer), bundleText: bundle.toString()}])
+  })
+
+  it('speaks HTTPS to a registry whose certificate chains to --ca, and refuses one that does not', async () => {
+    const t = await tempDir()
+    try {
+      const [key, cert] = [join(t.dir, 'k.pem'), join(t.dir, 'c.pem')]
+      await execa('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '2', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1', '-keyout', key, '-out', cert])
+      const server = createHttpsServer({key: await readFile(key), cert: await readFile(cert)}, (_req, res) => res.writeHead(200).end(MANIFEST))
+      servers.push(server as unknown as Server)
+      await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
+      const host = `127.0.0.1:${(server.address() as {port: number}).port}`
+      const tls = (ca?: string) => new RegistryClient(host, {timeoutMs: 2000, maxBytes: 64 * 1024, ...(ca ? {ca} : {})})
+      await expect(tls(await readFile(cert, 'utf8')).manifest('golden/x', DIGEST)).resolves.toMatchObject({digest: DIGEST})
+      await expect(tls().manifest('golden/x', DIGEST)).rejects.toMatchObject({code: 'REGISTRY_ERROR', reason: 'UNREACHABLE', message: expect.stringMatching(/certificate/i)})
+    } finally {
+      await t.cleanup()
+    }
   })
 })
