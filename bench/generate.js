@@ -7,6 +7,8 @@ import {createHash} from 'node:crypto'
 import {mkdirSync, readdirSync, readFileSync, statSync} from 'node:fs'
 import {join, relative} from 'node:path'
 
+const ROOT = join(import.meta.dirname, '..')
+
 const digest = (s) => `sha256:${createHash('sha256').update(s).digest('hex')}`
 const name = (i) => `img-${String(i).padStart(5, '0')}`
 
@@ -36,7 +38,7 @@ spec:
     evidence: 1
 `
 
-const POLICIES = join(import.meta.dirname, '..', 'policies')
+const POLICIES = join(ROOT, 'policies')
 
 function policyFiles(dir) {
   return readdirSync(dir).flatMap((name) => {
@@ -100,6 +102,23 @@ export async function generateFleet(dir, {images, commits}) {
     data(manifest(i, s.canary, s.stable, s.prevCanary, s.prevStable))
     out('\n')
   }
+  // A last commit as a signing pipeline leaves it: an image key in trust.yaml and a bundle for
+  // every image's canary digest, so promote plans verify a signature as in a real fleet.
+  const [{generateImageKey}, {signImageBundle}, {trustEntry, newTrustDocument}] = await Promise.all([
+    import(join(ROOT, 'dist/control-plane/crypto/keys.js')),
+    import(join(ROOT, 'dist/platform/images/sign.js')),
+    import(join(ROOT, 'dist/control-plane/plan/trust-key.js')),
+  ])
+  const {key} = generateImageKey('ecdsa-p256')
+  out(`commit refs/heads/main\ncommitter bench <bench@example.invalid> ${time + 60} +0000\n`)
+  data('sign canary digests\n')
+  out('M 100644 inline manifests/trust.yaml\n')
+  data(newTrustDocument([trustEntry('image', 'image', key.publicKey, key.keyid, new Date('2023-01-01T00:00:00Z'), undefined, key.algorithm)]).toString())
+  for (let i = 0; i < images; i++) {
+    out(`M 100644 inline manifests/signatures/${name(i)}/${state[i].canary.replace(':', '-')}.sigstore.json\n`)
+    data(await signImageBundle(`registry.example.com/golden/${name(i)}`, state[i].canary, key))
+  }
+  out('\n')
   child.stdin.end(buf.join(''))
   await done
   execFileSync('git', ['checkout', '-q', '-f', 'main'], {cwd: dir})
