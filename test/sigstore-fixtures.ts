@@ -2,6 +2,9 @@ import {generateKeyPairSync, sign, type KeyObject} from 'node:crypto'
 import {bundleToJSON} from '@sigstore/bundle'
 import {DSSEBundleBuilder, MessageSignatureBundleBuilder} from '@sigstore/sign'
 
+/** A bundle as JSON: the tests read and tamper with its fields freely. */
+export type BundleJson = Record<string, any>
+
 export interface ImageKeyPair {
   pem: string
   privateKey: KeyObject
@@ -17,26 +20,26 @@ export function imageKeyPair(type: 'ec' | 'ed25519'): ImageKeyPair {
  * A keyed DSSE bundle as `cosign sign --key` writes for an image: an in-toto statement whose
  * subject is the image digest, signed with a generated key by @sigstore/sign's own builder.
  */
-export async function signImage(digest: string, key: ImageKeyPair): Promise<Record<string, any>> {
+export async function signImage(digest: string, key: ImageKeyPair): Promise<BundleJson> {
   const builder = new DSSEBundleBuilder({
     signer: {
       sign: async (data: Buffer) => ({signature: sign(key.type === 'ec' ? 'sha256' : null, data, key.privateKey), key: {$case: 'publicKey', publicKey: key.pem, hint: 'cosign-style-hint'}}),
     },
     witnesses: [],
   })
-  return bundleToJSON(await builder.create({data: Buffer.from(JSON.stringify(statementFor(digest))), type: 'application/vnd.in-toto+json'})) as Record<string, any>
+  return bundleToJSON(await builder.create({data: Buffer.from(JSON.stringify(statementFor(digest))), type: 'application/vnd.in-toto+json'})) as BundleJson
 }
 
 /**
  * A keyed message-signature bundle over an image manifest's bytes: the signature is over their
  * SHA-256, which is the image digest, so it can be verified from the digest alone.
  */
-export async function signImageMessage(manifest: Buffer, key: ImageKeyPair): Promise<Record<string, any>> {
+export async function signImageMessage(manifest: Buffer, key: ImageKeyPair): Promise<BundleJson> {
   const builder = new MessageSignatureBundleBuilder({
     signer: {sign: async (data: Buffer) => ({signature: sign(key.type === 'ec' ? 'sha256' : null, data, key.privateKey), key: {$case: 'publicKey', publicKey: key.pem, hint: 'k'}})},
     witnesses: [],
   })
-  return bundleToJSON(await builder.create({data: manifest})) as Record<string, any>
+  return bundleToJSON(await builder.create({data: manifest})) as BundleJson
 }
 
 /** The in-toto statement cosign signs for an image: the manifest digest as its subject. */
@@ -54,7 +57,7 @@ export interface MockSigstore {
   url: string
   trustedRoot: Record<string, unknown>
   /** A keyless DSSE bundle for `digest`, with a certificate for `subject` from `issuer`. */
-  signKeyless(digest: string, identity: {subject: string; issuer: string}, opts?: {timestamp?: boolean; tlog?: boolean; manifest?: Buffer}): Promise<Record<string, any>>
+  signKeyless(digest: string, identity: {subject: string; issuer: string}, opts?: {timestamp?: boolean; tlog?: boolean; manifest?: Buffer}): Promise<BundleJson>
   close(): Promise<void>
 }
 
@@ -120,9 +123,9 @@ export async function startMockSigstore(opts: {caClock?: Date} = {}): Promise<Mo
       if (o.tlog !== false) witnesses.push(new RekorWitness({rekorBaseURL: url, entryType: 'intoto', majorApiVersion: 1}))
       if (o.timestamp !== false) witnesses.push(new TSAWitness({tsaBaseURL: url}))
       const signer = new FulcioSigner({fulcioBaseURL: url, identityProvider: {getToken: async () => token}})
-      if (o.manifest) return bundleToJSON(await new MessageSignatureBundleBuilder({signer, witnesses}).create({data: o.manifest})) as Record<string, any>
+      if (o.manifest) return bundleToJSON(await new MessageSignatureBundleBuilder({signer, witnesses}).create({data: o.manifest})) as BundleJson
       const builder = new DSSEBundleBuilder({signer, witnesses})
-      return bundleToJSON(await builder.create({data: Buffer.from(JSON.stringify(statementFor(digest))), type: 'application/vnd.in-toto+json'})) as Record<string, any>
+      return bundleToJSON(await builder.create({data: Buffer.from(JSON.stringify(statementFor(digest))), type: 'application/vnd.in-toto+json'})) as BundleJson
     },
     close: () => new Promise<void>((resolve) => server.close(() => resolve())),
   }
@@ -133,7 +136,7 @@ export async function startMockSigstore(opts: {caClock?: Date} = {}): Promise<Mo
  * bundle over the simple-signing payload (made by `signKeyless(…, {manifest: payload})`): the
  * signature, the Fulcio certificate as PEM, and Rekor's entry with its signed entry timestamp.
  */
-export function cosignV2Annotations(bundle: Record<string, any>): Record<string, string> {
+export function cosignV2Annotations(bundle: BundleJson): Record<string, string> {
   const pem = (b64: string) => `-----BEGIN CERTIFICATE-----\n${b64.match(/.{1,64}/g)!.join('\n')}\n-----END CERTIFICATE-----\n`
   const entry = bundle.verificationMaterial.tlogEntries[0]
   return {

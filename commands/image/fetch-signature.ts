@@ -20,7 +20,7 @@ A bearer token for the registry is read from AIRLOCK_REGISTRY_TOKEN.`
   async run(): Promise<PlanOutcome & {found: Array<{layout: string; via?: string; verified: boolean; reason?: string}>}> {
     const {args, flags} = await this.parse(ImageFetchSignature)
     const repo = await this.repository(flags.repo)
-    const [{parseImageRef, RegistryClient}, {bundleFromSigTag}, {planStoreSignature}, {findImageByRef}, {parseDuration}, {ImageVerificationError}, {AirlockError}] = await Promise.all([
+    const [{parseImageRef, RegistryClient}, {bundleFromSigTag}, {planStoreSignature}, {findImageByRef}, {parseDuration}, {ImageVerificationError}, {AirlockError}, {planBase}] = await Promise.all([
       import('../../platform/registry/client.js'),
       import('../../platform/registry/cosign.js'),
       import('../../control-plane/plan/signature.js'),
@@ -28,9 +28,11 @@ A bearer token for the registry is read from AIRLOCK_REGISTRY_TOKEN.`
       import('../../control-plane/duration.js'),
       import('../../platform/images/verify.js'),
       import('../../control-plane/errors.js'),
+      import('../../control-plane/promote/channel-change.js'),
     ])
     const ref = parseImageRef(args.ref)
-    const image = await findImageByRef(repo, `${ref.registry}/${ref.repository}`, this.limits)
+    const base = await planBase(repo)
+    const image = await findImageByRef(repo, base.commit, `${ref.registry}/${ref.repository}`, this.limits)
     const client = new RegistryClient(ref.registry, {
       token: process.env.AIRLOCK_REGISTRY_TOKEN || undefined,
       ca: flags.ca ? await readInput(flags.ca) : undefined,
@@ -47,8 +49,7 @@ A bearer token for the registry is read from AIRLOCK_REGISTRY_TOKEN.`
     for (const sig of found) {
       const stored = sig.layout === 'referrer' ? {bundleText: sig.bundleText} : bundleFromSigTag(sig)
       try {
-        const plan = await planStoreSignature(repo, {
-          image: image.name,
+        const plan = await planStoreSignature(repo, base, image, {
           digest: ref.digest,
           ...stored,
           operation: 'image-fetch-signature',
@@ -57,7 +58,6 @@ A bearer token for the registry is read from AIRLOCK_REGISTRY_TOKEN.`
           reason: flags.reason,
           requestedBy,
           now: this.now,
-          limits: this.limits,
         })
         tried.push({layout: sig.layout, ...(sig.layout === 'referrer' ? {via: sig.via} : {}), verified: true})
         if (!this.jsonEnabled()) this.log(`Found ${found.length} signature(s); using the ${sig.layout === 'referrer' ? `OCI referrer (${sig.via})` : `cosign ${sig.tag} tag`} one, which verifies.\n`)

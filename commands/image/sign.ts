@@ -15,18 +15,19 @@ export default class ImageSign extends AirlockCommand {
   async run(): Promise<PlanOutcome> {
     const {args, flags} = await this.parse(ImageSign)
     const repo = await this.repository(flags.repo)
-    const [{parseDigestRef}, {loadImageKey}, {signImageBundle}, {planStoreSignature}, {findImageByRef}] = await Promise.all([
+    const [{parseDigestRef}, {loadImageKey}, {signImageBundle}, {planStoreSignature}, {findImageByRef}, {planBase}] = await Promise.all([
       import('../../control-plane/manifests/digest.js'),
       import('../../control-plane/crypto/keys.js'),
       import('../../platform/images/sign.js'),
       import('../../control-plane/plan/signature.js'),
       import('../../control-plane/manifests/load.js'),
+      import('../../control-plane/promote/channel-change.js'),
     ])
     const ref = parseDigestRef(args.ref, 'REF')
     const key = await loadImageKey(flags.key)
-    const image = await findImageByRef(repo, ref.repository, this.limits)
-    const plan = await planStoreSignature(repo, {
-      image: image.name,
+    const base = await planBase(repo)
+    const image = await findImageByRef(repo, base.commit, ref.repository, this.limits)
+    const plan = await planStoreSignature(repo, base, image, {
       digest: ref.digest,
       bundleText: await signImageBundle(image.repository, ref.digest, key),
       operation: 'image-sign',
@@ -35,7 +36,6 @@ export default class ImageSign extends AirlockCommand {
       reason: flags.reason,
       requestedBy: await this.requester(flags.actor),
       now: this.now,
-      limits: this.limits,
     })
     return this.finishPlan(repo, plan, flags)
   }

@@ -70,7 +70,7 @@ Nothing is fetched: the trusted root is manifests/sigstore/trusted_root.json (or
       const repo = await this.repository(flags.repo)
       const [{findImageByRef, loadTrust}, {planBase}] = await Promise.all([import('../../control-plane/manifests/load.js'), import('../../control-plane/promote/channel-change.js')])
       const base = await planBase(repo)
-      const image = await findImageByRef(repo, ref.repository, this.limits)
+      const image = await findImageByRef(repo, base.commit, ref.repository, this.limits)
       const trust = await loadTrust(repo, base.commit, this.limits)
       if (!flags.bundle) {
         const {record} = await policyMod.verifyPinned(repo, base.commit, image, ref.digest, trust, this.now, this.limits)

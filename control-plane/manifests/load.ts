@@ -60,14 +60,13 @@ export async function loadImage(repo: Repository, commit: string, name: string, 
 }
 
 /**
- * The image a reference names: `IMAGE@sha256:…` by name, `repo@sha256:…` by its repository
- * (at HEAD). A reference that names no managed image is an input error.
+ * The image a reference names at `commit`: `IMAGE@sha256:…` by name, `repo@sha256:…` by its
+ * repository. A reference that names no managed image is an input error.
  */
-export async function findImageByRef(repo: Repository, name: string | undefined, limits: Limits): Promise<GoldenImage> {
-  const head = await repo.head()
-  if (!name || !head.oid) throw new AirlockError('UNKNOWN_IMAGE', 'REF: give IMAGE@sha256:… or repo@sha256:… of an image in manifests/images/', {field: 'REF'})
-  if (!name.includes('/')) return loadImage(repo, head.oid, name, limits)
-  const found = (await loadImages(repo, head.oid, limits)).find((i) => i.repository === name)
+export async function findImageByRef(repo: Repository, commit: string, name: string | undefined, limits: Limits): Promise<GoldenImage> {
+  if (!name) throw new AirlockError('UNKNOWN_IMAGE', 'REF: give IMAGE@sha256:… or repo@sha256:… of an image in manifests/images/', {field: 'REF'})
+  if (!name.includes('/')) return loadImage(repo, commit, name, limits)
+  const found = (await loadImages(repo, commit, limits)).find((i) => i.repository === name)
   if (!found) throw new AirlockError('UNKNOWN_IMAGE', `REF: no image in ${IMAGES_DIR}/ has repository ${name}`, {field: 'REF', repository: name})
   return found
 }

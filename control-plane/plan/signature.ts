@@ -1,9 +1,6 @@
 import {createHash} from 'node:crypto'
 import {receiptPathFor} from '../evidence/receipt.js'
-import type {Limits} from '../limits.js'
-import {loadImage} from '../manifests/load.js'
 import {signaturePath, signaturePayloadPath, type GoldenImage} from '../manifests/models.js'
-import {planBase} from '../promote/channel-change.js'
 import type {Repository} from '../repo/repository.js'
 import {sealPlan, type Plan, type PlannedChange, type Requester, type SignatureVerification} from './plan.js'
 
@@ -14,14 +11,15 @@ export function blobId(text: string): string {
 }
 
 /**
- * Plans storing a Sigstore bundle for `digest` of `image` beside the manifests, after `verify`
- * has checked it under the image's policy at the base commit (a bundle that would not verify is
- * never stored). Storing the same bundle again is a no-op plan.
+ * Plans storing a Sigstore bundle for `digest` of `image` (as read at `base`) beside the
+ * manifests, after `verify` has checked it under the image's policy at the base commit (a bundle
+ * that would not verify is never stored). Storing the same bundle again is a no-op plan.
  */
 export async function planStoreSignature(
   repo: Repository,
+  base: {branch: string; commit: string},
+  image: GoldenImage,
   req: {
-    image: string
     digest: string
     bundleText: string
     /** The simple-signing payload a cosign v2 signature signs, kept beside its bundle. */
@@ -32,11 +30,8 @@ export async function planStoreSignature(
     reason: string
     requestedBy: Requester
     now: Date
-    limits: Limits
   },
 ): Promise<Plan> {
-  const base = await planBase(repo)
-  const image = await loadImage(repo, base.commit, req.image, req.limits)
   const path = signaturePath(image.name, req.digest)
   const payloadPath = signaturePayloadPath(image.name, req.digest)
   const [existing, existingPayload] = await Promise.all([repo.readFile(base.commit, path), repo.readFile(base.commit, payloadPath)])

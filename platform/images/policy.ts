@@ -20,7 +20,6 @@ export interface PolicyInput {
   oid: string | null
 }
 
-
 export function trustKeyObject(key: TrustKey) {
   return key.algorithm === 'ed25519' ? publicKeyObject(key.publicKey) : createPublicKey({key: Buffer.from(key.publicKey), format: 'der', type: 'spki'})
 }
