@@ -3,8 +3,9 @@ import {Command, Flags, type Interfaces} from '@oclif/core'
 import {AirlockError, exitCodeOf, toErrorJson} from '../control-plane/errors.js'
 import {DEFAULT_LIMITS, type Limits} from '../control-plane/limits.js'
 import type {Signer} from '../control-plane/crypto/keys.js'
-import type {GoldenImage} from '../control-plane/manifests/models.js'
-import type {Plan} from '../control-plane/plan/plan.js'
+import type {ChangeRequest, Plan} from '../control-plane/plan/plan.js'
+import type {PipelineContext} from '../control-plane/pipeline/draft.js'
+import {identityFlags} from './_identity.js'
 import type {ApplyResult} from '../control-plane/plan/apply.js'
 import type {Repository} from '../control-plane/repo/repository.js'
 import type {Requester} from '../control-plane/plan/plan.js'
@@ -85,37 +86,42 @@ export abstract class AirlockCommand extends Command {
     setFlagsFromString('--liftoff-only')
   }
 
-  /** An authorize callback for promote/rollback: the acting identity against the repository's policies. */
-  protected async changeAuthorizer(repo: Repository, flags: {jwt?: string; jwks?: string; issuer?: string; audience?: string; ca?: string; reason: string}) {
+  /**
+   * What the pipeline needs from the outside world: who acts (a verified token, or the local git
+   * identity), the signature checks (platform/), the reference time and the trust anchor flag.
+   */
+  protected async pipelineContext(repo: Repository, flags: PipelineFlags): Promise<PipelineContext> {
     await this.oneShotWasm()
-    const [{actingIdentity}, {authorizeChange}] = await Promise.all([import('./_identity.js'), import('../control-plane/promote/authorize.js')])
-    const identity = await actingIdentity(flags, repo, this.now)
-    return (change: {action: 'Promote' | 'Rollback'; image: string; channel: string; base: string}) =>
-      authorizeChange(repo, change.base, {...change, identity, reason: flags.reason, limits: this.limits})
+    const [{actingIdentity}, {verifyPinned, verifyBundleFor}] = await Promise.all([import('./_identity.js'), import('../platform/images/policy.js')])
+    const {now, limits} = this
+    return {
+      now,
+      reason: flags.reason ?? '',
+      requestedBy: await this.requester(flags.actor),
+      identity: await actingIdentity(flags, repo, now),
+      ...(flags['trust-anchor'] ? {anchor: flags['trust-anchor']} : {}),
+      limits,
+      verifier: {
+        pinned: (r, commit, image, digest, trust) => verifyPinned(r, commit, image, digest, trust, now, limits),
+        bundle: (r, commit, image, digest, bundle, trust) => verifyBundleFor(r, commit, image, digest, bundle, trust, now, limits),
+      },
+    }
   }
 
-  /** A verify callback for promote/rollback: the pinned digest's stored bundle under the image's policy. */
-  protected async signatureVerifier(repo: Repository) {
-    const [{verifyPinned}, {loadTrust}] = await Promise.all([import('../platform/images/policy.js'), import('../control-plane/manifests/load.js')])
-    return async (image: GoldenImage, digest: string, base: string) => verifyPinned(repo, base, image, digest, await loadTrust(repo, base, this.limits), this.now, this.limits)
-  }
-
-  /** A verify callback for storing a bundle: it must verify under the image's policy first. */
-  protected async bundleVerifier(repo: Repository) {
-    const [{verifyBundleFor}, {loadTrust}] = await Promise.all([import('../platform/images/policy.js'), import('../control-plane/manifests/load.js')])
-    return async (image: GoldenImage, digest: string, bundle: {text: string; path: string; oid: string; payload?: string}, base: string) =>
-      verifyBundleFor(repo, base, image, digest, bundle, await loadTrust(repo, base, this.limits), this.now, this.limits)
+  /** A mutating command: the request through the pipeline, then save, apply, render. */
+  protected async runChange(repo: Repository, request: ChangeRequest, flags: PipelineFlags & {apply: boolean; out?: string; 'evidence-key'?: string}): Promise<PlanOutcome> {
+    const {planChange} = await import('../control-plane/pipeline/pipeline.js')
+    const plan = await planChange(repo, request, await this.pipelineContext(repo, flags))
+    return this.finishPlan(repo, plan, flags)
   }
 
   /** The shared tail of every mutating command: save (--out), apply (--apply), render. */
   protected async finishPlan(repo: Repository, plan: Plan, flags: {apply: boolean; out?: string; 'evidence-key'?: string}): Promise<PlanOutcome> {
+    const {refusal, applyChange} = await import('../control-plane/pipeline/pipeline.js')
+    const refused = refusal(plan)
+    // Refused before anything is applied or saved; a plan-only run shows the plan instead.
+    if (refused && (flags.apply || flags.out)) throw refused
     const signer = flags.apply ? await this.evidenceSigner(flags['evidence-key']) : null
-    const a = plan.authorization
-    if (a && a.decision === 'deny' && (flags.apply || flags.out)) {
-      // Refused before anything is applied or saved; a plan-only run shows the decision instead.
-      const why = a.reasons.length ? ` (${a.reasons.join(', ')})` : a.note ? ` (${a.note})` : ' (no policy permits it)'
-      throw new AirlockError('DENIED', `policy denies ${a.action} of ${a.resource} to ${a.principal}${a.authenticated ? '' : ', an unauthenticated local operator'}${why}`, {authorization: a})
-    }
     let savedTo: string | null = null
     if (flags.out) {
       const [{writeFileAtomic}, {serializePlan}, {resolve}] = await Promise.all([
@@ -127,20 +133,30 @@ export abstract class AirlockCommand extends Command {
       await writeFileAtomic(savedTo, serializePlan(plan))
     }
     let applied: ApplyResult | null = null
-    if (signer && plan.changes.length > 0) {
-      const {applyPlan} = await import('../control-plane/plan/apply.js')
-      applied = await applyPlan(repo, plan, {signer, now: this.now, toolVersion: this.config.version, limits: this.limits})
-    }
+    if (signer && plan.changes.length > 0) applied = await applyChange(repo, plan, {signer, now: this.now, toolVersion: this.config.version, limits: this.limits})
     if (!this.jsonEnabled()) {
       const {renderPlan} = await import('../control-plane/plan/render.js')
       process.stdout.write(renderPlan(plan, {color: this.color(), applied}))
       if (savedTo) process.stdout.write(`Saved the plan to ${savedTo}; apply it with: airlock apply ${flags.out}\n`)
     }
+    // A base whose history does not verify is a failed check even for a plan-only run.
+    if (refused?.code === 'BASE_UNVERIFIED') {
+      if (!this.jsonEnabled()) process.stderr.write(`airlock: ${refused.message}\n`)
+      this.failCheck()
+    }
     return {plan, applied, savedTo}
   }
 }
 
+type PipelineFlags = {reason?: string; actor?: string; 'trust-anchor'?: string; jwt?: string; jwks?: string; issuer?: string; audience?: string; ca?: string}
+
+export const anchorFlag = {
+  'trust-anchor': Flags.string({description: 'the commit trust starts at (default: git config airlock.trustAnchor, else the one root commit)'}),
+}
+
 export const planFlags = {
+  ...identityFlags,
+  ...anchorFlag,
   apply: Flags.boolean({description: 'make the change (default: print the plan only)', default: false}),
   out: Flags.string({description: 'save the plan to FILE, for `airlock apply FILE`'}),
   reason: Flags.string({description: 'why: recorded in the commit and the receipt', default: ''}),

@@ -22,16 +22,15 @@ Runtimes: podman (the container named after the image), containerd (ctr, the con
   async run(): Promise<{results: Alignment[]; aligned: number; drift: number; unreadable: number}> {
     const {args, flags} = await this.parse(Align)
     const repo = await this.repository(flags.repo)
-    const [{loadImage, loadImages}, {planBase}, {runtimeAdapter}, {alignImages}, {parseDuration}, {AirlockError}] = await Promise.all([
+    const [{loadImage, loadImages}, {runtimeAdapter}, {alignImages}, {parseDuration}, {AirlockError}] = await Promise.all([
       import('../control-plane/manifests/load.js'),
-      import('../control-plane/promote/channel-change.js'),
       import('../platform/runtime/adapters.js'),
       import('../platform/runtime/align.js'),
       import('../control-plane/duration.js'),
       import('../control-plane/errors.js'),
     ])
     const runtime = runtimeAdapter(flags.runtime, {timeoutMs: parseDuration(flags.timeout, '--timeout'), maxFileBytes: this.limits.maxFileBytes})
-    const base = await planBase(repo)
+    const base = await repo.base()
     let images = args.image ? [await loadImage(repo, base.commit, args.image, this.limits)] : await loadImages(repo, base.commit, this.limits)
     if (args.image && !images[0]!.channels[flags.channel]) {
       throw new AirlockError('UNKNOWN_CHANNEL', `--channel: image ${args.image} has no channel "${flags.channel}" (channels: ${Object.keys(images[0]!.channels).join(', ')})`, {field: '--channel'})

@@ -2,13 +2,18 @@ import {readFile} from 'node:fs/promises'
 import {Args, Flags} from '@oclif/core'
 import {AirlockError} from '../control-plane/errors.js'
 import type {ApplyResult} from '../control-plane/plan/apply.js'
-import {AirlockCommand} from './_base.js'
+import {AirlockCommand, anchorFlag} from './_base.js'
+import {identityFlags} from './_identity.js'
 
 export default class Apply extends AirlockCommand {
-  static override summary = 'Apply a saved plan, only if nothing it was computed from has changed.'
+  static override summary = 'Apply a saved plan: the pipeline runs again on its request, and only an identical result is applied.'
+  static override description =
+    'A saved plan is a proposal, not a credential. The change is computed again from the plan\'s request on the current HEAD: the base must still be the one planned on (else exit 3 STALE_PLAN) and verify back to the trust anchor, whoever applies now is authorized now, and the pinned signatures are verified now. Only if the result equals the saved plan is it applied; otherwise it is refused (exit 2 PLAN_MISMATCH) naming the fields that differ.'
   static override examples = ['<%= config.bin %> promote agent-runner --from canary --to stable --out plan.json', '<%= config.bin %> apply plan.json']
   static override args = {plan: Args.string({description: 'plan file written by --out', required: true})}
   static override flags = {
+    ...identityFlags,
+    ...anchorFlag,
     'evidence-key': Flags.string({description: 'Ed25519 private key that signs the receipt and commit (default: AIRLOCK_EVIDENCE_KEY)'}),
   }
 
@@ -18,10 +23,11 @@ export default class Apply extends AirlockCommand {
     const text = await readFile(args.plan, 'utf8').catch((error: Error) => {
       throw new AirlockError('PLAN_INVALID', `${args.plan}: cannot read the plan (${error.message})`, {file: args.plan})
     })
-    const [{parsePlan}, {applyPlan}] = await Promise.all([import('../control-plane/plan/plan.js'), import('../control-plane/plan/apply.js')])
-    const plan = parsePlan(text, args.plan, this.limits)
+    const [{parsePlan}, {replan, applyChange}] = await Promise.all([import('../control-plane/plan/plan.js'), import('../control-plane/pipeline/pipeline.js')])
+    const saved = parsePlan(text, args.plan, this.limits)
     const repo = await this.repository(flags.repo)
-    const result = await applyPlan(repo, plan, {signer, now: this.now, toolVersion: this.config.version, limits: this.limits})
+    const plan = await replan(repo, saved, await this.pipelineContext(repo, {...flags, reason: saved.reason}))
+    const result = await applyChange(repo, plan, {signer, now: this.now, toolVersion: this.config.version, limits: this.limits})
     this.log(`Applied ${plan.operation}: ${plan.summary}\n  commit  ${result.commit}\n  receipt ${result.receipt}`)
     return result
   }

@@ -1,6 +1,5 @@
 import {Args, Flags} from '@oclif/core'
 import {AirlockCommand, planFlags, type PlanOutcome} from './_base.js'
-import {identityFlags} from './_identity.js'
 
 export default class Promote extends AirlockCommand {
   static override summary = 'Move a channel of a golden image to a pinned digest, recording the rollback target.'
@@ -11,7 +10,6 @@ export default class Promote extends AirlockCommand {
   static override args = {image: Args.string({description: 'image name (manifests/images/NAME.yaml)', required: true})}
   static override flags = {
     ...planFlags,
-    ...identityFlags,
     digest: Flags.string({description: 'digest to promote: sha256:<64 hex> or repo@sha256:<64 hex>', exactlyOne: ['digest', 'from']}),
     from: Flags.string({description: 'promote the digest this channel holds', exactlyOne: ['digest', 'from']}),
     to: Flags.string({description: 'channel to change', required: true}),
@@ -20,9 +18,7 @@ export default class Promote extends AirlockCommand {
   async run(): Promise<PlanOutcome> {
     const {args, flags} = await this.parse(Promote)
     const repo = await this.repository(flags.repo)
-    const {planPromote} = await import('../control-plane/promote/promote.js')
-    const common = {image: args.image, to: flags.to, reason: flags.reason, requestedBy: await this.requester(flags.actor), now: this.now, limits: this.limits, authorize: await this.changeAuthorizer(repo, flags), verify: await this.signatureVerifier(repo)}
-    const plan = await planPromote(repo, flags.from !== undefined ? {...common, from: flags.from} : {...common, digest: flags.digest!})
-    return this.finishPlan(repo, plan, flags)
+    const request = {kind: 'promote' as const, image: args.image, to: flags.to, ...(flags.from !== undefined ? {from: flags.from} : {digest: flags.digest!})}
+    return this.runChange(repo, request, flags)
   }
 }

@@ -1,6 +1,5 @@
 import {Args, Flags} from '@oclif/core'
 import {AirlockCommand, planFlags, type PlanOutcome} from './_base.js'
-import {identityFlags} from './_identity.js'
 
 export default class Rollback extends AirlockCommand {
   static override summary = 'Restore a channel to its rollback target (or a given digest) as a new forward commit.'
@@ -8,7 +7,6 @@ export default class Rollback extends AirlockCommand {
   static override args = {image: Args.string({description: 'image name', required: true})}
   static override flags = {
     ...planFlags,
-    ...identityFlags,
     channel: Flags.string({description: 'channel to roll back', required: true}),
     to: Flags.string({description: 'previous (the recorded rollback target) or sha256:<64 hex>', default: 'previous'}),
     reason: Flags.string({description: 'why (required): recorded in the commit and the receipt', required: true}),
@@ -17,18 +15,6 @@ export default class Rollback extends AirlockCommand {
   async run(): Promise<PlanOutcome> {
     const {args, flags} = await this.parse(Rollback)
     const repo = await this.repository(flags.repo)
-    const {planRollback} = await import('../control-plane/promote/rollback.js')
-    const plan = await planRollback(repo, {
-      image: args.image,
-      channel: flags.channel,
-      to: flags.to,
-      reason: flags.reason,
-      requestedBy: await this.requester(flags.actor),
-      now: this.now,
-      limits: this.limits,
-      authorize: await this.changeAuthorizer(repo, flags),
-      verify: await this.signatureVerifier(repo),
-    })
-    return this.finishPlan(repo, plan, flags)
+    return this.runChange(repo, {kind: 'rollback', image: args.image, channel: flags.channel, to: flags.to}, flags)
   }
 }

@@ -23,10 +23,12 @@ export type ErrorCode =
   | 'KEY_EXISTS'
   | 'PLAN_INVALID'
   | 'PLAN_TAMPERED'
+  | 'PLAN_MISMATCH'
   | 'TARGET_EXISTS'
   | 'INVALID_POLICY_SOURCE'
   // 1: a check failed
   | 'VERIFICATION_FAILED'
+  | 'BASE_UNVERIFIED'
   // 1: a signed policy bundle failed verification (issue 3's codes)
   | 'BAD_SIGNATURE'
   | 'THRESHOLD_NOT_MET'
@@ -97,9 +99,11 @@ const EXIT_CODES: Record<ErrorCode, 1 | 2 | 3> = {
   KEY_EXISTS: 2,
   PLAN_INVALID: 2,
   PLAN_TAMPERED: 2,
+  PLAN_MISMATCH: 2,
   TARGET_EXISTS: 2,
   INVALID_POLICY_SOURCE: 2,
   VERIFICATION_FAILED: 1,
+  BASE_UNVERIFIED: 1,
   BAD_SIGNATURE: 1,
   THRESHOLD_NOT_MET: 1,
   UNKNOWN_KEY: 1,

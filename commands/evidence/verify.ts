@@ -5,17 +5,21 @@ import {AirlockCommand} from '../_base.js'
 export default class EvidenceVerify extends AirlockCommand {
   static override summary = 'Verify every receipt, that receipts were only ever added, and the signatures of the commits that changed manifests or evidence.'
   static override flags = {
-    since: Flags.string({description: 'start the history check after this commit (for repositories that adopted airlock later)'}),
+    'trust-anchor': Flags.string({description: 'the commit trust starts at (default: git config airlock.trustAnchor, else the one root commit)'}),
+    since: Flags.string({description: 'the same as --trust-anchor (for repositories that adopted airlock later)'}),
   }
 
   async run(): Promise<EvidenceReport> {
     const {flags} = await this.parse(EvidenceVerify)
     const repo = await this.repository(flags.repo)
-    const {verifyEvidence} = await import('../../control-plane/evidence/verify.js')
-    const report = await verifyEvidence(repo, {limits: this.limits, since: flags.since})
+    const [{verifyEvidence}, {resolveAnchor}] = await Promise.all([import('../../control-plane/evidence/verify.js'), import('../../control-plane/pipeline/base.js')])
+    const anchor = await resolveAnchor(repo, flags['trust-anchor'] ?? flags.since)
+    const report = await verifyEvidence(repo, {limits: this.limits, anchor})
     if (!report.ok) this.failCheck()
     if (!this.jsonEnabled()) {
       const lines = report.problems.map((p) => `FAIL ${p.code.padEnd(24)} ${p.message}`)
+      const a = report.anchor
+      lines.push(a.pinned ? `trust anchor ${a.commit?.slice(0, 12)} (pinned)` : `trust anchor ${a.commit?.slice(0, 12) ?? 'none'}: the root commit, not pinned (pass --trust-anchor or set git config airlock.trustAnchor)`)
       lines.push(
         `${report.ok ? 'OK' : 'FAILED'}: ${report.receipts.filter((r) => r.ok).length}/${report.receipts.length} receipts verified; ` +
           `${report.commitsWalked} commits walked, ${report.commitsSigned} signed commits checked; ${report.problems.length} problem(s).`,

@@ -20,18 +20,17 @@ A bearer token for the registry is read from AIRLOCK_REGISTRY_TOKEN.`
   async run(): Promise<PlanOutcome & {found: Array<{layout: string; via?: string; verified: boolean; reason?: string}>}> {
     const {args, flags} = await this.parse(ImageFetchSignature)
     const repo = await this.repository(flags.repo)
-    const [{parseImageRef, RegistryClient}, {bundleFromSigTag}, {planStoreSignature}, {findImageByRef}, {parseDuration}, {ImageVerificationError}, {AirlockError}, {planBase}] = await Promise.all([
+    const [{parseImageRef, RegistryClient}, {bundleFromSigTag}, {findImageByRef}, {parseDuration}, {ImageVerificationError}, {AirlockError}, {planChange}] = await Promise.all([
       import('../../platform/registry/client.js'),
       import('../../platform/registry/cosign.js'),
-      import('../../control-plane/plan/signature.js'),
       import('../../control-plane/manifests/load.js'),
       import('../../control-plane/duration.js'),
       import('../../platform/images/verify.js'),
       import('../../control-plane/errors.js'),
-      import('../../control-plane/promote/channel-change.js'),
+      import('../../control-plane/pipeline/pipeline.js'),
     ])
     const ref = parseImageRef(args.ref)
-    const base = await planBase(repo)
+    const base = await repo.base()
     const image = await findImageByRef(repo, base.commit, `${ref.registry}/${ref.repository}`, this.limits)
     const client = new RegistryClient(ref.registry, {
       token: process.env.AIRLOCK_REGISTRY_TOKEN || undefined,
@@ -42,23 +41,21 @@ A bearer token for the registry is read from AIRLOCK_REGISTRY_TOKEN.`
     })
     const found = await client.findSignatures(ref)
     if (found.length === 0) throw new ImageVerificationError('NO_SIGNATURE', `${args.ref}: the registry holds no signature (no Sigstore bundle referrer, no ${ref.digest.replace(':', '-')}.sig tag)`, {registry: ref.registry})
-    const verify = await this.bundleVerifier(repo)
-    const requestedBy = await this.requester(flags.actor)
+    const ctx = await this.pipelineContext(repo, flags)
     const tried: Array<{layout: string; via?: string; verified: boolean; reason?: string}> = []
     let lastError: Error | undefined
     for (const sig of found) {
       const stored = sig.layout === 'referrer' ? {bundleText: sig.bundleText} : bundleFromSigTag(sig)
       try {
-        const plan = await planStoreSignature(repo, base, image, {
-          digest: ref.digest,
-          ...stored,
+        const plan = await planChange(repo, {
+          kind: 'store-signature',
           operation: 'image-fetch-signature',
+          image: image.name,
+          digest: ref.digest,
+          bundle: stored.bundleText,
+          ...('payloadText' in stored ? {payload: stored.payloadText} : {}),
           details: {registry: ref.registry, layout: sig.layout, ...(sig.layout === 'referrer' ? {via: sig.via, referrer: sig.manifest} : {tag: sig.tag})},
-          verify,
-          reason: flags.reason,
-          requestedBy,
-          now: this.now,
-        })
+        }, ctx)
         tried.push({layout: sig.layout, ...(sig.layout === 'referrer' ? {via: sig.via} : {}), verified: true})
         if (!this.jsonEnabled()) this.log(`Found ${found.length} signature(s); using the ${sig.layout === 'referrer' ? `OCI referrer (${sig.via})` : `cosign ${sig.tag} tag`} one, which verifies.\n`)
         return {...(await this.finishPlan(repo, plan, flags)), found: tried}

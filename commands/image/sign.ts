@@ -15,28 +15,16 @@ export default class ImageSign extends AirlockCommand {
   async run(): Promise<PlanOutcome> {
     const {args, flags} = await this.parse(ImageSign)
     const repo = await this.repository(flags.repo)
-    const [{parseDigestRef}, {loadImageKey}, {signImageBundle}, {planStoreSignature}, {findImageByRef}, {planBase}] = await Promise.all([
+    const [{parseDigestRef}, {loadImageKey}, {signImageBundle}, {findImageByRef}] = await Promise.all([
       import('../../control-plane/manifests/digest.js'),
       import('../../control-plane/crypto/keys.js'),
       import('../../platform/images/sign.js'),
-      import('../../control-plane/plan/signature.js'),
       import('../../control-plane/manifests/load.js'),
-      import('../../control-plane/promote/channel-change.js'),
     ])
     const ref = parseDigestRef(args.ref, 'REF')
     const key = await loadImageKey(flags.key)
-    const base = await planBase(repo)
-    const image = await findImageByRef(repo, base.commit, ref.repository, this.limits)
-    const plan = await planStoreSignature(repo, base, image, {
-      digest: ref.digest,
-      bundleText: await signImageBundle(image.repository, ref.digest, key),
-      operation: 'image-sign',
-      details: {keyid: key.keyid, algorithm: key.algorithm},
-      verify: await this.bundleVerifier(repo),
-      reason: flags.reason,
-      requestedBy: await this.requester(flags.actor),
-      now: this.now,
-    })
-    return this.finishPlan(repo, plan, flags)
+    const image = await findImageByRef(repo, (await repo.base()).commit, ref.repository, this.limits)
+    const bundle = await signImageBundle(image.repository, ref.digest, key)
+    return this.runChange(repo, {kind: 'store-signature', operation: 'image-sign', image: image.name, digest: ref.digest, bundle, details: {keyid: key.keyid, algorithm: key.algorithm}}, flags)
   }
 }

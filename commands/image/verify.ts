@@ -68,8 +68,8 @@ Nothing is fetched: the trusted root is manifests/sigstore/trusted_root.json (or
       bundleName = flags.bundle
     } else {
       const repo = await this.repository(flags.repo)
-      const [{findImageByRef, loadTrust}, {planBase}] = await Promise.all([import('../../control-plane/manifests/load.js'), import('../../control-plane/promote/channel-change.js')])
-      const base = await planBase(repo)
+      const {findImageByRef, loadTrust} = await import('../../control-plane/manifests/load.js')
+      const base = await repo.base()
       const image = await findImageByRef(repo, base.commit, ref.repository, this.limits)
       const trust = await loadTrust(repo, base.commit, this.limits)
       if (!flags.bundle) {
@@ -105,12 +105,11 @@ Nothing is fetched: the trusted root is manifests/sigstore/trusted_root.json (or
 
   private async verifyAll(repoFlag: string | undefined): Promise<Result> {
     const repo = await this.repository(repoFlag)
-    const [{loadImages, loadTrust}, {planBase}, {verifyAllPinned}] = await Promise.all([
+    const [{loadImages, loadTrust}, {verifyAllPinned}] = await Promise.all([
       import('../../control-plane/manifests/load.js'),
-      import('../../control-plane/promote/channel-change.js'),
       import('../../platform/images/policy.js'),
     ])
-    const base = await planBase(repo)
+    const base = await repo.base()
     const [images, trust] = await Promise.all([loadImages(repo, base.commit, this.limits), loadTrust(repo, base.commit, this.limits)])
     const results = await verifyAllPinned(repo, base.commit, images, trust, this.now, this.limits)
     const failed = results.filter((r) => !r.verified).length

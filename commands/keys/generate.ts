@@ -10,6 +10,7 @@ export default class KeysGenerate extends AirlockCommand {
   static override flags = {
     ...planFlags,
     role: Flags.string({description: 'role the key gets in trust.yaml', options: ['evidence', 'policy', 'image', 'audit'], required: true}),
+    'valid-from': Flags.string({description: 'start of the key validity (RFC 3339 time; default: now)'}),
     'valid-until': Flags.string({description: 'end of the key validity (RFC 3339 time)'}),
     algorithm: Flags.string({description: 'key type; ecdsa-p256 (what cosign generates) only for image keys', options: ['ed25519', 'ecdsa-p256'], default: 'ed25519'}),
   }
@@ -17,7 +18,7 @@ export default class KeysGenerate extends AirlockCommand {
   async run(): Promise<PlanOutcome & {key: {id: string; publicKey: string; file: string; created: boolean}}> {
     const {args, flags} = await this.parse(KeysGenerate)
     const repo = await this.repository(flags.repo)
-    const {ensureKeyFile, planAddKey} = await import('../../control-plane/plan/trust-key.js')
+    const {ensureKeyFile} = await import('../../control-plane/plan/trust-key.js')
     const file = join(repo.dir, 'keys', `${args.name}.key`)
     const algorithm = flags.algorithm as 'ed25519' | 'ecdsa-p256'
     if (algorithm !== 'ed25519' && flags.role !== 'image') {
@@ -25,20 +26,10 @@ export default class KeysGenerate extends AirlockCommand {
       throw new AirlockError('USAGE', `--algorithm ${algorithm}: only image keys may be ECDSA; evidence, policy and audit signatures are Ed25519`, {field: '--algorithm'})
     }
     const key = await ensureKeyFile(file, args.name, algorithm)
-    const plan = await planAddKey(repo, {
-      name: args.name,
-      role: flags.role as 'evidence',
-      publicKey: key.publicKey,
-      algorithm,
-      validUntil: flags['valid-until'],
-      reason: flags.reason,
-      requestedBy: await this.requester(flags.actor),
-      now: this.now,
-      limits: this.limits,
-    })
     const publicKey = Buffer.from(key.publicKey).toString('base64')
     if (!this.jsonEnabled()) this.log(`${key.created ? 'Wrote' : 'Using'} ${file}\n  key id     ${key.keyid}\n  algorithm  ${algorithm}\n  public key ${publicKey}\n`)
-    const outcome = await this.finishPlan(repo, plan, flags)
+    const request = {kind: 'add-key' as const, name: args.name, role: flags.role as 'evidence', algorithm, publicKey, validFrom: flags['valid-from'] ?? this.now.toISOString().replace(/\.\d{3}Z$/, 'Z'), ...(flags['valid-until'] ? {validUntil: flags['valid-until']} : {})}
+    const outcome = await this.runChange(repo, request, flags)
     return {...outcome, key: {id: key.keyid, publicKey, file, created: key.created}}
   }
 }

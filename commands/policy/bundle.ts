@@ -17,7 +17,7 @@ export default class PolicyBundle extends AirlockCommand {
 
   async run(): Promise<PlanOutcome> {
     const {flags} = await this.parse(PolicyBundle)
-    const [{parseScope}, {planBundle}, {parseDuration}, {loadSigner}] = await Promise.all([
+    const [{parseScope}, {signPolicyBundle}, {parseDuration}, {loadSigner}] = await Promise.all([
       import('../../control-plane/policy/bundle.js'),
       import('../../control-plane/policy/publish.js'),
       import('../../control-plane/duration.js'),
@@ -28,7 +28,7 @@ export default class PolicyBundle extends AirlockCommand {
     const signers = await Promise.all(flags.key.map((file) => loadSigner({file}, 'policy')))
     const repo = await this.repository(flags.repo)
     const tree = await policyTree({...flags, repo: repo.dir})
-    const plan = await planBundle(repo, {tree, scope, expiresInMs, signers, version: flags.version, reason: flags.reason, requestedBy: await this.requester(flags.actor), now: this.now, limits: this.limits})
-    return this.finishPlan(repo, plan, flags)
+    const bundle = await signPolicyBundle(repo, {tree, scope, expiresInMs, signers, version: flags.version, now: this.now, limits: this.limits})
+    return this.runChange(repo, {kind: 'policy-bundle', scope: flags.scope, bundle}, flags)
   }
 }

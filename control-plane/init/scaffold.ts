@@ -4,11 +4,13 @@ import {Document} from 'yaml'
 import {AirlockError} from '../errors.js'
 import {sha256Hex} from '../crypto/digest.js'
 import {generateImageKey, generateSigner, writePrivateKey, type ImageSigningKey, type Signer} from '../crypto/keys.js'
-import {receiptPathFor} from '../evidence/receipt.js'
 import type {Limits} from '../limits.js'
 import {DEFAULT_TRUSTED_ROOT, IMAGES_DIR, signaturePath, TRUST_FILE} from '../manifests/models.js'
-import {applyPlan, type ApplyResult} from '../plan/apply.js'
-import {sealPlan, type Plan, type Requester} from '../plan/plan.js'
+import type {ApplyResult} from '../plan/apply.js'
+import type {Plan, Requester} from '../plan/plan.js'
+import {ANCHOR_CONFIG} from '../pipeline/base.js'
+import type {SignatureVerifier} from '../pipeline/draft.js'
+import {applyChange, planChange} from '../pipeline/pipeline.js'
 import {initRepository, Repository} from '../repo/repository.js'
 import {newTrustDocument, trustEntry} from '../plan/trust-key.js'
 
@@ -17,6 +19,12 @@ const EXAMPLE_REPOSITORY = 'registry.example.com/golden/agent-runner'
 
 /** Makes the Sigstore bundle (JSON text) of an image digest with a local key; see platform/images/sign. */
 export type BundleSigner = (repository: string, digest: string, key: ImageSigningKey) => Promise<string>
+
+/** init pins no digest it has not just signed itself: there is nothing to verify against yet. */
+const NO_SIGNATURES: SignatureVerifier = {
+  pinned: () => Promise.reject(new AirlockError('INTERNAL', 'init verifies no signatures')),
+  bundle: () => Promise.reject(new AirlockError('INTERNAL', 'init verifies no signatures')),
+}
 
 /** Deterministic example digests: clearly not real images, but well-formed pins. */
 export function exampleDigest(label: string): string {
@@ -55,7 +63,8 @@ async function examplePolicies(dir: string): Promise<Array<[string, string]>> {
   return out
 }
 
-function initPlan(signer: Signer, image: {key: ImageSigningKey; bundles: Array<[string, string]>; trustedRoot: string}, now: Date, requestedBy: Requester, policies: Array<[string, string]>): Plan {
+/** The files of a new fleet: trust.yaml with the new keys, the signed example image, policies, the root. */
+function initFiles(signer: Signer, image: {key: ImageSigningKey; bundles: Array<[string, string]>; trustedRoot: string}, now: Date, policies: Array<[string, string]>): Array<{path: string; content: string}> {
   const trust = newTrustDocument([
     trustEntry('evidence', 'evidence', signer.publicKey, signer.keyid, now),
     trustEntry('image', 'image', image.key.publicKey, image.key.keyid, now, undefined, image.key.algorithm),
@@ -72,22 +81,7 @@ function initPlan(signer: Signer, image: {key: ImageSigningKey; bundles: Array<[
     ...policies,
     ['docs/evidence/README.md', '# Evidence\n\nSigned receipts (DSSE envelopes holding in-toto statements), one per applied change.\nVerify them with `airlock evidence verify`.\n'],
   ]
-  const unsigned = {
-    apiVersion: 'airlock/v1' as const,
-    kind: 'Plan' as const,
-    operation: 'init' as const,
-    summary: 'scaffold a GitOps repository with a signed example image, an evidence key and an image key',
-    reason: 'airlock init',
-    requestedBy,
-    createdAt: now.toISOString(),
-    branch: 'refs/heads/main',
-    baseCommit: null,
-    inputs: [],
-    details: {keyid: signer.keyid, imageKeyid: image.key.keyid},
-    subjects: [{name: `ed25519-key:evidence`, digest: {sha256: signer.keyid}}],
-    changes: files.map(([path, after]) => ({path, action: 'create' as const, before: null, after})),
-  }
-  return sealPlan({...unsigned, receiptPath: receiptPathFor(unsigned, 'repository')})
+  return files.map(([path, content]) => ({path, content}))
 }
 
 /**
@@ -110,7 +104,9 @@ export async function scaffold(
   const image = generateImageKey('ecdsa-p256')
   const bundles: Array<[string, string]> = []
   for (const label of ['v1', 'v2']) bundles.push([signaturePath(EXAMPLE_IMAGE, exampleDigest(label)), await opts.signBundle(EXAMPLE_REPOSITORY, exampleDigest(label), image.key)])
-  const plan = initPlan(signer, {key: image.key, bundles, trustedRoot: await readFile(opts.trustedRoot, 'utf8')}, opts.now, opts.requestedBy, await examplePolicies(opts.examplePolicies))
+  const files = initFiles(signer, {key: image.key, bundles, trustedRoot: await readFile(opts.trustedRoot, 'utf8')}, opts.now, await examplePolicies(opts.examplePolicies))
+  const ctx = {now: opts.now, reason: 'airlock init', requestedBy: opts.requestedBy, identity: null, limits: opts.limits, verifier: NO_SIGNATURES}
+  const plan = await planChange(null, {kind: 'init', files, keyid: signer.keyid, imageKeyid: image.key.keyid}, ctx)
   if (!opts.apply) return {dir, plan, applied: null, keyFile: null, imageKeyFile: null}
   await initRepository(dir)
   const keyFile = join(dir, 'keys', 'evidence.key')
@@ -118,6 +114,8 @@ export async function scaffold(
   await writePrivateKey(keyFile, pem)
   await writePrivateKey(imageKeyFile, image.pem)
   const repo = await Repository.open(dir)
-  const applied = await applyPlan(repo, plan, {signer, now: opts.now, toolVersion: opts.toolVersion, limits: opts.limits})
+  const applied = await applyChange(repo, plan, {signer, now: opts.now, toolVersion: opts.toolVersion, limits: opts.limits})
+  // The first commit is where this fleet's trust starts: pinned for every later check.
+  await repo.setConfig(ANCHOR_CONFIG, applied.commit)
   return {dir, plan, applied, keyFile, imageKeyFile}
 }

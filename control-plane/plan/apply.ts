@@ -2,7 +2,9 @@ import {AirlockError} from '../errors.js'
 import {sshSign} from '../crypto/sshsig.js'
 import type {Signer} from '../crypto/keys.js'
 import {receiptStatement, receiptText, signReceipt} from '../evidence/receipt.js'
-import {keysFor, loadTrust, parseTrust} from '../manifests/load.js'
+import {checkCommitSignature, checkReceiptSignatures} from '../evidence/history.js'
+import {parseReceipt} from '../evidence/ledger.js'
+import {loadTrust} from '../manifests/load.js'
 import {TRUST_FILE} from '../manifests/models.js'
 import type {Limits} from '../limits.js'
 import type {Person, Repository} from '../repo/repository.js'
@@ -41,28 +43,24 @@ export function commitMessage(plan: Plan): string {
 }
 
 /**
- * The signer must hold the evidence role at `now` in the trust policy of the base commit, or,
- * for the first commit of a repository, in the trust policy that commit creates.
+ * Our own verifier's checks on the commit about to be published, before the ref moves: its
+ * signature by an evidence key of the base's trust policy (for the first commit, the trust
+ * policy it creates) and its receipt under the trust policy it commits. A key that is not
+ * trusted, expired, or a trust policy the change breaks, is refused here, never found later.
  */
-async function checkSignerTrusted(repo: Repository, plan: Plan, ctx: ApplyContext): Promise<void> {
-  let trust = await loadTrust(repo, plan.baseCommit, ctx.limits)
-  if (plan.baseCommit === null) {
-    const created = plan.changes.find((c) => c.path === TRUST_FILE)?.after
-    if (created) trust = parseTrust(created, TRUST_FILE, null, ctx.limits)
-  }
-  if (!keysFor(trust, 'evidence', ctx.now).some((k) => k.id === ctx.signer.keyid)) {
-    throw new AirlockError(
-      'KEY_INVALID',
-      `the evidence key ${ctx.signer.keyid.slice(0, 16)}… is not an evidence key valid now in ${TRUST_FILE}; receipts it signs would not verify`,
-      {keyid: ctx.signer.keyid},
-    )
+async function checkOwnCommit(repo: Repository, plan: Plan, commit: string, receipt: string, ctx: ApplyContext): Promise<void> {
+  const info = await repo.readCommit(commit)
+  const [signerTrust, committed] = await Promise.all([loadTrust(repo, plan.baseCommit ?? commit, ctx.limits), loadTrust(repo, commit, ctx.limits)])
+  const problem = checkCommitSignature(info, [signerTrust]) ?? checkReceiptSignatures(parseReceipt(receipt, plan.receiptPath!, ctx.limits), committed).problem
+  if (problem) {
+    throw new AirlockError('KEY_INVALID', `evidence verify would refuse this change, so it is not made: ${problem.code} ${problem.message} (is ${ctx.signer.keyid.slice(0, 16)}… an evidence key valid now in ${TRUST_FILE}?)`, {keyid: ctx.signer.keyid, problem})
   }
 }
 
 /**
  * Applies a sealed plan as ONE signed commit holding the changes and their receipt, in a fixed
- * order: lock → base unchanged → inputs unchanged → touched paths clean → signer trusted →
- * receipt → commit → compare-and-swap the branch → work tree. Any failure before the swap
+ * order: lock → base unchanged → inputs unchanged → touched paths clean → receipt → commit →
+ * our own verifier on both → compare-and-swap the branch → work tree. Any failure before the swap
  * leaves the repository as it was (unreferenced objects only).
  */
 export async function applyPlan(repo: Repository, plan: Plan, ctx: ApplyContext): Promise<ApplyResult> {
@@ -88,7 +86,6 @@ export async function applyPlan(repo: Repository, plan: Plan, ctx: ApplyContext)
     if (dirty.length > 0) {
       throw new AirlockError('UNCOMMITTED_CHANGES', `uncommitted changes in ${dirty.join(', ')}; commit or discard them first`, {paths: dirty})
     }
-    await checkSignerTrusted(repo, plan, ctx)
     const statement = receiptStatement(plan, ctx.now, ctx.toolVersion)
     const receipt = receiptText(signReceipt(statement, [ctx.signer]))
     const files = [...plan.changes.map((c) => ({path: c.path, content: c.after})), {path: plan.receiptPath, content: receipt}]
@@ -102,6 +99,7 @@ export async function applyPlan(repo: Repository, plan: Plan, ctx: ApplyContext)
       time,
       sign: (payload) => sshSign(Buffer.from(payload), ctx.signer),
     })
+    await checkOwnCommit(repo, plan, commit, receipt, ctx)
     await repo.updateRef(plan.branch, plan.baseCommit, commit, author, time, `airlock: ${plan.summary}`)
     await repo.syncWorkTree(files)
     return {commit, receipt: plan.receiptPath, planDigest: plan.digest}

@@ -1,6 +1,9 @@
 import {AirlockError} from '../errors.js'
 import {digestOfJson} from '../crypto/digest.js'
+import type {EvidenceProblem} from '../evidence/history.js'
 import type {Limits} from '../limits.js'
+import type {Role, TrustKey} from '../manifests/models.js'
+import {repoPath} from '../repo/paths.js'
 
 export interface PlannedChange {
   path: string
@@ -22,23 +25,49 @@ export interface Subject {
   digest: Record<string, string>
 }
 
+/**
+ * What was asked, in the terms of the command: the input the pipeline computes a plan from. A
+ * saved plan is applied by running the pipeline again on its request, never by trusting the
+ * rest of the file.
+ */
+export type ChangeRequest =
+  | {kind: 'promote'; image: string; to: string; digest?: string; from?: string}
+  | {kind: 'rollback'; image: string; channel: string; to: string}
+  | {kind: 'store-signature'; operation: 'image-sign' | 'image-fetch-signature'; image: string; digest: string; bundle: string; payload?: string; details: Record<string, unknown>}
+  | {kind: 'add-key'; name: string; role: Role; algorithm: TrustKey['algorithm']; publicKey: string; validFrom: string; validUntil?: string}
+  | {kind: 'policy-bundle'; scope: string; bundle: string}
+  | {kind: 'init'; files: Array<{path: string; content: string}>; keyid: string; imageKeyid: string}
+  | {kind: 'change'; files: Array<{path: string; content: string | null}>}
+
+export const REQUEST_KINDS = ['promote', 'rollback', 'store-signature', 'add-key', 'policy-bundle', 'init', 'change'] as const
+
+/** The base a plan was computed on and whether its history verifies back to the trust anchor. */
+export interface BaseRecord {
+  verified: boolean
+  anchor: {commit: string | null; pinned: boolean}
+  problems: EvidenceProblem[]
+}
+
 export interface Plan {
   apiVersion: 'airlock/v1'
   kind: 'Plan'
-  operation: 'promote' | 'rollback' | 'trust-add-key' | 'init' | 'policy-bundle' | 'image-sign' | 'image-fetch-signature'
+  operation: 'promote' | 'rollback' | 'trust-add-key' | 'init' | 'policy-bundle' | 'image-sign' | 'image-fetch-signature' | 'change'
+  request: ChangeRequest
   summary: string
   reason: string
   requestedBy: Requester
   createdAt: string
   branch: string
   baseCommit: string | null
+  /** The history check of the base (absent for init, which has none). */
+  base?: BaseRecord
   /** Every file the plan was computed from, with its blob id at the base commit (null: absent). */
   inputs: Array<{path: string; oid: string | null}>
   /** What the operation does, in its own terms (image, channel, from, to, rollback target…). */
   details: Record<string, unknown>
   subjects: Subject[]
   changes: PlannedChange[]
-  /** The policy decision on the acting principal, made before the plan (promote, rollback). */
+  /** The policy decision on the acting principal, made before the plan. */
   authorization?: AuthorizationRecord
   /** The signature check of the digest a promote or rollback pins, made before the plan. */
   signature?: SignatureVerification
@@ -105,9 +134,36 @@ export function parsePlan(text: string, file: string, limits: Limits): Plan {
     throw new AirlockError('PLAN_INVALID', `${file}: not an airlock plan (apiVersion airlock/v1, kind Plan)`, {file})
   }
   const {digest, ...rest} = plan as Plan
+  checkPlanShape(plan as Plan, file)
   const actual = digestOfJson(rest)
   if (actual !== digest) {
     throw new AirlockError('PLAN_TAMPERED', `${file}: the plan was edited after it was made (digest ${actual} ≠ recorded ${digest}); make a new plan`, {file, expected: digest, actual})
   }
   return plan as Plan
+}
+
+/**
+ * What `apply` and `plan show` require of a plan before anything else: a known request, a
+ * well-formed base commit and branch, and every path inside the repository and outside .git/.
+ * (A plan is a proposal: passing this proves nothing about what it proposes.)
+ */
+function checkPlanShape(plan: Plan, file: string): void {
+  const bad = (field: string, why: string) => new AirlockError('PLAN_INVALID', `${file}: ${field}: ${why}`, {file, field})
+  const req = plan.request as {kind?: unknown} | undefined
+  if (!req || typeof req !== 'object' || !REQUEST_KINDS.includes(req.kind as (typeof REQUEST_KINDS)[number])) throw bad('request', 'missing or of an unknown kind (a plan made by an older airlock? make a new plan)')
+  if (plan.baseCommit !== null && (typeof plan.baseCommit !== 'string' || !/^[0-9a-f]{40}$/.test(plan.baseCommit))) throw bad('baseCommit', 'not a full commit id')
+  if (typeof plan.branch !== 'string' || !/^refs\/heads\/[A-Za-z0-9._/-]+$/.test(plan.branch) || plan.branch.split('/').some((p) => p === '' || p === '.' || p === '..' || p.endsWith('.lock'))) throw bad('branch', 'not a branch name (refs/heads/…)')
+  const paths: Array<[string, unknown]> = [
+    ...plan.changes.map((c, i): [string, unknown] => [`changes[${i}].path`, (c as {path?: unknown})?.path]),
+    ...plan.inputs.map((c, i): [string, unknown] => [`inputs[${i}].path`, (c as {path?: unknown})?.path]),
+    ['receiptPath', plan.receiptPath ?? 'docs/evidence/x.json'],
+  ]
+  for (const [field, path] of paths) {
+    if (typeof path !== 'string') throw bad(field, 'not a path')
+    try {
+      repoPath(path, field)
+    } catch {
+      throw bad(field, `"${path}" is not a path inside the repository (outside it, or in .git/)`)
+    }
+  }
 }

@@ -14,6 +14,16 @@ export function renderPlan(plan: Plan, opts: {color: boolean; applied?: {commit:
   const out: string[] = []
   out.push(c('bold', `airlock ${plan.operation}: ${plan.summary}`))
   out.push(`  base            ${plan.branch.replace('refs/heads/', '')} @ ${plan.baseCommit ? plan.baseCommit.slice(0, 12) : '(no commit yet)'}`)
+  const h = plan.base
+  if (h) {
+    const anchor = h.anchor.commit ? `${h.anchor.commit.slice(0, 12)}${h.anchor.pinned ? ' (pinned)' : ', the root (not pinned: set git config airlock.trustAnchor)'}` : 'none'
+    if (h.verified) out.push(`  history         ${c('green', 'VERIFIED')} from trust anchor ${anchor}`)
+    else {
+      const first = h.problems[0]
+      out.push(`  history         ${c('red', 'UNVERIFIED')} from trust anchor ${anchor}${first ? `: ${first.code} ${first.message}` : ''}`)
+      out.push(c('red', '                  --apply and --out would be refused'))
+    }
+  }
   for (const [k, v] of Object.entries(plan.details)) {
     if (v !== undefined && v !== null && typeof v !== 'object') out.push(`  ${k.padEnd(15)} ${String(v)}`)
   }

@@ -2,13 +2,12 @@ import {stat} from 'node:fs/promises'
 import {Document} from 'yaml'
 import {AirlockError} from '../errors.js'
 import {generateImageKey, generateSigner, keyIdOf, loadImageKey, loadSigner, writePrivateKey} from '../crypto/keys.js'
-import {receiptPathFor} from '../evidence/receipt.js'
 import type {Limits} from '../limits.js'
 import {loadTrust} from '../manifests/load.js'
 import {TRUST_FILE, type Role, type TrustKey} from '../manifests/models.js'
-import {planBase} from '../promote/channel-change.js'
+import type {Draft} from '../pipeline/draft.js'
 import type {Repository} from '../repo/repository.js'
-import {sealPlan, type Plan, type PlannedChange, type Requester} from './plan.js'
+import type {ChangeRequest, PlannedChange} from './plan.js'
 
 export interface KeyFileResult {
   keyid: string
@@ -64,23 +63,28 @@ export function newTrustDocument(entries: object[]): Document {
   })
 }
 
-/** Plans adding a public key with a role to trust.yaml (a no-op when it already has it). */
-export async function planAddKey(
-  repo: Repository,
-  req: {name: string; role: Role; publicKey: Uint8Array; algorithm?: TrustKey['algorithm']; validUntil?: string; reason: string; requestedBy: Requester; now: Date; limits: Limits},
-): Promise<Plan> {
-  const algorithm = req.algorithm ?? 'ed25519'
+/** Adds a public key with a role to trust.yaml (no change when it already has it). */
+export async function buildAddKey(repo: Repository, commit: string, req: Extract<ChangeRequest, {kind: 'add-key'}>, now: Date, limits: Limits): Promise<Draft> {
+  const {algorithm} = req
   if (algorithm !== 'ed25519' && req.role !== 'image') throw new AirlockError('USAGE', `--algorithm ${algorithm}: only image keys may be ECDSA; evidence, policy and audit signatures are Ed25519`, {field: '--algorithm'})
-  const keyid = keyIdOf(req.publicKey)
-  if (req.validUntil !== undefined && Number.isNaN(Date.parse(req.validUntil))) throw new AirlockError('USAGE', `--valid-until: "${req.validUntil}" is not a time`, {field: '--valid-until'})
-  const base = await planBase(repo)
-  const trust = await loadTrust(repo, base.commit, req.limits)
+  const publicKey = Buffer.from(req.publicKey, 'base64')
+  const keyid = keyIdOf(publicKey)
+  const validFrom = new Date(req.validFrom)
+  if (Number.isNaN(validFrom.getTime())) throw new AirlockError('USAGE', `--valid-from: "${req.validFrom}" is not a time`, {field: '--valid-from'})
+  if (req.validUntil !== undefined) {
+    const until = Date.parse(req.validUntil)
+    // A key that could never sign, or no longer can, would only make trust.yaml lie.
+    if (Number.isNaN(until)) throw new AirlockError('USAGE', `--valid-until: "${req.validUntil}" is not a time`, {field: '--valid-until'})
+    if (until <= validFrom.getTime()) throw new AirlockError('USAGE', `--valid-until: ${req.validUntil} is not after --valid-from ${req.validFrom}`, {field: '--valid-until'})
+    if (until <= now.getTime()) throw new AirlockError('USAGE', `--valid-until: ${req.validUntil} is in the past; the key would never be valid`, {field: '--valid-until'})
+  }
+  const trust = await loadTrust(repo, commit, limits)
   const before = trust.oid ? await repo.readBlob(trust.oid) : null
   const existing = trust.keys.findIndex((k) => k.id === keyid)
   const changes: PlannedChange[] = []
   if (existing < 0 || !trust.keys[existing]!.roles.includes(req.role)) {
     if (existing >= 0 && trust.keys[existing]!.algorithm !== 'ed25519') throw new AirlockError('USAGE', `key ${req.name} is ${trust.keys[existing]!.algorithm}; only image keys may be ECDSA`, {field: '--role'})
-    const entry = trustEntry(req.name, req.role, req.publicKey, keyid, req.now, req.validUntil, algorithm)
+    const entry = trustEntry(req.name, req.role, publicKey, keyid, validFrom, req.validUntil, algorithm)
     let doc: Document
     if (!trust.doc) doc = newTrustDocument([entry])
     else {
@@ -90,21 +94,14 @@ export async function planAddKey(
     }
     changes.push({path: TRUST_FILE, action: before === null ? 'create' : 'modify', before, after: doc.toString()})
   }
-  const unsigned = {
-    apiVersion: 'airlock/v1' as const,
-    kind: 'Plan' as const,
-    operation: 'trust-add-key' as const,
+  return {
+    operation: 'trust-add-key',
     summary: changes.length ? `trust key ${req.name} (${keyid.slice(0, 16)}…) for ${req.role}` : `key ${req.name} already holds ${req.role}`,
-    reason: req.reason,
-    requestedBy: req.requestedBy,
-    createdAt: req.now.toISOString(),
-    branch: base.branch,
-    baseCommit: base.commit,
-    inputs: [{path: TRUST_FILE, oid: trust.oid}],
     details: {key: req.name, keyid, role: req.role},
     subjects: [{name: `${algorithm}-key:${req.name}`, digest: {sha256: keyid}}],
     changes,
+    inputs: [{path: TRUST_FILE, oid: trust.oid}],
+    slug: `${req.name}-${req.role}`,
+    pins: [],
   }
-  return sealPlan({...unsigned, receiptPath: changes.length ? receiptPathFor(unsigned, `${req.name}-${req.role}`) : null})
 }
-

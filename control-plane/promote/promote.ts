@@ -1,17 +1,19 @@
 import {AirlockError} from '../errors.js'
+import type {Limits} from '../limits.js'
 import {parseDigestRef} from '../manifests/digest.js'
-import type {Plan} from '../plan/plan.js'
+import type {ChangeRequest} from '../plan/plan.js'
+import type {Draft} from '../pipeline/draft.js'
 import type {Repository} from '../repo/repository.js'
-import {channelOf, planChannelChange, type ChangeRequest} from './channel-change.js'
+import {buildChannelChange, channelOf} from './channel-change.js'
 
-export type PromoteRequest = ChangeRequest & {to: string} & ({digest: string; from?: undefined} | {from: string; digest?: undefined})
-
-/** Plans moving an image's channel to a pinned digest, or to the digest another channel holds. */
-export async function planPromote(repo: Repository, req: PromoteRequest): Promise<Plan> {
+/** Moves an image's channel to a pinned digest, or to the digest another channel holds. */
+export async function buildPromote(repo: Repository, commit: string, req: Extract<ChangeRequest, {kind: 'promote'}>, limits: Limits): Promise<Draft> {
+  if ((req.from === undefined) === (req.digest === undefined)) throw new AirlockError('USAGE', 'give exactly one of --digest or --from', {field: '--digest'})
   if (req.from !== undefined && req.from === req.to) throw new AirlockError('USAGE', '--from and --to name the same channel', {field: '--from'})
-  const ref = req.from === undefined ? parseDigestRef(req.digest, '--digest') : null
-  return planChannelChange(repo, {
-    ...req,
+  const ref = req.digest !== undefined ? parseDigestRef(req.digest, '--digest') : null
+  return buildChannelChange(repo, commit, {
+    image: req.image,
+    limits,
     operation: 'promote',
     channel: req.to,
     target: (image) => {

@@ -1,22 +1,24 @@
 import {AirlockError} from '../errors.js'
+import type {Limits} from '../limits.js'
 import {parseDigestRef} from '../manifests/digest.js'
-import type {Plan} from '../plan/plan.js'
+import type {ChangeRequest} from '../plan/plan.js'
+import type {Draft} from '../pipeline/draft.js'
 import type {Repository} from '../repo/repository.js'
-import {channelOf, planChannelChange, type ChangeRequest} from './channel-change.js'
+import {buildChannelChange, channelOf} from './channel-change.js'
 import {short} from './promote.js'
 
-export type RollbackRequest = ChangeRequest & {channel: string; to: 'previous' | string}
-
 /**
- * Plans a rollback as a forward change: the channel gets the target back and the digest rolled
- * back from becomes its `previous`. History is never rewritten.
+ * A rollback as a forward change: the channel gets the target back and the digest rolled back
+ * from becomes its `previous`. History is never rewritten.
  */
-export async function planRollback(repo: Repository, req: RollbackRequest): Promise<Plan> {
-  if (!req.reason.trim()) throw new AirlockError('USAGE', '--reason: a rollback needs a reason; it goes into the commit and the receipt', {field: '--reason'})
+export async function buildRollback(repo: Repository, commit: string, req: Extract<ChangeRequest, {kind: 'rollback'}>, reason: string, limits: Limits): Promise<Draft> {
+  if (!reason.trim()) throw new AirlockError('USAGE', '--reason: a rollback needs a reason; it goes into the commit and the receipt', {field: '--reason'})
   const to = req.to === 'previous' ? null : parseDigestRef(req.to, '--to').digest
-  return planChannelChange(repo, {
-    ...req,
+  return buildChannelChange(repo, commit, {
+    image: req.image,
+    limits,
     operation: 'rollback',
+    channel: req.channel,
     target: (image) => {
       if (to) return to
       const previous = channelOf(image, req.channel, '--channel').previous

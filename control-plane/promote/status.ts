@@ -3,7 +3,6 @@ import {loadImage, loadImages} from '../manifests/load.js'
 import {IMAGES_DIR, type GoldenImage} from '../manifests/models.js'
 import type {Repository} from '../repo/repository.js'
 import {parseTrailers} from '../repo/trailers.js'
-import {planBase} from './channel-change.js'
 
 export interface LastChange {
   commit: string
@@ -13,6 +12,8 @@ export interface LastChange {
   receipt: string | null
   /** True when the commit is one airlock made (it carries airlock's trailers). */
   viaAirlock: boolean
+  /** False when the commit's history does not verify back to the trust anchor. */
+  verified: boolean
 }
 
 export interface ChannelStatus {
@@ -43,8 +44,8 @@ export interface StatusReport {
  * channel asked about is accounted for. airlock's own commits name their image and channel in
  * trailers; for other commits the image's manifest is compared with the parent's.
  */
-export async function status(repo: Repository, opts: {image?: string; limits: Limits}): Promise<StatusReport> {
-  const base = await planBase(repo)
+export async function status(repo: Repository, opts: {image?: string; limits: Limits; unverified?: ReadonlySet<string>}): Promise<StatusReport> {
+  const base = await repo.base()
   const images: GoldenImage[] = opts.image ? [await loadImage(repo, base.commit, opts.image, opts.limits)] : await loadImages(repo, base.commit, opts.limits)
   const found = new Map<string, LastChange>()
   const open = new Map<string, Set<string>>()
@@ -76,6 +77,7 @@ export async function status(repo: Repository, opts: {image?: string; limits: Li
       operation: trailers['Airlock-Operation'] ?? null,
       receipt: trailers['Airlock-Receipt'] ?? null,
       viaAirlock,
+      verified: !opts.unverified?.has(oid!),
     })
     const image = trailers['Airlock-Image']
     // The images folder's tree id of the parent; it is the next step's `here`.

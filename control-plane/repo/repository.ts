@@ -74,6 +74,7 @@ export class Repository {
   readonly gitdir: string
   /** Commits whose parents a shallow clone does not have (`.git/shallow`). */
   readonly shallow = new Set<string>()
+  private readonly trees = new Map<string, Promise<Map<string, {oid: string; type: 'blob' | 'tree' | 'commit'}>>>()
   private readonly fs: {promises: typeof nodeFs.promises}
 
   private constructor(readonly dir: string) {
@@ -131,6 +132,13 @@ export class Repository {
     return {ref, oid}
   }
 
+  /** The base every read or plan starts from: the branch HEAD names and its commit. */
+  async base(): Promise<{branch: string; commit: string}> {
+    const head = await this.head()
+    if (!head.oid) throw new AirlockError('INVALID_INPUT', `${head.ref} has no commit yet; nothing to plan against`, {branch: head.ref})
+    return {branch: head.ref, commit: head.oid}
+  }
+
   async resolve(ref: string): Promise<string | null> {
     try {
       return await git.resolveRef({fs: this.fs, dir: this.dir, ref})
@@ -180,17 +188,63 @@ export class Repository {
 
   /** The object id of the tree (or blob) at `path` in `commit`, or null when absent. */
   async oidAt(commit: string, path: string): Promise<string | null> {
-    const parts = repoPath(path).split('/')
-    let tree = (await this.readCommit(commit)).tree
+    return this.oidInTree((await this.readCommit(commit)).tree, repoPath(path))
+  }
+
+  /** The object id at `path` below the tree `tree`, or null when absent. */
+  async oidInTree(tree: string, path: string): Promise<string | null> {
+    const parts = path.split('/')
+    let at = tree
     for (const [i, part] of parts.entries()) {
-      const {tree: entries} = await git.readTree({fs: this.fs, dir: this.dir, oid: tree, cache: this.cache})
-      const entry = entries.find((e) => e.path === part)
+      const entry = (await this.treeEntries(at)).get(part)
       if (!entry) return null
       if (i === parts.length - 1) return entry.oid
       if (entry.type !== 'tree') return null
-      tree = entry.oid
+      at = entry.oid
     }
-    return tree
+    return at
+  }
+
+  /** A tree's entries by name; trees never change, so each is read once for the command. */
+  async treeEntries(oid: string): Promise<Map<string, {oid: string; type: 'blob' | 'tree' | 'commit'}>> {
+    let found = this.trees.get(oid)
+    if (!found) {
+      if (this.trees.size > 50_000) this.trees.clear()
+      found = git.readTree({fs: this.fs, dir: this.dir, oid, cache: this.cache}).then(({tree}) => new Map(tree.map((e) => [e.path, {oid: e.oid, type: e.type}])))
+      this.trees.set(oid, found)
+    }
+    return found
+  }
+
+  /**
+   * The tree of the clean three-way merge of two commits, as a forge's merge button makes it;
+   * null when there is none (a conflict, several merge bases, unrelated histories, more than
+   * two parents). Nothing is written.
+   */
+  async cleanMergeTree(parents: string[]): Promise<string | null> {
+    if (parents.length !== 2) return null
+    const [ours, theirs] = parents as [string, string]
+    const bases = await git.findMergeBase({fs: this.fs, dir: this.dir, oids: [ours, theirs], cache: this.cache})
+    if (bases.length !== 1) return null
+    if (bases[0] === theirs) return (await this.readCommit(ours)).tree
+    if (bases[0] === ours) return (await this.readCommit(theirs)).tree
+    try {
+      const person = {name: 'airlock', email: 'airlock@localhost', timestamp: 0, timezoneOffset: 0}
+      const r = await git.merge({fs: this.fs, dir: this.dir, ours, theirs, fastForward: false, dryRun: true, abortOnConflict: true, author: person, committer: person, cache: this.cache})
+      return r.tree ?? null
+    } catch {
+      return null
+    }
+  }
+
+  /** A value of the repository's git config (`.git/config`), undefined when unset. */
+  async config(path: string): Promise<string | undefined> {
+    const value = await git.getConfig({fs: this.fs, dir: this.dir, path}).catch(() => undefined)
+    return typeof value === 'string' ? value : undefined
+  }
+
+  async setConfig(path: string, value: string): Promise<void> {
+    await git.setConfig({fs: this.fs, dir: this.dir, path, value})
   }
 
   /**

@@ -1,0 +1,105 @@
+import type {EntityUid} from '../policy/engine.js'
+import type {Identity} from '../identity/jwt.js'
+import type {Limits} from '../limits.js'
+import {loadTrust, parseImage} from '../manifests/load.js'
+import {IMAGES_DIR, TRUST_FILE} from '../manifests/models.js'
+import type {AuthorizationRecord, PlannedChange} from '../plan/plan.js'
+import {loadPolicyTreeAt} from '../policy/repo-tree.js'
+import type {Repository} from '../repo/repository.js'
+import type {Draft} from './draft.js'
+
+/** The kind of desired state a path holds: what ChangeDesiredState is asked for. */
+export function kindOfPath(path: string): string {
+  if (path === TRUST_FILE) return 'TrustPolicy'
+  if (path.startsWith(`${IMAGES_DIR}/`)) return 'GoldenImage'
+  if (path.startsWith('manifests/signatures/')) return 'ImageSignature'
+  if (path.startsWith('manifests/sigstore/')) return 'TrustedRoot'
+  if (path.startsWith('policies/')) return 'Policy'
+  if (path.startsWith('bundles/')) return 'PolicyBundle'
+  if (path.startsWith('manifests/')) return 'Manifest'
+  return 'Repository'
+}
+
+/** Channels whose pin (digest or rollback target) an image manifest change touches; all of a new or removed image's. */
+function channelsTouched(change: PlannedChange, limits: Limits): string[] {
+  const read = (text: string | null) => {
+    if (text === null) return {}
+    try {
+      return parseImage(text, change.path, '', limits).channels
+    } catch {
+      return {}
+    }
+  }
+  const before = read(change.before)
+  const after = read(change.after)
+  return [...new Set([...Object.keys(before), ...Object.keys(after)])].filter((ch) => JSON.stringify(before[ch]) !== JSON.stringify(after[ch]))
+}
+
+interface Ask {
+  action: string
+  resource: EntityUid
+  attrs: Record<string, unknown>
+}
+
+/** What to ask Cedar: the channel move, or ChangeDesiredState once per kind of file touched. */
+function asks(draft: Draft, limits: Limits): Ask[] {
+  if (draft.channel) {
+    const {action, image, channel} = draft.channel
+    return [{action, resource: {type: 'AgentKernel::Channel', id: `${image}/${channel}`}, attrs: {image, name: channel}}]
+  }
+  const byKind = new Map<string, Set<string>>()
+  for (const c of draft.changes) {
+    const kind = kindOfPath(c.path)
+    const channels = byKind.get(kind) ?? new Set<string>()
+    if (kind === 'GoldenImage') for (const ch of channelsTouched(c, limits)) channels.add(ch)
+    byKind.set(kind, channels)
+  }
+  return [...byKind].map(([kind, channels]) => ({action: 'ChangeDesiredState', resource: {type: 'AgentKernel::DesiredState', id: kind}, attrs: {kind, channels: [...channels].sort()}}))
+}
+
+/**
+ * May this principal make this change? Evaluated with the repository's own policies at the base
+ * commit (never the policies a change brings), before anything is planned. No policies means no
+ * permit, so deny (default deny). Several asks (kinds of file) must all be allowed.
+ */
+export async function authorizeDraft(repo: Repository, commit: string, draft: Draft, req: {identity: Identity; reason: string; limits: Limits}): Promise<AuthorizationRecord> {
+  // The Cedar engine (a wasm module) loads only when there are policies to evaluate.
+  const {formatUid, PolicyEngine} = await import('../policy/engine.js')
+  const list = asks(draft, req.limits)
+  const base = {
+    action: [...new Set(list.map((a) => a.action))].join(', '),
+    principal: formatUid(req.identity.principal),
+    authenticated: req.identity.authenticated,
+    identity: req.identity.source,
+    resource: list.map((a) => formatUid(a.resource)).join(', '),
+  }
+  const tree = await loadPolicyTreeAt(repo, commit)
+  if (!tree || tree.policies.length === 0) {
+    return {...base, decision: 'deny', reasons: [], errors: [], failedClosed: false, policySetDigest: null, note: 'the repository has no policies/ at this commit; nothing is permitted'}
+  }
+  // No strict validation here (that is `policy validate`, in CI): a syntax error still stops the
+  // engine with located messages, and a type error is an evaluation error, which fails closed.
+  const trust = await loadTrust(repo, commit, req.limits)
+  const engine = PolicyEngine.create(tree)
+  const record: AuthorizationRecord = {...base, decision: 'allow', reasons: [], errors: [], failedClosed: false, policySetDigest: null, note: null}
+  for (const ask of list) {
+    const d = engine.authorize({
+      principal: req.identity.principal,
+      action: {type: 'AgentKernel::Action', id: ask.action},
+      resource: ask.resource,
+      context: req.reason ? {reason: req.reason} : {},
+      entities: [...req.identity.entities, {uid: ask.resource, attrs: {...ask.attrs, org_id: trust.org}, parents: []}],
+    })
+    record.policySetDigest = d.policySetDigest
+    record.failedClosed ||= d.failedClosed
+    record.errors.push(...d.errors.map((e) => `${e.id}: ${e.message}`))
+    const reasons = d.reasons.map((r) => `${r.id} (${r.file}:${r.line})`)
+    if (d.decision === 'deny') {
+      // The first refusal decides; its reasons are the ones shown.
+      if (record.decision === 'allow') record.reasons = reasons
+      record.decision = 'deny'
+      if (list.length > 1) record.note = `denied for ${formatUid(ask.resource)}`
+    } else if (record.decision === 'allow') record.reasons.push(...reasons.filter((r) => !record.reasons.includes(r)))
+  }
+  return record
+}

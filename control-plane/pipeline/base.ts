@@ -1,0 +1,83 @@
+/**
+ * The first step of the change pipeline: the base a change is built on, and whether its history
+ * verifies back to the trust anchor. Verified commits are remembered under .git/airlock/ (local
+ * state a push never carries), so a later run walks only what is new.
+ */
+import {readFile} from 'node:fs/promises'
+import {join} from 'node:path'
+import {AirlockError} from '../errors.js'
+import {verifyHistory, type EvidenceProblem} from '../evidence/history.js'
+import type {Limits} from '../limits.js'
+import {writeFileAtomic, type Repository} from '../repo/repository.js'
+
+export const ANCHOR_CONFIG = 'airlock.trustAnchor'
+const CACHE_FILE = join('airlock', 'verified.json')
+/** Verified tips kept per anchor: each vouches for its whole history. */
+const CACHE_TIPS = 32
+
+export interface BaseVerification {
+  verified: boolean
+  anchor: {commit: string | null; pinned: boolean}
+  /** Commits checked in this run (the rest were verified before). */
+  walked: number
+  /** The first problems found, each naming its commit. */
+  problems: EvidenceProblem[]
+  /** Commits that do not verify, or build on one that does not. */
+  unverified: Set<string>
+}
+
+/**
+ * Where trust starts: `--trust-anchor`, else `airlock.trustAnchor` from git config, else null
+ * (the repository's single root). A given anchor must name a commit.
+ */
+export async function resolveAnchor(repo: Repository, flag: string | undefined): Promise<string | null> {
+  const given = flag ?? (await repo.config(ANCHOR_CONFIG))
+  if (given === undefined || given === '') return null
+  const field = flag !== undefined ? '--trust-anchor' : ANCHOR_CONFIG
+  const oid = await repo.resolveRevision(given)
+  if (!oid) throw new AirlockError('INVALID_INPUT', `${field}: ${given} is not a commit of this repository`, {field})
+  await repo.readCommit(oid).catch(() => {
+    throw new AirlockError('INVALID_INPUT', `${field}: ${given} is not a commit`, {field})
+  })
+  return oid
+}
+
+type Cache = Record<string, {root?: string | null; tips: string[]}>
+
+async function readCache(repo: Repository): Promise<Cache> {
+  try {
+    const value = JSON.parse(await readFile(join(repo.gitdir, CACHE_FILE), 'utf8')) as Cache
+    return value && typeof value === 'object' ? value : {}
+  } catch {
+    return {}
+  }
+}
+
+/**
+ * Verifies the history of `head` from the anchor, walking only what was not verified before, and
+ * remembers `head` when it verifies. Never throws for a history that does not verify: the result
+ * says so, and the pipeline refuses to apply on it.
+ */
+export async function verifyBase(repo: Repository, head: string, opts: {anchor: string | null; limits: Limits}): Promise<BaseVerification> {
+  const key = opts.anchor ?? 'root'
+  const cache = await readCache(repo)
+  const entry = cache[key]
+  const tips = new Set(Array.isArray(entry?.tips) ? entry.tips.filter((t) => typeof t === 'string') : [])
+  const report = await verifyHistory(repo, head, {anchor: opts.anchor, verified: tips, verifiedRoot: typeof entry?.root === 'string' ? entry.root : null, limits: opts.limits})
+  if (report.ok && !tips.has(head)) {
+    cache[key] = {...(opts.anchor ? {} : {root: report.anchor.commit}), tips: [head, ...tips].slice(0, CACHE_TIPS)}
+    // A cache that cannot be written only costs the next run a longer walk.
+    await writeFileAtomic(join(repo.gitdir, CACHE_FILE), `${JSON.stringify(cache)}\n`).catch(() => {})
+  }
+  return {verified: report.ok, anchor: report.anchor, walked: report.walked, problems: report.problems.slice(0, 20), unverified: report.unverified}
+}
+
+/** The refusal for an unverified base, naming the first commit that does not verify. */
+export function unverifiedBase(commit: string, v: BaseVerification): AirlockError {
+  const first = v.problems[0]
+  return new AirlockError(
+    'BASE_UNVERIFIED',
+    `the base ${commit.slice(0, 12)} does not verify back to the trust anchor${first ? `: ${first.code} ${first.message}` : ''}; nothing is built on it (airlock evidence verify lists every problem)`,
+    {commit, anchor: v.anchor, problems: v.problems},
+  )
+}

@@ -1,0 +1,105 @@
+/**
+ * Hand edits through the pipeline (`airlock change`): the uncommitted edits under manifests/,
+ * policies/ and bundles/, validated as their loaders do, as one change.
+ */
+import {lstat, readFile} from 'node:fs/promises'
+import {join} from 'node:path'
+import git from 'isomorphic-git'
+import * as nodeFs from 'node:fs'
+import {AirlockError} from '../errors.js'
+import type {Limits} from '../limits.js'
+import {parseImage, parseTrust} from '../manifests/load.js'
+import {IMAGES_DIR, signaturePath, signaturePayloadPath, TRUST_FILE} from '../manifests/models.js'
+import {blobId} from '../plan/signature.js'
+import type {ChangeRequest, PlannedChange} from '../plan/plan.js'
+import {parseBundle, verifyBundle} from '../policy/bundle.js'
+import {invalidPolicy, validateTree} from '../policy/engine.js'
+import {loadPolicyTreeAt} from '../policy/repo-tree.js'
+import {loadTrust} from '../manifests/load.js'
+import {repoPath} from '../repo/paths.js'
+import type {Repository} from '../repo/repository.js'
+import {kindOfPath} from './authorize.js'
+import type {Draft, Pin} from './draft.js'
+
+export const CHANGE_FOLDERS = ['manifests', 'policies', 'bundles'] as const
+
+/** The work tree's uncommitted edits under the desired-state folders: new content, or null for a deletion. */
+export async function collectEdits(repo: Repository, limits: Limits): Promise<Array<{path: string; content: string | null}>> {
+  const rows = await git.statusMatrix({fs: nodeFs, dir: repo.dir, filepaths: [...CHANGE_FOLDERS], cache: repo.cache})
+  const out: Array<{path: string; content: string | null}> = []
+  for (const [path, head, work] of rows) {
+    if (head === 1 && work === 1) continue
+    if (work === 0) {
+      if (head === 1) out.push({path, content: null})
+      continue
+    }
+    const abs = join(repo.dir, path)
+    const st = await lstat(abs)
+    if (!st.isFile()) throw new AirlockError('INVALID_INPUT', `${path}: not a regular file; only regular files are desired state`, {file: path})
+    if (st.size > limits.maxFileBytes) throw new AirlockError('TOO_LARGE', `${path}: larger than ${limits.maxFileBytes} bytes`, {file: path})
+    out.push({path, content: await readFile(abs, 'utf8')})
+  }
+  return out
+}
+
+/**
+ * Validates the edits as their loaders do — image manifests and trust.yaml against their schemas,
+ * Cedar policies against the schema, bundles against the base's policy keys — and names every
+ * digest a channel would newly pin, for the pipeline to verify.
+ */
+export async function buildDesiredStateChange(repo: Repository, commit: string, req: Extract<ChangeRequest, {kind: 'change'}>, now: Date, limits: Limits): Promise<Draft> {
+  const files = new Map<string, string | null>()
+  for (const f of req.files) {
+    const path = repoPath(f.path)
+    if (!CHANGE_FOLDERS.some((d) => path.startsWith(`${d}/`))) throw new AirlockError('USAGE', `${path}: airlock change takes edits under ${CHANGE_FOLDERS.join('/, ')}/ only`, {file: path})
+    files.set(path, f.content)
+  }
+  const changes: PlannedChange[] = []
+  const inputs: Draft['inputs'] = []
+  const pins: Pin[] = []
+  for (const [path, after] of [...files].sort(([a], [b]) => (a < b ? -1 : 1))) {
+    const found = await repo.readFile(commit, path)
+    inputs.push({path, oid: found?.oid ?? null})
+    const before = found?.text ?? null
+    if (before === after) continue
+    changes.push({path, action: before === null ? 'create' : after === null ? 'delete' : 'modify', before, after})
+    if (after === null) continue
+    if (path === TRUST_FILE) parseTrust(after, path, null, limits)
+    else if (path.startsWith(`${IMAGES_DIR}/`) && /\.ya?ml$/.test(path)) {
+      const image = parseImage(after, path, blobId(after), limits)
+      const old = before === null ? null : parseImage(before, path, found!.oid, limits)
+      for (const [name, ch] of Object.entries(image.channels)) {
+        if (old?.channels[name]?.digest === ch.digest) continue
+        const sigPath = signaturePath(image.name, ch.digest)
+        const text = files.get(sigPath)
+        const payload = files.get(signaturePayloadPath(image.name, ch.digest))
+        pins.push({image, digest: ch.digest, ...(text ? {bundle: {text, path: sigPath, oid: blobId(text), ...(payload ? {payload} : {})}} : {})})
+      }
+    } else if (path.startsWith('bundles/')) {
+      const {envelope, payload} = parseBundle(after, path)
+      verifyBundle(envelope, payload, {trust: await loadTrust(repo, commit, limits), now, source: path})
+    } else if (path.endsWith('.json')) {
+      try {
+        JSON.parse(after)
+      } catch (error) {
+        throw new AirlockError('INVALID_INPUT', `${path}: not JSON (${(error as Error).message})`, {file: path})
+      }
+    }
+  }
+  if (changes.some((c) => c.path.startsWith('policies/'))) {
+    const tree = await loadPolicyTreeAt(repo, commit, files)
+    const problems = tree ? validateTree(tree) : []
+    if (problems.length > 0) throw invalidPolicy(problems)
+  }
+  const kinds = [...new Set(changes.map((c) => kindOfPath(c.path)))].sort()
+  return {
+    operation: 'change',
+    summary: changes.length ? `change ${changes.length} file(s) of desired state (${kinds.join(', ')})` : 'no uncommitted edits under manifests/, policies/ or bundles/',
+    details: {files: changes.length, kinds: kinds.join(', ') || 'none', pins: pins.length},
+    subjects: pins.map((p) => ({name: p.image.repository, digest: {sha256: p.digest.slice(7)}})),
+    changes,
+    inputs,
+    slug: 'change',
+    pins,
+  }
+}

@@ -1,0 +1,61 @@
+import type {Identity} from '../identity/jwt.js'
+import type {Limits} from '../limits.js'
+import type {GoldenImage, TrustPolicy} from '../manifests/models.js'
+import type {PlannedChange, Plan, Requester, SignatureVerification, Subject} from '../plan/plan.js'
+import type {Repository} from '../repo/repository.js'
+
+/** A file a plan was computed from, with its blob id at the base commit (null: absent). */
+export interface PlanInput {
+  path: string
+  oid: string | null
+}
+
+/** The base of a change: the branch HEAD names and its commit (null only for init). */
+export interface Base {
+  branch: string
+  commit: string | null
+}
+
+/** A digest a change would pin, and the bundle it brings along when it brings one. */
+export interface Pin {
+  image: GoldenImage
+  digest: string
+  bundle?: {text: string; path: string; oid: string; payload?: string}
+}
+
+/** What a builder returns: the change in its own terms, before authorization, verification and sealing. */
+export interface Draft {
+  operation: Plan['operation']
+  summary: string
+  details: Record<string, unknown>
+  subjects: Subject[]
+  changes: PlannedChange[]
+  inputs: PlanInput[]
+  /** Names the receipt file. */
+  slug: string
+  /** A channel move (Promote/Rollback on the channel); absent: ChangeDesiredState on what the changes touch. */
+  channel?: {action: 'Promote' | 'Rollback'; image: string; channel: string}
+  /** Digests whose signatures must verify before anything is planned. */
+  pins: Pin[]
+}
+
+/** Signature checks live on the platform side (Sigstore); the commands hand them in. */
+export interface SignatureVerifier {
+  pinned(repo: Repository, commit: string, image: GoldenImage, digest: string, trust: TrustPolicy): Promise<{record: SignatureVerification; inputs: PlanInput[]}>
+  bundle(repo: Repository, commit: string, image: GoldenImage, digest: string, bundle: NonNullable<Pin['bundle']>, trust: TrustPolicy): Promise<{record: SignatureVerification; inputs: PlanInput[]}>
+}
+
+export interface PipelineContext {
+  /** The reference time of the command: verification and authorization happen now. */
+  now: Date
+  /** When the plan was made; a saved plan keeps its own. */
+  createdAt?: string
+  reason: string
+  requestedBy: Requester
+  /** Who acts now (null only for init, before any policy exists). */
+  identity: Identity | null
+  /** --trust-anchor, when given. */
+  anchor?: string
+  limits: Limits
+  verifier: SignatureVerifier
+}
