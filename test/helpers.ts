@@ -38,6 +38,12 @@ export async function git(cwd: string, ...args: string[]): Promise<string> {
   return String(r.stdout)
 }
 
+/** Commits the work tree's edits of desired state the honest way: `airlock change --apply`. */
+export async function commitChange(dir: string, env: Record<string, string>, reason: string): Promise<void> {
+  const r = await airlock(['change', '--reason', reason, '--apply', '--json'], {cwd: dir, env})
+  if (r.exitCode !== 0) throw new Error(`airlock change failed: ${r.stdout} ${r.stderr}`)
+}
+
 export async function tempDir(prefix = 'airlock-test-'): Promise<{dir: string; cleanup: () => Promise<void>}> {
   const dir = await mkdtemp(join(tmpdir(), prefix))
   return {dir, cleanup: () => rm(dir, {recursive: true, force: true})}

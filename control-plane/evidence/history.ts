@@ -272,10 +272,7 @@ export async function verifyHistory(repo: Repository, head: string, opts: Histor
         continue
       }
       const problem = checkCommitSignature(c, await Promise.all(parents.map(trustAt)))
-      if (problem) {
-        fail(problem)
-        continue
-      }
+      if (problem) fail(problem)
     }
     // 3c — receipts are append-only (none modified or deleted), and one added names the base it
     // was added on (no replay from another history) and is signed by an evidence key of the

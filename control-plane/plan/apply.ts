@@ -82,7 +82,14 @@ export async function applyPlan(repo: Repository, plan: Plan, ctx: ApplyContext)
       if (now !== input.oid) throw new AirlockError('STALE_PLAN', `${input.path} changed since the plan was made; make a new plan`, {path: input.path, planned: input.oid, actual: now})
     }
     const touched = [...plan.changes.map((c) => c.path), plan.receiptPath]
-    const dirty = await repo.uncommitted(touched)
+    // An uncommitted edit is only in the way when the work tree does not already hold exactly
+    // what the plan writes (`airlock change` commits the edits it was computed from).
+    const after = new Map(plan.changes.map((c) => [c.path, c.after]))
+    const dirty: string[] = []
+    for (const path of await repo.uncommitted(touched)) {
+      const want = after.get(path)
+      if (want === undefined || (await repo.workTreeText(path)) !== want) dirty.push(path)
+    }
     if (dirty.length > 0) {
       throw new AirlockError('UNCOMMITTED_CHANGES', `uncommitted changes in ${dirty.join(', ')}; commit or discard them first`, {paths: dirty})
     }

@@ -5,7 +5,7 @@
  */
 import {randomBytes} from 'node:crypto'
 import * as nodeFs from 'node:fs'
-import {appendFile, mkdir, open, readFile, rename, stat, unlink, writeFile} from 'node:fs/promises'
+import {appendFile, lstat, mkdir, open, readFile, rename, stat, unlink, writeFile} from 'node:fs/promises'
 import {dirname, join, resolve} from 'node:path'
 import git from 'isomorphic-git'
 import {AirlockError} from '../errors.js'
@@ -379,6 +379,13 @@ export class Repository {
     const rows = await git.statusMatrix({fs: this.fs, dir: this.dir, filepaths, cache: this.cache})
     const wanted = new Set(filepaths)
     return rows.filter(([path, head, work, stage]) => wanted.has(path) && !(head === 1 && work === 1 && stage === 1)).map(([path]) => path)
+  }
+
+  /** A work-tree file's text, or null when it is absent (or not a regular file). */
+  async workTreeText(path: string): Promise<string | null> {
+    const abs = join(this.dir, repoPath(path))
+    const st = await lstat(abs).catch(() => null)
+    return st?.isFile() ? readFile(abs, 'utf8') : null
   }
 
   /** Brings the work tree and index in line with a commit just made (only the changed paths). */

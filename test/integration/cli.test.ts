@@ -21,9 +21,12 @@ describe('the airlock binary', () => {
 
   it('plans on the embedded default fleet and changes nothing', async () => {
     const r = await airlock(['promote', 'agent-runner', '--from', 'canary', '--to', 'stable', '--json'])
-    expect(r.exitCode).toBe(0)
     expect(r.json.applied).toBeNull()
     expect(r.json.plan.changes).toHaveLength(1)
+    // This project's own history is not signed by a fleet key, so the plan is shown for review
+    // with its base marked unverified, and the run is a failed check.
+    expect(r.json.plan.base.verified).toBe(false)
+    expect(r.exitCode).toBe(1)
   })
 
   it('answers an unknown command with the JSON error shape and exit 2', async () => {

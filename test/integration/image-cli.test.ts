@@ -2,7 +2,7 @@ import {existsSync} from 'node:fs'
 import {mkdir, readFile, writeFile} from 'node:fs/promises'
 import {dirname, join} from 'node:path'
 import {afterAll, beforeAll, beforeEach, afterEach, describe, expect, it} from 'vitest'
-import {airlock, git, initFleet, tempDir} from '../helpers.js'
+import {airlock, commitChange, git, initFleet, tempDir} from '../helpers.js'
 import {imageKeyPair, signImage, startMockSigstore, type MockSigstore} from '../sigstore-fixtures.js'
 
 const t = await tempDir()
@@ -171,8 +171,7 @@ describe('keyless image policy in the repository (a private Sigstore with its ow
       file,
       `${await readFile(file, 'utf8')}  verification:\n    identities:\n      - issuer: ${GITHUB}\n        subject: ${WORKFLOW}\n    trustedRoot: manifests/sigstore/private.json\n    tlogThreshold: 1\n    timestampThreshold: 1\n`,
     )
-    await git(dir, 'add', '.')
-    await git(dir, 'commit', '-qm', 'keyless policy')
+    await commitChange(dir, fleet.env, 'keyless policy')
   })
   afterAll(async () => {
     await sigstore.close()
@@ -184,8 +183,7 @@ describe('keyless image policy in the repository (a private Sigstore with its ow
     const put = async (bundle: unknown) => {
       await mkdir(dirname(join(dir, bundlePath(NEXT))), {recursive: true})
       await writeFile(join(dir, bundlePath(NEXT)), JSON.stringify(bundle))
-      await git(dir, 'add', '.')
-      await git(dir, 'commit', '-qm', 'signature')
+      await commitChange(dir, env, 'signature')
     }
     await put(await sigstore.signKeyless(NEXT, {subject: WORKFLOW.replace('main', 'evil'), issuer: GITHUB}))
     const wrong = await airlock(['promote', 'agent-runner', '--digest', NEXT, '--to', 'canary', '--json'], {cwd: dir})

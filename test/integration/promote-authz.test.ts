@@ -3,7 +3,7 @@ import {readFile, writeFile} from 'node:fs/promises'
 import {join} from 'node:path'
 import {exportJWK, generateKeyPair, SignJWT} from 'jose'
 import {afterEach, beforeEach, describe, expect, it} from 'vitest'
-import {airlock, git, initFleet} from '../helpers.js'
+import {airlock, commitChange, git, initFleet} from '../helpers.js'
 
 let fleet: Awaited<ReturnType<typeof initFleet>>
 beforeEach(async () => {
@@ -75,7 +75,7 @@ describe('promote and rollback are authorized by the repository policies', () =>
   it('denies everything in a repository without policies (default deny)', async () => {
     const {dir, env} = fleet
     await git(dir, 'rm', '-rq', 'policies')
-    await git(dir, 'commit', '-qm', 'drop policies')
+    await commitChange(dir, env, 'drop policies')
     // stable's digest is signed by the scaffold, so only the missing policies stand in the way.
     const r = await airlock(['promote', 'agent-runner', '--from', 'stable', '--to', 'canary', '--apply', '--json'], {cwd: dir, env})
     expect(r.exitCode).toBe(1)

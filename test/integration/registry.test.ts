@@ -3,7 +3,7 @@ import {existsSync} from 'node:fs'
 import {readFile, writeFile} from 'node:fs/promises'
 import {join} from 'node:path'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
-import {airlock, git, initFleet} from '../helpers.js'
+import {airlock, commitChange, git, initFleet} from '../helpers.js'
 import {attachBundle, attachSigTag, pushImage, simpleSigningPayload, startRegistry, type Registry} from '../registry.js'
 import {cosignV2Annotations, imageKeyPair, signImage, startMockSigstore, type ImageKeyPair} from '../sigstore-fixtures.js'
 
@@ -18,7 +18,7 @@ beforeAll(async () => {
   // The fleet's image lives in the local registry.
   const file = join(fleet.dir, 'manifests/images/agent-runner.yaml')
   await writeFile(file, (await readFile(file, 'utf8')).replace('registry.example.com/golden/agent-runner', repository))
-  await git(fleet.dir, 'commit', '-qam', 'image lives in the local registry')
+  await commitChange(fleet.dir, fleet.env, 'image lives in the local registry')
   const privateKey = createPrivateKey(await readFile(fleet.imageKey, 'utf8'))
   key = {privateKey, pem: '', type: 'ec'}
   key.pem = (await import('node:crypto')).createPublicKey(privateKey).export({format: 'pem', type: 'spki'}).toString()
@@ -106,8 +106,7 @@ describe('image fetch-signature against a real registry (Debian docker-registry 
       await writeFile(join(fleet.dir, 'manifests/sigstore/private.json'), JSON.stringify(sigstore.trustedRoot))
       const file = join(fleet.dir, 'manifests/images/agent-runner.yaml')
       await writeFile(file, `${await readFile(file, 'utf8')}  verification:\n    identities:\n      - issuer: ${identity.issuer}\n        subject: ${identity.subject}\n    trustedRoot: manifests/sigstore/private.json\n    tlogThreshold: 1\n`)
-      await git(fleet.dir, 'add', '.')
-      await git(fleet.dir, 'commit', '-qm', 'keyless policy')
+      await commitChange(fleet.dir, fleet.env, 'keyless policy')
       const image = await pushImage(reg, 'golden/agent-runner', 'keyless-v2')
       const payload = simpleSigningPayload(repository, image.digest)
       // cosign v2 signs keyless without a timestamp authority: the Rekor entry is the timestamp.
