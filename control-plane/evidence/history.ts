@@ -278,8 +278,14 @@ export async function verifyHistory(repo: Repository, head: string, opts: Histor
     // was added on (no replay from another history) and is signed by an evidence key of the
     // trust policy it was committed with.
     const evidence = await repo.oidInTree(c.tree, EVIDENCE_DIR)
+    const parentEvidence = await Promise.all(parents.map((p) => repo.oidInTree(p.tree, EVIDENCE_DIR)))
+    /** A receipt a merge brings from another parent, unchanged, is not one it adds. */
+    const fromAnotherParent = async (i: number, name: string, oid: string) => {
+      for (const [j, e] of parentEvidence.entries()) if (j !== i && e && (await repo.treeEntries(e)).get(name)?.oid === oid) return true
+      return false
+    }
     for (const [i, p] of parents.entries()) {
-      const there = await repo.oidInTree(p.tree, EVIDENCE_DIR)
+      const there = parentEvidence[i]!
       if (there === evidence) continue
       for (const name of await repo.changedEntries(there, evidence)) {
         if (!name.endsWith('.json')) continue
@@ -288,7 +294,7 @@ export async function verifyHistory(repo: Repository, head: string, opts: Histor
         const now = evidence ? (await repo.treeEntries(evidence)).get(name) : undefined
         if (before && !now) fail({code: 'RECEIPT_DELETED', receipt: path, commit: c.oid, message: `${path}: deleted in commit ${c.oid.slice(0, 12)}; receipts are append-only`})
         else if (before && now) fail({code: 'RECEIPT_MODIFIED', receipt: path, commit: c.oid, message: `${path}: changed in commit ${c.oid.slice(0, 12)}; receipts are append-only`})
-        else if (now && i === 0 && now.type === 'blob') {
+        else if (now && now.type === 'blob' && !(await fromAnotherParent(i, name, now.oid))) {
           addedIn.set(path, c.oid)
           let parsed: ParsedReceipt
           try {

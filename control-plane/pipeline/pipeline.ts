@@ -165,6 +165,9 @@ export async function replan(repo: Repository, saved: Plan, ctx: PipelineContext
     })
   }
   const again = await planChange(repo, saved.request, {...ctx, createdAt: saved.createdAt, reason: saved.reason, requestedBy: saved.requestedBy})
+  // Whoever applies now must be allowed now, on a base that verifies now, whatever the file says.
+  const refused = refusal(again)
+  if (refused) throw refused
   const differs = COMPARED.filter((f) => canonicalJson(saved[f] ?? null) !== canonicalJson(again[f] ?? null))
   if (differs.length > 0) {
     throw new AirlockError('PLAN_MISMATCH', `the saved plan is not what its request computes now (${differs.join(', ')} differ); it was edited or made by another version; make a new plan`, {fields: differs})
