@@ -2,9 +2,9 @@
 // first commit, then `commits - 1` commits that each move one channel of one image. Nine in
 // ten carry airlock's trailers (as airlock's own commits do); one in ten is a plain edit, so
 // both ways `status` finds a last change are exercised. The result is fully packed.
-import {execFileSync, spawn} from 'node:child_process'
+import {execFileSync, spawn, spawnSync} from 'node:child_process'
 import {createHash} from 'node:crypto'
-import {mkdirSync, readdirSync, readFileSync, statSync} from 'node:fs'
+import {mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync} from 'node:fs'
 import {join, relative} from 'node:path'
 
 const ROOT = join(import.meta.dirname, '..')
@@ -30,13 +30,34 @@ spec:
 `
 }
 
-const TRUST = `apiVersion: airlock/v1
-kind: TrustPolicy
-spec:
-  keys: []
-  thresholds:
-    evidence: 1
-`
+/** Rewrites main with every commit SSH-signed by `signer` (fast-import cannot sign). */
+async function signHistory(dir, signer, sshSign) {
+  const oids = execFileSync('git', ['rev-list', '--reverse', 'main'], {cwd: dir}).toString().trim().split('\n')
+  const batch = spawnSync('git', ['cat-file', '--batch'], {cwd: dir, input: `${oids.join('\n')}\n`, maxBuffer: 1 << 30}).stdout
+  const mapped = new Map()
+  const objects = []
+  let at = 0
+  for (const oid of oids) {
+    const nl = batch.indexOf(10, at)
+    const size = Number(batch.toString('utf8', at, nl).split(' ')[2])
+    let text = batch.toString('utf8', nl + 1, nl + 1 + size)
+    at = nl + 1 + size + 1
+    text = text.replace(/^parent ([0-9a-f]{40})$/gm, (_, p) => `parent ${mapped.get(p)}`)
+    const split = text.indexOf('\n\n')
+    const sig = sshSign(Buffer.from(text), signer).trimEnd().replaceAll('\n', '\n ')
+    const signed = Buffer.from(`${text.slice(0, split)}\ngpgsig ${sig}${text.slice(split)}`)
+    const id = createHash('sha1').update(`commit ${signed.length}\0`).update(signed).digest('hex')
+    mapped.set(oid, id)
+    objects.push(signed)
+  }
+  // Written through fast-import's sibling, hash-object, in one process.
+  const tmp = join(dir, '.git', 'signed-commits')
+  mkdirSync(tmp, {recursive: true})
+  objects.forEach((o, i) => writeFileSync(join(tmp, String(i)), o))
+  execFileSync('git', ['hash-object', '-t', 'commit', '-w', '--stdin-paths', '--literally'], {cwd: dir, input: objects.map((_, i) => join(tmp, String(i))).join('\n')})
+  rmSync(tmp, {recursive: true, force: true})
+  execFileSync('git', ['update-ref', 'refs/heads/main', mapped.get(oids.at(-1))], {cwd: dir})
+}
 
 const POLICIES = join(ROOT, 'policies')
 
@@ -49,6 +70,16 @@ function policyFiles(dir) {
 
 export async function generateFleet(dir, {images, commits}) {
   mkdirSync(dir, {recursive: true})
+  // Every commit is signed by the fleet's evidence key, as airlock's own commits are, so the
+  // history verifies from the root and plans are built on a verified base as in a real fleet.
+  const [{generateImageKey, generateSigner}, {signImageBundle}, {trustEntry, newTrustDocument}, {sshSign}] = await Promise.all([
+    import(join(ROOT, 'dist/control-plane/crypto/keys.js')),
+    import(join(ROOT, 'dist/platform/images/sign.js')),
+    import(join(ROOT, 'dist/control-plane/plan/trust-key.js')),
+    import(join(ROOT, 'dist/control-plane/crypto/sshsig.js')),
+  ])
+  const {signer} = generateSigner()
+  const evidence = trustEntry('evidence', 'evidence', signer.publicKey, signer.keyid, new Date('2023-01-01T00:00:00Z'))
   execFileSync('git', ['init', '-q', '-b', 'main', dir])
   const child = spawn('git', ['fast-import', '--quiet'], {cwd: dir, stdio: ['pipe', 'inherit', 'inherit']})
   const done = new Promise((resolve, reject) => child.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`fast-import ${code}`)))))
@@ -66,7 +97,7 @@ export async function generateFleet(dir, {images, commits}) {
   out('commit refs/heads/main\ncommitter bench <bench@example.invalid> ' + time + ' +0000\n')
   data('import fleet\n')
   out(`M 100644 inline manifests/trust.yaml\n`)
-  data(TRUST)
+  data(newTrustDocument([evidence]).toString())
   // The example Cedar policies, so promote plans are authorized as in a real fleet.
   for (const file of policyFiles(POLICIES)) {
     out(`M 100644 inline policies/${relative(POLICIES, file)}\n`)
@@ -104,16 +135,11 @@ export async function generateFleet(dir, {images, commits}) {
   }
   // A last commit as a signing pipeline leaves it: an image key in trust.yaml and a bundle for
   // every image's canary digest, so promote plans verify a signature as in a real fleet.
-  const [{generateImageKey}, {signImageBundle}, {trustEntry, newTrustDocument}] = await Promise.all([
-    import(join(ROOT, 'dist/control-plane/crypto/keys.js')),
-    import(join(ROOT, 'dist/platform/images/sign.js')),
-    import(join(ROOT, 'dist/control-plane/plan/trust-key.js')),
-  ])
   const {key} = generateImageKey('ecdsa-p256')
   out(`commit refs/heads/main\ncommitter bench <bench@example.invalid> ${time + 60} +0000\n`)
   data('sign canary digests\n')
   out('M 100644 inline manifests/trust.yaml\n')
-  data(newTrustDocument([trustEntry('image', 'image', key.publicKey, key.keyid, new Date('2023-01-01T00:00:00Z'), undefined, key.algorithm)]).toString())
+  data(newTrustDocument([evidence, trustEntry('image', 'image', key.publicKey, key.keyid, new Date('2023-01-01T00:00:00Z'), undefined, key.algorithm)]).toString())
   for (let i = 0; i < images; i++) {
     out(`M 100644 inline manifests/signatures/${name(i)}/${state[i].canary.replace(':', '-')}.sigstore.json\n`)
     data(await signImageBundle(`registry.example.com/golden/${name(i)}`, state[i].canary, key))
@@ -121,6 +147,7 @@ export async function generateFleet(dir, {images, commits}) {
   out('\n')
   child.stdin.end(buf.join(''))
   await done
+  await signHistory(dir, signer, sshSign)
   execFileSync('git', ['checkout', '-q', '-f', 'main'], {cwd: dir})
   execFileSync('git', ['repack', '-adq'], {cwd: dir})
   execFileSync('git', ['prune-packed'], {cwd: dir})
