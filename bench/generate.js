@@ -50,11 +50,11 @@ async function signHistory(dir, signer, sshSign) {
     mapped.set(oid, id)
     objects.push(signed)
   }
-  // Written through fast-import's sibling, hash-object, in one process.
+  // Written by one hash-object process (its ids are the ones computed above).
   const tmp = join(dir, '.git', 'signed-commits')
   mkdirSync(tmp, {recursive: true})
   objects.forEach((o, i) => writeFileSync(join(tmp, String(i)), o))
-  execFileSync('git', ['hash-object', '-t', 'commit', '-w', '--stdin-paths', '--literally'], {cwd: dir, input: objects.map((_, i) => join(tmp, String(i))).join('\n')})
+  execFileSync('git', ['hash-object', '-t', 'commit', '-w', '--stdin-paths'], {cwd: dir, input: objects.map((_, i) => join(tmp, String(i))).join('\n')})
   rmSync(tmp, {recursive: true, force: true})
   execFileSync('git', ['update-ref', 'refs/heads/main', mapped.get(oids.at(-1))], {cwd: dir})
 }

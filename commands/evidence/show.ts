@@ -11,7 +11,7 @@ export default class EvidenceShow extends AirlockCommand {
     const repo = await this.repository(flags.repo)
     const [{listReceipts, readReceipt}, {checkReceiptSignatures}, {loadTrust}, {AirlockError}] = await Promise.all([
       import('../../control-plane/evidence/ledger.js'),
-      import('../../control-plane/evidence/verify.js'),
+      import('../../control-plane/evidence/history.js'),
       import('../../control-plane/manifests/load.js'),
       import('../../control-plane/errors.js'),
     ])

@@ -108,7 +108,7 @@ export function checkCommitSignature(commit: CommitInfo, trusts: TrustPolicy[]):
 }
 
 /** Reads trust.yaml in a tree, parsing each distinct version once. */
-export function trustReader(repo: Repository, limits: Limits) {
+function trustReader(repo: Repository, limits: Limits) {
   const byOid = new Map<string, TrustPolicy>()
   const empty = emptyTrust()
   return async (tree: string): Promise<TrustPolicy> => {
@@ -189,11 +189,13 @@ export async function verifyHistory(repo: Repository, head: string, opts: Histor
   const commits = new Map<string, CommitInfo>()
   const roots: string[] = []
   let reachedKnown = head === opts.anchor || cached.has(head)
+  let reachedAnchor = head === opts.anchor
   const stack = [head]
   while (stack.length > 0) {
     const oid = stack.pop()!
     if (oid === opts.anchor || cached.has(oid)) {
       reachedKnown = true
+      reachedAnchor ||= oid === opts.anchor
       continue
     }
     if (commits.has(oid) || preAnchor.has(oid)) continue
@@ -259,7 +261,7 @@ export async function verifyHistory(repo: Repository, head: string, opts: Histor
       // pull request arrives from a forge. Its parents were checked like any other commit.
       if ((await repo.cleanMergeTree(c.parents)) === c.tree) continue
     }
-    const parents = await Promise.all(c.parents.map((p) => repo.readCommit(p)))
+    const parents = await Promise.all(c.parents.map((p) => commits.get(p) ?? repo.readCommit(p)))
     // 3b — anything else is a change relative to each parent. A change to manifests/, bundles/,
     // policies/ or docs/evidence/ must be signed by an evidence key in the trust policy of
     // every parent: a commit slipped in without the key, or one adding its own key, is named.
@@ -287,18 +289,17 @@ export async function verifyHistory(repo: Repository, head: string, opts: Histor
     for (const [i, p] of parents.entries()) {
       const there = parentEvidence[i]!
       if (there === evidence) continue
-      for (const name of await repo.changedEntries(there, evidence)) {
+      // The raw trees' diff names each changed entry with its ids: no full listing per commit.
+      for (const {name, a: before, b: now} of await repo.changedTreeEntries(there, evidence)) {
         if (!name.endsWith('.json')) continue
         const path = `${EVIDENCE_DIR}/${name}`
-        const before = there ? (await repo.treeEntries(there)).get(name) : undefined
-        const now = evidence ? (await repo.treeEntries(evidence)).get(name) : undefined
         if (before && !now) fail({code: 'RECEIPT_DELETED', receipt: path, commit: c.oid, message: `${path}: deleted in commit ${c.oid.slice(0, 12)}; receipts are append-only`})
         else if (before && now) fail({code: 'RECEIPT_MODIFIED', receipt: path, commit: c.oid, message: `${path}: changed in commit ${c.oid.slice(0, 12)}; receipts are append-only`})
-        else if (now && now.type === 'blob' && !(await fromAnotherParent(i, name, now.oid))) {
+        else if (now && !(await fromAnotherParent(i, name, now))) {
           addedIn.set(path, c.oid)
           let parsed: ParsedReceipt
           try {
-            parsed = parseReceipt(await repo.readBlob(now.oid), path, opts.limits)
+            parsed = parseReceipt(await repo.readBlob(now), path, opts.limits)
           } catch (error) {
             fail({code: 'MALFORMED', receipt: path, commit: c.oid, message: (error as Error).message})
             continue
@@ -311,8 +312,9 @@ export async function verifyHistory(repo: Repository, head: string, opts: Histor
       }
     }
   }
-  if (roots.length === 1 && roots[0] === anchor) {
-    for (const path of await repo.listDir(anchor, EVIDENCE_DIR)) if (path.name.endsWith('.json')) addedIn.set(path.path, anchor)
+  // Receipts of a root anchor (init's) were added by it.
+  if (anchor && (reachedAnchor || roots[0] === anchor) && (commits.get(anchor) ?? (await repo.readCommit(anchor))).parents.length === 0) {
+    for (const e of await repo.listDir(anchor, EVIDENCE_DIR)) if (e.name.endsWith('.json')) addedIn.set(e.path, anchor)
   }
   return {
     ok: problems.length === 0,

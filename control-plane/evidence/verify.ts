@@ -5,8 +5,6 @@ import type {Repository} from '../repo/repository.js'
 import {checkReceiptSignatures, verifyHistory, type EvidenceProblem} from './history.js'
 import {listReceipts, parseReceipt, type ParsedReceipt} from './ledger.js'
 
-export {checkReceiptSignatures, SIGNED_FOLDERS, type EvidenceProblem, type EvidenceProblemCode} from './history.js'
-
 export interface ReceiptResult {
   path: string
   ok: boolean

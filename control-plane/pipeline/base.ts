@@ -36,8 +36,8 @@ export async function resolveAnchor(repo: Repository, flag: string | undefined):
   const field = flag !== undefined ? '--trust-anchor' : ANCHOR_CONFIG
   const oid = await repo.resolveRevision(given)
   if (!oid) throw new AirlockError('INVALID_INPUT', `${field}: ${given} is not a commit of this repository`, {field})
-  await repo.readCommit(oid).catch(() => {
-    throw new AirlockError('INVALID_INPUT', `${field}: ${given} is not a commit`, {field})
+  await repo.readCommit(oid).catch((error: Error) => {
+    throw new AirlockError('INVALID_INPUT', `${field}: ${given}: ${error.message}`, {field})
   })
   return oid
 }

@@ -4,18 +4,15 @@
  */
 import {lstat, readFile} from 'node:fs/promises'
 import {join} from 'node:path'
-import git from 'isomorphic-git'
-import * as nodeFs from 'node:fs'
 import {AirlockError} from '../errors.js'
 import type {Limits} from '../limits.js'
-import {parseImage, parseTrust} from '../manifests/load.js'
+import {loadTrust, parseImage, parseTrust} from '../manifests/load.js'
 import {IMAGES_DIR, signaturePath, signaturePayloadPath, TRUST_FILE} from '../manifests/models.js'
 import {blobId} from '../plan/signature.js'
 import type {ChangeRequest, PlannedChange} from '../plan/plan.js'
 import {parseBundle, verifyBundle} from '../policy/bundle.js'
 import {invalidPolicy, validateTree} from '../policy/engine.js'
 import {loadPolicyTreeAt} from '../policy/repo-tree.js'
-import {loadTrust} from '../manifests/load.js'
 import {repoPath} from '../repo/paths.js'
 import type {Repository} from '../repo/repository.js'
 import {kindOfPath} from './authorize.js'
@@ -25,12 +22,10 @@ export const CHANGE_FOLDERS = ['manifests', 'policies', 'bundles'] as const
 
 /** The work tree's uncommitted edits under the desired-state folders: new content, or null for a deletion. */
 export async function collectEdits(repo: Repository, limits: Limits): Promise<Array<{path: string; content: string | null}>> {
-  const rows = await git.statusMatrix({fs: nodeFs, dir: repo.dir, filepaths: [...CHANGE_FOLDERS], cache: repo.cache})
   const out: Array<{path: string; content: string | null}> = []
-  for (const [path, head, work] of rows) {
-    if (head === 1 && work === 1) continue
-    if (work === 0) {
-      if (head === 1) out.push({path, content: null})
+  for (const {path, deleted} of await repo.workTreeChanges([...CHANGE_FOLDERS])) {
+    if (deleted) {
+      out.push({path, content: null})
       continue
     }
     const abs = join(repo.dir, path)
@@ -57,6 +52,7 @@ export async function buildDesiredStateChange(repo: Repository, commit: string, 
   const changes: PlannedChange[] = []
   const inputs: Draft['inputs'] = []
   const pins: Pin[] = []
+  const trust = await loadTrust(repo, commit, limits)
   for (const [path, after] of [...files].sort(([a], [b]) => (a < b ? -1 : 1))) {
     const found = await repo.readFile(commit, path)
     inputs.push({path, oid: found?.oid ?? null})
@@ -77,7 +73,7 @@ export async function buildDesiredStateChange(repo: Repository, commit: string, 
       }
     } else if (path.startsWith('bundles/')) {
       const {envelope, payload} = parseBundle(after, path)
-      verifyBundle(envelope, payload, {trust: await loadTrust(repo, commit, limits), now, source: path})
+      verifyBundle(envelope, payload, {trust, now, source: path})
     } else if (path.endsWith('.json')) {
       try {
         JSON.parse(after)

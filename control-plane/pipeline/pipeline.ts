@@ -12,7 +12,7 @@
 import {AirlockError} from '../errors.js'
 import {canonicalJson} from '../crypto/digest.js'
 import {receiptPathFor} from '../evidence/receipt.js'
-import {loadTrust, parseTrust} from '../manifests/load.js'
+import {keysFor, loadTrust, parseTrust} from '../manifests/load.js'
 import {TRUST_FILE, type Role, type TrustPolicy} from '../manifests/models.js'
 import {applyPlan, type ApplyContext, type ApplyResult} from '../plan/apply.js'
 import {sealPlan, type AuthorizationRecord, type BaseRecord, type ChangeRequest, type Plan, type SignatureVerification} from '../plan/plan.js'
@@ -36,7 +36,9 @@ export async function resolveBase(repo: Repository | null, request: ChangeReques
 /** Step 3 — authorize whoever acts now, with the base's own policies. */
 async function authorize(repo: Repository | null, base: Base, draft: Draft, ctx: PipelineContext): Promise<AuthorizationRecord | undefined> {
   // init makes the repository and its first policies: there is nothing to ask yet.
-  if (!repo || base.commit === null || draft.changes.length === 0 || !ctx.identity) return undefined
+  if (!repo || base.commit === null || draft.changes.length === 0) return undefined
+  // Fail closed: a change with no one to authorize is never planned as if it were allowed.
+  if (!ctx.identity) throw new AirlockError('INTERNAL', 'a change was planned without an acting identity')
   return authorizeDraft(repo, base.commit, draft, {identity: ctx.identity, reason: ctx.reason, limits: ctx.limits})
 }
 
@@ -47,7 +49,7 @@ async function authorize(repo: Repository | null, base: Base, draft: Draft, ctx:
  */
 export function checkTrustSatisfiable(trust: TrustPolicy, now: Date): void {
   for (const role of ['evidence', 'policy', 'image', 'audit'] as Role[]) {
-    const valid = trust.keys.filter((k) => k.roles.includes(role) && k.validFrom <= now && (!k.validUntil || now < k.validUntil)).length
+    const valid = keysFor(trust, role, now).length
     const listed = trust.keys.some((k) => k.roles.includes(role))
     if ((role === 'evidence' || listed) && trust.thresholds[role] > valid) {
       throw new AirlockError('INVALID_INPUT', `${TRUST_FILE}: spec.thresholds.${role}: ${trust.thresholds[role]} signatures needed but only ${valid} ${role} key(s) are valid now; no set of keys could meet it`, {
@@ -86,13 +88,8 @@ async function evidenceRequirements(_draft: Draft): Promise<void> {}
 
 /** Step 6 — seal: the one place a plan's header is written. */
 function seal(base: Base, request: ChangeRequest, draft: Draft, ctx: PipelineContext, extra: {record?: BaseRecord; authorization?: AuthorizationRecord; signature?: SignatureVerification; inputs: PlanInput[]}): Plan {
-  const seen = new Set<string>()
-  const inputs = [...draft.inputs, ...extra.inputs].filter((i) => {
-    const key = `${i.path}\0${i.oid}`
-    if (seen.has(i.path) || seen.has(key)) return false
-    seen.add(i.path)
-    return true
-  })
+  // Each file once: the builder's reading of it, else the verifier's (both at the base commit).
+  const inputs = [...new Map([...extra.inputs, ...draft.inputs].map((i) => [i.path, i])).values()]
   const unsigned = {
     apiVersion: 'airlock/v1' as const,
     kind: 'Plan' as const,
@@ -148,8 +145,11 @@ export async function applyChange(repo: Repository, plan: Plan, ctx: ApplyContex
 /** Step 8 — record. Nothing yet: the audit issue writes the event here. */
 async function record(_plan: Plan, _result: ApplyResult): Promise<void> {}
 
-/** The fields of a plan that must come out the same when it is computed again. */
-const COMPARED = ['operation', 'summary', 'reason', 'requestedBy', 'createdAt', 'branch', 'baseCommit', 'inputs', 'details', 'subjects', 'changes', 'signature', 'receiptPath'] as const
+/**
+ * The fields of a plan the pipeline computes, which must come out the same when it runs again
+ * (reason, requester and plan time are the request's own, handed back in as they were).
+ */
+const COMPARED = ['operation', 'summary', 'branch', 'baseCommit', 'inputs', 'details', 'subjects', 'changes', 'signature', 'receiptPath'] as const
 
 /**
  * A saved plan is a proposal, never a credential: the pipeline runs again from the plan's

@@ -156,7 +156,7 @@ function checkPlanShape(plan: Plan, file: string): void {
   const paths: Array<[string, unknown]> = [
     ...plan.changes.map((c, i): [string, unknown] => [`changes[${i}].path`, (c as {path?: unknown})?.path]),
     ...plan.inputs.map((c, i): [string, unknown] => [`inputs[${i}].path`, (c as {path?: unknown})?.path]),
-    ['receiptPath', plan.receiptPath ?? 'docs/evidence/x.json'],
+    ...(plan.receiptPath === null ? [] : [['receiptPath', plan.receiptPath] as [string, unknown]]),
   ]
   for (const [field, path] of paths) {
     if (typeof path !== 'string') throw bad(field, 'not a path')

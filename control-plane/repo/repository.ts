@@ -252,6 +252,11 @@ export class Repository {
    * merge-scan of the raw tree objects: equal entries are skipped without being decoded.
    */
   async changedEntries(a: string | null, b: string | null): Promise<string[]> {
+    return (await this.changedTreeEntries(a, b)).map((e) => e.name)
+  }
+
+  /** As changedEntries, with each entry's object id on either side (null: absent there). */
+  async changedTreeEntries(a: string | null, b: string | null): Promise<TreeDifference[]> {
     if (a === b) return []
     const raw = async (oid: string | null) =>
       oid ? Buffer.from((await git.readObject({fs: this.fs, dir: this.dir, oid, format: 'content', cache: this.cache})).object as Uint8Array) : Buffer.alloc(0)
@@ -263,7 +268,8 @@ export class Repository {
    * header removed, as git computes it (isomorphic-git's own payload only knows PGP armour).
    */
   async readCommit(oid: string): Promise<CommitInfo> {
-    const {object} = await git.readObject({fs: this.fs, dir: this.dir, oid, format: 'content', cache: this.cache})
+    const {object, type} = await git.readObject({fs: this.fs, dir: this.dir, oid, format: 'content', cache: this.cache})
+    if (type !== 'commit') throw new AirlockError('INVALID_INPUT', `${oid.slice(0, 12)} is a ${type}, not a commit`, {oid, type})
     const commit = parseCommit(oid, Buffer.from(object as Uint8Array).toString('utf8'))
     // In a shallow clone the boundary commits' parents are absent: history ends there.
     return this.shallow.has(oid) ? {...commit, parents: []} : commit
@@ -372,6 +378,15 @@ export class Repository {
     }
   }
 
+  /**
+   * Files under `folders` whose work-tree content differs from HEAD: changed or new files, and
+   * (deleted: true) files HEAD has that the work tree does not.
+   */
+  async workTreeChanges(folders: string[]): Promise<Array<{path: string; deleted: boolean}>> {
+    const rows = await git.statusMatrix({fs: this.fs, dir: this.dir, filepaths: folders.map((f) => repoPath(f)), cache: this.cache})
+    return rows.filter(([, head, work]) => !(head === 1 && work === 1) && !(head === 0 && work === 0)).map(([path, , work]) => ({path, deleted: work === 0}))
+  }
+
   /** Paths among `paths` whose work-tree or index state differs from HEAD (uncommitted changes). */
   async uncommitted(paths: string[]): Promise<string[]> {
     if (paths.length === 0) return []
@@ -405,16 +420,24 @@ export class Repository {
 }
 
 /** One entry of a raw tree object: `<mode> <name>\0<20-byte id>`, starting at `at`. */
-function treeEntry(buf: Buffer, at: number): {name: string; end: number} | null {
+function treeEntry(buf: Buffer, at: number): {name: string; oid: string; end: number} | null {
   if (at >= buf.length) return null
   const space = buf.indexOf(0x20, at)
   const nul = buf.indexOf(0, space)
-  return {name: buf.toString('utf8', space + 1, nul), end: nul + 21}
+  return {name: buf.toString('utf8', space + 1, nul), oid: buf.toString('hex', nul + 1, nul + 21), end: nul + 21}
 }
 
-/** Entry names present in only one of two raw trees, or present in both with other bytes. */
-export function diffRawTrees(a: Buffer, b: Buffer): string[] {
-  const out: string[] = []
+/** An entry present in only one of two trees, or in both with other bytes. */
+export interface TreeDifference {
+  name: string
+  /** Its object id in the first tree, null when absent there. */
+  a: string | null
+  b: string | null
+}
+
+/** Entries present in only one of two raw trees, or present in both with other bytes. */
+export function diffRawTrees(a: Buffer, b: Buffer): TreeDifference[] {
+  const out: TreeDifference[] = []
   let i = 0
   let j = 0
   for (;;) {
@@ -428,14 +451,11 @@ export function diffRawTrees(a: Buffer, b: Buffer): string[] {
     }
     // git sorts tree entries by name bytes (folders as if suffixed with '/'; images are files).
     const order = !ea ? 1 : !eb ? -1 : Buffer.compare(Buffer.from(ea.name), Buffer.from(eb.name))
-    if (order <= 0) {
-      out.push(ea!.name)
-      i = ea!.end
-    }
-    if (order >= 0) {
-      if (order > 0) out.push(eb!.name)
-      j = eb!.end
-    }
+    if (order === 0) out.push({name: ea!.name, a: ea!.oid, b: eb!.oid})
+    else if (order < 0) out.push({name: ea!.name, a: ea!.oid, b: null})
+    else out.push({name: eb!.name, a: null, b: eb!.oid})
+    if (order <= 0) i = ea!.end
+    if (order >= 0) j = eb!.end
   }
 }
 

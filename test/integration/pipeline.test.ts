@@ -112,7 +112,7 @@ describe('anchored history', () => {
   it('refuses a full rewrite from another root when the anchor is pinned, even signed consistently', async () => {
     const {dir} = fleet
     const anchor = await git(dir, 'config', 'airlock.trustAnchor')
-    // A new root with the same tree, signed by the fleet's own evidence key (as if replayed).
+    // A new root with the same tree: consistent in itself, as a root is its own authority.
     const tree = await git(dir, 'rev-parse', 'HEAD^{tree}')
     const other = await git(dir, 'commit-tree', tree, '-m', 'rewritten')
     await git(dir, 'update-ref', 'refs/heads/main', other)
@@ -123,6 +123,15 @@ describe('anchored history', () => {
     await git(dir, 'config', '--unset', 'airlock.trustAnchor')
     const loose = await airlock(['evidence', 'verify', '--json'], {cwd: dir})
     expect(loose.json.anchor).toEqual({commit: other, pinned: false})
+  })
+
+  it('refuses a trust anchor that is not a commit', async () => {
+    const {dir} = fleet
+    const tree = await git(dir, 'rev-parse', 'HEAD^{tree}')
+    const r = await airlock(['evidence', 'verify', '--trust-anchor', tree, '--json'], {cwd: dir})
+    expect(r.exitCode).toBe(2)
+    expect(r.json.error).toMatchObject({code: 'INVALID_INPUT', details: {field: '--trust-anchor'}})
+    expect(r.json.error.message).toContain('not a commit')
   })
 
   it('refuses to build on a base where an unsigned commit added an image key', async () => {
