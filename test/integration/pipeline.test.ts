@@ -47,6 +47,31 @@ describe('a saved plan is a proposal, never a credential', () => {
     expect(await git(dir, 'rev-list', '--count', 'HEAD')).toBe('2')
   })
 
+  it('refuses a plan resealed after editing any computed field, naming the field', async () => {
+    const {dir, env} = fleet
+    const out = join(dir, '..', 'plan.json')
+    await airlock(['promote', 'agent-runner', '--digest', NEXT, '--to', 'canary', '--out', out], {cwd: dir})
+    const original = JSON.parse(await readFile(out, 'utf8'))
+    const edits: Array<[string, (p: any) => void]> = [
+      ['summary', (p) => (p.summary = 'harmless')],
+      ['details', (p) => (p.details.rollbackTarget = UNSIGNED)],
+      ['inputs', (p) => (p.inputs[0].oid = '0'.repeat(40))],
+      ['subjects', (p) => (p.subjects[0].digest.sha256 = UNSIGNED.slice(7))],
+      ['signature', (p) => (p.signature.signer = {keyid: 'f'.repeat(64)})],
+      ['receiptPath', (p) => (p.receiptPath = 'docs/evidence/elsewhere.json')],
+      ['operation', (p) => (p.operation = 'rollback')],
+    ]
+    for (const [field, edit] of edits) {
+      const plan = structuredClone(original)
+      edit(plan)
+      const {digest: _old, ...rest} = plan
+      await writeFile(out, JSON.stringify({...rest, digest: digestOfJson(rest)}))
+      const r = await airlock(['apply', out, '--json'], {cwd: dir, env})
+      expect(r.json.error, field).toMatchObject({code: 'PLAN_MISMATCH', details: {fields: [field]}})
+    }
+    expect(await git(dir, 'rev-list', '--count', 'HEAD')).toBe('2')
+  })
+
   it('re-verifies the request itself: an edited request pinning an unsigned digest fails its signature check', async () => {
     const {dir, env} = fleet
     const out = join(dir, '..', 'plan.json')
