@@ -1,6 +1,6 @@
 import {userInfo} from 'node:os'
 import {Command, Flags, type Interfaces} from '@oclif/core'
-import {AirlockError, exitCodeOf, toErrorJson} from '../control-plane/errors.js'
+import {asAirlockError, exitFor, toErrorJson, type Outcome} from '../control-plane/errors.js'
 import {DEFAULT_LIMITS, type Limits} from '../control-plane/limits.js'
 import type {Signer} from '../control-plane/crypto/keys.js'
 import type {ChangeRequest, Plan} from '../control-plane/plan/plan.js'
@@ -9,16 +9,6 @@ import {identityFlags} from './_identity.js'
 import type {ApplyResult} from '../control-plane/plan/apply.js'
 import type {Repository} from '../control-plane/repo/repository.js'
 import type {Requester} from '../control-plane/plan/plan.js'
-
-/** Turns anything thrown into an AirlockError: oclif's parse errors are usage errors. */
-export function asAirlockError(err: unknown): AirlockError {
-  if (err instanceof AirlockError) return err
-  const e = err as Error & {parse?: unknown; oclif?: {exit?: number}}
-  if (e && (e.parse !== undefined || e.oclif?.exit === 2)) {
-    return new AirlockError('USAGE', String(e.message).replace(/\nSee more help with --help$/, ''), {})
-  }
-  return new AirlockError('INTERNAL', `internal error: ${e?.message ?? String(err)}`, {name: e?.name})
-}
 
 /**
  * Reports an error: the small JSON shape on stdout with --json, one line on stderr otherwise.
@@ -29,7 +19,7 @@ export function reportError(err: unknown, json: boolean): number {
   if (json) process.stdout.write(`${JSON.stringify(toErrorJson(error))}\n`)
   else process.stderr.write(`airlock: ${error.message}\n`)
   if (process.env.AIRLOCK_DEBUG === '1' && err instanceof Error) process.stderr.write(`${err.stack}\n`)
-  return exitCodeOf(error.code)
+  return exitFor(error)
 }
 
 export type PlanOutcome = {plan: Plan; applied: ApplyResult | null; savedTo: string | null}
@@ -44,8 +34,16 @@ export abstract class AirlockCommand extends Command {
   protected readonly now = new Date()
   protected readonly limits: Limits = DEFAULT_LIMITS
 
+  /** How the command ended when it did not throw; `finally` turns it into the exit code. */
+  protected outcome: Outcome = 'ok'
+
   protected override async catch(err: Interfaces.CommandError): Promise<void> {
     process.exitCode = reportError(err, this.jsonEnabled())
+  }
+
+  protected override async finally(err: Error | undefined): Promise<void> {
+    if (!err) process.exitCode = exitFor(this.outcome)
+    return super.finally(err)
   }
 
   /** `--json` output: one plain JSON object (oclif's own logJson colourises it token by token). */
@@ -53,9 +51,9 @@ export abstract class AirlockCommand extends Command {
     process.stdout.write(`${JSON.stringify(json, null, 2)}\n`)
   }
 
-  /** Sets the exit code for a check that ran and failed (exit 1); the result is still printed. */
+  /** A check that ran and failed (exit 1); the result is still printed. */
   protected failCheck(): void {
-    process.exitCode = 1
+    this.outcome = 'check_failed'
   }
 
   protected color(): boolean {
@@ -125,7 +123,7 @@ export abstract class AirlockCommand extends Command {
     let savedTo: string | null = null
     if (flags.out) {
       const [{writeFileAtomic}, {serializePlan}, {resolve}] = await Promise.all([
-        import('../control-plane/repo/repository.js'),
+        import('../control-plane/repo/files.js'),
         import('../control-plane/plan/plan.js'),
         import('node:path'),
       ])

@@ -15,12 +15,13 @@ export function displayPath(abs: string): string {
   return rel.startsWith('..') ? abs : rel
 }
 
-/** Reads a file the user named; a missing or unreadable one is invalid input naming it. */
-export async function readInput(file: string): Promise<string> {
-  const [{readFile}, {AirlockError}] = await Promise.all([import('node:fs/promises'), import('../control-plane/errors.js')])
-  return readFile(file, 'utf8').catch(() => {
-    throw new AirlockError('INVALID_INPUT', `${file}: cannot read`, {file})
-  })
+/**
+ * Reads a file the user named: a regular file only (a FIFO, device, socket or folder is refused
+ * at once), at most 4 MiB; a missing or unreadable one is invalid input naming it.
+ */
+export async function readInput(file: string, maxBytes = 4 * 1024 * 1024): Promise<string> {
+  const {readRegularFile} = await import('../control-plane/repo/files.js')
+  return readRegularFile(file, {maxBytes})
 }
 
 /** The trust policy from --trust, else manifests/trust.yaml at the repository top (read from disk). */

@@ -1,6 +1,4 @@
-import {readFile} from 'node:fs/promises'
 import {Args, Flags} from '@oclif/core'
-import {AirlockError} from '../control-plane/errors.js'
 import type {ApplyResult} from '../control-plane/plan/apply.js'
 import {AirlockCommand, anchorFlag} from './_base.js'
 import {identityFlags} from './_identity.js'
@@ -20,9 +18,8 @@ export default class Apply extends AirlockCommand {
   async run(): Promise<ApplyResult> {
     const {args, flags} = await this.parse(Apply)
     const signer = await this.evidenceSigner(flags['evidence-key'])
-    const text = await readFile(args.plan, 'utf8').catch((error: Error) => {
-      throw new AirlockError('PLAN_INVALID', `${args.plan}: cannot read the plan (${error.message})`, {file: args.plan})
-    })
+    const {readRegularFile} = await import('../control-plane/repo/files.js')
+    const text = await readRegularFile(args.plan, {maxBytes: this.limits.maxFileBytes, missingCode: 'PLAN_INVALID'})
     const [{parsePlan}, {replan, applyChange}] = await Promise.all([import('../control-plane/plan/plan.js'), import('../control-plane/pipeline/pipeline.js')])
     const saved = parsePlan(text, args.plan, this.limits)
     const repo = await this.repository(flags.repo)

@@ -1,6 +1,6 @@
 import {createInterface} from 'node:readline'
 import {Flags} from '@oclif/core'
-import {AirlockError} from '../control-plane/errors.js'
+import {AirlockError, asAirlockError, toErrorJson} from '../control-plane/errors.js'
 import type {AuthorizationRequest, EntityUid, PolicyDecision, PolicyEngine} from '../control-plane/policy/engine.js'
 import {AirlockCommand} from './_base.js'
 import {identityFlags, tokenIdentity} from './_identity.js'
@@ -115,10 +115,10 @@ export default class Authorize extends AirlockCommand {
         process.stdout.write(`${JSON.stringify({line: n, decision: d.decision, reasons: d.reasons.map((x) => x.id), errors: d.errors, failedClosed: d.failedClosed, evaluationMs: d.evaluationMs})}\n`)
       } catch (error) {
         invalid++
-        process.stdout.write(`${JSON.stringify({line: n, ...errorShape(error)})}\n`)
+        process.stdout.write(`${JSON.stringify({line: n, ...toErrorJson(asAirlockError(error))})}\n`)
       }
     }
-    if (invalid > 0) process.exitCode = 2
+    if (invalid > 0) this.outcome = 'invalid'
     if (!this.jsonEnabled()) process.stderr.write(`${decisions} decisions, ${invalid} invalid lines\n`)
     return {decisions, invalid}
   }
@@ -134,9 +134,4 @@ function timed(engine: PolicyEngine, request: AuthorizationRequest): Decision {
   const start = performance.now()
   const d = engine.authorize(request)
   return {...d, evaluationMs: performance.now() - start}
-}
-
-function errorShape(error: unknown): {error: {code: string; message: string}} {
-  const e = error instanceof AirlockError ? error : new AirlockError('INVALID_INPUT', (error as Error).message)
-  return {error: {code: e.code, message: e.message}}
 }

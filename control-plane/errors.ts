@@ -25,6 +25,7 @@ export type ErrorCode =
   | 'PLAN_TAMPERED'
   | 'PLAN_MISMATCH'
   | 'TARGET_EXISTS'
+  | 'TARGET_NOT_REGULAR'
   | 'INVALID_POLICY_SOURCE'
   // 1: a check failed
   | 'VERIFICATION_FAILED'
@@ -41,16 +42,30 @@ export type ErrorCode =
   | 'EQUAL_VERSION_CONFLICT'
   | 'INVALID_TOKEN'
   | 'DENIED'
+  // 1: an image signature did not verify (the reason is the code: IMAGE_NO_SIGNATURE, …)
+  | ImageErrorCode
   // 1: a registry or runtime could not be read, or answered with the wrong thing
-  | 'REGISTRY_ERROR'
+  | RegistryErrorCode
   | 'DIGEST_MISMATCH'
   | 'RUNTIME_UNAVAILABLE'
+  // 1: the repository holds a missing or malformed object (made by someone else)
+  | 'BROKEN_OBJECT'
   | 'INTERNAL'
   // 3: conflict
   | 'STALE_PLAN'
   | 'CONFLICT'
   | 'LOCK_HELD'
   | 'UNCOMMITTED_CHANGES'
+
+/** Why an image signature does not verify; each is its own top-level code, `IMAGE_<reason>`. */
+export const IMAGE_REASONS = ['SIGNATURE_ERROR', 'SUBJECT_MISMATCH', 'UNTRUSTED_SIGNER', 'NO_TIMESTAMP', 'TLOG_ERROR', 'CERTIFICATE_ERROR', 'NOT_PINNED', 'NO_SIGNATURE'] as const
+export type ImageVerifyCode = (typeof IMAGE_REASONS)[number]
+export type ImageErrorCode = `IMAGE_${ImageVerifyCode}`
+
+/** Why a registry could not be used; each is its own top-level code, `REGISTRY_<reason>`. */
+export const REGISTRY_REASONS = ['UNREACHABLE', 'TIMEOUT', 'AUTH_REQUIRED', 'NOT_FOUND', 'SERVER_ERROR', 'HTTP_ERROR', 'REDIRECT_LOOP', 'TOO_LARGE', 'BAD_RESPONSE'] as const
+export type RegistryReason = (typeof REGISTRY_REASONS)[number]
+export type RegistryErrorCode = `REGISTRY_${RegistryReason}`
 
 export interface ErrorLocation {
   file?: string
@@ -81,6 +96,8 @@ export function inputError(code: ErrorCode, where: ErrorLocation, problem: strin
 }
 
 const EXIT_CODES: Record<ErrorCode, 1 | 2 | 3> = {
+  ...(Object.fromEntries(IMAGE_REASONS.map((r) => [`IMAGE_${r}`, 1])) as Record<ImageErrorCode, 1>),
+  ...(Object.fromEntries(REGISTRY_REASONS.map((r) => [`REGISTRY_${r}`, 1])) as Record<RegistryErrorCode, 1>),
   USAGE: 2,
   INVALID_INPUT: 2,
   YAML_ERROR: 2,
@@ -101,6 +118,7 @@ const EXIT_CODES: Record<ErrorCode, 1 | 2 | 3> = {
   PLAN_TAMPERED: 2,
   PLAN_MISMATCH: 2,
   TARGET_EXISTS: 2,
+  TARGET_NOT_REGULAR: 2,
   INVALID_POLICY_SOURCE: 2,
   VERIFICATION_FAILED: 1,
   BASE_UNVERIFIED: 1,
@@ -115,9 +133,9 @@ const EXIT_CODES: Record<ErrorCode, 1 | 2 | 3> = {
   EQUAL_VERSION_CONFLICT: 1,
   INVALID_TOKEN: 1,
   DENIED: 1,
-  REGISTRY_ERROR: 1,
   DIGEST_MISMATCH: 1,
   RUNTIME_UNAVAILABLE: 1,
+  BROKEN_OBJECT: 1,
   INTERNAL: 1,
   STALE_PLAN: 3,
   CONFLICT: 3,
@@ -125,9 +143,34 @@ const EXIT_CODES: Record<ErrorCode, 1 | 2 | 3> = {
   UNCOMMITTED_CHANGES: 3,
 }
 
-export function exitCodeOf(code: ErrorCode): 1 | 2 | 3 {
-  return EXIT_CODES[code]
+/**
+ * How a command ended that did not throw: `ok`; `check_failed` (a verification, gate or policy
+ * said no; the result is still printed); `invalid` (some of the input was bad, e.g. lines of
+ * `authorize --batch`); `conflict`.
+ */
+export type Outcome = 'ok' | 'check_failed' | 'invalid' | 'conflict'
+
+const OUTCOME_EXIT: Record<Outcome, 0 | 1 | 2 | 3> = {ok: 0, check_failed: 1, invalid: 2, conflict: 3}
+
+/** The one place a command's outcome, or the error it ended with, becomes its exit code. */
+export function exitFor(result: Outcome | AirlockError): 0 | 1 | 2 | 3 {
+  return typeof result === 'string' ? OUTCOME_EXIT[result] : EXIT_CODES[result.code]
 }
+
+/**
+ * Anything thrown, as an AirlockError: oclif's parse errors are USAGE, a parser's stack overflow
+ * is TOO_LARGE; only what nothing anticipated is INTERNAL.
+ */
+export function asAirlockError(err: unknown): AirlockError {
+  if (err instanceof AirlockError) return err
+  const e = err as Error & {parse?: unknown; oclif?: {exit?: number}}
+  if (e && (e.parse !== undefined || e.oclif?.exit === 2)) {
+    return new AirlockError('USAGE', String(e.message).replace(/\nSee more help with --help$/, ''), {})
+  }
+  if (e instanceof RangeError && /call stack/i.test(e.message)) return new AirlockError('TOO_LARGE', 'the input is nested too deeply to process', {})
+  return new AirlockError('INTERNAL', `internal error: ${e?.message ?? String(err)}`, {name: e?.name})
+}
+
 
 export interface ErrorJson {
   error: {code: ErrorCode; message: string; details: Record<string, unknown>}

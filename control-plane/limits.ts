@@ -1,4 +1,6 @@
-/** Every size and count limit in one typed object; commands may override fields from flags. */
+import {AirlockError} from './errors.js'
+
+/** Every size, count and depth limit in one typed object; commands may override fields from flags. */
 export interface Limits {
   /** Largest manifest or plan file read, in bytes. */
   maxFileBytes: number
@@ -8,6 +10,8 @@ export interface Limits {
   maxReceiptBytes: number
   /** Largest number of images a repository may hold. */
   maxImages: number
+  /** Deepest nesting of brackets in JSON, YAML or Cedar text, and of values once parsed. */
+  maxDepth: number
 }
 
 export const DEFAULT_LIMITS: Readonly<Limits> = Object.freeze({
@@ -15,4 +19,44 @@ export const DEFAULT_LIMITS: Readonly<Limits> = Object.freeze({
   maxYamlAliases: 50,
   maxReceiptBytes: 4 * 1024 * 1024,
   maxImages: 100_000,
+  maxDepth: 64,
 })
+
+/** What `checkNesting` skips: string literals, and comments in the syntax's own form. */
+export type Syntax = 'json' | 'yaml' | 'cedar'
+
+/**
+ * Refuses text whose brackets nest deeper than `max` before any parser (or the policy engine)
+ * recurses into it: one linear scan, skipping quoted strings and comments. Deep input is a size
+ * limit (TOO_LARGE), never a stack overflow.
+ */
+export function checkNesting(text: string, source: string, syntax: Syntax, max: number = DEFAULT_LIMITS.maxDepth): void {
+  let depth = 0
+  let line = 1
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i)
+    if (c === 10) line++
+    else if (c === 0x22 /* " */ || (syntax === 'yaml' && c === 0x27) /* ' */) {
+      const quote = c
+      for (i++; i < text.length && text.charCodeAt(i) !== quote; i++) {
+        if (text.charCodeAt(i) === 10) line++
+        if (text.charCodeAt(i) === 0x5c /* \ */ && !(syntax === 'yaml' && quote === 0x27)) i++
+      }
+    } else if ((syntax === 'cedar' && c === 0x2f && text.charCodeAt(i + 1) === 0x2f) || (syntax === 'yaml' && c === 0x23 && (i === 0 || /\s/.test(text[i - 1]!)))) {
+      while (i + 1 < text.length && text.charCodeAt(i + 1) !== 10) i++
+    } else if (c === 0x5b || c === 0x7b || c === 0x28) {
+      if (++depth > max) throw new AirlockError('TOO_LARGE', `${source}:${line}: nested deeper than ${max} levels`, {file: source, line, limit: max})
+    } else if (c === 0x5d || c === 0x7d || c === 0x29) depth = Math.max(0, depth - 1)
+  }
+}
+
+/** The same limit on a value already parsed (YAML block nesting has no brackets), without recursion. */
+export function checkDepth(value: unknown, source: string, max: number = DEFAULT_LIMITS.maxDepth): void {
+  const stack: Array<[unknown, number]> = [[value, 0]]
+  while (stack.length > 0) {
+    const [v, d] = stack.pop()!
+    if (v === null || typeof v !== 'object') continue
+    if (d >= max) throw new AirlockError('TOO_LARGE', `${source}: nested deeper than ${max} levels`, {file: source, limit: max})
+    for (const child of Object.values(v)) stack.push([child, d + 1])
+  }
+}

@@ -1,6 +1,4 @@
-import {readFile} from 'node:fs/promises'
 import {Args} from '@oclif/core'
-import {AirlockError} from '../../control-plane/errors.js'
 import type {Plan} from '../../control-plane/plan/plan.js'
 import {AirlockCommand} from '../_base.js'
 
@@ -10,9 +8,8 @@ export default class PlanShow extends AirlockCommand {
 
   async run(): Promise<Plan> {
     const {args} = await this.parse(PlanShow)
-    const text = await readFile(args.plan, 'utf8').catch((error: Error) => {
-      throw new AirlockError('PLAN_INVALID', `${args.plan}: cannot read the plan (${error.message})`, {file: args.plan})
-    })
+    const {readRegularFile} = await import('../../control-plane/repo/files.js')
+    const text = await readRegularFile(args.plan, {maxBytes: this.limits.maxFileBytes, missingCode: 'PLAN_INVALID'})
     const [{parsePlan}, {renderPlan}] = await Promise.all([import('../../control-plane/plan/plan.js'), import('../../control-plane/plan/render.js')])
     const plan = parsePlan(text, args.plan, this.limits)
     if (!this.jsonEnabled()) process.stdout.write(renderPlan(plan, {color: this.color()}))

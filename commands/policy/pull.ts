@@ -75,7 +75,7 @@ export default class PolicyPull extends AirlockCommand {
         apiKey,
         defaultPolicy,
       })
-      process.exitCode = report.effective === 'deny-all' ? 1 : 0
+      this.outcome = report.effective === 'deny-all' ? 'check_failed' : 'ok'
       if (flags.watch && this.jsonEnabled()) process.stdout.write(`${JSON.stringify(report)}\n`)
       else if (!this.jsonEnabled()) this.log(`${report.scope}: ${report.effective.toUpperCase()}${report.version ? ` v${report.version}` : ''} — ${report.reason}`)
       if (!flags.watch || (flags.count !== undefined && n >= flags.count)) break

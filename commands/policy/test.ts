@@ -1,4 +1,3 @@
-import {writeFile} from 'node:fs/promises'
 import {resolve} from 'node:path'
 import {Args, Flags} from '@oclif/core'
 import type {TestCaseResult} from '../../control-plane/policy/tests.js'
@@ -25,7 +24,7 @@ export default class PolicyTest extends AirlockCommand {
     if (problems.length > 0) throw invalidPolicy(problems)
     const engine = PolicyEngine.create(tree)
     const results = await runPolicyTests(engine, resolve(args.dir ?? resolve(tree.root, 'tests')), {limits: this.limits, display: displayPath})
-    if (flags.junit) await writeFile(flags.junit, junitXml(results))
+    if (flags.junit) await (await import('../../control-plane/repo/files.js')).writeFileAtomic(flags.junit, junitXml(results))
     const failed = results.filter((r) => !r.ok).length
     if (failed > 0) this.failCheck()
     if (!this.jsonEnabled()) {

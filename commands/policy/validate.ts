@@ -13,13 +13,11 @@ export default class PolicyValidate extends AirlockCommand {
   async run(): Promise<{ok: boolean; policies: number; schema: string | null; problems: PolicyProblem[]}> {
     const {flags} = await this.parse(PolicyValidate)
     const tree = await policyTree(flags)
-    const {validateTree, formatProblem} = await import('../../control-plane/policy/engine.js')
+    const {validateTree, invalidPolicy} = await import('../../control-plane/policy/engine.js')
     const problems = validateTree(tree)
-    if (problems.length > 0) process.exitCode = 2
-    if (!this.jsonEnabled()) {
-      for (const p of problems) process.stderr.write(`${formatProblem(p)}\n`)
-      this.log(problems.length === 0 ? `OK: ${tree.policies.length} policies valid against ${tree.schema?.file ?? '(no schema: parsed only)'}` : `${problems.length} problem(s) in ${tree.policies.length} policies`)
-    }
-    return {ok: problems.length === 0, policies: tree.policies.length, schema: tree.schema?.file ?? null, problems}
+    // Invalid policies are invalid input (exit 2), reported like every other error.
+    if (problems.length > 0) throw invalidPolicy(problems)
+    this.log(`OK: ${tree.policies.length} policies valid against ${tree.schema?.file ?? '(no schema: parsed only)'}`)
+    return {ok: true, policies: tree.policies.length, schema: tree.schema?.file ?? null, problems}
   }
 }

@@ -1,21 +1,25 @@
 import {constants} from 'node:fs'
-import {mkdir, open, readFile, stat} from 'node:fs/promises'
+import {mkdir, open, stat} from 'node:fs/promises'
+import {readRegularFile} from '../repo/files.js'
 import {dirname} from 'node:path'
 import {AirlockError} from '../errors.js'
 
-/** Reads a private key file; a file that group or others may read is refused (DESIGN.md §6). */
+/**
+ * Reads a private key file: a regular file only (a FIFO or folder is refused at once), and one
+ * that group or others may read is refused (DESIGN.md §6).
+ */
 export async function readPrivateFile(path: string): Promise<string> {
-  let mode: number
+  let st
   try {
-    mode = (await stat(path)).mode
+    st = await stat(path)
   } catch (error) {
     throw new AirlockError('KEY_MISSING', `${path}: no such key file`, {file: path, cause: String(error)})
   }
-  if ((mode & 0o077) !== 0) {
-    const octal = (mode & 0o777).toString(8).padStart(4, '0')
+  if (st.isFile() && (st.mode & 0o077) !== 0) {
+    const octal = (st.mode & 0o777).toString(8).padStart(4, '0')
     throw new AirlockError('KEY_PERMISSIONS', `${path}: private key is readable by others (mode ${octal}); run: chmod 600 ${path}`, {file: path, mode: octal})
   }
-  return readFile(path, 'utf8')
+  return readRegularFile(path, {maxBytes: 64 * 1024, missingCode: 'KEY_MISSING'})
 }
 
 export async function writeNewPrivateFile(path: string, text: string): Promise<void> {

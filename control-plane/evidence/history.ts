@@ -13,7 +13,7 @@ import {sshVerify} from '../crypto/sshsig.js'
 import type {Limits} from '../limits.js'
 import {emptyTrust, keysFor, parseTrust} from '../manifests/load.js'
 import {EVIDENCE_DIR, TRUST_FILE, type TrustPolicy} from '../manifests/models.js'
-import type {CommitInfo, Repository} from '../repo/repository.js'
+import {describeMode, type CommitInfo, type Repository} from '../repo/repository.js'
 import {parseReceipt, type ParsedReceipt} from './ledger.js'
 
 /** Folders whose every change must be a commit signed by a trusted evidence key (besides docs/evidence/). */
@@ -35,6 +35,8 @@ export type EvidenceProblemCode =
   | 'MULTIPLE_ROOTS'
   | 'ANCHOR_NOT_IN_HISTORY'
   | 'UNANCHORED_PARENT'
+  | 'BROKEN_OBJECT'
+  | 'NOT_A_FOLDER'
 
 export interface EvidenceProblem {
   code: EvidenceProblemCode
@@ -131,6 +133,18 @@ async function touchesSignedFolders(repo: Repository, before: string | null, aft
   return (before ? await repo.oidInTree(before, EVIDENCE_DIR) : null) !== (await repo.oidInTree(after, EVIDENCE_DIR))
 }
 
+/** Folders that must be folders: a symbolic link there would send reads and writes outside the repository. */
+export const LAYOUT_FOLDERS = ['manifests', 'manifests/images', 'bundles', 'policies', 'docs', EVIDENCE_DIR] as const
+
+/** The first of LAYOUT_FOLDERS that is present in `tree` as something other than a folder. */
+export async function layoutProblem(repo: Repository, tree: string): Promise<string | null> {
+  for (const folder of LAYOUT_FOLDERS) {
+    const e = await repo.entryAt(tree, folder)
+    if (e && e.mode !== '040000') return `${folder} is ${describeMode(e.mode)}, not a folder; airlock reads and writes desired state and evidence only in real folders`
+  }
+  return null
+}
+
 /** Every ancestor of `starts` (inclusive). */
 async function ancestors(repo: Repository, starts: string[]): Promise<Set<string>> {
   const seen = new Set<string>()
@@ -187,6 +201,7 @@ export async function verifyHistory(repo: Repository, head: string, opts: Histor
     if (a.parents.length > 0) preAnchor = await ancestors(repo, a.parents)
   }
   const commits = new Map<string, CommitInfo>()
+  const bad = new Set<string>()
   const roots: string[] = []
   let reachedKnown = head === opts.anchor || cached.has(head)
   let reachedAnchor = head === opts.anchor
@@ -198,8 +213,17 @@ export async function verifyHistory(repo: Repository, head: string, opts: Histor
       reachedAnchor ||= oid === opts.anchor
       continue
     }
-    if (commits.has(oid) || preAnchor.has(oid)) continue
-    const c = await repo.readCommit(oid)
+    if (commits.has(oid) || preAnchor.has(oid) || bad.has(oid)) continue
+    let c: CommitInfo
+    try {
+      c = await repo.readCommit(oid)
+    } catch (error) {
+      // A commit someone else made that git itself would refuse: named, never a crash.
+      if ((error as AirlockError).code !== 'BROKEN_OBJECT') throw error
+      bad.add(oid)
+      problems.push({code: 'BROKEN_OBJECT', commit: oid, message: `commit ${oid.slice(0, 12)}: ${(error as Error).message}`})
+      continue
+    }
     commits.set(oid, c)
     if (c.parents.length === 0) {
       if (repo.shallow.has(oid)) {
@@ -214,7 +238,6 @@ export async function verifyHistory(repo: Repository, head: string, opts: Histor
   // own trust.yaml naming the attacker's keys) joined to the real history by a merge, and a
   // repository rewritten from another root, however consistent in itself.
   let anchor = opts.anchor
-  const bad = new Set<string>()
   if (!anchor) {
     const known = opts.verifiedRoot ?? null
     const all = [...new Set([...(known ? [known] : []), ...roots])]
@@ -254,63 +277,80 @@ export async function verifyHistory(repo: Repository, head: string, opts: Histor
       problems.push(p)
       bad.add(c.oid)
     }
-    const unanchored = c.parents.filter((p) => preAnchor.has(p))
-    if (c.parents.length > 1) {
-      // 3a — a merge whose tree is exactly the clean three-way merge of its parents (recomputed
-      // here, never taken from the commit) adds no change of its own: that is how a reviewed
-      // pull request arrives from a forge. Its parents were checked like any other commit.
-      if ((await repo.cleanMergeTree(c.parents)) === c.tree) continue
-    }
-    const parents = await Promise.all(c.parents.map((p) => commits.get(p) ?? repo.readCommit(p)))
-    // 3b — anything else is a change relative to each parent. A change to manifests/, bundles/,
-    // policies/ or docs/evidence/ must be signed by an evidence key in the trust policy of
-    // every parent: a commit slipped in without the key, or one adding its own key, is named.
-    let touched = false
-    for (const p of parents) touched ||= await touchesSignedFolders(repo, p.tree, c.tree)
-    if (touched) {
-      signed++
-      if (unanchored.length > 0) {
-        fail({code: 'UNANCHORED_PARENT', commit: c.oid, message: `commit ${c.oid.slice(0, 12)} changes signed folders on top of ${unanchored[0]!.slice(0, 12)}, which is before the trust anchor; no trust policy vouches for it`})
-        continue
+    try {
+      const unanchored = c.parents.filter((p) => preAnchor.has(p))
+      if (c.parents.length > 1) {
+        // 3a — a merge whose tree is exactly the clean three-way merge of its parents (recomputed
+        // here, never taken from the commit) adds no change of its own: that is how a reviewed
+        // pull request arrives from a forge. Its parents were checked like any other commit.
+        if ((await repo.cleanMergeTree(c.parents)) === c.tree) continue
       }
-      const problem = checkCommitSignature(c, await Promise.all(parents.map(trustAt)))
-      if (problem) fail(problem)
-    }
-    // 3c — receipts are append-only (none modified or deleted), and one added names the base it
-    // was added on (no replay from another history) and is signed by an evidence key of the
-    // trust policy it was committed with.
-    const evidence = await repo.oidInTree(c.tree, EVIDENCE_DIR)
-    const parentEvidence = await Promise.all(parents.map((p) => repo.oidInTree(p.tree, EVIDENCE_DIR)))
-    /** A receipt a merge brings from another parent, unchanged, is not one it adds. */
-    const fromAnotherParent = async (i: number, name: string, oid: string) => {
-      for (const [j, e] of parentEvidence.entries()) if (j !== i && e && (await repo.treeEntries(e)).get(name)?.oid === oid) return true
-      return false
-    }
-    for (const [i, p] of parents.entries()) {
-      const there = parentEvidence[i]!
-      if (there === evidence) continue
-      // The raw trees' diff names each changed entry with its ids: no full listing per commit.
-      for (const {name, a: before, b: now} of await repo.changedTreeEntries(there, evidence)) {
-        if (!name.endsWith('.json')) continue
-        const path = `${EVIDENCE_DIR}/${name}`
-        if (before && !now) fail({code: 'RECEIPT_DELETED', receipt: path, commit: c.oid, message: `${path}: deleted in commit ${c.oid.slice(0, 12)}; receipts are append-only`})
-        else if (before && now) fail({code: 'RECEIPT_MODIFIED', receipt: path, commit: c.oid, message: `${path}: changed in commit ${c.oid.slice(0, 12)}; receipts are append-only`})
-        else if (now && !(await fromAnotherParent(i, name, now))) {
-          addedIn.set(path, c.oid)
-          let parsed: ParsedReceipt
-          try {
-            parsed = parseReceipt(await repo.readBlob(now), path, opts.limits)
-          } catch (error) {
-            fail({code: 'MALFORMED', receipt: path, commit: c.oid, message: (error as Error).message})
-            continue
+      const parents = await Promise.all(c.parents.map((p) => commits.get(p) ?? repo.readCommit(p)))
+      // 3b — anything else is a change relative to each parent. A change to manifests/, bundles/,
+      // policies/ or docs/evidence/ must be signed by an evidence key in the trust policy of
+      // every parent: a commit slipped in without the key, or one adding its own key, is named.
+      let touched = false
+      for (const p of parents) touched ||= await touchesSignedFolders(repo, p.tree, c.tree)
+      if (touched) {
+        signed++
+        const layout = await layoutProblem(repo, c.tree)
+        if (layout) fail({code: 'NOT_A_FOLDER', commit: c.oid, message: `commit ${c.oid.slice(0, 12)}: ${layout}`})
+        if (unanchored.length > 0) {
+          fail({code: 'UNANCHORED_PARENT', commit: c.oid, message: `commit ${c.oid.slice(0, 12)} changes signed folders on top of ${unanchored[0]!.slice(0, 12)}, which is before the trust anchor; no trust policy vouches for it`})
+          continue
+        }
+        const problem = checkCommitSignature(c, await Promise.all(parents.map(trustAt)))
+        if (problem) fail(problem)
+      }
+      // 3c — receipts are append-only (none modified or deleted), and one added names the base it
+      // was added on (no replay from another history) and is signed by an evidence key of the
+      // trust policy it was committed with.
+      const evidence = await repo.oidInTree(c.tree, EVIDENCE_DIR)
+      const parentEvidence = await Promise.all(parents.map((p) => repo.oidInTree(p.tree, EVIDENCE_DIR)))
+      /** A receipt a merge brings from another parent, unchanged, is not one it adds. */
+      const fromAnotherParent = async (i: number, name: string, oid: string) => {
+        for (const [j, e] of parentEvidence.entries()) if (j !== i && e && (await repo.treeEntries(e)).get(name)?.oid === oid) return true
+        return false
+      }
+      for (const [i, p] of parents.entries()) {
+        const there = parentEvidence[i]!
+        if (there === evidence) continue
+        // The raw trees' diff names each changed entry with its ids: no full listing per commit.
+        for (const {name, a: before, b: now} of await repo.changedTreeEntries(there, evidence)) {
+          if (!name.endsWith('.json')) continue
+          const path = `${EVIDENCE_DIR}/${name}`
+          if (before && !now) fail({code: 'RECEIPT_DELETED', receipt: path, commit: c.oid, message: `${path}: deleted in commit ${c.oid.slice(0, 12)}; receipts are append-only`})
+          else if (before && now) fail({code: 'RECEIPT_MODIFIED', receipt: path, commit: c.oid, message: `${path}: changed in commit ${c.oid.slice(0, 12)}; receipts are append-only`})
+          else if (now && !(await fromAnotherParent(i, name, now))) {
+            addedIn.set(path, c.oid)
+            let parsed: ParsedReceipt
+            try {
+              parsed = parseReceipt(await repo.readBlob(now), path, opts.limits)
+            } catch (error) {
+              fail({code: 'MALFORMED', receipt: path, commit: c.oid, message: (error as Error).message})
+              continue
+            }
+            const base = parsed.statement.predicate.baseCommit
+            if (base !== p.oid) fail({code: 'BASE_MISMATCH', receipt: path, commit: c.oid, message: `${path}: names base commit ${String(base).slice(0, 12)} but was added on top of ${p.oid.slice(0, 12)}`})
+            const {problem} = checkReceiptSignatures(parsed, await trustAt(c))
+            if (problem) fail({...problem, commit: c.oid})
           }
-          const base = parsed.statement.predicate.baseCommit
-          if (base !== p.oid) fail({code: 'BASE_MISMATCH', receipt: path, commit: c.oid, message: `${path}: names base commit ${String(base).slice(0, 12)} but was added on top of ${p.oid.slice(0, 12)}`})
-          const {problem} = checkReceiptSignatures(parsed, await trustAt(c))
-          if (problem) fail({...problem, commit: c.oid})
         }
       }
+    } catch (error) {
+      if ((error as AirlockError).code !== 'BROKEN_OBJECT') throw error
+      fail({code: 'BROKEN_OBJECT', commit: c.oid, message: `commit ${c.oid.slice(0, 12)}: ${(error as Error).message}`})
     }
+  }
+  // The head itself (and an anchor it may be) is laid out in folders, whatever its history.
+  try {
+    const layout = await layoutProblem(repo, (commits.get(head) ?? (await repo.readCommit(head))).tree)
+    if (layout && !problems.some((p) => p.code === 'NOT_A_FOLDER' && p.commit === head)) {
+      problems.push({code: 'NOT_A_FOLDER', commit: head, message: `commit ${head.slice(0, 12)}: ${layout}`})
+      bad.add(head)
+    }
+  } catch (error) {
+    if ((error as AirlockError).code !== 'BROKEN_OBJECT') throw error
   }
   // Receipts of a root anchor (init's) were added by it.
   if (anchor && (reachedAnchor || roots[0] === anchor) && (commits.get(anchor) ?? (await repo.readCommit(anchor))).parents.length === 0) {

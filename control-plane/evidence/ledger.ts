@@ -1,6 +1,6 @@
 import {AirlockError} from '../errors.js'
 import type {Envelope} from '../crypto/dsse.js'
-import type {Limits} from '../limits.js'
+import {checkNesting, type Limits} from '../limits.js'
 import {EVIDENCE_DIR} from '../manifests/models.js'
 import type {Repository} from '../repo/repository.js'
 import {RECEIPT_PAYLOAD_TYPE, RECEIPT_PREDICATE_TYPE, STATEMENT_TYPE, type ReceiptStatement} from './receipt.js'
@@ -29,6 +29,11 @@ function malformed(path: string, why: string): AirlockError {
 /** Parses a receipt's envelope and statement, checking their shape (not their signatures). */
 export function parseReceipt(text: string, path: string, limits: Limits): ParsedReceipt {
   if (Buffer.byteLength(text) > limits.maxReceiptBytes) throw malformed(path, `larger than ${limits.maxReceiptBytes} bytes`)
+  try {
+    checkNesting(text, path, 'json', limits.maxDepth)
+  } catch (error) {
+    throw malformed(path, (error as Error).message)
+  }
   let envelope: Envelope
   try {
     envelope = JSON.parse(text) as Envelope
@@ -42,7 +47,9 @@ export function parseReceipt(text: string, path: string, limits: Limits): Parsed
   if (!envelope.signatures.every((s) => s && typeof s.keyid === 'string' && typeof s.sig === 'string')) throw malformed(path, 'a signature lacks keyid or sig')
   let statement: ReceiptStatement
   try {
-    statement = JSON.parse(Buffer.from(envelope.payload, 'base64').toString('utf8')) as ReceiptStatement
+    const payload = Buffer.from(envelope.payload, 'base64').toString('utf8')
+    checkNesting(payload, path, 'json', limits.maxDepth)
+    statement = JSON.parse(payload) as ReceiptStatement
   } catch {
     throw malformed(path, 'payload is not a JSON in-toto statement')
   }

@@ -1,7 +1,14 @@
+import {identityText} from '../identity/text.js'
 import type {Requester} from '../plan/plan.js'
 
 /** Who asked: `--actor`, else AIRLOCK_ACTOR, else the CI system's actor, else the local user. */
 export function requesterFrom(env: NodeJS.ProcessEnv, actorFlag: string | undefined, localUser: string): Requester {
+  const r = requester(env, actorFlag, localUser)
+  const source = actorFlag !== undefined ? '--actor' : env.AIRLOCK_ACTOR !== undefined ? 'AIRLOCK_ACTOR' : r.via === 'ci' ? `the ${r.ci?.system ?? 'CI'} actor` : 'the local user name'
+  return {...r, actor: identityText(r.actor, source)}
+}
+
+function requester(env: NodeJS.ProcessEnv, actorFlag: string | undefined, localUser: string): Requester {
   if (env.GITHUB_ACTIONS === 'true') {
     return {
       actor: actorFlag ?? env.AIRLOCK_ACTOR ?? env.GITHUB_ACTOR ?? 'github-actions',

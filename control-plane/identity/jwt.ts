@@ -5,6 +5,8 @@
  */
 import {createLocalJWKSet, jwtVerify, type JSONWebKeySet, type JWTPayload} from 'jose'
 import {AirlockError} from '../errors.js'
+import {checkNesting} from '../limits.js'
+import {identityText, optionalIdentityText} from './text.js'
 
 export const TOKEN_ALGORITHMS = ['RS256', 'RS384', 'RS512', 'ES256', 'EdDSA']
 
@@ -25,6 +27,7 @@ export interface Identity {
 }
 
 export function parseJwks(text: string, source: string): JSONWebKeySet {
+  checkNesting(text, source, 'json')
   let value: unknown
   try {
     value = JSON.parse(text)
@@ -44,14 +47,14 @@ function stringList(v: unknown): string[] {
 
 /** The Cedar User (and its Org/Team parents) for verified claims. */
 export function entitiesForClaims(claims: JWTPayload, authenticated: boolean): Identity['entities'] {
-  const org = typeof claims.org_id === 'string' ? claims.org_id : ''
-  const teams = stringList(claims.teams).map((t) => (t.includes('/') ? t : `${org}/${t}`))
+  const org = typeof claims.org_id === 'string' ? optionalIdentityText(claims.org_id, 'the token\'s org_id claim') : ''
+  const teams = stringList(claims.teams).map((t) => identityText(t, 'the token\'s teams claim')).map((t) => (t.includes('/') ? t : `${org}/${t}`))
   const mfa = claims.mfa_verified === true || stringList(claims.amr).includes('mfa')
   const parents = [...(org ? [{type: 'AgentKernel::Org', id: org}] : []), ...teams.map((id) => ({type: 'AgentKernel::Team', id}))]
   return [
     {
-      uid: {type: 'AgentKernel::User', id: String(claims.sub)},
-      attrs: {email: typeof claims.email === 'string' ? claims.email : '', org_id: org, roles: authenticated ? stringList(claims.roles) : [], mfa_verified: authenticated && mfa},
+      uid: {type: 'AgentKernel::User', id: identityText(claims.sub, 'the token\'s sub claim')},
+      attrs: {email: typeof claims.email === 'string' ? optionalIdentityText(claims.email, 'the token\'s email claim') : '', org_id: org, roles: authenticated ? stringList(claims.roles) : [], mfa_verified: authenticated && mfa},
       parents,
     },
     ...(org ? [{uid: {type: 'AgentKernel::Org', id: org}, attrs: {}, parents: []}] : []),
@@ -73,11 +76,14 @@ export async function identityFromJwt(token: string, opts: {jwks: JSONWebKeySet;
     const e = error as {code?: string; message?: string}
     throw new AirlockError('INVALID_TOKEN', `the token was refused: ${e.message ?? String(error)}`, {reason: e.code ?? 'ERR_JWT_INVALID'})
   }
-  return {principal: {type: 'AgentKernel::User', id: String(payload.sub)}, entities: entitiesForClaims(payload, true), authenticated: true, source: `${payload.iss} ${payload.sub}`}
+  const entities = entitiesForClaims(payload, true)
+  return {principal: entities[0]!.uid, entities, authenticated: true, source: `${identityText(payload.iss, 'the token\'s iss claim')} ${entities[0]!.uid.id}`}
 }
 
 /** An operator at a terminal: the git identity, unauthenticated, with no roles and no MFA. */
-export function localIdentity(name: string, email: string): Identity {
+export function localIdentity(rawName: string, rawEmail: string): Identity {
+  const name = optionalIdentityText(rawName, 'git config user.name')
+  const email = optionalIdentityText(rawEmail, 'git config user.email')
   const sub = `local:${email || name || 'unknown'}`
   return {principal: {type: 'AgentKernel::User', id: sub}, entities: entitiesForClaims({sub, email}, false), authenticated: false, source: `git identity ${name} <${email}> (unauthenticated)`}
 }

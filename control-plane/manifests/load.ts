@@ -1,7 +1,7 @@
 import {AirlockError, inputError} from '../errors.js'
 import {keyIdOf} from '../crypto/keys.js'
 import type {Limits} from '../limits.js'
-import type {Repository} from '../repo/repository.js'
+import {describeMode, type Repository} from '../repo/repository.js'
 import {createPublicKey} from 'node:crypto'
 import {IMAGES_DIR, TRUST_FILE, type GoldenImage, type ImageVerificationSpec, type Role, type TrustKey, type TrustPolicy} from './models.js'
 import {checkAnchoredPattern} from './pattern.js'
@@ -21,7 +21,8 @@ export function parseImage(text: string, file: string, oid: string, limits: Limi
   if (value.metadata.name !== base) {
     throw inputError('SCHEMA_VIOLATION', {file, ...locate(loaded, ['metadata', 'name']), field: 'metadata.name'}, `is "${value.metadata.name}" but the file is named ${base}.yaml; one file per image, named after it`)
   }
-  const channels: GoldenImage['channels'] = {}
+  // No prototype: a channel named by a flag (`--to __proto__`, `--from constructor`) is only ever a key.
+  const channels: GoldenImage['channels'] = Object.create(null) as GoldenImage['channels']
   for (const [name, ch] of Object.entries(value.spec.channels)) channels[name] = {digest: ch.digest, previous: ch.previous ?? null}
   const verification = value.spec.verification ?? null
   for (const [i, id] of (verification?.identities ?? []).entries()) {
@@ -40,6 +41,14 @@ export function parseImage(text: string, file: string, oid: string, limits: Limi
 export async function loadImages(repo: Repository, commit: string, limits: Limits): Promise<GoldenImage[]> {
   const entries = (await repo.listDir(commit, IMAGES_DIR)).filter((e) => e.type === 'blob' && /\.ya?ml$/.test(e.name))
   if (entries.length > limits.maxImages) throw new AirlockError('TOO_LARGE', `${IMAGES_DIR}: ${entries.length} images, the limit is ${limits.maxImages}`)
+  const names = new Map<string, string>()
+  for (const e of entries) {
+    if (e.mode !== '100644' && e.mode !== '100755') throw new AirlockError('INVALID_INPUT', `${e.path}: is ${describeMode(e.mode)}, not a regular file`, {file: e.path, mode: e.mode})
+    const name = e.name.replace(/\.ya?ml$/, '')
+    const other = names.get(name)
+    if (other) throw duplicateImage(name, other, e.path)
+    names.set(name, e.path)
+  }
   const images: GoldenImage[] = []
   for (const e of entries) images.push(parseImage(await repo.readBlob(e.oid), e.path, e.oid, limits))
   return images
@@ -50,13 +59,17 @@ export async function loadImage(repo: Repository, commit: string, name: string, 
   if (!/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/.test(name)) {
     throw new AirlockError('UNKNOWN_IMAGE', `image "${name}" is not a valid image name`, {image: name})
   }
-  for (const ext of ['yaml', 'yml']) {
-    const file = `${IMAGES_DIR}/${name}.${ext}`
-    const found = await repo.readFile(commit, file)
-    if (found) return parseImage(found.text, file, found.oid, limits)
-  }
+  const [yaml, yml] = await Promise.all(['yaml', 'yml'].map((ext) => repo.readFile(commit, `${IMAGES_DIR}/${name}.${ext}`)))
+  if (yaml && yml) throw duplicateImage(name, `${IMAGES_DIR}/${name}.yaml`, `${IMAGES_DIR}/${name}.yml`)
+  if (yaml) return parseImage(yaml.text, `${IMAGES_DIR}/${name}.yaml`, yaml.oid, limits)
+  if (yml) return parseImage(yml.text, `${IMAGES_DIR}/${name}.yml`, yml.oid, limits)
   const known = (await repo.listDir(commit, IMAGES_DIR)).map((e) => e.name.replace(/\.ya?ml$/, ''))
   throw new AirlockError('UNKNOWN_IMAGE', `no image "${name}" in ${IMAGES_DIR}/ (known: ${known.slice(0, 10).join(', ') || 'none'}${known.length > 10 ? ', …' : ''})`, {image: name})
+}
+
+/** Two files for one image: which one is meant is not for airlock to guess. */
+function duplicateImage(name: string, a: string, b: string): AirlockError {
+  return new AirlockError('SCHEMA_VIOLATION', `${b}: image "${name}" is also defined by ${a}; one file per image (remove one of them)`, {file: b, image: name, other: a})
 }
 
 /**

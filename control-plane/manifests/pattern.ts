@@ -1,3 +1,4 @@
+import safeRegex from 'safe-regex2'
 const MAX_PATTERN = 1024
 
 /**
@@ -7,10 +8,14 @@ const MAX_PATTERN = 1024
 export function checkAnchoredPattern(pattern: string): string | null {
   if (pattern.length > MAX_PATTERN) return `longer than ${MAX_PATTERN} characters`
   if (!pattern.startsWith('^') || !pattern.endsWith('$') || pattern.endsWith('\\$')) return 'must be anchored: start with ^ and end with $'
+  let re: RegExp
   try {
-    new RegExp(pattern, 'u')
+    re = new RegExp(pattern, 'u')
   } catch (error) {
     return `is not a valid regular expression (${(error as Error).message})`
   }
+  // A pattern from the repository is matched against certificate subjects: one that can
+  // backtrack (a repeated group inside a repetition) is refused rather than run.
+  if (!safeRegex(re)) return 'can backtrack exponentially (nested repetition); rewrite it without a repeated group inside a repetition'
   return null
 }

@@ -1,6 +1,6 @@
 import {isMap, LineCounter, parseDocument, type Document} from 'yaml'
 import {inputError} from '../errors.js'
-import type {Limits} from '../limits.js'
+import {checkDepth, checkNesting, type Limits} from '../limits.js'
 
 export interface LoadedYaml {
   file: string
@@ -16,6 +16,7 @@ export function loadYaml(text: string, file: string, limits: Limits): LoadedYaml
   if (bytes > limits.maxFileBytes) {
     throw inputError('TOO_LARGE', {file}, `file is ${bytes} bytes, the limit is ${limits.maxFileBytes}`)
   }
+  checkNesting(text, file, 'yaml', limits.maxDepth)
   const lines = new LineCounter()
   const doc = parseDocument(text, {lineCounter: lines, uniqueKeys: true, prettyErrors: false, strict: true})
   const first = doc.errors[0]
@@ -29,6 +30,7 @@ export function loadYaml(text: string, file: string, limits: Limits): LoadedYaml
   } catch (error) {
     throw inputError('YAML_ERROR', {file}, `${(error as Error).message} (at most ${limits.maxYamlAliases} alias expansions)`)
   }
+  checkDepth(value, file, limits.maxDepth)
   return {file, text, doc, value, lines}
 }
 

@@ -8,12 +8,18 @@ import {join} from 'node:path'
 import {AirlockError} from '../errors.js'
 import {verifyHistory, type EvidenceProblem} from '../evidence/history.js'
 import type {Limits} from '../limits.js'
-import {writeFileAtomic, type Repository} from '../repo/repository.js'
+import {writeFileAtomic} from '../repo/files.js'
+import type {Repository} from '../repo/repository.js'
 
 export const ANCHOR_CONFIG = 'airlock.trustAnchor'
 const CACHE_FILE = join('airlock', 'verified.json')
 /** Verified tips kept per anchor: each vouches for its whole history. */
 const CACHE_TIPS = 32
+/**
+ * The verifier's rules, part of every cache key: tips verified under older, looser rules (a
+ * malformed commit an older parser accepted) vouch for nothing once the rules change.
+ */
+const RULES = 'rules-2'
 
 export interface BaseVerification {
   verified: boolean
@@ -59,8 +65,8 @@ async function readCache(repo: Repository): Promise<Cache> {
  * says so, and the pipeline refuses to apply on it.
  */
 export async function verifyBase(repo: Repository, head: string, opts: {anchor: string | null; limits: Limits}): Promise<BaseVerification> {
-  const key = opts.anchor ?? 'root'
-  const cache = await readCache(repo)
+  const key = `${RULES}:${opts.anchor ?? 'root'}`
+  const cache = Object.fromEntries(Object.entries(await readCache(repo)).filter(([k]) => k.startsWith(`${RULES}:`)))
   const entry = cache[key]
   const tips = new Set(Array.isArray(entry?.tips) ? entry.tips.filter((t) => typeof t === 'string') : [])
   const report = await verifyHistory(repo, head, {anchor: opts.anchor, verified: tips, verifiedRoot: typeof entry?.root === 'string' ? entry.root : null, limits: opts.limits})

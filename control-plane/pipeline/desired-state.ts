@@ -2,7 +2,8 @@
  * Hand edits through the pipeline (`airlock change`): the uncommitted edits under manifests/,
  * policies/ and bundles/, validated as their loaders do, as one change.
  */
-import {lstat, readFile} from 'node:fs/promises'
+import {lstat} from 'node:fs/promises'
+import {checkInside, describeFile, readRegularFile} from '../repo/files.js'
 import {join} from 'node:path'
 import {AirlockError} from '../errors.js'
 import type {Limits} from '../limits.js'
@@ -29,10 +30,10 @@ export async function collectEdits(repo: Repository, limits: Limits): Promise<Ar
       continue
     }
     const abs = join(repo.dir, path)
+    await checkInside(repo.dir, abs)
     const st = await lstat(abs)
-    if (!st.isFile()) throw new AirlockError('INVALID_INPUT', `${path}: not a regular file; only regular files are desired state`, {file: path})
-    if (st.size > limits.maxFileBytes) throw new AirlockError('TOO_LARGE', `${path}: larger than ${limits.maxFileBytes} bytes`, {file: path})
-    out.push({path, content: await readFile(abs, 'utf8')})
+    if (!st.isFile()) throw new AirlockError('INVALID_INPUT', `${path}: is ${describeFile(st)}; only regular files are desired state`, {file: path})
+    out.push({path, content: await readRegularFile(abs, {maxBytes: limits.maxFileBytes, label: path})})
   }
   return out
 }
@@ -62,6 +63,11 @@ export async function buildDesiredStateChange(repo: Repository, commit: string, 
     if (after === null) continue
     if (path === TRUST_FILE) parseTrust(after, path, null, limits)
     else if (path.startsWith(`${IMAGES_DIR}/`) && /\.ya?ml$/.test(path)) {
+      // NAME.yaml and NAME.yml both, after the change: one file per image.
+      const twin = path.endsWith('.yml') ? path.replace(/\.yml$/, '.yaml') : path.replace(/\.yaml$/, '.yml')
+      if ((files.has(twin) ? files.get(twin) !== null : (await repo.readFile(commit, twin)) !== undefined)) {
+        throw new AirlockError('SCHEMA_VIOLATION', `${path}: this image is also defined by ${twin}; one file per image (remove one of them)`, {file: path, other: twin})
+      }
       const image = parseImage(after, path, blobId(after), limits)
       const old = before === null ? null : parseImage(before, path, found!.oid, limits)
       for (const [name, ch] of Object.entries(image.channels)) {

@@ -9,6 +9,7 @@
  * saved plan is a proposal: applying it runs the pipeline again on its request and applies only
  * what that run computes, and only if it equals the saved plan.
  */
+import {freeText, identityText} from '../identity/text.js'
 import {AirlockError} from '../errors.js'
 import {canonicalJson} from '../crypto/digest.js'
 import {receiptPathFor} from '../evidence/receipt.js'
@@ -113,7 +114,9 @@ function seal(base: Base, request: ChangeRequest, draft: Draft, ctx: PipelineCon
 }
 
 /** Steps 1–6: computes the plan for a request. Changes nothing. */
-export async function planChange(repo: Repository | null, request: ChangeRequest, ctx: PipelineContext): Promise<Plan> {
+export async function planChange(repo: Repository | null, request: ChangeRequest, given: PipelineContext): Promise<Plan> {
+  // Who asks and why are data: the one normalizer, for fresh requests and saved plans alike.
+  const ctx = {...given, reason: freeText(given.reason, '--reason'), requestedBy: {...given.requestedBy, actor: identityText(given.requestedBy.actor, '--actor')}}
   const {base, record} = await resolveBase(repo, request, ctx)
   const draft = await buildChange(repo, base, request, ctx)
   const authorization = await authorize(repo, base, draft, ctx)

@@ -1,4 +1,5 @@
 import {AirlockError} from '../errors.js'
+import {messageBody} from '../identity/text.js'
 import {sshSign} from '../crypto/sshsig.js'
 import type {Signer} from '../crypto/keys.js'
 import {receiptStatement, receiptText, signReceipt} from '../evidence/receipt.js'
@@ -8,6 +9,8 @@ import {loadTrust} from '../manifests/load.js'
 import {TRUST_FILE} from '../manifests/models.js'
 import type {Limits} from '../limits.js'
 import type {Person, Repository} from '../repo/repository.js'
+import {join} from 'node:path'
+import {checkInside} from '../repo/files.js'
 import {acquireApplyLock} from './lock.js'
 import type {Plan} from './plan.js'
 
@@ -38,7 +41,7 @@ export function commitMessage(plan: Plan): string {
     ['Airlock-Requested-By', plan.requestedBy.actor],
   ]
   const lines = trailers.filter(([, v]) => v !== undefined && v !== null).map(([k, v]) => `${k}: ${String(v)}`)
-  const body = plan.reason ? `\n${plan.reason.trim()}\n` : ''
+  const body = plan.reason ? `\n${messageBody(plan.reason)}\n` : ''
   return `airlock: ${plan.summary}\n${body}\n${lines.join('\n')}\n`
 }
 
@@ -82,6 +85,8 @@ export async function applyPlan(repo: Repository, plan: Plan, ctx: ApplyContext)
       if (now !== input.oid) throw new AirlockError('STALE_PLAN', `${input.path} changed since the plan was made; make a new plan`, {path: input.path, planned: input.oid, actual: now})
     }
     const touched = [...plan.changes.map((c) => c.path), plan.receiptPath]
+    // Nothing is written through a symbolic link in the work tree (before anything is committed).
+    for (const path of touched) await checkInside(repo.dir, join(repo.dir, path))
     // An uncommitted edit is only in the way when the work tree does not already hold exactly
     // what the plan writes (`airlock change` commits the edits it was computed from).
     const after = new Map(plan.changes.map((c) => [c.path, c.after]))
@@ -91,7 +96,7 @@ export async function applyPlan(repo: Repository, plan: Plan, ctx: ApplyContext)
       if (want === undefined || (await repo.workTreeText(path)) !== want) dirty.push(path)
     }
     if (dirty.length > 0) {
-      throw new AirlockError('UNCOMMITTED_CHANGES', `uncommitted changes in ${dirty.join(', ')}; commit or discard them first`, {paths: dirty})
+      throw new AirlockError('UNCOMMITTED_CHANGES', `uncommitted changes in ${dirty.join(', ')}; commit or discard them first (if an apply was interrupted, \`airlock repair\` names what it left and finishes it)`, {paths: dirty})
     }
     const statement = receiptStatement(plan, ctx.now, ctx.toolVersion)
     const receipt = receiptText(signReceipt(statement, [ctx.signer]))

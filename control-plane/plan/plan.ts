@@ -1,7 +1,7 @@
 import {AirlockError} from '../errors.js'
 import {digestOfJson} from '../crypto/digest.js'
 import type {EvidenceProblem} from '../evidence/history.js'
-import type {Limits} from '../limits.js'
+import {checkNesting, type Limits} from '../limits.js'
 import type {Role, TrustKey} from '../manifests/models.js'
 import {repoPath} from '../repo/paths.js'
 
@@ -123,6 +123,7 @@ export function serializePlan(plan: Plan): string {
 /** Reads a saved plan; an edited plan (digest mismatch) is refused before anything else. */
 export function parsePlan(text: string, file: string, limits: Limits): Plan {
   if (Buffer.byteLength(text) > limits.maxFileBytes) throw new AirlockError('TOO_LARGE', `${file}: plan is larger than ${limits.maxFileBytes} bytes`, {file})
+  checkNesting(text, file, 'json', limits.maxDepth)
   let value: unknown
   try {
     value = JSON.parse(text)
@@ -151,6 +152,20 @@ function checkPlanShape(plan: Plan, file: string): void {
   const bad = (field: string, why: string) => new AirlockError('PLAN_INVALID', `${file}: ${field}: ${why}`, {file, field})
   const req = plan.request as {kind?: unknown} | undefined
   if (!req || typeof req !== 'object' || !REQUEST_KINDS.includes(req.kind as (typeof REQUEST_KINDS)[number])) throw bad('request', 'missing or of an unknown kind (a plan made by an older airlock? make a new plan)')
+  for (const [k, v] of Object.entries(req)) {
+    // Request fields are strings, numbers, booleans or lists of files; no key may reach a prototype.
+    if (k === '__proto__' || k === 'constructor' || k === 'prototype') throw bad(`request.${k}`, 'is not a request field')
+    const scalar = (x: unknown) => x === null || typeof x === 'string' || typeof x === 'boolean' || (typeof x === 'number' && Number.isFinite(x))
+    const file = (x: unknown) => !!x && typeof x === 'object' && Object.values(x).every(scalar)
+    if (!scalar(v) && !(Array.isArray(v) && v.every((x) => scalar(x) || file(x)))) throw bad(`request.${k}`, 'is not a string, number, boolean or list')
+  }
+  for (const k of ['image', 'to', 'from', 'channel', 'digest'] as const) {
+    const v = (req as Record<string, unknown>)[k]
+    if (v !== undefined && typeof v !== 'string') throw bad(`request.${k}`, 'must be a string')
+  }
+  if (typeof plan.reason !== 'string') throw bad('reason', 'must be a string')
+  if (!plan.requestedBy || typeof plan.requestedBy !== 'object' || typeof plan.requestedBy.actor !== 'string') throw bad('requestedBy.actor', 'must be a string')
+  if (typeof plan.createdAt !== 'string' || Number.isNaN(Date.parse(plan.createdAt))) throw bad('createdAt', 'must be a time (ISO 8601)')
   if (plan.baseCommit !== null && (typeof plan.baseCommit !== 'string' || !/^[0-9a-f]{40}$/.test(plan.baseCommit))) throw bad('baseCommit', 'not a full commit id')
   if (typeof plan.branch !== 'string' || !/^refs\/heads\/[A-Za-z0-9._/-]+$/.test(plan.branch) || plan.branch.split('/').some((p) => p === '' || p === '.' || p === '..' || p.endsWith('.lock'))) throw bad('branch', 'not a branch name (refs/heads/…)')
   const paths: Array<[string, unknown]> = [

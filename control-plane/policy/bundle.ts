@@ -1,3 +1,4 @@
+import {checkNesting} from '../limits.js'
 import {AirlockError} from '../errors.js'
 import {canonicalJson, sha256Hex} from '../crypto/digest.js'
 import {checkEnvelopeSignatures, signEnvelope, type Envelope} from '../crypto/dsse.js'
@@ -87,6 +88,7 @@ function fail(code: 'BAD_SIGNATURE' | 'THRESHOLD_NOT_MET' | 'UNKNOWN_KEY' | 'KEY
 
 /** Parses a bundle file's envelope and payload shape; a file that is not one is invalid input (exit 2). */
 export function parseBundle(text: string, source: string): {envelope: Envelope; payload: BundlePayload} {
+  checkNesting(text, source, 'json')
   let envelope: Envelope
   try {
     envelope = JSON.parse(text) as Envelope
@@ -95,6 +97,13 @@ export function parseBundle(text: string, source: string): {envelope: Envelope; 
   }
   if (!envelope || typeof envelope.payload !== 'string' || typeof envelope.payloadType !== 'string' || !Array.isArray(envelope.signatures)) {
     throw new AirlockError('INVALID_INPUT', `${source}: not a DSSE envelope`, {file: source})
+  }
+  for (const [i, s] of envelope.signatures.entries()) {
+    for (const field of ['keyid', 'sig'] as const) {
+      if (typeof (s as unknown as Record<string, unknown> | null)?.[field] !== 'string') {
+        throw new AirlockError('INVALID_INPUT', `${source}: signatures[${i}].${field} must be a string`, {file: source, field: `signatures[${i}].${field}`})
+      }
+    }
   }
   let payload: BundlePayload
   try {
@@ -113,6 +122,9 @@ export function parseBundle(text: string, source: string): {envelope: Envelope; 
     !Number.isNaN(Date.parse(payload.issuedAt)) &&
     !Number.isNaN(Date.parse(payload.expiresAt))
   if (!ok) throw new AirlockError('INVALID_INPUT', `${source}: the payload is not an airlock policy bundle`, {file: source})
+  // Cedar text reaches the policy engine only within the depth limit.
+  checkNesting(payload.schema, `${source}#schema`, 'cedar')
+  for (const p of payload.policies) checkNesting(p.text, `${source}#${p.id}`, 'cedar')
   return {envelope, payload}
 }
 
@@ -164,7 +176,9 @@ export function verifyBundle(
   //    scope's folder) is refused.
   if (opts.scope !== undefined && payload.scope !== opts.scope) throw fail('SCOPE_MISMATCH', `${source}: a bundle for ${payload.scope}, expected ${opts.scope}`, {scope: payload.scope})
   const stray = payload.policies.find((p) => {
-    const rel = p.file.replace(/^.*?(?=(global|orgs|users)\/)/, '')
+    // Where the scope folder starts (a linear search: a long file name never backtracks).
+    const at = p.file.search(/(?:global|orgs|users)\//)
+    const rel = at < 0 ? p.file : p.file.slice(at)
     const s = scopeOfPath(rel)
     return !s || scopeName(s) !== payload.scope
   })

@@ -1,5 +1,6 @@
 import {isInteger, parse} from 'lossless-json'
 import {AirlockError} from '../errors.js'
+import {checkNesting} from '../limits.js'
 
 const MAX = BigInt(Number.MAX_SAFE_INTEGER)
 
@@ -9,6 +10,7 @@ const MAX = BigInt(Number.MAX_SAFE_INTEGER)
  * any integer the engine cannot receive exactly is refused, naming the value and where it is.
  */
 export function parseExactJson(text: string, source: string): unknown {
+  checkNesting(text, source, 'json')
   try {
     return parse(text, null, (value: string) => {
       if (!isInteger(value)) return Number(value)

@@ -14,7 +14,7 @@ import {mkdir, readFile} from 'node:fs/promises'
 import {join} from 'node:path'
 import {AirlockError} from '../errors.js'
 import type {TrustPolicy} from '../manifests/models.js'
-import {writeFileAtomic} from '../repo/repository.js'
+import {writeFileAtomic} from '../repo/files.js'
 import {FetchFailure, httpGet} from '../net/http.js'
 import {bundlePath, parseBundle, parseScope, verifyBundle, type BundlePayload} from './bundle.js'
 

@@ -1,4 +1,6 @@
-import {readdir, readFile, stat} from 'node:fs/promises'
+import {readdir, stat} from 'node:fs/promises'
+import {checkNesting, DEFAULT_LIMITS} from '../limits.js'
+import {readRegularFile} from '../repo/files.js'
 import {dirname, join, relative, sep} from 'node:path'
 import {AirlockError} from '../errors.js'
 
@@ -114,7 +116,9 @@ export interface PolicyFile {
 export function buildPolicyTree(root: string, files: PolicyFile[], schema: PolicyTree['schema'], single = false): PolicyTree {
   const policies: PolicySource[] = []
   const seen = new Map<string, string>()
+  if (schema) checkNesting(schema.text, schema.file, 'cedar')
   for (const {rel, display: file, text} of files) {
+    checkNesting(text, file, 'cedar')
     const scope = single ? ({kind: 'global'} as const) : scopeOfPath(rel)
     if (!scope) throw new AirlockError('INVALID_INPUT', `${file}: not under a scope folder (global/, orgs/ORG/, orgs/ORG/teams/TEAM/, users/USER/)`, {file})
     for (const piece of splitPolicies(text)) {
@@ -139,10 +143,13 @@ export async function loadPolicyTree(root: string, opts: {schemaFile?: string; d
   const single = (await stat(root).catch(() => null))?.isFile() ?? false
   const files: PolicyFile[] = []
   for (const abs of single ? [root] : await walk(root)) {
-    files.push({rel: relative(root, abs).split(sep).join('/'), display: opts.display(abs), text: await readFile(abs, 'utf8')})
+    files.push({rel: relative(root, abs).split(sep).join('/'), display: opts.display(abs), text: await readRegularFile(abs, {maxBytes: DEFAULT_LIMITS.maxFileBytes, label: opts.display(abs)})})
   }
   const schemaFile = opts.schemaFile ?? join(single ? dirname(root) : root, 'schema.cedarschema')
-  const schemaText = await readFile(schemaFile, 'utf8').catch(() => null)
-  if (opts.schemaFile && schemaText === null) throw new AirlockError('INVALID_INPUT', `${opts.schemaFile}: no such schema file`, {file: opts.schemaFile})
+  const schemaText = await readRegularFile(schemaFile, {maxBytes: DEFAULT_LIMITS.maxFileBytes, label: opts.display(schemaFile)}).catch((error: AirlockError) => {
+    // An absent default schema is no schema; a schema file that is there must be a regular file.
+    if (!opts.schemaFile && error.details.errno === 'ENOENT') return null
+    throw error
+  })
   return buildPolicyTree(root, files, schemaText === null ? null : {file: opts.display(schemaFile), text: schemaText}, single)
 }

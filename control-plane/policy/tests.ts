@@ -1,4 +1,5 @@
-import {readdir, readFile} from 'node:fs/promises'
+import {readdir} from 'node:fs/promises'
+import {readRegularFile} from '../repo/files.js'
 import {dirname, join, resolve} from 'node:path'
 import {AirlockError, inputError} from '../errors.js'
 import type {Limits} from '../limits.js'
@@ -38,14 +39,14 @@ export async function runPolicyTests(engine: PolicyEngine, dir: string, opts: {l
   for (const name of names) {
     const abs = resolve(dir, name)
     const file = opts.display(abs)
-    const loaded = loadYaml(await readFile(abs, 'utf8'), file, opts.limits)
+    const loaded = loadYaml(await readRegularFile(abs, {maxBytes: opts.limits.maxFileBytes, label: file}), file, opts.limits)
     const doc = loaded.value as {entities?: unknown; cases?: CaseDoc[]} | null
     if (!doc || !Array.isArray(doc.cases)) throw inputError('SCHEMA_VIOLATION', {file, ...locate(loaded, ['cases']), field: 'cases'}, 'a test file needs a list of cases')
     let entities: unknown[] = []
     if (typeof doc.entities === 'string') {
       const path = join(dirname(abs), doc.entities)
-      entities = parseExactJson(await readFile(path, 'utf8').catch(() => {
-        throw inputError('INVALID_INPUT', {file, ...locate(loaded, ['entities']), field: 'entities'}, `cannot read ${doc.entities}`)
+      entities = parseExactJson(await readRegularFile(path, {maxBytes: opts.limits.maxFileBytes, label: opts.display(path)}).catch((error: Error) => {
+        throw inputError('INVALID_INPUT', {file, ...locate(loaded, ['entities']), field: 'entities'}, error.message)
       }), opts.display(path)) as unknown[]
     } else if (Array.isArray(doc.entities)) entities = exactValue(doc.entities, file) as unknown[]
     for (const [i, c] of doc.cases.entries()) {

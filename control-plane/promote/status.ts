@@ -1,7 +1,8 @@
+import type {AirlockError} from '../errors.js'
 import type {Limits} from '../limits.js'
 import {loadImage, loadImages} from '../manifests/load.js'
 import {IMAGES_DIR, type GoldenImage} from '../manifests/models.js'
-import type {Repository} from '../repo/repository.js'
+import type {CommitInfo, Repository} from '../repo/repository.js'
 import {parseTrailers} from '../repo/trailers.js'
 
 export interface LastChange {
@@ -67,8 +68,13 @@ export async function status(repo: Repository, opts: {image?: string; limits: Li
   let oid: string | undefined = base.commit
   let here: string | null | undefined
   while (oid && open.size > 0) {
-    const commit = await repo.readCommit(oid)
-    const parent = commit.parents[0]
+    // A malformed commit someone else made ends the walk: history verification names it.
+    const commit: CommitInfo | null = await repo.readCommit(oid).catch((error: AirlockError) => {
+      if (error.code === 'BROKEN_OBJECT' && oid !== base.commit) return null
+      throw error
+    })
+    if (!commit) break
+    const parent: string | undefined = commit.parents[0]
     const trailers = parseTrailers(commit.message)
     const change = (viaAirlock: boolean): LastChange => ({
       commit: oid!,
@@ -86,6 +92,9 @@ export async function status(repo: Repository, opts: {image?: string; limits: Li
       if (trailers['Airlock-Channel']) settle(image, [trailers['Airlock-Channel']], change(true))
     } else {
       here ??= await repo.oidAt(oid, IMAGES_DIR)
+      // A parent that cannot be read (a malformed commit someone else made) ends the walk.
+      const readable = parent ? await repo.readCommit(parent).then(() => true, (error: AirlockError) => (error.code === 'BROKEN_OBJECT' ? false : Promise.reject(error))) : true
+      if (!readable) break
       there = parent ? await repo.oidAt(parent, IMAGES_DIR) : null
       const c = change(false)
       for (const file of await repo.changedEntries(here, there)) {

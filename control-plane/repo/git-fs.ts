@@ -11,6 +11,7 @@
  */
 import {promises as fsp} from 'node:fs'
 import {basename, dirname, sep} from 'node:path'
+import {writeFileAtomic} from './files.js'
 
 type Listing = Promise<Set<string> | null>
 
@@ -75,6 +76,10 @@ export function gitFs(gitdir: string): {promises: typeof fsp} {
     },
     async writeFile(path: string, data: unknown, options?: unknown) {
       try {
+        // Objects and the index are written under a temporary name, flushed, then renamed: a
+        // process killed mid-write leaves a temporary file for `airlock repair`, never an empty
+        // or torn object. A loose object is read-only, as git makes it.
+        if (path.startsWith(gitdir) && (typeof data === 'string' || data instanceof Uint8Array)) return await writeFileAtomic(path, data, isObjects(path) ? 0o444 : 0o644)
         return await fsp.writeFile(path, data as never, options as never)
       } finally {
         touched(path)

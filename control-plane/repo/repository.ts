@@ -3,12 +3,12 @@
  * work tree); writes create objects first, then move the branch with a compare-and-swap under
  * git's own `<ref>.lock` protocol, so native git and airlock exclude each other.
  */
-import {randomBytes} from 'node:crypto'
 import * as nodeFs from 'node:fs'
-import {appendFile, lstat, mkdir, open, readFile, rename, stat, unlink, writeFile} from 'node:fs/promises'
+import {appendFile, link, lstat, mkdir, readFile, rename, stat, unlink, writeFile} from 'node:fs/promises'
 import {dirname, join, resolve} from 'node:path'
 import git from 'isomorphic-git'
 import {AirlockError} from '../errors.js'
+import {checkInside, tempName, writeFileAtomic} from './files.js'
 import {gitFs} from './git-fs.js'
 import {repoPath} from './paths.js'
 
@@ -17,6 +17,8 @@ export interface TreeEntry {
   path: string
   oid: string
   type: 'blob' | 'tree' | 'commit'
+  /** git's file mode: 100644 or 100755 a file, 040000 a folder, 120000 a symbolic link, 160000 a submodule. */
+  mode: string
 }
 
 export interface FileChange {
@@ -74,7 +76,8 @@ export class Repository {
   readonly gitdir: string
   /** Commits whose parents a shallow clone does not have (`.git/shallow`). */
   readonly shallow = new Set<string>()
-  private readonly trees = new Map<string, Promise<Map<string, {oid: string; type: 'blob' | 'tree' | 'commit'}>>>()
+  private readonly trees = new Map<string, Promise<Map<string, {oid: string; type: 'blob' | 'tree' | 'commit'; mode: string}>>>()
+  private readonly commits = new Map<string, Promise<CommitInfo>>()
   private readonly fs: {promises: typeof nodeFs.promises}
 
   private constructor(readonly dir: string) {
@@ -97,6 +100,12 @@ export class Repository {
         `${top}: .git is a file (a linked worktree or submodule); airlock needs the main work tree of a repository`,
         {path: top, reason: 'linked-worktree'},
       )
+    }
+    // An empty or half-made .git (no HEAD, no objects/) is not a repository, whatever its name.
+    const head = await readFile(join(top, '.git', 'HEAD'), 'utf8').catch(() => null)
+    const objects = await stat(join(top, '.git', 'objects')).catch(() => null)
+    if (head === null || !objects?.isDirectory() || !/^(ref: refs\/|[0-9a-f]{40}\s*$)/.test(head)) {
+      throw new AirlockError('NOT_A_REPOSITORY', `${top}: .git is not a git repository (${head === null ? 'no HEAD' : !objects?.isDirectory() ? 'no objects/' : 'HEAD is malformed'})`, {path: top})
     }
     const repo = new Repository(top)
     const format = await git.getConfig({fs: nodeFs, dir: top, path: 'extensions.objectformat'}).catch(() => undefined)
@@ -156,34 +165,33 @@ export class Repository {
     return git.expandOid({fs: this.fs, dir: this.dir, oid: rev, cache: this.cache}).catch(() => null)
   }
 
-  /** Text of `path` at `commit`, with its blob id, or undefined when absent. */
+  /**
+   * Text of `path` at `commit`, with its blob id, or undefined when absent. A symbolic link or
+   * a submodule where a file is read is refused: a file is what it claims or nothing.
+   */
   async readFile(commit: string, path: string): Promise<{oid: string; text: string} | undefined> {
     const filepath = repoPath(path)
-    try {
-      const {oid, blob} = await git.readBlob({fs: this.fs, dir: this.dir, oid: commit, filepath, cache: this.cache})
-      return {oid, text: Buffer.from(blob).toString('utf8')}
-    } catch (error) {
-      if ((error as {code?: string}).code === 'NotFoundError') return undefined
-      throw error
+    const entry = await this.entryAt((await this.readCommit(commit)).tree, filepath)
+    if (!entry) return undefined
+    if (entry.mode !== '100644' && entry.mode !== '100755') {
+      throw new AirlockError('INVALID_INPUT', `${filepath} at ${commit.slice(0, 12)} is ${describeMode(entry.mode)}, not a regular file`, {path: filepath, commit, mode: entry.mode})
     }
+    return {oid: entry.oid, text: await this.readBlob(entry.oid)}
   }
 
   async readBlob(oid: string): Promise<string> {
-    const {blob} = await git.readBlob({fs: this.fs, dir: this.dir, oid, cache: this.cache})
-    return Buffer.from(blob).toString('utf8')
+    const {object, type} = await this.readObject(oid)
+    if (type !== 'blob') throw brokenObject(oid, `is a ${type}, not a file`)
+    return object.toString('utf8')
   }
 
-  /** Entries of the folder `path` at `commit` (empty when the folder is absent). */
+  /** Entries of the folder `path` at `commit` (empty when the folder is absent or not a folder). */
   async listDir(commit: string, path: string): Promise<TreeEntry[]> {
-    const filepath = path === '' ? undefined : repoPath(path)
-    try {
-      const {tree} = await git.readTree({fs: this.fs, dir: this.dir, oid: commit, filepath, cache: this.cache})
-      return tree.map((e) => ({name: e.path, path: filepath ? `${filepath}/${e.path}` : e.path, oid: e.oid, type: e.type}))
-    } catch (error) {
-      const code = (error as {code?: string}).code
-      if (code === 'NotFoundError' || code === 'ObjectTypeError') return []
-      throw error
-    }
+    const filepath = path === '' ? '' : repoPath(path)
+    const tree = (await this.readCommit(commit)).tree
+    const entry = filepath === '' ? {oid: tree, type: 'tree' as const, mode: '040000'} : await this.entryAt(tree, filepath)
+    if (!entry || entry.type !== 'tree') return []
+    return [...(await this.treeEntries(entry.oid))].map(([name, e]) => ({name, path: filepath ? `${filepath}/${name}` : name, oid: e.oid, type: e.type, mode: e.mode}))
   }
 
   /** The object id of the tree (or blob) at `path` in `commit`, or null when absent. */
@@ -193,27 +201,46 @@ export class Repository {
 
   /** The object id at `path` below the tree `tree`, or null when absent. */
   async oidInTree(tree: string, path: string): Promise<string | null> {
+    return (await this.entryAt(tree, path))?.oid ?? null
+  }
+
+  /** The entry at `path` below the tree `tree` (its id, type and mode), or null when absent. */
+  async entryAt(tree: string, path: string): Promise<{oid: string; type: 'blob' | 'tree' | 'commit'; mode: string} | null> {
     const parts = path.split('/')
     let at = tree
     for (const [i, part] of parts.entries()) {
       const entry = (await this.treeEntries(at)).get(part)
       if (!entry) return null
-      if (i === parts.length - 1) return entry.oid
+      if (i === parts.length - 1) return entry
       if (entry.type !== 'tree') return null
       at = entry.oid
     }
-    return at
+    return null
   }
 
   /** A tree's entries by name; trees never change, so each is read once for the command. */
-  async treeEntries(oid: string): Promise<Map<string, {oid: string; type: 'blob' | 'tree' | 'commit'}>> {
+  async treeEntries(oid: string): Promise<Map<string, {oid: string; type: 'blob' | 'tree' | 'commit'; mode: string}>> {
     let found = this.trees.get(oid)
     if (!found) {
       if (this.trees.size > 50_000) this.trees.clear()
-      found = git.readTree({fs: this.fs, dir: this.dir, oid, cache: this.cache}).then(({tree}) => new Map(tree.map((e) => [e.path, {oid: e.oid, type: e.type}])))
+      found = this.readObject(oid).then(({object, type}) => {
+        if (type !== 'tree') throw brokenObject(oid, `is a ${type}, not a folder`)
+        return parseTree(oid, object)
+      })
       this.trees.set(oid, found)
     }
     return found
+  }
+
+  /** One object's raw content; a missing or unreadable object is BROKEN_OBJECT naming it. */
+  private async readObject(oid: string): Promise<{object: Buffer; type: string}> {
+    if (!/^[0-9a-f]{40}$/.test(oid)) throw brokenObject(oid, 'is not an object id')
+    try {
+      const r = await git.readObject({fs: this.fs, dir: this.dir, oid, format: 'content', cache: this.cache})
+      return {object: Buffer.from(r.object as Uint8Array), type: r.type}
+    } catch (error) {
+      throw brokenObject(oid, (error as {code?: string}).code === 'NotFoundError' ? 'is missing from the repository' : `cannot be read (${(error as Error).message})`)
+    }
   }
 
   /**
@@ -258,9 +285,47 @@ export class Repository {
   /** As changedEntries, with each entry's object id on either side (null: absent there). */
   async changedTreeEntries(a: string | null, b: string | null): Promise<TreeDifference[]> {
     if (a === b) return []
-    const raw = async (oid: string | null) =>
-      oid ? Buffer.from((await git.readObject({fs: this.fs, dir: this.dir, oid, format: 'content', cache: this.cache})).object as Uint8Array) : Buffer.alloc(0)
+    const raw = async (oid: string | null) => {
+      if (!oid) return Buffer.alloc(0)
+      const {object, type} = await this.readObject(oid)
+      if (type !== 'tree') throw brokenObject(oid, `is a ${type}, not a folder`)
+      return object
+    }
     return diffRawTrees(await raw(a), await raw(b))
+  }
+
+  /** Paths of the files that differ between two trees (added, removed or changed), recursively. */
+  async changedPaths(a: string | null, b: string | null, prefix = ''): Promise<string[]> {
+    if (a === b) return []
+    const [ea, eb] = await Promise.all([a ? this.treeEntries(a) : new Map(), b ? this.treeEntries(b) : new Map()])
+    const out: string[] = []
+    for (const name of [...new Set([...ea.keys(), ...eb.keys()])].sort()) {
+      const x = ea.get(name)
+      const y = eb.get(name)
+      if (x?.oid === y?.oid && x?.mode === y?.mode) continue
+      const path = prefix ? `${prefix}/${name}` : name
+      const sub = (e: typeof x) => (e?.type === 'tree' ? e.oid : null)
+      if (x?.type === 'tree' || y?.type === 'tree') out.push(...(await this.changedPaths(sub(x), sub(y), path)))
+      if ((x && x.type !== 'tree') || (y && y.type !== 'tree')) out.push(path)
+    }
+    return out
+  }
+
+  /** The blob id the index holds for each of `paths` (absent: not in the index). */
+  async indexOids(paths: string[]): Promise<Map<string, string>> {
+    const wanted = new Set(paths.map((p) => repoPath(p)))
+    const out = new Map<string, string>()
+    await git.walk({
+      fs: this.fs,
+      dir: this.dir,
+      cache: this.cache,
+      trees: [git.STAGE()],
+      map: async (filepath, [entry]) => {
+        if (entry && wanted.has(filepath)) out.set(filepath, (await entry.oid()) as string)
+        return true
+      },
+    })
+    return out
   }
 
   /**
@@ -268,9 +333,16 @@ export class Repository {
    * header removed, as git computes it (isomorphic-git's own payload only knows PGP armour).
    */
   async readCommit(oid: string): Promise<CommitInfo> {
-    const {object, type} = await git.readObject({fs: this.fs, dir: this.dir, oid, format: 'content', cache: this.cache})
-    if (type !== 'commit') throw new AirlockError('INVALID_INPUT', `${oid.slice(0, 12)} is a ${type}, not a commit`, {oid, type})
-    const commit = parseCommit(oid, Buffer.from(object as Uint8Array).toString('utf8'))
+    let found = this.commits.get(oid)
+    if (!found) {
+      if (this.commits.size > 50_000) this.commits.clear()
+      found = this.readObject(oid).then(({object, type}) => {
+        if (type !== 'commit') throw new AirlockError('INVALID_INPUT', `${oid.slice(0, 12)} is a ${type}, not a commit`, {oid, type})
+        return parseCommit(oid, object.toString('utf8'))
+      })
+      this.commits.set(oid, found)
+    }
+    const commit = await found
     // In a shallow clone the boundary commits' parents are absent: history ends there.
     return this.shallow.has(oid) ? {...commit, parents: []} : commit
   }
@@ -342,14 +414,19 @@ export class Repository {
     const refFile = join(this.gitdir, ref)
     const lockFile = `${refFile}.lock`
     await mkdir(dirname(refFile), {recursive: true})
-    let handle
+    // The lock appears whole (its content written and flushed first, then hard-linked into
+    // place), so a crash never leaves an empty ref lock: `airlock repair` knows it as airlock's.
+    const tmp = tempName(lockFile)
+    await writeFile(tmp, `${next}\n`, {flag: 'wx', flush: true})
     try {
-      handle = await open(lockFile, 'wx')
+      await link(tmp, lockFile)
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === 'EEXIST') {
-        throw new AirlockError('CONFLICT', `${ref} is being updated by another writer (${lockFile} exists)`, {ref, lockFile})
+        throw new AirlockError('CONFLICT', `${ref} is being updated by another writer, or a crash left ${lockFile} behind (\`airlock repair\` tells which and clears airlock's own)`, {ref, lockFile})
       }
       throw error
+    } finally {
+      await unlink(tmp).catch(() => {})
     }
     let renamed = false
     try {
@@ -361,14 +438,9 @@ export class Repository {
           actual: current,
         })
       }
-      await handle.writeFile(`${next}\n`)
-      await handle.sync()
-      await handle.close()
-      handle = undefined
       await rename(lockFile, refFile)
       renamed = true
     } finally {
-      await handle?.close()
       if (!renamed) await unlink(lockFile).catch(() => {})
     }
     const line = `${expected ?? '0'.repeat(40)} ${next} ${who.name} <${who.email}> ${time} +0000\t${note.split('\n')[0]}\n`
@@ -408,11 +480,12 @@ export class Repository {
     for (const change of changes) {
       const filepath = repoPath(change.path)
       const abs = join(this.dir, filepath)
+      await checkInside(this.dir, abs)
       if (change.content === null) {
         await unlink(abs).catch(() => {})
         await git.remove({fs: this.fs, dir: this.dir, filepath, cache: this.cache})
       } else {
-        await writeFileAtomic(abs, change.content)
+        await writeFileAtomic(abs, change.content, 0o644, this.dir)
         await git.add({fs: this.fs, dir: this.dir, filepath, cache: this.cache})
       }
     }
@@ -420,11 +493,12 @@ export class Repository {
 }
 
 /** One entry of a raw tree object: `<mode> <name>\0<20-byte id>`, starting at `at`. */
-function treeEntry(buf: Buffer, at: number): {name: string; oid: string; end: number} | null {
+function treeEntry(buf: Buffer, at: number): {mode: string; name: string; oid: string; end: number} | null {
   if (at >= buf.length) return null
   const space = buf.indexOf(0x20, at)
-  const nul = buf.indexOf(0, space)
-  return {name: buf.toString('utf8', space + 1, nul), oid: buf.toString('hex', nul + 1, nul + 21), end: nul + 21}
+  const nul = space < 0 ? -1 : buf.indexOf(0, space)
+  if (space < 0 || nul < 0 || nul + 21 > buf.length) return null
+  return {mode: buf.toString('latin1', at, space), name: buf.toString('utf8', space + 1, nul), oid: buf.toString('hex', nul + 1, nul + 21), end: nul + 21}
 }
 
 /** An entry present in only one of two trees, or in both with other bytes. */
@@ -443,6 +517,7 @@ export function diffRawTrees(a: Buffer, b: Buffer): TreeDifference[] {
   for (;;) {
     const ea = treeEntry(a, i)
     const eb = treeEntry(b, j)
+    if ((!ea && i < a.length) || (!eb && j < b.length)) throw new AirlockError('BROKEN_OBJECT', 'a folder object is malformed (a truncated entry)', {})
     if (!ea && !eb) return out
     if (ea && eb && ea.end - i === eb.end - j && a.compare(b, j, eb.end, i, ea.end) === 0) {
       i = ea.end
@@ -459,7 +534,13 @@ export function diffRawTrees(a: Buffer, b: Buffer): TreeDifference[] {
   }
 }
 
-/** Parses a raw commit object (headers, a blank line, the message). */
+const PERSON = /^([^<>\n]*) <([^<>\n]*)> (\d{1,15}) ([+-]\d{4})$/
+
+/**
+ * Parses a raw commit object (headers, a blank line, the message) and checks it as
+ * `git fsck --strict` would: a tree, parents, author and committer, in that order and well
+ * formed. A commit that is not is BROKEN_OBJECT naming the commit and the field.
+ */
 export function parseCommit(oid: string, raw: string): CommitInfo {
   const split = raw.indexOf('\n\n')
   const head = split < 0 ? raw : raw.slice(0, split)
@@ -469,41 +550,67 @@ export function parseCommit(oid: string, raw: string): CommitInfo {
     if (line.startsWith(' ') && headers.length > 0) headers[headers.length - 1]![1] += `\n${line.slice(1)}`
     else {
       const space = line.indexOf(' ')
-      headers.push([line.slice(0, space), line.slice(space + 1)])
+      headers.push(space < 0 ? [line, ''] : [line.slice(0, space), line.slice(space + 1)])
     }
   }
-  const get = (name: string) => headers.find(([k]) => k === name)?.[1]
-  const person = (value = '') => {
-    const m = /^(.*) <(.*)> (\d+) [+-]\d{4}$/.exec(value)
-    return {name: m?.[1] ?? '', email: m?.[2] ?? '', time: Number(m?.[3] ?? 0)}
+  const bad = (field: string, problem: string) => brokenObject(oid, `is a malformed commit: ${field} ${problem}`, {field})
+  const names = headers.map(([k]) => k)
+  const tree = headers[0]?.[0] === 'tree' ? headers[0][1] : undefined
+  if (tree === undefined || !/^[0-9a-f]{40}$/.test(tree)) throw bad('tree', tree === undefined ? 'is missing (it must come first)' : 'is not an object id')
+  const parents: string[] = []
+  let i = 1
+  for (; headers[i]?.[0] === 'parent'; i++) {
+    if (!/^[0-9a-f]{40}$/.test(headers[i]![1])) throw bad('parent', 'is not an object id')
+    parents.push(headers[i]![1])
   }
-  const committer = person(get('committer'))
-  const author = person(get('author'))
-  const signature = get('gpgsig')
+  if (names.slice(i).includes('parent')) throw bad('parent', 'comes after the author')
+  const person = (field: 'author' | 'committer', at: number) => {
+    if (headers[at]?.[0] !== field) throw bad(field, 'is missing or out of order')
+    const m = PERSON.exec(headers[at]![1])
+    if (!m) throw bad(field, 'is not "name <email> seconds +zone"')
+    return {name: m[1]!.trim(), email: m[2]!, time: Number(m[3])}
+  }
+  const author = person('author', i)
+  const committer = person('committer', i + 1)
+  const signature = headers.find(([k]) => k === 'gpgsig')?.[1]
   const kept = headers.filter(([k]) => k !== 'gpgsig').map(([k, v]) => `${k} ${v.replaceAll('\n', '\n ')}`)
   return {
     oid,
-    parents: headers.filter(([k]) => k === 'parent').map(([, v]) => v),
+    parents,
     message,
     time: committer.time,
     author: {name: author.name, email: author.email},
     payload: `${kept.join('\n')}\n\n${message}`,
     ...(signature === undefined ? {} : {signature}),
-    tree: get('tree') ?? '',
+    tree,
   }
 }
 
-/** Writes through a temporary file and a rename: a reader sees the old or the new file, never half. */
-export async function writeFileAtomic(path: string, content: string, mode = 0o644): Promise<void> {
-  await mkdir(dirname(path), {recursive: true})
-  const tmp = `${path}.${randomBytes(6).toString('hex')}.tmp`
-  try {
-    await writeFile(tmp, content, {mode, flush: true})
-    await rename(tmp, path)
-  } catch (error) {
-    await unlink(tmp).catch(() => {})
-    throw error
+/** Parses a raw tree object strictly: `<mode> <name>\0<20-byte id>` entries, nothing else. */
+function parseTree(oid: string, buf: Buffer): Map<string, {oid: string; type: 'blob' | 'tree' | 'commit'; mode: string}> {
+  const out = new Map<string, {oid: string; type: 'blob' | 'tree' | 'commit'; mode: string}>()
+  for (let at = 0; at < buf.length; ) {
+    const e = treeEntry(buf, at)
+    if (!e) throw brokenObject(oid, 'is a malformed folder (a truncated entry)')
+    const mode = e.mode.padStart(6, '0')
+    const type = mode === '040000' ? 'tree' : mode === '160000' ? 'commit' : /^10(0644|0755|0664)$|^120000$/.test(mode) ? 'blob' : null
+    if (!type || e.name === '' || e.name.includes('/') || e.name === '.' || e.name === '..' || e.name.toLowerCase() === '.git') {
+      throw brokenObject(oid, `is a malformed folder (entry ${JSON.stringify(e.name)} with mode ${e.mode})`)
+    }
+    out.set(e.name, {oid: e.oid, type, mode})
+    at = e.end
   }
+  return out
+}
+
+/** What a git file mode is, in words. */
+export function describeMode(mode: string): string {
+  return mode === '120000' ? 'a symbolic link' : mode === '040000' ? 'a folder' : mode === '160000' ? 'a submodule' : `mode ${mode}`
+}
+
+/** A missing, unreadable or malformed git object: the repository is damaged, a check fails. */
+export function brokenObject(oid: string, problem: string, extra: Record<string, unknown> = {}): AirlockError {
+  return new AirlockError('BROKEN_OBJECT', `object ${oid.slice(0, 12)} ${problem}`, {oid, ...extra})
 }
 
 /** `git init` with branch main, for `airlock init` and tests. */

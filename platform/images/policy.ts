@@ -6,7 +6,7 @@
 import {createPublicKey} from 'node:crypto'
 import {TrustedRoot} from '@sigstore/protobuf-specs'
 import {AirlockError} from '../../control-plane/errors.js'
-import type {Limits} from '../../control-plane/limits.js'
+import {checkNesting, type Limits} from '../../control-plane/limits.js'
 import {keysFor} from '../../control-plane/manifests/load.js'
 import {DEFAULT_TRUSTED_ROOT, signaturePath, signaturePayloadPath, type GoldenImage, type TrustKey, type TrustPolicy} from '../../control-plane/manifests/models.js'
 import {publicKeyObject} from '../../control-plane/crypto/keys.js'
@@ -26,6 +26,7 @@ export function trustKeyObject(key: TrustKey) {
 
 export function parseJsonInput(text: string, file: string, limits: Limits): unknown {
   if (Buffer.byteLength(text) > limits.maxFileBytes) throw new AirlockError('TOO_LARGE', `${file}: ${Buffer.byteLength(text)} bytes, the limit is ${limits.maxFileBytes}`, {file})
+  checkNesting(text, file, 'json', limits.maxDepth)
   try {
     return JSON.parse(text)
   } catch (error) {

@@ -12,10 +12,10 @@ import {p256} from '@noble/curves/nist.js'
 import {bundleFromJSON, isBundleWithDsseEnvelope, type Bundle} from '@sigstore/bundle'
 import {HashAlgorithm, TrustedRoot} from '@sigstore/protobuf-specs'
 import {PolicyError, toSignedEntity, toTrustMaterial, VerificationError, Verifier, type SignedEntity, type Signer} from '@sigstore/verify'
-import {AirlockError} from '../../control-plane/errors.js'
+import {AirlockError, type ImageVerifyCode} from '../../control-plane/errors.js'
+import {parseDigestRef} from '../../control-plane/manifests/digest.js'
 import {checkAnchoredPattern} from '../../control-plane/manifests/pattern.js'
 
-export type ImageVerifyCode = 'SIGNATURE_ERROR' | 'SUBJECT_MISMATCH' | 'UNTRUSTED_SIGNER' | 'NO_TIMESTAMP' | 'TLOG_ERROR' | 'CERTIFICATE_ERROR' | 'NOT_PINNED' | 'NO_SIGNATURE'
 
 /** A signature that does not verify: exit 1, with the reason code leading the message. */
 export class ImageVerificationError extends AirlockError {
@@ -24,7 +24,7 @@ export class ImageVerificationError extends AirlockError {
     readonly problem: string,
     details: Record<string, unknown> = {},
   ) {
-    super('VERIFICATION_FAILED', `${reason}: ${problem}`, {reason, ...details})
+    super(`IMAGE_${reason}`, `${reason}: ${problem}`, {reason, ...details})
   }
 }
 
@@ -209,7 +209,7 @@ function entityFor(digest: string, bundleJson: unknown, payload?: Buffer): {bund
  * 3. the transparency log entries and timestamps the thresholds ask for verify.
  */
 export function verifyImageSignature(digest: string, bundleJson: unknown, policy: ImagePolicy, opts: {payload?: Buffer} = {}): ImageSignatureResult {
-  if (!/^sha256:[0-9a-f]{64}$/.test(digest)) throw new ImageVerificationError('NOT_PINNED', `${digest} is not a sha256 digest pin`)
+  parseDigestRef(digest)
   const {bundle, entity} = entityFor(digest, bundleJson, opts.payload)
   const bundleType = isBundleWithDsseEnvelope(bundle) ? 'dsse' : 'message_signature'
   if (bundleType === 'message_signature' && !opts.payload && entity.key.$case === 'public-key' && policy.keys.every((k) => k.publicKey.asymmetricKeyType === 'ed25519')) {

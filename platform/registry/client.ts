@@ -9,7 +9,8 @@
  * loop; a bearer token (from the environment) is sent only to the registry itself.
  */
 import {createHash} from 'node:crypto'
-import {AirlockError} from '../../control-plane/errors.js'
+import {AirlockError, type RegistryReason} from '../../control-plane/errors.js'
+import {parseDigestRef} from '../../control-plane/manifests/digest.js'
 import {FetchFailure, httpRequest, type HttpResponse} from '../../control-plane/net/http.js'
 
 export const MEDIA = {
@@ -54,10 +55,10 @@ export type FoundSignature =
 
 export class RegistryError extends AirlockError {
   constructor(
-    readonly reason: 'UNREACHABLE' | 'TIMEOUT' | 'AUTH_REQUIRED' | 'NOT_FOUND' | 'SERVER_ERROR' | 'HTTP_ERROR' | 'REDIRECT_LOOP' | 'TOO_LARGE' | 'BAD_RESPONSE',
+    readonly reason: RegistryReason,
     message: string,
   ) {
-    super('REGISTRY_ERROR', `${reason}: ${message}`, {reason})
+    super(`REGISTRY_${reason}`, `${reason}: ${message}`, {reason})
   }
 }
 
@@ -67,8 +68,7 @@ const LOOPBACK = new Set(['127.0.0.1', 'localhost', '[::1]', '::1'])
 export function parseImageRef(ref: string): ImageRef {
   const at = ref.lastIndexOf('@')
   if (at < 0) throw new AirlockError('NOT_PINNED', `REF: "${ref}" has no digest; a tag is never a pin: use repo@sha256:<64 hex>`, {field: 'REF'})
-  const digest = ref.slice(at + 1)
-  if (!/^sha256:[0-9a-f]{64}$/.test(digest)) throw new AirlockError('BAD_DIGEST', `REF: "${digest}" is not sha256:<64 lowercase hex>`, {field: 'REF'})
+  const {digest} = parseDigestRef(ref.slice(at + 1), 'REF')
   const name = ref.slice(0, at)
   const slash = name.indexOf('/')
   const first = slash < 0 ? '' : name.slice(0, slash)

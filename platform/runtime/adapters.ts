@@ -9,7 +9,7 @@
  * Commands run through execa with a deadline; what cannot be read is a RuntimeUnavailable with
  * the reason, never a guess.
  */
-import {readFile} from 'node:fs/promises'
+import {readRegularFile} from '../../control-plane/repo/files.js'
 import {execa, parseCommandString} from 'execa'
 import {AirlockError} from '../../control-plane/errors.js'
 
@@ -78,13 +78,12 @@ export function fileAdapter(path: string, limits: {maxFileBytes: number}): Runti
   const name = `file:${path}`
   let state: Promise<Record<string, {digest?: unknown}>> | undefined
   const load = async () => {
-    let text: string
-    try {
-      text = await readFile(path, 'utf8')
-    } catch (error) {
-      throw new RuntimeUnavailable(name, `cannot read the state file (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`)
-    }
-    if (Buffer.byteLength(text) > limits.maxFileBytes) throw new RuntimeUnavailable(name, `the state file is larger than ${limits.maxFileBytes} bytes`)
+    // The state file is input like any other: a FIFO, device or folder is exit 2, never a hang.
+    // A missing or unreadable file is a runtime that cannot be read (exit 1), as before.
+    const text = await readRegularFile(path, {maxBytes: limits.maxFileBytes, label: `--runtime ${name}`}).catch((error: AirlockError) => {
+      if (error.details?.errno) throw new RuntimeUnavailable(name, `cannot read the state file (${String(error.details.errno)})`)
+      throw error
+    })
     let json: {kind?: unknown; images?: unknown}
     try {
       json = JSON.parse(text)
