@@ -97,7 +97,7 @@ describe('signatures enforced on promotion', () => {
     const head = await git(dir, 'rev-parse', 'HEAD')
     const r = await airlock(['promote', 'agent-runner', '--digest', NEXT, '--to', 'canary', '--apply', '--json'], {cwd: dir, env})
     expect(r.exitCode).toBe(1)
-    expect(r.json.error).toMatchObject({code: 'VERIFICATION_FAILED', details: {reason: 'NO_SIGNATURE', bundle: bundlePath(NEXT)}})
+    expect(r.json.error).toMatchObject({code: 'IMAGE_NO_SIGNATURE', details: {reason: 'NO_SIGNATURE', bundle: bundlePath(NEXT)}})
     const plain = await airlock(['promote', 'agent-runner', '--digest', NEXT, '--to', 'canary'], {cwd: dir})
     expect(plain.exitCode).toBe(1)
     expect(plain.stderr).toContain('NO_SIGNATURE')

@@ -59,7 +59,7 @@ describe('registry client', () => {
     [418, 'HTTP_ERROR'],
   ])('maps HTTP %i to %s', async (status, reason) => {
     const host = await serve((_req, res) => res.writeHead(status).end('no'))
-    await expect(client(host).manifest('golden/x', DIGEST)).rejects.toMatchObject({code: 'REGISTRY_ERROR', reason})
+    await expect(client(host).manifest('golden/x', DIGEST)).rejects.toMatchObject({code: `REGISTRY_${reason}`, reason})
   })
 
   it('follows a redirect, refuses a loop and a chain that does not end', async () => {
@@ -138,7 +138,7 @@ describe('registry client', () => {
       const host = `127.0.0.1:${(server.address() as {port: number}).port}`
       const tls = (ca?: string) => new RegistryClient(host, {timeoutMs: 2000, maxBytes: 64 * 1024, ...(ca ? {ca} : {})})
       await expect(tls(await readFile(cert, 'utf8')).manifest('golden/x', DIGEST)).resolves.toMatchObject({digest: DIGEST})
-      await expect(tls().manifest('golden/x', DIGEST)).rejects.toMatchObject({code: 'REGISTRY_ERROR', reason: 'UNREACHABLE', message: expect.stringMatching(/certificate/i)})
+      await expect(tls().manifest('golden/x', DIGEST)).rejects.toMatchObject({code: 'REGISTRY_UNREACHABLE', reason: 'UNREACHABLE', message: expect.stringMatching(/certificate/i)})
     } finally {
       await t.cleanup()
     }
