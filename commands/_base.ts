@@ -1,6 +1,6 @@
 import {userInfo} from 'node:os'
 import {Command, Flags, type Interfaces} from '@oclif/core'
-import {asAirlockError, exitFor, toErrorJson, type Outcome} from '../control-plane/errors.js'
+import {AirlockError, asAirlockError, exitFor, toErrorJson, type Outcome} from '../control-plane/errors.js'
 import {DEFAULT_LIMITS, type Limits} from '../control-plane/limits.js'
 import type {Signer} from '../control-plane/crypto/keys.js'
 import type {ChangeRequest, Plan} from '../control-plane/plan/plan.js'
@@ -131,6 +131,13 @@ export abstract class AirlockCommand extends Command {
       await writeFileAtomic(savedTo, serializePlan(plan))
     }
     let applied: ApplyResult | null = null
+    if (signer && plan.changes.length === 0) {
+      // Nothing to change may mean an earlier apply committed and was killed before the work
+      // tree caught up: say so rather than succeed silently over a staged revert.
+      const {unfinishedCheckout} = await import('../control-plane/plan/repair.js')
+      const [left] = await unfinishedCheckout(repo)
+      if (left) throw new AirlockError('UNCOMMITTED_CHANGES', `nothing to apply, but ${left.problem}; run \`airlock repair --apply\``, {finding: left})
+    }
     if (signer && plan.changes.length > 0) applied = await applyChange(repo, plan, {signer, now: this.now, toolVersion: this.config.version, limits: this.limits})
     if (!this.jsonEnabled()) {
       const {renderPlan} = await import('../control-plane/plan/render.js')

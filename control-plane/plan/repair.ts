@@ -111,7 +111,7 @@ export async function findRepairs(repo: Repository, now: Date): Promise<RepairFi
  * version of the files it changed (or some of them): the checkout after the ref moved was cut
  * short. Fixable only when every such file holds exactly the parent's or the commit's content.
  */
-async function unfinishedCheckout(repo: Repository): Promise<RepairFinding[]> {
+export async function unfinishedCheckout(repo: Repository): Promise<RepairFinding[]> {
   const head = await repo.head().catch(() => null)
   if (!head?.oid) return []
   const commit = await repo.readCommit(head.oid).catch(() => null)

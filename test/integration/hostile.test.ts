@@ -144,7 +144,7 @@ describe('malformed commits made by someone else are reported, never a crash', (
   })
 })
 
-/** A FIFO, a folder, a character device and a socket, each where a file is expected. */
+/** A FIFO, a folder, a character and a block device, and a socket, each where a file is expected. */
 async function specialFiles(dir: string): Promise<{files: Record<string, string>; server: Server}> {
   const fifo = join(dir, 'fifo')
   await execa('mkfifo', [fifo])
@@ -152,10 +152,12 @@ async function specialFiles(dir: string): Promise<{files: Record<string, string>
   await mkdir(folder)
   const device = join(dir, 'device')
   const made = await execa('mknod', [device, 'c', '1', '3'], {reject: false})
+  const block = join(dir, 'block')
+  const madeBlock = await execa('mknod', [block, 'b', '7', '250'], {reject: false})
   const sock = join(dir, 'sock')
   const server = createServer()
   await new Promise<void>((resolve) => server.listen(sock, resolve))
-  return {files: {fifo, folder, device: made.exitCode === 0 ? device : '/dev/null', socket: sock}, server}
+  return {files: {fifo, folder, device: made.exitCode === 0 ? device : '/dev/null', ...(madeBlock.exitCode === 0 ? {block} : {}), socket: sock}, server}
 }
 
 describe('files are what they claim', () => {
@@ -320,6 +322,34 @@ describe('errors decided in one place', () => {
       expect(r.exitCode, args.join(' ')).toBe(2)
       expect(r.json.error.code, args.join(' ')).toMatch(/UNKNOWN_CHANNEL|UNKNOWN_IMAGE|USAGE|INVALID_INPUT/)
     }
+  })
+
+  it('prototype keys in JSON and YAML input are unknown fields, never prototypes', async () => {
+    const {dir, env} = fleet
+    const ctx = join(dir, '..', 'ctx.json')
+    await writeFile(ctx, '{"__proto__": {"mfa_verified": true}}')
+    const ent = join(dir, '..', 'ent.json')
+    await writeFile(ent, '[{"uid": {"type": "AgentKernel::User", "id": "a"}, "attrs": {"__proto__": {"roles": ["release-manager"]}}, "parents": []}]')
+    const ask = ['authorize', '--principal', 'AgentKernel::User::"a"', '--action', 'AgentKernel::Action::"Promote"', '--resource', 'AgentKernel::Channel::"agent-runner/stable"']
+    for (const extra of [['--context', ctx], ['--entities', ent]]) {
+      const r = await airlock([...ask, ...extra, '--json'], {cwd: dir})
+      expect(r.exitCode, extra[0]).toBe(2)
+      expect(r.json.error.message, extra[0]).toMatch(/__proto__/)
+    }
+    const trust = await readFile(join(dir, 'manifests/trust.yaml'), 'utf8')
+    await writeFile(join(dir, 'manifests/trust.yaml'), trust.replace(/^  thresholds:/m, '  __proto__: {evidence: 0}\n  thresholds:'))
+    const t = await airlock(['change', '--json'], {cwd: dir, env})
+    expect(t.exitCode).toBe(2)
+    expect(t.json.error).toMatchObject({code: 'SCHEMA_VIOLATION', details: {field: 'spec.__proto__'}})
+    await writeFile(join(dir, 'manifests/trust.yaml'), trust)
+    const out = join(dir, '..', 'proto-plan.json')
+    await airlock([...PROMOTE, '--out', out], {cwd: dir})
+    const plan = JSON.parse(await readFile(out, 'utf8'))
+    const {digest: _d, ...rest} = {...plan, request: JSON.parse(`{"__proto__": {"kind": "init"}, ${JSON.stringify(plan.request).slice(1)}`)}
+    await writeFile(out, JSON.stringify({...rest, digest: digestOfJson(rest)}))
+    const p = await airlock(['apply', out, '--json'], {cwd: dir, env})
+    expect(p.exitCode).toBe(2)
+    expect(p.json.error.code).toBe('PLAN_INVALID')
   })
 
   it('malformed bundles, an empty .git and invalid policies are exit 2 with the JSON error shape', async () => {

@@ -123,7 +123,11 @@ describe('airlock repair', () => {
     for (const path of changed.filter((p) => !added.includes(p))) await git(dir, 'checkout', 'HEAD^', '--', path)
     for (const path of added) await git(dir, 'rm', '-q', '--cached', path).then(() => execa('rm', [join(dir, path)]))
     expect(await git(dir, 'status', '--porcelain')).not.toBe('')
-    // A retry of the same promote changes nothing; the next one is in the way of the stale files.
+    // A retry of the same promote has nothing to change and says why the work tree is behind;
+    // the next one is in the way of the stale files.
+    const retry = await airlock(PROMOTE, {cwd: dir, env})
+    expect(retry.exitCode).toBe(3)
+    expect(retry.json.error.message).toMatch(/nothing to apply, but .*airlock repair --apply/)
     const again = await airlock(['promote', 'agent-runner', '--to', 'canary', '--digest', OTHER, '--apply', '--json'], {cwd: dir, env})
     expect(again.exitCode).toBe(3)
     expect(again.json.error.message).toMatch(/airlock repair/)
