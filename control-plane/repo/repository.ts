@@ -21,6 +21,13 @@ export interface TreeEntry {
   mode: string
 }
 
+/** One entry of a tree, by its name: object id, type and git file mode. */
+export interface TreeItem {
+  oid: string
+  type: 'blob' | 'tree' | 'commit'
+  mode: string
+}
+
 export interface FileChange {
   path: string
   /** New content, or null to delete the file. */
@@ -76,7 +83,7 @@ export class Repository {
   readonly gitdir: string
   /** Commits whose parents a shallow clone does not have (`.git/shallow`). */
   readonly shallow = new Set<string>()
-  private readonly trees = new Map<string, Promise<Map<string, {oid: string; type: 'blob' | 'tree' | 'commit'; mode: string}>>>()
+  private readonly trees = new Map<string, Promise<Map<string, TreeItem>>>()
   private readonly commits = new Map<string, Promise<CommitInfo>>()
   private readonly fs: {promises: typeof nodeFs.promises}
 
@@ -205,7 +212,7 @@ export class Repository {
   }
 
   /** The entry at `path` below the tree `tree` (its id, type and mode), or null when absent. */
-  async entryAt(tree: string, path: string): Promise<{oid: string; type: 'blob' | 'tree' | 'commit'; mode: string} | null> {
+  async entryAt(tree: string, path: string): Promise<TreeItem | null> {
     const parts = path.split('/')
     let at = tree
     for (const [i, part] of parts.entries()) {
@@ -219,7 +226,7 @@ export class Repository {
   }
 
   /** A tree's entries by name; trees never change, so each is read once for the command. */
-  async treeEntries(oid: string): Promise<Map<string, {oid: string; type: 'blob' | 'tree' | 'commit'; mode: string}>> {
+  async treeEntries(oid: string): Promise<Map<string, TreeItem>> {
     let found = this.trees.get(oid)
     if (!found) {
       if (this.trees.size > 50_000) this.trees.clear()
@@ -587,8 +594,8 @@ export function parseCommit(oid: string, raw: string): CommitInfo {
 }
 
 /** Parses a raw tree object strictly: `<mode> <name>\0<20-byte id>` entries, nothing else. */
-function parseTree(oid: string, buf: Buffer): Map<string, {oid: string; type: 'blob' | 'tree' | 'commit'; mode: string}> {
-  const out = new Map<string, {oid: string; type: 'blob' | 'tree' | 'commit'; mode: string}>()
+function parseTree(oid: string, buf: Buffer): Map<string, TreeItem> {
+  const out = new Map<string, TreeItem>()
   for (let at = 0; at < buf.length; ) {
     const e = treeEntry(buf, at)
     if (!e) throw brokenObject(oid, 'is a malformed folder (a truncated entry)')
