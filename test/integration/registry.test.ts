@@ -4,7 +4,7 @@ import {readFile, writeFile} from 'node:fs/promises'
 import {join} from 'node:path'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 import {airlock, commitChange, git, initFleet} from '../helpers.js'
-import {attachBundle, attachSigTag, pushImage, simpleSigningPayload, startRegistry, type Registry} from '../registry.js'
+import {attachBundle, attachSigTag, pushImage, RUN_REGISTRY_TESTS, simpleSigningPayload, startRegistry, type Registry} from '../registry.js'
 import {cosignV2Annotations, imageKeyPair, signImage, startMockSigstore, type ImageKeyPair} from '../sigstore-fixtures.js'
 
 let reg: Registry
@@ -12,6 +12,7 @@ let fleet: Awaited<ReturnType<typeof initFleet>>
 let key: ImageKeyPair
 let repository: string
 beforeAll(async () => {
+  if (!RUN_REGISTRY_TESTS) return
   reg = await startRegistry()
   fleet = await initFleet()
   repository = `${reg.host}/golden/agent-runner`
@@ -31,7 +32,7 @@ afterAll(async () => {
 const fetchSig = (ref: string, ...more: string[]) => airlock(['image', 'fetch-signature', ref, '--plain-http', '--json', ...more], {cwd: fleet.dir, env: fleet.env})
 const sigPath = (digest: string, ext = 'sigstore.json') => `manifests/signatures/agent-runner/${digest.replace(':', '-')}.${ext}`
 
-describe('image fetch-signature against a real registry (Debian docker-registry on 127.0.0.1)', () => {
+describe.runIf(RUN_REGISTRY_TESTS)('image fetch-signature against a real registry (Debian docker-registry on 127.0.0.1)', () => {
   it('finds a cosign v3 bundle through the sha256-<hex> tag index (no referrers API here), stores it, and the digest promotes', async () => {
     const image = await pushImage(reg, 'golden/agent-runner', 'v3')
     await attachBundle(reg, 'golden/agent-runner', image, JSON.stringify(await signImage(image.digest, key)))
