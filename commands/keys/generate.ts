@@ -5,7 +5,7 @@ import {AirlockCommand, planFlags, type PlanOutcome} from '../_base.js'
 export default class KeysGenerate extends AirlockCommand {
   static override summary = 'Generate a key in keys/NAME.key (Ed25519, or ECDSA P-256 for images); with --apply, add its public half to trust.yaml.'
   static override description =
-    'The private key is written to keys/NAME.key (mode 0600; keys/ is git-ignored) and reused if it is already there. The trust.yaml change is planned like every change and committed only with --apply.'
+    'Without --apply nothing is written: a new key is generated in memory and the trust.yaml change it needs is shown. With --apply the private key is written to keys/NAME.key (mode 0600; keys/ is git-ignored) only once the trust change is committed, or not at all; an existing keys/NAME.key is reused. A new key cannot go into a saved plan (--out): its private half would be lost.'
   static override args = {name: Args.string({description: 'key name (keys/NAME.key)', required: true})}
   static override flags = {
     ...planFlags,
@@ -18,18 +18,31 @@ export default class KeysGenerate extends AirlockCommand {
   async run(): Promise<PlanOutcome & {key: {id: string; publicKey: string; file: string; created: boolean}}> {
     const {args, flags} = await this.parse(KeysGenerate)
     const repo = await this.repository(flags.repo)
-    const {ensureKeyFile} = await import('../../control-plane/plan/trust-key.js')
+    const {keyFor} = await import('../../control-plane/plan/trust-key.js')
     const file = join(repo.dir, 'keys', `${args.name}.key`)
     const algorithm = flags.algorithm as 'ed25519' | 'ecdsa-p256'
+    const {AirlockError} = await import('../../control-plane/errors.js')
     if (algorithm !== 'ed25519' && flags.role !== 'image') {
-      const {AirlockError} = await import('../../control-plane/errors.js')
       throw new AirlockError('USAGE', `--algorithm ${algorithm}: only image keys may be ECDSA; evidence, policy and audit signatures are Ed25519`, {field: '--algorithm'})
     }
-    const key = await ensureKeyFile(file, args.name, algorithm)
+    const key = await keyFor(file, args.name, algorithm)
+    if (key.pem && flags.out) throw new AirlockError('USAGE', `--out: ${file} does not exist yet, and a saved plan cannot carry a new private key; run with --apply`, {field: '--out'})
     const publicKey = Buffer.from(key.publicKey).toString('base64')
-    if (!this.jsonEnabled()) this.log(`${key.created ? 'Wrote' : 'Using'} ${file}\n  key id     ${key.keyid}\n  algorithm  ${algorithm}\n  public key ${publicKey}\n`)
+    const how = key.pem ? (flags.apply ? 'New key for' : 'New key (not written; --apply writes it with the trust change) for') : 'Using'
+    if (!this.jsonEnabled()) this.log(`${how} ${file}\n  key id     ${key.keyid}\n  algorithm  ${algorithm}\n  public key ${publicKey}\n`)
     const request = {kind: 'add-key' as const, name: args.name, role: flags.role as 'evidence', algorithm, publicKey, validFrom: flags['valid-from'] ?? this.now.toISOString().replace(/\.\d{3}Z$/, 'Z'), ...(flags['valid-until'] ? {validUntil: flags['valid-until']} : {})}
-    const outcome = await this.runChange(repo, request, flags)
-    return {...outcome, key: {id: key.keyid, publicKey, file, created: key.created}}
+    // The private key sits under a temporary name until the trust change is committed.
+    const {stagePrivateFile} = await import('../../control-plane/crypto/keyfile.js')
+    const staged = key.pem && flags.apply ? await stagePrivateFile(file, key.pem) : null
+    let outcome: PlanOutcome
+    try {
+      outcome = await this.runChange(repo, request, flags)
+    } catch (error) {
+      await staged?.discard()
+      throw error
+    }
+    if (staged && outcome.applied) await staged.commit()
+    else await staged?.discard()
+    return {...outcome, key: {id: key.keyid, publicKey, file, created: Boolean(key.pem && outcome.applied)}}
   }
 }

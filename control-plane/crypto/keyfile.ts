@@ -1,6 +1,6 @@
 import {constants} from 'node:fs'
-import {mkdir, open, stat} from 'node:fs/promises'
-import {readRegularFile} from '../repo/files.js'
+import {link, mkdir, open, stat, unlink} from 'node:fs/promises'
+import {readRegularFile, tempName} from '../repo/files.js'
 import {dirname} from 'node:path'
 import {AirlockError} from '../errors.js'
 
@@ -36,5 +36,29 @@ export async function writeNewPrivateFile(path: string, text: string): Promise<v
     await handle.sync()
   } finally {
     await handle.close()
+  }
+}
+
+/**
+ * A new private key written next to its final name (`<path>.<pid>-<random>.airlock-tmp`, 0600)
+ * and put in place only by `commit()`, once the change that trusts it is committed; `discard()`
+ * removes it. A crash in between leaves the temporary file, which `airlock repair` puts in place
+ * when HEAD's trust.yaml holds its key and removes otherwise: no key without its trust entry.
+ */
+export async function stagePrivateFile(path: string, text: string): Promise<{tmp: string; commit(): Promise<void>; discard(): Promise<void>}> {
+  const tmp = tempName(path)
+  await writeNewPrivateFile(tmp, text)
+  return {
+    tmp,
+    async commit() {
+      try {
+        await link(tmp, path)
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code === 'EEXIST') throw new AirlockError('KEY_EXISTS', `${path}: a key file appeared meanwhile; the new key is kept in ${tmp}`, {file: path, tmp})
+        throw error
+      }
+      await unlink(tmp)
+    },
+    discard: () => unlink(tmp).catch(() => {}),
   }
 }

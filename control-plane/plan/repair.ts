@@ -8,21 +8,26 @@
  * - ref-lock            `<ref>.lock` airlock took and never renamed (the branch did not move)
  * - unfinished-checkout the branch moved to airlock's commit; the work tree and index did not
  * - temp-file           a temporary file of a writer that is gone
+ * - pending-key         a new private key `keys generate --apply` had not yet put in place: it
+ *                       is put in place when HEAD's trust.yaml holds it, removed otherwise
  * - empty-object        a zero-byte loose object (written by a tool without fsync + rename)
  *
  * Anything else — a lock held by a live process, an edit that is nobody's crash — is reported
  * and left alone.
  */
-import {lstat, readdir, readFile, unlink} from 'node:fs/promises'
+import {link, lstat, readdir, readFile, unlink} from 'node:fs/promises'
 import {join, relative, sep} from 'node:path'
 import {AirlockError} from '../errors.js'
 import {LAYOUT_FOLDERS} from '../evidence/history.js'
+import {loadImageKey} from '../crypto/keys.js'
+import {DEFAULT_LIMITS} from '../limits.js'
+import {loadTrust} from '../manifests/load.js'
 import {TEMP_SUFFIX, tempWriter} from '../repo/files.js'
 import type {Repository} from '../repo/repository.js'
 import {parseTrailers} from '../repo/trailers.js'
 import {acquireApplyLock, APPLY_LOCK, lockMessage, lockState, running, TORN_LOCK_AGE_MS} from './lock.js'
 
-export type FindingKind = 'apply-lock' | 'ref-lock' | 'unfinished-checkout' | 'temp-file' | 'empty-object'
+export type FindingKind = 'apply-lock' | 'ref-lock' | 'unfinished-checkout' | 'temp-file' | 'pending-key' | 'empty-object'
 
 export interface RepairFinding {
   kind: FindingKind
@@ -40,6 +45,8 @@ export interface RepairReport {
 }
 
 const OLD_MS = TORN_LOCK_AGE_MS
+/** Where `keys generate` keeps private keys (git-ignored). */
+const KEYS_DIR = 'keys'
 
 /** Files below `dir` (recursively, not following links), as absolute paths; absent: none. */
 async function walk(dir: string, depth = 8): Promise<string[]> {
@@ -79,15 +86,15 @@ export async function findRepairs(repo: Repository, now: Date): Promise<RepairFi
   }
 
   // Temporary files of writers that are gone (or, without a pid in the name, older than a minute).
-  const roots = [repo.gitdir, ...LAYOUT_FOLDERS.filter((f) => !f.includes('/')).map((f) => join(repo.dir, f))]
+  const roots = [repo.gitdir, KEYS_DIR, ...LAYOUT_FOLDERS.filter((f) => !f.includes('/'))].map((f) => (f === repo.gitdir ? f : join(repo.dir, f)))
   for (const root of roots) {
     for (const abs of await walk(root)) {
       if (!abs.endsWith(TEMP_SUFFIX) && !/[/\\]tmp_obj_[^/\\]*$/.test(abs)) continue
       const pid = tempWriter(abs)
       const st = await lstat(abs)
-      if (pid !== null ? pid !== process.pid && !running(pid) : now.getTime() - st.mtimeMs >= OLD_MS) {
-        findings.push({kind: 'temp-file', path: rel(abs), problem: `${rel(abs)} is a temporary file of an interrupted write`, fix: 'remove it'})
-      }
+      if (pid !== null ? pid === process.pid || running(pid) : now.getTime() - st.mtimeMs < OLD_MS) continue
+      if (root === join(repo.dir, KEYS_DIR) && /\.key\.\d+-[0-9a-f]+\.airlock-tmp$/.test(abs)) findings.push(await pendingKey(repo, abs, rel))
+      else findings.push({kind: 'temp-file', path: rel(abs), problem: `${rel(abs)} is a temporary file of an interrupted write`, fix: 'remove it'})
     }
   }
 
@@ -104,6 +111,21 @@ export async function findRepairs(repo: Repository, now: Date): Promise<RepairFi
 
   findings.push(...(await unfinishedCheckout(repo)))
   return findings
+}
+
+/**
+ * A new private key left under its temporary name by an interrupted `keys generate --apply`:
+ * whether HEAD's trust.yaml holds it says whether its trust change was committed.
+ */
+async function pendingKey(repo: Repository, abs: string, rel: (abs: string) => string): Promise<RepairFinding> {
+  const final = abs.replace(/\.\d+-[0-9a-f]+\.airlock-tmp$/, '')
+  const keyid = await loadImageKey(abs).then((k) => k.keyid, () => null)
+  const head = await repo.head().catch(() => null)
+  const trust = head?.oid ? await loadTrust(repo, head.oid, DEFAULT_LIMITS).catch(() => null) : null
+  const trusted = keyid !== null && Boolean(trust?.keys.some((k) => k.id === keyid))
+  const taken = await lstat(final).then(() => true, () => false)
+  if (trusted && !taken) return {kind: 'pending-key', path: rel(abs), problem: `${rel(abs)} is the private key of ${keyid!.slice(0, 16)}…, which trust.yaml at HEAD holds: keys generate was interrupted after its commit`, fix: `put it in place as ${rel(final)}`}
+  return {kind: 'pending-key', path: rel(abs), problem: `${rel(abs)} is a private key whose trust change was never committed${taken ? ` (and ${rel(final)} exists)` : ''}`, fix: 'remove it'}
 }
 
 /**
@@ -157,7 +179,11 @@ export async function applyRepairs(repo: Repository, now: Date): Promise<RepairR
     findings = (await findRepairs(repo, now)).filter((f) => f.kind !== 'apply-lock')
     for (const f of findings) {
       if (!f.fix) continue
-      if (f.kind === 'unfinished-checkout') {
+      if (f.kind === 'pending-key' && f.fix?.startsWith('put it in place')) {
+        const abs = join(repo.dir, f.path)
+        await link(abs, abs.replace(/\.\d+-[0-9a-f]+\.airlock-tmp$/, ''))
+        await unlink(abs)
+      } else if (f.kind === 'unfinished-checkout') {
         const head = await repo.base()
         const commit = await repo.readCommit(head.commit)
         const paths = await repo.changedPaths((await repo.readCommit(commit.parents[0]!)).tree, commit.tree)

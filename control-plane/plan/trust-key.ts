@@ -1,7 +1,7 @@
 import {stat} from 'node:fs/promises'
 import {Document} from 'yaml'
 import {AirlockError} from '../errors.js'
-import {generateImageKey, generateSigner, keyIdOf, loadImageKey, loadSigner, writePrivateKey} from '../crypto/keys.js'
+import {generateImageKey, generateSigner, keyIdOf, loadImageKey, loadSigner} from '../crypto/keys.js'
 import type {Limits} from '../limits.js'
 import {loadTrust} from '../manifests/load.js'
 import {TRUST_FILE, type Role, type TrustKey} from '../manifests/models.js'
@@ -13,33 +13,32 @@ export interface KeyFileResult {
   keyid: string
   publicKey: Uint8Array
   algorithm: TrustKey['algorithm']
-  created: boolean
+  /** A new key, held in memory only: nothing is written until the change that trusts it applies. */
+  pem: string | null
 }
 
 /**
- * Uses the key at `file` when it exists, otherwise generates one there (mode 0600): Ed25519, or
- * ECDSA P-256 for image keys (what cosign generates).
+ * The key at `file` when it exists, otherwise a new one, generated in memory and not written:
+ * Ed25519, or ECDSA P-256 for image keys (what cosign generates).
  */
-export async function ensureKeyFile(file: string, name: string, algorithm: TrustKey['algorithm'] = 'ed25519'): Promise<KeyFileResult> {
+export async function keyFor(file: string, name: string, algorithm: TrustKey['algorithm'] = 'ed25519'): Promise<KeyFileResult> {
   const exists = await stat(file).then(() => true, () => false)
   if (exists) {
     if (algorithm === 'ed25519') {
       const signer = await loadSigner({file})
-      return {keyid: signer.keyid, publicKey: signer.publicKey, algorithm, created: false}
+      return {keyid: signer.keyid, publicKey: signer.publicKey, algorithm, pem: null}
     }
     const key = await loadImageKey(file)
     if (key.algorithm !== algorithm) throw new AirlockError('KEY_INVALID', `${file} holds an ${key.algorithm} key, not ${algorithm}`, {file})
-    return {keyid: key.keyid, publicKey: key.publicKey, algorithm, created: false}
+    return {keyid: key.keyid, publicKey: key.publicKey, algorithm, pem: null}
   }
   if (!/^[a-z0-9][a-z0-9_-]{0,63}$/.test(name)) throw new AirlockError('USAGE', `key name "${name}": use lowercase letters, digits, - and _`, {field: 'name'})
   if (algorithm === 'ed25519') {
     const {signer, pem} = generateSigner()
-    await writePrivateKey(file, pem)
-    return {keyid: signer.keyid, publicKey: signer.publicKey, algorithm, created: true}
+    return {keyid: signer.keyid, publicKey: signer.publicKey, algorithm, pem}
   }
   const {key, pem} = generateImageKey(algorithm)
-  await writePrivateKey(file, pem)
-  return {keyid: key.keyid, publicKey: key.publicKey, algorithm, created: true}
+  return {keyid: key.keyid, publicKey: key.publicKey, algorithm, pem}
 }
 
 /** A trust.yaml key entry, as it is written. */

@@ -1,6 +1,9 @@
-import {chmod, readFile, writeFile} from 'node:fs/promises'
+import {chmod, copyFile, readFile, writeFile} from 'node:fs/promises'
 import {join} from 'node:path'
 import {afterEach, beforeEach, describe, expect, it} from 'vitest'
+import {loadSigner} from '../../control-plane/crypto/keys.js'
+import {sshSign} from '../../control-plane/crypto/sshsig.js'
+import {Repository} from '../../control-plane/repo/repository.js'
 import {airlock, git, initFleet} from '../helpers.js'
 
 /** A new digest for the canary channel (the example policies let a local operator move canary in a scratch fleet). */
@@ -168,11 +171,29 @@ describe('when evidence is tampered with', () => {
   it('names a commit signed by a key that the parent trust policy does not hold', async () => {
     const other = await initFleet()
     try {
-      // The intruder adds their own key to trust.yaml and signs with it: still untrusted,
-      // because a commit is judged by the trust policy of its parent.
+      // airlock itself refuses to make such a commit (its own verifier runs before the ref moves).
       const gen = await airlock(['keys', 'generate', 'intruder', '--role', 'evidence', '--apply', '--evidence-key', other.key, '--json'], {cwd: fleet.dir})
       expect(gen.exitCode).toBe(2)
       expect(gen.json.error.code).toBe('KEY_INVALID')
+      // The intruder makes it by hand: their own key added to trust.yaml, the commit SSH-signed
+      // with it. Still untrusted: a commit is judged by the trust policy of its parent.
+      await copyFile(other.key, join(fleet.dir, 'keys', 'intruder.key'))
+      const plan = await airlock(['keys', 'generate', 'intruder', '--role', 'evidence', '--json'], {cwd: fleet.dir})
+      const repo = await Repository.open(fleet.dir)
+      const base = await repo.base()
+      const signer = await loadSigner({file: other.key})
+      const commit = await repo.createCommit({
+        base: base.commit,
+        changes: [{path: 'manifests/trust.yaml', content: plan.json.plan.changes[0].after}],
+        message: 'trust me\n',
+        author: {name: 'intruder', email: 'i@example.com'},
+        time: Math.floor(Date.now() / 1000),
+        sign: (payload) => sshSign(Buffer.from(payload), signer),
+      })
+      await git(fleet.dir, 'update-ref', 'refs/heads/main', commit, base.commit)
+      const r = await airlock(['evidence', 'verify', '--json'], {cwd: fleet.dir})
+      expect(r.exitCode).toBe(1)
+      expect(r.json.problems).toEqual([expect.objectContaining({code: 'UNTRUSTED_COMMIT_SIGNER', commit})])
     } finally {
       await other.cleanup()
     }
@@ -346,19 +367,26 @@ describe('shallow clones', () => {
 })
 
 describe('keys generate', () => {
-  it('writes a 0600 key, plans the trust change, and commits it with --apply', async () => {
+  it('writes nothing without --apply; with --apply writes a 0600 key and commits its trust change', async () => {
     const {dir, env} = fleet
+    const {stat} = await import('node:fs/promises')
     const plan = await airlock(['keys', 'generate', 'ci-policy', '--role', 'policy', '--json'], {cwd: dir})
     expect(plan.exitCode).toBe(0)
     expect(plan.json.applied).toBeNull()
-    const {stat} = await import('node:fs/promises')
-    expect((await stat(join(dir, 'keys/ci-policy.key'))).mode & 0o777).toBe(0o600)
+    expect(plan.json.key.created).toBe(false)
+    await expect(stat(join(dir, 'keys/ci-policy.key'))).rejects.toMatchObject({code: 'ENOENT'})
+    expect(await git(dir, 'status', '--porcelain', '--ignored')).not.toMatch(/ci-policy/)
+    const saved = await airlock(['keys', 'generate', 'ci-policy', '--role', 'policy', '--out', join(dir, '..', 'k.json'), '--json'], {cwd: dir})
+    expect(saved.exitCode).toBe(2)
+    expect(saved.json.error.message).toMatch(/cannot carry a new private key/)
     const applied = await airlock(['keys', 'generate', 'ci-policy', '--role', 'policy', '--apply', '--json'], {cwd: dir, env})
     expect(applied.exitCode).toBe(0)
-    expect(applied.json.key.id).toBe(plan.json.key.id)
-    expect(applied.json.key.created).toBe(false)
+    expect(applied.json.key.created).toBe(true)
+    expect((await stat(join(dir, 'keys/ci-policy.key'))).mode & 0o777).toBe(0o600)
     const trust = await readFile(join(dir, 'manifests/trust.yaml'), 'utf8')
-    expect(trust).toContain(plan.json.key.id)
+    expect(trust).toContain(applied.json.key.id)
+    const again = await airlock(['keys', 'generate', 'ci-policy', '--role', 'policy', '--json'], {cwd: dir})
+    expect(again.json.key).toMatchObject({id: applied.json.key.id, created: false})
     expect(await git(dir, 'status', '--porcelain')).toBe('')
     expect((await airlock(['evidence', 'verify'], {cwd: dir})).exitCode).toBe(0)
   })

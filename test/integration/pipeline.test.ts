@@ -162,9 +162,8 @@ describe('anchored history', () => {
   it('refuses to build on a base where an unsigned commit added an image key', async () => {
     const {dir, env} = fleet
     // The attacker's image key, added to trust.yaml by a plain unsigned commit.
-    const out = join(dir, '..', 'key-plan.json')
-    await airlock(['keys', 'generate', 'intruder', '--role', 'image', '--algorithm', 'ecdsa-p256', '--out', out], {cwd: dir})
-    await writeFile(join(dir, 'manifests/trust.yaml'), JSON.parse(await readFile(out, 'utf8')).changes[0].after)
+    const key = await airlock(['keys', 'generate', 'intruder', '--role', 'image', '--algorithm', 'ecdsa-p256', '--json'], {cwd: dir})
+    await writeFile(join(dir, 'manifests/trust.yaml'), key.json.plan.changes[0].after)
     await git(dir, 'commit', '-qam', 'sneak')
     const plan = await airlock(['promote', 'agent-runner', '--digest', NEXT, '--to', 'canary', '--json'], {cwd: dir})
     expect(plan.exitCode).toBe(1)

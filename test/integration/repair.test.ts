@@ -5,7 +5,7 @@
  * A few real `kill -9` trials run too; `node bench/kill-trials.js` runs fifty.
  */
 import {execa} from 'execa'
-import {mkdir, readFile, utimes, writeFile} from 'node:fs/promises'
+import {mkdir, readdir, readFile, utimes, writeFile} from 'node:fs/promises'
 import {join} from 'node:path'
 import {afterEach, beforeEach, describe, expect, it} from 'vitest'
 import {killTrials} from '../../bench/kill-trials.js'
@@ -163,6 +163,30 @@ describe('airlock repair', () => {
     expect((await airlock(['repair', '--json'], {cwd: dir})).json.findings).toEqual([])
     expect((await airlock(PROMOTE, {cwd: dir, env})).exitCode).toBe(0)
     await whole(dir)
+  })
+})
+
+describe('a key generate --apply interrupted between its commit and its key file', () => {
+  it('puts a pending key in place when HEAD trusts it, and removes one whose trust change never landed', async () => {
+    const {dir, env} = fleet
+    const dead = await gonePid()
+    expect((await airlock(['keys', 'generate', 'pol', '--role', 'policy', '--apply', '--json'], {cwd: dir, env})).exitCode).toBe(0)
+    // What a kill after the commit and before the rename leaves: the key under its temporary name.
+    const pending = join(dir, 'keys', `pol.key.${dead}-0123456789ab.airlock-tmp`)
+    await execa('mv', [join(dir, 'keys', 'pol.key'), pending])
+    const orphan = join(dir, 'keys', `stray.key.${dead}-0123456789ab.airlock-tmp`)
+    await execa('openssl', ['genpkey', '-algorithm', 'ed25519', '-out', orphan])
+    await execa('chmod', ['600', orphan])
+    const plan = await airlock(['repair', '--json'], {cwd: dir})
+    expect(plan.json.findings.map((f: {kind: string; fix: string}) => [f.kind, f.fix]).sort()).toEqual([
+      ['pending-key', 'put it in place as keys/pol.key'],
+      ['pending-key', 'remove it'],
+    ])
+    expect((await airlock(['repair', '--apply', '--json'], {cwd: dir})).exitCode).toBe(0)
+    expect((await readdir(join(dir, 'keys'))).sort()).toEqual(['evidence.key', 'image.key', 'pol.key'])
+    const again = await airlock(['keys', 'generate', 'pol', '--role', 'policy', '--json'], {cwd: dir})
+    expect(again.json.key.created).toBe(false)
+    expect(again.json.plan.changes).toEqual([])
   })
 })
 
