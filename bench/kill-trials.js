@@ -13,6 +13,8 @@ import {fileURLToPath} from 'node:url'
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..')
 const NODE = join(ROOT, 'node_modules', 'node', 'bin', 'node')
 const BIN = join(ROOT, 'bin', 'run.js')
+/** Who git says commits (airlock's commits take git's identity), whatever this machine's ~/.gitconfig. */
+const IDENTITY = {GIT_AUTHOR_NAME: 'Kill Trials', GIT_AUTHOR_EMAIL: 'trials@example.com', GIT_COMMITTER_NAME: 'Kill Trials', GIT_COMMITTER_EMAIL: 'trials@example.com'}
 const A = `sha256:${'a'.repeat(64)}`
 const B = `sha256:${'b'.repeat(64)}`
 
@@ -30,8 +32,8 @@ function must(r, what) {
 function makeFleet() {
   const top = mkdtempSync(join(tmpdir(), 'airlock-kill-'))
   const dir = join(top, 'fleet')
-  must(run(ROOT, {}, ['init', dir, '--apply']), 'init')
-  const env = {AIRLOCK_EVIDENCE_KEY: join(dir, 'keys', 'evidence.key'), AIRLOCK_ACTOR: undefined, NO_COLOR: '1'}
+  must(run(ROOT, IDENTITY, ['init', dir, '--apply']), 'init')
+  const env = {AIRLOCK_EVIDENCE_KEY: join(dir, 'keys', 'evidence.key'), AIRLOCK_ACTOR: undefined, NO_COLOR: '1', ...IDENTITY}
   for (const d of [A, B]) must(run(dir, env, ['image', 'sign', `agent-runner@${d}`, '--key', join(dir, 'keys', 'image.key'), '--reason', 'built', '--apply']), 'image sign')
   must(run(dir, env, ['promote', 'agent-runner', '--to', 'canary', '--digest', A, '--reason', 'start', '--apply']), 'promote')
   return {top, dir, env}

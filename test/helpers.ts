@@ -9,7 +9,12 @@ export const BIN = join(ROOT, 'bin', 'run.js')
 /** The project-local Node 22 (the `node` devDependency); the CLI under test runs on it. */
 export const NODE = join(ROOT, 'node_modules', 'node', 'bin', 'node')
 
-const CLEAN_ENV = {AIRLOCK_EVIDENCE_KEY: undefined, AIRLOCK_ACTOR: undefined, AIRLOCK_DEBUG: undefined, GITHUB_ACTIONS: undefined, GITLAB_CI: undefined, CI: undefined, NO_COLOR: '1'}
+/**
+ * airlock's commits are authored by whoever git says (`git var GIT_AUTHOR_IDENT`): the tests give
+ * git that identity in the environment rather than depend on the machine's ~/.gitconfig.
+ */
+export const GIT_IDENTITY = {GIT_AUTHOR_NAME: 'Fleet Operator', GIT_AUTHOR_EMAIL: 'operator@example.com', GIT_COMMITTER_NAME: 'Fleet Operator', GIT_COMMITTER_EMAIL: 'operator@example.com'}
+const CLEAN_ENV = {AIRLOCK_EVIDENCE_KEY: undefined, AIRLOCK_ACTOR: undefined, AIRLOCK_DEBUG: undefined, GITHUB_ACTIONS: undefined, GITLAB_CI: undefined, CI: undefined, NO_COLOR: '1', ...GIT_IDENTITY}
 
 export interface CliResult {
   exitCode: number

@@ -8,7 +8,7 @@ import {parseReceipt} from '../evidence/ledger.js'
 import {loadTrust} from '../manifests/load.js'
 import {TRUST_FILE} from '../manifests/models.js'
 import type {Limits} from '../limits.js'
-import type {Person, Repository} from '../repo/repository.js'
+import {gitIdent, type Repository} from '../repo/repository.js'
 import {join} from 'node:path'
 import {checkInside} from '../repo/files.js'
 import {acquireApplyLock} from './lock.js'
@@ -101,18 +101,21 @@ export async function applyPlan(repo: Repository, plan: Plan, ctx: ApplyContext)
     const statement = receiptStatement(plan, ctx.now, ctx.toolVersion)
     const receipt = receiptText(signReceipt(statement, [ctx.signer]))
     const files = [...plan.changes.map((c) => ({path: c.path, content: c.after})), {path: plan.receiptPath, content: receipt}]
-    const author: Person = {name: plan.requestedBy.actor, email: 'airlock@localhost'}
+    // Author and committer are who git says commits here; who asked is in the trailers and receipt.
+    const author = await gitIdent(repo.dir, 'author')
+    const committer = await gitIdent(repo.dir, 'committer')
     const time = Math.floor(ctx.now.getTime() / 1000)
     const commit = await repo.createCommit({
       base: plan.baseCommit,
       changes: files,
       message: commitMessage(plan),
       author,
+      committer,
       time,
       sign: (payload) => sshSign(Buffer.from(payload), ctx.signer),
     })
     await checkOwnCommit(repo, plan, commit, receipt, ctx)
-    await repo.updateRef(plan.branch, plan.baseCommit, commit, author, time, `airlock: ${plan.summary}`)
+    await repo.updateRef(plan.branch, plan.baseCommit, commit, committer, time, `airlock: ${plan.summary}`)
     await repo.syncWorkTree(files)
     return {commit, receipt: plan.receiptPath, planDigest: plan.digest}
   } finally {

@@ -4,10 +4,12 @@
  * git's own `<ref>.lock` protocol, so native git and airlock exclude each other.
  */
 import * as nodeFs from 'node:fs'
-import {appendFile, link, lstat, mkdir, readFile, rename, stat, unlink, writeFile} from 'node:fs/promises'
+import {appendFile, chmod, link, lstat, mkdir, readFile, rename, stat, symlink, unlink, writeFile} from 'node:fs/promises'
 import {dirname, join, resolve} from 'node:path'
+import {execa} from 'execa'
 import git from 'isomorphic-git'
 import {AirlockError} from '../errors.js'
+import {identityText} from '../identity/text.js'
 import {checkInside, tempName, writeFileAtomic} from './files.js'
 import {gitFs} from './git-fs.js'
 import {repoPath} from './paths.js'
@@ -44,6 +46,8 @@ export interface CommitRequest {
   changes: FileChange[]
   message: string
   author: Person
+  /** The committer, when it is not the author. */
+  committer?: Person
   /** Seconds since the epoch: the command's `now`, captured once. */
   time: number
   /** Produces an armored signature for the commit payload (git's SSH signature format). */
@@ -370,13 +374,13 @@ export class Repository {
       byDir.get(folder)!.set(path.slice(slash + 1), oid)
     }
     const tree = await this.writeTreeWith(baseTree, '', byDir)
-    const person = {...req.author, timestamp: req.time, timezoneOffset: 0}
+    const at = {timestamp: req.time, timezoneOffset: 0}
     return git.commit({
       fs: this.fs,
       dir: this.dir,
       message: req.message,
-      author: person,
-      committer: person,
+      author: {...req.author, ...at},
+      committer: {...(req.committer ?? req.author), ...at},
       tree: tree ?? (await git.writeTree({fs: this.fs, dir: this.dir, tree: []})),
       parent: req.base ? [req.base] : [],
       noUpdateBranch: true,
@@ -623,4 +627,47 @@ export function brokenObject(oid: string, problem: string, extra: Record<string,
 /** `git init` with branch main, for `airlock init` and tests. */
 export async function initRepository(dir: string): Promise<void> {
   await git.init({fs: nodeFs, dir, defaultBranch: 'main'})
+  // isomorphic-git writes core.filemode=false, core.symlinks=false and core.ignorecase=true
+  // whatever the file system; git init probes it. Probe as git does, and write what git writes.
+  const gitdir = join(dir, '.git')
+  const probe = join(gitdir, `probe.${process.pid}`)
+  await writeFile(probe, '', {mode: 0o644})
+  await chmod(probe, 0o755)
+  const filemode = ((await stat(probe)).mode & 0o100) !== 0
+  await unlink(probe)
+  const symlinks = await symlink('config', probe).then(() => unlink(probe).then(() => true), () => false)
+  const ignorecase = await lstat(join(gitdir, 'CoNfIg')).then(() => true, () => false)
+  const set = (path: string, value: string | undefined) => git.setConfig({fs: nodeFs, dir, path, value})
+  await set('core.filemode', String(filemode))
+  await set('core.symlinks', symlinks ? undefined : 'false')
+  await set('core.ignorecase', ignorecase ? 'true' : undefined)
+}
+
+/**
+ * Who git says makes a commit in `dir`: `git var GIT_AUTHOR_IDENT` / `GIT_COMMITTER_IDENT`
+ * (GIT_AUTHOR_* and GIT_COMMITTER_* first, then user.name and user.email from the repository,
+ * global and system configuration). Where git is not installed, the environment and the
+ * repository's configuration. No identity is git's own refusal (exit 2), never a made-up one.
+ */
+export async function gitIdent(dir: string, kind: 'author' | 'committer', env: NodeJS.ProcessEnv = process.env): Promise<Person> {
+  const r = await execa('git', ['var', `GIT_${kind.toUpperCase()}_IDENT`], {cwd: dir, env, extendEnv: false, reject: false})
+  const source = `the git ${kind} identity`
+  if ((r as {code?: string}).code === 'ENOENT') {
+    const k = kind.toUpperCase()
+    const config = async (path: string) => {
+      const v = await git.getConfig({fs: nodeFs, dir, path}).catch(() => undefined)
+      return typeof v === 'string' ? v : undefined
+    }
+    const name = env[`GIT_${k}_NAME`] ?? (await config('user.name'))
+    const email = env[`GIT_${k}_EMAIL`] ?? (await config('user.email'))
+    if (!name || !email) throw new AirlockError('INVALID_INPUT', `${kind} identity unknown: set user.name and user.email (git config user.email "you@example.com"), or GIT_${k}_NAME and GIT_${k}_EMAIL`, {field: source})
+    return {name: identityText(name, source), email: identityText(email, source)}
+  }
+  if (r.exitCode !== 0) {
+    const said = String(r.stderr).trim() || `git var exited ${r.exitCode}`
+    throw new AirlockError('INVALID_INPUT', `${kind} identity unknown; git says:\n${said}`, {field: source})
+  }
+  const m = /^(.*) <(.*)> \d+ [+-]\d{4}$/.exec(String(r.stdout).trim())
+  if (!m) throw new AirlockError('INVALID_INPUT', `git var GIT_${kind.toUpperCase()}_IDENT printed something that is not an identity`, {field: source})
+  return {name: identityText(m[1], source), email: identityText(m[2], source)}
 }
