@@ -321,9 +321,13 @@ describe('two concurrent appliers', () => {
       airlock(['rollback', 'agent-runner', '--channel', 'canary', '--reason', 'b', '--apply', '--json'], {cwd: dir, env}),
       airlock(['promote', 'agent-runner', '--digest', OTHER, '--to', 'canary', '--apply', '--json'], {cwd: dir, env}),
     ])
-    const codes = runs.map((r) => r.exitCode)
-    const winners = codes.filter((c) => c === 0).length
+    const won = runs.filter((r) => r.exitCode === 0)
+    const winners = won.length
+    // Exactly one winner per base: a run that planned after another had applied has a new base.
     expect(winners).toBeGreaterThanOrEqual(1)
+    const bases = won.map((r) => r.json.plan.baseCommit)
+    expect(new Set(bases).size).toBe(winners)
+    for (const r of won) expect(await git(dir, 'rev-parse', `${r.json.applied.commit}^`)).toBe(r.json.plan.baseCommit)
     for (const r of runs.filter((x) => x.exitCode !== 0)) {
       expect(r.exitCode).toBe(3)
       expect(['LOCK_HELD', 'CONFLICT', 'STALE_PLAN']).toContain(r.json.error.code)

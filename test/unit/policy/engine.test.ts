@@ -120,6 +120,18 @@ describe('exact integers', () => {
   })
 })
 
+describe('64-bit Longs in policies', () => {
+  it('evaluates literals up to ±(2^63−1) exactly, with Cedar’s own overflow errors (fail closed)', async () => {
+    const exact = PolicyEngine.create(await tree({'global/a.cedar': '@id("big") permit(principal, action, resource) when { 9223372036854775807 - 1 == 9223372036854775806 && -9223372036854775807 - 1 < 0 && 9007199254740993 != 9007199254740992 };'}))
+    expect(exact.authorize({...run, entities: alice(1)}).decision).toBe('allow')
+    const overflow = PolicyEngine.create(await tree({'global/a.cedar': '@id("ovf") permit(principal, action, resource) when { principal.level * 9223372036854775807 > 0 };'}), 'any')
+    const d = overflow.authorize({...run, entities: alice(2)})
+    expect(d.decision).toBe('deny')
+    expect(d.failedClosed).toBe(true)
+    expect(d.errors[0]!.message).toMatch(/overflow/i)
+  })
+})
+
 describe('the decision cache', () => {
   it('answers a repeated request from the cache and keeps within its size', async () => {
     const e = PolicyEngine.create(await tree({'global/a.cedar': '@id("p") permit(principal, action, resource) when { principal.level > 2 };'}), 'any', {cacheSize: 2})
