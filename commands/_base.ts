@@ -100,7 +100,7 @@ export abstract class AirlockCommand extends Command {
       ...(flags['trust-anchor'] ? {anchor: flags['trust-anchor']} : {}),
       limits,
       verifier: {
-        pinned: (r, commit, image, digest, trust) => verifyPinned(r, commit, image, digest, trust, now, limits),
+        pinned: (r, commit, image, digest, trust, extra) => verifyPinned(r, commit, image, digest, trust, now, limits, extra),
         bundle: (r, commit, image, digest, bundle, trust) => verifyBundleFor(r, commit, image, digest, bundle, trust, now, limits),
       },
     }

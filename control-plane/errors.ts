@@ -58,7 +58,7 @@ export type ErrorCode =
   | 'UNCOMMITTED_CHANGES'
 
 /** Why an image signature does not verify; each is its own top-level code, `IMAGE_<reason>`. */
-export const IMAGE_REASONS = ['SIGNATURE_ERROR', 'SUBJECT_MISMATCH', 'UNTRUSTED_SIGNER', 'NO_TIMESTAMP', 'TLOG_ERROR', 'CERTIFICATE_ERROR', 'NOT_PINNED', 'NO_SIGNATURE'] as const
+export const IMAGE_REASONS = ['SIGNATURE_ERROR', 'SUBJECT_MISMATCH', 'UNTRUSTED_SIGNER', 'NO_TIMESTAMP', 'TLOG_ERROR', 'CERTIFICATE_ERROR', 'NOT_PINNED', 'NO_SIGNATURE', 'THRESHOLD_NOT_MET'] as const
 export type ImageVerifyCode = (typeof IMAGE_REASONS)[number]
 export type ImageErrorCode = `IMAGE_${ImageVerifyCode}`
 

@@ -27,6 +27,8 @@ export interface ImageVerificationSpec {
   trustedRoot?: string
   tlogThreshold?: number
   timestampThreshold?: number
+  /** Distinct trusted image keys or identities that must have signed a digest (default: trust.yaml's thresholds.image). */
+  threshold?: number
 }
 
 export type Role = 'evidence' | 'policy' | 'image' | 'audit'
@@ -59,12 +61,26 @@ export const EVIDENCE_DIR = 'docs/evidence'
 export const SIGNATURES_DIR = 'manifests/signatures'
 export const DEFAULT_TRUSTED_ROOT = 'manifests/sigstore/trusted_root.json'
 
-/** Where the Sigstore bundle of `digest` of `image` is kept: cosign's sha256-<hex> naming. */
-export function signaturePath(image: string, digest: string): string {
-  return `${SIGNATURES_DIR}/${image}/${digest.replace(':', '-')}.sigstore.json`
+/**
+ * Where a Sigstore bundle of `digest` of `image` is kept: cosign's sha256-<hex> naming, and for
+ * further signatures of the same digest (an image threshold above 1) slots 1, 2, …:
+ * `sha256-<hex>.<slot>.sigstore.json`.
+ */
+export function signaturePath(image: string, digest: string, slot = 0): string {
+  return `${SIGNATURES_DIR}/${image}/${digest.replace(':', '-')}${slot ? `.${slot}` : ''}.sigstore.json`
 }
 
 /** Beside a bundle converted from a cosign v2 `.sig` signature: the simple-signing payload it signs. */
-export function signaturePayloadPath(image: string, digest: string): string {
-  return `${SIGNATURES_DIR}/${image}/${digest.replace(':', '-')}.payload.json`
+export function signaturePayloadPath(image: string, digest: string, slot = 0): string {
+  return `${SIGNATURES_DIR}/${image}/${digest.replace(':', '-')}${slot ? `.${slot}` : ''}.payload.json`
+}
+
+/** The slot of a bundle file name for `digest` (0 the first, null: not one of its bundles). */
+export function signatureSlot(name: string, digest: string): number | null {
+  const prefix = digest.replace(':', '-')
+  if (!name.startsWith(prefix) || !name.endsWith('.sigstore.json')) return null
+  const middle = name.slice(prefix.length, -'.sigstore.json'.length)
+  if (middle === '') return 0
+  const m = /^\.([1-9][0-9]{0,2})$/.exec(middle)
+  return m ? Number(m[1]) : null
 }

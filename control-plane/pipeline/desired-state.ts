@@ -8,7 +8,7 @@ import {join} from 'node:path'
 import {AirlockError} from '../errors.js'
 import type {Limits} from '../limits.js'
 import {loadTrust, parseImage, parseTrust} from '../manifests/load.js'
-import {IMAGES_DIR, signaturePath, signaturePayloadPath, TRUST_FILE} from '../manifests/models.js'
+import {IMAGES_DIR, SIGNATURES_DIR, signaturePayloadPath, signatureSlot, TRUST_FILE} from '../manifests/models.js'
 import {blobId} from '../plan/signature.js'
 import type {ChangeRequest, PlannedChange} from '../plan/plan.js'
 import {parseBundle, verifyBundle} from '../policy/bundle.js'
@@ -72,10 +72,14 @@ export async function buildDesiredStateChange(repo: Repository, commit: string, 
       const old = before === null ? null : parseImage(before, path, found!.oid, limits)
       for (const [name, ch] of Object.entries(image.channels)) {
         if (old?.channels[name]?.digest === ch.digest) continue
-        const sigPath = signaturePath(image.name, ch.digest)
-        const text = files.get(sigPath)
-        const payload = files.get(signaturePayloadPath(image.name, ch.digest))
-        pins.push({image, digest: ch.digest, ...(text ? {bundle: {text, path: sigPath, oid: blobId(text), ...(payload ? {payload} : {})}} : {})})
+        // The digest's bundles this change adds (any slot) count with those at the base.
+        const bundles = [...files]
+          .filter(([p, text]) => text !== null && p.startsWith(`${SIGNATURES_DIR}/${image.name}/`) && signatureSlot(p.slice(p.lastIndexOf('/') + 1), ch.digest) !== null)
+          .map(([p, text]) => {
+            const payload = files.get(signaturePayloadPath(image.name, ch.digest, signatureSlot(p.slice(p.lastIndexOf('/') + 1), ch.digest)!))
+            return {text: text!, path: p, oid: blobId(text!), ...(payload ? {payload} : {})}
+          })
+        pins.push({image, digest: ch.digest, bundles})
       }
     } else if (path.startsWith('bundles/')) {
       const {envelope, payload} = parseBundle(after, path)

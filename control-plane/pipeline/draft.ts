@@ -20,7 +20,10 @@ export interface Base {
 export interface Pin {
   image: GoldenImage
   digest: string
+  /** A signature being stored (image sign, fetch-signature): this one bundle must verify. */
   bundle?: {text: string; path: string; oid: string; payload?: string}
+  /** Bundles for the digest the change itself adds, counted with those at the base toward the image's threshold. */
+  bundles?: Array<{text: string; path: string; oid: string; payload?: string}>
 }
 
 /** What a builder returns: the change in its own terms, before authorization, verification and sealing. */
@@ -41,7 +44,7 @@ export interface Draft {
 
 /** Signature checks live on the platform side (Sigstore); the commands hand them in. */
 export interface SignatureVerifier {
-  pinned(repo: Repository, commit: string, image: GoldenImage, digest: string, trust: TrustPolicy): Promise<{record: SignatureVerification; inputs: PlanInput[]}>
+  pinned(repo: Repository, commit: string, image: GoldenImage, digest: string, trust: TrustPolicy, extra?: NonNullable<Pin['bundles']>): Promise<{record: SignatureVerification; inputs: PlanInput[]}>
   bundle(repo: Repository, commit: string, image: GoldenImage, digest: string, bundle: NonNullable<Pin['bundle']>, trust: TrustPolicy): Promise<{record: SignatureVerification; inputs: PlanInput[]}>
 }
 

@@ -77,7 +77,8 @@ async function verify(repo: Repository | null, base: Base, draft: Draft, ctx: Pi
   const inputs: PlanInput[] = [{path: TRUST_FILE, oid: trust.oid}]
   let signature: SignatureVerification | undefined
   for (const pin of draft.pins) {
-    const r = pin.bundle ? await ctx.verifier.bundle(repo, base.commit, pin.image, pin.digest, pin.bundle, trust) : await ctx.verifier.pinned(repo, base.commit, pin.image, pin.digest, trust)
+    // A signature being stored must verify itself; a digest being pinned needs its threshold.
+    const r = pin.bundle ? await ctx.verifier.bundle(repo, base.commit, pin.image, pin.digest, pin.bundle, trust) : await ctx.verifier.pinned(repo, base.commit, pin.image, pin.digest, trust, pin.bundles)
     signature ??= r.record
     inputs.push(...r.inputs)
   }

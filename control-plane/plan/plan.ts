@@ -103,6 +103,9 @@ export interface SignatureVerification {
   timestamps: number
   thresholds: {tlog: number; timestamp: number}
   policy: {keys: string[]; identities: Array<{issuer: string; subject?: string; subjectRegExp?: string}>; trustedRoot: string | null}
+  /** Distinct signers the digest needs (the image's threshold), and each one that verified. */
+  threshold?: number
+  signers?: Array<{signer: {keyid: string} | {subject: string; issuer: string}; bundle: {path: string; oid: string}}>
 }
 
 export type UnsignedPlan = Omit<Plan, 'digest'>

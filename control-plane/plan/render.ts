@@ -40,6 +40,11 @@ export function renderPlan(plan: Plan, opts: {color: boolean; applied?: {commit:
     const by = 'keyid' in sig.signer ? `key ${sig.signer.keyid.slice(0, 16)}…` : `${sig.signer.subject} (issuer ${sig.signer.issuer})`
     const logs = sig.tlogEntries.length ? `, log index ${sig.tlogEntries.map((e) => e.logIndex).join(', ')}` : ''
     out.push(`  signature       ${c('green', 'VERIFIED')} ${sig.bundleType} bundle signed by ${by}${logs}`)
+    // Each distinct signer that counted toward the image's threshold.
+    if (sig.threshold !== undefined && (sig.threshold > 1 || (sig.signers?.length ?? 0) > 1)) {
+      const names = (sig.signers ?? []).map((s) => ('keyid' in s.signer ? `key ${s.signer.keyid.slice(0, 16)}…` : `${s.signer.subject} (issuer ${s.signer.issuer})`))
+      out.push(`  signers         ${names.length} of threshold ${sig.threshold}: ${names.join(', ')}`)
+    }
   }
   out.push('')
   if (plan.changes.length === 0) {

@@ -1,7 +1,7 @@
 import {createHash} from 'node:crypto'
 import type {Limits} from '../limits.js'
 import {findImageByRef} from '../manifests/load.js'
-import {signaturePath, signaturePayloadPath} from '../manifests/models.js'
+import {SIGNATURES_DIR, signaturePath, signaturePayloadPath, signatureSlot} from '../manifests/models.js'
 import type {Draft} from '../pipeline/draft.js'
 import type {Repository} from '../repo/repository.js'
 import type {ChangeRequest, PlannedChange} from './plan.js'
@@ -15,12 +15,22 @@ export function blobId(text: string): string {
 /**
  * Stores a Sigstore bundle for `digest` of an image beside the manifests. The pipeline verifies
  * it under the image's policy at the base commit before anything is planned (a bundle that would
- * not verify is never stored). Storing the same bundle again changes nothing.
+ * not verify is never stored). Storing the same bundle again changes nothing; another bundle for
+ * a digest that has one goes into the next free slot (`sha256-<hex>.1.sigstore.json`, …), so
+ * signatures by several keys can meet an image threshold.
  */
 export async function buildStoreSignature(repo: Repository, commit: string, req: Extract<ChangeRequest, {kind: 'store-signature'}>, limits: Limits): Promise<Draft> {
   const image = await findImageByRef(repo, commit, req.image, limits)
-  const path = signaturePath(image.name, req.digest)
-  const payloadPath = signaturePayloadPath(image.name, req.digest)
+  const slots = new Map<number, string>()
+  for (const e of await repo.listDir(commit, `${SIGNATURES_DIR}/${image.name}`)) {
+    const slot = signatureSlot(e.name, req.digest)
+    if (slot !== null && e.type === 'blob') slots.set(slot, e.oid)
+  }
+  const same = [...slots].find(([, oid]) => oid === blobId(req.bundle))?.[0]
+  let slot = same ?? 0
+  while (same === undefined && slots.has(slot)) slot++
+  const path = signaturePath(image.name, req.digest, slot)
+  const payloadPath = signaturePayloadPath(image.name, req.digest, slot)
   const [existing, existingPayload] = await Promise.all([repo.readFile(commit, path), repo.readFile(commit, payloadPath)])
   const changes: PlannedChange[] = []
   if (existing?.text !== req.bundle) changes.push({path, action: existing ? 'modify' : 'create', before: existing?.text ?? null, after: req.bundle})

@@ -8,7 +8,7 @@ import {TrustedRoot} from '@sigstore/protobuf-specs'
 import {AirlockError} from '../../control-plane/errors.js'
 import {checkNesting, type Limits} from '../../control-plane/limits.js'
 import {keysFor} from '../../control-plane/manifests/load.js'
-import {DEFAULT_TRUSTED_ROOT, signaturePath, signaturePayloadPath, type GoldenImage, type TrustKey, type TrustPolicy} from '../../control-plane/manifests/models.js'
+import {DEFAULT_TRUSTED_ROOT, SIGNATURES_DIR, signaturePath, signaturePayloadPath, signatureSlot, type GoldenImage, type TrustKey, type TrustPolicy} from '../../control-plane/manifests/models.js'
 import {publicKeyObject} from '../../control-plane/crypto/keys.js'
 import type {SignatureVerification} from '../../control-plane/plan/plan.js'
 import type {Repository} from '../../control-plane/repo/repository.js'
@@ -40,11 +40,22 @@ export function parseTrustedRoot(text: string, file: string, limits: Limits): Tr
   if (typeof json !== 'object' || json === null || typeof json.mediaType !== 'string' || !json.mediaType.startsWith('application/vnd.dev.sigstore.trustedroot+json')) {
     throw new AirlockError('INVALID_INPUT', `${file}: not a Sigstore trusted root (mediaType application/vnd.dev.sigstore.trustedroot+json)`, {file, field: 'mediaType'})
   }
+  let root: TrustedRoot
   try {
-    return TrustedRoot.fromJSON(json)
+    root = TrustedRoot.fromJSON(json)
   } catch (error) {
     throw new AirlockError('INVALID_INPUT', `${file}: ${(error as Error).message}`, {file})
   }
+  // Every key and authority says from when it is valid: one without a start would be trusted
+  // for any time, which the trusted-root format does not allow.
+  const missing = (field: string) => new AirlockError('INVALID_INPUT', `${file}: ${field}.validFor.start is missing; every key and authority of a trusted root has a validity start`, {file, field: `${field}.validFor.start`})
+  for (const [name, logs] of [['tlogs', root.tlogs], ['ctlogs', root.ctlogs]] as const) {
+    for (const [i, log] of logs.entries()) if (!log.publicKey?.validFor?.start) throw missing(`${name}[${i}].publicKey`)
+  }
+  for (const [name, cas] of [['certificateAuthorities', root.certificateAuthorities], ['timestampAuthorities', root.timestampAuthorities]] as const) {
+    for (const [i, ca] of cas.entries()) if (!ca.validFor?.start) throw missing(`${name}[${i}]`)
+  }
+  return root
 }
 
 // Commits never change, so what was read at one is kept for the rest of the process: folder
@@ -52,17 +63,22 @@ export function parseTrustedRoot(text: string, file: string, limits: Limits): Tr
 const folders = new Map<string, Promise<Map<string, string>>>()
 const roots = new Map<string, Promise<{oid: string | null; root: TrustedRoot}>>()
 
+/** The files of `folder` at `commit` by name, read once per folder for the process. */
+function listing(repo: Repository, commit: string, folder: string): Promise<Map<string, string>> {
+  const key = `${repo.dir}\0${commit}\0${folder}`
+  let found = folders.get(key)
+  if (!found) {
+    if (folders.size > 10_000) folders.clear()
+    found = repo.listDir(commit, folder).then((entries) => new Map(entries.filter((e) => e.type === 'blob').map((e) => [e.name, e.oid])))
+    folders.set(key, found)
+  }
+  return found
+}
+
 /** A file at `commit` through its folder's listing; undefined when absent. */
 async function readAt(repo: Repository, commit: string, path: string): Promise<{text: string; oid: string} | undefined> {
   const slash = path.lastIndexOf('/')
-  const key = `${repo.dir}\0${commit}\0${path.slice(0, slash)}`
-  let listing = folders.get(key)
-  if (!listing) {
-    if (folders.size > 10_000) folders.clear()
-    listing = repo.listDir(commit, path.slice(0, slash)).then((entries) => new Map(entries.filter((e) => e.type === 'blob').map((e) => [e.name, e.oid])))
-    folders.set(key, listing)
-  }
-  const oid = (await listing).get(path.slice(slash + 1))
+  const oid = (await listing(repo, commit, path.slice(0, slash))).get(path.slice(slash + 1))
   return oid ? {oid, text: await repo.readBlob(oid)} : undefined
 }
 
@@ -99,9 +115,39 @@ export async function imagePolicy(repo: Repository, commit: string, image: Golde
   }
 }
 
+/** A bundle for a digest: stored at the commit, or about to be (in the change). */
+export interface CandidateBundle {
+  text: string
+  path: string
+  oid: string
+  payload?: string
+}
+
+/** Every bundle stored for `digest` of `image` at `commit` (slot 0, 1, …), with its payload. */
+async function storedBundles(repo: Repository, commit: string, image: string, digest: string): Promise<{bundles: CandidateBundle[]; inputs: PolicyInput[]}> {
+  const folder = `${SIGNATURES_DIR}/${image}`
+  const names = [...(await listing(repo, commit, folder)).keys()].filter((n) => signatureSlot(n, digest) !== null).sort()
+  const bundles: CandidateBundle[] = []
+  const inputs: PolicyInput[] = []
+  for (const name of names) {
+    const slot = signatureSlot(name, digest)!
+    const [bundle, payload] = await Promise.all([readAt(repo, commit, `${folder}/${name}`), readAt(repo, commit, signaturePayloadPath(image, digest, slot))])
+    if (!bundle) continue
+    bundles.push({path: `${folder}/${name}`, ...bundle, ...(payload ? {payload: payload.text} : {})})
+    inputs.push({path: signaturePayloadPath(image, digest, slot), oid: payload?.oid ?? null})
+  }
+  return {bundles, inputs}
+}
+
+const signerKey = (s: SignatureVerification['signer']) => ('keyid' in s ? `key ${s.keyid}` : `identity ${s.issuer} ${s.subject}`)
+const signerName = (s: SignatureVerification['signer']) => ('keyid' in s ? `key ${s.keyid.slice(0, 16)}…` : `${s.subject} (${s.issuer})`)
+
 /**
- * Verifies the bundle stored for `digest` of `image` at `commit` under the image's policy;
- * a digest with no stored bundle is unsigned and refused (NO_SIGNATURE).
+ * Verifies the bundles for `digest` of `image` at `commit` (and those the change brings, in
+ * `extra`) under the image's policy: the digest needs verifying signatures by as many distinct
+ * trusted image keys or identities as its threshold (spec.verification.threshold, else
+ * trust.yaml's thresholds.image); the same key twice counts once. A digest with no bundle is
+ * unsigned (NO_SIGNATURE); with threshold 1 the one bundle's own failure is the error.
  */
 export async function verifyPinned(
   repo: Repository,
@@ -111,14 +157,41 @@ export async function verifyPinned(
   trust: TrustPolicy,
   now: Date,
   limits: Limits,
+  extra: CandidateBundle[] = [],
 ): Promise<{record: SignatureVerification; inputs: PolicyInput[]}> {
+  const threshold = image.verification?.threshold ?? trust.thresholds.image
+  const stored = await storedBundles(repo, commit, image.name, digest)
+  const candidates = new Map(stored.bundles.map((b) => [b.path, b]))
+  for (const b of extra) candidates.set(b.path, b)
   const path = signaturePath(image.name, digest)
-  const stored = await readAt(repo, commit, path)
-  if (!stored) throw new ImageVerificationError('NO_SIGNATURE', `${image.name}@${digest} is unsigned: no bundle at ${path} (airlock image sign or image fetch-signature puts one there)`, {image: image.name, digest, bundle: path})
-  const payloadPath = signaturePayloadPath(image.name, digest)
-  const payload = await readAt(repo, commit, payloadPath)
-  const verified = await verifyBundleFor(repo, commit, image, digest, {text: stored.text, path, oid: stored.oid, ...(payload ? {payload: payload.text} : {})}, trust, now, limits)
-  return {...verified, inputs: [...verified.inputs, {path: payloadPath, oid: payload?.oid ?? null}]}
+  if (candidates.size === 0) throw new ImageVerificationError('NO_SIGNATURE', `${image.name}@${digest} is unsigned: no bundle at ${path} (airlock image sign or image fetch-signature puts one there)`, {image: image.name, digest, bundle: path})
+  const verified: Array<{record: SignatureVerification; inputs: PolicyInput[]}> = []
+  const failed: ImageVerificationError[] = []
+  for (const bundle of [...candidates.values()].sort((a, b) => (a.path < b.path ? -1 : 1))) {
+    try {
+      verified.push(await verifyBundleFor(repo, commit, image, digest, bundle, trust, now, limits))
+    } catch (error) {
+      if (!(error instanceof ImageVerificationError)) throw error
+      failed.push(error)
+    }
+  }
+  const distinct = new Map(verified.map((v) => [signerKey(v.record.signer), v]))
+  if (distinct.size < threshold) {
+    if (threshold === 1 && failed[0]) throw failed[0]
+    const found = [...distinct.values()].map((v) => signerName(v.record.signer))
+    throw new ImageVerificationError(
+      'THRESHOLD_NOT_MET',
+      `${image.name}@${digest} needs signatures by ${threshold} distinct trusted image keys or identities; ${found.length ? `only ${found.join(', ')} verified` : 'none verified'} (of ${candidates.size} bundle(s)${failed.length ? `; ${failed.length} did not verify: ${failed[0]!.message}` : ''})`,
+      {image: image.name, digest, threshold, signers: found, bundles: [...candidates.keys()]},
+    )
+  }
+  const first = verified[0]!
+  const record: SignatureVerification = {
+    ...first.record,
+    threshold,
+    signers: [...distinct.values()].map((v) => ({signer: v.record.signer, bundle: v.record.bundle})),
+  }
+  return {record, inputs: [...new Map([...verified.flatMap((v) => v.inputs), ...stored.inputs].map((i) => [i.path, i])).values()]}
 }
 
 /** Verifies a bundle (stored or about to be) for `digest` of `image` under the image's policy at `commit`. */

@@ -3,7 +3,8 @@
  * as a Sigstore v0.3 message-signature bundle over that payload, so it is kept and verified like
  * any other bundle; the payload is kept beside it (it names the image digest it signs).
  */
-import {createHash} from 'node:crypto'
+import {createHash, verify, type KeyObject} from 'node:crypto'
+import {cosignKeyHint} from '../images/sign.js'
 import type {FoundSignature} from './client.js'
 
 /** cosign v2's `dev.sigstore.cosign/bundle` annotation: Rekor's signed entry timestamp and entry. */
@@ -40,6 +41,23 @@ function tlogEntryFrom(annotation: string | undefined) {
   }
 }
 
+/**
+ * A keyed cosign v2 signature names no key; the bundle's hint is cosign's (the SHA-256 of the
+ * key's DER, base64) for the key among `keys` whose signature it is, else of the signature itself
+ * (a bundle no key verifies is refused anyway; the hint is never empty).
+ */
+function keyHint(found: Extract<FoundSignature, {layout: 'sig-tag'}>, keys: KeyObject[]): string {
+  const signature = Buffer.from(found.signature, 'base64')
+  const signer = keys.find((k) => {
+    try {
+      return verify(k.asymmetricKeyType === 'ed25519' ? null : 'sha256', found.payload, k, signature)
+    } catch {
+      return false
+    }
+  })
+  return signer ? cosignKeyHint(signer) : createHash('sha256').update(signature).digest('base64')
+}
+
 function pemToDer(pem: string): Buffer {
   return Buffer.from(pem.replace(/-----(BEGIN|END) CERTIFICATE-----/g, '').replace(/\s+/g, ''), 'base64')
 }
@@ -50,14 +68,14 @@ function pemToDer(pem: string): Buffer {
  * The SET is verified by @sigstore/verify against the trusted root like any log entry, and its
  * integrated time is the verified timestamp keyless signatures need.
  */
-export function bundleFromSigTag(found: Extract<FoundSignature, {layout: 'sig-tag'}>): {bundleText: string; payloadText: string} {
+export function bundleFromSigTag(found: Extract<FoundSignature, {layout: 'sig-tag'}>, keys: KeyObject[] = []): {bundleText: string; payloadText: string} {
   const entry = tlogEntryFrom(found.rekorBundle)
   const chain = [found.certificate, ...(found.chain ? found.chain.split(/(?<=-----END CERTIFICATE-----)/) : [])].filter((c): c is string => Boolean(c?.trim()))
   const key = found.certificate
     ? entry
       ? {x509CertificateChain: {certificates: chain.map((c) => ({rawBytes: pemToDer(c).toString('base64')}))}}
       : {certificate: {rawBytes: pemToDer(found.certificate).toString('base64')}}
-    : {publicKey: {hint: ''}}
+    : {publicKey: {hint: keyHint(found, keys)}}
   const bundle = {
     mediaType: entry ? 'application/vnd.dev.sigstore.bundle+json;version=0.1' : 'application/vnd.dev.sigstore.bundle.v0.3+json',
     verificationMaterial: {
