@@ -4,10 +4,13 @@
  * itself pushes (Debian's skopeo cannot sign with Sigstore).
  */
 import {spawn, type ChildProcess} from 'node:child_process'
-import {createHash} from 'node:crypto'
+import {createHash, createPrivateKey, randomUUID} from 'node:crypto'
 import {existsSync} from 'node:fs'
-import {writeFile} from 'node:fs/promises'
+import {readFile, writeFile} from 'node:fs/promises'
+import {createServer as createHttpServer} from 'node:http'
 import {createServer} from 'node:net'
+import {execa} from 'execa'
+import {SignJWT} from 'jose'
 import {join} from 'node:path'
 import {tempDir} from './helpers.js'
 
@@ -51,18 +54,69 @@ async function freePort(): Promise<number> {
   })
 }
 
-export async function startRegistry(): Promise<Registry> {
+/**
+ * docker-registry's token authentication, as Docker Hub, GHCR or Harbor run it: the registry
+ * answers 401 with a Bearer challenge naming this token service (a loopback HTTP server written
+ * for the test), which checks a user name and password and issues ES256 JWTs with the signing
+ * certificate in `x5c`, the registry trusting that certificate (`rootcertbundle`).
+ */
+export interface TokenService {
+  realm: string
+  /** A token for `scope`, as the service would issue it to `user` (for pushes in test setup). */
+  token(scope: string): Promise<string>
+  requests: number
+  close(): Promise<void>
+}
+
+export async function startTokenService(dir: string, users: Record<string, string>): Promise<TokenService & {config: string}> {
+  const key = join(dir, 'token.key')
+  const cert = join(dir, 'token.crt')
+  await execa('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', key, '-out', cert, '-days', '2', '-subj', '/CN=airlock-test-token-service'])
+  const privateKey = createPrivateKey(await readFile(key, 'utf8'))
+  const der = (await readFile(cert, "utf8")).replace(/-----(BEGIN|END) CERTIFICATE-----|\s/g, "")
+  const issue = (scope: string, sub: string) => {
+    const [type, name, actions] = scope.split(':')
+    return new SignJWT({access: [{type, name, actions: (actions ?? '').split(',')}]})
+      .setProtectedHeader({alg: 'ES256', x5c: [der]})
+      .setIssuer('airlock-test-issuer')
+      .setAudience('registry.test')
+      .setSubject(sub)
+      .setIssuedAt()
+      .setNotBefore('-1m')
+      .setExpirationTime('5m')
+      .setJti(randomUUID())
+      .sign(privateKey)
+  }
+  const service = {requests: 0} as TokenService & {config: string}
+  const server = createHttpServer((req, res) => {
+    service.requests++
+    const [user, password] = Buffer.from(String(req.headers.authorization ?? '').replace(/^Basic /, ''), 'base64').toString().split(':')
+    if (!user || users[user] !== password) return void res.writeHead(401, {'content-type': 'application/json'}).end('{"errors":[{"code":"UNAUTHORIZED"}]}')
+    const scope = new URL(req.url!, 'http://x').searchParams.get('scope') ?? ''
+    issue(scope, user).then((token) => res.writeHead(200, {'content-type': 'application/json'}).end(JSON.stringify({token})))
+  })
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
+  service.realm = `http://127.0.0.1:${(server.address() as {port: number}).port}/token`
+  service.token = (scope) => issue(scope, 'setup')
+  service.close = () => new Promise((r) => (server.closeAllConnections(), server.close(() => r())))
+  service.config = `auth:\n  token:\n    realm: ${service.realm}\n    service: registry.test\n    issuer: airlock-test-issuer\n    rootcertbundle: ${cert}\n`
+  return service
+}
+
+export async function startRegistry(opts: {tokens?: TokenService & {config: string}} = {}): Promise<Registry> {
   if (!existsSync(BINARY)) throw new Error(`${BINARY} is not installed: apt-get install docker-registry (.ci/run installs it)`)
   const t = await tempDir('airlock-registry-')
   const port = await freePort()
   const config = join(t.dir, 'config.yml')
-  await writeFile(config, `version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: ${join(t.dir, 'data')}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:${port}\n`)
+  await writeFile(config, `version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: ${join(t.dir, 'data')}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:${port}\n${opts.tokens?.config ?? ''}`)
+  /** Pushes in test setup carry a push token when the registry wants one. */
+  const auth = async (repo: string): Promise<Record<string, string>> => (opts.tokens ? {authorization: `Bearer ${await opts.tokens.token(`repository:${repo}:pull,push`)}`} : {})
   const child: ChildProcess = spawn(BINARY, ['serve', config], {stdio: ['ignore', 'ignore', 'pipe']})
   let stderr = ''
   child.stderr!.on('data', (c: Buffer) => (stderr += c.toString()))
   const url = `http://127.0.0.1:${port}`
   for (let i = 0; ; i++) {
-    const up = await fetch(`${url}/v2/`).then((r) => r.ok, () => false)
+    const up = await fetch(`${url}/v2/`).then((r) => r.ok || r.status === 401, () => false)
     if (up) break
     if (i > 100 || child.exitCode !== null) throw new Error(`docker-registry did not start: ${stderr}`)
     await new Promise((r) => setTimeout(r, 50))
@@ -72,17 +126,17 @@ export async function startRegistry(): Promise<Registry> {
     url,
     async pushBlob(repo, bytes) {
       const digest = sha256(bytes)
-      const start = await fetch(`${url}/v2/${repo}/blobs/uploads/`, {method: 'POST'})
+      const start = await fetch(`${url}/v2/${repo}/blobs/uploads/`, {method: 'POST', headers: await auth(repo)})
       if (start.status !== 202) throw new Error(`blob upload start: ${start.status}`)
       const location = new URL(start.headers.get('location')!, url)
       location.searchParams.set('digest', digest)
-      const put = await fetch(location, {method: 'PUT', body: bytes, headers: {'content-type': 'application/octet-stream'}})
+      const put = await fetch(location, {method: 'PUT', body: bytes, headers: {'content-type': 'application/octet-stream', ...(await auth(repo))}})
       if (put.status !== 201) throw new Error(`blob upload: ${put.status} ${await put.text()}`)
       return {digest, size: bytes.length}
     },
     async pushManifest(repo, reference, manifest, mediaType = OCI_MANIFEST) {
       const bytes = Buffer.from(JSON.stringify(manifest))
-      const put = await fetch(`${url}/v2/${repo}/manifests/${reference}`, {method: 'PUT', body: bytes, headers: {'content-type': mediaType}})
+      const put = await fetch(`${url}/v2/${repo}/manifests/${reference}`, {method: 'PUT', body: bytes, headers: {'content-type': mediaType, ...(await auth(repo))}})
       if (put.status !== 201) throw new Error(`manifest push ${reference}: ${put.status} ${await put.text()}`)
       return {digest: sha256(bytes), size: bytes.length, bytes}
     },

@@ -6,7 +6,7 @@ export default class ImageFetchSignature extends AirlockCommand {
   static override summary = "Find a golden image's signature in its OCI registry and store it beside the manifests (plan by default)."
   static override description = `Looks where cosign keeps signatures: OCI 1.1 referrers (the referrers API, or the sha256-<hex> tag index where the registry has none) and the cosign v2 sha256-<hex>.sig tag. The first signature that verifies under the image's policy is planned into manifests/signatures/IMAGE/; --apply commits it. Manifests and blobs are checked against their digests.
 
-A bearer token for the registry is read from AIRLOCK_REGISTRY_TOKEN.`
+Registries that answer 401 with a Bearer challenge (Docker Hub, GHCR, Harbor, Quay, ECR) get the token flow: anonymous, or with AIRLOCK_REGISTRY_USER and AIRLOCK_REGISTRY_PASSWORD, or what docker login left in ~/.docker/config.json (a credHelpers/credsStore helper when it is installed, else auths). Credentials go only to the token service the registry names, over HTTPS. A static bearer token can be given in AIRLOCK_REGISTRY_TOKEN.`
   static override examples = ['<%= config.bin %> image fetch-signature registry.example.com/golden/agent-runner@sha256:… --apply']
   static override args = {ref: Args.string({description: 'registry/repository@sha256:<64 hex> of a managed image', required: true})}
   static override flags = {
@@ -34,6 +34,8 @@ A bearer token for the registry is read from AIRLOCK_REGISTRY_TOKEN.`
     const image = await findImageByRef(repo, base.commit, `${ref.registry}/${ref.repository}`, this.limits)
     const client = new RegistryClient(ref.registry, {
       token: process.env.AIRLOCK_REGISTRY_TOKEN || undefined,
+      // Asked for only if the registry challenges; sent only to the token service it names.
+      credentials: async () => (await import('../../platform/registry/credentials.js')).registryCredentials(ref.registry, process.env),
       ca: flags.ca ? await readInput(flags.ca) : undefined,
       plainHttp: flags['plain-http'],
       timeoutMs: parseDuration(flags.timeout, '--timeout'),
@@ -44,8 +46,11 @@ A bearer token for the registry is read from AIRLOCK_REGISTRY_TOKEN.`
     const ctx = await this.pipelineContext(repo, flags)
     const tried: Array<{layout: string; via?: string; verified: boolean; reason?: string}> = []
     let lastError: Error | undefined
+    // The trusted image keys, so a converted keyed cosign v2 signature gets the hint cosign gives it.
+    const [{loadTrust, keysFor}, {trustKeyObject}] = await Promise.all([import('../../control-plane/manifests/load.js'), import('../../platform/images/policy.js')])
+    const keys = keysFor(await loadTrust(repo, (await repo.base()).commit, this.limits), 'image', this.now).map((k) => trustKeyObject(k))
     for (const sig of found) {
-      const stored = sig.layout === 'referrer' ? {bundleText: sig.bundleText} : bundleFromSigTag(sig)
+      const stored = sig.layout === 'referrer' ? {bundleText: sig.bundleText} : bundleFromSigTag(sig, keys)
       try {
         const plan = await planChange(repo, {
           kind: 'store-signature',
@@ -69,3 +74,4 @@ A bearer token for the registry is read from AIRLOCK_REGISTRY_TOKEN.`
     throw new ImageVerificationError(e.reason ?? 'SIGNATURE_ERROR', `none of the ${found.length} signature(s) in the registry verifies under the policy of ${image.name} (last: ${e.problem ?? e.message})`, {found: tried})
   }
 }
+

@@ -31,9 +31,19 @@ export interface ImageRef {
   digest: string
 }
 
+/** A user name and password (or identity token) for a registry's token flow. */
+export interface RegistryCredentials {
+  username: string
+  password: string
+  /** Where they came from, for messages (never the secret). */
+  source: string
+}
+
 export interface RegistryOptions {
   /** Bearer token sent to the registry (AIRLOCK_REGISTRY_TOKEN). */
   token?: string
+  /** Credentials for the token flow, asked for only when the registry challenges; null: anonymous. */
+  credentials?: () => Promise<RegistryCredentials | null>
   ca?: string
   /** Plain HTTP, allowed only for a registry on the loopback interface. */
   plainHttp?: boolean
@@ -80,6 +90,12 @@ export function parseImageRef(ref: string): ImageRef {
   return {registry, repository, digest}
 }
 
+/** The pull scope of a /v2/<repository>/… path. */
+function scopeOf(path: string): string {
+  const m = /^\/v2\/(.+?)\/(?:manifests|blobs|referrers|tags)\//.exec(path)
+  return m ? `repository:${m[1]}:pull` : 'registry:catalog:*'
+}
+
 export function sha256Of(bytes: Buffer): string {
   return `sha256:${createHash('sha256').update(bytes).digest('hex')}`
 }
@@ -92,8 +108,27 @@ function parseJson<T>(bytes: Buffer, what: string): T {
   }
 }
 
+/** A `WWW-Authenticate` challenge: its scheme and its auth-params (RFC 7235). */
+export function parseChallenge(header: string): {scheme: string; params: Record<string, string>} | null {
+  const m = /^\s*([A-Za-z][A-Za-z0-9!#$%&'*+.^_`|~-]*)\s*(.*)$/.exec(header)
+  if (!m) return null
+  const params: Record<string, string> = Object.create(null) as Record<string, string>
+  const re = /([A-Za-z][A-Za-z0-9_-]*)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]*))\s*,?\s*/y
+  const rest = m[2]!
+  for (let at = 0; at < rest.length; ) {
+    re.lastIndex = at
+    const p = re.exec(rest)
+    if (!p) return null
+    params[p[1]!.toLowerCase()] = p[2] !== undefined ? p[2].replace(/\\(.)/g, '$1') : p[3]!
+    at = re.lastIndex
+  }
+  return {scheme: m[1]!.toLowerCase(), params}
+}
+
 export class RegistryClient {
   private readonly origin: string
+  /** Authorization from the registry's token flow (`Bearer …` or `Basic …`), by scope, for the life of the command. */
+  private readonly tokens = new Map<string, string>()
 
   constructor(
     readonly registry: string,
@@ -102,6 +137,51 @@ export class RegistryClient {
     const host = registry.replace(/:\d+$/, '')
     if (opts.plainHttp && !LOOPBACK.has(host)) throw new AirlockError('USAGE', `--plain-http: only for a registry on the loopback interface, not ${registry}`, {field: '--plain-http'})
     this.origin = `${opts.plainHttp ? 'http' : 'https'}://${registry}`
+  }
+
+  /**
+   * The Authorization for `scope`: a bearer token from the realm the registry's challenge names. Credentials, if
+   * any, go only to a realm on HTTPS (or on loopback) and never anywhere else.
+   */
+  private async fetchToken(url: URL, res: HttpResponse, scope: string): Promise<string> {
+    const header = res.headers['www-authenticate']
+    const challenge = typeof header === 'string' ? parseChallenge(header) : null
+    if (!challenge) throw new RegistryError('AUTH_REQUIRED', `${url.href} answered 401 without a WWW-Authenticate challenge; give AIRLOCK_REGISTRY_TOKEN`)
+    const credentials = (await this.opts.credentials?.()) ?? null
+    if (challenge.scheme === 'basic') {
+      if (!credentials) throw new RegistryError('AUTH_REQUIRED', `${url.href} asks for a user name and password; set AIRLOCK_REGISTRY_USER and AIRLOCK_REGISTRY_PASSWORD or run docker login`)
+      if (url.protocol !== 'https:' && !LOOPBACK.has(url.hostname)) throw new RegistryError('AUTH_REQUIRED', `${url.href} asks for a password over plain HTTP; refused`)
+      return `Basic ${Buffer.from(`${credentials.username}:${credentials.password}`).toString('base64')}`
+    }
+    if (challenge.scheme !== 'bearer' || !challenge.params.realm) throw new RegistryError('AUTH_REQUIRED', `${url.href} answered 401 with a ${challenge.scheme} challenge airlock cannot answer`)
+    let realm: URL
+    try {
+      realm = new URL(challenge.params.realm)
+    } catch {
+      throw new RegistryError('BAD_RESPONSE', `${url.href}: the token realm "${challenge.params.realm}" is not a URL`)
+    }
+    if (realm.protocol !== 'https:' && !(realm.protocol === 'http:' && LOOPBACK.has(realm.hostname))) {
+      throw new RegistryError('AUTH_REQUIRED', `${url.href} names a token service on plain HTTP (${realm.origin}); refused: credentials and tokens go over HTTPS only`)
+    }
+    if (challenge.params.service) realm.searchParams.set('service', challenge.params.service)
+    realm.searchParams.set('scope', challenge.params.scope ?? scope)
+    const headers: Record<string, string> = {accept: 'application/json'}
+    if (credentials) headers.authorization = `Basic ${Buffer.from(`${credentials.username}:${credentials.password}`).toString('base64')}`
+    let answer: HttpResponse
+    try {
+      answer = await httpRequest(realm, {headers, ca: this.opts.ca, timeoutMs: this.opts.timeoutMs, maxBytes: 64 * 1024})
+    } catch (error) {
+      const code = error instanceof FetchFailure ? error.code : 'UNREACHABLE'
+      throw new RegistryError(code === 'TIMEOUT' ? 'TIMEOUT' : 'UNREACHABLE', `the token service ${realm.origin}: ${(error as Error).message}`)
+    }
+    if (answer.status === 401 || answer.status === 403) {
+      throw new RegistryError('AUTH_REQUIRED', `the token service ${realm.origin}${realm.pathname} refused ${credentials ? `the credentials from ${credentials.source}` : 'an anonymous request'} (HTTP ${answer.status})`)
+    }
+    if (answer.status !== 200) throw new RegistryError(answer.status >= 500 ? 'SERVER_ERROR' : 'HTTP_ERROR', `the token service ${realm.origin}${realm.pathname} answered HTTP ${answer.status}`)
+    const body = parseJson<{token?: unknown; access_token?: unknown}>(answer.body, `the token service's answer`)
+    const token = typeof body.token === 'string' ? body.token : typeof body.access_token === 'string' ? body.access_token : null
+    if (!token) throw new RegistryError('BAD_RESPONSE', `the token service ${realm.origin} answered without a token`)
+    return `Bearer ${token}`
   }
 
   /** GET with redirects followed (at most five hops, never to a URL already visited). */
@@ -113,7 +193,10 @@ export class RegistryClient {
       if (hop > MAX_REDIRECTS) throw new RegistryError('REDIRECT_LOOP', `more than ${MAX_REDIRECTS} redirects from ${this.origin}${path}`)
       seen.add(url.href)
       const headers: Record<string, string> = {accept}
-      if (this.opts.token && url.origin === new URL(this.origin).origin) headers.authorization = `Bearer ${this.opts.token}`
+      const scope = scopeOf(path)
+      const auth = this.tokens.get(scope) ?? (this.opts.token ? `Bearer ${this.opts.token}` : undefined)
+      // Only the registry itself sees a token, never a redirect's target (a blob store).
+      if (auth && url.origin === new URL(this.origin).origin) headers.authorization = auth
       let res: HttpResponse
       try {
         res = await httpRequest(url, {headers, ca: this.opts.ca, timeoutMs: this.opts.timeoutMs, maxBytes: this.opts.maxBytes})
@@ -130,8 +213,15 @@ export class RegistryClient {
         continue
       }
       if (res.status === 200) return {...res, url: url.href}
+      if (res.status === 401 && url.origin === new URL(this.origin).origin && !this.tokens.has(scope)) {
+        // The token flow (Docker Hub, GHCR, Harbor, Quay, ECR): fetch a token, ask again once.
+        this.tokens.set(scope, await this.fetchToken(url, res, scope))
+        seen.delete(url.href)
+        hop--
+        continue
+      }
       if (res.status === 401 || res.status === 403) {
-        throw new RegistryError('AUTH_REQUIRED', `${url.href} answered ${res.status}${this.opts.token ? ' to the token given' : '; set AIRLOCK_REGISTRY_TOKEN to a bearer token for this registry'}`)
+        throw new RegistryError('AUTH_REQUIRED', `${url.href} answered ${res.status}${this.tokens.has(scope) ? ' to the token its token service gave' : this.opts.token ? ' to the token given' : ''}; give credentials (AIRLOCK_REGISTRY_USER and AIRLOCK_REGISTRY_PASSWORD, or docker login) or AIRLOCK_REGISTRY_TOKEN`)
       }
       if (res.status === 404) throw new RegistryError('NOT_FOUND', `${url.href}: not found`)
       throw new RegistryError(res.status >= 500 ? 'SERVER_ERROR' : 'HTTP_ERROR', `${url.href} answered HTTP ${res.status}`)

@@ -36,8 +36,8 @@ describe('registry client', () => {
     expect(parseImageRef(`ghcr.io/acme/runner@${DIGEST}`)).toEqual({registry: 'ghcr.io', repository: 'acme/runner', digest: DIGEST})
     expect(parseImageRef(`127.0.0.1:5000/golden/x@${DIGEST}`)).toMatchObject({registry: '127.0.0.1:5000', repository: 'golden/x'})
     expect(parseImageRef(`alpine@${DIGEST}`)).toMatchObject({registry: 'registry-1.docker.io', repository: 'library/alpine'})
-    expect(() => parseImageRef('ghcr.io/acme/runner:latest')).toThrow(expect.objectContaining({code: 'NOT_PINNED'}))
-    expect(() => parseImageRef('ghcr.io/acme/runner@sha256:abc')).toThrow(expect.objectContaining({code: 'BAD_DIGEST'}))
+    expect(() => parseImageRef('ghcr.io/acme/runner:latest')).toThrowAirlockError('NOT_PINNED')
+    expect(() => parseImageRef('ghcr.io/acme/runner@sha256:abc')).toThrowAirlockError('BAD_DIGEST')
   })
 
   it('fetches a manifest whose bytes hash to the digest asked for; refuses one that does not (DIGEST_MISMATCH)', async () => {
@@ -142,5 +142,64 @@ describe('registry client', () => {
     } finally {
       await t.cleanup()
     }
+  })
+
+  describe('the token flow (WWW-Authenticate: Bearer realm, service, scope)', () => {
+    /** A registry that wants `Bearer good` and a token service on `realm` that checks the password. */
+    async function tokenRegistry(opts: {realm?: (auth: string) => string; token?: string; password?: string; hang?: boolean; challenge?: string | null} = {}) {
+      const seen = {tokenRequests: 0, authHeaders: [] as string[]}
+      const auth = await serve((req, res) => {
+        seen.tokenRequests++
+        seen.authHeaders.push(String(req.headers.authorization ?? ''))
+        if (opts.hang) return
+        const want = `Basic ${Buffer.from(`rita:${opts.password ?? 'secret'}`).toString('base64')}`
+        if (req.headers.authorization !== want) return void res.writeHead(401).end('no')
+        const u = new URL(req.url!, 'http://x')
+        expect(u.searchParams.get('service')).toBe('registry.test')
+        expect(u.searchParams.get('scope')).toBe('repository:golden/x:pull')
+        res.writeHead(200, {'content-type': 'application/json'}).end(JSON.stringify({token: opts.token ?? 'good'}))
+      })
+      const realm = opts.realm ? opts.realm(auth) : `http://${auth}/token`
+      const host = await serve((req, res) => {
+        if (req.headers.authorization !== 'Bearer good') {
+          const challenge = opts.challenge === undefined ? `Bearer realm="${realm}",service="registry.test",scope="repository:golden/x:pull"` : opts.challenge
+          return void res.writeHead(401, challenge === null ? {} : {'www-authenticate': challenge}).end()
+        }
+        res.writeHead(200, {'content-type': 'application/vnd.oci.image.manifest.v1+json'}).end(MANIFEST)
+      })
+      return {host, seen}
+    }
+    const rita = (password = 'secret') => async () => ({username: 'rita', password, source: 'AIRLOCK_REGISTRY_USER'})
+
+    it('fetches a token with the credentials, asks again with it, and keeps it for the command', async () => {
+      const {host, seen} = await tokenRegistry()
+      const c = client(host, {credentials: rita()})
+      await expect(c.manifest('golden/x', DIGEST)).resolves.toMatchObject({digest: DIGEST})
+      await expect(c.manifest('golden/x', DIGEST)).resolves.toMatchObject({digest: DIGEST})
+      expect(seen.tokenRequests).toBe(1)
+    })
+
+    it('refuses a wrong password clearly, naming where it came from', async () => {
+      const {host} = await tokenRegistry()
+      await expect(client(host, {credentials: rita('wrong')}).manifest('golden/x', DIGEST)).rejects.toMatchObject({code: 'REGISTRY_AUTH_REQUIRED', message: expect.stringMatching(/refused the credentials from AIRLOCK_REGISTRY_USER/)})
+    })
+
+    it('a 401 without a challenge, a realm on plain HTTP elsewhere, a token service that hangs, a token the registry refuses', async () => {
+      const none = await tokenRegistry({challenge: null})
+      await expect(client(none.host, {credentials: rita()}).manifest('golden/x', DIGEST)).rejects.toMatchObject({code: 'REGISTRY_AUTH_REQUIRED', message: expect.stringMatching(/without a WWW-Authenticate challenge/)})
+      const elsewhere = await tokenRegistry({realm: () => 'http://auth.example.com/token'})
+      await expect(client(elsewhere.host, {credentials: rita()}).manifest('golden/x', DIGEST)).rejects.toMatchObject({code: 'REGISTRY_AUTH_REQUIRED', message: expect.stringMatching(/token service on plain HTTP \(http:\/\/auth\.example\.com\); refused/)})
+      expect(elsewhere.seen.tokenRequests).toBe(0)
+      const hang = await tokenRegistry({hang: true})
+      await expect(client(hang.host, {credentials: rita(), timeoutMs: 300}).manifest('golden/x', DIGEST)).rejects.toThrowAirlockError('REGISTRY_TIMEOUT')
+      const bad = await tokenRegistry({token: 'not-good'})
+      await expect(client(bad.host, {credentials: rita()}).manifest('golden/x', DIGEST)).rejects.toMatchObject({code: 'REGISTRY_AUTH_REQUIRED', message: expect.stringMatching(/to the token its token service gave/)})
+    })
+
+    it('asks anonymously without credentials', async () => {
+      const {host, seen} = await tokenRegistry()
+      await expect(client(host).manifest('golden/x', DIGEST)).rejects.toMatchObject({message: expect.stringMatching(/refused an anonymous request/)})
+      expect(seen.authHeaders).toEqual([''])
+    })
   })
 })
