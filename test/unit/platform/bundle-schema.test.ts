@@ -16,6 +16,7 @@ import {DEFAULT_LIMITS} from '../../../control-plane/limits.js'
 import {parseTrustedRoot} from '../../../platform/images/policy.js'
 import {cosignKeyHint, signImageBundle} from '../../../platform/images/sign.js'
 import {bundleFromSigTag} from '../../../platform/registry/cosign.js'
+import {emptyTrustedRoot, imageKey, verifyImageSignature} from '../../../platform/images/verify.js'
 import {ROOT} from '../../helpers.js'
 
 const SCHEMAS = join(ROOT, 'test', 'fixtures', 'sigstore-jsonschema')
@@ -71,6 +72,14 @@ describe('bundles validate against the published Bundle schema', () => {
     const bundle = JSON.parse(bundleText)
     expectValid(bundle, 'converted')
     expect(bundle.verificationMaterial.publicKey.hint).toBe(cosignKeyHint(key.publicKeyPem))
+  })
+
+  it('still verifies a bundle from another tool that leaves tlogEntries out (liberal in what it reads)', async () => {
+    const {key} = generateImageKey('ecdsa-p256')
+    const bundle = JSON.parse(await signImageBundle('registry.example.com/golden/x', DIGEST, key))
+    delete bundle.verificationMaterial.tlogEntries
+    const policy = {keys: [imageKey('k', createPublicKey(key.publicKeyPem))], identities: [], trustedRoot: emptyTrustedRoot(), tlogThreshold: 0, timestampThreshold: 0}
+    expect(verifyImageSignature(DIGEST, bundle, policy)).toMatchObject({verified: true, tlogEntries: []})
   })
 
   it('every bundle committed in this repository', () => {
