@@ -5,7 +5,7 @@ import {AirlockError} from '../errors.js'
 import {sha256Hex} from '../crypto/digest.js'
 import {generateImageKey, generateSigner, writePrivateKey, type ImageSigningKey, type Signer} from '../crypto/keys.js'
 import type {Limits} from '../limits.js'
-import {DEFAULT_TRUSTED_ROOT, IMAGES_DIR, signaturePath, TRUST_FILE} from '../manifests/models.js'
+import {DEFAULT_TRUSTED_ROOT, EGRESS_FILE, IMAGES_DIR, signaturePath, TRUST_FILE} from '../manifests/models.js'
 import type {ApplyResult} from '../plan/apply.js'
 import type {Plan, Requester} from '../plan/plan.js'
 import {ANCHOR_CONFIG} from '../pipeline/base.js'
@@ -63,6 +63,21 @@ async function examplePolicies(dir: string): Promise<Array<[string, string]>> {
   return out
 }
 
+/** A restrictive egress policy to start from: package indexes on 443, nothing else. */
+const EXAMPLE_EGRESS = `# Where this fleet's sandboxes may connect: only what allow names, on port 443. The cloud
+# metadata addresses are always denied; private ranges too unless allowPrivate is true.
+apiVersion: airlock/v1
+kind: EgressPolicy
+metadata:
+  name: sandboxes
+spec:
+  profile: restrictive
+  allow:
+    - pypi.org
+    - files.pythonhosted.org
+    - registry.npmjs.org
+`
+
 /** The files of a new fleet: trust.yaml with the new keys, the signed example image, policies, the root. */
 function initFiles(signer: Signer, image: {key: ImageSigningKey; bundles: Array<[string, string]>; trustedRoot: string}, now: Date, policies: Array<[string, string]>): Array<{path: string; content: string}> {
   const trust = newTrustDocument([
@@ -76,6 +91,7 @@ function initFiles(signer: Signer, image: {key: ImageSigningKey; bundles: Array<
     ['.gitignore', '/keys/\n*.key\n'],
     [TRUST_FILE, trust.toString()],
     [`${IMAGES_DIR}/${EXAMPLE_IMAGE}.yaml`, exampleImage()],
+    [EGRESS_FILE, EXAMPLE_EGRESS],
     ...image.bundles,
     [DEFAULT_TRUSTED_ROOT, image.trustedRoot],
     ...policies,

@@ -59,6 +59,8 @@ export const IMAGES_DIR = 'manifests/images'
 export const TRUST_FILE = 'manifests/trust.yaml'
 export const EVIDENCE_DIR = 'docs/evidence'
 export const SIGNATURES_DIR = 'manifests/signatures'
+/** Where a sandbox may connect (kind EgressPolicy). */
+export const EGRESS_FILE = 'manifests/egress.yaml'
 export const DEFAULT_TRUSTED_ROOT = 'manifests/sigstore/trusted_root.json'
 
 /**

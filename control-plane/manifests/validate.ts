@@ -4,11 +4,12 @@ import {inputError} from '../errors.js'
 import {digestProblem} from './digest.js'
 import goldenImageSchema from './schemas/golden-image.schema.json' with {type: 'json'}
 import trustPolicySchema from './schemas/trust-policy.schema.json' with {type: 'json'}
+import egressPolicySchema from './schemas/egress-policy.schema.json' with {type: 'json'}
 import {locate, type LoadedYaml} from './yaml.js'
 
-export type Kind = 'GoldenImage' | 'TrustPolicy'
+export type Kind = 'GoldenImage' | 'TrustPolicy' | 'EgressPolicy'
 
-const SCHEMAS: Record<Kind, object> = {GoldenImage: goldenImageSchema, TrustPolicy: trustPolicySchema}
+const SCHEMAS: Record<Kind, object> = {GoldenImage: goldenImageSchema, TrustPolicy: trustPolicySchema, EgressPolicy: egressPolicySchema}
 const compiled = new Map<Kind, ValidateFunction>()
 
 /**

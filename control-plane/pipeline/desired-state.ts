@@ -5,10 +5,11 @@
 import {lstat} from 'node:fs/promises'
 import {checkInside, describeFile, readRegularFile} from '../repo/files.js'
 import {join} from 'node:path'
+import {parseEgress} from '../policy/egress/egress.js'
 import {AirlockError} from '../errors.js'
 import type {Limits} from '../limits.js'
 import {loadTrust, parseImage, parseTrust} from '../manifests/load.js'
-import {IMAGES_DIR, SIGNATURES_DIR, signaturePayloadPath, signatureSlot, TRUST_FILE} from '../manifests/models.js'
+import {EGRESS_FILE, IMAGES_DIR, SIGNATURES_DIR, signaturePayloadPath, signatureSlot, TRUST_FILE} from '../manifests/models.js'
 import {blobId} from '../plan/signature.js'
 import type {ChangeRequest, PlannedChange} from '../plan/plan.js'
 import {parseBundle, verifyBundle} from '../policy/bundle.js'
@@ -62,6 +63,7 @@ export async function buildDesiredStateChange(repo: Repository, commit: string, 
     changes.push({path, action: before === null ? 'create' : after === null ? 'delete' : 'modify', before, after})
     if (after === null) continue
     if (path === TRUST_FILE) parseTrust(after, path, null, limits)
+    else if (path === EGRESS_FILE) parseEgress(after, path, limits)
     else if (path.startsWith(`${IMAGES_DIR}/`) && /\.ya?ml$/.test(path)) {
       // NAME.yaml and NAME.yml both, after the change: one file per image.
       const twin = path.endsWith('.yml') ? path.replace(/\.yml$/, '.yaml') : path.replace(/\.yaml$/, '.yml')

@@ -1,0 +1,34 @@
+import {Args, Flags} from '@oclif/core'
+import type {EgressDecision} from '../../control-plane/policy/egress/egress.js'
+import {AirlockCommand} from '../_base.js'
+
+export default class EgressCheck extends AirlockCommand {
+  static override summary = 'Would the egress policy let a sandbox connect to URL or HOST[:PORT]? allow (exit 0) or deny (exit 1), with the rule that decided.'
+  static override description =
+    'The policy is manifests/egress.yaml at HEAD (or --policy FILE). The target is parsed as a browser parses URLs: decimal, octal, hex and IPv4-mapped IPv6 spellings of an address are the address, userinfo is not the host, IDNs are punycode, a trailing dot changes nothing. A bare HOST is port 443. The cloud metadata addresses are always denied.'
+  static override examples = ['<%= config.bin %> egress check https://pypi.org/simple/', '<%= config.bin %> egress check 169.254.169.254:80 --json']
+  static override args = {target: Args.string({description: 'URL (http, https, ws, wss) or HOST[:PORT]', required: true})}
+  static override flags = {
+    policy: Flags.string({description: 'an EgressPolicy file (default: manifests/egress.yaml at HEAD)'}),
+  }
+
+  async run(): Promise<EgressDecision & {policy: string}> {
+    const {args, flags} = await this.parse(EgressCheck)
+    const [{parseEgress, parseTarget, checkEgress}, {AirlockError}, {EGRESS_FILE}] = await Promise.all([import('../../control-plane/policy/egress/egress.js'), import('../../control-plane/errors.js'), import('../../control-plane/manifests/models.js')])
+    let text: string
+    let file: string
+    if (flags.policy) {
+      const {readInput} = await import('../_policy.js')
+      ;[text, file] = [await readInput(flags.policy, this.limits.maxFileBytes), flags.policy]
+    } else {
+      const repo = await this.repository(flags.repo)
+      const found = await repo.readFile((await repo.base()).commit, EGRESS_FILE)
+      if (!found) throw new AirlockError('INVALID_INPUT', `${EGRESS_FILE}: no egress policy at HEAD (pass --policy FILE)`, {file: EGRESS_FILE})
+      ;[text, file] = [found.text, EGRESS_FILE]
+    }
+    const decision = checkEgress(parseEgress(text, file, this.limits), parseTarget(args.target))
+    if (decision.decision === 'deny') this.failCheck()
+    this.log(`${decision.decision.toUpperCase()} ${decision.host}:${decision.port}\n  rule ${decision.rule}`)
+    return {...decision, policy: file}
+  }
+}

@@ -1,0 +1,209 @@
+/**
+ * Egress policy (`manifests/egress.yaml`, kind EgressPolicy): where a sandbox may open
+ * connections. A target is parsed by the WHATWG URL parser — which already turns decimal, octal,
+ * hex and mixed IPv4 forms into dotted quads, lower-cases, drops userinfo from the host and turns
+ * IDNs into punycode — and addresses are matched with node:net's BlockList, so none of the usual
+ * spellings of 169.254.169.254 gets past a rule. Default deny where the profile says so; the
+ * cloud metadata addresses are always denied, whatever the allow list says.
+ */
+import {BlockList, isIP} from 'node:net'
+import {AirlockError, inputError} from '../../errors.js'
+import type {Limits} from '../../limits.js'
+import {validateKind} from '../../manifests/validate.js'
+import {loadYaml, locate} from '../../manifests/yaml.js'
+
+
+export type Profile = 'permissive' | 'moderate' | 'restrictive'
+
+/** What each profile means when the spec does not say otherwise. */
+export const PROFILES: Record<Profile, {allowlistOnly: boolean; ports: number[] | null}> = {
+  permissive: {allowlistOnly: false, ports: null},
+  moderate: {allowlistOnly: false, ports: [80, 443]},
+  restrictive: {allowlistOnly: true, ports: [443]},
+}
+
+/** Always denied: the cloud instance-metadata endpoints (AWS IPv4 and IPv6, GCP, Azure). */
+export const METADATA = ['169.254.169.254', 'fd00:ec2::254', 'metadata.google.internal', 'metadata.azure.internal'] as const
+
+/** Denied unless the policy allows private addresses or names the address itself. */
+export const PRIVATE_RANGES = ['0.0.0.0/8', '10.0.0.0/8', '100.64.0.0/10', '127.0.0.0/8', '169.254.0.0/16', '172.16.0.0/12', '192.168.0.0/16', '198.18.0.0/15', '::/128', '::1/128', 'fc00::/7', 'fe80::/10'] as const
+
+/** A list of rules: exact domains, wildcard domains (by their base) and addresses, each with where it came from. */
+class RuleSet {
+  private readonly exact = new Map<string, string>()
+  private readonly wildcards = new Map<string, string>()
+  private readonly addresses = new BlockList()
+  private readonly ranges: Array<{list: BlockList; rule: string}> = []
+
+  add(rule: string, where: string, file: string, at: () => {line?: number; column?: number}): void {
+    const text = rule.toLowerCase()
+    const slash = text.indexOf('/')
+    const address = slash < 0 ? text : text.slice(0, slash)
+    const family = isIP(address)
+    if (family) {
+      const type = family === 4 ? 'ipv4' : 'ipv6'
+      const list = new BlockList()
+      if (slash < 0) {
+        list.addAddress(address, type)
+        this.addresses.addAddress(address, type)
+      } else {
+        const prefix = Number(text.slice(slash + 1))
+        if (!/^\d{1,3}$/.test(text.slice(slash + 1)) || prefix > (family === 4 ? 32 : 128)) throw inputError('SCHEMA_VIOLATION', {file, ...at(), field: where}, `"${rule}" is not a CIDR range`)
+        list.addSubnet(address, prefix, type)
+        this.addresses.addSubnet(address, prefix, type)
+      }
+      this.ranges.push({list, rule: `${where} ${rule}`})
+      return
+    }
+    const wildcard = text.startsWith('*.')
+    const domain = (wildcard ? text.slice(2) : text).replace(/\.$/, '')
+    if (!/^(?=.{1,253}$)([a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?)(\.[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?)*$/.test(domain)) {
+      throw inputError('SCHEMA_VIOLATION', {file, ...at(), field: where}, `"${rule}" is not a domain, a *.domain wildcard, an IP address or a CIDR range`)
+    }
+    ;(wildcard ? this.wildcards : this.exact).set(domain, `${where} ${rule}`)
+  }
+
+  /** The rule matching a domain: itself exactly, or a wildcard for one of its parents. */
+  domain(host: string): string | null {
+    const exact = this.exact.get(host)
+    if (exact) return exact
+    for (let dot = host.indexOf('.'); dot >= 0; dot = host.indexOf('.', dot + 1)) {
+      const rule = this.wildcards.get(host.slice(dot + 1))
+      if (rule) return rule
+    }
+    return null
+  }
+
+  /** The rule matching an address (the combined list first; the naming walk only on a match). */
+  address(ip: string, family: 4 | 6): string | null {
+    const type = family === 4 ? 'ipv4' : 'ipv6'
+    if (!this.addresses.check(ip, type)) return null
+    return this.ranges.find((r) => r.list.check(ip, type))?.rule ?? null
+  }
+}
+
+export interface EgressPolicy {
+  file: string
+  name: string
+  profile: Profile
+  network: boolean
+  allowlistOnly: boolean
+  allowPrivate: boolean
+  ports: number[] | null
+  allow: RuleSet
+  block: RuleSet
+  metadata: RuleSet
+  private: RuleSet
+}
+
+interface EgressDoc {
+  metadata: {name: string}
+  spec: {profile: Profile; network?: boolean; allowlistOnly?: boolean; allowPrivate?: boolean; allow?: string[]; block?: string[]; ports?: number[]}
+}
+
+function builtin(rules: readonly string[], where: string): RuleSet {
+  const set = new RuleSet()
+  for (const r of rules) set.add(r, where, '(built in)', () => ({}))
+  return set
+}
+
+export function parseEgress(text: string, file: string, limits: Limits): EgressPolicy {
+  const loaded = loadYaml(text, file, limits)
+  validateKind('EgressPolicy', loaded)
+  const {metadata, spec} = loaded.value as EgressDoc
+  const defaults = PROFILES[spec.profile]
+  const rules = (list: string[] | undefined, field: 'allow' | 'block') => {
+    const set = new RuleSet()
+    for (const [i, r] of (list ?? []).entries()) set.add(r, `spec.${field}[${i}]`, file, () => locate(loaded, ['spec', field, i]))
+    return set
+  }
+  return {
+    file,
+    name: metadata.name,
+    profile: spec.profile,
+    network: spec.network ?? true,
+    allowlistOnly: spec.allowlistOnly ?? defaults.allowlistOnly,
+    allowPrivate: spec.allowPrivate ?? false,
+    ports: spec.ports ?? defaults.ports,
+    allow: rules(spec.allow, 'allow'),
+    block: rules(spec.block, 'block'),
+    metadata: builtin(METADATA, 'default blocklist (cloud metadata)'),
+    private: builtin(PRIVATE_RANGES, 'private address range'),
+  }
+}
+
+export interface EgressTarget {
+  host: string
+  port: number
+  /** The address when the host is an IP literal (IPv4-mapped IPv6 as the IPv4 it maps). */
+  ip: string | null
+  family: 4 | 6 | null
+}
+
+const SCHEMES = new Set(['http:', 'https:', 'ws:', 'wss:'])
+
+/** The IPv4 address an IPv6 one carries (mapped ::ffff:a.b.c.d, compatible ::a.b.c.d, NAT64 64:ff9b::a.b.c.d), if any. */
+function embeddedIpv4(ip: string): string | null {
+  const m = /^(?:::ffff:|::|64:ff9b::)([0-9a-f]{1,4}):([0-9a-f]{1,4})$/.exec(ip)
+  if (!m) return null
+  const hi = Number.parseInt(m[1]!, 16)
+  const lo = Number.parseInt(m[2]!, 16)
+  return `${hi >> 8}.${hi & 255}.${lo >> 8}.${lo & 255}`
+}
+
+/**
+ * `URL` or `HOST[:PORT]` as a connection target. A URL's port is its own or its scheme's; a bare
+ * host's is 443. Other schemes than http(s)/ws(s) are refused: their hosts are not normalized.
+ */
+export function parseTarget(target: string): EgressTarget {
+  const hasScheme = /^[A-Za-z][A-Za-z0-9+.-]*:\/\//.test(target)
+  let url: URL
+  try {
+    url = new URL(hasScheme ? target : `https://${target}`)
+  } catch {
+    throw new AirlockError('INVALID_INPUT', `"${target}" is not a URL or HOST[:PORT]`, {field: 'TARGET'})
+  }
+  if (!SCHEMES.has(url.protocol)) throw new AirlockError('USAGE', `"${target}": give an http(s) or ws(s) URL, or HOST[:PORT]`, {field: 'TARGET'})
+  if (!hasScheme && (url.pathname !== '/' || url.search || url.hash || url.username)) throw new AirlockError('INVALID_INPUT', `"${target}" is not HOST[:PORT]`, {field: 'TARGET'})
+  let host = url.hostname.replace(/^\[|\]$/g, '').replace(/\.+$/, '')
+  if (host === '') throw new AirlockError('INVALID_INPUT', `"${target}" names no host`, {field: 'TARGET'})
+  const port = url.port ? Number(url.port) : url.protocol === 'http:' || url.protocol === 'ws:' ? 80 : 443
+  let family = isIP(host) as 0 | 4 | 6
+  if (family === 6) {
+    const v4 = embeddedIpv4(host)
+    if (v4) {
+      host = v4
+      family = 4
+    }
+  }
+  return {host, port, ip: family ? host : null, family: family || null}
+}
+
+export interface EgressDecision {
+  decision: 'allow' | 'deny'
+  /** The rule that decided, as written (`spec.allow[2] *.pypi.org`, `default blocklist …`). */
+  rule: string
+  host: string
+  port: number
+}
+
+/** One decision, in a fixed order: no network → metadata → block → ports → private → allow → profile. */
+export function checkEgress(policy: EgressPolicy, target: EgressTarget): EgressDecision {
+  const {host, port} = target
+  const out = (decision: 'allow' | 'deny', rule: string): EgressDecision => ({decision, rule, host, port})
+  if (!policy.network) return out('deny', 'spec.network: false')
+  const match = (set: RuleSet) => (target.ip ? set.address(target.ip, target.family!) : set.domain(host))
+  const metadata = match(policy.metadata)
+  if (metadata) return out('deny', `${metadata} (always denied)`)
+  const blocked = match(policy.block)
+  if (blocked) return out('deny', blocked)
+  if (policy.ports && !policy.ports.includes(port)) return out('deny', `spec.ports: ${port} is not one of ${policy.ports.join(', ')} (profile ${policy.profile})`)
+  const allowed = match(policy.allow)
+  if (target.ip && !policy.allowPrivate && !allowed) {
+    const range = match(policy.private)
+    if (range) return out('deny', `${range} (spec.allowPrivate is false)`)
+  }
+  if (allowed) return out('allow', allowed)
+  if (policy.allowlistOnly) return out('deny', `spec.allowlistOnly: ${host} is not in spec.allow (profile ${policy.profile})`)
+  return out('allow', `profile ${policy.profile}: not blocked`)
+}

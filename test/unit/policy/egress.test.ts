@@ -1,0 +1,93 @@
+/**
+ * Egress policy: every way of spelling a denied address or host, refused with the rule that
+ * decided, and the profiles' defaults. Targets are parsed as `airlock egress check` parses them.
+ */
+import {describe, expect, it} from 'vitest'
+import {DEFAULT_LIMITS} from '../../../control-plane/limits.js'
+import {checkEgress, parseEgress, parseTarget} from '../../../control-plane/policy/egress/egress.js'
+
+const policy = (spec: string) => parseEgress(`apiVersion: airlock/v1\nkind: EgressPolicy\nmetadata:\n  name: t\nspec:\n${spec}`, 'egress.yaml', DEFAULT_LIMITS)
+const restrictive = policy('  profile: restrictive\n  allow: [pypi.org, "*.pypi.org", allowed.test, 10.1.2.3]\n  block: ["*.evil.test"]\n')
+const permissive = policy('  profile: permissive\n  block: [bad.test, 203.0.113.0/24]\n')
+const check = (p: ReturnType<typeof policy>, target: string) => checkEgress(p, parseTarget(target))
+
+describe('egress check: no bypass', () => {
+  it.each([
+    ['169.254.169.254', '169.254.169.254'],
+    ['http://169.254.169.254/latest/meta-data/', '169.254.169.254'],
+    ['https://169.254.169.254./', '169.254.169.254'],
+    ['0xA9FEA9FE', '169.254.169.254'],
+    ['2852039166:443', '169.254.169.254'],
+    ['0251.0376.0251.0376', '169.254.169.254'],
+    ['0xa9.0xfe.43518', '169.254.169.254'],
+    ['169.254.43518', '169.254.169.254'],
+    ['[::ffff:169.254.169.254]', '169.254.169.254'],
+    ['http://[::ffff:a9fe:a9fe]:80/', '169.254.169.254'],
+    ['[::169.254.169.254]', '169.254.169.254'],
+    ['[64:ff9b::a9fe:a9fe]', '169.254.169.254'],
+    ['http://allowed.test@169.254.169.254/', '169.254.169.254'],
+    ['http://allowed.test:x@0xA9FEA9FE:443/', '169.254.169.254'],
+    ['[fd00:ec2::254]', 'fd00:ec2::254'],
+    ['[FD00:EC2:0:0:0:0:0:254]', 'fd00:ec2::254'],
+    ['METADATA.GOOGLE.INTERNAL', 'metadata.google.internal'],
+    ['metadata.google.internal.', 'metadata.google.internal'],
+    ['https://Metadata.Azure.Internal:443/metadata/instance', 'metadata.azure.internal'],
+  ])('%s is the metadata address, always denied', (target, host) => {
+    for (const p of [restrictive, permissive, policy('  profile: permissive\n  allowPrivate: true\n  allow: [169.254.169.254, metadata.google.internal, "fd00:ec2::254"]\n')]) {
+      const d = check(p, target)
+      expect(d).toMatchObject({decision: 'deny', host})
+      expect(d.rule).toMatch(/default blocklist \(cloud metadata\).*always denied/)
+    }
+  })
+
+  it('private, loopback and link-local ranges are denied unless allowed', () => {
+    for (const t of ['127.0.0.1', '0x7f.1', '2130706433', '[::1]', '10.0.0.1', '192.168.1.1', '172.16.0.1', '[fe80::1]', '[fc00::1]', '169.254.1.1', '0.0.0.0']) {
+      expect(check(permissive, t).rule, t).toMatch(/private address range .*allowPrivate is false/)
+    }
+    expect(check(restrictive, '10.1.2.3')).toMatchObject({decision: 'allow', rule: 'spec.allow[3] 10.1.2.3'})
+    expect(check(policy('  profile: permissive\n  allowPrivate: true\n'), '10.0.0.1').decision).toBe('allow')
+  })
+
+  it('wildcards match subdomains only; case, trailing dots, userinfo and look-alikes change nothing', () => {
+    expect(check(restrictive, 'files.pypi.org')).toMatchObject({decision: 'allow', rule: 'spec.allow[1] *.pypi.org'})
+    expect(check(restrictive, 'PyPI.org.')).toMatchObject({decision: 'allow', rule: 'spec.allow[0] pypi.org'})
+    expect(check(restrictive, 'pypi.org.evil.test')).toMatchObject({decision: 'deny', rule: 'spec.block[0] *.evil.test'})
+    expect(check(restrictive, 'notpypi.org').rule).toMatch(/allowlistOnly/)
+    expect(check(restrictive, 'https://pypi.org@evil.test/')).toMatchObject({decision: 'deny', host: 'evil.test'})
+    // Cyrillic і: the parser turns the look-alike into punycode, which no rule names.
+    expect(check(restrictive, 'https://pyp\u0456.org/')).toMatchObject({decision: 'deny', host: expect.stringMatching(/^xn--/)})
+    expect(check(restrictive, 'https://xn--pyp-lhd.org/').decision).toBe('deny')
+  })
+
+  it('ports: each profile’s defaults and a spec list', () => {
+    expect(check(restrictive, 'pypi.org:80').rule).toMatch(/spec\.ports: 80 is not one of 443/)
+    expect(check(restrictive, 'http://pypi.org/').rule).toMatch(/80 is not one of 443/)
+    expect(check(policy('  profile: moderate\n'), 'example.org:8080').decision).toBe('deny')
+    expect(check(policy('  profile: moderate\n'), 'http://example.org/').decision).toBe('allow')
+    expect(check(permissive, 'example.org:2222')).toMatchObject({decision: 'allow', rule: 'profile permissive: not blocked'})
+    expect(check(policy('  profile: permissive\n  ports: [22]\n'), 'example.org:22').decision).toBe('allow')
+  })
+
+  it('block wins over allow, addresses by CIDR, network: false denies everything', () => {
+    expect(check(policy('  profile: permissive\n  allow: [bad.test]\n  block: [bad.test]\n'), 'bad.test').decision).toBe('deny')
+    expect(check(permissive, '203.0.113.7')).toMatchObject({decision: 'deny', rule: 'spec.block[1] 203.0.113.0/24'})
+    expect(check(policy('  profile: permissive\n  network: false\n'), 'pypi.org')).toMatchObject({decision: 'deny', rule: 'spec.network: false'})
+  })
+
+  it('refuses targets it cannot parse safely', () => {
+    expect(() => parseTarget('ssh://host')).toThrowAirlockError('USAGE')
+    expect(() => parseTarget('http://[::1')).toThrowAirlockError('INVALID_INPUT')
+    expect(() => parseTarget('host/path')).toThrowAirlockError('INVALID_INPUT')
+  })
+})
+
+describe('egress policy files', () => {
+  it('names the file, line and field of a bad rule; refuses unknown fields and a YAML bomb', () => {
+    expect(() => policy('  profile: permissive\n  allow:\n    - ok.test\n    - "10.0.0.0/99"\n')).toThrow(/egress\.yaml:9:7: spec\.allow\[1\]: "10\.0\.0\.0\/99" is not a CIDR range/)
+    expect(() => policy('  profile: permissive\n  allow: ["-bad-.test"]\n')).toThrowAirlockError('SCHEMA_VIOLATION')
+    expect(() => policy('  profile: lax\n')).toThrowAirlockError('SCHEMA_VIOLATION')
+    expect(() => policy('  profile: permissive\n  __proto__: {network: false}\n')).toThrowAirlockError('SCHEMA_VIOLATION')
+    const bomb = `a: &a ["x","x","x","x","x","x","x","x","x"]\nb: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]\nc: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]\nd: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]\ne: [*d,*d,*d,*d,*d,*d,*d,*d,*d]\n`
+    expect(() => parseEgress(bomb, 'egress.yaml', DEFAULT_LIMITS)).toThrowAirlockError('YAML_ERROR')
+  })
+})
