@@ -95,3 +95,4 @@ await main()
 await import('./policy.js')
 // The golden image benchmark (issue 4) last.
 await import('./images.js')
+await import('./egress.js')
