@@ -63,6 +63,19 @@ class RuleSet {
     ;(wildcard ? this.wildcards : this.exact).set(domain, `${where} ${rule}`)
   }
 
+  exactDomains(): string[] {
+    return [...this.exact.keys()]
+  }
+
+  wildcardRules(): string[] {
+    return [...this.wildcards.keys()].map((d) => `*.${d}`)
+  }
+
+  /** The address and CIDR rules as written (lower-cased). */
+  addressRules(): string[] {
+    return this.ranges.map((r) => r.rule.slice(r.rule.lastIndexOf(' ') + 1).toLowerCase())
+  }
+
   /** The rule matching a domain: itself exactly, or a wildcard for one of its parents. */
   domain(host: string): string | null {
     const exact = this.exact.get(host)
@@ -206,4 +219,61 @@ export function checkEgress(policy: EgressPolicy, target: EgressTarget): EgressD
   if (allowed) return out('allow', allowed)
   if (policy.allowlistOnly) return out('deny', `spec.allowlistOnly: ${host} is not in spec.allow (profile ${policy.profile})`)
   return out('allow', `profile ${policy.profile}: not blocked`)
+}
+
+/** What `egress render` needs besides the policy: resolved names, the DNS resolver, when. */
+export interface RenderInput {
+  /** Addresses for the exact domains of the policy (wildcards cannot be resolved). */
+  resolved: Map<string, string[]>
+  /** Where the answers came from (a file, or the system resolver), for the header. */
+  source: string
+  /** The one resolver DNS may go to; null: no DNS at all. */
+  resolver: string | null
+  at: Date
+}
+
+/** The exact domains of the allow and block lists: what needs resolving before rendering. */
+export function domainsToResolve(policy: EgressPolicy): {allow: string[]; block: string[]} {
+  return {allow: policy.allow.exactDomains(), block: policy.block.exactDomains()}
+}
+
+/**
+ * The policy as an nftables ruleset for a sandbox's network namespace: default drop; loopback
+ * and established traffic; the metadata addresses always dropped; DNS only to the resolver;
+ * blocked and private addresses dropped; allowed addresses (rules and resolved names) on the
+ * allowed ports accepted; anything else accepted only when the profile is not allowlist-only.
+ */
+export function renderNftables(policy: EgressPolicy, input: RenderInput): string {
+  const v4 = (xs: string[]) => xs.filter((x) => isIP(x.split('/')[0]!) === 4)
+  const v6 = (xs: string[]) => xs.filter((x) => isIP(x.split('/')[0]!) === 6)
+  const set = (xs: string[]) => `{ ${xs.join(', ')} }`
+  const ports = policy.ports ? `tcp dport ${set(policy.ports.map(String))} ` : ''
+  const resolvedFor = (domains: string[]) => domains.flatMap((d) => input.resolved.get(d) ?? [])
+  const {allow: allowNames, block: blockNames} = domainsToResolve(policy)
+  const allowed = [...policy.allow.addressRules(), ...resolvedFor(allowNames)]
+  const blocked = [...policy.block.addressRules(), ...resolvedFor(blockNames)]
+  const privates = policy.allowPrivate ? [] : [...PRIVATE_RANGES]
+  const lines: string[] = [
+    `# airlock egress policy "${policy.name}" (${policy.file}), profile ${policy.profile}; rendered ${input.at.toISOString()}`,
+    `# names resolved from ${input.source}: ${[...allowNames, ...blockNames].map((d) => `${d} -> ${(input.resolved.get(d) ?? ['(none)']).join(' ')}`).join('; ') || 'none'}`,
+  ]
+  const wildcards = [...policy.allow.wildcardRules(), ...policy.block.wildcardRules()]
+  if (wildcards.length) lines.push(`# not enforceable at the address level (need a proxy that sees names): ${wildcards.join(', ')}`)
+  lines.push('table inet airlock_egress {', '  chain output {', '    type filter hook output priority filter; policy drop;', '    oif "lo" accept')
+  if (policy.network) {
+    lines.push('    ct state established,related accept')
+    lines.push(`    ip daddr ${set(v4([...METADATA]))} drop`, `    ip6 daddr ${set(v6([...METADATA]))} drop`)
+    if (input.resolver) {
+      const fam = isIP(input.resolver) === 6 ? 'ip6' : 'ip'
+      lines.push(`    ${fam} daddr ${input.resolver} udp dport 53 accept`, `    ${fam} daddr ${input.resolver} tcp dport 53 accept`)
+    }
+    lines.push('    udp dport 53 drop', '    tcp dport 53 drop')
+    for (const [fam, xs] of [['ip', v4(blocked)], ['ip6', v6(blocked)]] as const) if (xs.length) lines.push(`    ${fam} daddr ${set(xs)} drop`)
+    // An address the policy allows by name is let through even inside a private range.
+    for (const [fam, xs] of [['ip', v4(allowed)], ['ip6', v6(allowed)]] as const) if (xs.length) lines.push(`    ${fam} daddr ${set(xs)} ${ports}accept`)
+    for (const [fam, xs] of [['ip', v4(privates)], ['ip6', v6(privates)]] as const) if (xs.length) lines.push(`    ${fam} daddr ${set(xs)} drop`)
+    if (!policy.allowlistOnly) lines.push(`    ${ports || 'meta l4proto { tcp, udp } '}accept`)
+  }
+  lines.push('  }', '}', '')
+  return lines.join('\n')
 }
