@@ -31,6 +31,24 @@ export async function trustFromFlags(flags: {trust?: string; repo?: string}, lim
   return parseTrust(await readInput(file), displayPath(file), null, limits)
 }
 
+/**
+ * The egress policy the egress commands work on: --policy FILE, else manifests/egress.yaml at
+ * HEAD (desired state is read from the commit, never the work tree).
+ */
+export async function egressPolicy(flags: {policy?: string; repo?: string}, limits: import('../control-plane/limits.js').Limits) {
+  const [{parseEgress}, {EGRESS_FILE}, {AirlockError}, {findTopLevel, Repository}] = await Promise.all([
+    import('../control-plane/policy/egress/egress.js'),
+    import('../control-plane/manifests/models.js'),
+    import('../control-plane/errors.js'),
+    import('../control-plane/repo/repository.js'),
+  ])
+  if (flags.policy) return parseEgress(await readInput(flags.policy, limits.maxFileBytes), flags.policy, limits)
+  const repo = await Repository.open(flags.repo ?? (await findTopLevel(process.cwd())))
+  const found = await repo.readFile((await repo.base()).commit, EGRESS_FILE)
+  if (!found) throw new AirlockError('INVALID_INPUT', `${EGRESS_FILE}: no egress policy at HEAD (pass --policy FILE)`, {file: EGRESS_FILE})
+  return parseEgress(found.text, EGRESS_FILE, limits)
+}
+
 /** The pulled-bundle cache: --cache-dir, else $XDG_CACHE_HOME/airlock/bundles (~/.cache/…). */
 export async function bundleCacheDir(flag: string | undefined): Promise<string> {
   const [{homedir}, {join}] = await Promise.all([import('node:os'), import('node:path')])

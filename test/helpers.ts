@@ -49,6 +49,13 @@ export async function commitChange(dir: string, env: Record<string, string>, rea
   if (r.exitCode !== 0) throw new Error(`airlock change failed: ${r.stdout} ${r.stderr}`)
 }
 
+/** The pid of a process that has run and exited (for locks and temporary files of a writer that is gone). */
+export async function gonePid(): Promise<number> {
+  const child = execa('true')
+  await child
+  return child.pid!
+}
+
 export async function tempDir(prefix = 'airlock-test-'): Promise<{dir: string; cleanup: () => Promise<void>}> {
   const dir = await mkdtemp(join(tmpdir(), prefix))
   return {dir, cleanup: () => rm(dir, {recursive: true, force: true})}

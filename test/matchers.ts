@@ -5,15 +5,11 @@
 import {expect} from 'vitest'
 import {AirlockError} from '../control-plane/errors.js'
 
-interface AirlockMatchers<R = unknown> {
-  toThrowAirlockError(code: string): R
-}
-
 declare module 'vitest' {
-  // eslint-disable-next-line @typescript-eslint/no-empty-object-type
-  interface Assertion<T = any> extends AirlockMatchers<T> {}
-  // eslint-disable-next-line @typescript-eslint/no-empty-object-type
-  interface AsymmetricMatchersContaining extends AirlockMatchers {}
+  // vitest 5's extension point: every Assertion (and .rejects/.resolves) extends Matchers<R, T>.
+  interface Matchers<R extends void | Promise<void> = void | Promise<void>, T = unknown> {
+    toThrowAirlockError(code: string): R
+  }
 }
 
 expect.extend({

@@ -14,21 +14,11 @@ export default class EgressCheck extends AirlockCommand {
 
   async run(): Promise<EgressDecision & {policy: string}> {
     const {args, flags} = await this.parse(EgressCheck)
-    const [{parseEgress, parseTarget, checkEgress}, {AirlockError}, {EGRESS_FILE}] = await Promise.all([import('../../control-plane/policy/egress/egress.js'), import('../../control-plane/errors.js'), import('../../control-plane/manifests/models.js')])
-    let text: string
-    let file: string
-    if (flags.policy) {
-      const {readInput} = await import('../_policy.js')
-      ;[text, file] = [await readInput(flags.policy, this.limits.maxFileBytes), flags.policy]
-    } else {
-      const repo = await this.repository(flags.repo)
-      const found = await repo.readFile((await repo.base()).commit, EGRESS_FILE)
-      if (!found) throw new AirlockError('INVALID_INPUT', `${EGRESS_FILE}: no egress policy at HEAD (pass --policy FILE)`, {file: EGRESS_FILE})
-      ;[text, file] = [found.text, EGRESS_FILE]
-    }
-    const decision = checkEgress(parseEgress(text, file, this.limits), parseTarget(args.target))
+    const [{parseTarget, checkEgress}, {egressPolicy}] = await Promise.all([import('../../control-plane/policy/egress/egress.js'), import('../_policy.js')])
+    const policy = await egressPolicy(flags, this.limits)
+    const decision = checkEgress(policy, parseTarget(args.target))
     if (decision.decision === 'deny') this.failCheck()
     this.log(`${decision.decision.toUpperCase()} ${decision.host}:${decision.port}\n  rule ${decision.rule}`)
-    return {...decision, policy: file}
+    return {...decision, policy: policy.file}
   }
 }

@@ -15,23 +15,13 @@ export default class EgressRender extends AirlockCommand {
 
   async run(): Promise<{ruleset: string; resolved: Record<string, string[]>; source: string; resolver: string | null}> {
     const {flags} = await this.parse(EgressRender)
-    const [{parseEgress, renderNftables, domainsToResolve}, {AirlockError}, {EGRESS_FILE}, {readInput}, {isIP}] = await Promise.all([
+    const [{renderNftables, domainsToResolve}, {AirlockError}, {egressPolicy, readInput}, {isIP}] = await Promise.all([
       import('../../control-plane/policy/egress/egress.js'),
       import('../../control-plane/errors.js'),
-      import('../../control-plane/manifests/models.js'),
       import('../_policy.js'),
       import('node:net'),
     ])
-    let text: string
-    let file: string
-    if (flags.policy) [text, file] = [await readInput(flags.policy, this.limits.maxFileBytes), flags.policy]
-    else {
-      const repo = await this.repository(flags.repo)
-      const found = await repo.readFile((await repo.base()).commit, EGRESS_FILE)
-      if (!found) throw new AirlockError('INVALID_INPUT', `${EGRESS_FILE}: no egress policy at HEAD (pass --policy FILE)`, {file: EGRESS_FILE})
-      ;[text, file] = [found.text, EGRESS_FILE]
-    }
-    const policy = parseEgress(text, file, this.limits)
+    const policy = await egressPolicy(flags, this.limits)
     const names = domainsToResolve(policy)
     const resolved = new Map<string, string[]>()
     let source: string

@@ -264,6 +264,68 @@ export async function verifyHistory(repo: Repository, head: string, opts: Histor
   const addedIn = new Map<string, string>()
   let signed = 0
   const isBad = (oid: string) => bad.has(oid)
+  /** 3a–3c for one commit whose parents verify; each problem goes to `fail`. */
+  const checkCommit = async (c: CommitInfo, fail: (p: EvidenceProblem) => void): Promise<void> => {
+    const unanchored = c.parents.filter((p) => preAnchor.has(p))
+    if (c.parents.length > 1) {
+      // 3a — a merge whose tree is exactly the clean three-way merge of its parents (recomputed
+      // here, never taken from the commit) adds no change of its own: that is how a reviewed
+      // pull request arrives from a forge. Its parents were checked like any other commit.
+      if ((await repo.cleanMergeTree(c.parents)) === c.tree) return
+    }
+    const parents = await Promise.all(c.parents.map((p) => commits.get(p) ?? repo.readCommit(p)))
+    // 3b — anything else is a change relative to each parent. A change to manifests/, bundles/,
+    // policies/ or docs/evidence/ must be signed by an evidence key in the trust policy of
+    // every parent: a commit slipped in without the key, or one adding its own key, is named.
+    let touched = false
+    for (const p of parents) touched ||= await touchesSignedFolders(repo, p.tree, c.tree)
+    if (touched) {
+      signed++
+      const layout = await layoutProblem(repo, c.tree)
+      if (layout) fail({code: 'NOT_A_FOLDER', commit: c.oid, message: `commit ${c.oid.slice(0, 12)}: ${layout}`})
+      if (unanchored.length > 0) {
+        fail({code: 'UNANCHORED_PARENT', commit: c.oid, message: `commit ${c.oid.slice(0, 12)} changes signed folders on top of ${unanchored[0]!.slice(0, 12)}, which is before the trust anchor; no trust policy vouches for it`})
+        return
+      }
+      const problem = checkCommitSignature(c, await Promise.all(parents.map(trustAt)))
+      if (problem) fail(problem)
+    }
+    // 3c — receipts are append-only (none modified or deleted), and one added names the base it
+    // was added on (no replay from another history) and is signed by an evidence key of the
+    // trust policy it was committed with.
+    const evidence = await repo.oidInTree(c.tree, EVIDENCE_DIR)
+    const parentEvidence = await Promise.all(parents.map((p) => repo.oidInTree(p.tree, EVIDENCE_DIR)))
+    /** A receipt a merge brings from another parent, unchanged, is not one it adds. */
+    const fromAnotherParent = async (i: number, name: string, oid: string) => {
+      for (const [j, e] of parentEvidence.entries()) if (j !== i && e && (await repo.treeEntries(e)).get(name)?.oid === oid) return true
+      return false
+    }
+    for (const [i, p] of parents.entries()) {
+      const there = parentEvidence[i]!
+      if (there === evidence) continue
+      // The raw trees' diff names each changed entry with its ids: no full listing per commit.
+      for (const {name, a: before, b: now} of await repo.changedTreeEntries(there, evidence)) {
+        if (!name.endsWith('.json')) continue
+        const path = `${EVIDENCE_DIR}/${name}`
+        if (before && !now) fail({code: 'RECEIPT_DELETED', receipt: path, commit: c.oid, message: `${path}: deleted in commit ${c.oid.slice(0, 12)}; receipts are append-only`})
+        else if (before && now) fail({code: 'RECEIPT_MODIFIED', receipt: path, commit: c.oid, message: `${path}: changed in commit ${c.oid.slice(0, 12)}; receipts are append-only`})
+        else if (now && !(await fromAnotherParent(i, name, now))) {
+          addedIn.set(path, c.oid)
+          let parsed: ParsedReceipt
+          try {
+            parsed = parseReceipt(await repo.readBlob(now), path, opts.limits)
+          } catch (error) {
+            fail({code: 'MALFORMED', receipt: path, commit: c.oid, message: (error as Error).message})
+            continue
+          }
+          const base = parsed.statement.predicate.baseCommit
+          if (base !== p.oid) fail({code: 'BASE_MISMATCH', receipt: path, commit: c.oid, message: `${path}: names base commit ${String(base).slice(0, 12)} but was added on top of ${p.oid.slice(0, 12)}`})
+          const {problem} = checkReceiptSignatures(parsed, await trustAt(c))
+          if (problem) fail({...problem, commit: c.oid})
+        }
+      }
+    }
+  }
   for (const c of ordered) {
     if (bad.has(c.oid)) continue
     // The unpinned anchor is its own authority: its trust.yaml is where trust starts.
@@ -278,65 +340,7 @@ export async function verifyHistory(repo: Repository, head: string, opts: Histor
       bad.add(c.oid)
     }
     try {
-      const unanchored = c.parents.filter((p) => preAnchor.has(p))
-      if (c.parents.length > 1) {
-        // 3a — a merge whose tree is exactly the clean three-way merge of its parents (recomputed
-        // here, never taken from the commit) adds no change of its own: that is how a reviewed
-        // pull request arrives from a forge. Its parents were checked like any other commit.
-        if ((await repo.cleanMergeTree(c.parents)) === c.tree) continue
-      }
-      const parents = await Promise.all(c.parents.map((p) => commits.get(p) ?? repo.readCommit(p)))
-      // 3b — anything else is a change relative to each parent. A change to manifests/, bundles/,
-      // policies/ or docs/evidence/ must be signed by an evidence key in the trust policy of
-      // every parent: a commit slipped in without the key, or one adding its own key, is named.
-      let touched = false
-      for (const p of parents) touched ||= await touchesSignedFolders(repo, p.tree, c.tree)
-      if (touched) {
-        signed++
-        const layout = await layoutProblem(repo, c.tree)
-        if (layout) fail({code: 'NOT_A_FOLDER', commit: c.oid, message: `commit ${c.oid.slice(0, 12)}: ${layout}`})
-        if (unanchored.length > 0) {
-          fail({code: 'UNANCHORED_PARENT', commit: c.oid, message: `commit ${c.oid.slice(0, 12)} changes signed folders on top of ${unanchored[0]!.slice(0, 12)}, which is before the trust anchor; no trust policy vouches for it`})
-          continue
-        }
-        const problem = checkCommitSignature(c, await Promise.all(parents.map(trustAt)))
-        if (problem) fail(problem)
-      }
-      // 3c — receipts are append-only (none modified or deleted), and one added names the base it
-      // was added on (no replay from another history) and is signed by an evidence key of the
-      // trust policy it was committed with.
-      const evidence = await repo.oidInTree(c.tree, EVIDENCE_DIR)
-      const parentEvidence = await Promise.all(parents.map((p) => repo.oidInTree(p.tree, EVIDENCE_DIR)))
-      /** A receipt a merge brings from another parent, unchanged, is not one it adds. */
-      const fromAnotherParent = async (i: number, name: string, oid: string) => {
-        for (const [j, e] of parentEvidence.entries()) if (j !== i && e && (await repo.treeEntries(e)).get(name)?.oid === oid) return true
-        return false
-      }
-      for (const [i, p] of parents.entries()) {
-        const there = parentEvidence[i]!
-        if (there === evidence) continue
-        // The raw trees' diff names each changed entry with its ids: no full listing per commit.
-        for (const {name, a: before, b: now} of await repo.changedTreeEntries(there, evidence)) {
-          if (!name.endsWith('.json')) continue
-          const path = `${EVIDENCE_DIR}/${name}`
-          if (before && !now) fail({code: 'RECEIPT_DELETED', receipt: path, commit: c.oid, message: `${path}: deleted in commit ${c.oid.slice(0, 12)}; receipts are append-only`})
-          else if (before && now) fail({code: 'RECEIPT_MODIFIED', receipt: path, commit: c.oid, message: `${path}: changed in commit ${c.oid.slice(0, 12)}; receipts are append-only`})
-          else if (now && !(await fromAnotherParent(i, name, now))) {
-            addedIn.set(path, c.oid)
-            let parsed: ParsedReceipt
-            try {
-              parsed = parseReceipt(await repo.readBlob(now), path, opts.limits)
-            } catch (error) {
-              fail({code: 'MALFORMED', receipt: path, commit: c.oid, message: (error as Error).message})
-              continue
-            }
-            const base = parsed.statement.predicate.baseCommit
-            if (base !== p.oid) fail({code: 'BASE_MISMATCH', receipt: path, commit: c.oid, message: `${path}: names base commit ${String(base).slice(0, 12)} but was added on top of ${p.oid.slice(0, 12)}`})
-            const {problem} = checkReceiptSignatures(parsed, await trustAt(c))
-            if (problem) fail({...problem, commit: c.oid})
-          }
-        }
-      }
+      await checkCommit(c, fail)
     } catch (error) {
       if ((error as AirlockError).code !== 'BROKEN_OBJECT') throw error
       fail({code: 'BROKEN_OBJECT', commit: c.oid, message: `commit ${c.oid.slice(0, 12)}: ${(error as Error).message}`})

@@ -75,12 +75,13 @@ export async function buildDesiredStateChange(repo: Repository, commit: string, 
       for (const [name, ch] of Object.entries(image.channels)) {
         if (old?.channels[name]?.digest === ch.digest) continue
         // The digest's bundles this change adds (any slot) count with those at the base.
-        const bundles = [...files]
-          .filter(([p, text]) => text !== null && p.startsWith(`${SIGNATURES_DIR}/${image.name}/`) && signatureSlot(p.slice(p.lastIndexOf('/') + 1), ch.digest) !== null)
-          .map(([p, text]) => {
-            const payload = files.get(signaturePayloadPath(image.name, ch.digest, signatureSlot(p.slice(p.lastIndexOf('/') + 1), ch.digest)!))
-            return {text: text!, path: p, oid: blobId(text!), ...(payload ? {payload} : {})}
-          })
+        const bundles = []
+        for (const [p, text] of files) {
+          const slot = p.startsWith(`${SIGNATURES_DIR}/${image.name}/`) ? signatureSlot(p.slice(p.lastIndexOf('/') + 1), ch.digest) : null
+          if (text === null || slot === null) continue
+          const payload = files.get(signaturePayloadPath(image.name, ch.digest, slot))
+          bundles.push({text, path: p, oid: blobId(text), ...(payload ? {payload} : {})})
+        }
         pins.push({image, digest: ch.digest, bundles})
       }
     } else if (path.startsWith('bundles/')) {

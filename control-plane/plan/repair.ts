@@ -22,6 +22,7 @@ import {LAYOUT_FOLDERS} from '../evidence/history.js'
 import {loadImageKey} from '../crypto/keys.js'
 import {DEFAULT_LIMITS} from '../limits.js'
 import {loadTrust} from '../manifests/load.js'
+import {resolveAnchor, verifyBase} from '../pipeline/base.js'
 import {TEMP_SUFFIX, tempWriter} from '../repo/files.js'
 import type {Repository} from '../repo/repository.js'
 import {parseTrailers} from '../repo/trailers.js'
@@ -121,11 +122,13 @@ async function pendingKey(repo: Repository, abs: string, rel: (abs: string) => s
   const final = abs.replace(/\.\d+-[0-9a-f]+\.airlock-tmp$/, '')
   const keyid = await loadImageKey(abs).then((k) => k.keyid, () => null)
   const head = await repo.head().catch(() => null)
-  const trust = head?.oid ? await loadTrust(repo, head.oid, DEFAULT_LIMITS).catch(() => null) : null
+  // Only a HEAD whose history verifies says the trust change landed: anyone can push a trust.yaml.
+  const verified = head?.oid ? (await verifyBase(repo, head.oid, {anchor: await resolveAnchor(repo, undefined), limits: DEFAULT_LIMITS}).catch(() => null))?.verified : false
+  const trust = head?.oid && verified ? await loadTrust(repo, head.oid, DEFAULT_LIMITS).catch(() => null) : null
   const trusted = keyid !== null && Boolean(trust?.keys.some((k) => k.id === keyid))
   const taken = await lstat(final).then(() => true, () => false)
   if (trusted && !taken) return {kind: 'pending-key', path: rel(abs), problem: `${rel(abs)} is the private key of ${keyid!.slice(0, 16)}…, which trust.yaml at HEAD holds: keys generate was interrupted after its commit`, fix: `put it in place as ${rel(final)}`}
-  return {kind: 'pending-key', path: rel(abs), problem: `${rel(abs)} is a private key whose trust change was never committed${taken ? ` (and ${rel(final)} exists)` : ''}`, fix: 'remove it'}
+  return {kind: 'pending-key', path: rel(abs), problem: `${rel(abs)} is a private key whose trust change is not in the verified history${taken ? ` (and ${rel(final)} exists)` : ''}`, fix: 'remove it'}
 }
 
 /**

@@ -8,7 +8,8 @@ import {readFile, writeFile} from 'node:fs/promises'
 import {join} from 'node:path'
 import {afterEach, beforeEach, describe, expect, it} from 'vitest'
 import {digestOfJson} from '../../control-plane/crypto/digest.js'
-import {airlock, commitChange, git, initFleet} from '../helpers.js'
+import type {Plan} from '../../control-plane/plan/plan.js'
+import {airlock, commitChange, git, initFleet, type CliResult} from '../helpers.js'
 
 const NEXT = `sha256:${'a1'.repeat(32)}`
 const UNSIGNED = `sha256:${'ee'.repeat(32)}`
@@ -29,7 +30,7 @@ async function attackerSigning(dir: string): Promise<string[]> {
   return ['-c', 'gpg.format=ssh', '-c', `user.signingkey=${key}`]
 }
 
-const codes = (r: {json: any}) => (r.json.problems ?? []).map((p: any) => p.code)
+const codes = (r: CliResult) => ((r.json.problems ?? []) as Array<{code: string}>).map((p) => p.code)
 
 describe('a saved plan is a proposal, never a credential', () => {
   it('refuses a canary plan edited to pin an unsigned digest and resealed', async () => {
@@ -52,12 +53,12 @@ describe('a saved plan is a proposal, never a credential', () => {
     const out = join(dir, '..', 'plan.json')
     await airlock(['promote', 'agent-runner', '--digest', NEXT, '--to', 'canary', '--out', out], {cwd: dir})
     const original = JSON.parse(await readFile(out, 'utf8'))
-    const edits: Array<[string, (p: any) => void]> = [
+    const edits: Array<[string, (p: Plan) => void]> = [
       ['summary', (p) => (p.summary = 'harmless')],
       ['details', (p) => (p.details.rollbackTarget = UNSIGNED)],
-      ['inputs', (p) => (p.inputs[0].oid = '0'.repeat(40))],
-      ['subjects', (p) => (p.subjects[0].digest.sha256 = UNSIGNED.slice(7))],
-      ['signature', (p) => (p.signature.signer = {keyid: 'f'.repeat(64)})],
+      ['inputs', (p) => (p.inputs[0]!.oid = '0'.repeat(40))],
+      ['subjects', (p) => (p.subjects[0]!.digest.sha256 = UNSIGNED.slice(7))],
+      ['signature', (p) => (p.signature!.signer = {keyid: 'f'.repeat(64)})],
       ['receiptPath', (p) => (p.receiptPath = 'docs/evidence/elsewhere.json')],
       ['operation', (p) => (p.operation = 'rollback')],
     ]

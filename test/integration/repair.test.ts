@@ -9,7 +9,7 @@ import {mkdir, readdir, readFile, utimes, writeFile} from 'node:fs/promises'
 import {join} from 'node:path'
 import {afterEach, beforeEach, describe, expect, it} from 'vitest'
 import {killTrials} from '../../bench/kill-trials.js'
-import {airlock, git, initFleet} from '../helpers.js'
+import {airlock, git, gonePid, initFleet, type CliResult} from '../helpers.js'
 
 const NEXT = `sha256:${'a1'.repeat(32)}`
 const OTHER = `sha256:${'b2'.repeat(32)}`
@@ -23,14 +23,8 @@ afterEach(async () => {
   await fleet.cleanup()
 })
 
-/** The pid of a process that has exited. */
-async function gonePid(): Promise<number> {
-  const child = execa('true')
-  await child
-  return child.pid!
-}
 
-const kinds = (r: {json: any}) => r.json.findings.map((f: {kind: string}) => f.kind)
+const kinds = (r: CliResult) => (r.json.findings as Array<{kind: string}>).map((f) => f.kind)
 const old = async (path: string) => utimes(path, new Date(Date.now() - 5 * 60_000), new Date(Date.now() - 5 * 60_000))
 
 /** The repository is whole: git fsck --strict, evidence verify, a clean work tree. */

@@ -33,7 +33,7 @@ class RuleSet {
   private readonly exact = new Map<string, string>()
   private readonly wildcards = new Map<string, string>()
   private readonly addresses = new BlockList()
-  private readonly ranges: Array<{list: BlockList; rule: string}> = []
+  private readonly ranges: Array<{list: BlockList; rule: string; text: string}> = []
 
   add(rule: string, where: string, file: string, at: () => {line?: number; column?: number}): void {
     const text = rule.toLowerCase()
@@ -52,7 +52,7 @@ class RuleSet {
         list.addSubnet(address, prefix, type)
         this.addresses.addSubnet(address, prefix, type)
       }
-      this.ranges.push({list, rule: `${where} ${rule}`})
+      this.ranges.push({list, rule: `${where} ${rule}`, text})
       return
     }
     const wildcard = text.startsWith('*.')
@@ -73,7 +73,7 @@ class RuleSet {
 
   /** The address and CIDR rules as written (lower-cased). */
   addressRules(): string[] {
-    return this.ranges.map((r) => r.rule.slice(r.rule.lastIndexOf(' ') + 1).toLowerCase())
+    return this.ranges.map((r) => r.text)
   }
 
   /** The rule matching a domain: itself exactly, or a wildcard for one of its parents. */

@@ -2,10 +2,9 @@
 import {mkdir, readFile, utimes, writeFile} from 'node:fs/promises'
 import {hostname} from 'node:os'
 import {join} from 'node:path'
-import {execa} from 'execa'
 import {afterEach, beforeEach, describe, expect, it} from 'vitest'
 import {acquireApplyLock, lockMessage, lockState} from '../../../control-plane/plan/lock.js'
-import {tempDir} from '../../helpers.js'
+import {gonePid, tempDir} from '../../helpers.js'
 
 const NOW = new Date('2026-12-01T12:00:00Z')
 let t: Awaited<ReturnType<typeof tempDir>>
@@ -18,11 +17,6 @@ beforeEach(async () => {
 afterEach(() => t.cleanup())
 
 const lock = () => join(gitdir, 'airlock.lock')
-async function gonePid(): Promise<number> {
-  const child = execa('true')
-  await child
-  return child.pid!
-}
 
 describe('lockState', () => {
   it('free, running, dead and other-host holders', async () => {

@@ -22,9 +22,13 @@ const base: UnsignedPlan = {
   receiptPath: 'docs/evidence/x.json',
 } as unknown as UnsignedPlan
 
+/** A saved plan as an attacker edits it: into shapes the Plan type forbids, so loosely typed on purpose. */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type Hostile = any
+
 /** A plan edited and sealed again, as an attacker with the file can. */
-const resealed = (edit: (p: any) => void) => {
-  const p = structuredClone(base) as any
+const resealed = (edit: (p: Hostile) => void) => {
+  const p: Hostile = structuredClone(base)
   edit(p)
   return JSON.stringify({...p, digest: digestOfJson(p)})
 }
@@ -41,16 +45,16 @@ describe('parsePlan', () => {
   })
 
   it.each([
-    ['unknown request kind', (p: any) => (p.request.kind = 'format-disk')],
-    ['request field not a string', (p: any) => (p.request.image = 5)],
-    ['prototype key in the request', (p: any) => (p.request = JSON.parse(`{"__proto__": {}, "kind": "promote"}`))],
-    ['reason not a string', (p: any) => (p.reason = 5)],
-    ['no requester', (p: any) => (p.requestedBy = null)],
-    ['bad time', (p: any) => (p.createdAt = 'soon')],
-    ['short base commit', (p: any) => (p.baseCommit = 'abc')],
-    ['branch outside refs/heads', (p: any) => (p.branch = 'refs/heads/../../HEAD')],
-    ['path into .git', (p: any) => (p.changes[0].path = '.git/config')],
-    ['absolute path', (p: any) => (p.inputs[0].path = '/etc/passwd')],
+    ['unknown request kind', (p: Hostile) => (p.request.kind = 'format-disk')],
+    ['request field not a string', (p: Hostile) => (p.request.image = 5)],
+    ['prototype key in the request', (p: Hostile) => (p.request = JSON.parse(`{"__proto__": {}, "kind": "promote"}`))],
+    ['reason not a string', (p: Hostile) => (p.reason = 5)],
+    ['no requester', (p: Hostile) => (p.requestedBy = null)],
+    ['bad time', (p: Hostile) => (p.createdAt = 'soon')],
+    ['short base commit', (p: Hostile) => (p.baseCommit = 'abc')],
+    ['branch outside refs/heads', (p: Hostile) => (p.branch = 'refs/heads/../../HEAD')],
+    ['path into .git', (p: Hostile) => (p.changes[0].path = '.git/config')],
+    ['absolute path', (p: Hostile) => (p.inputs[0].path = '/etc/passwd')],
   ])('refuses a resealed plan with %s (PLAN_INVALID)', (_what, edit) => {
     expect(() => parsePlan(resealed(edit), 'p.json', DEFAULT_LIMITS)).toThrowAirlockError('PLAN_INVALID')
   })
