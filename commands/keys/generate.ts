@@ -1,5 +1,6 @@
 import {join} from 'node:path'
 import {Args, Flags} from '@oclif/core'
+import {ROLES} from '../../control-plane/manifests/models.js'
 import {AirlockCommand, planFlags, type PlanOutcome} from '../_base.js'
 
 export default class KeysGenerate extends AirlockCommand {
@@ -9,7 +10,7 @@ export default class KeysGenerate extends AirlockCommand {
   static override args = {name: Args.string({description: 'key name (keys/NAME.key)', required: true})}
   static override flags = {
     ...planFlags,
-    role: Flags.string({description: 'role the key gets in trust.yaml', options: ['evidence', 'policy', 'image', 'audit'], required: true}),
+    role: Flags.string({description: 'role the key gets in trust.yaml', options: [...ROLES], required: true}),
     'valid-from': Flags.string({description: 'start of the key validity (RFC 3339 time; default: now)'}),
     'valid-until': Flags.string({description: 'end of the key validity (RFC 3339 time)'}),
     algorithm: Flags.string({description: 'key type; ecdsa-p256 (what cosign generates) only for image keys', options: ['ed25519', 'ecdsa-p256'], default: 'ed25519'}),
@@ -23,7 +24,7 @@ export default class KeysGenerate extends AirlockCommand {
     const algorithm = flags.algorithm as 'ed25519' | 'ecdsa-p256'
     const {AirlockError} = await import('../../control-plane/errors.js')
     if (algorithm !== 'ed25519' && flags.role !== 'image') {
-      throw new AirlockError('USAGE', `--algorithm ${algorithm}: only image keys may be ECDSA; evidence, policy and audit signatures are Ed25519`, {field: '--algorithm'})
+      throw new AirlockError('USAGE', `--algorithm ${algorithm}: only image keys may be ECDSA; evidence, policy, audit and approval signatures are Ed25519`, {field: '--algorithm'})
     }
     const key = await keyFor(file, args.name, algorithm)
     if (key.pem && flags.out) throw new AirlockError('USAGE', `--out: ${file} does not exist yet, and a saved plan cannot carry a new private key; run with --apply`, {field: '--out'})

@@ -3,7 +3,7 @@ import {keyIdOf} from '../crypto/keys.js'
 import type {Limits} from '../limits.js'
 import {describeMode, type Repository} from '../repo/repository.js'
 import {createPublicKey} from 'node:crypto'
-import {IMAGES_DIR, TRUST_FILE, type GoldenImage, type ImageVerificationSpec, type Role, type TrustKey, type TrustPolicy} from './models.js'
+import {IMAGES_DIR, ROLES, TRUST_FILE, type GoldenImage, type ImageVerificationSpec, type Role, type TrustKey, type TrustPolicy} from './models.js'
 import {checkAnchoredPattern} from './pattern.js'
 import {validateKind} from './validate.js'
 import {loadYaml, locate} from './yaml.js'
@@ -113,7 +113,7 @@ export function parseTrust(text: string, file: string, oid: string | null, limit
     keys.push({id: k.id, ...(k.name ? {name: k.name} : {}), algorithm: k.algorithm, publicKey, roles: k.roles, validFrom, ...(validUntil ? {validUntil} : {})})
   }
   const t = value.spec.thresholds
-  return {file, oid, org: value.spec.org ?? '', keys, thresholds: {evidence: t.evidence ?? 1, policy: t.policy ?? 1, image: t.image ?? 1, audit: t.audit ?? 1}, doc: loaded.doc}
+  return {file, oid, org: value.spec.org ?? '', keys, thresholds: Object.fromEntries(ROLES.map((r) => [r, t[r] ?? 1])) as Record<Role, number>, doc: loaded.doc}
 }
 
 /** What is wrong with a trust.yaml key's bytes or roles for its algorithm, if anything. */
@@ -131,7 +131,7 @@ function keyProblem(algorithm: TrustKey['algorithm'], publicKey: Buffer, roles: 
 
 /** The trust policy of a repository without trust.yaml: no key is trusted. */
 export function emptyTrust(): TrustPolicy {
-  return {file: TRUST_FILE, oid: null, org: '', keys: [], thresholds: {evidence: 1, policy: 1, image: 1, audit: 1}, doc: null}
+  return {file: TRUST_FILE, oid: null, org: '', keys: [], thresholds: Object.fromEntries(ROLES.map((r) => [r, 1])) as Record<Role, number>, doc: null}
 }
 
 /** `manifests/trust.yaml` at `commit`; a repository without one trusts no key. */

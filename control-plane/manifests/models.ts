@@ -31,7 +31,9 @@ export interface ImageVerificationSpec {
   threshold?: number
 }
 
-export type Role = 'evidence' | 'policy' | 'image' | 'audit'
+/** What a trusted key may sign: evidence (receipts, commits), policy bundles, images, audit checkpoints, tool-call approvals. */
+export const ROLES = ['evidence', 'policy', 'image', 'audit', 'approval'] as const
+export type Role = (typeof ROLES)[number]
 
 export interface TrustKey {
   id: string
@@ -61,6 +63,10 @@ export const EVIDENCE_DIR = 'docs/evidence'
 export const SIGNATURES_DIR = 'manifests/signatures'
 /** Where a sandbox may connect (kind EgressPolicy). */
 export const EGRESS_FILE = 'manifests/egress.yaml'
+/** Which tools an agent may call (kind ToolPolicy). */
+export const TOOL_POLICY_FILE = 'manifests/tool-policy.yaml'
+/** Tier-2 sandbox jobs, one file each (kind SandboxSpec). */
+export const SANDBOXES_DIR = 'manifests/sandboxes'
 export const DEFAULT_TRUSTED_ROOT = 'manifests/sigstore/trusted_root.json'
 
 /**

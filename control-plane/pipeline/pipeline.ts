@@ -14,7 +14,7 @@ import {AirlockError} from '../errors.js'
 import {canonicalJson} from '../crypto/digest.js'
 import {receiptPathFor} from '../evidence/receipt.js'
 import {keysFor, loadTrust, parseTrust} from '../manifests/load.js'
-import {TRUST_FILE, type Role, type TrustPolicy} from '../manifests/models.js'
+import {ROLES, TRUST_FILE, type TrustPolicy} from '../manifests/models.js'
 import {applyPlan, type ApplyContext, type ApplyResult} from '../plan/apply.js'
 import {sealPlan, type AuthorizationRecord, type BaseRecord, type ChangeRequest, type Plan, type SignatureVerification} from '../plan/plan.js'
 import type {Repository} from '../repo/repository.js'
@@ -49,7 +49,7 @@ async function authorize(repo: Repository | null, base: Base, draft: Draft, ctx:
  * be signed again).
  */
 export function checkTrustSatisfiable(trust: TrustPolicy, now: Date): void {
-  for (const role of ['evidence', 'policy', 'image', 'audit'] as Role[]) {
+  for (const role of ROLES) {
     const valid = keysFor(trust, role, now).length
     const listed = trust.keys.some((k) => k.roles.includes(role))
     if ((role === 'evidence' || listed) && trust.thresholds[role] > valid) {

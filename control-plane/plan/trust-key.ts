@@ -65,7 +65,7 @@ export function newTrustDocument(entries: object[]): Document {
 /** Adds a public key with a role to trust.yaml (no change when it already has it). */
 export async function buildAddKey(repo: Repository, commit: string, req: Extract<ChangeRequest, {kind: 'add-key'}>, now: Date, limits: Limits): Promise<Draft> {
   const {algorithm} = req
-  if (algorithm !== 'ed25519' && req.role !== 'image') throw new AirlockError('USAGE', `--algorithm ${algorithm}: only image keys may be ECDSA; evidence, policy and audit signatures are Ed25519`, {field: '--algorithm'})
+  if (algorithm !== 'ed25519' && req.role !== 'image') throw new AirlockError('USAGE', `--algorithm ${algorithm}: only image keys may be ECDSA; evidence, policy, audit and approval signatures are Ed25519`, {field: '--algorithm'})
   const publicKey = Buffer.from(req.publicKey, 'base64')
   const keyid = keyIdOf(publicKey)
   const validFrom = new Date(req.validFrom)

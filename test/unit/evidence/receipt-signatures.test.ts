@@ -29,7 +29,7 @@ function key(s: Signer, over: Partial<TrustKey> = {}): TrustKey {
   return {id: s.keyid, algorithm: 'ed25519', publicKey: s.publicKey, roles: ['evidence'], validFrom: new Date('2026-01-01T00:00:00Z'), ...over}
 }
 function trust(keys: TrustKey[], evidence = 1): TrustPolicy {
-  return {file: 'manifests/trust.yaml', oid: null, org: '', keys, thresholds: {evidence, policy: 1, image: 1, audit: 1}, doc: null}
+  return {file: 'manifests/trust.yaml', oid: null, org: '', keys, thresholds: {evidence, policy: 1, image: 1, audit: 1, approval: 1}, doc: null}
 }
 function receipt(signers: Signer[]) {
   return parseReceipt(receiptText(signReceipt(receiptStatement(plan, APPLIED, '0.0.0'), signers)), 'docs/evidence/r.json', DEFAULT_LIMITS)

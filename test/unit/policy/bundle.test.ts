@@ -26,7 +26,7 @@ function key(s: Signer, over: Partial<TrustKey> = {}): TrustKey {
   return {id: s.keyid, algorithm: 'ed25519', publicKey: s.publicKey, roles: ['policy'], validFrom: new Date('2026-01-01T00:00:00Z'), ...over}
 }
 function trust(keys: TrustKey[], policy = 1): TrustPolicy {
-  return {file: 'trust.yaml', oid: null, org: '', keys, thresholds: {evidence: 1, policy, image: 1, audit: 1}, doc: null}
+  return {file: 'trust.yaml', oid: null, org: '', keys, thresholds: {evidence: 1, policy, image: 1, audit: 1, approval: 1}, doc: null}
 }
 function verify(env: ReturnType<typeof signBundle>, t: TrustPolicy, opts: {scope?: string; minVersion?: number} = {}) {
   const parsed = parseBundle(JSON.stringify(env), 'b.json')
