@@ -31,22 +31,41 @@ export async function trustFromFlags(flags: {trust?: string; repo?: string}, lim
   return parseTrust(await readInput(file), displayPath(file), null, limits)
 }
 
-/**
- * The egress policy the egress commands work on: --policy FILE, else manifests/egress.yaml at
- * HEAD (desired state is read from the commit, never the work tree).
- */
-export async function egressPolicy(flags: {policy?: string; repo?: string}, limits: import('../control-plane/limits.js').Limits) {
-  const [{parseEgress}, {EGRESS_FILE}, {AirlockError}, {findTopLevel, Repository}] = await Promise.all([
-    import('../control-plane/policy/egress/egress.js'),
-    import('../control-plane/manifests/models.js'),
-    import('../control-plane/errors.js'),
-    import('../control-plane/repo/repository.js'),
-  ])
-  if (flags.policy) return parseEgress(await readInput(flags.policy, limits.maxFileBytes), flags.policy, limits)
+type Limits = import('../control-plane/limits.js').Limits
+type HeadFlags = {repo?: string; 'trust-anchor'?: string}
+
+/** The repository and its HEAD commit, once HEAD's history verifies back to the trust anchor. */
+export async function verifiedHead(flags: HeadFlags, limits: Limits) {
+  const [{findTopLevel, Repository}, {verifiedHead}] = await Promise.all([import('../control-plane/repo/repository.js'), import('../control-plane/pipeline/base.js')])
   const repo = await Repository.open(flags.repo ?? (await findTopLevel(process.cwd())))
-  const found = await repo.readFile((await repo.base()).commit, EGRESS_FILE)
-  if (!found) throw new AirlockError('INVALID_INPUT', `${EGRESS_FILE}: no egress policy at HEAD (pass --policy FILE)`, {file: EGRESS_FILE})
-  return parseEgress(found.text, EGRESS_FILE, limits)
+  return {repo, commit: await verifiedHead(repo, {...(flags['trust-anchor'] ? {anchor: flags['trust-anchor']} : {}), limits})}
+}
+
+/**
+ * A desired-state file for a check: `--policy FILE` (the caller's own file), else `path` at a
+ * HEAD whose history verifies (desired state is read from the commit, never the work tree).
+ */
+async function desiredStateFile(flags: HeadFlags & {policy?: string}, path: string, what: string, limits: Limits): Promise<{text: string; file: string}> {
+  if (flags.policy) return {text: await readInput(flags.policy, limits.maxFileBytes), file: flags.policy}
+  const {AirlockError} = await import('../control-plane/errors.js')
+  const {repo, commit} = await verifiedHead(flags, limits)
+  const found = await repo.readFile(commit, path)
+  if (!found) throw new AirlockError('INVALID_INPUT', `${path}: no ${what} at HEAD (pass --policy FILE)`, {file: path})
+  return {text: found.text, file: path}
+}
+
+/** The egress policy the egress commands work on (manifests/egress.yaml, or --policy FILE). */
+export async function egressPolicy(flags: HeadFlags & {policy?: string}, limits: Limits) {
+  const [{parseEgress}, {EGRESS_FILE}] = await Promise.all([import('../control-plane/policy/egress/egress.js'), import('../control-plane/manifests/models.js')])
+  const {text, file} = await desiredStateFile(flags, EGRESS_FILE, 'egress policy', limits)
+  return parseEgress(text, file, limits)
+}
+
+/** The tool policy the tool commands work on (manifests/tool-policy.yaml, or --policy FILE). */
+export async function toolPolicy(flags: HeadFlags & {policy?: string}, limits: Limits) {
+  const [{parseToolPolicy}, {TOOL_POLICY_FILE}] = await Promise.all([import('../control-plane/policy/tools/tools.js'), import('../control-plane/manifests/models.js')])
+  const {text, file} = await desiredStateFile(flags, TOOL_POLICY_FILE, 'tool policy', limits)
+  return parseToolPolicy(text, file, limits)
 }
 
 /** The pulled-bundle cache: --cache-dir, else $XDG_CACHE_HOME/airlock/bundles (~/.cache/…). */

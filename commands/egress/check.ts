@@ -1,6 +1,6 @@
 import {Args, Flags} from '@oclif/core'
 import type {EgressDecision} from '../../control-plane/policy/egress/egress.js'
-import {AirlockCommand} from '../_base.js'
+import {AirlockCommand, anchorFlag} from '../_base.js'
 
 export default class EgressCheck extends AirlockCommand {
   static override summary = 'Would the egress policy let a sandbox connect to URL or HOST[:PORT]? allow (exit 0) or deny (exit 1), with the rule that decided.'
@@ -9,7 +9,8 @@ export default class EgressCheck extends AirlockCommand {
   static override examples = ['<%= config.bin %> egress check https://pypi.org/simple/', '<%= config.bin %> egress check 169.254.169.254:80 --json']
   static override args = {target: Args.string({description: 'URL (http, https, ws, wss) or HOST[:PORT]', required: true})}
   static override flags = {
-    policy: Flags.string({description: 'an EgressPolicy file (default: manifests/egress.yaml at HEAD)'}),
+    policy: Flags.string({description: 'an EgressPolicy file (default: manifests/egress.yaml at HEAD, whose history must verify)'}),
+    ...anchorFlag,
   }
 
   async run(): Promise<EgressDecision & {policy: string}> {

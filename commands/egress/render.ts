@@ -1,5 +1,5 @@
 import {Flags} from '@oclif/core'
-import {AirlockCommand} from '../_base.js'
+import {AirlockCommand, anchorFlag} from '../_base.js'
 
 export default class EgressRender extends AirlockCommand {
   static override summary = "Render the egress policy as an nftables ruleset for a sandbox's network namespace."
@@ -8,7 +8,8 @@ export default class EgressRender extends AirlockCommand {
   static override examples = ['<%= config.bin %> egress render --format nftables --resolve answers.json > egress.nft && nft -c -f egress.nft']
   static override flags = {
     format: Flags.string({description: 'output format', options: ['nftables'], default: 'nftables'}),
-    policy: Flags.string({description: 'an EgressPolicy file (default: manifests/egress.yaml at HEAD)'}),
+    policy: Flags.string({description: 'an EgressPolicy file (default: manifests/egress.yaml at HEAD, whose history must verify)'}),
+    ...anchorFlag,
     resolve: Flags.string({description: 'JSON file of answers: {"name": ["address", …]} (default: ask the system resolver)'}),
     resolver: Flags.string({description: 'the one DNS server the sandbox may ask (default: first nameserver in /etc/resolv.conf)'}),
   }

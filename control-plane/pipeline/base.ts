@@ -87,3 +87,15 @@ export function unverifiedBase(commit: string, v: BaseVerification): AirlockErro
     {commit, anchor: v.anchor, problems: v.problems},
   )
 }
+
+/**
+ * HEAD's commit, for checks that read desired state (egress, tool and sandbox checks): only when
+ * its history verifies back to the trust anchor, since a writer without keys could have put
+ * anything in an unsigned commit.
+ */
+export async function verifiedHead(repo: Repository, opts: {anchor?: string; limits: Limits}): Promise<string> {
+  const {commit} = await repo.base()
+  const v = await verifyBase(repo, commit, {anchor: await resolveAnchor(repo, opts.anchor), limits: opts.limits})
+  if (!v.verified) throw unverifiedBase(commit, v)
+  return commit
+}
