@@ -12,6 +12,8 @@ const schemas = {
   GoldenImage: JSON.parse(readFileSync(join(dir, 'golden-image.schema.json'), 'utf8')),
   TrustPolicy: JSON.parse(readFileSync(join(dir, 'trust-policy.schema.json'), 'utf8')),
   EgressPolicy: JSON.parse(readFileSync(join(dir, 'egress-policy.schema.json'), 'utf8')),
+  ToolPolicy: JSON.parse(readFileSync(join(dir, 'tool-policy.schema.json'), 'utf8')),
+  SandboxSpec: JSON.parse(readFileSync(join(dir, 'sandbox-spec.schema.json'), 'utf8')),
 }
 // The same options as control-plane/manifests/validate.ts uses at run time.
 const ajv = new Ajv({allErrors: false, strict: true, code: {source: true}, schemas: Object.values(schemas)})

@@ -5,11 +5,13 @@ import {digestProblem} from './digest.js'
 import goldenImageSchema from './schemas/golden-image.schema.json' with {type: 'json'}
 import trustPolicySchema from './schemas/trust-policy.schema.json' with {type: 'json'}
 import egressPolicySchema from './schemas/egress-policy.schema.json' with {type: 'json'}
+import toolPolicySchema from './schemas/tool-policy.schema.json' with {type: 'json'}
+import sandboxSpecSchema from './schemas/sandbox-spec.schema.json' with {type: 'json'}
 import {locate, type LoadedYaml} from './yaml.js'
 
-export type Kind = 'GoldenImage' | 'TrustPolicy' | 'EgressPolicy'
+export type Kind = 'GoldenImage' | 'TrustPolicy' | 'EgressPolicy' | 'ToolPolicy' | 'SandboxSpec'
 
-const SCHEMAS: Record<Kind, object> = {GoldenImage: goldenImageSchema, TrustPolicy: trustPolicySchema, EgressPolicy: egressPolicySchema}
+const SCHEMAS: Record<Kind, object> = {GoldenImage: goldenImageSchema, TrustPolicy: trustPolicySchema, EgressPolicy: egressPolicySchema, ToolPolicy: toolPolicySchema, SandboxSpec: sandboxSpecSchema}
 const compiled = new Map<Kind, ValidateFunction>()
 
 /**

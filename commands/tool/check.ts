@@ -1,0 +1,52 @@
+import {Args, Flags} from '@oclif/core'
+import type {ToolDecision, ToolFinding} from '../../control-plane/policy/tools/tools.js'
+import {AirlockCommand} from '../_base.js'
+import {paramsFlag, readParams, toolPolicyFlags, warnFindings} from './_call.js'
+
+export default class ToolCheck extends AirlockCommand {
+  static override summary = 'May an agent call TOOL with these parameters? allow (exit 0), deny or needs_approval (exit 1), with the rule that decided.'
+  static override description = `The policy is manifests/tool-policy.yaml at HEAD (or --policy FILE). Fail closed: a tool not in spec.allow is denied; a denied tool is denied even when also allowed; a tool whose parameter schema does not compile, whose recorded schemaHash is not its schema's, or that has a forbidden capability is denied; parameters are validated by ajv (JSON Schema 2020-12, formats checked, no type coercion, additionalProperties as the schema says), and prototype keys (__proto__, constructor, prototype), duplicate keys and oversized parameters are refused.
+
+A tool with approval: required, or at or above spec.approvalFrom, answers needs_approval until --approval gives a token from \`airlock tool approve\` for exactly these parameters, signed by trusted approval keys and not expired.`
+  static override examples = [
+    `<%= config.bin %> tool check read_file --params '{"path": "/workspace/notes.md"}'`,
+    '<%= config.bin %> tool check send_email --params @call.json --approval "$(cat approval.token)"',
+  ]
+  static override args = {tool: Args.string({description: 'the tool the agent calls', required: true})}
+  static override flags = {
+    ...toolPolicyFlags,
+    ...paramsFlag,
+    approval: Flags.string({description: 'an approval token from `airlock tool approve` (or @FILE)'}),
+    trust: Flags.string({description: 'with --policy: the trust policy approval keys come from (default: manifests/trust.yaml at HEAD)'}),
+  }
+
+  async run(): Promise<ToolDecision & {policy: string; policyHash: string; findings: ToolFinding[]}> {
+    const {args, flags} = await this.parse(ToolCheck)
+    const [{checkTool}, {toolPolicy}] = await Promise.all([import('../../control-plane/policy/tools/tools.js'), import('../_policy.js')])
+    const policy = await toolPolicy(flags, this.limits)
+    const call = {tool: args.tool, ...(await readParams(flags.params, policy))}
+    let approval
+    if (flags.approval !== undefined) {
+      const [{approvalCheck}, {readInput}] = await Promise.all([import('../../control-plane/policy/tools/approval.js'), import('../_policy.js')])
+      const token = flags.approval.startsWith('@') ? (await readInput(flags.approval.slice(1), 64 * 1024)).trim() : flags.approval
+      approval = approvalCheck(token, await this.trust(flags), this.now)
+    }
+    const decision = checkTool(policy, call, approval)
+    if (decision.decision !== 'allow') this.failCheck()
+    await warnFindings(policy, this.jsonEnabled())
+    const lines = [`${decision.decision.toUpperCase()} ${decision.tool}`, `  rule ${decision.rule}`]
+    if (decision.hashes) lines.push(`  recorded ${decision.hashes.recorded}`, `  computed ${decision.hashes.computed}`)
+    if (decision.decision === 'needs_approval') lines.push(`  params ${decision.paramsDigest}`, `  approve with: airlock tool approve ${decision.tool} --params …`)
+    if (decision.approval) lines.push(`  approved by ${decision.approval.approvedBy} (keys ${decision.approval.keyids.map((k) => k.slice(0, 12)).join(', ')}) until ${decision.approval.expiresAt}`)
+    this.log(lines.join('\n'))
+    return {...decision, policy: policy.file, policyHash: policy.hash, findings: policy.findings}
+  }
+
+  /** Approval keys: --trust FILE with --policy, else trust.yaml at a HEAD whose history verifies. */
+  private async trust(flags: {trust?: string; repo?: string; 'trust-anchor'?: string}) {
+    const {trustFromFlags, verifiedHead} = await import('../_policy.js')
+    if (flags.trust) return trustFromFlags(flags, this.limits)
+    const [{loadTrust}, {repo, commit}] = await Promise.all([import('../../control-plane/manifests/load.js'), verifiedHead(flags, this.limits)])
+    return loadTrust(repo, commit, this.limits)
+  }
+}

@@ -1,0 +1,312 @@
+/**
+ * Tool policy (`manifests/tool-policy.yaml`, kind ToolPolicy): which tools an agent may call,
+ * with which parameters. Fail closed everywhere: a tool not allowed is denied, a denied tool is
+ * denied even when it is also allowed, a tool whose parameter schema does not compile or whose
+ * recorded `schemaHash` is not the schema's is denied, and so are parameters the schema refuses
+ * (validated by ajv: formats on, no coercion, no defaults filled in). Sensitive tools answer
+ * `needs_approval` until a signed approval for exactly these parameters comes with the call.
+ */
+import {createRequire} from 'node:module'
+import type {Ajv2020 as Ajv2020Type} from 'ajv/dist/2020.js'
+import type {ValidateFunction} from 'ajv'
+import {canonicalJson, digestOfJson, sha256Hex} from '../../crypto/digest.js'
+import {AirlockError, inputError} from '../../errors.js'
+import type {Limits} from '../../limits.js'
+import {checkAnchoredPattern} from '../../manifests/pattern.js'
+import {validateKind} from '../../manifests/validate.js'
+import {loadYaml, locate} from '../../manifests/yaml.js'
+
+export const RISKS = ['L0', 'L1', 'L2', 'L3', 'L4', 'L5'] as const
+export type Risk = (typeof RISKS)[number]
+
+/** What each tier means (the README and `tool list` say the same). */
+export const RISK_MEANING: Record<Risk, string> = {
+  L0: 'read-only',
+  L1: 'writes inside the sandbox',
+  L2: 'reversible external writes',
+  L3: 'sensitive writes',
+  L4: 'privileged, or affects others',
+  L5: 'irreversible or external',
+}
+
+/** Keys that pollute prototypes when parameters are merged into objects downstream: never accepted. */
+const PROTOTYPE_KEYS = new Set(['__proto__', 'constructor', 'prototype'])
+
+export const DEFAULT_APPROVAL_FROM: Risk = 'L4'
+export const DEFAULT_MAX_PARAMS_BYTES = 64 * 1024
+
+/** Something wrong in the policy file that makes a tool denied, located in the file. */
+export interface ToolFinding {
+  code: 'ALLOWED_AND_DENIED' | 'SCHEMA_HASH_MISMATCH' | 'SCHEMA_ERROR' | 'FORBIDDEN_CAPABILITY'
+  tool: string
+  file: string
+  line?: number
+  column?: number
+  field: string
+  message: string
+}
+
+export interface AllowedTool {
+  name: string
+  /** `spec.allow[3] read_file`: the rule that allows it. */
+  rule: string
+  index: number
+  risk: Risk
+  description: string | null
+  sideEffects: string[]
+  capabilities: string[]
+  /** Why a call needs an approval (the tool's own setting or the policy's tier), or null. */
+  approval: string | null
+  parameters: Record<string, unknown>
+  /** As recorded in the file. */
+  schemaHash: string
+  /** As computed from `parameters` (RFC 8785, SHA-256). */
+  computedHash: string
+}
+
+export interface ToolPolicy {
+  file: string
+  name: string
+  /** SHA-256 of the RFC 8785 canonical JSON of the whole document: what an operator pins. */
+  hash: string
+  approvalFrom: Risk
+  maxParamsBytes: number
+  forbidden: string[]
+  /** Allowed tools by name (no prototype: a tool named `constructor` is just a name). */
+  allowed: Map<string, AllowedTool>
+  denied: Map<string, {rule: string; reason: string | null; index: number}>
+  /** Problems that deny a tool: each names the file, line and field. */
+  findings: ToolFinding[]
+  /** Why a tool that is allowed is still denied (the first finding about it). */
+  broken: Map<string, ToolFinding>
+  /** Compiled parameter validators, filled on first use of a tool. */
+  validators: Map<string, ValidateFunction | ToolFinding>
+}
+
+interface ToolDoc {
+  metadata: {name: string}
+  spec: {
+    approvalFrom?: Risk
+    maxParamsBytes?: number
+    forbiddenCapabilities?: string[]
+    allow: Array<{name: string; description?: string; risk: Risk; sideEffects: string[]; capabilities?: string[]; approval?: 'required' | 'none'; parameters: Record<string, unknown>; schemaHash: string}>
+    deny?: Array<{name: string; reason?: string}>
+  }
+}
+
+/** A parameter schema's hash: SHA-256 of its RFC 8785 canonical JSON, as `sha256:<hex>`. */
+export function schemaHash(schema: unknown): string {
+  return `sha256:${sha256Hex(canonicalJson(schema))}`
+}
+
+export function parseToolPolicy(text: string, file: string, limits: Limits): ToolPolicy {
+  const loaded = loadYaml(text, file, limits)
+  validateKind('ToolPolicy', loaded)
+  const {metadata, spec} = loaded.value as ToolDoc
+  const at = (path: Array<string | number>) => ({file, ...locate(loaded, ['spec', ...path])})
+  const policy: ToolPolicy = {
+    file,
+    name: metadata.name,
+    hash: digestOfJson(loaded.value),
+    approvalFrom: spec.approvalFrom ?? DEFAULT_APPROVAL_FROM,
+    maxParamsBytes: spec.maxParamsBytes ?? DEFAULT_MAX_PARAMS_BYTES,
+    forbidden: spec.forbiddenCapabilities ?? [],
+    allowed: new Map(),
+    denied: new Map(),
+    findings: [],
+    broken: new Map(),
+    validators: new Map(),
+  }
+  for (const [i, d] of (spec.deny ?? []).entries()) {
+    if (policy.denied.has(d.name)) throw inputError('SCHEMA_VIOLATION', {...at(['deny', i, 'name']), field: `spec.deny[${i}].name`}, `${d.name} is already denied by spec.deny[${policy.denied.get(d.name)!.index}]`)
+    policy.denied.set(d.name, {rule: `spec.deny[${i}] ${d.name}`, reason: d.reason ?? null, index: i})
+  }
+  const find = (f: Omit<ToolFinding, 'file' | 'line' | 'column'>, path: Array<string | number>) => {
+    const finding = {...f, ...at(path)}
+    policy.findings.push(finding)
+    if (!policy.broken.has(f.tool)) policy.broken.set(f.tool, finding)
+  }
+  for (const [i, t] of spec.allow.entries()) {
+    const field = `spec.allow[${i}]`
+    if (policy.allowed.has(t.name)) throw inputError('SCHEMA_VIOLATION', {...at(['allow', i, 'name']), field: `${field}.name`}, `${t.name} is already allowed by spec.allow[${policy.allowed.get(t.name)!.index}]; one entry per tool`)
+    const approval = t.approval === 'required' ? `${field}.approval: required` : RISKS.indexOf(t.risk) >= RISKS.indexOf(policy.approvalFrom) ? `spec.approvalFrom: ${policy.approvalFrom} (${t.name} is ${t.risk})` : null
+    const tool: AllowedTool = {
+      name: t.name,
+      rule: `${field} ${t.name}`,
+      index: i,
+      risk: t.risk,
+      description: t.description ?? null,
+      sideEffects: t.sideEffects,
+      capabilities: t.capabilities ?? [],
+      approval,
+      parameters: t.parameters,
+      schemaHash: t.schemaHash,
+      computedHash: schemaHash(t.parameters),
+    }
+    policy.allowed.set(t.name, tool)
+    const denied = policy.denied.get(t.name)
+    if (denied) find({code: 'ALLOWED_AND_DENIED', tool: t.name, field: `${field}.name`, message: `${t.name} is both allowed here and denied by ${denied.rule}; deny wins`}, ['allow', i, 'name'])
+    for (const cap of tool.capabilities) {
+      const k = policy.forbidden.indexOf(cap)
+      if (k >= 0) find({code: 'FORBIDDEN_CAPABILITY', tool: t.name, field: `${field}.capabilities`, message: `${t.name} has capability ${cap}, forbidden by spec.forbiddenCapabilities[${k}]`}, ['allow', i, 'capabilities'])
+    }
+    if (tool.computedHash !== tool.schemaHash) {
+      find({code: 'SCHEMA_HASH_MISMATCH', tool: t.name, field: `${field}.schemaHash`, message: `the recorded hash ${tool.schemaHash} is not the parameter schema's ${tool.computedHash}`}, ['allow', i, 'schemaHash'])
+    }
+    const problem = staticSchemaProblem(t.parameters)
+    if (problem) find({code: 'SCHEMA_ERROR', tool: t.name, field: `${field}.parameters${problem.at}`, message: problem.message}, ['allow', i, 'parameters'])
+  }
+  return policy
+}
+
+/**
+ * What is wrong with a parameter schema before compiling it: the root must describe an object,
+ * and every `pattern` (and `patternProperties` key) must compile and not backtrack exponentially.
+ */
+function staticSchemaProblem(schema: Record<string, unknown>): {at: string; message: string} | null {
+  if (schema.type !== 'object') return {at: '.type', message: 'a tool takes a parameter object: the schema needs type: object'}
+  const stack: Array<[unknown, string]> = [[schema, '']]
+  while (stack.length > 0) {
+    const [node, path] = stack.pop()!
+    if (!node || typeof node !== 'object') continue
+    for (const [k, v] of Object.entries(node)) {
+      const patterns = k === 'pattern' && typeof v === 'string' ? [v] : k === 'patternProperties' && v && typeof v === 'object' ? Object.keys(v) : []
+      for (const p of patterns) {
+        // checkAnchoredPattern also requires anchors; a schema pattern need not be anchored.
+        const problem = checkAnchoredPattern(`^(?:${p})$`)
+        if (problem) return {at: `${path}.${k}`, message: `pattern ${JSON.stringify(p)} ${problem}`}
+      }
+      stack.push([v, `${path}.${k}`])
+    }
+  }
+  return null
+}
+
+let ajv: Ajv2020Type | undefined
+
+/** One ajv for every tool schema: JSON Schema 2020-12, strict keywords, formats, no coercion or defaults. */
+function toolAjv(): Ajv2020Type {
+  if (!ajv) {
+    const require = createRequire(import.meta.url)
+    const {Ajv2020} = require('ajv/dist/2020.js') as typeof import('ajv/dist/2020.js')
+    const addFormats = require('ajv-formats') as typeof import('ajv-formats').default
+    // strictSchema refuses unknown keywords (a misspelt additionalProperties would be ignored
+    // otherwise); strictTypes and strictRequired would refuse schemas that are merely loose.
+    ajv = new Ajv2020({strict: true, strictTypes: false, strictTuples: false, strictRequired: false, allErrors: false, coerceTypes: false, useDefaults: false, removeAdditional: false, validateFormats: true, logger: false})
+    addFormats(ajv)
+  }
+  return ajv
+}
+
+/** The tool's validator, compiled once; a schema that does not compile is a finding (deny). */
+export function validatorOf(policy: ToolPolicy, tool: AllowedTool): ValidateFunction | ToolFinding {
+  let v = policy.validators.get(tool.name)
+  if (v) return v
+  try {
+    // A schema's own $id would register it globally: two tools could not share one.
+    const {$id: _id, ...schema} = tool.parameters
+    v = toolAjv().compile(schema)
+  } catch (error) {
+    v = {code: 'SCHEMA_ERROR', tool: tool.name, file: policy.file, field: `spec.allow[${tool.index}].parameters`, message: `the parameter schema does not compile: ${(error as Error).message}`}
+    policy.findings.push(v)
+    if (!policy.broken.has(tool.name)) policy.broken.set(tool.name, v)
+  }
+  policy.validators.set(tool.name, v)
+  return v
+}
+
+/** Compiles every allowed tool's schema, so that `findings` lists every broken one. */
+export function compileAll(policy: ToolPolicy): ToolFinding[] {
+  for (const tool of policy.allowed.values()) if (!policy.broken.has(tool.name)) validatorOf(policy, tool)
+  return policy.findings
+}
+
+/** The tools a call may name: allowed and not denied, not broken. Denied tools are absent. */
+export function listTools(policy: ToolPolicy): AllowedTool[] {
+  compileAll(policy)
+  return [...policy.allowed.values()].filter((t) => !policy.denied.has(t.name) && !policy.broken.has(t.name))
+}
+
+export type ToolVerdict = 'allow' | 'deny' | 'needs_approval'
+
+export interface ToolDecision {
+  decision: ToolVerdict
+  tool: string
+  /** The rule that decided, as written in the file (`spec.deny[0] shell.exec`, …). */
+  rule: string
+  /** The parameters' digest (RFC 8785, SHA-256): what an approval names. */
+  paramsDigest?: string
+  /** For a hash drift: the recorded and the computed hash. */
+  hashes?: {recorded: string; computed: string}
+  approval?: {keyids: string[]; expiresAt: string; approvedBy: string}
+}
+
+/** The first prototype-polluting key in a value (as a JSON pointer), or null. */
+function prototypeKey(value: unknown): string | null {
+  // The hot path of every call: pointers are built only for objects descended into, or a hit.
+  const pointer = (path: string, k: string) => `${path}/${k.replaceAll('~', '~0').replaceAll('/', '~1')}`
+  const stack: Array<[object, string]> = [[value as object, '']]
+  while (stack.length > 0) {
+    const [node, path] = stack.pop()!
+    for (const k of Object.keys(node)) {
+      if (PROTOTYPE_KEYS.has(k)) return pointer(path, k)
+      const v = (node as Record<string, unknown>)[k]
+      if (v !== null && typeof v === 'object') stack.push([v, pointer(path, k)])
+    }
+  }
+  return null
+}
+
+/** Checks a call's approval: a signed statement naming this tool and these parameters (approval.ts). */
+export type ApprovalCheck = (tool: AllowedTool, paramsDigest: string) => {ok: true; keyids: string[]; expiresAt: string; approvedBy: string} | {ok: false; problem: string}
+
+/**
+ * One decision, in a fixed order: denied → unknown → broken (forbidden capability, hash drift,
+ * schema error) → parameter size and shape → schema → approval → allow. `bytes` is the size of
+ * the parameters as received (JSON text), when known.
+ */
+export function checkTool(policy: ToolPolicy, call: {tool: string; params: unknown; bytes?: number}, approval?: ApprovalCheck): ToolDecision {
+  const {tool: name, params} = call
+  const out = (decision: ToolVerdict, rule: string, extra: Partial<ToolDecision> = {}): ToolDecision => ({decision, tool: name, rule, ...extra})
+  const denied = policy.denied.get(name)
+  if (denied) return out('deny', `${denied.rule}${denied.reason ? ` (${denied.reason})` : ''}${policy.allowed.has(name) ? `; also in ${policy.allowed.get(name)!.rule}, deny wins` : ''}`)
+  const tool = policy.allowed.get(name)
+  if (!tool) return out('deny', `spec.failClosed.unknownTool: ${name} is not in spec.allow`)
+  let broken = policy.broken.get(name)
+  const validate = broken ? null : validatorOf(policy, tool)
+  if (validate && typeof validate !== 'function') broken = validate
+  if (broken) {
+    const rule = `${broken.field}: ${broken.message}${broken.code === 'SCHEMA_ERROR' ? ' (spec.failClosed.schemaError)' : ''}`
+    return out('deny', rule, broken.code === 'SCHEMA_HASH_MISMATCH' ? {hashes: {recorded: tool.schemaHash, computed: tool.computedHash}} : {})
+  }
+  if (call.bytes !== undefined && call.bytes > policy.maxParamsBytes) return out('deny', `spec.maxParamsBytes: the parameters are ${call.bytes} bytes, the limit is ${policy.maxParamsBytes}`)
+  if (!params || typeof params !== 'object' || Array.isArray(params)) return out('deny', `${tool.rule}: the parameters must be a JSON object`)
+  const polluting = prototypeKey(params)
+  if (polluting) return out('deny', `params${polluting}: a prototype key (__proto__, constructor, prototype) is never accepted`)
+  const fn = validate as ValidateFunction
+  if (!fn(params)) {
+    const e = fn.errors![0]!
+    const extra = (e.params as {additionalProperty?: string}).additionalProperty
+    return out('deny', `spec.allow[${tool.index}].parameters: params${e.instancePath || ''}${extra !== undefined ? `/${extra}` : ''} ${e.message ?? 'is invalid'}${extra !== undefined ? ' (not a known parameter)' : ''}`)
+  }
+  if (!tool.approval) return out('allow', tool.rule)
+  const paramsDigest = digestOfJson(params)
+  if (!approval) return out('needs_approval', tool.approval, {paramsDigest})
+  const checked = approval(tool, paramsDigest)
+  if (!checked.ok) return out('deny', `approval: ${checked.problem}`, {paramsDigest})
+  return out('allow', `${tool.rule}, approved (${tool.approval})`, {paramsDigest, approval: {keyids: checked.keyids, expiresAt: checked.expiresAt, approvedBy: checked.approvedBy}})
+}
+
+/** Where a parsed policy came from, for messages: `manifests/tool-policy.yaml:12`. */
+export function findingText(f: ToolFinding): string {
+  return `${[f.file, f.line, f.column].filter((x) => x !== undefined).join(':')}: ${f.field}: ${f.message}`
+}
+
+/** Refuses a policy with findings: what `airlock change` commits must deny nothing by accident. */
+export function requireClean(policy: ToolPolicy): void {
+  const findings = compileAll(policy)
+  if (findings.length === 0) return
+  const first = findings[0]!
+  throw new AirlockError('SCHEMA_VIOLATION', `${findingText(first)}${findings.length > 1 ? ` (and ${findings.length - 1} more)` : ''}`, {file: first.file, line: first.line, field: first.field, findings})
+}
+

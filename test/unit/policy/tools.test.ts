@@ -1,0 +1,216 @@
+/**
+ * Tool policy: every bad call and every broken policy denied with the rule that decided, and
+ * approvals that hold for exactly one call. Real Ed25519 keys; the policy parsed from YAML text.
+ */
+import {describe, expect, it} from 'vitest'
+import {signEnvelope} from '../../../control-plane/crypto/dsse.js'
+import {digestOfJson} from '../../../control-plane/crypto/digest.js'
+import {generateSigner, type Signer} from '../../../control-plane/crypto/keys.js'
+import {DEFAULT_LIMITS} from '../../../control-plane/limits.js'
+import type {TrustPolicy} from '../../../control-plane/manifests/models.js'
+import {APPROVAL_PAYLOAD_TYPE, approvalCheck, makeApproval} from '../../../control-plane/policy/tools/approval.js'
+import {checkTool, compileAll, listTools, parseToolPolicy, requireClean, schemaHash} from '../../../control-plane/policy/tools/tools.js'
+
+const readFile = {type: 'object', required: ['path'], additionalProperties: false, properties: {path: {type: 'string', maxLength: 64, pattern: '^/workspace/'}}}
+const sendEmail = {type: 'object', required: ['to', 'subject'], additionalProperties: false, properties: {to: {type: 'string', format: 'email'}, subject: {type: 'string', maxLength: 100}, count: {type: 'integer'}}}
+const open = {type: 'object'}
+
+function tool(name: string, parameters: object, extra: Record<string, unknown> = {}, hash = schemaHash(parameters)) {
+  return {name, risk: 'L0', sideEffects: [], parameters, schemaHash: hash, ...extra}
+}
+
+function policyText(spec: Record<string, unknown>): string {
+  return JSON.stringify({apiVersion: 'airlock/v1', kind: 'ToolPolicy', metadata: {name: 't'}, spec}, null, 2)
+}
+
+const parse = (spec: Record<string, unknown>) => parseToolPolicy(policyText(spec), 'tool-policy.yaml', DEFAULT_LIMITS)
+
+const base = parse({
+  forbiddenCapabilities: ['shell', 'credential-read'],
+  allow: [
+    tool('read_file', readFile),
+    tool('send_email', sendEmail, {risk: 'L3', approval: 'required', sideEffects: ['external-message']}),
+    tool('open', open),
+    tool('wire_money', open, {risk: 'L5'}),
+  ],
+  deny: [{name: 'exec', reason: 'arbitrary commands'}],
+})
+
+describe('tool check: calls', () => {
+  it('allows a call the schema accepts, naming the allow rule', () => {
+    expect(checkTool(base, {tool: 'read_file', params: {path: '/workspace/a'}})).toEqual({decision: 'allow', tool: 'read_file', rule: 'spec.allow[0] read_file'})
+  })
+
+  it.each([
+    ['wrong type', {path: 7}, /params\/path must be string/],
+    ['extra field', {path: '/workspace/a', mode: 'w'}, /params\/mode must NOT have additional properties \(not a known parameter\)/],
+    ['oversized string', {path: `/workspace/${'a'.repeat(64)}`}, /params\/path must NOT have more than 64 characters/],
+    ['missing field', {}, /params must have required property 'path'/],
+    ['outside the pattern', {path: '/etc/shadow'}, /params\/path must match pattern/],
+  ])('denies parameters the schema refuses: %s', (_name, params, rule) => {
+    const d = checkTool(base, {tool: 'read_file', params})
+    expect(d.decision).toBe('deny')
+    expect(d.rule).toMatch(/^spec\.allow\[0\]\.parameters: /)
+    expect(d.rule).toMatch(rule)
+  })
+
+  it('checks formats and never coerces types', () => {
+    expect(checkTool(base, {tool: 'send_email', params: {to: 'not an address', subject: 's'}}).rule).toMatch(/params\/to must match format "email"/)
+    expect(checkTool(base, {tool: 'send_email', params: {to: 'a@example.com', subject: 's', count: '3'}}).rule).toMatch(/params\/count must be integer/)
+  })
+
+  it.each([
+    ['__proto__ at the top', JSON.parse('{"__proto__": {"admin": true}}'), '/__proto__'],
+    ['constructor nested', JSON.parse('{"a": {"b": [{"constructor": {"prototype": 1}}]}}'), '/a/b/0/constructor'],
+    ['prototype', {prototype: 1}, '/prototype'],
+  ])('denies prototype-pollution keys even where the schema allows any field: %s', (_name, params, at) => {
+    const d = checkTool(base, {tool: 'open', params})
+    expect(d.decision).toBe('deny')
+    expect(d.rule).toBe(`params${at}: a prototype key (__proto__, constructor, prototype) is never accepted`)
+  })
+
+  it('denies an unknown tool, and a tool named like an Object.prototype member', () => {
+    expect(checkTool(base, {tool: 'rm_rf', params: {}})).toMatchObject({decision: 'deny', rule: 'spec.failClosed.unknownTool: rm_rf is not in spec.allow'})
+    for (const name of ['constructor', 'toString', '__proto__', 'hasOwnProperty']) expect(checkTool(base, {tool: name, params: {}}).decision).toBe('deny')
+  })
+
+  it('denies a denied tool with its reason', () => {
+    expect(checkTool(base, {tool: 'exec', params: {}})).toMatchObject({decision: 'deny', rule: 'spec.deny[0] exec (arbitrary commands)'})
+  })
+
+  it('denies parameters over the size limit, and anything that is not an object', () => {
+    expect(checkTool(base, {tool: 'open', params: {}, bytes: 70_000}).rule).toBe('spec.maxParamsBytes: the parameters are 70000 bytes, the limit is 65536')
+    for (const params of [null, [], 'x', 3]) expect(checkTool(base, {tool: 'open', params}).rule).toBe('spec.allow[2] open: the parameters must be a JSON object')
+  })
+
+  it('asks for approval where the tool says so, and from the policy tier up', () => {
+    const d = checkTool(base, {tool: 'send_email', params: {to: 'a@example.com', subject: 's'}})
+    expect(d).toMatchObject({decision: 'needs_approval', rule: 'spec.allow[1].approval: required', paramsDigest: digestOfJson({subject: 's', to: 'a@example.com'})})
+    expect(checkTool(base, {tool: 'wire_money', params: {}})).toMatchObject({decision: 'needs_approval', rule: 'spec.approvalFrom: L4 (wire_money is L5)'})
+  })
+})
+
+describe('tool policy: broken files deny, and are reported', () => {
+  it('a drifted schema hash denies, showing both hashes', () => {
+    const p = parse({allow: [tool('read_file', readFile, {}, `sha256:${'0'.repeat(64)}`)]})
+    const d = checkTool(p, {tool: 'read_file', params: {path: '/workspace/a'}})
+    expect(d.decision).toBe('deny')
+    expect(d.hashes).toEqual({recorded: `sha256:${'0'.repeat(64)}`, computed: schemaHash(readFile)})
+    expect(d.rule).toContain(schemaHash(readFile))
+    expect(p.findings[0]).toMatchObject({code: 'SCHEMA_HASH_MISMATCH', file: 'tool-policy.yaml', field: 'spec.allow[0].schemaHash', line: expect.any(Number)})
+  })
+
+  it('the hash is of the canonical form: key order and spacing do not change it', () => {
+    expect(schemaHash({b: 1, a: [1, {d: 2, c: 3}]})).toBe(schemaHash(JSON.parse('{ "a" : [1, {"c":3,"d":2}], "b":1 }')))
+    expect(schemaHash({a: 1})).not.toBe(schemaHash({a: 2}))
+  })
+
+  it('a tool both allowed and denied: deny wins, and the file is reported', () => {
+    const p = parse({allow: [tool('exec', open)], deny: [{name: 'exec'}]})
+    expect(checkTool(p, {tool: 'exec', params: {}})).toMatchObject({decision: 'deny', rule: 'spec.deny[0] exec; also in spec.allow[0] exec, deny wins'})
+    expect(p.findings).toEqual([expect.objectContaining({code: 'ALLOWED_AND_DENIED', field: 'spec.allow[0].name', line: expect.any(Number)})])
+    expect(listTools(p)).toEqual([])
+    expect(() => requireClean(p)).toThrowAirlockError('SCHEMA_VIOLATION')
+  })
+
+  it.each([
+    ['an unknown keyword', {type: 'object', additionalProperty: false}, /does not compile: strict mode: unknown keyword: "additionalProperty"/],
+    ['an unknown format', {type: 'object', properties: {a: {type: 'string', format: 'no-such-format'}}}, /unknown format "no-such-format"/],
+    ['a remote $ref', {type: 'object', properties: {a: {$ref: 'https://schemas.example.test/a.json'}}}, /can't resolve reference/],
+    ['a root that is not an object', {type: 'string'}, /the schema needs type: object/],
+    ['a backtracking pattern', {type: 'object', properties: {a: {type: 'string', pattern: '^(a+)+$'}}}, /can backtrack exponentially/],
+  ])('a schema that does not compile denies the tool (fail closed): %s', (_name, schema, message) => {
+    const p = parse({allow: [tool('t', schema)]})
+    const d = checkTool(p, {tool: 't', params: {a: 'x'}})
+    expect(d.decision).toBe('deny')
+    expect(d.rule).toMatch(message)
+    expect(compileAll(p)).toEqual([expect.objectContaining({code: 'SCHEMA_ERROR', tool: 't'})])
+    expect(listTools(p)).toEqual([])
+  })
+
+  it('a tool with a forbidden capability is denied and absent from the list', () => {
+    const p = parse({forbiddenCapabilities: ['shell'], allow: [tool('run', open, {capabilities: ['filesystem-read', 'shell']}), tool('ok', open)]})
+    expect(checkTool(p, {tool: 'run', params: {}}).rule).toMatch(/^spec\.allow\[0\]\.capabilities: run has capability shell, forbidden by spec\.forbiddenCapabilities\[0\]/)
+    expect(listTools(p).map((t) => t.name)).toEqual(['ok'])
+  })
+
+  it('lists only what may be called: denied tools are absent, not marked', () => {
+    expect(listTools(base).map((t) => t.name)).toEqual(['read_file', 'send_email', 'open', 'wire_money'])
+    expect(listTools(base).some((t) => t.name === 'exec')).toBe(false)
+  })
+
+  it.each([
+    ['a YAML bomb', `a: &a [x,x,x,x,x,x,x,x,x]\nb: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]\nc: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]\nd: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]\ne: [*d,*d,*d,*d,*d,*d,*d,*d,*d]\n`, 'YAML_ERROR'],
+    ['deep nesting', `${'['.repeat(200)}${']'.repeat(200)}`, 'TOO_LARGE'],
+    ['a failClosed flag set loose', policyText({failClosed: {unknownTool: 'allow'}, allow: []}), 'SCHEMA_VIOLATION'],
+    ['a tool listed twice', policyText({allow: [tool('a', open), tool('a', open)]}), 'SCHEMA_VIOLATION'],
+  ])('refuses a file with %s (exit 2)', (_name, text, code) => {
+    expect(() => parseToolPolicy(text, 'tool-policy.yaml', DEFAULT_LIMITS)).toThrowAirlockError(code)
+  })
+
+  it('the policy hash is the canonical hash of the document', () => {
+    const a = parse({allow: [tool('read_file', readFile)]})
+    const b = parseToolPolicy(`apiVersion: airlock/v1\nkind: ToolPolicy\nmetadata: {name: t}\nspec:\n  allow:\n    - ${JSON.stringify(tool('read_file', readFile))}\n`, 'x.yaml', DEFAULT_LIMITS)
+    expect(a.hash).toBe(b.hash)
+    expect(a.hash).toMatch(/^sha256:[0-9a-f]{64}$/)
+  })
+})
+
+describe('tool approvals', () => {
+  const approver = generateSigner().signer
+  const other = generateSigner().signer
+  const trust = (keys: Signer[], threshold = 1, validUntil?: Date): TrustPolicy => ({
+    file: 'manifests/trust.yaml',
+    oid: null,
+    org: '',
+    keys: keys.map((k) => ({id: k.keyid, algorithm: 'ed25519', publicKey: k.publicKey, roles: ['approval'], validFrom: new Date('2026-01-01T00:00:00Z'), ...(validUntil ? {validUntil} : {})})),
+    thresholds: {evidence: 1, policy: 1, image: 1, audit: 1, approval: threshold},
+    doc: null,
+  })
+  const now = new Date('2026-12-01T12:00:00Z')
+  const params = {to: 'a@example.com', subject: 'weekly report'}
+  const sendEmailTool = base.allowed.get('send_email')!
+  const approve = (signer = approver, at = now, ttlMs = 15 * 60_000, p: object = params) => makeApproval(sendEmailTool, digestOfJson(p), {signer, approvedBy: 'dana', reason: 'weekly', now: at, ttlMs}).token
+  const call = (token: string, t = trust([approver]), at = now, p: object = params) => checkTool(base, {tool: 'send_email', params: p}, approvalCheck(token, t, at))
+
+  it('an approval for exactly this call allows it, naming who approved and until when', () => {
+    const d = call(approve())
+    expect(d).toMatchObject({decision: 'allow', rule: 'spec.allow[1] send_email, approved (spec.allow[1].approval: required)', approval: {approvedBy: 'dana', keyids: [approver.keyid], expiresAt: '2026-12-01T12:15:00.000Z'}})
+  })
+
+  it.each([
+    ['other parameters', () => call(approve(), undefined, undefined, {...params, to: 'b@example.com'}), /it approves parameters sha256:\w+, these are sha256:/],
+    ['expired', () => call(approve(), undefined, new Date('2026-12-01T12:15:00Z')), /expired at 2026-12-01T12:15:00.000Z/],
+    ['issued in the future', () => call(approve(approver, new Date('2026-12-01T13:00:00Z'))), /issued in the future/],
+    ['an untrusted key', () => call(approve(other)), /signed by 0 trusted approval key\(s\) valid now, 1 needed/],
+    ['a key past its validity', () => call(approve(), trust([approver], 1, new Date('2026-06-01T00:00:00Z'))), /signed by 0 trusted/],
+    ['below the threshold', () => call(approve(), trust([approver, other], 2)), /signed by 1 trusted approval key\(s\) valid now, 2 needed/],
+    ['not base64url', () => call('not a token!'), /not base64url/],
+    ['garbage', () => call(Buffer.from('{"x":1}').toString('base64url')), /not a DSSE envelope/],
+  ])('denies with the approval problem: %s', (_name, run, problem) => {
+    const d = run()
+    expect(d.decision).toBe('deny')
+    expect(d.rule).toMatch(/^approval: /)
+    expect(d.rule).toMatch(problem)
+  })
+
+  it('a payload edited after signing, or signed as another type, does not verify', () => {
+    const envelope = JSON.parse(Buffer.from(approve(), 'base64url').toString())
+    const statement = JSON.parse(Buffer.from(envelope.payload, 'base64').toString())
+    const edited = {...envelope, payload: Buffer.from(JSON.stringify({...statement, expiresAt: '2027-01-01T00:00:00.000Z'})).toString('base64')}
+    expect(call(Buffer.from(JSON.stringify(edited)).toString('base64url')).rule).toMatch(/signed by 0 trusted/)
+    const retyped = signEnvelope('application/vnd.in-toto+json', Buffer.from(JSON.stringify(statement)), [approver])
+    expect(call(Buffer.from(JSON.stringify(retyped)).toString('base64url')).rule).toMatch(new RegExp(`not ${APPROVAL_PAYLOAD_TYPE.replaceAll('.', '\\.').replaceAll('+', '\\+')}`))
+  })
+
+  it('a redefined tool voids its approvals', () => {
+    const token = approve()
+    const changed = parse({allow: [tool('send_email', {...sendEmail, properties: {...sendEmail.properties, cc: {type: 'string'}}}, {approval: 'required'})]})
+    const d = checkTool(changed, {tool: 'send_email', params}, approvalCheck(token, trust([approver]), now))
+    expect(d.rule).toMatch(/it approves send_email with schema sha256:\w+; the schema is now sha256:/)
+  })
+
+  it('an approval lives at most 24 h', () => {
+    expect(() => approve(approver, now, 25 * 3_600_000)).toThrowAirlockError('USAGE')
+  })
+})
