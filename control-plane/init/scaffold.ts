@@ -5,7 +5,8 @@ import {AirlockError} from '../errors.js'
 import {sha256Hex} from '../crypto/digest.js'
 import {generateImageKey, generateSigner, writePrivateKey, type ImageSigningKey, type Signer} from '../crypto/keys.js'
 import type {Limits} from '../limits.js'
-import {DEFAULT_TRUSTED_ROOT, EGRESS_FILE, IMAGES_DIR, signaturePath, TRUST_FILE} from '../manifests/models.js'
+import {DEFAULT_TRUSTED_ROOT, EGRESS_FILE, IMAGES_DIR, SANDBOXES_DIR, signaturePath, TOOL_POLICY_FILE, TRUST_FILE} from '../manifests/models.js'
+import {exampleSandbox, exampleToolPolicy} from './examples.js'
 import type {ApplyResult} from '../plan/apply.js'
 import type {Plan, Requester} from '../plan/plan.js'
 import {ANCHOR_CONFIG} from '../pipeline/base.js'
@@ -92,6 +93,8 @@ function initFiles(signer: Signer, image: {key: ImageSigningKey; bundles: Array<
     [TRUST_FILE, trust.toString()],
     [`${IMAGES_DIR}/${EXAMPLE_IMAGE}.yaml`, exampleImage()],
     [EGRESS_FILE, EXAMPLE_EGRESS],
+    [TOOL_POLICY_FILE, exampleToolPolicy()],
+    [`${SANDBOXES_DIR}/${EXAMPLE_IMAGE}.yaml`, exampleSandbox(EXAMPLE_IMAGE)],
     ...image.bundles,
     [DEFAULT_TRUSTED_ROOT, image.trustedRoot],
     ...policies,

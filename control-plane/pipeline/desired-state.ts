@@ -9,7 +9,9 @@ import {parseEgress} from '../policy/egress/egress.js'
 import {AirlockError} from '../errors.js'
 import type {Limits} from '../limits.js'
 import {loadTrust, parseImage, parseTrust} from '../manifests/load.js'
-import {EGRESS_FILE, IMAGES_DIR, SIGNATURES_DIR, signaturePayloadPath, signatureSlot, TRUST_FILE} from '../manifests/models.js'
+import {EGRESS_FILE, IMAGES_DIR, SANDBOXES_DIR, SIGNATURES_DIR, signaturePayloadPath, signatureSlot, TOOL_POLICY_FILE, TRUST_FILE} from '../manifests/models.js'
+import {parseToolPolicy, requireClean} from '../policy/tools/tools.js'
+import {parseSandboxSpec} from '../manifests/sandbox.js'
 import {blobId} from '../plan/signature.js'
 import type {ChangeRequest, PlannedChange} from '../plan/plan.js'
 import {parseBundle, verifyBundle} from '../policy/bundle.js'
@@ -64,6 +66,13 @@ export async function buildDesiredStateChange(repo: Repository, commit: string, 
     if (after === null) continue
     if (path === TRUST_FILE) parseTrust(after, path, null, limits)
     else if (path === EGRESS_FILE) parseEgress(after, path, limits)
+    // A tool policy is committed only when it denies nothing by accident (drifted hashes, broken schemas, conflicts).
+    else if (path === TOOL_POLICY_FILE) requireClean(parseToolPolicy(after, path, limits))
+    // The shape here; the hardening baseline is `airlock sandbox check` (it needs the principal and the images).
+    else if (path.startsWith(`${SANDBOXES_DIR}/`)) {
+      if (!path.endsWith('.yaml')) throw new AirlockError('INVALID_INPUT', `${path}: sandbox specs are ${SANDBOXES_DIR}/NAME.yaml files`, {file: path})
+      parseSandboxSpec(after, path, limits)
+    }
     else if (path.startsWith(`${IMAGES_DIR}/`) && /\.ya?ml$/.test(path)) {
       // NAME.yaml and NAME.yml both, after the change: one file per image.
       const twin = path.endsWith('.yml') ? path.replace(/\.yml$/, '.yaml') : path.replace(/\.yaml$/, '.yml')

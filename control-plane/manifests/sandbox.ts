@@ -1,0 +1,43 @@
+/** A Tier-2 sandbox job as `manifests/sandboxes/NAME.yaml` describes it (kind SandboxSpec). */
+import type {Limits} from '../limits.js'
+import {validateKind} from './validate.js'
+import {loadYaml, type LoadedYaml} from './yaml.js'
+
+import type {Profile} from '../policy/egress/egress.js'
+
+export interface SandboxDoc {
+  metadata: {name: string}
+  spec: {
+    agentType?: string
+    runtime?: string
+    image: {name?: string; channel?: string; ref?: string}
+    resources?: {vcpus?: number; memoryMb?: number}
+    timeoutSeconds?: number
+    reapAfterSeconds?: number
+    egress?: {network?: boolean; profile?: Profile; policy?: string}
+    toolPolicy?: string
+    security?: {
+      seccomp?: {defaultAction?: string; profile?: string}
+      capabilities?: {drop?: string[]; add?: string[]}
+      readOnlyRoot?: boolean
+      userNamespace?: boolean
+      privileged?: boolean
+    }
+    mounts?: Array<{type: 'tmpfs' | 'volume' | 'bind'; source?: string; target: string; readOnly?: boolean; sizeMb?: number}>
+  }
+}
+
+export interface SandboxSpec {
+  file: string
+  name: string
+  doc: SandboxDoc
+  loaded: LoadedYaml
+}
+
+export function parseSandboxSpec(text: string, file: string, limits: Limits): SandboxSpec {
+  const loaded = loadYaml(text, file, limits)
+  validateKind('SandboxSpec', loaded)
+  const doc = loaded.value as SandboxDoc
+  return {file, name: doc.metadata.name, doc, loaded}
+}
+

@@ -1,0 +1,147 @@
+/**
+ * `airlock sandbox check` on a fleet made by `airlock init`: the scaffold's spec passes; every
+ * baseline violation, built into a spec of its own, is found with its rule, file, line and field;
+ * Cedar's Create and Run decide on the Sandbox entity built from the spec; and the fleet a spec is
+ * checked against must be a verified HEAD.
+ */
+import {readFile, writeFile} from 'node:fs/promises'
+import {join} from 'node:path'
+import {parse, stringify} from 'yaml'
+import {afterAll, beforeAll, describe, expect, it} from 'vitest'
+import type {SandboxDoc} from '../../control-plane/manifests/sandbox.js'
+import {airlock, commitChange, git, initFleet} from '../helpers.js'
+
+type Spec = SandboxDoc['spec']
+type DeepRequired<T> = T extends object ? {[K in keyof T]-?: DeepRequired<T[K]>} : T
+/** The scaffold's spec: every part an edit below touches is there. */
+type Full = DeepRequired<Spec>
+
+let fleet: Awaited<ReturnType<typeof initFleet>>
+let scaffold: {spec: Full}
+
+beforeAll(async () => {
+  fleet = await initFleet()
+  scaffold = parse(await readFile(join(fleet.dir, 'manifests/sandboxes/agent-runner.yaml'), 'utf8'))
+  // A looser egress policy beside the default one, and a Cedar limit of 2 GiB per sandbox.
+  await writeFile(join(fleet.dir, 'manifests/egress-open.yaml'), 'apiVersion: airlock/v1\nkind: EgressPolicy\nmetadata:\n  name: open\nspec:\n  profile: moderate\n')
+  await writeFile(
+    join(fleet.dir, 'policies/global/sandbox-memory.cedar'),
+    '@id("sandboxes-at-most-2-gib")\nforbid (principal, action in [AgentKernel::Action::"Create", AgentKernel::Action::"Run"], resource)\nunless { resource.max_memory_mb <= 2048 };\n',
+  )
+  await commitChange(fleet.dir, fleet.env, 'a looser egress policy for the tests; sandboxes at most 2 GiB')
+})
+afterAll(() => fleet.cleanup())
+
+/** The scaffold's spec with `edit` applied to its spec, written to a file of its own. */
+async function variant(name: string, edit: (spec: Full) => void): Promise<string> {
+  const doc = structuredClone(scaffold)
+  edit(doc.spec)
+  const file = join(fleet.dir, `${name}.yaml`)
+  await writeFile(file, stringify(doc))
+  return file
+}
+
+const digest = (c: string) => `sha256:${c.repeat(64)}`
+
+describe('airlock sandbox check', () => {
+  it("passes the scaffold's spec: pinned and verified image, Cedar allows Create and Run", async () => {
+    const r = await airlock(['sandbox', 'check', '--json'], {cwd: fleet.dir})
+    expect(r.exitCode).toBe(0)
+    expect(r.json.passed).toBe(true)
+    const [report] = r.json.sandboxes
+    expect(report).toMatchObject({file: 'manifests/sandboxes/agent-runner.yaml', name: 'agent-runner', findings: [], image: {repository: 'registry.example.com/golden/agent-runner', verified: true}})
+    expect(report.authorization.Create).toMatchObject({decision: 'allow', reasons: [expect.stringMatching(/^global-local-operators-sandboxes-in-scratch-fleets \(policies\/global\/sandboxes\.cedar:\d+\)$/)]})
+    expect(report.authorization.Run.decision).toBe('allow')
+    const text = await airlock(['sandbox', 'check'], {cwd: fleet.dir})
+    expect(text.stdout).toMatch(/^PASS manifests\/sandboxes\/agent-runner\.yaml \(agent-runner\) {2}registry\.example\.com\/golden\/agent-runner@sha256:[0-9a-f]{12}… verified$/m)
+  })
+
+  it.each([
+    ['a tag', (s: Full) => ((s as Spec).image = {ref: 'registry.example.com/golden/agent-runner:latest'}), 'image-pinned', 'spec.image.ref', /a tag is never a pin/],
+    ['an image the fleet does not manage', (s: Full) => ((s as Spec).image = {ref: `docker.io/library/alpine@${digest('a')}`}), 'image-managed', 'spec.image.ref', /docker\.io\/library\/alpine is not an image of this fleet/],
+    ['an unknown image name', (s: Full) => ((s as Spec).image = {name: 'nope', channel: 'stable'}), 'image-managed', 'spec.image.name', /nope is not an image of this fleet \(agent-runner\)/],
+    ['an unknown channel', (s: Full) => (s.image.channel = 'nightly'), 'image-managed', 'spec.image.channel', /agent-runner has no channel nightly \(canary, stable\)/],
+    ['an unsigned digest of a managed image', (s: Full) => ((s as Spec).image = {ref: `registry.example.com/golden/agent-runner@${digest('b')}`}), 'image-verified', 'spec.image', /does not verify under agent-runner's signature policy: IMAGE_NO_SIGNATURE/],
+    ['a missing timeout', (s: Full) => delete (s as Spec).timeoutSeconds, 'timeout', 'spec.timeoutSeconds', /no timeout/],
+    ['no memory limit', (s: Full) => delete (s as Spec).resources!.memoryMb, 'resources-bounded', 'spec.resources.memoryMb', /no memory limit/],
+    ['a host mount', (s: Full) => (s as Spec).mounts!.push({type: 'bind', source: '/var/lib/secrets', target: '/data', readOnly: true}), 'no-host-mounts', 'spec.mounts[2].type', /a host path \(\/var\/lib\/secrets\)/],
+    ['the docker socket', (s: Full) => (s as Spec).mounts!.push({type: 'volume', source: '/var/run/docker.sock', target: '/var/run/docker.sock', sizeMb: 1}), 'no-runtime-socket', 'spec.mounts[2].source', /container runtime's socket/],
+    ['an unbounded mount', (s: Full) => (s as Spec).mounts!.push({type: 'tmpfs', target: '/cache'}), 'mounts-bounded', 'spec.mounts[2].sizeMb', /has no size limit/],
+    ['a mount over /proc', (s: Full) => (s as Spec).mounts!.push({type: 'tmpfs', target: '/proc/sys', sizeMb: 1}), 'mount-target', 'spec.mounts[2].target', /not an absolute path outside/],
+    ['seccomp allowing by default', (s: Full) => (s.security.seccomp.defaultAction = 'allow'), 'seccomp-default-deny', 'spec.security.seccomp.defaultAction', /allow lets every system call/],
+    ['no seccomp', (s: Full) => delete (s as Spec).security!.seccomp, 'seccomp-default-deny', 'spec.security.seccomp.defaultAction', /no seccomp default action/],
+    ['CAP_SYS_ADMIN added', (s: Full) => (s.security.capabilities.add = ['CAP_SYS_ADMIN']), 'no-dangerous-capabilities', 'spec.security.capabilities.add[0]', /CAP_SYS_ADMIN lets the workload reach past its sandbox/],
+    ['net_admin added, in lower case', (s: Full) => (s.security.capabilities.add = ['chown', 'net_admin']), 'no-dangerous-capabilities', 'spec.security.capabilities.add[1]', /CAP_NET_ADMIN/],
+    ['ALL added', (s: Full) => (s.security.capabilities.add = ['ALL']), 'no-dangerous-capabilities', 'spec.security.capabilities.add[0]', /ALL grants CAP_SYS_ADMIN/],
+    ["the runtime's defaults kept", (s: Full) => (s.security.capabilities.drop = ['NET_RAW']), 'no-dangerous-capabilities', 'spec.security.capabilities.drop', /CAP_DAC_OVERRIDE is in the runtime's default set and is not dropped/],
+    ['a capability that does not exist', (s: Full) => (s.security.capabilities.add = ['CAP_TELEPORT']), 'capabilities', 'spec.security.capabilities.add[0]', /CAP_TELEPORT is not a Linux capability/],
+    ['a writable root', (s: Full) => (s.security.readOnlyRoot = false), 'read-only-root', 'spec.security.readOnlyRoot', /must be read-only/],
+    ['no user namespace', (s: Full) => delete (s as Spec).security!.userNamespace, 'user-namespace', 'spec.security.userNamespace', /must not be root outside/],
+    ['privileged', (s: Full) => (s.security.privileged = true), 'not-privileged', 'spec.security.privileged', /every capability/],
+    ['egress that is not default-deny', (s: Full) => ((s as Spec).egress = {policy: 'manifests/egress-open.yaml'}), 'egress-default-deny', 'spec.egress.policy', /profile moderate\) lets through what it does not block/],
+    ['a missing egress policy', (s: Full) => ((s as Spec).egress = {policy: 'manifests/none.yaml'}), 'egress-default-deny', 'spec.egress.policy', /no egress policy at manifests\/none\.yaml/],
+    ['an egress profile the policy does not have', (s: Full) => (s.egress.profile = 'moderate'), 'egress-profile', 'spec.egress.profile', /expects profile moderate, but manifests\/egress\.yaml has restrictive/],
+    ['a missing tool policy', (s: Full) => (s.toolPolicy = 'manifests/tools-gone.yaml'), 'tool-policy', 'spec.toolPolicy', /no tool policy at manifests\/tools-gone\.yaml/],
+    ['more memory than Cedar allows', (s: Full) => (s.resources.memoryMb = 3072), 'cedar-create', 'spec', /Create is denied for AgentKernel::User::"local:operator@example\.com": forbidden by sandboxes-at-most-2-gib/],
+  ])('finds %s', async (name, edit, rule, field, message) => {
+    const file = await variant(name.replace(/\W+/g, '-'), edit)
+    const r = await airlock(['sandbox', 'check', file, '--json'], {cwd: fleet.dir})
+    expect(r.exitCode).toBe(1)
+    expect(r.json.passed).toBe(false)
+    const found = r.json.sandboxes[0].findings.find((f: {rule: string}) => f.rule === rule)
+    expect(found, JSON.stringify(r.json.sandboxes[0].findings)).toMatchObject({rule, file, field, line: expect.any(Number), column: expect.any(Number)})
+    expect(found.message).toMatch(message)
+    const text = await airlock(['sandbox', 'check', file], {cwd: fleet.dir})
+    expect(text.stdout).toContain(`FAIL ${file}`)
+    expect(text.stdout).toMatch(new RegExp(`${file.replaceAll('/', '\\/').replaceAll('.', '\\.')}:${found.line}:${found.column}: ${field.replaceAll('.', '\\.').replaceAll('[', '\\[').replaceAll(']', '\\]')}: .* \\[${rule}\\]`))
+  })
+
+  it('Run is denied with Create when the memory limit is exceeded', async () => {
+    const file = await variant('big', (s) => (s.resources.memoryMb = 3072))
+    const r = await airlock(['sandbox', 'check', file, '--json'], {cwd: fleet.dir})
+    expect(r.json.sandboxes[0].authorization).toMatchObject({Create: {decision: 'deny'}, Run: {decision: 'deny', reasons: [expect.stringMatching(/^sandboxes-at-most-2-gib/)]}})
+  })
+
+  it.each([
+    ['a YAML bomb', 'a: &a [x,x,x,x,x,x,x,x,x]\nb: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]\nc: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]\nd: [*c,*c,*c,*c,*c,*c,*c,*c,*c]\n', 'YAML_ERROR'],
+    ['an unknown field', 'apiVersion: airlock/v1\nkind: SandboxSpec\nmetadata:\n  name: x\nspec:\n  image: {name: agent-runner, channel: stable}\n  hostNetwork: true\n', 'SCHEMA_VIOLATION'],
+  ])('refuses a spec file with %s (exit 2), naming the file', async (_name, text, code) => {
+    const file = join(fleet.dir, 'bad.yaml')
+    await writeFile(file, text)
+    const r = await airlock(['sandbox', 'check', file, '--json'], {cwd: fleet.dir})
+    expect(r.exitCode).toBe(2)
+    expect(r.json.error.code).toBe(code)
+    expect(r.json.error.message).toContain(file)
+  })
+
+  it('a sandbox spec change goes through the pipeline: validated, authorized as SandboxSpec, signed', async () => {
+    const {dir, env} = fleet
+    const file = join(dir, 'manifests/sandboxes/agent-runner.yaml')
+    const before = await readFile(file, 'utf8')
+    await writeFile(file, before.replace('timeoutSeconds: 1800', 'timeoutSeconds: "soon"'))
+    const bad = await airlock(['change', '--json'], {cwd: dir, env})
+    expect(bad.exitCode).toBe(2)
+    expect(bad.json.error.message).toMatch(/^manifests\/sandboxes\/agent-runner\.yaml:\d+:\d+: spec\.timeoutSeconds: must be integer/)
+    await writeFile(file, before.replace('timeoutSeconds: 1800', 'timeoutSeconds: 900'))
+    const plan = await airlock(['change', '--reason', 'shorter jobs', '--json'], {cwd: dir, env})
+    expect(plan.json.plan.authorization).toMatchObject({decision: 'allow', resource: 'AgentKernel::DesiredState::"SandboxSpec"'})
+    await commitChange(dir, env, 'shorter jobs')
+    expect((await airlock(['sandbox', 'check'], {cwd: dir})).exitCode).toBe(0)
+    expect(await git(dir, 'cat-file', 'commit', 'HEAD')).toMatch(/^gpgsig -----BEGIN SSH SIGNATURE-----/m)
+  })
+
+  it('a spec committed without a signature is not checked: HEAD does not verify (exit 1), nor does evidence verify', async () => {
+    const {dir} = fleet
+    const file = join(dir, 'manifests/sandboxes/agent-runner.yaml')
+    await writeFile(file, (await readFile(file, 'utf8')).replace(/ {2}security:\n(?: {4}.*\n)+/, '  security:\n    privileged: true\n'))
+    await git(dir, 'commit', '-qam', 'quietly privileged')
+    const r = await airlock(['sandbox', 'check', '--json'], {cwd: dir})
+    expect(r.exitCode).toBe(1)
+    expect(r.json.error.code).toBe('BASE_UNVERIFIED')
+    expect(r.json.error.message).toMatch(/UNSIGNED_COMMIT/)
+    const tools = await airlock(['tool', 'list', '--json'], {cwd: dir})
+    expect(tools.json.error.code).toBe('BASE_UNVERIFIED')
+    expect((await airlock(['evidence', 'verify'], {cwd: dir})).exitCode).toBe(1)
+    await git(dir, 'reset', '-q', '--hard', 'HEAD~1')
+  })
+})
