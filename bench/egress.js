@@ -2,14 +2,12 @@
 // (half domains and wildcards, half addresses and CIDR ranges), against a raw node:net
 // BlockList.check over the same 500 address rules measured in the same run; and the one-shot
 // `airlock egress check` process against `node -e ''`.
-import {spawnSync} from 'node:child_process'
 import {mkdirSync, rmSync, writeFileSync} from 'node:fs'
 import {BlockList} from 'node:net'
 import {join} from 'node:path'
-import {machine, median, ROOT, writeSection} from './report.js'
+import {machine, median, processMs, rate as measure, ROOT, writeSection} from './report.js'
 
 const WORK = join(ROOT, 'bench', '.work', 'egress')
-const NODE = process.execPath
 const BIN = join(ROOT, 'bin', 'run.js')
 const DECISIONS = Number(process.env.BENCH_DECISIONS ?? 200000)
 const RUNS = Number(process.env.BENCH_RUNS ?? 11)
@@ -28,12 +26,7 @@ const policy = parseEgress(yaml, file, {...DEFAULT_LIMITS, maxFileBytes: 4 << 20
 // Requests: domains that match a wildcard, one that matches nothing, addresses in and out of the ranges.
 const texts = ['a.svc1.example.org', 'host10.example.net', 'nothing.example.com', '198.51.7.9', '192.0.2.1', '0xA9FEA9FE']
 const targets = texts.map(parseTarget)
-const rate = (fn) => {
-  for (let i = 0; i < 5000; i++) fn(i)
-  const start = process.hrtime.bigint()
-  for (let i = 0; i < DECISIONS; i++) fn(i)
-  return DECISIONS / (Number(process.hrtime.bigint() - start) / 1e9)
-}
+const rate = (fn) => measure(fn, DECISIONS)
 const raw = new BlockList()
 for (const a of addresses) a.includes('/') ? raw.addSubnet(a.split('/')[0], Number(a.split('/')[1])) : raw.addAddress(a)
 const rawIps = ['198.51.7.9', '192.0.2.1', '203.0.4.4', '169.254.169.254']
@@ -41,11 +34,7 @@ const rawRate = median(Array.from({length: 3}, () => rate((i) => raw.check(rawIp
 const ourRate = median(Array.from({length: 3}, () => rate((i) => checkEgress(policy, targets[i % targets.length]))))
 const parseRate = median(Array.from({length: 3}, () => rate((i) => checkEgress(policy, parseTarget(texts[i % texts.length])))))
 
-const time = (args) => {
-  const start = process.hrtime.bigint()
-  spawnSync(NODE, args, {cwd: WORK, stdio: 'ignore'})
-  return Number(process.hrtime.bigint() - start) / 1e6
-}
+const time = (args) => processMs(args, WORK)
 const oneShot = median(Array.from({length: RUNS}, () => time([BIN, 'egress', 'check', 'a.svc1.example.org', '--policy', file])))
 const empty = median(Array.from({length: RUNS}, () => time(['-e', ''])))
 

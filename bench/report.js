@@ -28,3 +28,18 @@ export function writeSection(name, section) {
   writeFileSync(doc, body)
   console.error(`updated ${doc} (${name})`)
 }
+
+/** Calls per second of `fn(i)` over `n` calls, after a warm-up of 5,000. */
+export function rate(fn, n) {
+  for (let i = 0; i < 5000; i++) fn(i)
+  const start = process.hrtime.bigint()
+  for (let i = 0; i < n; i++) fn(i)
+  return n / (Number(process.hrtime.bigint() - start) / 1e9)
+}
+
+/** Wall time of one `node ARGS` process in `cwd`, in ms. */
+export function processMs(args, cwd) {
+  const start = process.hrtime.bigint()
+  spawnSync(process.execPath, args, {cwd, stdio: 'ignore'})
+  return Number(process.hrtime.bigint() - start) / 1e6
+}

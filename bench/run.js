@@ -96,3 +96,4 @@ await import('./policy.js')
 // The golden image benchmark (issue 4) last.
 await import('./images.js')
 await import('./egress.js')
+await import('./tools.js')
