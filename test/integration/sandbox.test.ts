@@ -105,6 +105,7 @@ describe('airlock sandbox check', () => {
   it.each([
     ['a YAML bomb', 'a: &a [x,x,x,x,x,x,x,x,x]\nb: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]\nc: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]\nd: [*c,*c,*c,*c,*c,*c,*c,*c,*c]\n', 'YAML_ERROR'],
     ['an unknown field', 'apiVersion: airlock/v1\nkind: SandboxSpec\nmetadata:\n  name: x\nspec:\n  image: {name: agent-runner, channel: stable}\n  hostNetwork: true\n', 'SCHEMA_VIOLATION'],
+    ['a policy path climbing out of manifests/', 'apiVersion: airlock/v1\nkind: SandboxSpec\nmetadata:\n  name: x\nspec:\n  image: {name: agent-runner, channel: stable}\n  egress:\n    policy: manifests/../../etc/egress.yaml\n', 'SCHEMA_VIOLATION'],
   ])('refuses a spec file with %s (exit 2), naming the file', async (_name, text, code) => {
     const file = join(fleet.dir, 'bad.yaml')
     await writeFile(file, text)

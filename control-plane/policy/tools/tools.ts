@@ -182,10 +182,14 @@ function staticSchemaProblem(schema: Record<string, unknown>): {at: string; mess
   return null
 }
 
-let ajv: Ajv2020Type | undefined
+const ajvs = new WeakMap<ToolPolicy, Ajv2020Type>()
 
-/** One ajv for every tool schema: JSON Schema 2020-12, strict keywords, formats, no coercion or defaults. */
-function toolAjv(): Ajv2020Type {
+/**
+ * The ajv of one policy's tool schemas (a policy's `$id`s never meet another's): JSON Schema
+ * 2020-12, strict keywords, formats, no coercion or defaults.
+ */
+function toolAjv(policy: ToolPolicy): Ajv2020Type {
+  let ajv = ajvs.get(policy)
   if (!ajv) {
     const require = createRequire(import.meta.url)
     const {Ajv2020} = require('ajv/dist/2020.js') as typeof import('ajv/dist/2020.js')
@@ -194,6 +198,7 @@ function toolAjv(): Ajv2020Type {
     // otherwise); strictTypes and strictRequired would refuse schemas that are merely loose.
     ajv = new Ajv2020({strict: true, strictTypes: false, strictTuples: false, strictRequired: false, allErrors: false, coerceTypes: false, useDefaults: false, removeAdditional: false, validateFormats: true, logger: false})
     addFormats(ajv)
+    ajvs.set(policy, ajv)
   }
   return ajv
 }
@@ -205,7 +210,7 @@ export function validatorOf(policy: ToolPolicy, tool: AllowedTool): ValidateFunc
   try {
     // A schema's own $id would register it globally: two tools could not share one.
     const {$id: _id, ...schema} = tool.parameters
-    v = toolAjv().compile(schema)
+    v = toolAjv(policy).compile(schema)
   } catch (error) {
     v = {code: 'SCHEMA_ERROR', tool: tool.name, file: policy.file, field: `spec.allow[${tool.index}].parameters`, message: `the parameter schema does not compile: ${(error as Error).message}`}
     policy.findings.push(v)
