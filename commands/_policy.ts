@@ -34,11 +34,32 @@ export async function trustFromFlags(flags: {trust?: string; repo?: string}, lim
 type Limits = import('../control-plane/limits.js').Limits
 type HeadFlags = {repo?: string; 'trust-anchor'?: string}
 
-/** The repository and its HEAD commit, once HEAD's history verifies back to the trust anchor. */
-export async function verifiedHead(flags: HeadFlags, limits: Limits) {
-  const [{findTopLevel, Repository}, {verifiedHead}] = await Promise.all([import('../control-plane/repo/repository.js'), import('../control-plane/pipeline/base.js')])
-  const repo = await Repository.open(flags.repo ?? (await findTopLevel(process.cwd())))
-  return {repo, commit: await verifiedHead(repo, {...(flags['trust-anchor'] ? {anchor: flags['trust-anchor']} : {}), limits})}
+type Head = {repo: import('../control-plane/repo/repository.js').Repository; commit: string}
+const heads = new Map<string, Promise<Head>>()
+
+/**
+ * The repository and its HEAD commit, once HEAD's history verifies back to the trust anchor;
+ * verified once per command, however many of its files (a policy, the trust) are read from it.
+ */
+export function verifiedHead(flags: HeadFlags, limits: Limits): Promise<Head> {
+  const key = `${flags.repo ?? ''}\0${flags['trust-anchor'] ?? ''}`
+  let head = heads.get(key)
+  if (!head) {
+    head = (async () => {
+      const [{findTopLevel, Repository}, {verifiedHead}] = await Promise.all([import('../control-plane/repo/repository.js'), import('../control-plane/pipeline/base.js')])
+      const repo = await Repository.open(flags.repo ?? (await findTopLevel(process.cwd())))
+      return {repo, commit: await verifiedHead(repo, {...(flags['trust-anchor'] ? {anchor: flags['trust-anchor']} : {}), limits})}
+    })()
+    heads.set(key, head)
+  }
+  return head
+}
+
+/** Whose approval keys count: --trust FILE, else trust.yaml at the verified HEAD. */
+export async function approvalTrust(flags: HeadFlags & {trust?: string}, limits: Limits) {
+  if (flags.trust) return trustFromFlags(flags, limits)
+  const [{loadTrust}, {repo, commit}] = await Promise.all([import('../control-plane/manifests/load.js'), verifiedHead(flags, limits)])
+  return loadTrust(repo, commit, limits)
 }
 
 /**

@@ -15,7 +15,7 @@ Baseline: the image is a managed image's channel, or a repo@sha256: digest of a 
   async run(): Promise<{passed: boolean; commit: string; sandboxes: SandboxReport[]}> {
     const {argv, flags} = await this.parse(SandboxCheck)
     await this.oneShotWasm()
-    const [{verifiedHead, readInput}, {actingIdentity}, {loadImages, loadTrust}, {SANDBOXES_DIR}, {loadPolicyTreeAt}, {checkSandbox}, {parseSandboxSpec}, {verifyPinned}, {AirlockError}] = await Promise.all([
+    const [{verifiedHead, readInput}, {actingIdentity}, {loadImages, loadTrust}, {SANDBOXES_DIR}, {loadPolicyTreeAt}, {checkSandboxes}, {parseSandboxSpec}, {verifyPinned}, {AirlockError}] = await Promise.all([
       import('../_policy.js'),
       import('../_identity.js'),
       import('../../control-plane/manifests/load.js'),
@@ -41,8 +41,7 @@ Baseline: the image is a managed image's channel, or a repo@sha256: digest of a 
     const [trust, images, tree, identity] = await Promise.all([loadTrust(repo, commit, limits), loadImages(repo, commit, limits), loadPolicyTreeAt(repo, commit), actingIdentity(flags, repo, now)])
     const engine = tree && tree.policies.length ? (await import('../../control-plane/policy/engine.js')).PolicyEngine.create(tree) : null
     const ctx = {repo, commit, trust, images, identity, limits, engine, verifyImage: async (image: Parameters<typeof verifyPinned>[2], digest: string) => void (await verifyPinned(repo, commit, image, digest, trust, now, limits))}
-    const sandboxes: SandboxReport[] = []
-    for (const spec of specs) sandboxes.push(await checkSandbox(spec, ctx))
+    const sandboxes = await checkSandboxes(specs, ctx)
     const passed = sandboxes.every((r) => r.passed)
     if (!passed) this.failCheck()
     for (const r of sandboxes) {

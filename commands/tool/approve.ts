@@ -21,7 +21,7 @@ export default class ToolApprove extends AirlockCommand {
 
   async run(): Promise<{token: string; statement: ApprovalStatement}> {
     const {args, flags} = await this.parse(ToolApprove)
-    const [{checkTool}, {makeApproval}, {toolPolicy, trustFromFlags, verifiedHead}, {loadSigner}, {AirlockError}, {freeText}, {keysFor, loadTrust}] = await Promise.all([
+    const [{checkTool}, {makeApproval}, {toolPolicy, approvalTrust}, {loadSigner}, {AirlockError}, {freeText}, {keysFor}] = await Promise.all([
       import('../../control-plane/policy/tools/tools.js'),
       import('../../control-plane/policy/tools/approval.js'),
       import('../_policy.js'),
@@ -38,12 +38,7 @@ export default class ToolApprove extends AirlockCommand {
     const decision = checkTool(policy, call)
     if (decision.decision === 'deny') throw new AirlockError('DENIED', `${args.tool}: the policy denies this call, so it cannot be approved (rule ${decision.rule})`, {rule: decision.rule})
     const signer = await loadSigner({file: flags['approval-key'], env: process.env.AIRLOCK_APPROVAL_KEY}, 'approval')
-    let trust
-    if (flags.trust) trust = await trustFromFlags(flags, this.limits)
-    else {
-      const {repo, commit} = await verifiedHead(flags, this.limits)
-      trust = await loadTrust(repo, commit, this.limits)
-    }
+    const trust = await approvalTrust(flags, this.limits)
     if (!keysFor(trust, 'approval', this.now).some((k) => k.id === signer.keyid)) {
       throw new AirlockError('UNKNOWN_KEY', `key ${signer.keyid.slice(0, 12)} is not an approval key of ${trust.file} valid now; its token would not verify (airlock keys generate NAME --role approval --apply)`, {keyid: signer.keyid})
     }

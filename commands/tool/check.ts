@@ -27,9 +27,9 @@ A tool with approval: required, or at or above spec.approvalFrom, answers needs_
     const call = {tool: args.tool, ...(await readParams(flags.params, policy))}
     let approval
     if (flags.approval !== undefined) {
-      const [{approvalCheck}, {readInput}] = await Promise.all([import('../../control-plane/policy/tools/approval.js'), import('../_policy.js')])
+      const [{approvalCheck}, {readInput, approvalTrust}] = await Promise.all([import('../../control-plane/policy/tools/approval.js'), import('../_policy.js')])
       const token = flags.approval.startsWith('@') ? (await readInput(flags.approval.slice(1), 64 * 1024)).trim() : flags.approval
-      approval = approvalCheck(token, await this.trust(flags), this.now)
+      approval = approvalCheck(token, await approvalTrust(flags, this.limits), this.now)
     }
     const decision = checkTool(policy, call, approval)
     if (decision.decision !== 'allow') this.failCheck()
@@ -40,13 +40,5 @@ A tool with approval: required, or at or above spec.approvalFrom, answers needs_
     if (decision.approval) lines.push(`  approved by ${decision.approval.approvedBy} (keys ${decision.approval.keyids.map((k) => k.slice(0, 12)).join(', ')}) until ${decision.approval.expiresAt}`)
     this.log(lines.join('\n'))
     return {...decision, policy: policy.file, policyHash: policy.hash, findings: policy.findings}
-  }
-
-  /** Approval keys: --trust FILE with --policy, else trust.yaml at a HEAD whose history verifies. */
-  private async trust(flags: {trust?: string; repo?: string; 'trust-anchor'?: string}) {
-    const {trustFromFlags, verifiedHead} = await import('../_policy.js')
-    if (flags.trust) return trustFromFlags(flags, this.limits)
-    const [{loadTrust}, {repo, commit}] = await Promise.all([import('../../control-plane/manifests/load.js'), verifiedHead(flags, this.limits)])
-    return loadTrust(repo, commit, this.limits)
   }
 }

@@ -1,9 +1,8 @@
 /** A Tier-2 sandbox job as `manifests/sandboxes/NAME.yaml` describes it (kind SandboxSpec). */
 import type {Limits} from '../limits.js'
+import type {Profile} from '../policy/egress/egress.js'
 import {validateKind} from './validate.js'
 import {loadYaml, type LoadedYaml} from './yaml.js'
-
-import type {Profile} from '../policy/egress/egress.js'
 
 export interface SandboxDoc {
   metadata: {name: string}
@@ -40,4 +39,3 @@ export function parseSandboxSpec(text: string, file: string, limits: Limits): Sa
   const doc = loaded.value as SandboxDoc
   return {file, name: doc.metadata.name, doc, loaded}
 }
-

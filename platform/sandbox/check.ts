@@ -15,7 +15,7 @@ import {locate} from '../../control-plane/manifests/yaml.js'
 import type {SandboxDoc, SandboxSpec} from '../../control-plane/manifests/sandbox.js'
 import {parseEgress} from '../../control-plane/policy/egress/egress.js'
 import type {PolicyEngine} from '../../control-plane/policy/engine.js'
-import {compileAll, findingText, parseToolPolicy} from '../../control-plane/policy/tools/tools.js'
+import {parseToolPolicy, requireClean} from '../../control-plane/policy/tools/tools.js'
 import type {Repository} from '../../control-plane/repo/repository.js'
 
 export interface SandboxFinding {
@@ -60,6 +60,40 @@ export interface SandboxContext {
   engine: Pick<PolicyEngine, 'authorize'> | null
 }
 
+/** What loading a policy file of the fleet gave: read and parsed once for every spec naming it. */
+type Loaded<T> = {missing: true} | {missing: false; value: T} | {missing: false; error: AirlockError}
+
+/** The checks of one run share their loads: specs mostly name the same egress and tool policies. */
+class FleetFiles {
+  private readonly loads = new Map<string, Promise<Loaded<unknown>>>()
+  constructor(private readonly ctx: SandboxContext) {}
+
+  load<T>(path: string, parse: (text: string) => T): Promise<Loaded<T>> {
+    let loading = this.loads.get(path)
+    if (!loading) {
+      loading = this.ctx.repo.readFile(this.ctx.commit, path).then((found): Loaded<unknown> => {
+        if (!found) return {missing: true}
+        try {
+          return {missing: false, value: parse(found.text)}
+        } catch (error) {
+          if (!(error instanceof AirlockError)) throw error
+          return {missing: false, error}
+        }
+      })
+      this.loads.set(path, loading)
+    }
+    return loading as Promise<Loaded<T>>
+  }
+}
+
+/** Every spec against the baseline, loading each policy file they name once. */
+export async function checkSandboxes(specs: SandboxSpec[], ctx: SandboxContext): Promise<SandboxReport[]> {
+  const files = new FleetFiles(ctx)
+  const reports: SandboxReport[] = []
+  for (const spec of specs) reports.push(await checkSandbox(spec, ctx, files))
+  return reports
+}
+
 export interface SandboxReport {
   file: string
   name: string
@@ -69,7 +103,7 @@ export interface SandboxReport {
   findings: SandboxFinding[]
 }
 
-export async function checkSandbox(spec: SandboxSpec, ctx: SandboxContext): Promise<SandboxReport> {
+async function checkSandbox(spec: SandboxSpec, ctx: SandboxContext, files: FleetFiles): Promise<SandboxReport> {
   const {doc, file} = spec
   const s = doc.spec
   const findings: SandboxFinding[] = []
@@ -80,7 +114,7 @@ export async function checkSandbox(spec: SandboxSpec, ctx: SandboxContext): Prom
 
   // Image: a managed image's channel, or a digest reference to a managed image; then verified.
   let image: SandboxReport['image'] = null
-  const target = await resolveImage(spec, ctx, find)
+  const target = resolveImage(spec, ctx, find)
   if (target) {
     image = {repository: target.image.repository, digest: target.digest, verified: false}
     try {
@@ -98,8 +132,8 @@ export async function checkSandbox(spec: SandboxSpec, ctx: SandboxContext): Prom
   if (s.resources?.vcpus === undefined) find('resources-bounded', ['resources', 'vcpus'], 'no vCPU limit')
   if (s.timeoutSeconds === undefined) find('timeout', ['timeoutSeconds'], 'no timeout: a stuck or hostile job would run for ever')
 
-  await checkEgress(s, ctx, find)
-  await checkToolPolicy(s, ctx, find)
+  await checkEgress(s, ctx, files, find)
+  await checkToolPolicy(s, ctx, files, find)
 
   // Confinement.
   const sec = s.security ?? {}
@@ -119,13 +153,13 @@ export async function checkSandbox(spec: SandboxSpec, ctx: SandboxContext): Prom
     if (!m.target.startsWith('/') || m.target.split('/').includes('..') || m.target === '/' || SYSTEM_TARGETS.test(m.target)) find('mount-target', ['mounts', i, 'target'], `${m.target} is not an absolute path outside /, /proc, /sys, /dev, /boot and /etc`)
   }
 
-  const authorization = authorize(spec, ctx, image, find)
+  const authorization = await authorize(spec, ctx, image, find)
   return {file, name: spec.name, passed: findings.length === 0, image, authorization, findings}
 }
 
 type Find = (rule: string, path: Array<string | number>, message: string) => void
 
-async function resolveImage(spec: SandboxSpec, ctx: SandboxContext, find: Find): Promise<{image: GoldenImage; digest: string} | null> {
+function resolveImage(spec: SandboxSpec, ctx: SandboxContext, find: Find): {image: GoldenImage; digest: string} | null {
   const {name, channel, ref} = spec.doc.spec.image
   if (ref !== undefined) {
     if (name !== undefined || channel !== undefined) {
@@ -164,36 +198,26 @@ async function resolveImage(spec: SandboxSpec, ctx: SandboxContext, find: Find):
   return {image, digest: pin.digest}
 }
 
-async function checkEgress(s: SandboxDoc['spec'], ctx: SandboxContext, find: Find): Promise<void> {
+async function checkEgress(s: SandboxDoc['spec'], ctx: SandboxContext, files: FleetFiles, find: Find): Promise<void> {
   if (s.egress?.network === false) return
   const path = s.egress?.policy ?? EGRESS_FILE
   const at = s.egress?.policy ? ['egress', 'policy'] : s.egress ? ['egress'] : []
-  const found = await ctx.repo.readFile(ctx.commit, path)
-  if (!found) return find('egress-default-deny', at, `no egress policy at ${path}: give one, or egress.network: false`)
-  let policy
-  try {
-    policy = parseEgress(found.text, path, ctx.limits)
-  } catch (error) {
-    if (!(error instanceof AirlockError)) throw error
-    return find('egress-default-deny', at, `the egress policy does not load: ${error.message}`)
-  }
+  const loaded = await files.load(path, (text) => parseEgress(text, path, ctx.limits))
+  if (loaded.missing) return find('egress-default-deny', at, `no egress policy at ${path}: give one, or egress.network: false`)
+  if ('error' in loaded) return find('egress-default-deny', at, `the egress policy does not load: ${loaded.error.message}`)
+  const policy = loaded.value
   if (policy.network && !policy.allowlistOnly) find('egress-default-deny', at, `${path} (profile ${policy.profile}) lets through what it does not block; a sandbox needs allowlist-only egress (profile restrictive) or none`)
   if (s.egress?.profile && s.egress.profile !== policy.profile) find('egress-profile', ['egress', 'profile'], `the sandbox expects profile ${s.egress.profile}, but ${path} has ${policy.profile}`)
 }
 
-async function checkToolPolicy(s: SandboxDoc['spec'], ctx: SandboxContext, find: Find): Promise<void> {
+async function checkToolPolicy(s: SandboxDoc['spec'], ctx: SandboxContext, files: FleetFiles, find: Find): Promise<void> {
   const path = s.toolPolicy ?? TOOL_POLICY_FILE
   const at = s.toolPolicy ? ['toolPolicy'] : []
-  const found = await ctx.repo.readFile(ctx.commit, path)
+  // What `airlock change` requires of a tool policy: it loads, and denies nothing by accident.
+  const loaded = await files.load(path, (text) => requireClean(parseToolPolicy(text, path, ctx.limits)))
   // Without a tool policy every tool call is denied: only a named one that is missing is wrong.
-  if (!found) return s.toolPolicy ? find('tool-policy', at, `no tool policy at ${path}`) : undefined
-  try {
-    const findings = compileAll(parseToolPolicy(found.text, path, ctx.limits))
-    if (findings.length) find('tool-policy', at, `${path} has ${findings.length} problem(s), first: ${findingText(findings[0]!)}`)
-  } catch (error) {
-    if (!(error instanceof AirlockError)) throw error
-    find('tool-policy', at, `the tool policy does not load: ${error.message}`)
-  }
+  if (loaded.missing) return s.toolPolicy ? find('tool-policy', at, `no tool policy at ${path}`) : undefined
+  if ('error' in loaded) find('tool-policy', at, `the tool policy does not load clean: ${loaded.error.message}`)
 }
 
 function checkCapabilities(caps: {drop?: string[]; add?: string[]} | undefined, find: Find): void {
@@ -205,17 +229,16 @@ function checkCapabilities(caps: {drop?: string[]; add?: string[]} | undefined, 
   }
   const drop = new Set((caps?.drop ?? []).map(capName))
   const add = (caps?.add ?? []).map(capName)
-  const addsAll = add.includes('ALL')
+  if (add.includes('ALL')) return find('no-dangerous-capabilities', ['security', 'capabilities', 'add', add.indexOf('ALL')], `ALL grants ${FORBIDDEN_CAPABILITIES.map((c) => `CAP_${c}`).join(', ')}`)
   for (const cap of FORBIDDEN_CAPABILITIES) {
     const i = add.indexOf(cap)
-    if (addsAll) find('no-dangerous-capabilities', ['security', 'capabilities', 'add', add.indexOf('ALL')], `ALL grants CAP_${cap}`)
-    else if (i >= 0) find('no-dangerous-capabilities', ['security', 'capabilities', 'add', i], `CAP_${cap} lets the workload reach past its sandbox`)
+    if (i >= 0) find('no-dangerous-capabilities', ['security', 'capabilities', 'add', i], `CAP_${cap} lets the workload reach past its sandbox`)
     else if (RUNTIME_DEFAULT.includes(cap) && !drop.has('ALL') && !drop.has(cap)) find('no-dangerous-capabilities', ['security', 'capabilities', 'drop'], `CAP_${cap} is in the runtime's default set and is not dropped: drop ALL, then add what the job needs`)
   }
 }
 
 /** Cedar's answers to Create and Run for the principal, on the Sandbox entity built from the spec. */
-function authorize(spec: SandboxSpec, ctx: SandboxContext, image: SandboxReport['image'], find: Find): SandboxReport['authorization'] {
+async function authorize(spec: SandboxSpec, ctx: SandboxContext, image: SandboxReport['image'], find: Find): Promise<SandboxReport['authorization']> {
   const s = spec.doc.spec
   const none = {decision: 'deny' as const, reasons: [], errors: []}
   const {engine} = ctx
@@ -228,6 +251,8 @@ function authorize(spec: SandboxSpec, ctx: SandboxContext, image: SandboxReport[
     const unasked = {...none, errors: ['not evaluated: the spec has no memory limit, which the Sandbox entity requires']}
     return {Create: unasked, Run: unasked}
   }
+  // The engine is loaded already (the caller made it); its module formats entity references.
+  const {formatUid} = await import('../../control-plane/policy/engine.js')
   const uid = {type: 'AgentKernel::Sandbox', id: spec.name}
   const attrs: Record<string, unknown> = {
     name: spec.name,
@@ -252,7 +277,7 @@ function authorize(spec: SandboxSpec, ctx: SandboxContext, image: SandboxReport[
     out[action] = {decision: d.decision, reasons: d.reasons.map((r) => `${r.id} (${r.file}:${r.line})`), errors: d.errors.map((e) => `${e.id}: ${e.message}`)}
     if (d.decision === 'deny') {
       const why = d.reasons.length ? `forbidden by ${out[action].reasons.join(', ')}` : d.failedClosed ? `an evaluation error (${out[action].errors.join('; ')}) failed closed` : 'no policy permits it'
-      find(`cedar-${action.toLowerCase()}`, [], `${action} is denied for ${ctx.identity.principal.type}::"${ctx.identity.principal.id}": ${why}`)
+      find(`cedar-${action.toLowerCase()}`, [], `${action} is denied for ${formatUid(ctx.identity.principal)}: ${why}`)
     }
   }
   return out

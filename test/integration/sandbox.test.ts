@@ -28,6 +28,9 @@ beforeAll(async () => {
     join(fleet.dir, 'policies/global/sandbox-memory.cedar'),
     '@id("sandboxes-at-most-2-gib")\nforbid (principal, action in [AgentKernel::Action::"Create", AgentKernel::Action::"Run"], resource)\nunless { resource.max_memory_mb <= 2048 };\n',
   )
+  // A tool policy whose first schema no longer matches its recorded hash (kept beside the real one).
+  const tools = await readFile(join(fleet.dir, 'manifests/tool-policy.yaml'), 'utf8')
+  await writeFile(join(fleet.dir, 'manifests/tools-drifted.yaml'), tools.replace('maxLength: 4096', 'maxLength: 8192'))
   await commitChange(fleet.dir, fleet.env, 'a looser egress policy for the tests; sandboxes at most 2 GiB')
 })
 afterAll(() => fleet.cleanup())
@@ -82,6 +85,7 @@ describe('airlock sandbox check', () => {
     ['a missing egress policy', (s: Full) => ((s as Spec).egress = {policy: 'manifests/none.yaml'}), 'egress-default-deny', 'spec.egress.policy', /no egress policy at manifests\/none\.yaml/],
     ['an egress profile the policy does not have', (s: Full) => (s.egress.profile = 'moderate'), 'egress-profile', 'spec.egress.profile', /expects profile moderate, but manifests\/egress\.yaml has restrictive/],
     ['a missing tool policy', (s: Full) => (s.toolPolicy = 'manifests/tools-gone.yaml'), 'tool-policy', 'spec.toolPolicy', /no tool policy at manifests\/tools-gone\.yaml/],
+    ['a tool policy that does not load clean', (s: Full) => (s.toolPolicy = 'manifests/tools-drifted.yaml'), 'tool-policy', 'spec.toolPolicy', /does not load clean: manifests\/tools-drifted\.yaml:\d+:\d+: spec\.allow\[0\]\.schemaHash: the recorded hash/],
     ['more memory than Cedar allows', (s: Full) => (s.resources.memoryMb = 3072), 'cedar-create', 'spec', /Create is denied for AgentKernel::User::"local:operator@example\.com": forbidden by sandboxes-at-most-2-gib/],
   ])('finds %s', async (name, edit, rule, field, message) => {
     const file = await variant(name.replace(/\W+/g, '-'), edit)

@@ -277,20 +277,18 @@ export function checkTool(policy: ToolPolicy, call: {tool: string; params: unkno
   if (denied) return out('deny', `${denied.rule}${denied.reason ? ` (${denied.reason})` : ''}${policy.allowed.has(name) ? `; also in ${policy.allowed.get(name)!.rule}, deny wins` : ''}`)
   const tool = policy.allowed.get(name)
   if (!tool) return out('deny', `spec.failClosed.unknownTool: ${name} is not in spec.allow`)
-  let broken = policy.broken.get(name)
-  const validate = broken ? null : validatorOf(policy, tool)
-  if (validate && typeof validate !== 'function') broken = validate
-  if (broken) {
-    const rule = `${broken.field}: ${broken.message}${broken.code === 'SCHEMA_ERROR' ? ' (spec.failClosed.schemaError)' : ''}`
-    return out('deny', rule, broken.code === 'SCHEMA_HASH_MISMATCH' ? {hashes: {recorded: tool.schemaHash, computed: tool.computedHash}} : {})
+  // A finding about the tool (known already, or its schema failing to compile now) denies it.
+  const validate = policy.broken.get(name) ?? validatorOf(policy, tool)
+  if (typeof validate !== 'function') {
+    const rule = `${validate.field}: ${validate.message}${validate.code === 'SCHEMA_ERROR' ? ' (spec.failClosed.schemaError)' : ''}`
+    return out('deny', rule, validate.code === 'SCHEMA_HASH_MISMATCH' ? {hashes: {recorded: tool.schemaHash, computed: tool.computedHash}} : {})
   }
   if (call.bytes !== undefined && call.bytes > policy.maxParamsBytes) return out('deny', `spec.maxParamsBytes: the parameters are ${call.bytes} bytes, the limit is ${policy.maxParamsBytes}`)
   if (!params || typeof params !== 'object' || Array.isArray(params)) return out('deny', `${tool.rule}: the parameters must be a JSON object`)
   const polluting = prototypeKey(params)
   if (polluting) return out('deny', `params${polluting}: a prototype key (__proto__, constructor, prototype) is never accepted`)
-  const fn = validate as ValidateFunction
-  if (!fn(params)) {
-    const e = fn.errors![0]!
+  if (!validate(params)) {
+    const e = validate.errors![0]!
     const extra = (e.params as {additionalProperty?: string}).additionalProperty
     return out('deny', `spec.allow[${tool.index}].parameters: params${e.instancePath || ''}${extra !== undefined ? `/${extra}` : ''} ${e.message ?? 'is invalid'}${extra !== undefined ? ' (not a known parameter)' : ''}`)
   }
