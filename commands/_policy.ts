@@ -41,14 +41,14 @@ const heads = new Map<string, Promise<Head>>()
  * The repository and its HEAD commit, once HEAD's history verifies back to the trust anchor;
  * verified once per command, however many of its files (a policy, the trust) are read from it.
  */
-export function verifiedHead(flags: HeadFlags, limits: Limits): Promise<Head> {
+export function verifiedHead(flags: HeadFlags, limits: Limits, now: Date = new Date()): Promise<Head> {
   const key = `${flags.repo ?? ''}\0${flags['trust-anchor'] ?? ''}`
   let head = heads.get(key)
   if (!head) {
     head = (async () => {
       const [{findTopLevel, Repository}, {verifiedHead}] = await Promise.all([import('../control-plane/repo/repository.js'), import('../control-plane/pipeline/base.js')])
       const repo = await Repository.open(flags.repo ?? (await findTopLevel(process.cwd())))
-      return {repo, commit: await verifiedHead(repo, {...(flags['trust-anchor'] ? {anchor: flags['trust-anchor']} : {}), limits})}
+      return {repo, commit: await verifiedHead(repo, {...(flags['trust-anchor'] ? {anchor: flags['trust-anchor']} : {}), limits, now})}
     })()
     heads.set(key, head)
   }

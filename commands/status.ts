@@ -11,7 +11,7 @@ export default class Status extends AirlockCommand {
     const {args, flags} = await this.parse(Status)
     const repo = await this.repository(flags.repo)
     const [{status}, {resolveAnchor, verifyBase}] = await Promise.all([import('../control-plane/promote/status.js'), import('../control-plane/pipeline/base.js')])
-    const history = await verifyBase(repo, (await repo.base()).commit, {anchor: await resolveAnchor(repo, flags['trust-anchor']), limits: this.limits})
+    const history = await verifyBase(repo, (await repo.base()).commit, {anchor: await resolveAnchor(repo, flags['trust-anchor']), limits: this.limits, now: this.now})
     const report = {...(await status(repo, {image: args.image, limits: this.limits, unverified: history.unverified})), history: {verified: history.verified, anchor: history.anchor, problems: history.problems}}
     if (!this.jsonEnabled()) {
       const a = report.history.anchor

@@ -27,9 +27,31 @@ export type ErrorCode =
   | 'TARGET_EXISTS'
   | 'TARGET_NOT_REGULAR'
   | 'INVALID_POLICY_SOURCE'
+  /** A file under a signed folder that matches no kind of desired state. */
+  | 'UNKNOWN_KIND'
   // 1: a check failed
   | 'VERIFICATION_FAILED'
   | 'BASE_UNVERIFIED'
+  /** No trust anchor from outside the repository (--trust-anchor, AIRLOCK_TRUST_ANCHOR, git config). */
+  | 'ANCHOR_NOT_PINNED'
+  // 1: history and receipts (evidence/history.ts): each finding's code
+  | 'MALFORMED'
+  | 'KEY_NOT_VALID_AT_SIGNING'
+  | 'RECEIPT_MODIFIED'
+  | 'RECEIPT_DELETED'
+  | 'BASE_MISMATCH'
+  | 'UNSIGNED_COMMIT'
+  | 'BAD_COMMIT_SIGNATURE'
+  | 'UNTRUSTED_COMMIT_SIGNER'
+  | 'HISTORY_INCOMPLETE'
+  | 'MULTIPLE_ROOTS'
+  | 'ANCHOR_NOT_IN_HISTORY'
+  | 'UNANCHORED_PARENT'
+  | 'NOT_A_FOLDER'
+  /** Dated earlier than a parent (a signer moving its signature back into a key's validity). */
+  | 'BACKDATED'
+  /** Dated beyond the verifier's clock plus the allowed skew. */
+  | 'FUTURE_DATED'
   // 1: a signed policy bundle failed verification (issue 3's codes)
   | 'BAD_SIGNATURE'
   | 'THRESHOLD_NOT_MET'
@@ -40,6 +62,8 @@ export type ErrorCode =
   | 'SCOPE_MISMATCH'
   | 'INVALID_POLICY'
   | 'EQUAL_VERSION_CONFLICT'
+  /** A bundle living longer (expiresAt − issuedAt) than trust.yaml allows. */
+  | 'LIFETIME_EXCEEDED'
   | 'INVALID_TOKEN'
   | 'DENIED'
   // 1: an image signature did not verify (the reason is the code: IMAGE_NO_SIGNATURE, …)
@@ -120,8 +144,25 @@ const EXIT_CODES: Record<ErrorCode, 1 | 2 | 3> = {
   TARGET_EXISTS: 2,
   TARGET_NOT_REGULAR: 2,
   INVALID_POLICY_SOURCE: 2,
+  UNKNOWN_KIND: 2,
   VERIFICATION_FAILED: 1,
   BASE_UNVERIFIED: 1,
+  ANCHOR_NOT_PINNED: 1,
+  MALFORMED: 1,
+  KEY_NOT_VALID_AT_SIGNING: 1,
+  RECEIPT_MODIFIED: 1,
+  RECEIPT_DELETED: 1,
+  BASE_MISMATCH: 1,
+  UNSIGNED_COMMIT: 1,
+  BAD_COMMIT_SIGNATURE: 1,
+  UNTRUSTED_COMMIT_SIGNER: 1,
+  HISTORY_INCOMPLETE: 1,
+  MULTIPLE_ROOTS: 1,
+  ANCHOR_NOT_IN_HISTORY: 1,
+  UNANCHORED_PARENT: 1,
+  NOT_A_FOLDER: 1,
+  BACKDATED: 1,
+  FUTURE_DATED: 1,
   BAD_SIGNATURE: 1,
   THRESHOLD_NOT_MET: 1,
   UNKNOWN_KEY: 1,
@@ -131,6 +172,7 @@ const EXIT_CODES: Record<ErrorCode, 1 | 2 | 3> = {
   SCOPE_MISMATCH: 1,
   INVALID_POLICY: 1,
   EQUAL_VERSION_CONFLICT: 1,
+  LIFETIME_EXCEEDED: 1,
   INVALID_TOKEN: 1,
   DENIED: 1,
   DIGEST_MISMATCH: 1,

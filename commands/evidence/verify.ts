@@ -14,7 +14,7 @@ export default class EvidenceVerify extends AirlockCommand {
     const repo = await this.repository(flags.repo)
     const [{verifyEvidence}, {resolveAnchor}] = await Promise.all([import('../../control-plane/evidence/verify.js'), import('../../control-plane/pipeline/base.js')])
     const anchor = await resolveAnchor(repo, flags['trust-anchor'] ?? flags.since)
-    const report = await verifyEvidence(repo, {limits: this.limits, anchor})
+    const report = await verifyEvidence(repo, {limits: this.limits, anchor, now: this.now})
     if (!report.ok) this.failCheck()
     if (!this.jsonEnabled()) {
       const lines = report.problems.map((p) => `FAIL ${p.code.padEnd(24)} ${p.message}`)

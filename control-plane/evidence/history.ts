@@ -12,12 +12,11 @@ import {keyIdOf} from '../crypto/keys.js'
 import {sshVerify} from '../crypto/sshsig.js'
 import type {Limits} from '../limits.js'
 import {emptyTrust, keysFor, parseTrust} from '../manifests/load.js'
+import {LAYOUT_FOLDERS, SIGNED_FOLDERS} from '../manifests/kinds.js'
 import {EVIDENCE_DIR, TRUST_FILE, type TrustPolicy} from '../manifests/models.js'
 import {describeMode, type CommitInfo, type Repository} from '../repo/repository.js'
 import {parseReceipt, type ParsedReceipt} from './ledger.js'
 
-/** Folders whose every change must be a commit signed by a trusted evidence key (besides docs/evidence/). */
-export const SIGNED_FOLDERS = ['manifests', 'bundles', 'policies'] as const
 
 export type EvidenceProblemCode =
   | 'MALFORMED'
@@ -53,6 +52,8 @@ export interface HistoryOptions {
   /** Not pinned: the root the verified commits descend from. */
   verifiedRoot?: string | null
   limits: Limits
+  /** The verifier's reference time (the command's `now`): nothing may be dated after it plus the skew. */
+  now: Date
 }
 
 export interface HistoryReport {
@@ -133,8 +134,6 @@ async function touchesSignedFolders(repo: Repository, before: string | null, aft
   return (before ? await repo.oidInTree(before, EVIDENCE_DIR) : null) !== (await repo.oidInTree(after, EVIDENCE_DIR))
 }
 
-/** Folders that must be folders: a symbolic link there would send reads and writes outside the repository. */
-export const LAYOUT_FOLDERS = ['manifests', 'manifests/images', 'bundles', 'policies', 'docs', EVIDENCE_DIR] as const
 
 /** The first of LAYOUT_FOLDERS that is present in `tree` as something other than a folder. */
 export async function layoutProblem(repo: Repository, tree: string): Promise<string | null> {

@@ -35,7 +35,7 @@ export interface EvidenceReport {
  * `anchor` pins where trust starts (--trust-anchor, airlock.trustAnchor); without one the
  * repository's single root is the anchor, which the report says is not pinned.
  */
-export async function verifyEvidence(repo: Repository, opts: {limits: Limits; anchor?: string | null}): Promise<EvidenceReport> {
+export async function verifyEvidence(repo: Repository, opts: {limits: Limits; anchor?: string | null; now: Date}): Promise<EvidenceReport> {
   const head = await repo.head()
   if (!head.oid) throw new AirlockError('INVALID_INPUT', `${head.ref} has no commit yet`)
   const trust = await loadTrust(repo, head.oid, opts.limits)
@@ -57,7 +57,7 @@ export async function verifyEvidence(repo: Repository, opts: {limits: Limits; an
     if (problem) problems.push(problem)
   }
 
-  const history = await verifyHistory(repo, head.oid, {anchor: opts.anchor ?? null, limits: opts.limits})
+  const history = await verifyHistory(repo, head.oid, {anchor: opts.anchor ?? null, limits: opts.limits, now: opts.now})
   const seen = new Set(problems.map((p) => `${p.code}\0${p.receipt ?? ''}`))
   for (const p of history.problems) if (!p.receipt || !seen.has(`${p.code}\0${p.receipt}`)) problems.push(p)
   for (const [path, commit] of history.addedIn) {

@@ -64,12 +64,12 @@ async function readCache(repo: Repository): Promise<Cache> {
  * remembers `head` when it verifies. Never throws for a history that does not verify: the result
  * says so, and the pipeline refuses to apply on it.
  */
-export async function verifyBase(repo: Repository, head: string, opts: {anchor: string | null; limits: Limits}): Promise<BaseVerification> {
+export async function verifyBase(repo: Repository, head: string, opts: {anchor: string | null; limits: Limits; now: Date}): Promise<BaseVerification> {
   const key = `${RULES}:${opts.anchor ?? 'root'}`
   const cache = Object.fromEntries(Object.entries(await readCache(repo)).filter(([k]) => k.startsWith(`${RULES}:`)))
   const entry = cache[key]
   const tips = new Set(Array.isArray(entry?.tips) ? entry.tips.filter((t) => typeof t === 'string') : [])
-  const report = await verifyHistory(repo, head, {anchor: opts.anchor, verified: tips, verifiedRoot: typeof entry?.root === 'string' ? entry.root : null, limits: opts.limits})
+  const report = await verifyHistory(repo, head, {anchor: opts.anchor, verified: tips, verifiedRoot: typeof entry?.root === 'string' ? entry.root : null, limits: opts.limits, now: opts.now})
   if (report.ok && !tips.has(head)) {
     cache[key] = {...(opts.anchor ? {} : {root: report.anchor.commit}), tips: [head, ...tips].slice(0, CACHE_TIPS)}
     // A cache that cannot be written only costs the next run a longer walk.
@@ -93,9 +93,9 @@ export function unverifiedBase(commit: string, v: BaseVerification): AirlockErro
  * its history verifies back to the trust anchor, since a writer without keys could have put
  * anything in an unsigned commit.
  */
-export async function verifiedHead(repo: Repository, opts: {anchor?: string; limits: Limits}): Promise<string> {
+export async function verifiedHead(repo: Repository, opts: {anchor?: string; limits: Limits; now: Date}): Promise<string> {
   const {commit} = await repo.base()
-  const v = await verifyBase(repo, commit, {anchor: await resolveAnchor(repo, opts.anchor), limits: opts.limits})
+  const v = await verifyBase(repo, commit, {anchor: await resolveAnchor(repo, opts.anchor), limits: opts.limits, now: opts.now})
   if (!v.verified) throw unverifiedBase(commit, v)
   return commit
 }

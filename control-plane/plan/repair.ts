@@ -18,7 +18,7 @@
 import {link, lstat, readdir, readFile, unlink} from 'node:fs/promises'
 import {join, relative, sep} from 'node:path'
 import {AirlockError} from '../errors.js'
-import {LAYOUT_FOLDERS} from '../evidence/history.js'
+import {LAYOUT_FOLDERS} from '../manifests/kinds.js'
 import {loadImageKey} from '../crypto/keys.js'
 import {DEFAULT_LIMITS} from '../limits.js'
 import {loadTrust} from '../manifests/load.js'
@@ -94,7 +94,7 @@ export async function findRepairs(repo: Repository, now: Date): Promise<RepairFi
       const pid = tempWriter(abs)
       const st = await lstat(abs)
       if (pid !== null ? pid === process.pid || running(pid) : now.getTime() - st.mtimeMs < OLD_MS) continue
-      if (root === join(repo.dir, KEYS_DIR) && /\.key\.\d+-[0-9a-f]+\.airlock-tmp$/.test(abs)) findings.push(await pendingKey(repo, abs, rel))
+      if (root === join(repo.dir, KEYS_DIR) && /\.key\.\d+-[0-9a-f]+\.airlock-tmp$/.test(abs)) findings.push(await pendingKey(repo, abs, rel, now))
       else findings.push({kind: 'temp-file', path: rel(abs), problem: `${rel(abs)} is a temporary file of an interrupted write`, fix: 'remove it'})
     }
   }
@@ -118,12 +118,12 @@ export async function findRepairs(repo: Repository, now: Date): Promise<RepairFi
  * A new private key left under its temporary name by an interrupted `keys generate --apply`:
  * whether HEAD's trust.yaml holds it says whether its trust change was committed.
  */
-async function pendingKey(repo: Repository, abs: string, rel: (abs: string) => string): Promise<RepairFinding> {
+async function pendingKey(repo: Repository, abs: string, rel: (abs: string) => string, now: Date): Promise<RepairFinding> {
   const final = abs.replace(/\.\d+-[0-9a-f]+\.airlock-tmp$/, '')
   const keyid = await loadImageKey(abs).then((k) => k.keyid, () => null)
   const head = await repo.head().catch(() => null)
   // Only a HEAD whose history verifies says the trust change landed: anyone can push a trust.yaml.
-  const verified = head?.oid ? (await verifyBase(repo, head.oid, {anchor: await resolveAnchor(repo, undefined), limits: DEFAULT_LIMITS}).catch(() => null))?.verified : false
+  const verified = head?.oid ? (await verifyBase(repo, head.oid, {anchor: await resolveAnchor(repo, undefined), limits: DEFAULT_LIMITS, now}).catch(() => null))?.verified : false
   const trust = head?.oid && verified ? await loadTrust(repo, head.oid, DEFAULT_LIMITS).catch(() => null) : null
   const trusted = keyid !== null && Boolean(trust?.keys.some((k) => k.id === keyid))
   const taken = await lstat(final).then(() => true, () => false)
