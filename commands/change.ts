@@ -10,7 +10,7 @@ export default class Change extends AirlockCommand {
   async run(): Promise<PlanOutcome> {
     const {flags} = await this.parse(Change)
     const repo = await this.repository(flags.repo)
-    const {collectEdits} = await import('../control-plane/pipeline/desired-state.js')
+    const {collectEdits} = await import('../control-plane/changes/desired-state.js')
     return this.runChange(repo, {kind: 'change', files: await collectEdits(repo, this.limits)}, flags)
   }
 }

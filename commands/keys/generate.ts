@@ -19,7 +19,7 @@ export default class KeysGenerate extends AirlockCommand {
   async run(): Promise<PlanOutcome & {key: {id: string; publicKey: string; file: string; created: boolean}}> {
     const {args, flags} = await this.parse(KeysGenerate)
     const repo = await this.repository(flags.repo)
-    const {keyFor} = await import('../../control-plane/plan/trust-key.js')
+    const {keyFor} = await import('../../control-plane/changes/add-key.js')
     const file = join(repo.dir, 'keys', `${args.name}.key`)
     const algorithm = flags.algorithm as 'ed25519' | 'ecdsa-p256'
     const {AirlockError} = await import('../../control-plane/errors.js')

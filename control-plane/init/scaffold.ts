@@ -13,7 +13,7 @@ import {ANCHOR_CONFIG} from '../pipeline/base.js'
 import type {SignatureVerifier} from '../pipeline/draft.js'
 import {applyChange, planChange} from '../pipeline/pipeline.js'
 import {initRepository, Repository} from '../repo/repository.js'
-import {newTrustDocument, trustEntry} from '../plan/trust-key.js'
+import {newTrustDocument, trustEntry} from '../changes/add-key.js'
 
 const EXAMPLE_IMAGE = 'agent-runner'
 const EXAMPLE_REPOSITORY = 'registry.example.com/golden/agent-runner'

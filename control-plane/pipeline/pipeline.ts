@@ -21,7 +21,7 @@ import type {Repository} from '../repo/repository.js'
 import {authorizeDraft} from './authorize.js'
 import {resolveAnchor, unverifiedBase, verifyBase} from './base.js'
 import type {Base, Draft, PipelineContext, PlanInput} from './draft.js'
-import {buildChange} from './build.js'
+import {buildChange} from '../changes/index.js'
 
 /** Step 1 — the base: the branch HEAD names, its commit, and whether its history verifies. */
 export async function resolveBase(repo: Repository | null, request: ChangeRequest, ctx: PipelineContext): Promise<{base: Base; record?: BaseRecord}> {

@@ -7,7 +7,7 @@ import {loadTrust} from '../manifests/load.js'
 import {TRUST_FILE, type Role, type TrustKey} from '../manifests/models.js'
 import type {Draft} from '../pipeline/draft.js'
 import type {Repository} from '../repo/repository.js'
-import type {ChangeRequest, PlannedChange} from './plan.js'
+import type {ChangeRequest, PlannedChange} from '../plan/plan.js'
 
 export interface KeyFileResult {
   keyid: string

@@ -4,7 +4,7 @@ import {findImageByRef} from '../manifests/load.js'
 import {SIGNATURES_DIR, signaturePath, signaturePayloadPath, signatureSlot} from '../manifests/models.js'
 import type {Draft} from '../pipeline/draft.js'
 import type {Repository} from '../repo/repository.js'
-import type {ChangeRequest, PlannedChange} from './plan.js'
+import type {ChangeRequest, PlannedChange} from '../plan/plan.js'
 
 /** The git blob id `text` will have once committed. */
 export function blobId(text: string): string {

@@ -12,15 +12,15 @@ import {loadTrust, parseImage, parseTrust} from '../manifests/load.js'
 import {EGRESS_FILE, IMAGES_DIR, SANDBOXES_DIR, SIGNATURES_DIR, signaturePayloadPath, signatureSlot, TOOL_POLICY_FILE, TRUST_FILE} from '../manifests/models.js'
 import {parseToolPolicy, requireClean} from '../policy/tools/tools.js'
 import {parseSandboxSpec} from '../manifests/sandbox.js'
-import {blobId} from '../plan/signature.js'
+import {blobId} from './store-signature.js'
 import type {ChangeRequest, PlannedChange} from '../plan/plan.js'
 import {parseBundle, verifyBundle} from '../policy/bundle.js'
 import {invalidPolicy, validateTree} from '../policy/engine.js'
 import {loadPolicyTreeAt} from '../policy/repo-tree.js'
 import {repoPath} from '../repo/paths.js'
 import type {Repository} from '../repo/repository.js'
-import {kindOfPath} from './authorize.js'
-import type {Draft, Pin} from './draft.js'
+import {kindOfPath} from '../pipeline/authorize.js'
+import type {Draft, Pin} from '../pipeline/draft.js'
 
 export const CHANGE_FOLDERS = ['manifests', 'policies', 'bundles'] as const
 

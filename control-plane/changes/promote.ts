@@ -4,7 +4,7 @@ import {parseDigestRef} from '../manifests/digest.js'
 import type {ChangeRequest} from '../plan/plan.js'
 import type {Draft} from '../pipeline/draft.js'
 import type {Repository} from '../repo/repository.js'
-import {buildChannelChange, channelOf} from './channel-change.js'
+import {buildChannelChange, channelOf} from './channel.js'
 
 /** Moves an image's channel to a pinned digest, or to the digest another channel holds. */
 export async function buildPromote(repo: Repository, commit: string, req: Extract<ChangeRequest, {kind: 'promote'}>, limits: Limits): Promise<Draft> {

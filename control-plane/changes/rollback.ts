@@ -4,7 +4,7 @@ import {parseDigestRef} from '../manifests/digest.js'
 import type {ChangeRequest} from '../plan/plan.js'
 import type {Draft} from '../pipeline/draft.js'
 import type {Repository} from '../repo/repository.js'
-import {buildChannelChange, channelOf} from './channel-change.js'
+import {buildChannelChange, channelOf} from './channel.js'
 import {short} from './promote.js'
 
 /**
