@@ -1,11 +1,13 @@
 import {userInfo} from 'node:os'
 import {Command, Flags, type Interfaces} from '@oclif/core'
-import {AirlockError, asAirlockError, exitFor, toErrorJson, type Outcome} from '../control-plane/errors.js'
+import {asAirlockError, exitFor, toErrorJson, type Outcome as Exit} from '../control-plane/errors.js'
 import {DEFAULT_LIMITS, type Limits} from '../control-plane/limits.js'
 import type {Signer} from '../control-plane/crypto/keys.js'
 import type {ChangeRequest, Plan} from '../control-plane/plan/plan.js'
 import type {PipelineContext} from '../control-plane/pipeline/draft.js'
+import type {CandidateResult, Mode, Outcome, PipelineInput} from '../control-plane/pipeline/pipeline.js'
 import {identityFlags} from './_identity.js'
+import {anchorInput} from './_policy.js'
 import type {ApplyResult} from '../control-plane/plan/apply.js'
 import type {Repository} from '../control-plane/repo/repository.js'
 import type {Requester} from '../control-plane/plan/plan.js'
@@ -22,7 +24,7 @@ export function reportError(err: unknown, json: boolean): number {
   return exitFor(error)
 }
 
-export type PlanOutcome = {plan: Plan; applied: ApplyResult | null; savedTo: string | null}
+export type PlanOutcome = {outcome: Outcome['status']; plan: Plan; applied: ApplyResult | null; savedTo: string | null; found?: CandidateResult[]}
 
 export abstract class AirlockCommand extends Command {
   static override enableJsonFlag = true
@@ -31,11 +33,11 @@ export abstract class AirlockCommand extends Command {
   }
 
   /** The command's reference time, captured once and passed down. */
-  protected readonly now = new Date()
-  protected readonly limits: Limits = DEFAULT_LIMITS
+  readonly now = new Date()
+  readonly limits: Limits = DEFAULT_LIMITS
 
   /** How the command ended when it did not throw; `finally` turns it into the exit code. */
-  protected outcome: Outcome = 'ok'
+  protected outcome: Exit = 'ok'
 
   protected override async catch(err: Interfaces.CommandError): Promise<void> {
     process.exitCode = reportError(err, this.jsonEnabled())
@@ -86,7 +88,8 @@ export abstract class AirlockCommand extends Command {
 
   /**
    * What the pipeline needs from the outside world: who acts (a verified token, or the local git
-   * identity), the signature checks (platform/), the reference time and the trust anchor flag.
+   * identity), the signature checks (platform/), the reference time and where the trust anchor
+   * comes from (--trust-anchor, $AIRLOCK_TRUST_ANCHOR; git config is read by the core).
    */
   protected async pipelineContext(repo: Repository, flags: PipelineFlags): Promise<PipelineContext> {
     await this.oneShotWasm()
@@ -97,7 +100,7 @@ export abstract class AirlockCommand extends Command {
       reason: flags.reason ?? '',
       requestedBy: await this.requester(flags.actor),
       identity: await actingIdentity(flags, repo, now),
-      ...(flags['trust-anchor'] ? {anchor: flags['trust-anchor']} : {}),
+      anchor: anchorInput(flags),
       limits,
       verifier: {
         pinned: (r, commit, image, digest, trust, extra) => verifyPinned(r, commit, image, digest, trust, now, limits, extra),
@@ -106,57 +109,48 @@ export abstract class AirlockCommand extends Command {
     }
   }
 
-  /** A mutating command: the request through the pipeline, then save, apply, render. */
-  protected async runChange(repo: Repository, request: ChangeRequest, flags: PipelineFlags & {apply: boolean; out?: string; 'evidence-key'?: string}): Promise<PlanOutcome> {
-    const {planChange} = await import('../control-plane/pipeline/pipeline.js')
-    const plan = await planChange(repo, request, await this.pipelineContext(repo, flags))
-    return this.finishPlan(repo, plan, flags)
+  /** The mode the flags ask for: --apply, --out FILE, or a plan. */
+  protected mode(flags: {apply?: boolean; out?: string; 'evidence-key'?: string}): Mode {
+    if (flags.apply) return {kind: 'apply', signer: () => this.evidenceSigner(flags['evidence-key']), toolVersion: this.config.version}
+    if (flags.out) return {kind: 'save', out: flags.out}
+    return {kind: 'plan'}
   }
 
-  /** The shared tail of every mutating command: save (--out), apply (--apply), render. */
-  protected async finishPlan(repo: Repository, plan: Plan, flags: {apply: boolean; out?: string; 'evidence-key'?: string}): Promise<PlanOutcome> {
-    const {refusal, applyChange} = await import('../control-plane/pipeline/pipeline.js')
-    const refused = refusal(plan)
-    // Refused before anything is applied or saved; a plan-only run shows the plan instead.
-    if (refused && (flags.apply || flags.out)) throw refused
-    const signer = flags.apply ? await this.evidenceSigner(flags['evidence-key']) : null
-    let savedTo: string | null = null
-    if (flags.out) {
-      const [{writeFileAtomic}, {serializePlan}, {resolve}] = await Promise.all([
-        import('../control-plane/repo/files.js'),
-        import('../control-plane/plan/plan.js'),
-        import('node:path'),
-      ])
-      savedTo = resolve(flags.out)
-      await writeFileAtomic(savedTo, serializePlan(plan))
+  /** A mutating command: its input through the pipeline in the mode its flags ask for, then the outcome rendered. */
+  protected async runChange(repo: Repository, input: ChangeRequest | PipelineInput, flags: PipelineFlags & {apply?: boolean; out?: string; 'evidence-key'?: string}): Promise<PlanOutcome> {
+    const {execute} = await import('../control-plane/pipeline/pipeline.js')
+    const given = 'kind' in input ? {request: input} : input
+    return this.render(await execute(repo, given, this.mode(flags), await this.pipelineContext(repo, flags)))
+  }
+
+  /**
+   * Renders an outcome: a refusal is the error (its exit code from the one table); otherwise the
+   * plan, what was applied or where it was saved. The JSON keeps the plan, applied and savedTo.
+   */
+  protected async render(outcome: Outcome): Promise<PlanOutcome> {
+    if (outcome.status === 'refused') {
+      if (outcome.candidates) Object.assign(outcome.error.details, {found: outcome.candidates})
+      throw outcome.error
     }
-    let applied: ApplyResult | null = null
-    if (signer && plan.changes.length === 0) {
-      // Nothing to change may mean an earlier apply committed and was killed before the work
-      // tree caught up: say so rather than succeed silently over a staged revert.
-      const {unfinishedCheckout} = await import('../control-plane/plan/repair.js')
-      const [left] = await unfinishedCheckout(repo)
-      if (left) throw new AirlockError('UNCOMMITTED_CHANGES', `nothing to apply, but ${left.problem}; run \`airlock repair --apply\``, {finding: left})
-    }
-    if (signer && plan.changes.length > 0) applied = await applyChange(repo, plan, {signer, now: this.now, toolVersion: this.config.version, limits: this.limits})
+    const applied = outcome.status === 'applied' ? outcome.applied : null
+    const savedTo = outcome.status === 'saved' ? outcome.savedTo : null
     if (!this.jsonEnabled()) {
       const {renderPlan} = await import('../control-plane/plan/render.js')
-      process.stdout.write(renderPlan(plan, {color: this.color(), applied}))
-      if (savedTo) process.stdout.write(`Saved the plan to ${savedTo}; apply it with: airlock apply ${flags.out}\n`)
+      process.stdout.write(renderPlan(outcome.plan, {color: this.color(), applied}))
+      if (savedTo) process.stdout.write(`Saved the plan to ${savedTo}; apply it with: airlock apply ${savedTo}\n`)
     }
-    // A base whose history does not verify is a failed check even for a plan-only run.
-    if (refused?.code === 'BASE_UNVERIFIED') {
-      if (!this.jsonEnabled()) process.stderr.write(`airlock: ${refused.message}\n`)
+    if (outcome.status === 'planned' && outcome.checkFailed) {
+      if (!this.jsonEnabled() && outcome.refusal) process.stderr.write(`airlock: ${outcome.refusal.message}\n`)
       this.failCheck()
     }
-    return {plan, applied, savedTo}
+    return {outcome: outcome.status, plan: outcome.plan, applied, savedTo, ...(outcome.candidates ? {found: outcome.candidates} : {})}
   }
 }
 
 type PipelineFlags = {reason?: string; actor?: string; 'trust-anchor'?: string; jwt?: string; jwks?: string; issuer?: string; audience?: string; ca?: string}
 
 export const anchorFlag = {
-  'trust-anchor': Flags.string({description: 'the commit trust starts at (default: git config airlock.trustAnchor, else the one root commit)'}),
+  'trust-anchor': Flags.string({description: 'the commit trust starts at, a full commit id (default: $AIRLOCK_TRUST_ANCHOR, else git config airlock.trustAnchor, which `airlock trust pin` and `airlock init` set)'}),
 }
 
 export const planFlags = {

@@ -1,7 +1,14 @@
 import {relative, resolve} from 'node:path'
+import type {Limits} from '../control-plane/limits.js'
+import type {ResolvedHead, TrustSource} from '../control-plane/pipeline/base.js'
 import type {PolicyTree} from '../control-plane/policy/source.js'
+import type {Repository} from '../control-plane/repo/repository.js'
 
-/** Finds the policy tree: --policies, else `policies/` at the repository top (or here). */
+/**
+ * The policy tree being authored, in the work tree: --policies, else `policies/` at the
+ * repository top (or here). Only `policy validate` and `policy test` read it (they check what
+ * someone is writing); decisions read policies through `decisionPolicies`.
+ */
 export async function policyTree(flags: {policies?: string; schema?: string; repo?: string}): Promise<PolicyTree> {
   const [{findTopLevel}, {loadPolicyTree}] = await Promise.all([import('../control-plane/repo/repository.js'), import('../control-plane/policy/source.js')])
   const top = flags.repo ?? (await findTopLevel(process.cwd()).catch(() => process.cwd()))
@@ -24,69 +31,97 @@ export async function readInput(file: string, maxBytes = 4 * 1024 * 1024): Promi
   return readRegularFile(file, {maxBytes})
 }
 
-/** The trust policy from --trust, else manifests/trust.yaml at the repository top (read from disk). */
-export async function trustFromFlags(flags: {trust?: string; repo?: string}, limits: import('../control-plane/limits.js').Limits) {
-  const [{findTopLevel}, {parseTrust}] = await Promise.all([import('../control-plane/repo/repository.js'), import('../control-plane/manifests/load.js')])
-  const file = resolve(flags.trust ?? resolve(flags.repo ?? (await findTopLevel(process.cwd())), 'manifests/trust.yaml'))
-  return parseTrust(await readInput(file), displayPath(file), null, limits)
+/** What every read of trust needs from the command: its reference time and limits. */
+export interface ReadContext {
+  limits: Limits
+  now: Date
 }
 
-type Limits = import('../control-plane/limits.js').Limits
 type HeadFlags = {repo?: string; 'trust-anchor'?: string}
 
-type Head = {repo: import('../control-plane/repo/repository.js').Repository; commit: string}
-const heads = new Map<string, Promise<Head>>()
+/** --trust-anchor and $AIRLOCK_TRUST_ANCHOR (git config is read by the core). */
+export function anchorInput(flags: {'trust-anchor'?: string}) {
+  return {...(flags['trust-anchor'] !== undefined ? {flag: flags['trust-anchor']} : {}), ...(process.env.AIRLOCK_TRUST_ANCHOR ? {env: process.env.AIRLOCK_TRUST_ANCHOR} : {})}
+}
+
+export async function openRepository(dir: string | undefined): Promise<Repository> {
+  const {Repository, findTopLevel} = await import('../control-plane/repo/repository.js')
+  return Repository.open(dir ?? (await findTopLevel(process.cwd())))
+}
+
+const heads = new Map<string, Promise<ResolvedHead>>()
 
 /**
- * The repository and its HEAD commit, once HEAD's history verifies back to the trust anchor;
+ * HEAD, once its history verifies back to the pinned trust anchor (the core's one resolver);
  * verified once per command, however many of its files (a policy, the trust) are read from it.
  */
-export function verifiedHead(flags: HeadFlags, limits: Limits, now: Date = new Date()): Promise<Head> {
+export function verifiedHead(flags: HeadFlags, ctx: ReadContext): Promise<ResolvedHead> {
   const key = `${flags.repo ?? ''}\0${flags['trust-anchor'] ?? ''}`
   let head = heads.get(key)
   if (!head) {
     head = (async () => {
-      const [{findTopLevel, Repository}, {verifiedHead}] = await Promise.all([import('../control-plane/repo/repository.js'), import('../control-plane/pipeline/base.js')])
-      const repo = await Repository.open(flags.repo ?? (await findTopLevel(process.cwd())))
-      return {repo, commit: await verifiedHead(repo, {...(flags['trust-anchor'] ? {anchor: flags['trust-anchor']} : {}), limits, now})}
+      const {verifiedHead: resolveHead} = await import('../control-plane/pipeline/base.js')
+      return resolveHead(await openRepository(flags.repo), {anchor: anchorInput(flags), limits: ctx.limits, now: ctx.now})
     })()
     heads.set(key, head)
   }
   return head
 }
 
-/** Whose approval keys count: --trust FILE, else trust.yaml at the verified HEAD. */
-export async function approvalTrust(flags: HeadFlags & {trust?: string}, limits: Limits) {
-  if (flags.trust) return trustFromFlags(flags, limits)
-  const [{loadTrust}, {repo, commit}] = await Promise.all([import('../control-plane/manifests/load.js'), verifiedHead(flags, limits)])
-  return loadTrust(repo, commit, limits)
+/** The trust policy a check uses: --trust FILE (the caller's own), else trust.yaml at the verified HEAD. */
+export async function trustOf(flags: HeadFlags & {trust?: string}, ctx: ReadContext) {
+  const [{resolveTrust}, {loadTrust}] = await Promise.all([import('../control-plane/pipeline/base.js'), import('../control-plane/manifests/load.js')])
+  if (!flags.trust) {
+    const head = await verifiedHead(flags, ctx)
+    return {trust: await loadTrust(head.repo, head.commit, ctx.limits), source: head.source as TrustSource, head}
+  }
+  const file = resolve(flags.trust)
+  return resolveTrust({file: {text: await readInput(file), file: displayPath(file)}, repo: () => openRepository(flags.repo), anchor: anchorInput(flags), ...ctx})
+}
+
+/**
+ * The Cedar policies decisions are made with: --policies DIR (the caller's own), else
+ * policies/ at the verified HEAD. Never the work tree: an edit nobody signed decides nothing.
+ */
+export async function decisionPolicies(flags: HeadFlags & {policies?: string; schema?: string}, ctx: ReadContext): Promise<{tree: PolicyTree; source: TrustSource}> {
+  if (flags.policies) return {tree: await policyTree(flags), source: {kind: 'file', file: displayPath(resolve(flags.policies))}}
+  const [{loadPolicyTreeAt}, {AirlockError}] = await Promise.all([import('../control-plane/policy/repo-tree.js'), import('../control-plane/errors.js')])
+  const head = await verifiedHead(flags, ctx)
+  const tree = await loadPolicyTreeAt(head.repo, head.commit)
+  if (!tree) throw new AirlockError('INVALID_INPUT', `policies/: no policies at HEAD ${head.commit.slice(0, 12)} (pass --policies DIR)`, {file: 'policies'})
+  if (flags.schema) {
+    const {buildPolicyTree} = await import('../control-plane/policy/source.js')
+    const file = resolve(flags.schema)
+    return {tree: buildPolicyTree(tree.root, tree.policies.map((p) => ({rel: p.file.replace(/^policies\//, ''), display: p.file, text: p.text})), {file: displayPath(file), text: await readInput(file)}), source: head.source}
+  }
+  return {tree, source: head.source}
 }
 
 /**
  * A desired-state file for a check: `--policy FILE` (the caller's own file), else `path` at a
  * HEAD whose history verifies (desired state is read from the commit, never the work tree).
  */
-async function desiredStateFile(flags: HeadFlags & {policy?: string}, path: string, what: string, limits: Limits): Promise<{text: string; file: string}> {
-  if (flags.policy) return {text: await readInput(flags.policy, limits.maxFileBytes), file: flags.policy}
+async function desiredStateFile(flags: HeadFlags & {policy?: string}, path: string, what: string, ctx: ReadContext): Promise<{text: string; file: string; source: TrustSource}> {
+  if (flags.policy) return {text: await readInput(flags.policy, ctx.limits.maxFileBytes), file: flags.policy, source: {kind: 'file', file: flags.policy}}
   const {AirlockError} = await import('../control-plane/errors.js')
-  const {repo, commit} = await verifiedHead(flags, limits)
-  const found = await repo.readFile(commit, path)
+  const head = await verifiedHead(flags, ctx)
+  const found = await head.repo.readFile(head.commit, path)
   if (!found) throw new AirlockError('INVALID_INPUT', `${path}: no ${what} at HEAD (pass --policy FILE)`, {file: path})
-  return {text: found.text, file: path}
+  return {text: found.text, file: path, source: head.source}
 }
 
 /** The egress policy the egress commands work on (manifests/egress.yaml, or --policy FILE). */
-export async function egressPolicy(flags: HeadFlags & {policy?: string}, limits: Limits) {
+export async function egressPolicy(flags: HeadFlags & {policy?: string}, ctx: ReadContext) {
   const [{parseEgress}, {EGRESS_FILE}] = await Promise.all([import('../control-plane/policy/egress/egress.js'), import('../control-plane/manifests/models.js')])
-  const {text, file} = await desiredStateFile(flags, EGRESS_FILE, 'egress policy', limits)
-  return parseEgress(text, file, limits)
+  const {text, file, source} = await desiredStateFile(flags, EGRESS_FILE, 'egress policy', ctx)
+  return {policy: parseEgress(text, file, ctx.limits), source}
 }
 
 /** The tool policy the tool commands work on (manifests/tool-policy.yaml, or --policy FILE). */
-export async function toolPolicy(flags: HeadFlags & {policy?: string}, limits: Limits) {
+export async function toolPolicy(flags: HeadFlags & {policy?: string}, ctx: ReadContext) {
   const [{parseToolPolicy}, {TOOL_POLICY_FILE}] = await Promise.all([import('../control-plane/policy/tools/tools.js'), import('../control-plane/manifests/models.js')])
-  const {text, file} = await desiredStateFile(flags, TOOL_POLICY_FILE, 'tool policy', limits)
-  return parseToolPolicy(text, file, limits)
+  const {text, file, source} = await desiredStateFile(flags, TOOL_POLICY_FILE, 'tool policy', ctx)
+  return {policy: parseToolPolicy(text, file, ctx.limits), source}
 }
 
 /** The pulled-bundle cache: --cache-dir, else $XDG_CACHE_HOME/airlock/bundles (~/.cache/…). */

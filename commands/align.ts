@@ -1,6 +1,8 @@
 import {Args, Flags} from '@oclif/core'
 import type {Alignment} from '../platform/runtime/align.js'
-import {AirlockCommand} from './_base.js'
+import type {TrustSource} from '../control-plane/pipeline/base.js'
+import {AirlockCommand, anchorFlag} from './_base.js'
+import {verifiedHead} from './_policy.js'
 
 export default class Align extends AirlockCommand {
   static override summary = 'Compare the digest an image is running at with the digest its manifest pins: ALIGNED or DRIFT.'
@@ -13,15 +15,16 @@ Runtimes: podman (the container named after the image), containerd (ctr, the con
   ]
   static override args = {image: Args.string({description: 'image name (default: every image with the channel)'})}
   static override flags = {
-    repo: Flags.string({description: 'repository (default: the git repository around the working directory)'}),
+    ...anchorFlag,
     channel: Flags.string({description: 'channel whose pin the host should run', default: 'stable'}),
     runtime: Flags.string({description: 'podman | containerd | file:PATH | command:CMD', required: true}),
     timeout: Flags.string({description: 'deadline for each runtime command', default: '10s'}),
   }
 
-  async run(): Promise<{results: Alignment[]; aligned: number; drift: number; unreadable: number}> {
+  async run(): Promise<{results: Alignment[]; aligned: number; drift: number; unreadable: number; trustSource: TrustSource}> {
     const {args, flags} = await this.parse(Align)
-    const repo = await this.repository(flags.repo)
+    // The pins compared are those at a HEAD whose history verifies back to the pinned anchor.
+    const {repo, commit, source} = await verifiedHead(flags, this)
     const [{loadImage, loadImages}, {runtimeAdapter}, {alignImages}, {parseDuration}, {AirlockError}] = await Promise.all([
       import('../control-plane/manifests/load.js'),
       import('../platform/runtime/adapters.js'),
@@ -30,8 +33,7 @@ Runtimes: podman (the container named after the image), containerd (ctr, the con
       import('../control-plane/errors.js'),
     ])
     const runtime = runtimeAdapter(flags.runtime, {timeoutMs: parseDuration(flags.timeout, '--timeout'), maxFileBytes: this.limits.maxFileBytes})
-    const base = await repo.base()
-    let images = args.image ? [await loadImage(repo, base.commit, args.image, this.limits)] : await loadImages(repo, base.commit, this.limits)
+    let images = args.image ? [await loadImage(repo, commit, args.image, this.limits)] : await loadImages(repo, commit, this.limits)
     if (args.image && !images[0]!.channels[flags.channel]) {
       throw new AirlockError('UNKNOWN_CHANNEL', `--channel: image ${args.image} has no channel "${flags.channel}" (channels: ${Object.keys(images[0]!.channels).join(', ')})`, {field: '--channel'})
     }
@@ -48,6 +50,6 @@ Runtimes: podman (the container named after the image), containerd (ctr, the con
       }
     }
     if (count('DRIFT') + count('UNREADABLE') > 0) this.failCheck()
-    return {results, aligned: count('ALIGNED'), drift: count('DRIFT'), unreadable: count('UNREADABLE')}
+    return {results, aligned: count('ALIGNED'), drift: count('DRIFT'), unreadable: count('UNREADABLE'), trustSource: source}
   }
 }

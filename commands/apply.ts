@@ -1,12 +1,11 @@
 import {Args, Flags} from '@oclif/core'
-import type {ApplyResult} from '../control-plane/plan/apply.js'
-import {AirlockCommand, anchorFlag} from './_base.js'
+import {AirlockCommand, anchorFlag, type PlanOutcome} from './_base.js'
 import {identityFlags} from './_identity.js'
 
 export default class Apply extends AirlockCommand {
   static override summary = 'Apply a saved plan: the pipeline runs again on its request, and only an identical result is applied.'
   static override description =
-    'A saved plan is a proposal, not a credential. The change is computed again from the plan\'s request on the current HEAD: the base must still be the one planned on (else exit 3 STALE_PLAN) and verify back to the trust anchor, whoever applies now is authorized now, and the pinned signatures are verified now. Only if the result equals the saved plan is it applied; otherwise it is refused (exit 2 PLAN_MISMATCH) naming the fields that differ.'
+    'A saved plan is a proposal, not a credential. The change is computed again from the plan\'s request on the current HEAD: the base must still be the one planned on (else exit 3 STALE_PLAN) and verify back to the pinned trust anchor, whoever applies now is authorized now, and the pinned signatures are verified now. Only if the result equals the saved plan is it applied; otherwise it is refused (exit 2 PLAN_MISMATCH) naming the fields that differ.'
   static override examples = ['<%= config.bin %> promote agent-runner --from canary --to stable --out plan.json', '<%= config.bin %> apply plan.json']
   static override args = {plan: Args.string({description: 'plan file written by --out', required: true})}
   static override flags = {
@@ -15,17 +14,13 @@ export default class Apply extends AirlockCommand {
     'evidence-key': Flags.string({description: 'Ed25519 private key that signs the receipt and commit (default: AIRLOCK_EVIDENCE_KEY)'}),
   }
 
-  async run(): Promise<ApplyResult> {
+  async run(): Promise<PlanOutcome> {
     const {args, flags} = await this.parse(Apply)
-    const signer = await this.evidenceSigner(flags['evidence-key'])
     const {readRegularFile} = await import('../control-plane/repo/files.js')
     const text = await readRegularFile(args.plan, {maxBytes: this.limits.maxFileBytes, missingCode: 'PLAN_INVALID'})
-    const [{parsePlan}, {replan, applyChange}] = await Promise.all([import('../control-plane/plan/plan.js'), import('../control-plane/pipeline/pipeline.js')])
+    const {parsePlan} = await import('../control-plane/plan/plan.js')
     const saved = parsePlan(text, args.plan, this.limits)
     const repo = await this.repository(flags.repo)
-    const plan = await replan(repo, saved, await this.pipelineContext(repo, {...flags, reason: saved.reason}))
-    const result = await applyChange(repo, plan, {signer, now: this.now, toolVersion: this.config.version, limits: this.limits})
-    this.log(`Applied ${plan.operation}: ${plan.summary}\n  commit  ${result.commit}\n  receipt ${result.receipt}`)
-    return result
+    return this.runChange(repo, {saved}, {...flags, reason: saved.reason, apply: true})
   }
 }

@@ -2,11 +2,12 @@ import {createInterface} from 'node:readline'
 import {Flags} from '@oclif/core'
 import {AirlockError, asAirlockError, toErrorJson} from '../control-plane/errors.js'
 import type {AuthorizationRequest, EntityUid, PolicyDecision, PolicyEngine} from '../control-plane/policy/engine.js'
-import {AirlockCommand} from './_base.js'
+import {AirlockCommand, anchorFlag} from './_base.js'
 import {identityFlags, tokenIdentity} from './_identity.js'
-import {bundleCacheDir, policyTree, readInput, trustFromFlags} from './_policy.js'
+import type {TrustSource} from '../control-plane/pipeline/base.js'
+import {bundleCacheDir, decisionPolicies, readInput, trustOf} from './_policy.js'
 
-type Decision = PolicyDecision & {evaluationMs: number}
+type Decision = PolicyDecision & {evaluationMs: number; trustSource?: TrustSource}
 
 export default class Authorize extends AirlockCommand {
   static override summary = 'Evaluate one request (or one per stdin line with --batch) against the Cedar policies.'
@@ -15,7 +16,7 @@ export default class Authorize extends AirlockCommand {
     `<%= config.bin %> authorize --principal 'AgentKernel::User::"dana"' --action 'AgentKernel::Action::"Run"' --resource 'AgentKernel::Sandbox::"small"' --entities policies/tests/entities.json`,
   ]
   static override flags = {
-    policies: Flags.string({description: 'policy folder or .cedar file (default: policies/ at the repository top)'}),
+    policies: Flags.string({description: 'policy folder or .cedar file (default: policies/ at HEAD, whose history must verify back to the pinned trust anchor)'}),
     schema: Flags.string({description: 'Cedar schema (default: schema.cedarschema in the policy folder)'}),
     entities: Flags.string({description: 'entities, Cedar JSON format'}),
     principal: Flags.string({description: 'principal, e.g. AgentKernel::User::"alice"'}),
@@ -27,7 +28,8 @@ export default class Authorize extends AirlockCommand {
     ...identityFlags,
     'from-cache': Flags.boolean({description: "use the bundles pulled by `policy pull`: global + the principal's org, teams and user", default: false}),
     'cache-dir': Flags.string({description: 'with --from-cache: the bundle cache (default: ~/.cache/airlock/bundles)'}),
-    trust: Flags.string({description: 'with --from-cache: trust policy the cached bundles are verified against (default: manifests/trust.yaml at the repository top)'}),
+    trust: Flags.string({description: 'with --from-cache: trust policy file the cached bundles are verified against (default: manifests/trust.yaml at HEAD, whose history must verify)'}),
+    ...anchorFlag,
   }
 
   async run(): Promise<Decision | {decisions: number; invalid: number}> {
@@ -46,7 +48,7 @@ export default class Authorize extends AirlockCommand {
       entities = withIdentity(entities, identity)
     }
     if (flags['from-cache'] && flags.batch) throw new AirlockError('USAGE', '--from-cache chooses bundles by principal; use it without --batch', {field: '--from-cache'})
-    const tree = flags['from-cache'] ? await this.cachedTree(flags, principal ?? (flags.principal ? parseEntityUid(flags.principal, '--principal') : undefined), entities) : await policyTree(flags)
+    const {tree, source: trustSource} = flags['from-cache'] ? await this.cachedTree(flags, principal ?? (flags.principal ? parseEntityUid(flags.principal, '--principal') : undefined), entities) : await decisionPolicies(flags, this)
     const engine = PolicyEngine.create(tree, flags['fail-closed'] as 'any' | 'forbid')
     if (flags.batch) return this.batch(engine, entities, parseEntityUid, parseExactJson, principal)
 
@@ -59,7 +61,7 @@ export default class Authorize extends AirlockCommand {
       context: (await readJson(flags.context, {})) as Record<string, unknown>,
       entities,
     }
-    const decision = timed(engine, request)
+    const decision = {...timed(engine, request), trustSource}
     if (decision.decision === 'deny') this.failCheck()
     if (!this.jsonEnabled()) {
       const lines = [decision.decision.toUpperCase()]
@@ -73,10 +75,10 @@ export default class Authorize extends AirlockCommand {
   }
 
   /** The effective policy set from pulled bundles for this principal (its entity says its org and teams). */
-  private async cachedTree(flags: {'cache-dir'?: string; trust?: string; repo?: string}, principal: EntityUid | undefined, entities: unknown[]) {
+  private async cachedTree(flags: {'cache-dir'?: string; trust?: string; repo?: string; 'trust-anchor'?: string}, principal: EntityUid | undefined, entities: unknown[]) {
     if (!principal) throw new AirlockError('USAGE', '--principal (or --jwt) is required', {field: '--principal'})
     const {effectivePolicy} = await import('../control-plane/policy/hierarchy.js')
-    const trust = await trustFromFlags(flags, this.limits)
+    const {trust, source} = await trustOf(flags, this)
     const cacheDir = await bundleCacheDir(flags['cache-dir'])
     const entity = (entities as Array<{uid?: EntityUid}>).find((e) => e.uid?.type === principal.type && e.uid?.id === principal.id)
     const effective = await effectivePolicy(cacheDir, (entity ?? {uid: principal}) as {uid: EntityUid}, trust, this.now)
@@ -84,7 +86,7 @@ export default class Authorize extends AirlockCommand {
       for (const b of effective.bundles) process.stderr.write(`using ${b.scope} v${b.version}\n`)
       for (const b of effective.skipped) process.stderr.write(`not using ${b.scope}: ${b.why}\n`)
     }
-    return effective.tree
+    return {tree: effective.tree, source}
   }
 
   private async batch(

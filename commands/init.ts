@@ -22,16 +22,15 @@ export default class Init extends AirlockCommand {
       trustedRoot: join(this.config.root, 'manifests', 'sigstore', 'trusted_root.json'),
       signBundle: signImageBundle,
     })
+    const rendered = await this.render(result.outcome)
     if (!this.jsonEnabled()) {
-      const {renderPlan} = await import('../control-plane/plan/render.js')
-      process.stdout.write(renderPlan(result.plan, {color: this.color(), applied: result.applied}))
-      if (result.applied) {
+      if (rendered.applied) {
         this.log(`\nNext:\n  cd ${args.dir}\n  export AIRLOCK_EVIDENCE_KEY=keys/evidence.key\n  airlock status\n  airlock image sign agent-runner@sha256:<64 hex> --key keys/image.key --apply
-  airlock promote agent-runner --digest sha256:<64 hex> --to canary --reason "try it" --apply\n  airlock rollback agent-runner --channel canary --reason "undo" --apply\n  airlock evidence verify\n(stable takes a verified release manager: --jwt)`)
+  airlock promote agent-runner --digest sha256:<64 hex> --to canary --reason "try it" --apply\n  airlock rollback agent-runner --channel canary --reason "undo" --apply\n  airlock evidence verify\n(the trust anchor is pinned to the first commit in this clone's git config; other clones pin it with airlock trust pin ${rendered.applied.commit})\n(stable takes a verified release manager: --jwt)`)
       } else {
         this.log('(On --apply new keys are generated into keys/evidence.key and keys/image.key; the key ids shown here are a preview.)')
       }
     }
-    return {plan: result.plan, applied: result.applied, savedTo: null, dir: result.dir, keyFile: result.keyFile, imageKeyFile: result.imageKeyFile}
+    return {...rendered, dir: result.dir, keyFile: result.keyFile, imageKeyFile: result.imageKeyFile}
   }
 }

@@ -10,8 +10,9 @@ export default class Status extends AirlockCommand {
   async run(): Promise<StatusReport & {history: {verified: boolean; anchor: {commit: string | null; pinned: boolean}; problems: unknown[]}}> {
     const {args, flags} = await this.parse(Status)
     const repo = await this.repository(flags.repo)
-    const [{status}, {resolveAnchor, verifyBase}] = await Promise.all([import('../control-plane/promote/status.js'), import('../control-plane/pipeline/base.js')])
-    const history = await verifyBase(repo, (await repo.base()).commit, {anchor: await resolveAnchor(repo, flags['trust-anchor']), limits: this.limits, now: this.now})
+    const [{status}, {inspectHead}, {anchorInput}] = await Promise.all([import('../control-plane/promote/status.js'), import('../control-plane/pipeline/base.js'), import('./_policy.js')])
+    const head = await inspectHead(repo, {anchor: anchorInput(flags), limits: this.limits, now: this.now})
+    const history = head.verification
     const report = {...(await status(repo, {image: args.image, limits: this.limits, unverified: history.unverified})), history: {verified: history.verified, anchor: history.anchor, problems: history.problems}}
     if (!this.jsonEnabled()) {
       const a = report.history.anchor

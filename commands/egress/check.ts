@@ -1,5 +1,6 @@
 import {Args, Flags} from '@oclif/core'
 import type {EgressDecision} from '../../control-plane/policy/egress/egress.js'
+import type {TrustSource} from '../../control-plane/pipeline/base.js'
 import {AirlockCommand, anchorFlag} from '../_base.js'
 
 export default class EgressCheck extends AirlockCommand {
@@ -13,13 +14,13 @@ export default class EgressCheck extends AirlockCommand {
     ...anchorFlag,
   }
 
-  async run(): Promise<EgressDecision & {policy: string}> {
+  async run(): Promise<EgressDecision & {policy: string; trustSource: TrustSource}> {
     const {args, flags} = await this.parse(EgressCheck)
     const [{parseTarget, checkEgress}, {egressPolicy}] = await Promise.all([import('../../control-plane/policy/egress/egress.js'), import('../_policy.js')])
-    const policy = await egressPolicy(flags, this.limits)
+    const {policy, source} = await egressPolicy(flags, this)
     const decision = checkEgress(policy, parseTarget(args.target))
     if (decision.decision === 'deny') this.failCheck()
     this.log(`${decision.decision.toUpperCase()} ${decision.host}:${decision.port}\n  rule ${decision.rule}`)
-    return {...decision, policy: policy.file}
+    return {...decision, policy: policy.file, trustSource: source}
   }
 }

@@ -1,4 +1,5 @@
 import {Flags} from '@oclif/core'
+import type {TrustSource} from '../../control-plane/pipeline/base.js'
 import {AirlockCommand, anchorFlag} from '../_base.js'
 
 export default class EgressRender extends AirlockCommand {
@@ -14,7 +15,7 @@ export default class EgressRender extends AirlockCommand {
     resolver: Flags.string({description: 'the one DNS server the sandbox may ask (default: first nameserver in /etc/resolv.conf)'}),
   }
 
-  async run(): Promise<{ruleset: string; resolved: Record<string, string[]>; source: string; resolver: string | null}> {
+  async run(): Promise<{ruleset: string; resolved: Record<string, string[]>; source: string; resolver: string | null; trustSource: TrustSource}> {
     const {flags} = await this.parse(EgressRender)
     const [{renderNftables, domainsToResolve}, {AirlockError}, {egressPolicy, readInput}, {isIP}] = await Promise.all([
       import('../../control-plane/policy/egress/egress.js'),
@@ -22,7 +23,7 @@ export default class EgressRender extends AirlockCommand {
       import('../_policy.js'),
       import('node:net'),
     ])
-    const policy = await egressPolicy(flags, this.limits)
+    const {policy, source: trustSource} = await egressPolicy(flags, this)
     const names = domainsToResolve(policy)
     const resolved = new Map<string, string[]>()
     let source: string
@@ -48,6 +49,6 @@ export default class EgressRender extends AirlockCommand {
     if (resolver !== null && !isIP(resolver)) throw new AirlockError('USAGE', `--resolver: "${resolver}" is not an IP address`, {field: '--resolver'})
     const ruleset = renderNftables(policy, {resolved, source: `${source} at ${this.now.toISOString()}`, resolver, at: this.now})
     if (!this.jsonEnabled()) process.stdout.write(ruleset)
-    return {ruleset, resolved: Object.fromEntries(resolved), source, resolver}
+    return {ruleset, resolved: Object.fromEntries(resolved), source, resolver, trustSource}
   }
 }

@@ -1,22 +1,24 @@
 import {Args} from '@oclif/core'
 import type {ReceiptStatement} from '../../control-plane/evidence/receipt.js'
-import {AirlockCommand} from '../_base.js'
+import type {TrustSource} from '../../control-plane/pipeline/base.js'
+import {AirlockCommand, anchorFlag} from '../_base.js'
+import {verifiedHead} from '../_policy.js'
 
 export default class EvidenceShow extends AirlockCommand {
   static override summary = 'Show one receipt: its statement and whether its signatures verify against trust.yaml.'
+  static override flags = {...anchorFlag}
   static override args = {receipt: Args.string({description: 'receipt path (docs/evidence/….json) or a unique part of its name', required: true})}
 
-  async run(): Promise<{path: string; statement: ReceiptStatement; signers: string[]; problem: string | null}> {
+  async run(): Promise<{path: string; statement: ReceiptStatement; signers: string[]; problem: string | null; trustSource: TrustSource}> {
     const {args, flags} = await this.parse(EvidenceShow)
-    const repo = await this.repository(flags.repo)
+    // The receipt and the trust it is checked against, at a HEAD whose history verifies.
+    const {repo, commit: head, source} = await verifiedHead(flags, this)
     const [{listReceipts, readReceipt}, {checkReceiptSignatures}, {loadTrust}, {AirlockError}] = await Promise.all([
       import('../../control-plane/evidence/ledger.js'),
       import('../../control-plane/evidence/history.js'),
       import('../../control-plane/manifests/load.js'),
       import('../../control-plane/errors.js'),
     ])
-    const head = (await repo.head()).oid
-    if (!head) throw new AirlockError('INVALID_INPUT', 'the repository has no commit yet')
     const matches = (await listReceipts(repo, head)).filter((r) => r.path === args.receipt || r.path.includes(args.receipt))
     if (matches.length !== 1) {
       throw new AirlockError('INVALID_INPUT', `${args.receipt}: ${matches.length === 0 ? 'no receipt matches' : `${matches.length} receipts match; be more precise`}`, {receipt: args.receipt})
@@ -28,6 +30,6 @@ export default class EvidenceShow extends AirlockCommand {
       this.log(`${receipt.path}\n  signatures ${problem ? `FAILED: ${problem.message}` : `ok (${signers.map((s) => `${s.slice(0, 16)}…`).join(', ')})`}\n`)
       this.log(JSON.stringify(receipt.statement, null, 2))
     }
-    return {path: receipt.path, statement: receipt.statement, signers, problem: problem?.message ?? null}
+    return {path: receipt.path, statement: receipt.statement, signers, problem: problem?.message ?? null, trustSource: source}
   }
 }

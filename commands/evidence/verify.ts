@@ -1,31 +1,32 @@
 import {Flags} from '@oclif/core'
 import type {EvidenceReport} from '../../control-plane/evidence/verify.js'
-import {AirlockCommand} from '../_base.js'
+import {AirlockCommand, anchorFlag} from '../_base.js'
+import {anchorInput} from '../_policy.js'
 
 export default class EvidenceVerify extends AirlockCommand {
   static override summary = 'Verify every receipt, that receipts were only ever added, and the signatures of the commits that changed manifests or evidence.'
   static override flags = {
-    'trust-anchor': Flags.string({description: 'the commit trust starts at (default: git config airlock.trustAnchor, else the one root commit)'}),
+    ...anchorFlag,
     since: Flags.string({description: 'the same as --trust-anchor (for repositories that adopted airlock later)'}),
   }
 
-  async run(): Promise<EvidenceReport> {
+  async run(): Promise<EvidenceReport & {anchorFrom: string | null}> {
     const {flags} = await this.parse(EvidenceVerify)
     const repo = await this.repository(flags.repo)
-    const [{verifyEvidence}, {resolveAnchor}] = await Promise.all([import('../../control-plane/evidence/verify.js'), import('../../control-plane/pipeline/base.js')])
-    const anchor = await resolveAnchor(repo, flags['trust-anchor'] ?? flags.since)
-    const report = await verifyEvidence(repo, {limits: this.limits, anchor, now: this.now})
+    const [{verifyEvidence}, {resolveAnchor, HOW_TO_PIN}] = await Promise.all([import('../../control-plane/evidence/verify.js'), import('../../control-plane/pipeline/base.js')])
+    const anchor = await resolveAnchor(repo, anchorInput({'trust-anchor': flags['trust-anchor'] ?? flags.since}))
+    const report = await verifyEvidence(repo, {limits: this.limits, anchor: anchor.commit, now: this.now})
     if (!report.ok) this.failCheck()
     if (!this.jsonEnabled()) {
       const lines = report.problems.map((p) => `FAIL ${p.code.padEnd(24)} ${p.message}`)
       const a = report.anchor
-      lines.push(a.pinned ? `trust anchor ${a.commit?.slice(0, 12)} (pinned)` : `trust anchor ${a.commit?.slice(0, 12) ?? 'none'}: the root commit, not pinned (pass --trust-anchor or set git config airlock.trustAnchor)`)
+      lines.push(a.pinned ? `trust anchor ${a.commit} (pinned by ${anchor.from})` : `trust anchor NOT PINNED: history walked from its root ${a.commit?.slice(0, 12) ?? '(none)'} only to name other problems; ${HOW_TO_PIN}`)
       lines.push(
         `${report.ok ? 'OK' : 'FAILED'}: ${report.receipts.filter((r) => r.ok).length}/${report.receipts.length} receipts verified; ` +
           `${report.commitsWalked} commits walked, ${report.commitsSigned} signed commits checked; ${report.problems.length} problem(s).`,
       )
       this.log(lines.join('\n'))
     }
-    return report
+    return {...report, anchorFrom: anchor.from}
   }
 }

@@ -17,17 +17,16 @@ Registries that answer 401 with a Bearer challenge (Docker Hub, GHCR, Harbor, Qu
     'max-bytes': Flags.integer({description: 'largest response accepted', default: 4 * 1024 * 1024, min: 1024}),
   }
 
-  async run(): Promise<PlanOutcome & {found: Array<{layout: string; via?: string; verified: boolean; reason?: string}>}> {
+  async run(): Promise<PlanOutcome> {
     const {args, flags} = await this.parse(ImageFetchSignature)
     const repo = await this.repository(flags.repo)
-    const [{parseImageRef, RegistryClient}, {bundleFromSigTag}, {findImageByRef}, {parseDuration}, {ImageVerificationError}, {AirlockError}, {planChange}] = await Promise.all([
+    const [{parseImageRef, RegistryClient}, {bundleFromSigTag}, {findImageByRef, loadTrust, keysFor}, {parseDuration}, {ImageVerificationError}, {trustKeyObject}] = await Promise.all([
       import('../../platform/registry/client.js'),
       import('../../platform/registry/cosign.js'),
       import('../../control-plane/manifests/load.js'),
       import('../../control-plane/duration.js'),
       import('../../platform/images/verify.js'),
-      import('../../control-plane/errors.js'),
-      import('../../control-plane/pipeline/pipeline.js'),
+      import('../../platform/images/policy.js'),
     ])
     const ref = parseImageRef(args.ref)
     const base = await repo.base()
@@ -42,36 +41,28 @@ Registries that answer 401 with a Bearer challenge (Docker Hub, GHCR, Harbor, Qu
       maxBytes: flags['max-bytes'],
     })
     const found = await client.findSignatures(ref)
-    if (found.length === 0) throw new ImageVerificationError('NO_SIGNATURE', `${args.ref}: the registry holds no signature (no Sigstore bundle referrer, no ${ref.digest.replace(':', '-')}.sig tag)`, {registry: ref.registry})
-    const ctx = await this.pipelineContext(repo, flags)
-    const tried: Array<{layout: string; via?: string; verified: boolean; reason?: string}> = []
-    let lastError: Error | undefined
-    // The trusted image keys, so a converted keyed cosign v2 signature gets the hint cosign gives it.
-    const [{loadTrust, keysFor}, {trustKeyObject}] = await Promise.all([import('../../control-plane/manifests/load.js'), import('../../platform/images/policy.js')])
-    const keys = keysFor(await loadTrust(repo, (await repo.base()).commit, this.limits), 'image', this.now).map((k) => trustKeyObject(k))
-    for (const sig of found) {
-      const stored = sig.layout === 'referrer' ? {bundleText: sig.bundleText} : bundleFromSigTag(sig, keys)
-      try {
-        const plan = await planChange(repo, {
-          kind: 'store-signature',
-          operation: 'image-fetch-signature',
-          image: image.name,
-          digest: ref.digest,
-          bundle: stored.bundleText,
-          ...('payloadText' in stored ? {payload: stored.payloadText} : {}),
-          details: {registry: ref.registry, layout: sig.layout, ...(sig.layout === 'referrer' ? {via: sig.via, referrer: sig.manifest} : {tag: sig.tag})},
-        }, ctx)
-        tried.push({layout: sig.layout, ...(sig.layout === 'referrer' ? {via: sig.via} : {}), verified: true})
-        if (!this.jsonEnabled()) this.log(`Found ${found.length} signature(s); using the ${sig.layout === 'referrer' ? `OCI referrer (${sig.via})` : `cosign ${sig.tag} tag`} one, which verifies.\n`)
-        return {...(await this.finishPlan(repo, plan, flags)), found: tried}
-      } catch (error) {
-        if (!(error instanceof ImageVerificationError || (error instanceof AirlockError && error.code === 'INVALID_INPUT'))) throw error
-        tried.push({layout: sig.layout, ...(sig.layout === 'referrer' ? {via: sig.via} : {}), verified: false, reason: error instanceof ImageVerificationError ? error.reason : error.code})
-        lastError = error
+    // The base's image keys, only to give a converted keyed cosign v2 signature the hint cosign
+    // gives it; whether any candidate verifies is the pipeline's step, on a verified base.
+    const keys = keysFor(await loadTrust(repo, base.commit, this.limits), 'image', this.now).map((k) => trustKeyObject(k))
+    async function* candidates() {
+      for (const sig of found) {
+        const stored = sig.layout === 'referrer' ? {bundleText: sig.bundleText} : bundleFromSigTag(sig, keys)
+        const where = sig.layout === 'referrer' ? {via: sig.via, referrer: sig.manifest} : {tag: sig.tag}
+        yield {
+          request: {
+            kind: 'store-signature' as const,
+            operation: 'image-fetch-signature' as const,
+            image: image.name,
+            digest: ref.digest,
+            bundle: stored.bundleText,
+            ...('payloadText' in stored ? {payload: stored.payloadText} : {}),
+            details: {registry: ref.registry, layout: sig.layout, ...where},
+          },
+          describe: {layout: sig.layout, ...(sig.layout === 'referrer' ? {via: sig.via} : {})},
+        }
       }
     }
-    const e = lastError as InstanceType<typeof ImageVerificationError>
-    throw new ImageVerificationError(e.reason ?? 'SIGNATURE_ERROR', `none of the ${found.length} signature(s) in the registry verifies under the policy of ${image.name} (last: ${e.problem ?? e.message})`, {found: tried})
+    const none = () => new ImageVerificationError('NO_SIGNATURE', `${args.ref}: the registry holds no signature (no Sigstore bundle referrer, no ${ref.digest.replace(':', '-')}.sig tag)`, {registry: ref.registry})
+    return this.runChange(repo, {candidates: candidates(), none}, flags)
   }
 }
-

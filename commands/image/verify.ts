@@ -1,10 +1,11 @@
 import {Args, Flags} from '@oclif/core'
 import type {ImageSignatureResult} from '../../platform/images/verify.js'
 import type {PinnedCheck} from '../../platform/images/policy.js'
-import {AirlockCommand} from '../_base.js'
-import {readInput} from '../_policy.js'
+import {AirlockCommand, anchorFlag} from '../_base.js'
+import type {TrustSource} from '../../control-plane/pipeline/base.js'
+import {readInput, verifiedHead} from '../_policy.js'
 
-type Result = ImageSignatureResult | {results: PinnedCheck[]; verified: number; failed: number}
+type Result = (ImageSignatureResult | {results: PinnedCheck[]; verified: number; failed: number}) & {trustSource: TrustSource}
 
 export default class ImageVerify extends AirlockCommand {
   static override summary = 'Verify golden image signatures offline: a Sigstore bundle for a pinned digest, by key or by certificate identity.'
@@ -18,7 +19,7 @@ Nothing is fetched: the trusted root is manifests/sigstore/trusted_root.json (or
   ]
   static override args = {ref: Args.string({description: 'repo@sha256:<64 hex> (a tag is refused)'})}
   static override flags = {
-    repo: Flags.string({description: 'repository (default: the git repository around the working directory)'}),
+    ...anchorFlag,
     all: Flags.boolean({description: 'verify every digest pinned by every channel of every image', exclusive: ['bundle', 'key', 'certificate-identity', 'certificate-identity-regexp']}),
     bundle: Flags.string({description: 'Sigstore bundle (JSON); default: the one stored in manifests/signatures/'}),
     key: Flags.string({description: 'public key (PEM, ECDSA P-256 or Ed25519) the image must be signed with', exclusive: ['certificate-identity', 'certificate-identity-regexp']}),
@@ -33,7 +34,7 @@ Nothing is fetched: the trusted root is manifests/sigstore/trusted_root.json (or
   async run(): Promise<Result> {
     const {args, flags} = await this.parse(ImageVerify)
     if (flags.all && args.ref) throw await usage('--all verifies every pinned digest; give either REF or --all')
-    if (flags.all) return this.verifyAll(flags.repo)
+    if (flags.all) return this.verifyAll(flags)
     if (!args.ref) throw await usage('REF: give repo@sha256:<digest>, or --all')
     const [{parseDigestRef}, verify, policyMod, {AirlockError}] = await Promise.all([
       import('../../control-plane/manifests/digest.js'),
@@ -46,6 +47,7 @@ Nothing is fetched: the trusted root is manifests/sigstore/trusted_root.json (or
     const adHoc = flags.key !== undefined || identity !== undefined
     if (flags['certificate-oidc-issuer'] && !identity) throw new AirlockError('USAGE', '--certificate-oidc-issuer needs --certificate-identity or --certificate-identity-regexp', {field: '--certificate-oidc-issuer'})
     let policy: import('../../platform/images/verify.js').ImagePolicy
+    let source: TrustSource = {kind: 'file', file: flags.key ?? flags['trusted-root'] ?? '(flags)'}
     let bundleText: string
     let bundleName: string
     if (adHoc) {
@@ -56,35 +58,46 @@ Nothing is fetched: the trusted root is manifests/sigstore/trusted_root.json (or
         const problem = checkAnchoredPattern(regexp)
         if (problem) throw new AirlockError('USAGE', `--certificate-identity-regexp ${problem}`, {field: '--certificate-identity-regexp'})
       }
-      const rootFile = flags['trusted-root'] ?? (identity ? await this.defaultTrustedRoot(flags.repo) : undefined)
+      // A keyless identity needs the Sigstore trusted root: --trusted-root, else the one at the verified HEAD.
+      let trustedRoot = verify.emptyTrustedRoot()
+      if (flags['trusted-root']) trustedRoot = policyMod.parseTrustedRoot(await readInput(flags['trusted-root']), flags['trusted-root'], this.limits)
+      else if (identity) {
+        const head = await verifiedHead(flags, this)
+        const {DEFAULT_TRUSTED_ROOT} = await import('../../control-plane/manifests/models.js')
+        const found = await head.repo.readFile(head.commit, DEFAULT_TRUSTED_ROOT)
+        if (!found) throw new AirlockError('USAGE', `--trusted-root: no ${DEFAULT_TRUSTED_ROOT} at HEAD; name a trusted_root.json`, {field: '--trusted-root'})
+        trustedRoot = policyMod.parseTrustedRoot(found.text, DEFAULT_TRUSTED_ROOT, this.limits)
+        source = head.source
+      }
       policy = {
         keys: flags.key ? [await keyFromFile(verify.imageKey, flags.key)] : [],
         identities: identity ? [{issuer: flags['certificate-oidc-issuer']!, ...(regexp !== undefined ? {subjectRegExp: regexp} : {subject: identity})}] : [],
-        trustedRoot: rootFile ? policyMod.parseTrustedRoot(await readInput(rootFile), rootFile, this.limits) : verify.emptyTrustedRoot(),
+        trustedRoot,
         tlogThreshold: flags['tlog-threshold'] ?? 0,
         timestampThreshold: flags['timestamp-threshold'] ?? 0,
       }
       bundleText = await readInput(flags.bundle)
       bundleName = flags.bundle
     } else {
-      const repo = await this.repository(flags.repo)
+      // The image's own policy: its manifest, trust.yaml and signatures at the verified HEAD.
+      const {repo, commit, source: head} = await verifiedHead(flags, this)
+      source = head
       const {findImageByRef, loadTrust} = await import('../../control-plane/manifests/load.js')
-      const base = await repo.base()
-      const image = await findImageByRef(repo, base.commit, ref.repository, this.limits)
-      const trust = await loadTrust(repo, base.commit, this.limits)
+      const image = await findImageByRef(repo, commit, ref.repository, this.limits)
+      const trust = await loadTrust(repo, commit, this.limits)
       if (!flags.bundle) {
-        const {record} = await policyMod.verifyPinned(repo, base.commit, image, ref.digest, trust, this.now, this.limits)
-        return this.show(args.ref, record)
+        const {record} = await policyMod.verifyPinned(repo, commit, image, ref.digest, trust, this.now, this.limits)
+        return this.show(args.ref, record, source)
       }
-      ;({policy} = await policyMod.imagePolicy(repo, base.commit, image, trust, this.now, this.limits))
+      ;({policy} = await policyMod.imagePolicy(repo, commit, image, trust, this.now, this.limits))
       bundleText = await readInput(flags.bundle)
       bundleName = flags.bundle
     }
     const bundle = policyMod.parseJsonInput(bundleText, bundleName, this.limits)
-    return this.show(args.ref, verify.verifyImageSignature(ref.digest, bundle, policy))
+    return this.show(args.ref, verify.verifyImageSignature(ref.digest, bundle, policy), source)
   }
 
-  private show(ref: string, result: ImageSignatureResult): ImageSignatureResult {
+  private show(ref: string, result: ImageSignatureResult, trustSource: TrustSource): Result {
     if (!this.jsonEnabled()) {
       const s = result.signer
       this.log(`Verified ${ref}`)
@@ -93,25 +106,17 @@ Nothing is fetched: the trusted root is manifests/sigstore/trusted_root.json (or
       for (const e of result.tlogEntries) this.log(`  tlog entry  index ${e.logIndex}${e.integratedTime ? `, integrated ${e.integratedTime}` : ''}`)
       this.log(`  thresholds  tlog ${result.thresholds.tlog}, timestamps ${result.thresholds.timestamp} (${result.timestamps} present)`)
     }
-    return result
+    return {...result, trustSource}
   }
 
-  private async defaultTrustedRoot(repoFlag: string | undefined): Promise<string> {
-    const [{findTopLevel}, {join}, {DEFAULT_TRUSTED_ROOT}] = await Promise.all([import('../../control-plane/repo/repository.js'), import('node:path'), import('../../control-plane/manifests/models.js')])
-    const top = repoFlag ?? (await findTopLevel(process.cwd()).catch(() => null))
-    if (!top) throw await usage('--trusted-root: keyless verification outside a repository needs a trusted_root.json')
-    return join(top, DEFAULT_TRUSTED_ROOT)
-  }
-
-  private async verifyAll(repoFlag: string | undefined): Promise<Result> {
-    const repo = await this.repository(repoFlag)
+  private async verifyAll(flags: {repo?: string; 'trust-anchor'?: string}): Promise<Result> {
+    const {repo, commit, source} = await verifiedHead(flags, this)
     const [{loadImages, loadTrust}, {verifyAllPinned}] = await Promise.all([
       import('../../control-plane/manifests/load.js'),
       import('../../platform/images/policy.js'),
     ])
-    const base = await repo.base()
-    const [images, trust] = await Promise.all([loadImages(repo, base.commit, this.limits), loadTrust(repo, base.commit, this.limits)])
-    const results = await verifyAllPinned(repo, base.commit, images, trust, this.now, this.limits)
+    const [images, trust] = await Promise.all([loadImages(repo, commit, this.limits), loadTrust(repo, commit, this.limits)])
+    const results = await verifyAllPinned(repo, commit, images, trust, this.now, this.limits)
     const failed = results.filter((r) => !r.verified).length
     if (!this.jsonEnabled()) {
       for (const r of results) {
@@ -121,7 +126,7 @@ Nothing is fetched: the trusted root is manifests/sigstore/trusted_root.json (or
       this.log(`\n${results.length - failed} verified, ${failed} failed`)
     }
     if (failed) this.failCheck()
-    return {results, verified: results.length - failed, failed}
+    return {results, verified: results.length - failed, failed, trustSource: source}
   }
 }
 

@@ -22,28 +22,13 @@ export default class KeysGenerate extends AirlockCommand {
     const {keyFor} = await import('../../control-plane/changes/add-key.js')
     const file = join(repo.dir, 'keys', `${args.name}.key`)
     const algorithm = flags.algorithm as 'ed25519' | 'ecdsa-p256'
-    const {AirlockError} = await import('../../control-plane/errors.js')
-    if (algorithm !== 'ed25519' && flags.role !== 'image') {
-      throw new AirlockError('USAGE', `--algorithm ${algorithm}: only image keys may be ECDSA; evidence, policy, audit and approval signatures are Ed25519`, {field: '--algorithm'})
-    }
     const key = await keyFor(file, args.name, algorithm)
-    if (key.pem && flags.out) throw new AirlockError('USAGE', `--out: ${file} does not exist yet, and a saved plan cannot carry a new private key; run with --apply`, {field: '--out'})
     const publicKey = Buffer.from(key.publicKey).toString('base64')
     const how = key.pem ? (flags.apply ? 'New key for' : 'New key (not written; --apply writes it with the trust change) for') : 'Using'
     if (!this.jsonEnabled()) this.log(`${how} ${file}\n  key id     ${key.keyid}\n  algorithm  ${algorithm}\n  public key ${publicKey}\n`)
     const request = {kind: 'add-key' as const, name: args.name, role: flags.role as 'evidence', algorithm, publicKey, validFrom: flags['valid-from'] ?? this.now.toISOString().replace(/\.\d{3}Z$/, 'Z'), ...(flags['valid-until'] ? {validUntil: flags['valid-until']} : {})}
-    // The private key sits under a temporary name until the trust change is committed.
-    const {stagePrivateFile} = await import('../../control-plane/crypto/keyfile.js')
-    const staged = key.pem && flags.apply ? await stagePrivateFile(file, key.pem) : null
-    let outcome: PlanOutcome
-    try {
-      outcome = await this.runChange(repo, request, flags)
-    } catch (error) {
-      await staged?.discard()
-      throw error
-    }
-    if (staged && outcome.applied) await staged.commit()
-    else await staged?.discard()
+    // A new private key is a pipeline input: written only once the change trusting it is committed.
+    const outcome = await this.runChange(repo, {request, ...(key.pem ? {newKey: {file, pem: key.pem}} : {})}, flags)
     return {...outcome, key: {id: key.keyid, publicKey, file, created: Boolean(key.pem && outcome.applied)}}
   }
 }

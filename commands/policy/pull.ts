@@ -3,8 +3,9 @@ import {setTimeout as sleep} from 'node:timers/promises'
 import {Flags} from '@oclif/core'
 import {AirlockError} from '../../control-plane/errors.js'
 import type {PullReport} from '../../control-plane/policy/pull.js'
-import {AirlockCommand} from '../_base.js'
-import {bundleCacheDir, readInput, trustFromFlags} from '../_policy.js'
+import type {TrustSource} from '../../control-plane/pipeline/base.js'
+import {AirlockCommand, anchorFlag} from '../_base.js'
+import {bundleCacheDir, readInput, trustOf} from '../_policy.js'
 
 export default class PolicyPull extends AirlockCommand {
   static override summary = 'Fetch, verify and cache a scope’s policy bundle; say which policy is in effect and why.'
@@ -14,7 +15,8 @@ export default class PolicyPull extends AirlockCommand {
     server: Flags.string({description: 'bundle server URL, e.g. https://policy.internal:8443', required: true}),
     scope: Flags.string({description: 'global, org:ID, team:ORG/TEAM or user:ID', required: true}),
     ca: Flags.string({description: 'CA certificate (PEM) the server certificate must chain to'}),
-    trust: Flags.string({description: 'trust policy (default: manifests/trust.yaml at the repository top)'}),
+    trust: Flags.string({description: 'trust policy file (default: manifests/trust.yaml at HEAD, whose history must verify back to the pinned trust anchor)'}),
+    ...anchorFlag,
     'offline-mode': Flags.string({options: ['fail_closed', 'cached_with_expiry', 'cached_indefinite', 'default_policy'], default: 'fail_closed', description: 'what holds when the server cannot give a valid bundle'}),
     'max-age': Flags.string({description: 'cached_with_expiry: how long after fetching a cached bundle stays in effect', default: '24h'}),
     'cache-dir': Flags.string({description: 'bundle cache (default: ~/.cache/airlock/bundles)'}),
@@ -28,7 +30,7 @@ export default class PolicyPull extends AirlockCommand {
   /** With --watch every pull is printed as a line when it happens, not once at the end. */
   private watching = false
 
-  async run(): Promise<PullReport> {
+  async run(): Promise<PullReport & {trustSource: TrustSource}> {
     const {flags} = await this.parse(PolicyPull)
     this.watching = flags.watch
     const [{pullBundle}, {parseScope}, {parseDuration}, {loadPolicyTree}, {canonicalJson, sha256Hex}] = await Promise.all([
@@ -46,7 +48,7 @@ export default class PolicyPull extends AirlockCommand {
       throw new AirlockError('USAGE', `--server: "${flags.server}" is not a URL`, {field: '--server'})
     }
     if (server.protocol !== 'https:' && server.protocol !== 'http:') throw new AirlockError('USAGE', '--server: https:// (or http:// to a loopback test server)', {field: '--server'})
-    const trust = await trustFromFlags(flags, this.limits)
+    const {trust, source: trustSource} = await trustOf(flags, this)
     const ca = flags.ca ? await readInput(flags.ca) : undefined
     const apiKey = flags['api-key-env'] ? process.env[flags['api-key-env']] : undefined
     const cacheDir = await bundleCacheDir(flags['cache-dir'])
@@ -76,12 +78,12 @@ export default class PolicyPull extends AirlockCommand {
         defaultPolicy,
       })
       this.outcome = report.effective === 'deny-all' ? 'check_failed' : 'ok'
-      if (flags.watch && this.jsonEnabled()) process.stdout.write(`${JSON.stringify(report)}\n`)
+      if (flags.watch && this.jsonEnabled()) process.stdout.write(`${JSON.stringify({...report, trustSource})}\n`)
       else if (!this.jsonEnabled()) this.log(`${report.scope}: ${report.effective.toUpperCase()}${report.version ? ` v${report.version}` : ''} — ${report.reason}`)
       if (!flags.watch || (flags.count !== undefined && n >= flags.count)) break
       await sleep(intervalMs)
     }
-    return report
+    return {...report, trustSource}
   }
 
   protected override logJson(json: unknown): void {

@@ -1,13 +1,14 @@
 import {resolve} from 'node:path'
 import {Flags} from '@oclif/core'
 import {AirlockError} from '../../control-plane/errors.js'
-import {AirlockCommand} from '../_base.js'
-import {readInput} from '../_policy.js'
+import {AirlockCommand, anchorFlag} from '../_base.js'
+import {anchorInput, openRepository, readInput} from '../_policy.js'
 
 export default class PolicyServe extends AirlockCommand {
   static override summary = 'Serve signed policy bundles over HTTPS (GET /v1/bundles/<scope>, ETag / 304, /healthz, /readyz).'
   static override flags = {
-    bundles: Flags.string({description: 'bundle folder (default: bundles/ at the repository top)'}),
+    bundles: Flags.string({description: 'bundle folder (default: bundles/ at the newest HEAD whose history verifies back to the pinned trust anchor)'}),
+    ...anchorFlag,
     'tls-cert': Flags.string({description: 'TLS certificate (PEM)'}),
     'tls-key': Flags.string({description: 'TLS private key (PEM)'}),
     host: Flags.string({description: 'address to listen on', default: '127.0.0.1'}),
@@ -18,7 +19,7 @@ export default class PolicyServe extends AirlockCommand {
 
   async run(): Promise<{url: string}> {
     const {flags} = await this.parse(PolicyServe)
-    const [{startBundleServer}, {findTopLevel}] = await Promise.all([import('../../control-plane/policy/server.js'), import('../../control-plane/repo/repository.js')])
+    const [{startBundleServer, headSource}, {resolveAnchor, verifyBase, baseRefusal}] = await Promise.all([import('../../control-plane/policy/server.js'), import('../../control-plane/pipeline/base.js')])
     if (Boolean(flags['tls-cert']) !== Boolean(flags['tls-key'])) throw new AirlockError('USAGE', '--tls-cert and --tls-key go together', {field: '--tls-cert'})
     const tls = flags['tls-cert'] && flags['tls-key'] ? {cert: await readInput(flags['tls-cert']), key: await readInput(flags['tls-key'])} : undefined
     let apiKey: string | undefined
@@ -26,10 +27,28 @@ export default class PolicyServe extends AirlockCommand {
       apiKey = process.env[flags['api-key-env']]
       if (!apiKey) throw new AirlockError('USAGE', `--api-key-env: ${flags['api-key-env']} is not set`, {field: '--api-key-env'})
     }
-    const bundlesDir = resolve(flags.bundles ?? resolve(flags.repo ?? (await findTopLevel(process.cwd())), 'bundles'))
-    const running = await startBundleServer({bundlesDir, host: flags.host, port: flags.port, tls, insecureHttp: flags['insecure-http'], apiKey})
+    let from: string
+    let source
+    if (flags.bundles) {
+      from = resolve(flags.bundles)
+    } else {
+      // bundles/ at HEAD once its history verifies back to the pinned anchor; refused at start without one.
+      const repo = await openRepository(flags.repo)
+      const anchor = await resolveAnchor(repo, anchorInput(flags))
+      const verify = async (commit: string) => {
+        const v = await verifyBase(repo, commit, {anchor: anchor.commit, limits: this.limits, now: new Date()})
+        const refused = baseRefusal(commit, v)
+        if (refused) process.stderr.write(`airlock: not serving ${commit.slice(0, 12)}: ${refused.message}\n`)
+        return refused === null
+      }
+      const head = (await repo.base()).commit
+      if (!anchor.commit || !(await verify(head))) throw baseRefusal(head, await verifyBase(repo, head, {anchor: anchor.commit, limits: this.limits, now: this.now}))!
+      source = headSource(repo, verify)
+      from = `bundles/ at the verified HEAD of ${repo.dir}`
+    }
+    const running = await startBundleServer({...(source ? {source} : {bundlesDir: from}), host: flags.host, port: flags.port, tls, insecureHttp: flags['insecure-http'], apiKey})
     // One line saying where it listens (JSON with --json), then serve until SIGINT/SIGTERM.
-    process.stdout.write(this.jsonEnabled() ? `${JSON.stringify({url: running.url, bundles: bundlesDir})}\n` : `Serving ${bundlesDir} on ${running.url}\n`)
+    process.stdout.write(this.jsonEnabled() ? `${JSON.stringify({url: running.url, bundles: from})}\n` : `Serving ${from} on ${running.url}\n`)
     await new Promise<void>((done) => {
       const stop = () => running.close().then(done)
       process.once('SIGINT', stop)

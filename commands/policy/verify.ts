@@ -1,6 +1,7 @@
 import {Args, Flags} from '@oclif/core'
-import {AirlockCommand} from '../_base.js'
-import {readInput, trustFromFlags} from '../_policy.js'
+import type {TrustSource} from '../../control-plane/pipeline/base.js'
+import {AirlockCommand, anchorFlag} from '../_base.js'
+import {readInput, trustOf} from '../_policy.js'
 
 interface VerifyResult {
   ok: true
@@ -12,6 +13,7 @@ interface VerifyResult {
   policies: number
   signers: string[]
   digest: string
+  trustSource: TrustSource
 }
 
 export default class PolicyVerify extends AirlockCommand {
@@ -19,7 +21,8 @@ export default class PolicyVerify extends AirlockCommand {
   static override description = 'Failure codes: BAD_SIGNATURE, THRESHOLD_NOT_MET, UNKNOWN_KEY, KEY_NOT_VALID_AT_ISSUE, EXPIRED, DOWNGRADE, SCOPE_MISMATCH, INVALID_POLICY (exit 1).'
   static override args = {bundle: Args.string({description: 'bundle file', required: true})}
   static override flags = {
-    trust: Flags.string({description: 'trust policy (default: manifests/trust.yaml at the repository top)'}),
+    trust: Flags.string({description: 'trust policy file (default: manifests/trust.yaml at HEAD, whose history must verify back to the pinned trust anchor)'}),
+    ...anchorFlag,
     scope: Flags.string({description: 'the scope the bundle must be for'}),
     'min-version': Flags.integer({description: 'refuse versions below N (anti-rollback)', min: 1}),
   }
@@ -28,7 +31,7 @@ export default class PolicyVerify extends AirlockCommand {
     const {args, flags} = await this.parse(PolicyVerify)
     const {parseBundle, verifyBundle, parseScope} = await import('../../control-plane/policy/bundle.js')
     if (flags.scope) parseScope(flags.scope)
-    const trust = await trustFromFlags(flags, this.limits)
+    const {trust, source} = await trustOf(flags, this)
     const {envelope, payload} = parseBundle(await readInput(args.bundle), args.bundle)
     const verified = verifyBundle(envelope, payload, {trust, now: this.now, scope: flags.scope, minVersion: flags['min-version'], source: args.bundle})
     const result: VerifyResult = {
@@ -41,6 +44,7 @@ export default class PolicyVerify extends AirlockCommand {
       policies: payload.policies.length,
       signers: verified.signers,
       digest: verified.digest,
+      trustSource: source,
     }
     if (!this.jsonEnabled()) this.log(`Verified ${args.bundle}: ${payload.scope} v${payload.version}, ${payload.policies.length} policies, ${verified.signers.length} signature(s), expires ${payload.expiresAt}`)
     return result

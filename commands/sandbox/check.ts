@@ -1,6 +1,7 @@
 import {AirlockCommand, anchorFlag} from '../_base.js'
 import {identityFlags} from '../_identity.js'
 import type {SandboxReport} from '../../platform/sandbox/check.js'
+import type {TrustSource} from '../../control-plane/pipeline/base.js'
 
 export default class SandboxCheck extends AirlockCommand {
   static override summary = 'Check sandbox specs against the hardening baseline and the Cedar policies: pass (exit 0) or the findings (exit 1), each with its rule, file, line and field.'
@@ -12,9 +13,10 @@ Baseline: the image is a managed image's channel, or a repo@sha256: digest of a 
   static override args = {}
   static override flags = {...identityFlags, ...anchorFlag}
 
-  async run(): Promise<{passed: boolean; commit: string; sandboxes: SandboxReport[]}> {
+  async run(): Promise<{passed: boolean; commit: string; sandboxes: SandboxReport[]; trustSource: TrustSource}> {
     const {argv, flags} = await this.parse(SandboxCheck)
     await this.oneShotWasm()
+    const {isKind} = await import('../../control-plane/manifests/kinds.js')
     const [{verifiedHead, readInput}, {actingIdentity}, {loadImages, loadTrust}, {SANDBOXES_DIR}, {loadPolicyTreeAt}, {checkSandboxes}, {parseSandboxSpec}, {verifyPinned}, {AirlockError}] = await Promise.all([
       import('../_policy.js'),
       import('../_identity.js'),
@@ -27,13 +29,13 @@ Baseline: the image is a managed image's channel, or a repo@sha256: digest of a 
       import('../../control-plane/errors.js'),
     ])
     const {limits, now} = this
-    const {repo, commit} = await verifiedHead(flags, limits)
+    const {repo, commit, source} = await verifiedHead(flags, this)
     const files = argv as string[]
     const sources: Array<{file: string; text: string}> = []
     if (files.length) for (const f of files) sources.push({file: f, text: await readInput(f, limits.maxFileBytes)})
     else {
       for (const e of await repo.listDir(commit, SANDBOXES_DIR)) {
-        if (e.type === 'blob' && /\.ya?ml$/.test(e.name)) sources.push({file: e.path, text: await repo.readBlob(e.oid)})
+        if (e.type === 'blob' && isKind('SandboxSpec', e.path)) sources.push({file: e.path, text: await repo.readBlob(e.oid)})
       }
       if (!sources.length) throw new AirlockError('INVALID_INPUT', `${SANDBOXES_DIR}/: no sandbox specs at HEAD (or name SPEC files)`, {file: SANDBOXES_DIR})
     }
@@ -48,6 +50,6 @@ Baseline: the image is a managed image's channel, or a repo@sha256: digest of a 
       this.log(`${r.passed ? 'PASS' : 'FAIL'} ${r.file} (${r.name})${r.image ? `  ${r.image.repository}@${r.image.digest.slice(0, 19)}…${r.image.verified ? ' verified' : ''}` : ''}`)
       for (const f of r.findings) this.log(`  ${[f.file, f.line, f.column].filter((x) => x !== undefined).join(':')}: ${f.field || '(spec)'}: ${f.message} [${f.rule}]`)
     }
-    return {passed, commit, sandboxes}
+    return {passed, commit, sandboxes, trustSource: source}
   }
 }

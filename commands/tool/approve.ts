@@ -21,7 +21,7 @@ export default class ToolApprove extends AirlockCommand {
 
   async run(): Promise<{token: string; statement: ApprovalStatement}> {
     const {args, flags} = await this.parse(ToolApprove)
-    const [{checkTool}, {makeApproval}, {toolPolicy, approvalTrust}, {loadSigner}, {AirlockError}, {freeText}, {keysFor}] = await Promise.all([
+    const [{checkTool}, {makeApproval}, {toolPolicy, trustOf}, {loadSigner}, {AirlockError}, {freeText}, {keysFor}] = await Promise.all([
       import('../../control-plane/policy/tools/tools.js'),
       import('../../control-plane/policy/tools/approval.js'),
       import('../_policy.js'),
@@ -33,12 +33,12 @@ export default class ToolApprove extends AirlockCommand {
     const m = /^([1-9][0-9]{0,5})(s|m|h)$/.exec(flags.ttl)
     if (!m) throw new AirlockError('USAGE', `--ttl ${flags.ttl}: give seconds, minutes or hours, e.g. 90s, 15m, 2h`, {field: '--ttl'})
     const ttlMs = Number(m[1]) * {s: 1000, m: 60_000, h: 3_600_000}[m[2] as 's' | 'm' | 'h']
-    const policy = await toolPolicy(flags, this.limits)
+    const {policy} = await toolPolicy(flags, this)
     const call = {tool: args.tool, ...(await readParams(flags.params, policy))}
     const decision = checkTool(policy, call)
     if (decision.decision === 'deny') throw new AirlockError('DENIED', `${args.tool}: the policy denies this call, so it cannot be approved (rule ${decision.rule})`, {rule: decision.rule})
     const signer = await loadSigner({file: flags['approval-key'], env: process.env.AIRLOCK_APPROVAL_KEY}, 'approval')
-    const trust = await approvalTrust(flags, this.limits)
+    const {trust} = await trustOf(flags, this)
     if (!keysFor(trust, 'approval', this.now).some((k) => k.id === signer.keyid)) {
       throw new AirlockError('UNKNOWN_KEY', `key ${signer.keyid.slice(0, 12)} is not an approval key of ${trust.file} valid now; its token would not verify (airlock keys generate NAME --role approval --apply)`, {keyid: signer.keyid})
     }

@@ -1,5 +1,6 @@
 import {Args, Flags} from '@oclif/core'
 import type {ToolDecision, ToolFinding} from '../../control-plane/policy/tools/tools.js'
+import type {TrustSource} from '../../control-plane/pipeline/base.js'
 import {AirlockCommand} from '../_base.js'
 import {paramsFlag, readParams, toolPolicyFlags, warnFindings} from './_call.js'
 
@@ -20,16 +21,16 @@ A tool with approval: required, or at or above spec.approvalFrom, answers needs_
     trust: Flags.string({description: 'with --policy: the trust policy approval keys come from (default: manifests/trust.yaml at HEAD)'}),
   }
 
-  async run(): Promise<ToolDecision & {policy: string; policyHash: string; findings: ToolFinding[]}> {
+  async run(): Promise<ToolDecision & {policy: string; policyHash: string; findings: ToolFinding[]; trustSource: TrustSource}> {
     const {args, flags} = await this.parse(ToolCheck)
     const [{checkTool}, {toolPolicy}] = await Promise.all([import('../../control-plane/policy/tools/tools.js'), import('../_policy.js')])
-    const policy = await toolPolicy(flags, this.limits)
+    const {policy, source} = await toolPolicy(flags, this)
     const call = {tool: args.tool, ...(await readParams(flags.params, policy))}
     let approval
     if (flags.approval !== undefined) {
-      const [{approvalCheck}, {readInput, approvalTrust}] = await Promise.all([import('../../control-plane/policy/tools/approval.js'), import('../_policy.js')])
+      const [{approvalCheck}, {readInput, trustOf}] = await Promise.all([import('../../control-plane/policy/tools/approval.js'), import('../_policy.js')])
       const token = flags.approval.startsWith('@') ? (await readInput(flags.approval.slice(1), 64 * 1024)).trim() : flags.approval
-      approval = approvalCheck(token, await approvalTrust(flags, this.limits), this.now)
+      approval = approvalCheck(token, (await trustOf(flags, this)).trust, this.now)
     }
     const decision = checkTool(policy, call, approval)
     if (decision.decision !== 'allow') this.failCheck()
@@ -39,6 +40,6 @@ A tool with approval: required, or at or above spec.approvalFrom, answers needs_
     if (decision.decision === 'needs_approval') lines.push(`  params ${decision.paramsDigest}`, `  approve with: airlock tool approve ${decision.tool} --params …`)
     if (decision.approval) lines.push(`  approved by ${decision.approval.approvedBy} (keys ${decision.approval.keyids.map((k) => k.slice(0, 12)).join(', ')}) until ${decision.approval.expiresAt}`)
     this.log(lines.join('\n'))
-    return {...decision, policy: policy.file, policyHash: policy.hash, findings: policy.findings}
+    return {...decision, policy: policy.file, policyHash: policy.hash, findings: policy.findings, trustSource: source}
   }
 }

@@ -23,7 +23,7 @@ export default class ToolHash extends AirlockCommand {
       this.log(hash)
       return {hash}
     }
-    const policy = await toolPolicy(flags, this.limits)
+    const {policy} = await toolPolicy(flags, this)
     const tools = [...policy.allowed.values()].map((t) => ({name: t.name, recorded: t.schemaHash, computed: t.computedHash, matches: t.schemaHash === t.computedHash}))
     if (tools.some((t) => !t.matches)) this.failCheck()
     this.log(`${policy.hash}  ${policy.file}`)

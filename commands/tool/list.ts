@@ -12,7 +12,7 @@ export default class ToolList extends AirlockCommand {
   async run(): Promise<{policy: string; policyHash: string; tools: Listed[]; findings: ToolFinding[]}> {
     const {flags} = await this.parse(ToolList)
     const [{listTools, RISK_MEANING}, {toolPolicy}] = await Promise.all([import('../../control-plane/policy/tools/tools.js'), import('../_policy.js')])
-    const policy = await toolPolicy(flags, this.limits)
+    const {policy} = await toolPolicy(flags, this)
     const tools = listTools(policy).map((t) => ({name: t.name, risk: t.risk, approval: t.approval !== null, sideEffects: t.sideEffects, capabilities: t.capabilities, schemaHash: t.schemaHash, description: t.description}))
     await warnFindings(policy, this.jsonEnabled())
     const width = Math.max(4, ...tools.map((t) => t.name.length))

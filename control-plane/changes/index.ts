@@ -25,7 +25,7 @@ const CHANGE_KINDS: {[K in Exclude<Kind, 'init'>]: Builder<K>} = {
   'store-signature': ({repo, commit}, req, ctx) => buildStoreSignature(repo, commit, req, ctx.limits),
   'add-key': ({repo, commit}, req, ctx) => buildAddKey(repo, commit, req, ctx.now, ctx.limits),
   'policy-bundle': ({repo, commit}, req, ctx) => buildBundle(repo, commit, req, ctx.now, ctx.limits),
-  change: ({repo, commit}, req, ctx) => buildDesiredStateChange(repo, commit, req, ctx.now, ctx.limits),
+  change: ({repo, commit}, req, ctx) => buildDesiredStateChange(repo, commit, req, ctx.limits),
 }
 
 /** Step 2 — build the changes a request asks for, read at the base commit. */

@@ -1,5 +1,5 @@
-import {readdir, readFile} from 'node:fs/promises'
-import {join, resolve} from 'node:path'
+import {lstat, mkdir, mkdtemp, readdir, readFile, rename, rm} from 'node:fs/promises'
+import {basename, dirname, join, resolve} from 'node:path'
 import {Document} from 'yaml'
 import {AirlockError} from '../errors.js'
 import {sha256Hex} from '../crypto/digest.js'
@@ -7,11 +7,10 @@ import {generateImageKey, generateSigner, writePrivateKey, type ImageSigningKey,
 import type {Limits} from '../limits.js'
 import {DEFAULT_TRUSTED_ROOT, EGRESS_FILE, IMAGES_DIR, SANDBOXES_DIR, signaturePath, TOOL_POLICY_FILE, TRUST_FILE} from '../manifests/models.js'
 import {exampleSandbox, exampleToolPolicy} from './examples.js'
-import type {ApplyResult} from '../plan/apply.js'
-import type {Plan, Requester} from '../plan/plan.js'
+import type {Requester} from '../plan/plan.js'
 import {ANCHOR_CONFIG} from '../pipeline/base.js'
-import type {SignatureVerifier} from '../pipeline/draft.js'
-import {applyChange, planChange} from '../pipeline/pipeline.js'
+import type {PipelineContext, SignatureVerifier} from '../pipeline/draft.js'
+import {execute, type Outcome} from '../pipeline/pipeline.js'
 import {initRepository, Repository} from '../repo/repository.js'
 import {newTrustDocument, trustEntry} from '../changes/add-key.js'
 
@@ -103,14 +102,27 @@ function initFiles(signer: Signer, image: {key: ImageSigningKey; bundles: Array<
   return files.map(([path, content]) => ({path, content}))
 }
 
+/** The nearest ancestor of `dir` (itself included) that does not exist yet: what a failed init removes again. */
+async function firstMissing(dir: string): Promise<string | null> {
+  let missing: string | null = null
+  for (let d = dir; ; d = dirname(d)) {
+    if (await lstat(d).then(() => true, () => false)) return missing
+    missing = d
+    if (dirname(d) === d) return missing
+  }
+}
+
 /**
- * `airlock init DIR`: plans the scaffold; with `apply`, creates DIR, runs git init, writes a new
- * evidence key to DIR/keys/evidence.key and commits the scaffold with its signed receipt.
+ * `airlock init DIR`: plans the scaffold; with `apply`, makes the repository in a temporary
+ * folder beside DIR — git init, a new evidence key in keys/evidence.key, the scaffold committed
+ * with its signed receipt through the pipeline, the trust anchor pinned — and only then renames
+ * it into place. A run that fails (no git identity, a key that does not verify) leaves DIR, and
+ * everything above it, as it found them.
  */
 export async function scaffold(
   dirArg: string,
-  opts: {apply: boolean; now: Date; requestedBy: Requester; limits: Limits; toolVersion: string; examplePolicies: string; trustedRoot: string; signBundle: BundleSigner},
-): Promise<{dir: string; plan: Plan; applied: ApplyResult | null; keyFile: string | null; imageKeyFile: string | null}> {
+  opts: {apply: boolean; now: Date; requestedBy: Requester; limits: Limits; toolVersion: string; examplePolicies: string; trustedRoot: string; signBundle: BundleSigner; record?: PipelineContext['record']},
+): Promise<{dir: string; outcome: Outcome; keyFile: string | null; imageKeyFile: string | null}> {
   const dir = resolve(dirArg)
   const entries = await readdir(dir).catch((error: NodeJS.ErrnoException) => {
     if (error.code === 'ENOENT') return []
@@ -124,17 +136,27 @@ export async function scaffold(
   const bundles: Array<[string, string]> = []
   for (const label of ['v1', 'v2']) bundles.push([signaturePath(EXAMPLE_IMAGE, exampleDigest(label)), await opts.signBundle(EXAMPLE_REPOSITORY, exampleDigest(label), image.key)])
   const files = initFiles(signer, {key: image.key, bundles, trustedRoot: await readFile(opts.trustedRoot, 'utf8')}, opts.now, await examplePolicies(opts.examplePolicies))
-  const ctx = {now: opts.now, reason: 'airlock init', requestedBy: opts.requestedBy, identity: null, limits: opts.limits, verifier: NO_SIGNATURES}
-  const plan = await planChange(null, {kind: 'init', files, keyid: signer.keyid, imageKeyid: image.key.keyid}, ctx)
-  if (!opts.apply) return {dir, plan, applied: null, keyFile: null, imageKeyFile: null}
-  await initRepository(dir)
-  const keyFile = join(dir, 'keys', 'evidence.key')
-  const imageKeyFile = join(dir, 'keys', 'image.key')
-  await writePrivateKey(keyFile, pem)
-  await writePrivateKey(imageKeyFile, image.pem)
-  const repo = await Repository.open(dir)
-  const applied = await applyChange(repo, plan, {signer, now: opts.now, toolVersion: opts.toolVersion, limits: opts.limits})
-  // The first commit is where this fleet's trust starts: pinned for every later check.
-  await repo.setConfig(ANCHOR_CONFIG, applied.commit)
-  return {dir, plan, applied, keyFile, imageKeyFile}
+  const ctx: PipelineContext = {now: opts.now, reason: 'airlock init', requestedBy: opts.requestedBy, identity: null, anchor: {}, limits: opts.limits, verifier: NO_SIGNATURES, record: opts.record}
+  const request = {kind: 'init' as const, files, keyid: signer.keyid, imageKeyid: image.key.keyid}
+  if (!opts.apply) return {dir, outcome: await execute(null, {request}, {kind: 'plan'}, ctx), keyFile: null, imageKeyFile: null}
+  const created = await firstMissing(dirname(dir))
+  await mkdir(dirname(dir), {recursive: true})
+  const work = await mkdtemp(join(dirname(dir), `.${basename(dir)}.airlock-init-`))
+  try {
+    await initRepository(work)
+    await writePrivateKey(join(work, 'keys', 'evidence.key'), pem)
+    await writePrivateKey(join(work, 'keys', 'image.key'), image.pem)
+    const repo = await Repository.open(work)
+    const outcome = await execute(repo, {request}, {kind: 'apply', signer: async () => signer, toolVersion: opts.toolVersion}, ctx)
+    if (outcome.status !== 'applied') throw outcome.status === 'refused' ? outcome.error : new AirlockError('INTERNAL', `init ended ${outcome.status}`)
+    // The first commit is where this fleet's trust starts: pinned for every later check.
+    await repo.setConfig(ANCHOR_CONFIG, outcome.applied.commit)
+    // In place at last: a new folder, or over the empty one that was there.
+    await rename(work, dir)
+    return {dir, outcome, keyFile: join(dir, 'keys', 'evidence.key'), imageKeyFile: join(dir, 'keys', 'image.key')}
+  } catch (error) {
+    await rm(work, {recursive: true, force: true})
+    if (created) await rm(created, {recursive: true, force: true})
+    throw error
+  }
 }

@@ -2,25 +2,15 @@ import type {EntityUid} from '../policy/engine.js'
 import type {Identity} from '../identity/jwt.js'
 import type {Limits} from '../limits.js'
 import {loadTrust, parseImage} from '../manifests/load.js'
-import {EGRESS_FILE, IMAGES_DIR, SANDBOXES_DIR, TOOL_POLICY_FILE, TRUST_FILE} from '../manifests/models.js'
+import {kindOf} from '../manifests/kinds.js'
 import type {AuthorizationRecord, PlannedChange} from '../plan/plan.js'
 import {loadPolicyTreeAt} from '../policy/repo-tree.js'
 import type {Repository} from '../repo/repository.js'
 import type {Draft} from './draft.js'
 
-/** The kind of desired state a path holds: what ChangeDesiredState is asked for. */
-export function kindOfPath(path: string): string {
-  if (path === TRUST_FILE) return 'TrustPolicy'
-  if (path === EGRESS_FILE) return 'EgressPolicy'
-  if (path === TOOL_POLICY_FILE) return 'ToolPolicy'
-  if (path.startsWith(`${SANDBOXES_DIR}/`)) return 'SandboxSpec'
-  if (path.startsWith(`${IMAGES_DIR}/`)) return 'GoldenImage'
-  if (path.startsWith('manifests/signatures/')) return 'ImageSignature'
-  if (path.startsWith('manifests/sigstore/')) return 'TrustedRoot'
-  if (path.startsWith('policies/')) return 'Policy'
-  if (path.startsWith('bundles/')) return 'PolicyBundle'
-  if (path.startsWith('manifests/')) return 'Manifest'
-  return 'Repository'
+/** The Cedar resource a change to `path` is authorized as (ChangeDesiredState on its kind, from the kinds table). */
+export function resourceOfPath(path: string): string {
+  return kindOf(path)?.resource ?? 'Repository'
 }
 
 /** Channels whose pin (digest or rollback target) an image manifest change touches; all of a new or removed image's. */
@@ -52,7 +42,7 @@ function asks(draft: Draft, limits: Limits): Ask[] {
   }
   const byKind = new Map<string, Set<string>>()
   for (const c of draft.changes) {
-    const kind = kindOfPath(c.path)
+    const kind = resourceOfPath(c.path)
     const channels = byKind.get(kind) ?? new Set<string>()
     if (kind === 'GoldenImage') for (const ch of channelsTouched(c, limits)) channels.add(ch)
     byKind.set(kind, channels)

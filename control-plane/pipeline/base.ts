@@ -1,25 +1,47 @@
 /**
- * The first step of the change pipeline: the base a change is built on, and whether its history
- * verifies back to the trust anchor. Verified commits are remembered under .git/airlock/ (local
- * state a push never carries), so a later run walks only what is new.
+ * Where trust comes from, for every command: the pinned trust anchor (from outside the
+ * repository), HEAD's history verified back to it, and the trust policy, policies and manifests
+ * read at that verified HEAD, or from a file the caller names. This is the first step of the
+ * change pipeline and the one resolver every read of trust, policy or desired state goes through.
+ * Verified commits are remembered under .git/airlock/ (local state a push never carries), so a
+ * later run walks only what is new.
  */
 import {readFile} from 'node:fs/promises'
 import {join} from 'node:path'
 import {AirlockError} from '../errors.js'
 import {verifyHistory, type EvidenceProblem} from '../evidence/history.js'
 import type {Limits} from '../limits.js'
+import {loadTrust, parseTrust} from '../manifests/load.js'
+import type {TrustPolicy} from '../manifests/models.js'
 import {writeFileAtomic} from '../repo/files.js'
 import type {Repository} from '../repo/repository.js'
 
 export const ANCHOR_CONFIG = 'airlock.trustAnchor'
+export const ANCHOR_ENV = 'AIRLOCK_TRUST_ANCHOR'
 const CACHE_FILE = join('airlock', 'verified.json')
 /** Verified tips kept per anchor: each vouches for its whole history. */
 const CACHE_TIPS = 32
 /**
  * The verifier's rules, part of every cache key: tips verified under older, looser rules (a
- * malformed commit an older parser accepted) vouch for nothing once the rules change.
+ * malformed commit an older parser accepted, a backdated one) vouch for nothing once the rules
+ * change.
  */
-const RULES = 'rules-2'
+const RULES = 'rules-3'
+
+/** Where an anchor may come from: never the repository itself (a clone carries no git config). */
+export interface AnchorInput {
+  /** --trust-anchor */
+  flag?: string
+  /** $AIRLOCK_TRUST_ANCHOR, e.g. a CI variable kept outside the repository. */
+  env?: string
+}
+
+export interface Anchor {
+  /** The pinned commit; null when nothing outside the repository pins one. */
+  commit: string | null
+  /** Which of --trust-anchor, AIRLOCK_TRUST_ANCHOR, git config airlock.trustAnchor pinned it. */
+  from: '--trust-anchor' | typeof ANCHOR_ENV | typeof ANCHOR_CONFIG | null
+}
 
 export interface BaseVerification {
   verified: boolean
@@ -32,23 +54,31 @@ export interface BaseVerification {
   unverified: Set<string>
 }
 
+/** How to pin an anchor, for every message that needs one. */
+export const HOW_TO_PIN = `pin the trust anchor from outside the repository: \`airlock trust pin COMMIT\` (git config ${ANCHOR_CONFIG}, after comparing its key fingerprints with what you were given), --trust-anchor COMMIT, or ${ANCHOR_ENV}=COMMIT in CI`
+
 /**
- * Where trust starts: `--trust-anchor`, else `airlock.trustAnchor` from git config, else null
- * (the repository's single root). A given anchor must name a commit.
+ * Where trust starts: --trust-anchor, else $AIRLOCK_TRUST_ANCHOR, else `airlock.trustAnchor`
+ * from the local git config; else none (not pinned). A writer of the repository controls its
+ * refs and could make an abbreviated id ambiguous, so an anchor is a full commit id, and it must
+ * be a commit of this repository.
  */
-export async function resolveAnchor(repo: Repository, flag: string | undefined): Promise<string | null> {
-  const given = flag ?? (await repo.config(ANCHOR_CONFIG))
-  if (given === undefined || given === '') return null
-  const field = flag !== undefined ? '--trust-anchor' : ANCHOR_CONFIG
-  const oid = await repo.resolveRevision(given)
-  if (!oid) throw new AirlockError('INVALID_INPUT', `${field}: ${given} is not a commit of this repository`, {field})
+export async function resolveAnchor(repo: Repository, input: AnchorInput): Promise<Anchor> {
+  const config = input.flag === undefined && !input.env ? await repo.config(ANCHOR_CONFIG) : undefined
+  const [given, from]: [string | undefined, Anchor['from']] =
+    input.flag !== undefined ? [input.flag, '--trust-anchor'] : input.env ? [input.env, ANCHOR_ENV] : config ? [config, ANCHOR_CONFIG] : [undefined, null]
+  if (given === undefined || from === null) return {commit: null, from: null}
+  const oid = given.trim()
+  if (!/^[0-9a-f]{40}$/.test(oid)) {
+    throw new AirlockError('INVALID_INPUT', `${from}: "${given}" is not a full commit id (40 hex digits); a branch, tag or abbreviated id is something a writer of the repository can move (airlock trust pin REV resolves one for you)`, {field: from})
+  }
   await repo.readCommit(oid).catch((error: Error) => {
-    throw new AirlockError('INVALID_INPUT', `${field}: ${given}: ${error.message}`, {field})
+    throw new AirlockError('INVALID_INPUT', `${from}: ${oid} is not a commit of this repository (${error.message})`, {field: from})
   })
-  return oid
+  return {commit: oid, from}
 }
 
-type Cache = Record<string, {root?: string | null; tips: string[]}>
+type Cache = Record<string, {tips: string[]}>
 
 async function readCache(repo: Repository): Promise<Cache> {
   try {
@@ -62,24 +92,29 @@ async function readCache(repo: Repository): Promise<Cache> {
 /**
  * Verifies the history of `head` from the anchor, walking only what was not verified before, and
  * remembers `head` when it verifies. Never throws for a history that does not verify: the result
- * says so, and the pipeline refuses to apply on it.
+ * says so, and the pipeline refuses to apply on it. Without a pinned anchor nothing verifies
+ * (the history is still walked from its root, so the other problems are named).
  */
 export async function verifyBase(repo: Repository, head: string, opts: {anchor: string | null; limits: Limits; now: Date}): Promise<BaseVerification> {
-  const key = `${RULES}:${opts.anchor ?? 'root'}`
+  const key = opts.anchor ? `${RULES}:${opts.anchor}` : null
   const cache = Object.fromEntries(Object.entries(await readCache(repo)).filter(([k]) => k.startsWith(`${RULES}:`)))
-  const entry = cache[key]
+  const entry = key ? cache[key] : undefined
   const tips = new Set(Array.isArray(entry?.tips) ? entry.tips.filter((t) => typeof t === 'string') : [])
-  const report = await verifyHistory(repo, head, {anchor: opts.anchor, verified: tips, verifiedRoot: typeof entry?.root === 'string' ? entry.root : null, limits: opts.limits, now: opts.now})
-  if (report.ok && !tips.has(head)) {
-    cache[key] = {...(opts.anchor ? {} : {root: report.anchor.commit}), tips: [head, ...tips].slice(0, CACHE_TIPS)}
+  const report = await verifyHistory(repo, head, {anchor: opts.anchor, verified: tips, limits: opts.limits, now: opts.now})
+  if (key && report.ok && !tips.has(head)) {
+    cache[key] = {tips: [head, ...tips].slice(0, CACHE_TIPS)}
     // A cache that cannot be written only costs the next run a longer walk.
     await writeFileAtomic(join(repo.gitdir, CACHE_FILE), `${JSON.stringify(cache)}\n`).catch(() => {})
   }
   return {verified: report.ok, anchor: report.anchor, walked: report.walked, problems: report.problems.slice(0, 20), unverified: report.unverified}
 }
 
-/** The refusal for an unverified base, naming the first commit that does not verify. */
-export function unverifiedBase(commit: string, v: BaseVerification): AirlockError {
+/** Why nothing may be built on, signed on or believed from `commit`: no pinned anchor, or a history that does not verify. */
+export function baseRefusal(commit: string, v: Pick<BaseVerification, 'verified' | 'anchor' | 'problems'>): AirlockError | null {
+  if (!v.anchor.pinned) {
+    return new AirlockError('ANCHOR_NOT_PINNED', `no trust anchor is pinned for this clone, so nothing in it is trusted yet; ${HOW_TO_PIN}`, {commit, anchor: v.anchor, problems: v.problems})
+  }
+  if (v.verified) return null
   const first = v.problems[0]
   return new AirlockError(
     'BASE_UNVERIFIED',
@@ -88,14 +123,45 @@ export function unverifiedBase(commit: string, v: BaseVerification): AirlockErro
   )
 }
 
+/** Where what a command trusts came from; `--json` prints it as `trustSource`. */
+export type TrustSource =
+  | {kind: 'head'; branch: string; commit: string; verified: boolean; anchor: {commit: string | null; pinned: boolean; from: Anchor['from']}}
+  | {kind: 'file'; file: string}
+
+export interface ResolvedHead {
+  repo: Repository
+  branch: string
+  commit: string
+  verification: BaseVerification
+  source: Extract<TrustSource, {kind: 'head'}>
+}
+
+/** HEAD and what its history verification says (for read-only views, which show it). */
+export async function inspectHead(repo: Repository, opts: {anchor: AnchorInput; limits: Limits; now: Date}): Promise<ResolvedHead> {
+  const {branch, commit} = await repo.base()
+  const anchor = await resolveAnchor(repo, opts.anchor)
+  const verification = await verifyBase(repo, commit, {anchor: anchor.commit, limits: opts.limits, now: opts.now})
+  return {repo, branch, commit, verification, source: {kind: 'head', branch, commit, verified: verification.verified, anchor: {...verification.anchor, from: anchor.from}}}
+}
+
 /**
- * HEAD's commit, for checks that read desired state (egress, tool and sandbox checks): only when
- * its history verifies back to the trust anchor, since a writer without keys could have put
- * anything in an unsigned commit.
+ * HEAD, only when its history verifies back to the pinned anchor: trust.yaml, policies, bundles
+ * and manifests are read nowhere else (a writer without keys could have put anything in an
+ * unsigned commit, or in a root a fresh clone takes as its own).
  */
-export async function verifiedHead(repo: Repository, opts: {anchor?: string; limits: Limits; now: Date}): Promise<string> {
-  const {commit} = await repo.base()
-  const v = await verifyBase(repo, commit, {anchor: await resolveAnchor(repo, opts.anchor), limits: opts.limits, now: opts.now})
-  if (!v.verified) throw unverifiedBase(commit, v)
-  return commit
+export async function verifiedHead(repo: Repository, opts: {anchor: AnchorInput; limits: Limits; now: Date}): Promise<ResolvedHead> {
+  const head = await inspectHead(repo, opts)
+  const refused = baseRefusal(head.commit, head.verification)
+  if (refused) throw refused
+  return head
+}
+
+/**
+ * The trust policy a check uses: the caller's own file (`--trust FILE`, read by the command), or
+ * trust.yaml at a verified HEAD. Nothing else: never the work tree, never an unverified commit.
+ */
+export async function resolveTrust(opts: {file?: {text: string; file: string}; repo: () => Promise<Repository>; anchor: AnchorInput; limits: Limits; now: Date}): Promise<{trust: TrustPolicy; source: TrustSource; head: ResolvedHead | null}> {
+  if (opts.file) return {trust: parseTrust(opts.file.text, opts.file.file, null, opts.limits), source: {kind: 'file', file: opts.file.file}, head: null}
+  const head = await verifiedHead(await opts.repo(), opts)
+  return {trust: await loadTrust(head.repo, head.commit, opts.limits), source: head.source, head}
 }

@@ -3,6 +3,7 @@ import type {Limits} from '../limits.js'
 import type {GoldenImage, TrustPolicy} from '../manifests/models.js'
 import type {PlannedChange, Plan, Requester, SignatureVerification, Subject} from '../plan/plan.js'
 import type {Repository} from '../repo/repository.js'
+import type {AnchorInput} from './base.js'
 
 /** A file a plan was computed from, with its blob id at the base commit (null: absent). */
 export interface PlanInput {
@@ -57,8 +58,10 @@ export interface PipelineContext {
   requestedBy: Requester
   /** Who acts now (null only for init, before any policy exists). */
   identity: Identity | null
-  /** --trust-anchor, when given. */
-  anchor?: string
+  /** Where the trust anchor comes from: --trust-anchor, $AIRLOCK_TRUST_ANCHOR (else git config). */
+  anchor: AnchorInput
   limits: Limits
   verifier: SignatureVerifier
+  /** The record step's sink: it sees every outcome, refusals included (the audit log's writer). */
+  record?: (outcome: import('./pipeline.js').Outcome) => Promise<void>
 }

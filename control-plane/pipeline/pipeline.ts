@@ -2,36 +2,67 @@
  * The one change pipeline (DESIGN.md). Every change — promote, rollback, image signatures, keys,
  * policy bundles, init, hand edits — takes the same ordered path:
  *
- *   resolve + verify base → build changes → authorize → verify signatures → evidence
- *   requirements → seal → apply (CAS commit + receipt) → record
+ *   resolve + verify base → build changes → validate (kinds) → authorize → verify signatures
+ *     → evidence requirements → seal → apply (CAS commit + receipt) → record
  *
- * Each step is a function of typed input and output that refuses with a typed AirlockError. A
- * saved plan is a proposal: applying it runs the pipeline again on its request and applies only
- * what that run computes, and only if it equals the saved plan.
+ * `execute(input, mode)` owns the whole run and returns a typed outcome — planned, saved,
+ * applied, refused (with the reason), noop — and `record` sees every outcome, refusals included.
+ * Commands map flags to a mode and render the outcome. A saved plan is a proposal: applying it
+ * runs the pipeline again on its request and applies only what that run computes, and only if
+ * it equals the saved plan.
  */
+import {resolve} from 'node:path'
 import {freeText, identityText} from '../identity/text.js'
-import {AirlockError} from '../errors.js'
+import {AirlockError, asAirlockError} from '../errors.js'
 import {canonicalJson} from '../crypto/digest.js'
+import {stagePrivateFile} from '../crypto/keyfile.js'
+import type {Signer} from '../crypto/keys.js'
 import {receiptPathFor} from '../evidence/receipt.js'
-import {keysFor, loadTrust, parseTrust} from '../manifests/load.js'
-import {ROLES, TRUST_FILE, type TrustPolicy} from '../manifests/models.js'
-import {applyPlan, type ApplyContext, type ApplyResult} from '../plan/apply.js'
-import {sealPlan, type AuthorizationRecord, type BaseRecord, type ChangeRequest, type Plan, type SignatureVerification} from '../plan/plan.js'
+import {inSignedFolder, requireKind, type KindContext} from '../manifests/kinds.js'
+import {loadTrust} from '../manifests/load.js'
+import {TRUST_FILE} from '../manifests/models.js'
+import {applyPlan, staleness, type ApplyResult} from '../plan/apply.js'
+import {sealPlan, serializePlan, type AuthorizationRecord, type BaseRecord, type ChangeRequest, type Plan, type SignatureVerification} from '../plan/plan.js'
+import {unfinishedCheckout} from '../plan/repair.js'
+import {writeFileAtomic} from '../repo/files.js'
 import type {Repository} from '../repo/repository.js'
-import {authorizeDraft} from './authorize.js'
-import {resolveAnchor, unverifiedBase, verifyBase} from './base.js'
-import type {Base, Draft, PipelineContext, PlanInput} from './draft.js'
 import {buildChange} from '../changes/index.js'
+import {authorizeDraft} from './authorize.js'
+import {baseRefusal, resolveAnchor, verifyBase} from './base.js'
+import type {Base, Draft, PipelineContext, PlanInput} from './draft.js'
 
-/** Step 1 — the base: the branch HEAD names, its commit, and whether its history verifies. */
+/** Step 1 — the base: the branch HEAD names, its commit, and whether its history verifies from the pinned anchor. */
 export async function resolveBase(repo: Repository | null, request: ChangeRequest, ctx: PipelineContext): Promise<{base: Base; record?: BaseRecord}> {
   if (request.kind === 'init') return {base: {branch: 'refs/heads/main', commit: null}}
   if (!repo) throw new AirlockError('NOT_A_REPOSITORY', 'this change needs a repository')
   const head = await repo.head()
   if (!head.oid) throw new AirlockError('INVALID_INPUT', `${head.ref} has no commit yet; nothing to plan against`, {branch: head.ref})
   const anchor = await resolveAnchor(repo, ctx.anchor)
-  const v = await verifyBase(repo, head.oid, {anchor, limits: ctx.limits, now: ctx.now})
+  const v = await verifyBase(repo, head.oid, {anchor: anchor.commit, limits: ctx.limits, now: ctx.now})
   return {base: {branch: head.ref, commit: head.oid}, record: {verified: v.verified, anchor: v.anchor, problems: v.problems}}
+}
+
+/**
+ * Step 2b — validate: every file the change writes is a known kind of desired state, checked as
+ * its loader checks it (whatever kind of change wrote it), and none the kind forbids is deleted.
+ */
+async function validate(repo: Repository | null, base: Base, draft: Draft, ctx: PipelineContext): Promise<void> {
+  if (!repo || base.commit === null || draft.changes.length === 0) return
+  const files = new Map(draft.changes.map((c) => [c.path, c.after]))
+  const kctx: KindContext = {limits: ctx.limits, now: ctx.now, files, base: {repo, commit: base.commit, trust: await loadTrust(repo, base.commit, ctx.limits)}}
+  const together = new Map<NonNullable<ReturnType<typeof requireKind>['checkTogether']>, string[]>()
+  for (const change of draft.changes) {
+    if (!inSignedFolder(change.path)) throw new AirlockError('USAGE', `${change.path}: a change writes desired state only (manifests/, policies/, bundles/)`, {file: change.path})
+    const kind = requireKind(change.path)
+    if (!kind.editable) throw new AirlockError('INVALID_INPUT', `${change.path}: a ${kind.kind} is written only by airlock's apply, never by a change`, {file: change.path})
+    if (change.after === null) {
+      if (!kind.deletable) throw new AirlockError('INVALID_INPUT', `${change.path}: a change may not delete the ${kind.kind}`, {file: change.path})
+      continue
+    }
+    await kind.check?.(change.after, change.path, kctx)
+    if (kind.checkTogether) together.set(kind.checkTogether, [...(together.get(kind.checkTogether) ?? []), change.path])
+  }
+  for (const [check, paths] of together) await check(paths, kctx)
 }
 
 /** Step 3 — authorize whoever acts now, with the base's own policies. */
@@ -44,34 +75,10 @@ async function authorize(repo: Repository | null, base: Base, draft: Draft, ctx:
 }
 
 /**
- * A trust policy every later change can still be checked against: parsable, and for each role
- * in use a threshold that the keys valid now can meet (evidence always: without it nothing can
- * be signed again).
- */
-export function checkTrustSatisfiable(trust: TrustPolicy, now: Date): void {
-  for (const role of ROLES) {
-    const valid = keysFor(trust, role, now).length
-    const listed = trust.keys.some((k) => k.roles.includes(role))
-    if ((role === 'evidence' || listed) && trust.thresholds[role] > valid) {
-      throw new AirlockError('INVALID_INPUT', `${TRUST_FILE}: spec.thresholds.${role}: ${trust.thresholds[role]} signatures needed but only ${valid} ${role} key(s) are valid now; no set of keys could meet it`, {
-        file: TRUST_FILE,
-        field: `spec.thresholds.${role}`,
-      })
-    }
-  }
-}
-
-/**
  * Step 4 — verify: every digest the change would newly pin has a signature that verifies under
- * the image's policy and the *base's* trust (a key the change itself adds vouches for nothing),
- * and a changed trust.yaml parses and can be satisfied.
+ * the image's policy and the *base's* trust (a key the change itself adds vouches for nothing).
  */
 async function verify(repo: Repository | null, base: Base, draft: Draft, ctx: PipelineContext): Promise<{signature?: SignatureVerification; inputs: PlanInput[]}> {
-  const trustChange = draft.changes.find((c) => c.path === TRUST_FILE)
-  if (trustChange) {
-    if (trustChange.after === null) throw new AirlockError('INVALID_INPUT', `${TRUST_FILE}: a change may not delete the trust policy`, {file: TRUST_FILE})
-    checkTrustSatisfiable(parseTrust(trustChange.after, TRUST_FILE, null, ctx.limits), ctx.now)
-  }
   if (!repo || base.commit === null || draft.pins.length === 0) return {inputs: []}
   const trust = await loadTrust(repo, base.commit, ctx.limits)
   const inputs: PlanInput[] = [{path: TRUST_FILE, oid: trust.oid}]
@@ -120,15 +127,19 @@ export async function planChange(repo: Repository | null, request: ChangeRequest
   const ctx = {...given, reason: freeText(given.reason, '--reason'), requestedBy: {...given.requestedBy, actor: identityText(given.requestedBy.actor, '--actor')}}
   const {base, record} = await resolveBase(repo, request, ctx)
   const draft = await buildChange(repo, base, request, ctx)
+  await validate(repo, base, draft, ctx)
   const authorization = await authorize(repo, base, draft, ctx)
   const verified = draft.changes.length ? await verify(repo, base, draft, ctx) : {inputs: []}
   await evidenceRequirements(draft)
   return seal(base, request, draft, ctx, {record, authorization, ...verified})
 }
 
-/** Why a plan may not be applied or saved: an unverified base, or a denial. */
+/** Why a plan may not be applied or saved: no pinned anchor, an unverified base, or a denial. */
 export function refusal(plan: Plan): AirlockError | null {
-  if (plan.base && !plan.base.verified && plan.baseCommit) return unverifiedBase(plan.baseCommit, {...plan.base, walked: 0, unverified: new Set()})
+  if (plan.base && plan.baseCommit) {
+    const refused = baseRefusal(plan.baseCommit, plan.base)
+    if (refused) return refused
+  }
   const a = plan.authorization
   if (a && a.decision === 'deny') {
     const why = a.reasons.length ? ` (${a.reasons.join(', ')})` : a.note ? ` (${a.note})` : ' (no policy permits it)'
@@ -136,18 +147,6 @@ export function refusal(plan: Plan): AirlockError | null {
   }
   return null
 }
-
-/** Steps 7–8: apply (one CAS commit with its receipt, checked by our own verifier first), then record. */
-export async function applyChange(repo: Repository, plan: Plan, ctx: ApplyContext): Promise<ApplyResult> {
-  const refused = refusal(plan)
-  if (refused) throw refused
-  const result = await applyPlan(repo, plan, ctx)
-  await record(plan, result)
-  return result
-}
-
-/** Step 8 — record. Nothing yet: the audit issue writes the event here. */
-async function record(_plan: Plan, _result: ApplyResult): Promise<void> {}
 
 /**
  * The fields of a plan the pipeline computes, which must come out the same when it runs again
@@ -160,14 +159,9 @@ const COMPARED = ['operation', 'summary', 'branch', 'baseCommit', 'inputs', 'det
  * request on the current HEAD — verifying the base, authorizing whoever applies now, verifying
  * the pinned signatures now — and the result must equal the saved plan field by field.
  */
-export async function replan(repo: Repository, saved: Plan, ctx: PipelineContext): Promise<Plan> {
-  const head = await repo.head()
-  if (head.ref !== saved.branch || head.oid !== saved.baseCommit) {
-    throw new AirlockError('STALE_PLAN', `the plan was made on ${saved.branch} @ ${saved.baseCommit?.slice(0, 12) ?? '(none)'}, but HEAD is ${head.ref} @ ${head.oid?.slice(0, 12) ?? '(none)'}; make a new plan`, {
-      planned: {branch: saved.branch, commit: saved.baseCommit},
-      actual: {branch: head.ref, commit: head.oid},
-    })
-  }
+async function replan(repo: Repository, saved: Plan, ctx: PipelineContext): Promise<Plan> {
+  const stale = staleness(saved, await repo.head())
+  if (stale) throw stale
   const again = await planChange(repo, saved.request, {...ctx, createdAt: saved.createdAt, reason: saved.reason, requestedBy: saved.requestedBy})
   // Whoever applies now must be allowed now, on a base that verifies now, whatever the file says.
   const refused = refusal(again)
@@ -177,4 +171,126 @@ export async function replan(repo: Repository, saved: Plan, ctx: PipelineContext
     throw new AirlockError('PLAN_MISMATCH', `the saved plan is not what its request computes now (${differs.join(', ')} differ); it was edited or made by another version; make a new plan`, {fields: differs})
   }
   return again
+}
+
+/** A candidate request (e.g. one signature a registry holds) and what to call it in the outcome. */
+export interface Candidate {
+  request: ChangeRequest
+  describe: Record<string, unknown>
+}
+
+/** What one candidate came to: the first that verifies is planned, the rest say why not. */
+export type CandidateResult = Record<string, unknown> & {verified: boolean; reason?: string}
+
+/**
+ * What the pipeline runs on: a request; a saved plan (`airlock apply`); or candidate requests,
+ * tried in order until one verifies (fetch-signature). A request may bring a new private key
+ * (keys generate), written only once the change trusting it is committed.
+ */
+export type PipelineInput =
+  | {request: ChangeRequest; newKey?: {file: string; pem: string}}
+  | {saved: Plan}
+  | {candidates: AsyncIterable<Candidate>; none: () => AirlockError}
+
+/** How far to go: show the plan, save it for review, or apply it as one signed commit. */
+export type Mode = {kind: 'plan'} | {kind: 'save'; out: string} | {kind: 'apply'; signer: () => Promise<Signer>; toolVersion: string}
+
+export type Outcome = (
+  | {status: 'planned'; plan: Plan; refusal: AirlockError | null; checkFailed: boolean}
+  | {status: 'saved'; plan: Plan; savedTo: string}
+  | {status: 'applied'; plan: Plan; applied: ApplyResult}
+  | {status: 'noop'; plan: Plan}
+  | {status: 'refused'; plan: Plan | null; error: AirlockError}
+) & {candidates?: CandidateResult[]}
+
+/** The first candidate whose plan computes: one whose signature does not verify is the next one's turn. */
+async function firstCandidate(repo: Repository, input: Extract<PipelineInput, {candidates: unknown}>, ctx: PipelineContext, tried: CandidateResult[]): Promise<Plan> {
+  let last: AirlockError | null = null
+  for await (const c of input.candidates) {
+    try {
+      const plan = await planChange(repo, c.request, ctx)
+      tried.push({...c.describe, verified: true})
+      return plan
+    } catch (error) {
+      const e = asAirlockError(error)
+      if (!e.code.startsWith('IMAGE_') && e.code !== 'INVALID_INPUT') throw error
+      tried.push({...c.describe, verified: false, reason: e.code})
+      last = e
+    }
+  }
+  if (!last) throw input.none()
+  const reason = last.code.startsWith('IMAGE_') ? last.code : 'IMAGE_SIGNATURE_ERROR'
+  throw new AirlockError(reason as AirlockError['code'], `none of the ${tried.length} candidate(s) verifies (last: ${last.message})`, {...last.details, found: tried})
+}
+
+/** Step 7 — apply: one CAS commit with its receipt (and a new key put in place once it is trusted). */
+async function apply(repo: Repository, plan: Plan, input: PipelineInput, mode: Extract<Mode, {kind: 'apply'}>, ctx: PipelineContext): Promise<Outcome> {
+  if (plan.changes.length === 0) {
+    // Nothing to change may mean an earlier apply committed and was killed before the work
+    // tree caught up: say so rather than succeed silently over a staged revert.
+    const [left] = await unfinishedCheckout(repo)
+    if (left) throw new AirlockError('UNCOMMITTED_CHANGES', `nothing to apply, but ${left.problem}; run \`airlock repair --apply\``, {finding: left})
+    return {status: 'noop', plan}
+  }
+  const signer = await mode.signer()
+  const key = 'newKey' in input && input.newKey ? await stagePrivateFile(input.newKey.file, input.newKey.pem) : null
+  try {
+    const applied = await applyPlan(repo, plan, {signer, now: ctx.now, toolVersion: mode.toolVersion, limits: ctx.limits})
+    await key?.commit()
+    return {status: 'applied', plan, applied}
+  } catch (error) {
+    await key?.discard()
+    throw error
+  }
+}
+
+/** Step 8 — record: every outcome, refusals included (the audit log writes it here). */
+async function record(outcome: Outcome, ctx: PipelineContext): Promise<void> {
+  await ctx.record?.(outcome)
+}
+
+/**
+ * Runs the pipeline on `input` as far as `mode` says and returns how it ended. Every refusal —
+ * a base that does not verify or has no pinned anchor, a denial, a stale or edited saved plan,
+ * invalid input, a signature that does not verify — is an outcome the record step sees.
+ */
+export async function execute(repo: Repository | null, input: PipelineInput, mode: Mode, ctx: PipelineContext): Promise<Outcome> {
+  let plan: Plan | null = null
+  const tried: CandidateResult[] = []
+  const withTried = (o: Outcome): Outcome => ('candidates' in input ? {...o, candidates: tried} : o)
+  let outcome: Outcome
+  try {
+    if ('saved' in input) {
+      if (!repo) throw new AirlockError('NOT_A_REPOSITORY', 'a saved plan applies to a repository')
+      plan = await replan(repo, input.saved, ctx)
+    } else if ('candidates' in input) {
+      if (!repo) throw new AirlockError('NOT_A_REPOSITORY', 'this change needs a repository')
+      plan = await firstCandidate(repo, input, ctx, tried)
+    } else plan = await planChange(repo, input.request, ctx)
+    const refused = refusal(plan)
+    if (mode.kind === 'plan') {
+      // A base that cannot be trusted is a failed check even for a plan-only run; a denial is the plan's answer.
+      outcome = {status: 'planned', plan, refusal: refused, checkFailed: refused !== null && refused.code !== 'DENIED'}
+    } else if (refused) outcome = {status: 'refused', plan, error: refused}
+    else if (mode.kind === 'save') {
+      if ('newKey' in input && input.newKey) throw new AirlockError('USAGE', `--out: ${input.newKey.file} does not exist yet, and a saved plan cannot carry a new private key; run with --apply`, {field: '--out'})
+      const savedTo = resolve(mode.out)
+      await writeFileAtomic(savedTo, serializePlan(plan))
+      outcome = {status: 'saved', plan, savedTo}
+    } else {
+      if (!repo) throw new AirlockError('NOT_A_REPOSITORY', 'this change needs a repository')
+      outcome = await apply(repo, plan, input, mode, ctx)
+    }
+  } catch (error) {
+    // Only what nothing anticipated escapes (INTERNAL); the command prints it with its stack.
+    const e = asAirlockError(error)
+    if (e.code === 'INTERNAL') {
+      await record({status: 'refused', plan, error: e}, ctx)
+      throw error
+    }
+    outcome = {status: 'refused', plan, error: e}
+  }
+  outcome = withTried(outcome)
+  await record(outcome, ctx)
+  return outcome
 }

@@ -66,20 +66,27 @@ async function checkOwnCommit(repo: Repository, plan: Plan, commit: string, rece
  * our own verifier on both → compare-and-swap the branch → work tree. Any failure before the swap
  * leaves the repository as it was (unreferenced objects only).
  */
+/** A plan made on another branch or commit than HEAD's is stale (exit 3): make a new one. */
+export function staleness(plan: Pick<Plan, 'branch' | 'baseCommit'>, head: {ref: string; oid: string | null}): AirlockError | null {
+  if (head.ref === plan.branch && head.oid === plan.baseCommit) return null
+  return new AirlockError('STALE_PLAN', `the plan was made on ${plan.branch} @ ${plan.baseCommit?.slice(0, 12) ?? '(none)'}, but HEAD is ${head.ref} @ ${head.oid?.slice(0, 12) ?? '(none)'}; make a new plan`, {
+    planned: {branch: plan.branch, commit: plan.baseCommit},
+    actual: {branch: head.ref, commit: head.oid},
+  })
+}
+
+/**
+ * Applies a sealed plan the pipeline has already authorized and verified (only `execute` calls
+ * this). Under the lock HEAD must still be the plan's base: another applier may have moved it
+ * since the plan was made.
+ */
 export async function applyPlan(repo: Repository, plan: Plan, ctx: ApplyContext): Promise<ApplyResult> {
   if (plan.changes.length === 0 || !plan.receiptPath) throw new AirlockError('PLAN_INVALID', 'the plan changes nothing; there is nothing to apply')
-  if (plan.authorization && plan.authorization.decision !== 'allow') {
-    throw new AirlockError('DENIED', `policy denies ${plan.authorization.action} of ${plan.authorization.resource} to ${plan.authorization.principal}`, {authorization: plan.authorization})
-  }
   const lock = await acquireApplyLock(repo.gitdir, ctx.now)
   try {
     const head = await repo.head()
-    if (head.ref !== plan.branch || head.oid !== plan.baseCommit) {
-      throw new AirlockError('STALE_PLAN', `the plan was made on ${plan.branch} @ ${plan.baseCommit?.slice(0, 12) ?? '(none)'}, but HEAD is ${head.ref} @ ${head.oid?.slice(0, 12) ?? '(none)'}; make a new plan`, {
-        planned: {branch: plan.branch, commit: plan.baseCommit},
-        actual: {branch: head.ref, commit: head.oid},
-      })
-    }
+    const stale = staleness(plan, head)
+    if (stale) throw stale
     for (const input of plan.inputs) {
       const now = head.oid ? ((await repo.readFile(head.oid, input.path))?.oid ?? null) : null
       if (now !== input.oid) throw new AirlockError('STALE_PLAN', `${input.path} changed since the plan was made; make a new plan`, {path: input.path, planned: input.oid, actual: now})

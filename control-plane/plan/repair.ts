@@ -123,7 +123,7 @@ async function pendingKey(repo: Repository, abs: string, rel: (abs: string) => s
   const keyid = await loadImageKey(abs).then((k) => k.keyid, () => null)
   const head = await repo.head().catch(() => null)
   // Only a HEAD whose history verifies says the trust change landed: anyone can push a trust.yaml.
-  const verified = head?.oid ? (await verifyBase(repo, head.oid, {anchor: await resolveAnchor(repo, undefined), limits: DEFAULT_LIMITS, now}).catch(() => null))?.verified : false
+  const verified = head?.oid ? (await verifyBase(repo, head.oid, {anchor: (await resolveAnchor(repo, {env: process.env.AIRLOCK_TRUST_ANCHOR})).commit, limits: DEFAULT_LIMITS, now}).catch(() => null))?.verified : false
   const trust = head?.oid && verified ? await loadTrust(repo, head.oid, DEFAULT_LIMITS).catch(() => null) : null
   const trusted = keyid !== null && Boolean(trust?.keys.some((k) => k.id === keyid))
   const taken = await lstat(final).then(() => true, () => false)

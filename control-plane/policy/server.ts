@@ -11,10 +11,22 @@ import {createServer as createHttpsServer} from 'node:https'
 import {isIP} from 'node:net'
 import {join} from 'node:path'
 import {AirlockError} from '../errors.js'
+import type {Repository} from '../repo/repository.js'
 import {bundlePath, parseScope} from './bundle.js'
 
+/** Where the served bundles come from: a folder the operator names, or bundles/ at a verified HEAD. */
+export interface BundleSource {
+  /** The bytes of the bundle at `path` (bundles/…), null when there is none. */
+  read(path: string): Promise<Buffer | null>
+  /** Null when bundles can be served, else why not. */
+  unready(): Promise<string | null>
+}
+
 export interface ServeOptions {
-  bundlesDir: string
+  /** A folder of bundles (`--bundles DIR`), re-read when a file changes. */
+  bundlesDir?: string
+  /** Otherwise: a source such as `headSource`. */
+  source?: BundleSource
   host: string
   port: number
   tls?: {cert: string; key: string}
@@ -23,11 +35,49 @@ export interface ServeOptions {
   apiKey?: string
 }
 
-interface Cached {
-  mtimeMs: number
-  size: number
-  body: Buffer
-  etag: string
+/** A folder of bundles, each file re-read when its size or time changes. */
+export function dirSource(dir: string): BundleSource {
+  const cache = new Map<string, {mtimeMs: number; size: number; body: Buffer}>()
+  return {
+    async read(path) {
+      const file = join(dir, path.slice('bundles/'.length))
+      const s = await stat(file).catch(() => null)
+      if (!s?.isFile()) return null
+      const hit = cache.get(file)
+      if (hit && hit.mtimeMs === s.mtimeMs && hit.size === s.size) return hit.body
+      const body = await readFile(file)
+      cache.set(file, {mtimeMs: s.mtimeMs, size: s.size, body})
+      return body
+    },
+    unready: () => readdir(dir).then(() => null, () => 'bundles folder unreadable'),
+  }
+}
+
+/**
+ * bundles/ at the newest HEAD whose history verifies back to the pinned anchor: checked again
+ * whenever HEAD moves, and while a new HEAD does not verify the last verified one is served
+ * (a writer without keys can stop new bundles reaching hosts, never put others in their place).
+ */
+export function headSource(repo: Repository, verify: (commit: string) => Promise<boolean>): BundleSource {
+  let served: string | null = null
+  let checked: string | null = null
+  const current = async (): Promise<string | null> => {
+    const head = await repo.head().catch(() => null)
+    if (head?.oid && head.oid !== checked) {
+      checked = head.oid
+      if (await verify(head.oid).catch(() => false)) served = head.oid
+    }
+    return served
+  }
+  return {
+    async read(path) {
+      const commit = await current()
+      if (!commit) return null
+      const found = await repo.readFile(commit, path).catch(() => undefined)
+      return found ? Buffer.from(found.text) : null
+    },
+    unready: async () => ((await current()) ? null : 'HEAD does not verify back to the pinned trust anchor'),
+  }
 }
 
 export function isLoopback(host: string): boolean {
@@ -37,16 +87,19 @@ export function isLoopback(host: string): boolean {
 export async function startBundleServer(opts: ServeOptions): Promise<{server: Server; url: string; close: () => Promise<void>}> {
   if (!opts.tls && !opts.insecureHttp) throw new AirlockError('USAGE', 'give --tls-cert and --tls-key (or --insecure-http on a loopback address)', {field: '--tls-cert'})
   if (!opts.tls && !isLoopback(opts.host)) throw new AirlockError('USAGE', `--insecure-http is allowed only on a loopback address, not ${opts.host}`, {field: '--insecure-http'})
-  const cache = new Map<string, Cached>()
-  const load = async (file: string): Promise<Cached | null> => {
-    const s = await stat(file).catch(() => null)
-    if (!s?.isFile()) return null
-    const hit = cache.get(file)
-    if (hit && hit.mtimeMs === s.mtimeMs && hit.size === s.size) return hit
-    const body = await readFile(file)
-    const entry = {mtimeMs: s.mtimeMs, size: s.size, body, etag: `"sha256-${createHash('sha256').update(body).digest('hex')}"`}
-    cache.set(file, entry)
-    return entry
+  const source = opts.source ?? (opts.bundlesDir !== undefined ? dirSource(opts.bundlesDir) : null)
+  if (!source) throw new AirlockError('INTERNAL', 'a bundle server needs a folder or a source')
+  const etags = new Map<Buffer, string>()
+  const load = async (path: string): Promise<{body: Buffer; etag: string} | null> => {
+    const body = await source.read(path)
+    if (!body) return null
+    let etag = etags.get(body)
+    if (!etag) {
+      etag = `"sha256-${createHash('sha256').update(body).digest('hex')}"`
+      if (etags.size > 1000) etags.clear()
+      etags.set(body, etag)
+    }
+    return {body, etag}
   }
   const key = opts.apiKey ? Buffer.from(opts.apiKey) : null
   const authorized = (req: IncomingMessage) => {
@@ -64,19 +117,19 @@ export async function startBundleServer(opts: ServeOptions): Promise<{server: Se
     if (req.method !== 'GET' && req.method !== 'HEAD') return send(res, 405, '{"error":"method not allowed"}', {allow: 'GET, HEAD'})
     if (url.pathname === '/healthz') return send(res, 200, '{"status":"ok"}')
     if (url.pathname === '/readyz') {
-      const ready = await readdir(opts.bundlesDir).then(() => true, () => false)
-      return send(res, ready ? 200 : 503, ready ? '{"status":"ready"}' : '{"status":"bundles folder unreadable"}')
+      const why = await source.unready()
+      return send(res, why === null ? 200 : 503, JSON.stringify(why === null ? {status: 'ready'} : {status: why}))
     }
     const m = /^\/v1\/bundles\/([^/]+)$/.exec(url.pathname)
     if (!m) return send(res, 404, '{"error":"not found"}')
     if (!authorized(req)) return send(res, 401, '{"error":"missing or wrong API key"}')
-    let file: string
+    let path: string
     try {
-      file = join(opts.bundlesDir, bundlePath(parseScope(decodeURIComponent(m[1]!))).slice('bundles/'.length))
+      path = bundlePath(parseScope(decodeURIComponent(m[1]!)))
     } catch {
       return send(res, 400, '{"error":"not a scope"}')
     }
-    const entry = await load(file)
+    const entry = await load(path)
     if (!entry) return send(res, 404, '{"error":"no bundle for this scope"}')
     const match = String(req.headers['if-none-match'] ?? '').split(',').map((s) => s.trim())
     if (match.includes(entry.etag) || match.includes('*')) {
