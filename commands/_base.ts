@@ -24,7 +24,7 @@ export function reportError(err: unknown, json: boolean): number {
   return exitFor(error)
 }
 
-export type PlanOutcome = {outcome: Outcome['status']; plan: Plan; applied: ApplyResult | null; savedTo: string | null; found?: CandidateResult[]}
+export type PlanOutcome = {outcome: Outcome['status']; plan: Plan; applied: ApplyResult | null; savedTo: string | null; staged?: string[]; found?: CandidateResult[]}
 
 export abstract class AirlockCommand extends Command {
   static override enableJsonFlag = true
@@ -109,18 +109,19 @@ export abstract class AirlockCommand extends Command {
     }
   }
 
-  /** The mode the flags ask for: --apply, --out FILE, or a plan. */
-  protected mode(flags: {apply?: boolean; out?: string; 'evidence-key'?: string}): Mode {
+  /** The mode the flags ask for: --apply, --out FILE, or a plan (`stage`: --apply writes the work tree instead of committing). */
+  protected mode(flags: {apply?: boolean; out?: string; 'evidence-key'?: string}, stage = false): Mode {
+    if (flags.apply && stage) return {kind: 'stage'}
     if (flags.apply) return {kind: 'apply', signer: () => this.evidenceSigner(flags['evidence-key']), toolVersion: this.config.version}
     if (flags.out) return {kind: 'save', out: flags.out}
     return {kind: 'plan'}
   }
 
   /** A mutating command: its input through the pipeline in the mode its flags ask for, then the outcome rendered. */
-  protected async runChange(repo: Repository, input: ChangeRequest | PipelineInput, flags: PipelineFlags & {apply?: boolean; out?: string; 'evidence-key'?: string}): Promise<PlanOutcome> {
+  protected async runChange(repo: Repository, input: ChangeRequest | PipelineInput, flags: PipelineFlags & {apply?: boolean; out?: string; 'evidence-key'?: string}, opts: {stage?: boolean} = {}): Promise<PlanOutcome> {
     const {execute} = await import('../control-plane/pipeline/pipeline.js')
     const given = 'kind' in input ? {request: input} : input
-    return this.render(await execute(repo, given, this.mode(flags), await this.pipelineContext(repo, flags)))
+    return this.render(await execute(repo, given, this.mode(flags, opts.stage), await this.pipelineContext(repo, flags)))
   }
 
   /**
@@ -134,16 +135,19 @@ export abstract class AirlockCommand extends Command {
     }
     const applied = outcome.status === 'applied' ? outcome.applied : null
     const savedTo = outcome.status === 'saved' ? outcome.savedTo : null
+    const staged = outcome.status === 'staged' ? outcome.written : null
     if (!this.jsonEnabled()) {
       const {renderPlan} = await import('../control-plane/plan/render.js')
-      process.stdout.write(renderPlan(outcome.plan, {color: this.color(), applied}))
+      const tried = outcome.candidates ?? []
+      if (tried.length > 0) process.stdout.write(`Tried ${tried.length} candidate(s): ${tried.map((c) => `${c.layout ?? 'candidate'}${c.via ? ` (${c.via})` : ''} ${c.verified ? 'verifies' : `does not verify (${c.reason})`}`).join('; ')}\n\n`)
+      process.stdout.write(renderPlan(outcome.plan, {color: this.color(), applied, staged}))
       if (savedTo) process.stdout.write(`Saved the plan to ${savedTo}; apply it with: airlock apply ${savedTo}\n`)
     }
     if (outcome.status === 'planned' && outcome.checkFailed) {
       if (!this.jsonEnabled() && outcome.refusal) process.stderr.write(`airlock: ${outcome.refusal.message}\n`)
       this.failCheck()
     }
-    return {outcome: outcome.status, plan: outcome.plan, applied, savedTo, ...(outcome.candidates ? {found: outcome.candidates} : {})}
+    return {outcome: outcome.status, plan: outcome.plan, applied, savedTo, ...(staged ? {staged} : {}), ...(outcome.candidates ? {found: outcome.candidates} : {})}
   }
 }
 

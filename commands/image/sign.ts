@@ -15,16 +15,38 @@ export default class ImageSign extends AirlockCommand {
   async run(): Promise<PlanOutcome> {
     const {args, flags} = await this.parse(ImageSign)
     const repo = await this.repository(flags.repo)
-    const [{parseDigestRef}, {loadImageKey}, {signImageBundle}, {findImageByRef}] = await Promise.all([
+    const [{parseDigestRef}, {loadImageKey}, {signImageBundle}, {findImageByRef, parseImage}, {collectEdits}, {IMAGES_DIR}, {AirlockError}] = await Promise.all([
       import('../../control-plane/manifests/digest.js'),
       import('../../control-plane/crypto/keys.js'),
       import('../../platform/images/sign.js'),
       import('../../control-plane/manifests/load.js'),
+      import('../../control-plane/changes/desired-state.js'),
+      import('../../control-plane/manifests/models.js'),
+      import('../../control-plane/errors.js'),
     ])
     const ref = parseDigestRef(args.ref, 'REF')
     const key = await loadImageKey(flags.key)
-    const image = await findImageByRef(repo, (await repo.base()).commit, ref.repository, this.limits)
-    const bundle = await signImageBundle(image.repository, ref.digest, key)
-    return this.runChange(repo, {kind: 'store-signature', operation: 'image-sign', image: image.name, digest: ref.digest, bundle, details: {keyid: key.keyid, algorithm: key.algorithm}}, flags)
+    const base = await repo.base()
+    const image = await findImageByRef(repo, base.commit, ref.repository, this.limits).catch(async (error: {code?: string}) => {
+      if (error.code !== 'UNKNOWN_IMAGE') throw error
+      return null
+    })
+    if (image) {
+      const bundle = await signImageBundle(image.repository, ref.digest, key)
+      return this.runChange(repo, {kind: 'store-signature', operation: 'image-sign', image: image.name, digest: ref.digest, bundle, details: {keyid: key.keyid, algorithm: key.algorithm}}, flags)
+    }
+    // An image whose manifest is new in the work tree (a pull request adding it): the bundle is
+    // verified with the new manifest's policy and the base's trust, as the change that commits
+    // both will be, and --apply writes it beside the manifest for \`airlock change\` to commit.
+    const edits = await collectEdits(repo, this.limits)
+    const manifest = edits
+      .filter((e) => e.content !== null && e.path.startsWith(`${IMAGES_DIR}/`))
+      .map((e) => parseImage(e.content!, e.path, '', this.limits))
+      .find((i) => i.name === ref.repository || i.repository === ref.repository)
+    if (!manifest) return (await findImageByRef(repo, base.commit, ref.repository, this.limits)) as never
+    if (flags.out) throw new AirlockError('USAGE', `--out: ${manifest.file} is new in the work tree; --apply writes the signature beside it, and \`airlock change\` commits both`, {field: '--out'})
+    const bundle = await signImageBundle(manifest.repository, ref.digest, key)
+    const request = {kind: 'store-signature' as const, operation: 'image-sign' as const, image: manifest.name, digest: ref.digest, bundle, details: {keyid: key.keyid, algorithm: key.algorithm, newImage: true}, newManifest: {path: manifest.file, text: manifest.text}}
+    return this.runChange(repo, request, flags, {stage: true})
   }
 }

@@ -1,6 +1,6 @@
 import {Flags} from '@oclif/core'
 import {AirlockCommand, planFlags, type PlanOutcome} from '../_base.js'
-import {policyTree} from '../_policy.js'
+import {decisionPolicies} from '../_policy.js'
 
 export default class PolicyBundle extends AirlockCommand {
   static override summary = 'Build, sign and (with --apply) publish the policies of one scope as a bundle under bundles/.'
@@ -11,7 +11,7 @@ export default class PolicyBundle extends AirlockCommand {
     expires: Flags.string({description: 'validity from now, e.g. 24h or 7d', default: '24h'}),
     key: Flags.string({description: 'policy signing key (repeat for a threshold)', required: true, multiple: true}),
     version: Flags.integer({description: 'bundle version (default: last published + 1)', min: 1}),
-    policies: Flags.string({description: 'policy folder (default: policies/ at the repository top)'}),
+    policies: Flags.string({description: 'policy folder (default: policies/ at HEAD, whose history must verify back to the pinned trust anchor: what is signed is what is committed)'}),
     schema: Flags.string({description: 'Cedar schema (default: schema.cedarschema in the policy folder)'}),
   }
 
@@ -27,7 +27,7 @@ export default class PolicyBundle extends AirlockCommand {
     const expiresInMs = parseDuration(flags.expires, '--expires')
     const signers = await Promise.all(flags.key.map((file) => loadSigner({file}, 'policy')))
     const repo = await this.repository(flags.repo)
-    const tree = await policyTree({...flags, repo: repo.dir})
+    const {tree} = await decisionPolicies({...flags, repo: repo.dir}, this)
     const bundle = await signPolicyBundle(repo, {tree, scope, expiresInMs, signers, version: flags.version, now: this.now, limits: this.limits})
     return this.runChange(repo, {kind: 'policy-bundle', scope: flags.scope, bundle}, flags)
   }

@@ -1,6 +1,8 @@
 import {createHash} from 'node:crypto'
 import type {Limits} from '../limits.js'
-import {findImageByRef} from '../manifests/load.js'
+import {AirlockError} from '../errors.js'
+import {isKind} from '../manifests/kinds.js'
+import {findImageByRef, parseImage} from '../manifests/load.js'
 import {SIGNATURES_DIR, signaturePath, signaturePayloadPath, signatureSlot} from '../manifests/models.js'
 import type {Draft} from '../pipeline/draft.js'
 import type {Repository} from '../repo/repository.js'
@@ -13,6 +15,15 @@ export function blobId(text: string): string {
 }
 
 /**
+ * An image whose manifest is new in the work tree (a pull request adding it): its policy decides
+ * whether the bundle verifies, with the base's trust, as the change committing both will.
+ */
+function newImage(manifest: {path: string; text: string}, limits: Limits) {
+  if (!isKind('GoldenImage', manifest.path)) throw new AirlockError('INVALID_INPUT', `${manifest.path}: not an image manifest path`, {file: manifest.path})
+  return parseImage(manifest.text, manifest.path, blobId(manifest.text), limits)
+}
+
+/**
  * Stores a Sigstore bundle for `digest` of an image beside the manifests. The pipeline verifies
  * it under the image's policy at the base commit before anything is planned (a bundle that would
  * not verify is never stored). Storing the same bundle again changes nothing; another bundle for
@@ -20,7 +31,8 @@ export function blobId(text: string): string {
  * signatures by several keys can meet an image threshold.
  */
 export async function buildStoreSignature(repo: Repository, commit: string, req: Extract<ChangeRequest, {kind: 'store-signature'}>, limits: Limits): Promise<Draft> {
-  const image = await findImageByRef(repo, commit, req.image, limits)
+  const image = req.newManifest ? newImage(req.newManifest, limits) : await findImageByRef(repo, commit, req.image, limits)
+  if (req.newManifest && (await repo.readFile(commit, image.file))) throw new AirlockError('INVALID_INPUT', `${image.file}: the image is not new; sign it as it is at HEAD`, {file: image.file})
   const slots = new Map<number, string>()
   for (const e of await repo.listDir(commit, `${SIGNATURES_DIR}/${image.name}`)) {
     const slot = signatureSlot(e.name, req.digest)

@@ -21,9 +21,23 @@ export function sshPublicKeyBlob(publicKey: Uint8Array): Buffer {
   return Buffer.concat([sshString(KEY_TYPE), sshString(publicKey)])
 }
 
-/** One line of git's allowed-signers file. */
-export function allowedSignersLine(principal: string, publicKey: Uint8Array): string {
-  return `${principal} namespaces="git" ${KEY_TYPE} ${sshPublicKeyBlob(publicKey).toString('base64')}`
+/** A time as the allowed-signers file writes it: YYYYMMDDHHMMSSZ (UTC). */
+function sshTime(at: Date): string {
+  return `${at.toISOString().replace(/[-:T]/g, '').slice(0, 14)}Z`
+}
+
+/**
+ * One line of git's allowed-signers file (ssh-keygen(1), ALLOWED SIGNERS): the key may sign git
+ * objects, and with a validity window only those dated inside it (git passes the commit time).
+ */
+export function allowedSignersLine(principal: string, publicKey: Uint8Array, valid?: {from?: Date; until?: Date}): string {
+  const options = ['namespaces="git"', ...(valid?.from ? [`valid-after="${sshTime(valid.from)}"`] : []), ...(valid?.until ? [`valid-before="${sshTime(valid.until)}"`] : [])]
+  return `${principal} ${options.join(',')} ${KEY_TYPE} ${sshPublicKeyBlob(publicKey).toString('base64')}`
+}
+
+/** The key's fingerprint as `ssh-keygen -l` prints it: SHA256 of its wire form, base64 without padding. */
+export function sshFingerprint(publicKey: Uint8Array): string {
+  return `SHA256:${createHash('sha256').update(sshPublicKeyBlob(publicKey)).digest('base64').replace(/=+$/, '')}`
 }
 
 function signedData(namespace: string, message: Uint8Array): Buffer {

@@ -66,7 +66,7 @@ export const DESIRED_STATE: readonly DesiredStateKind[] = [
     // Parsable, and every role in use satisfiable by the keys valid now: a trust policy no
     // later change could be checked against is never committed.
     async check(text, path, ctx) {
-      const [{parseTrust}, {checkTrustSatisfiable}] = await Promise.all([import('./load.js'), import('./trust-rules.js')])
+      const [{parseTrust}, {checkTrustSatisfiable}] = await Promise.all([import('./load.js'), import('./trust.js')])
       checkTrustSatisfiable(parseTrust(text, path, null, ctx.limits), ctx.now)
     },
   },

@@ -13,6 +13,7 @@ import {verifyHistory, type EvidenceProblem} from '../evidence/history.js'
 import type {Limits} from '../limits.js'
 import {loadTrust, parseTrust} from '../manifests/load.js'
 import type {TrustPolicy} from '../manifests/models.js'
+import {fingerprints, type KeyFingerprint} from '../manifests/trust.js'
 import {writeFileAtomic} from '../repo/files.js'
 import type {Repository} from '../repo/repository.js'
 
@@ -164,4 +165,45 @@ export async function resolveTrust(opts: {file?: {text: string; file: string}; r
   if (opts.file) return {trust: parseTrust(opts.file.text, opts.file.file, null, opts.limits), source: {kind: 'file', file: opts.file.file}, head: null}
   const head = await verifiedHead(await opts.repo(), opts)
   return {trust: await loadTrust(head.repo, head.commit, opts.limits), source: head.source, head}
+}
+
+/** What an operator is shown before pinning an anchor: the commit, and the keys its trust.yaml holds. */
+export interface AnchorCandidate {
+  commit: string
+  subject: string
+  committedAt: string
+  keys: KeyFingerprint[]
+  /** Whether HEAD's history verifies from this anchor, and the first problem when it does not. */
+  head: {commit: string; verified: boolean; problem: EvidenceProblem | null}
+}
+
+/**
+ * Reads the anchor `rev` would pin (any revision: the operator is looking at what it names)
+ * and whether HEAD verifies from it. A commit without a trust.yaml holding an evidence key
+ * cannot be where trust starts.
+ */
+export async function describeAnchor(repo: Repository, rev: string, opts: {limits: Limits; now: Date}): Promise<AnchorCandidate> {
+  const commit = await repo.resolveRevision(rev)
+  if (!commit) throw new AirlockError('INVALID_INPUT', `COMMIT: ${rev} names no commit of this repository`, {field: 'COMMIT'})
+  const info = await repo.readCommit(commit).catch((error: Error) => {
+    throw new AirlockError('INVALID_INPUT', `COMMIT: ${rev} is not a commit (${error.message})`, {field: 'COMMIT'})
+  })
+  const trust = await loadTrust(repo, commit, opts.limits)
+  if (!trust.keys.some((k) => k.roles.includes('evidence'))) {
+    throw new AirlockError('INVALID_INPUT', `COMMIT: ${commit.slice(0, 12)} has no ${trust.file} with an evidence key; trust cannot start there`, {field: 'COMMIT', commit})
+  }
+  const {commit: head} = await repo.base()
+  const v = await verifyBase(repo, head, {anchor: commit, limits: opts.limits, now: opts.now})
+  return {
+    commit,
+    subject: info.message.split('\n')[0] ?? '',
+    committedAt: new Date(info.time * 1000).toISOString(),
+    keys: fingerprints(trust),
+    head: {commit: head, verified: v.verified, problem: v.problems[0] ?? null},
+  }
+}
+
+/** Pins the trust anchor in this clone's git config (local state a push never carries). */
+export async function pinAnchor(repo: Repository, commit: string): Promise<void> {
+  await repo.setConfig(ANCHOR_CONFIG, commit)
 }

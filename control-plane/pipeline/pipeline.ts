@@ -11,7 +11,8 @@
  * runs the pipeline again on its request and applies only what that run computes, and only if
  * it equals the saved plan.
  */
-import {resolve} from 'node:path'
+import {unlink} from 'node:fs/promises'
+import {join, resolve} from 'node:path'
 import {freeText, identityText} from '../identity/text.js'
 import {AirlockError, asAirlockError} from '../errors.js'
 import {canonicalJson} from '../crypto/digest.js'
@@ -24,7 +25,7 @@ import {TRUST_FILE} from '../manifests/models.js'
 import {applyPlan, staleness, type ApplyResult} from '../plan/apply.js'
 import {sealPlan, serializePlan, type AuthorizationRecord, type BaseRecord, type ChangeRequest, type Plan, type SignatureVerification} from '../plan/plan.js'
 import {unfinishedCheckout} from '../plan/repair.js'
-import {writeFileAtomic} from '../repo/files.js'
+import {checkInside, writeFileAtomic} from '../repo/files.js'
 import type {Repository} from '../repo/repository.js'
 import {buildChange} from '../changes/index.js'
 import {authorizeDraft} from './authorize.js'
@@ -192,14 +193,18 @@ export type PipelineInput =
   | {saved: Plan}
   | {candidates: AsyncIterable<Candidate>; none: () => AirlockError}
 
-/** How far to go: show the plan, save it for review, or apply it as one signed commit. */
-export type Mode = {kind: 'plan'} | {kind: 'save'; out: string} | {kind: 'apply'; signer: () => Promise<Signer>; toolVersion: string}
+/**
+ * How far to go: show the plan, save it for review, apply it as one signed commit, or stage its
+ * files in the work tree for a later `airlock change` (a pull request made of several steps).
+ */
+export type Mode = {kind: 'plan'} | {kind: 'save'; out: string} | {kind: 'apply'; signer: () => Promise<Signer>; toolVersion: string} | {kind: 'stage'}
 
 export type Outcome = (
   | {status: 'planned'; plan: Plan; refusal: AirlockError | null; checkFailed: boolean}
   | {status: 'saved'; plan: Plan; savedTo: string}
   | {status: 'applied'; plan: Plan; applied: ApplyResult}
   | {status: 'noop'; plan: Plan}
+  | {status: 'staged'; plan: Plan; written: string[]}
   | {status: 'refused'; plan: Plan | null; error: AirlockError}
 ) & {candidates?: CandidateResult[]}
 
@@ -244,6 +249,20 @@ async function apply(repo: Repository, plan: Plan, input: PipelineInput, mode: E
   }
 }
 
+/** Step 7, staged: the plan's files written into the work tree (each atomically), for `airlock change` to commit. */
+async function stage(repo: Repository, plan: Plan): Promise<string[]> {
+  const written: string[] = []
+  for (const c of plan.changes) {
+    if ((await repo.workTreeText(c.path)) === c.after) continue
+    const abs = join(repo.dir, c.path)
+    await checkInside(repo.dir, abs)
+    if (c.after === null) await unlink(abs)
+    else await writeFileAtomic(abs, c.after, 0o644, repo.dir)
+    written.push(c.path)
+  }
+  return written
+}
+
 /** Step 8 — record: every outcome, refusals included (the audit log writes it here). */
 async function record(outcome: Outcome, ctx: PipelineContext): Promise<void> {
   await ctx.record?.(outcome)
@@ -271,12 +290,18 @@ export async function execute(repo: Repository | null, input: PipelineInput, mod
     if (mode.kind === 'plan') {
       // A base that cannot be trusted is a failed check even for a plan-only run; a denial is the plan's answer.
       outcome = {status: 'planned', plan, refusal: refused, checkFailed: refused !== null && refused.code !== 'DENIED'}
-    } else if (refused) outcome = {status: 'refused', plan, error: refused}
+    } else if (refused && !(mode.kind === 'stage' && refused.code === 'DENIED')) {
+      // Staging writes the work tree only: who may commit it is asked when `change --apply` does.
+      outcome = {status: 'refused', plan, error: refused}
+    }
     else if (mode.kind === 'save') {
       if ('newKey' in input && input.newKey) throw new AirlockError('USAGE', `--out: ${input.newKey.file} does not exist yet, and a saved plan cannot carry a new private key; run with --apply`, {field: '--out'})
       const savedTo = resolve(mode.out)
       await writeFileAtomic(savedTo, serializePlan(plan))
       outcome = {status: 'saved', plan, savedTo}
+    } else if (mode.kind === 'stage') {
+      if (!repo) throw new AirlockError('NOT_A_REPOSITORY', 'this change needs a repository')
+      outcome = {status: 'staged', plan, written: await stage(repo, plan)}
     } else {
       if (!repo) throw new AirlockError('NOT_A_REPOSITORY', 'this change needs a repository')
       outcome = await apply(repo, plan, input, mode, ctx)

@@ -33,7 +33,7 @@ export interface Subject {
 export type ChangeRequest =
   | {kind: 'promote'; image: string; to: string; digest?: string; from?: string}
   | {kind: 'rollback'; image: string; channel: string; to: string}
-  | {kind: 'store-signature'; operation: 'image-sign' | 'image-fetch-signature'; image: string; digest: string; bundle: string; payload?: string; details: Record<string, unknown>}
+  | {kind: 'store-signature'; operation: 'image-sign' | 'image-fetch-signature'; image: string; digest: string; bundle: string; payload?: string; details: Record<string, unknown>; newManifest?: {path: string; text: string}}
   | {kind: 'add-key'; name: string; role: Role; algorithm: TrustKey['algorithm']; publicKey: string; validFrom: string; validUntil?: string}
   | {kind: 'policy-bundle'; scope: string; bundle: string}
   | {kind: 'init'; files: Array<{path: string; content: string}>; keyid: string; imageKeyid: string}
@@ -156,11 +156,13 @@ function checkPlanShape(plan: Plan, file: string): void {
   const req = plan.request as {kind?: unknown} | undefined
   if (!req || typeof req !== 'object' || !REQUEST_KINDS.includes(req.kind as (typeof REQUEST_KINDS)[number])) throw bad('request', 'missing or of an unknown kind (a plan made by an older airlock? make a new plan)')
   for (const [k, v] of Object.entries(req)) {
-    // Request fields are strings, numbers, booleans or lists of files; no key may reach a prototype.
+    // Request fields are strings, numbers, booleans, flat records (details, a file) or lists of
+    // files; no key may reach a prototype.
     if (k === '__proto__' || k === 'constructor' || k === 'prototype') throw bad(`request.${k}`, 'is not a request field')
     const scalar = (x: unknown) => x === null || typeof x === 'string' || typeof x === 'boolean' || (typeof x === 'number' && Number.isFinite(x))
     const file = (x: unknown) => !!x && typeof x === 'object' && Object.values(x).every(scalar)
-    if (!scalar(v) && !(Array.isArray(v) && v.every((x) => scalar(x) || file(x)))) throw bad(`request.${k}`, 'is not a string, number, boolean or list')
+    const flat = (x: unknown) => file(x) && !Array.isArray(x) && Object.keys(x as object).every((key) => key !== '__proto__' && key !== 'constructor' && key !== 'prototype')
+    if (!scalar(v) && !flat(v) && !(Array.isArray(v) && v.every((x) => scalar(x) || flat(x)))) throw bad(`request.${k}`, 'is not a string, number, boolean, flat record or list')
   }
   for (const k of ['image', 'to', 'from', 'channel', 'digest'] as const) {
     const v = (req as Record<string, unknown>)[k]

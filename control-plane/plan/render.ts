@@ -9,7 +9,7 @@ function paint(color: boolean) {
 }
 
 /** A plan as a person reviews it: what, why, from which commit, then a diff per file. */
-export function renderPlan(plan: Plan, opts: {color: boolean; applied?: {commit: string; receipt: string} | null}): string {
+export function renderPlan(plan: Plan, opts: {color: boolean; applied?: {commit: string; receipt: string} | null; staged?: string[] | null}): string {
   const c = paint(opts.color)
   const out: string[] = []
   out.push(c('bold', `airlock ${plan.operation}: ${plan.summary}`))
@@ -74,6 +74,8 @@ export function renderPlan(plan: Plan, opts: {color: boolean; applied?: {commit:
   out.push(`Plan: ${counts.create} to add, ${counts.modify} to change, ${counts.delete} to remove.  digest ${plan.digest}`)
   if (opts.applied) {
     out.push(c('green', `Applied in commit ${opts.applied.commit}; receipt ${opts.applied.receipt}.`))
+  } else if (opts.staged) {
+    out.push(c('green', `Wrote ${opts.staged.length ? opts.staged.join(', ') : 'nothing new'} to the work tree; nothing is committed. Commit the change with: airlock change --apply`))
   } else {
     out.push(c('dim', 'This is a plan; nothing was changed. Run again with --apply to apply it, or --out FILE to save it for `airlock apply FILE`.'))
   }

@@ -1,17 +1,21 @@
 import type {AirlockError} from '../errors.js'
 import type {Limits} from '../limits.js'
 import {loadImage, loadImages} from '../manifests/load.js'
-import {IMAGES_DIR, type GoldenImage} from '../manifests/models.js'
+import {EVIDENCE_DIR, IMAGES_DIR, type GoldenImage} from '../manifests/models.js'
 import type {CommitInfo, Repository} from '../repo/repository.js'
 import {parseTrailers} from '../repo/trailers.js'
 
 export interface LastChange {
   commit: string
   time: string
-  by: string
+  /** Who asked for the change: the requester its receipt records (null: no receipt of its own). */
+  requestedBy: string | null
+  /** Who made the commit, as git records it. */
+  author: string
   operation: string | null
+  /** The receipt this commit added (null: it added none). */
   receipt: string | null
-  /** True when the commit is one airlock made (it carries airlock's trailers). */
+  /** True when the commit carries a receipt it added itself, in a history that verifies. */
   viaAirlock: boolean
   /** False when the commit's history does not verify back to the trust anchor. */
   verified: boolean
@@ -39,13 +43,26 @@ export interface StatusReport {
   images: ImageStatus[]
 }
 
+/** Did `commit` add the receipt at `path` (present in its tree, absent from its first parent's)? */
+async function addedReceipt(repo: Repository, commit: CommitInfo, path: string): Promise<boolean> {
+  if (!path.startsWith(`${EVIDENCE_DIR}/`)) return false
+  try {
+    const here = await repo.oidInTree(commit.tree, path)
+    if (!here) return false
+    const parent = commit.parents[0]
+    return !parent || (await repo.oidInTree((await repo.readCommit(parent)).tree, path)) === null
+  } catch {
+    return false
+  }
+}
+
 /**
  * Per image and channel: the pinned digest, the rollback target, and the commit that last
  * changed it. Walks first-parent history once, newest first, and stops as soon as every
  * channel asked about is accounted for. airlock's own commits name their image and channel in
  * trailers; for other commits the image's manifest is compared with the parent's.
  */
-export async function status(repo: Repository, opts: {image?: string; limits: Limits; unverified?: ReadonlySet<string>}): Promise<StatusReport> {
+export async function status(repo: Repository, opts: {image?: string; limits: Limits; verified: boolean; unverified?: ReadonlySet<string>}): Promise<StatusReport> {
   const base = await repo.base()
   const images: GoldenImage[] = opts.image ? [await loadImage(repo, base.commit, opts.image, opts.limits)] : await loadImages(repo, base.commit, opts.limits)
   const found = new Map<string, LastChange>()
@@ -76,27 +93,34 @@ export async function status(repo: Repository, opts: {image?: string; limits: Li
     if (!commit) break
     const parent: string | undefined = commit.parents[0]
     const trailers = parseTrailers(commit.message)
-    const change = (viaAirlock: boolean): LastChange => ({
+    const verified = opts.verified && !opts.unverified?.has(oid!)
+    // A commit is airlock's when it added the receipt its trailers name (history verification
+    // checked that receipt's signatures when the commit was verified); trailers alone are text.
+    const named = trailers['Airlock-Receipt']
+    const receipt = named && (await addedReceipt(repo, commit, named)) ? named : null
+    const change = (): LastChange => ({
       commit: oid!,
       time: new Date(commit.time * 1000).toISOString(),
-      by: trailers['Airlock-Requested-By'] ?? commit.author.name,
-      operation: trailers['Airlock-Operation'] ?? null,
-      receipt: trailers['Airlock-Receipt'] ?? null,
-      viaAirlock,
-      verified: !opts.unverified?.has(oid!),
+      requestedBy: receipt ? (trailers['Airlock-Requested-By'] ?? null) : null,
+      author: `${commit.author.name} <${commit.author.email}>`,
+      operation: receipt ? (trailers['Airlock-Operation'] ?? null) : null,
+      receipt,
+      viaAirlock: receipt !== null && verified,
+      verified,
     })
-    const image = trailers['Airlock-Image']
+    // Which channel a commit moved is read from its trailers only when they are airlock's own.
+    const image = receipt && verified ? trailers['Airlock-Image'] : undefined
     // The images folder's tree id of the parent; it is the next step's `here`.
     let there: string | null | undefined
     if (image && trailers['Airlock-Operation']) {
-      if (trailers['Airlock-Channel']) settle(image, [trailers['Airlock-Channel']], change(true))
+      if (trailers['Airlock-Channel']) settle(image, [trailers['Airlock-Channel']], change())
     } else {
       here ??= await repo.oidAt(oid, IMAGES_DIR)
       // A parent that cannot be read (a malformed commit someone else made) ends the walk.
       const readable = parent ? await repo.readCommit(parent).then(() => true, (error: AirlockError) => (error.code === 'BROKEN_OBJECT' ? false : Promise.reject(error))) : true
       if (!readable) break
       there = parent ? await repo.oidAt(parent, IMAGES_DIR) : null
-      const c = change(false)
+      const c = change()
       for (const file of await repo.changedEntries(here, there)) {
         const name = imageOf.get(file)
         if (name) settle(name, [...(open.get(name) ?? [])], c)
