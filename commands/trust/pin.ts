@@ -4,25 +4,28 @@ import {AirlockCommand} from '../_base.js'
 
 export default class TrustPin extends AirlockCommand {
   static override summary = "Pin this clone's trust anchor: show the keys its trust.yaml holds, and with --apply record it in git config airlock.trustAnchor."
-  static override description = `Trust must start at a commit chosen from outside the repository: a fresh clone carries no git config, and a writer of the repository can force-push a new root whose trust.yaml names their own keys. Compare the fingerprints shown with those you were given out of band (the fleet's README, a ticket, a colleague), then pin with --apply. --expect-key makes that comparison part of the command, for scripts: every key id or SSH fingerprint given must be in the anchor's trust.yaml, or nothing is pinned (exit 1).
+  static override description = `Trust must start at a commit chosen from outside the repository: a fresh clone carries no git config, and a writer of the repository can force-push a new root whose trust.yaml names their own keys. Compare the fingerprints shown with those you were given out of band (the fleet's README, a ticket, a colleague), then pin with --apply. --expect-key makes that comparison part of the command, for scripts: the anchor's trust.yaml must hold exactly the keys given (by key id or SSH fingerprint), no fewer and no more, or nothing is pinned (exit 1).
 
 In CI, keep the anchor in a variable outside the repository instead: AIRLOCK_TRUST_ANCHOR=<full commit id>.`
   static override examples = ['<%= config.bin %> trust pin 3f1c0e…', '<%= config.bin %> trust pin 3f1c0e… --expect-key SHA256:Xz… --apply']
   static override args = {commit: Args.string({description: 'the commit trust starts at (any revision; the full id is recorded)', required: true})}
   static override flags = {
     apply: Flags.boolean({description: 'record the anchor in git config airlock.trustAnchor (default: show it only)', default: false}),
-    'expect-key': Flags.string({description: 'a key id or SSH fingerprint (SHA256:…) the anchor must trust; repeatable', multiple: true}),
+    'expect-key': Flags.string({description: 'a key id or SSH fingerprint (SHA256:…) the anchor must trust; repeat for each: the anchor must hold exactly these', multiple: true}),
   }
 
-  async run(): Promise<AnchorCandidate & {pinned: boolean; missing: string[]}> {
+  async run(): Promise<AnchorCandidate & {pinned: boolean; missing: string[]; unexpected: string[]}> {
     const {args, flags} = await this.parse(TrustPin)
     const repo = await this.repository(flags.repo)
     const {describeAnchor, pinAnchor, ANCHOR_CONFIG} = await import('../../control-plane/pipeline/base.js')
     const anchor = await describeAnchor(repo, args.commit, this)
-    const missing = (flags['expect-key'] ?? []).filter((want) => !anchor.keys.some((k) => k.id === want || k.ssh === want))
-    const pinned = flags.apply && missing.length === 0
+    const expected = flags['expect-key']
+    const missing = (expected ?? []).filter((want) => !anchor.keys.some((k) => k.id === want || k.ssh === want))
+    const unexpected = expected ? anchor.keys.filter((k) => !expected.includes(k.id) && !(k.ssh && expected.includes(k.ssh))).map((k) => k.id) : []
+    const mismatch = missing.length > 0 || unexpected.length > 0
+    const pinned = flags.apply && !mismatch
     if (pinned) await pinAnchor(repo, anchor.commit)
-    if (missing.length > 0) this.failCheck()
+    if (mismatch) this.failCheck()
     if (!this.jsonEnabled()) {
       const lines = [`trust anchor ${anchor.commit}`, `  ${anchor.committedAt}  ${anchor.subject}`, '  keys in its trust.yaml (compare with what you were given):']
       for (const k of anchor.keys) {
@@ -30,12 +33,13 @@ In CI, keep the anchor in a variable outside the repository instead: AIRLOCK_TRU
       }
       const h = anchor.head
       lines.push(`  HEAD ${h.commit.slice(0, 12)} ${h.verified ? 'verifies from this anchor' : `does NOT verify from this anchor: ${h.problem ? `${h.problem.code} ${h.problem.message}` : 'unknown'}`}`)
-      for (const m of missing) lines.push(`  NOT TRUSTED by this anchor: ${m}`)
+      for (const m of missing) lines.push(`  EXPECTED, NOT TRUSTED by this anchor: ${m}`)
+      for (const u of unexpected) lines.push(`  TRUSTED by this anchor, NOT EXPECTED: ${u}`)
       if (pinned) lines.push(`Pinned: git config ${ANCHOR_CONFIG} ${anchor.commit}`)
-      else if (missing.length > 0) lines.push('Not pinned: the anchor does not trust every key you expected.')
+      else if (mismatch) lines.push('Not pinned: the anchor does not trust exactly the keys you expected.')
       else lines.push(`Not pinned yet; run again with --apply to record it (git config ${ANCHOR_CONFIG}).`)
       this.log(lines.join('\n'))
     }
-    return {...anchor, pinned, missing}
+    return {...anchor, pinned, missing, unexpected}
   }
 }

@@ -1,4 +1,5 @@
 import {structuredPatch} from 'diff'
+import {HOW_TO_PIN} from '../pipeline/base.js'
 import type {Plan} from './plan.js'
 
 const STYLE = {red: [31, 39], green: [32, 39], yellow: [33, 39], bold: [1, 22], dim: [2, 22]} as const
@@ -16,8 +17,11 @@ export function renderPlan(plan: Plan, opts: {color: boolean; applied?: {commit:
   out.push(`  base            ${plan.branch.replace('refs/heads/', '')} @ ${plan.baseCommit ? plan.baseCommit.slice(0, 12) : '(no commit yet)'}`)
   const h = plan.base
   if (h) {
-    const anchor = h.anchor.commit ? `${h.anchor.commit.slice(0, 12)}${h.anchor.pinned ? ' (pinned)' : ', the root (not pinned: set git config airlock.trustAnchor)'}` : 'none'
-    if (h.verified) out.push(`  history         ${c('green', 'VERIFIED')} from trust anchor ${anchor}`)
+    const anchor = h.anchor.commit ? `${h.anchor.commit.slice(0, 12)}${h.anchor.pinned ? ' (pinned)' : ''}` : 'none'
+    if (!h.anchor.pinned) {
+      out.push(`  history         ${c('red', 'UNPINNED')}: no trust anchor is pinned for this clone, so nothing in it is trusted yet`)
+      out.push(c('red', `                  --apply and --out would be refused; ${HOW_TO_PIN}`))
+    } else if (h.verified) out.push(`  history         ${c('green', 'VERIFIED')} from trust anchor ${anchor}`)
     else {
       const first = h.problems[0]
       out.push(`  history         ${c('red', 'UNVERIFIED')} from trust anchor ${anchor}${first ? `: ${first.code} ${first.message}` : ''}`)

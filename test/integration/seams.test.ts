@@ -1,0 +1,158 @@
+/**
+ * Seams a new user hits: a failed init leaves the directory as it found it; status tells who
+ * asked for a change from who authored it; a new image arrives in one pull request with airlock
+ * alone; git verify-commit works from trust.yaml; a file of no known kind is refused by change.
+ */
+import {existsSync} from 'node:fs'
+import {mkdir, readdir, readFile, writeFile} from 'node:fs/promises'
+import {join} from 'node:path'
+import {execa} from 'execa'
+import {afterEach, beforeEach, describe, expect, it} from 'vitest'
+import {airlock, git, initFleet, tempDir} from '../helpers.js'
+
+const NEXT = `sha256:${'a1'.repeat(32)}`
+const BUILDER = `sha256:${'b2'.repeat(32)}`
+
+describe('airlock init', () => {
+  /** No git identity anywhere: an empty HOME, no GIT_* variables, no system config. */
+  const noIdentity = async (home: string) => ({HOME: home, XDG_CONFIG_HOME: home, GIT_CONFIG_NOSYSTEM: '1', GIT_AUTHOR_NAME: undefined, GIT_AUTHOR_EMAIL: undefined, GIT_COMMITTER_NAME: undefined, GIT_COMMITTER_EMAIL: undefined, EMAIL: undefined})
+
+  it('leaves a new directory, and the folders above it, absent when --apply fails (no git identity)', async () => {
+    const t = await tempDir()
+    try {
+      const home = join(t.dir, 'home')
+      await mkdir(home)
+      const target = join(t.dir, 'a', 'b', 'fleet')
+      const r = await airlock(['init', target, '--apply', '--json'], {cwd: t.dir, env: await noIdentity(home)})
+      expect(r.exitCode).toBe(2)
+      expect(r.json.error.message).toMatch(/identity/)
+      expect(existsSync(join(t.dir, 'a'))).toBe(false)
+      expect((await readdir(t.dir)).sort()).toEqual(['home'])
+    } finally {
+      await t.cleanup()
+    }
+  })
+
+  it('leaves an existing empty directory empty when --apply fails', async () => {
+    const t = await tempDir()
+    try {
+      const home = join(t.dir, 'home')
+      await mkdir(home)
+      const target = join(t.dir, 'fleet')
+      await mkdir(target)
+      const r = await airlock(['init', target, '--apply'], {cwd: t.dir, env: await noIdentity(home)})
+      expect(r.exitCode).toBe(2)
+      expect(await readdir(target)).toEqual([])
+      expect((await readdir(t.dir)).sort()).toEqual(['fleet', 'home'])
+    } finally {
+      await t.cleanup()
+    }
+  })
+})
+
+describe('with a fleet', () => {
+  let fleet: Awaited<ReturnType<typeof initFleet>>
+  beforeEach(async () => {
+    fleet = await initFleet({sign: [NEXT]})
+  })
+  afterEach(() => fleet.cleanup())
+
+  it('status names who requested a change and who authored it, and calls no receipted change "outside airlock"', async () => {
+    const {dir, env} = fleet
+    const p = await airlock(['promote', 'agent-runner', '--digest', NEXT, '--to', 'canary', '--reason', 'r', '--actor', 'release-bot', '--apply'], {cwd: dir, env})
+    expect(p.exitCode).toBe(0)
+    const r = await airlock(['status', '--json'], {cwd: dir})
+    const [canary, stable] = ['canary', 'stable'].map((c) => r.json.images[0].channels.find((x: {channel: string}) => x.channel === c))
+    expect(canary.lastChange).toMatchObject({operation: 'promote', requestedBy: 'release-bot', author: 'Fleet Operator <operator@example.com>', viaAirlock: true})
+    // The stable pin was last set by init: a change with a receipt of its own, never "outside airlock".
+    expect(stable.lastChange).toMatchObject({operation: 'init', viaAirlock: true, receipt: expect.stringMatching(/^docs\/evidence\/.*-init-/)})
+    const text = await airlock(['status'], {cwd: dir})
+    expect(text.stdout).toMatch(/requested by release-bot/)
+    expect(text.stdout).toMatch(/authored by {2}Fleet Operator <operator@example\.com>/)
+    expect(text.stdout).not.toMatch(/outside airlock/)
+    // A commit that copies airlock's trailers but adds no receipt of its own is not airlock's.
+    const file = join(dir, 'manifests/images/agent-runner.yaml')
+    await writeFile(file, (await readFile(file, 'utf8')).replace(/(stable:\n\s+digest: )sha256:[0-9a-f]{64}/, `$1${NEXT}`))
+    const receipt = canary.lastChange.receipt
+    await git(dir, 'commit', '-qam', `hand edit\n\nAirlock-Operation: promote\nAirlock-Image: agent-runner\nAirlock-Channel: stable\nAirlock-Receipt: ${receipt}\nAirlock-Requested-By: release-bot`)
+    const after = await airlock(['status', '--json'], {cwd: dir})
+    const stable2 = after.json.images[0].channels.find((x: {channel: string}) => x.channel === 'stable')
+    expect(stable2.lastChange).toMatchObject({viaAirlock: false, receipt: null, requestedBy: null, author: 't <t@t>', verified: false})
+  })
+
+  it('adds a new image in one pull request: image sign stages its signature, change commits both', async () => {
+    const {dir, env, imageKey} = fleet
+    await writeFile(
+      join(dir, 'manifests/images/builder.yaml'),
+      `apiVersion: airlock/v1\nkind: GoldenImage\nmetadata:\n  name: builder\nspec:\n  repository: registry.example.com/golden/builder\n  tier: 2\n  channels:\n    canary:\n      digest: ${BUILDER}\n      previous: null\n`,
+    )
+    const planned = await airlock(['image', 'sign', `builder@${BUILDER}`, '--key', imageKey, '--json'], {cwd: dir, env})
+    expect(planned.exitCode, planned.stderr).toBe(0)
+    expect(planned.json.outcome).toBe('planned')
+    const sig = `manifests/signatures/builder/${BUILDER.replace(':', '-')}.sigstore.json`
+    expect(existsSync(join(dir, sig))).toBe(false)
+    const staged = await airlock(['image', 'sign', `builder@${BUILDER}`, '--key', imageKey, '--apply', '--json'], {cwd: dir, env})
+    expect(staged.exitCode, staged.stderr).toBe(0)
+    expect(staged.json).toMatchObject({outcome: 'staged', staged: [sig], applied: null})
+    expect(await git(dir, 'status', '--porcelain')).toContain('manifests/signatures/builder/')
+    const c = await airlock(['change', '--reason', 'add the builder image', '--apply', '--json'], {cwd: dir, env})
+    expect(c.exitCode, c.stderr).toBe(0)
+    expect(c.json.plan.changes.map((x: {path: string}) => x.path).sort()).toEqual(['manifests/images/builder.yaml', sig])
+    expect(await git(dir, 'status', '--porcelain')).toBe('')
+    expect((await airlock(['evidence', 'verify'], {cwd: dir})).exitCode).toBe(0)
+    expect((await airlock(['image', 'verify', `registry.example.com/golden/builder@${BUILDER}`], {cwd: dir})).exitCode).toBe(0)
+  })
+
+  it('refuses, for a new image, a signature by a key the base does not trust', async () => {
+    const {dir, env} = fleet
+    await writeFile(
+      join(dir, 'manifests/images/builder.yaml'),
+      `apiVersion: airlock/v1\nkind: GoldenImage\nmetadata:\n  name: builder\nspec:\n  repository: registry.example.com/golden/builder\n  tier: 2\n  channels:\n    canary:\n      digest: ${BUILDER}\n`,
+    )
+    const other = join(dir, '..', 'other.key')
+    await execa('openssl', ['genpkey', '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256', '-out', other])
+    await execa('chmod', ['600', other])
+    const r = await airlock(['image', 'sign', `builder@${BUILDER}`, '--key', other, '--apply', '--json'], {cwd: dir, env})
+    expect(r.exitCode).toBe(1)
+    expect(r.json.error.code).toMatch(/^IMAGE_/)
+    expect(existsSync(join(dir, 'manifests/signatures/builder'))).toBe(false)
+  })
+
+  it('keys allowed-signers lets git verify-commit check every commit airlock made', async () => {
+    const {dir} = fleet
+    const r = await airlock(['keys', 'allowed-signers'], {cwd: dir})
+    expect(r.exitCode).toBe(0)
+    expect(r.stdout).toMatch(/^evidence namespaces="git",valid-after="\d{14}Z" ssh-ed25519 AAAA/m)
+    const file = join(dir, '..', 'allowed_signers')
+    await writeFile(file, r.stdout)
+    for (const commit of (await git(dir, 'rev-list', 'HEAD')).split('\n')) {
+      const v = await execa('git', ['-c', 'gpg.format=ssh', '-c', `gpg.ssh.allowedSignersFile=${file}`, 'verify-commit', commit], {cwd: dir, reject: false})
+      expect(v.exitCode, `${commit}: ${v.stderr}`).toBe(0)
+      expect(v.stderr).toMatch(/Good "git" signature for evidence/)
+    }
+  })
+
+  it('refuses in a change a file under a signed folder that matches no kind (UNKNOWN_KIND, exit 2)', async () => {
+    const {dir, env} = fleet
+    await writeFile(join(dir, 'manifests/gates.yml'), 'apiVersion: airlock/v1\nkind: Whatever\n')
+    const r = await airlock(['change', '--apply', '--json'], {cwd: dir, env})
+    expect(r.exitCode).toBe(2)
+    expect(r.json.error).toMatchObject({code: 'UNKNOWN_KIND', details: {file: 'manifests/gates.yml'}})
+    expect(r.json.error.message).toMatch(/GoldenImage \(manifests\/images\/NAME\.yaml\)/)
+    expect(await git(dir, 'rev-list', '--count', 'HEAD')).toBe('2')
+  })
+
+  it('checks every file a change writes by its kind', async () => {
+    const {dir, env} = fleet
+    // A sandbox spec spelled .yml; a trust policy nothing could be signed under.
+    await mkdir(join(dir, 'manifests/sandboxes'), {recursive: true})
+    await writeFile(join(dir, 'manifests/sandboxes/x.yml'), 'apiVersion: airlock/v1\n')
+    const yml = await airlock(['change', '--json'], {cwd: dir, env})
+    expect(yml.json.error.code).toBe('UNKNOWN_KIND')
+    await execa('rm', [join(dir, 'manifests/sandboxes/x.yml')])
+    await writeFile(join(dir, 'manifests/trust.yaml'), 'apiVersion: airlock/v1\nkind: TrustPolicy\nspec: {keys: [], thresholds: {}}\n')
+    const trust = await airlock(['change', '--json'], {cwd: dir, env})
+    expect(trust.exitCode).toBe(2)
+    expect(trust.json.error.details.file).toBe('manifests/trust.yaml')
+  })
+})
