@@ -19,7 +19,7 @@ export default class PolicyServe extends AirlockCommand {
 
   async run(): Promise<{url: string}> {
     const {flags} = await this.parse(PolicyServe)
-    const [{startBundleServer, headSource}, {resolveAnchor, verifyBase, baseRefusal}] = await Promise.all([import('../../control-plane/policy/server.js'), import('../../control-plane/pipeline/base.js')])
+    const [{startBundleServer, headSource, checkListen}, {resolveAnchor, verifyBase, baseRefusal}] = await Promise.all([import('../../control-plane/policy/server.js'), import('../../control-plane/pipeline/base.js')])
     if (Boolean(flags['tls-cert']) !== Boolean(flags['tls-key'])) throw new AirlockError('USAGE', '--tls-cert and --tls-key go together', {field: '--tls-cert'})
     const tls = flags['tls-cert'] && flags['tls-key'] ? {cert: await readInput(flags['tls-cert']), key: await readInput(flags['tls-key'])} : undefined
     let apiKey: string | undefined
@@ -27,6 +27,7 @@ export default class PolicyServe extends AirlockCommand {
       apiKey = process.env[flags['api-key-env']]
       if (!apiKey) throw new AirlockError('USAGE', `--api-key-env: ${flags['api-key-env']} is not set`, {field: '--api-key-env'})
     }
+    checkListen({tls, insecureHttp: flags['insecure-http'], host: flags.host})
     let from: string
     let source
     if (flags.bundles) {

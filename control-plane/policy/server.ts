@@ -84,9 +84,14 @@ export function isLoopback(host: string): boolean {
   return host === 'localhost' || (isIP(host) === 4 && host.startsWith('127.')) || host === '::1'
 }
 
-export async function startBundleServer(opts: ServeOptions): Promise<{server: Server; url: string; close: () => Promise<void>}> {
+/** Whether the server may listen as asked: TLS, or plain HTTP on a loopback address only. */
+export function checkListen(opts: Pick<ServeOptions, 'tls' | 'insecureHttp' | 'host'>): void {
   if (!opts.tls && !opts.insecureHttp) throw new AirlockError('USAGE', 'give --tls-cert and --tls-key (or --insecure-http on a loopback address)', {field: '--tls-cert'})
   if (!opts.tls && !isLoopback(opts.host)) throw new AirlockError('USAGE', `--insecure-http is allowed only on a loopback address, not ${opts.host}`, {field: '--insecure-http'})
+}
+
+export async function startBundleServer(opts: ServeOptions): Promise<{server: Server; url: string; close: () => Promise<void>}> {
+  checkListen(opts)
   const source = opts.source ?? (opts.bundlesDir !== undefined ? dirSource(opts.bundlesDir) : null)
   if (!source) throw new AirlockError('INTERNAL', 'a bundle server needs a folder or a source')
   const etags = new Map<Buffer, string>()
