@@ -80,3 +80,11 @@ export async function initFleet(opts: {sign?: string[]} = {}): Promise<{dir: str
   }
   return {dir, key, imageKey, env, cleanup: t.cleanup}
 }
+
+/**
+ * `--trust-anchor <HEAD>`: trust starting at the current HEAD, for a test about what is read
+ * from a commit made by hand (past airlock), not about its history.
+ */
+export async function anchorAtHead(dir: string): Promise<string[]> {
+  return ['--trust-anchor', await git(dir, 'rev-parse', 'HEAD')]
+}

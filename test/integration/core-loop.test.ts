@@ -361,10 +361,11 @@ describe('shallow clones', () => {
     await git(join(dir, '..'), 'clone', '-q', '--depth', '1', `file://${dir}`, clone)
     const status = await airlock(['status', '--json'], {cwd: clone})
     expect(status.exitCode).toBe(0)
+    // A fresh clone pins no anchor (ANCHOR_NOT_PINNED), and its history stops short of the root.
     const verify = await airlock(['evidence', 'verify', '--json'], {cwd: clone})
     expect(verify.exitCode).toBe(1)
-    expect(verify.json.problems.map((p: any) => p.code)).toEqual(['HISTORY_INCOMPLETE'])
-    const head = (await git(clone, 'rev-parse', 'HEAD')).slice(0, 12)
+    expect(verify.json.problems.map((p: any) => p.code)).toEqual(['ANCHOR_NOT_PINNED', 'HISTORY_INCOMPLETE'])
+    const head = await git(clone, 'rev-parse', 'HEAD')
     const since = await airlock(['evidence', 'verify', '--since', head, '--json'], {cwd: clone})
     expect(since.exitCode).toBe(0)
   })

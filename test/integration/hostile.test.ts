@@ -78,7 +78,7 @@ describe('identities and free text are data, never syntax', () => {
     expect(parsed).not.toMatch(/sha256:00$/m)
     expect((await fsck(dir)).exitCode).toBe(0)
     const status = await airlock(['status', '--json'], {cwd: dir})
-    expect(status.json.images[0].channels[0].lastChange.by).toBe('eve')
+    expect(status.json.images[0].channels[0].lastChange.requestedBy).toBe('eve')
   })
 
   it('refuses a saved plan resealed with an injecting requester', async () => {

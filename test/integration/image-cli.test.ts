@@ -2,7 +2,7 @@ import {existsSync} from 'node:fs'
 import {mkdir, readFile, writeFile} from 'node:fs/promises'
 import {dirname, join} from 'node:path'
 import {afterAll, beforeAll, beforeEach, afterEach, describe, expect, it} from 'vitest'
-import {airlock, commitChange, git, initFleet, tempDir} from '../helpers.js'
+import {airlock, anchorAtHead, commitChange, git, initFleet, tempDir} from '../helpers.js'
 import {imageKeyPair, signImage, startMockSigstore, type MockSigstore} from '../sigstore-fixtures.js'
 
 const t = await tempDir()
@@ -121,7 +121,8 @@ describe('signatures enforced on promotion', () => {
     const r = await airlock(['promote', 'agent-runner', '--digest', NEXT, '--to', 'canary', '--apply', '--json'], {cwd: dir, env})
     expect(r.exitCode).toBe(1)
     expect(r.json.error.details.reason).toBe('UNTRUSTED_SIGNER')
-    const all = await airlock(['image', 'verify', '--all', '--json'], {cwd: dir})
+    // Read from that commit itself (anchored there), the stray bundle pins nothing.
+    const all = await airlock(['image', 'verify', '--all', ...(await anchorAtHead(dir)), '--json'], {cwd: dir})
     expect(all.exitCode).toBe(0)
   })
 
@@ -138,7 +139,7 @@ describe('signatures enforced on promotion', () => {
     const r = await airlock(['promote', 'agent-runner', '--digest', NEXT, '--to', 'canary', '--json'], {cwd: dir, env})
     expect(r.exitCode).toBe(1)
     expect(r.json.error.details.reason).toBe('SUBJECT_MISMATCH')
-    const all = await airlock(['image', 'verify', '--all', '--json'], {cwd: dir})
+    const all = await airlock(['image', 'verify', '--all', ...(await anchorAtHead(dir)), '--json'], {cwd: dir})
     expect(all.exitCode).toBe(1)
     expect(all.json.results).toContainEqual(expect.objectContaining({channel: 'canary', verified: false, reason: 'SUBJECT_MISMATCH'}))
     expect(all.json.results).toContainEqual(expect.objectContaining({channel: 'stable', verified: true}))
@@ -150,7 +151,7 @@ describe('signatures enforced on promotion', () => {
     const lines = (await readFile(file, 'utf8')).split('\n').length
     await writeFile(file, `${await readFile(file, 'utf8')}  verification:\n    identities:\n      - issuer: ${GITHUB}\n        subjectRegExp: https://github\\.com/acme/\n`)
     await git(dir, 'commit', '-qam', 'unanchored identity')
-    const r = await airlock(['image', 'verify', '--all', '--json'], {cwd: dir})
+    const r = await airlock(['image', 'verify', '--all', ...(await anchorAtHead(dir)), '--json'], {cwd: dir})
     expect(r.exitCode).toBe(2)
     expect(r.json.error).toMatchObject({code: 'SCHEMA_VIOLATION', details: {file: 'manifests/images/agent-runner.yaml', field: 'spec.verification.identities[0].subjectRegExp', line: lines + 3}})
     expect(r.json.error.message).toContain('anchored')
@@ -162,7 +163,7 @@ describe('keyless image policy in the repository (a private Sigstore with its ow
   let fleet: Awaited<ReturnType<typeof initFleet>>
   const NEXT = `sha256:${'a2'.repeat(32)}`
   beforeAll(async () => {
-    sigstore = await startMockSigstore()
+    sigstore = await startMockSigstore(new Date())
     fleet = await initFleet()
     const {dir} = fleet
     await writeFile(join(dir, 'manifests/sigstore/private.json'), JSON.stringify(sigstore.trustedRoot))

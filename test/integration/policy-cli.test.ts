@@ -7,7 +7,9 @@ import {airlock, BIN, git, initFleet, NODE, ROOT, tempDir} from '../helpers.js'
 const t = await tempDir()
 afterAll(() => t.cleanup())
 const ENTITIES = join(ROOT, 'policies/tests/entities.json')
-const req = (p: string, a: string, r: string) => ['--principal', `AgentKernel::User::"${p}"`, '--action', `AgentKernel::Action::"${a}"`, '--resource', r]
+// This project's own example policies, named explicitly: decisions read nothing from a HEAD that does not verify.
+const POLICIES = ['--policies', join(ROOT, 'policies')]
+const req = (p: string, a: string, r: string) => ['--principal', `AgentKernel::User::"${p}"`, '--action', `AgentKernel::Action::"${a}"`, '--resource', r, ...POLICIES]
 
 describe('airlock policy validate / test', () => {
   it('validates the example policies', async () => {
@@ -146,7 +148,7 @@ describe('airlock authorize --jwt', () => {
         .setSubject('ci-acme')
         .setExpirationTime(exp)
         .sign(privateKey)
-    const base = ['authorize', '--action', 'AgentKernel::Action::"Promote"', '--entities', ENTITIES, '--jwks', jwks, '--issuer', 'https://ci.example', '--audience', 'airlock', '--json']
+    const base = ['authorize', ...POLICIES, '--action', 'AgentKernel::Action::"Promote"', '--entities', ENTITIES, '--jwks', jwks, '--issuer', 'https://ci.example', '--audience', 'airlock', '--json']
     const canary = await airlock([...base, '--resource', 'AgentKernel::Channel::"agent-runner/canary"', '--jwt', await token(now + 300)])
     expect(canary.exitCode).toBe(0)
     expect(canary.json.reasons.map((r: any) => r.id)).toEqual(['global-ci-promotes-canary'])
