@@ -63,7 +63,8 @@ afterAll(async () => {
 /** A fresh clone of the upstream, as CI makes one: no git config of airlock's. */
 async function freshClone(name: string): Promise<string> {
   const dir = join(work.dir, name)
-  await git(work.dir, 'clone', '-q', upstream, dir)
+  // Over git's own protocol (file://), so only what main reaches is fetched, as from a forge.
+  await git(work.dir, 'clone', '-q', `file://${upstream}`, dir)
   return dir
 }
 
@@ -172,10 +173,10 @@ describe('airlock trust pin', () => {
     expect(shown.json).toMatchObject({commit: genuineAnchor, pinned: false, head: {verified: true}})
     const evidence = shown.json.keys.find((k: {roles: string[]}) => k.roles.includes('evidence'))
     expect(evidence.ssh).toMatch(/^SHA256:[A-Za-z0-9+/]{43}$/)
-    // The same fingerprint ssh-keygen prints for the key's public half.
+    // The fingerprint ssh-keygen itself prints for the key as git's allowed-signers file names it.
     const {execa} = await import('execa')
-    const pub = await execa('ssh-keygen', ['-y', '-f', fleet.key])
-    await writeFile(join(work.dir, 'evidence.pub'), `${pub.stdout}\n`)
+    const line = (await airlock(['keys', 'allowed-signers'], {cwd: fleet.dir})).stdout.split('\n').find((l) => l.startsWith('evidence '))!
+    await writeFile(join(work.dir, 'evidence.pub'), `${line.split(' ').slice(2).join(' ')}\n`)
     expect((await execa('ssh-keygen', ['-l', '-f', join(work.dir, 'evidence.pub')])).stdout).toContain(evidence.ssh)
     expect(await git(clone, 'config', '--get', 'airlock.trustAnchor').catch(() => 'unset')).toBe('unset')
     const text = await airlock(['trust', 'pin', genuineAnchor.slice(0, 10)], {cwd: clone})

@@ -85,7 +85,7 @@ describe('airlock authorize', () => {
       {principal: 'AgentKernel::User::"dana"', action: 'AgentKernel::Action::"Run"', resource: 'AgentKernel::Sandbox::"huge"'},
       {principal: 'nonsense'},
     ].map((l) => JSON.stringify(l))
-    const r = await execa(NODE, [BIN, 'authorize', '--batch', '--entities', ENTITIES], {cwd: ROOT, input: `${lines.join('\n')}\n`, reject: false})
+    const r = await execa(NODE, [BIN, 'authorize', '--batch', ...POLICIES, '--entities', ENTITIES], {cwd: ROOT, input: `${lines.join('\n')}\n`, reject: false})
     const out = String(r.stdout).trim().split('\n').map((l) => JSON.parse(l))
     expect(out.map((o) => o.decision ?? o.error.code)).toEqual(['allow', 'deny', 'USAGE'])
     expect(r.exitCode).toBe(2)
