@@ -13,9 +13,9 @@ export interface LastChange {
   /** Who made the commit, as git records it. */
   author: string
   operation: string | null
-  /** The receipt this commit added (null: it added none). */
+  /** The commit's receipt: named by its trailers and among HEAD's receipts, in a history that verifies (else null). */
   receipt: string | null
-  /** True when the commit carries a receipt it added itself, in a history that verifies. */
+  /** True when the commit has such a receipt: a change airlock made, with its evidence. */
   viaAirlock: boolean
   /** False when the commit's history does not verify back to the trust anchor. */
   verified: boolean
@@ -43,19 +43,6 @@ export interface StatusReport {
   images: ImageStatus[]
 }
 
-/** Did `commit` add the receipt at `path` (present in its tree, absent from its first parent's)? */
-async function addedReceipt(repo: Repository, commit: CommitInfo, path: string): Promise<boolean> {
-  if (!path.startsWith(`${EVIDENCE_DIR}/`)) return false
-  try {
-    const here = await repo.oidInTree(commit.tree, path)
-    if (!here) return false
-    const parent = commit.parents[0]
-    return !parent || (await repo.oidInTree((await repo.readCommit(parent)).tree, path)) === null
-  } catch {
-    return false
-  }
-}
-
 /**
  * Per image and channel: the pinned digest, the rollback target, and the commit that last
  * changed it. Walks first-parent history once, newest first, and stops as soon as every
@@ -65,6 +52,7 @@ async function addedReceipt(repo: Repository, commit: CommitInfo, path: string):
 export async function status(repo: Repository, opts: {image?: string; limits: Limits; verified: boolean; unverified?: ReadonlySet<string>}): Promise<StatusReport> {
   const base = await repo.base()
   const images: GoldenImage[] = opts.image ? [await loadImage(repo, base.commit, opts.image, opts.limits)] : await loadImages(repo, base.commit, opts.limits)
+  const receipts = new Set(opts.verified ? (await repo.listDir(base.commit, EVIDENCE_DIR)).map((e) => e.path) : [])
   const found = new Map<string, LastChange>()
   const open = new Map<string, Set<string>>()
   /** Image name by manifest file name in the images folder. */
@@ -94,10 +82,12 @@ export async function status(repo: Repository, opts: {image?: string; limits: Li
     const parent: string | undefined = commit.parents[0]
     const trailers = parseTrailers(commit.message)
     const verified = opts.verified && !opts.unverified?.has(oid!)
-    // A commit is airlock's when it added the receipt its trailers name (history verification
-    // checked that receipt's signatures when the commit was verified); trailers alone are text.
+    // A commit is airlock's when the receipt its trailers name is among HEAD's receipts in a
+    // history that verifies: there every commit changing desired state is signed by an evidence
+    // key, and every receipt was checked when it was added (receipts are only ever added).
+    // Trailers alone are text anyone can write.
     const named = trailers['Airlock-Receipt']
-    const receipt = named && (await addedReceipt(repo, commit, named)) ? named : null
+    const receipt = named && verified && receipts.has(named) ? named : null
     const change = (): LastChange => ({
       commit: oid!,
       time: new Date(commit.time * 1000).toISOString(),
@@ -105,11 +95,11 @@ export async function status(repo: Repository, opts: {image?: string; limits: Li
       author: `${commit.author.name} <${commit.author.email}>`,
       operation: receipt ? (trailers['Airlock-Operation'] ?? null) : null,
       receipt,
-      viaAirlock: receipt !== null && verified,
+      viaAirlock: receipt !== null,
       verified,
     })
     // Which channel a commit moved is read from its trailers only when they are airlock's own.
-    const image = receipt && verified ? trailers['Airlock-Image'] : undefined
+    const image = receipt ? trailers['Airlock-Image'] : undefined
     // The images folder's tree id of the parent; it is the next step's `here`.
     let there: string | null | undefined
     if (image && trailers['Airlock-Operation']) {
