@@ -59,6 +59,36 @@ async function signHistory(dir, signer, sshSign) {
   execFileSync('git', ['update-ref', 'refs/heads/main', mapped.get(oids.at(-1))], {cwd: dir})
 }
 
+/**
+ * One more commit, signed as airlock signs, adding the receipts the trailers name (signed DSSE
+ * change receipts on its parent), so a generated fleet's history has the evidence a real one
+ * has and \`status\` finds each change's receipt.
+ */
+async function addReceipts(dir, {signer, sshSign, receipts, names, time}) {
+  const parent = execFileSync('git', ['rev-parse', 'main'], {cwd: dir}).toString().trim()
+  const tmp = join(dir, '.git', 'receipts')
+  mkdirSync(tmp, {recursive: true})
+  const at = new Date(time * 1000).toISOString()
+  names.forEach((name, i) => {
+    const plan = {operation: 'promote', summary: name, reason: '', requestedBy: {actor: 'ci', via: 'ci'}, digest: digest(name), createdAt: at, branch: 'refs/heads/main', baseCommit: parent, details: {}, subjects: [], changes: []}
+    writeFileSync(join(tmp, String(i)), receipts.receiptText(receipts.signReceipt(receipts.receiptStatement(plan, new Date(at), 'bench'), [signer])))
+  })
+  const oids = execFileSync('git', ['hash-object', '-w', '--stdin-paths'], {cwd: dir, input: names.map((_, i) => join(tmp, String(i))).join('\n')}).toString().trim().split('\n')
+  const index = join(tmp, 'index')
+  const env = {...process.env, GIT_INDEX_FILE: index}
+  execFileSync('git', ['read-tree', 'main'], {cwd: dir, env})
+  execFileSync('git', ['update-index', '--add', '--index-info'], {cwd: dir, env, input: names.map((n, i) => `100644 ${oids[i]}\t${n}`).join('\n')})
+  const tree = execFileSync('git', ['write-tree'], {cwd: dir, env}).toString().trim()
+  const who = `bench <bench@example.invalid> ${time} +0000`
+  const text = `tree ${tree}\nparent ${parent}\nauthor ${who}\ncommitter ${who}\n\nairlock: receipts of the promotions above\n`
+  const split = text.indexOf('\n\n')
+  const sig = sshSign(Buffer.from(text), signer).trimEnd().replaceAll('\n', '\n ')
+  writeFileSync(join(tmp, 'commit'), `${text.slice(0, split)}\ngpgsig ${sig}${text.slice(split)}`)
+  const commit = execFileSync('git', ['hash-object', '-t', 'commit', '-w', join(tmp, 'commit')], {cwd: dir}).toString().trim()
+  execFileSync('git', ['update-ref', 'refs/heads/main', commit], {cwd: dir})
+  rmSync(tmp, {recursive: true, force: true})
+}
+
 const POLICIES = join(ROOT, 'policies')
 
 function policyFiles(dir) {
@@ -72,11 +102,12 @@ export async function generateFleet(dir, {images, commits}) {
   mkdirSync(dir, {recursive: true})
   // Every commit is signed by the fleet's evidence key, as airlock's own commits are, so the
   // history verifies from the root and plans are built on a verified base as in a real fleet.
-  const [{generateImageKey, generateSigner}, {signImageBundle}, {trustEntry, newTrustDocument}, {sshSign}] = await Promise.all([
+  const [{generateImageKey, generateSigner}, {signImageBundle}, {trustEntry, newTrustDocument}, {sshSign}, receipts] = await Promise.all([
     import(join(ROOT, 'dist/control-plane/crypto/keys.js')),
     import(join(ROOT, 'dist/platform/images/sign.js')),
-    import(join(ROOT, 'dist/control-plane/plan/trust-key.js')),
+    import(join(ROOT, 'dist/control-plane/changes/add-key.js')),
     import(join(ROOT, 'dist/control-plane/crypto/sshsig.js')),
+    import(join(ROOT, 'dist/control-plane/evidence/receipt.js')),
   ])
   const {signer} = generateSigner()
   const evidence = trustEntry('evidence', 'evidence', signer.publicKey, signer.keyid, new Date('2023-01-01T00:00:00Z'))
@@ -148,6 +179,9 @@ export async function generateFleet(dir, {images, commits}) {
   child.stdin.end(buf.join(''))
   await done
   await signHistory(dir, signer, sshSign)
+  await addReceipts(dir, {signer, sshSign, receipts, names: Array.from({length: commits - 1}, (_, i) => i + 1).filter((c) => c % 10 !== 0).map((c) => `docs/evidence/r-${c}.json`), time: time + 120})
+  // Trust starts at the first commit, pinned as \`airlock init\` pins it.
+  execFileSync('git', ['config', 'airlock.trustAnchor', execFileSync('git', ['rev-list', '--max-parents=0', 'main'], {cwd: dir}).toString().trim()], {cwd: dir})
   execFileSync('git', ['checkout', '-q', '-f', 'main'], {cwd: dir})
   execFileSync('git', ['repack', '-adq'], {cwd: dir})
   execFileSync('git', ['prune-packed'], {cwd: dir})
