@@ -1,6 +1,7 @@
 import {generateKeyPairSync, sign, type KeyObject} from 'node:crypto'
 import {bundleToJSON} from '@sigstore/bundle'
 import {DSSEBundleBuilder, MessageSignatureBundleBuilder} from '@sigstore/sign'
+import {vi} from 'vitest'
 
 /** A bundle as JSON: the tests read and tamper with its fields freely. */
 export type BundleJson = Record<string, any>
@@ -52,21 +53,46 @@ export function statementFor(digest: string, name = 'registry.example.com/golden
  * @sigstore/mock, served on a real HTTP server on 127.0.0.1 so @sigstore/sign talks to it as it
  * would to sigstore.dev. Its trusted root is built from the mock's own keys. Mocked because a
  * real Fulcio needs an OIDC provider and the public log, neither reachable here.
+ *
+ * It runs on the reference time the test passes, never on the machine's clock: everything it
+ * signs is signed at that time, however long the test takes to get there.
  */
 export interface MockSigstore {
   url: string
+  /** The reference time everything is signed at (the test's `now`, in whole seconds). */
+  now: Date
   trustedRoot: Record<string, unknown>
   /** A keyless DSSE bundle for `digest`, with a certificate for `subject` from `issuer`. */
   signKeyless(digest: string, identity: {subject: string; issuer: string}, opts?: {timestamp?: boolean; tlog?: boolean; manifest?: Buffer}): Promise<BundleJson>
   close(): Promise<void>
 }
 
-export async function startMockSigstore(opts: {caClock?: Date} = {}): Promise<MockSigstore> {
-  // Whole seconds: the mock TSA writes milliseconds into genTime, which @sigstore/core refuses;
-  // the next second, so the mock TSA certificates (valid from their creation) cover it.
-  const clock = new Date(Math.floor(Date.now() / 1000) * 1000 + 1000)
+/**
+ * Starts a private Sigstore at `now`, the reference time the test captured once: Fulcio
+ * certificates start at it (or at `caClock`) and last ten minutes, CT and Rekor entries are
+ * integrated at it, the TSA stamps it; the CA's and the TSA's own certificates, and the trusted
+ * root, are valid from an hour before it.
+ */
+export async function startMockSigstore(now: Date, opts: {caClock?: Date} = {}): Promise<MockSigstore> {
+  // Whole seconds: the mock TSA writes milliseconds into genTime, which @sigstore/core refuses.
+  const clock = new Date(Math.floor(now.getTime() / 1000) * 1000)
   // The Fulcio CA may run on another clock: one in the past issues certificates already expired.
   const caClock = opts.caClock ?? clock
+  /** Where the CA's and TSA's own certificates, and every trusted-root entry, start. */
+  const since = new Date(Math.min(clock.getTime(), caClock.getTime()) - 3600_000)
+  /**
+   * @sigstore/mock takes a clock for what it signs, but dates the root and intermediate
+   * certificates it makes for the CA and the TSA from `new Date()`: they are made with the
+   * date at `since`, so they cover the reference time whenever the test runs.
+   */
+  const datedAt = async <T>(date: Date, make: () => Promise<T>): Promise<T> => {
+    vi.useFakeTimers({now: date, toFake: ['Date']})
+    try {
+      return await make()
+    } finally {
+      vi.useRealTimers()
+    }
+  }
   const mock = await import('@sigstore/mock')
   const {createHash} = await import('node:crypto')
   const {createServer} = await import('node:http')
@@ -80,12 +106,12 @@ export async function startMockSigstore(opts: {caClock?: Date} = {}): Promise<Mo
   const tlogKeys = pair()
   const tsaKeys = pair()
   const ctlog = await mock.initializeCTLog(ctKeys, caClock)
-  const ca = await mock.initializeCA(caKeys, ctlog, caClock)
+  const ca = await datedAt(since, () => mock.initializeCA(caKeys, ctlog, caClock))
   const server = createServer()
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
   const url = `http://127.0.0.1:${(server.address() as {port: number}).port}`
   const tlog = await mock.initializeTLog(url, tlogKeys, clock)
-  const tsa = await mock.initializeTSA(tsaKeys, clock)
+  const tsa = await datedAt(since, () => mock.initializeTSA(tsaKeys, clock))
   const handlers = [mock.fulcioHandler(ca), mock.rekorHandler(tlog), mock.rekorV2Handler(tlog), mock.tsaHandler(tsa)]
   server.on('request', (req, res) => {
     const chunks: Buffer[] = []
@@ -99,7 +125,7 @@ export async function startMockSigstore(opts: {caClock?: Date} = {}): Promise<Mo
   })
   const der = (k: KeyObject) => k.export({format: 'der', type: 'spki'})
   const b64 = (b: ArrayBufferView) => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('base64')
-  const start = new Date(Math.min(clock.getTime(), caClock.getTime()) - 3600_000).toISOString()
+  const start = since.toISOString()
   const logKey = (k: KeyObject) => ({
     baseUrl: url,
     hashAlgorithm: 'SHA2_256',
@@ -116,9 +142,10 @@ export async function startMockSigstore(opts: {caClock?: Date} = {}): Promise<Mo
   const tokenKey = pair()
   return {
     url,
+    now: clock,
     trustedRoot,
     async signKeyless(digest, identity, o = {}) {
-      const token = await new SignJWT({sub: identity.subject}).setProtectedHeader({alg: 'ES256'}).setIssuer(identity.issuer).setAudience('sigstore').setIssuedAt().setExpirationTime('5m').sign(tokenKey.privateKey)
+      const token = await new SignJWT({sub: identity.subject}).setProtectedHeader({alg: 'ES256'}).setIssuer(identity.issuer).setAudience('sigstore').setIssuedAt(clock.getTime() / 1000).setExpirationTime(clock.getTime() / 1000 + 300).sign(tokenKey.privateKey)
       const witnesses = []
       if (o.tlog !== false) witnesses.push(new RekorWitness({rekorBaseURL: url, entryType: 'intoto', majorApiVersion: 1}))
       if (o.timestamp !== false) witnesses.push(new TSAWitness({tsaBaseURL: url}))

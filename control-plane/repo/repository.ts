@@ -5,6 +5,7 @@
  */
 import * as nodeFs from 'node:fs'
 import {appendFile, chmod, link, lstat, mkdir, readFile, rename, stat, symlink, unlink, writeFile} from 'node:fs/promises'
+import {isUtf8} from 'node:buffer'
 import {dirname, join, resolve} from 'node:path'
 import {execa} from 'execa'
 import git from 'isomorphic-git'
@@ -88,6 +89,10 @@ export class Repository {
   /** Commits whose parents a shallow clone does not have (`.git/shallow`). */
   readonly shallow = new Set<string>()
   private readonly trees = new Map<string, Promise<Map<string, TreeItem>>>()
+  /** Trees that passed the strict parser (checkTree) in this command. */
+  private readonly checkedTrees = new Set<string>()
+  /** Trees that passed it with every tree below them. */
+  private readonly checkedDeep = new Set<string>()
   private readonly commits = new Map<string, Promise<CommitInfo>>()
   private readonly fs: {promises: typeof nodeFs.promises}
 
@@ -229,18 +234,61 @@ export class Repository {
     return null
   }
 
-  /** A tree's entries by name; trees never change, so each is read once for the command. */
+  /**
+   * A tree's entries by name, parsed strictly (what `git fsck --strict` reports is
+   * BROKEN_OBJECT); trees never change, so each is read once for the command.
+   */
   async treeEntries(oid: string): Promise<Map<string, TreeItem>> {
     let found = this.trees.get(oid)
     if (!found) {
       if (this.trees.size > 50_000) this.trees.clear()
       found = this.readObject(oid).then(({object, type}) => {
         if (type !== 'tree') throw brokenObject(oid, `is a ${type}, not a folder`)
-        return parseTree(oid, object)
+        const entries = parseTree(oid, object)
+        this.checked(oid)
+        return entries
       })
       this.trees.set(oid, found)
     }
     return found
+  }
+
+  /** A tree's raw object, once it has passed the strict parser (checked once per command). */
+  private async rawTree(oid: string): Promise<Buffer> {
+    const {object, type} = await this.readObject(oid)
+    if (type !== 'tree') throw brokenObject(oid, `is a ${type}, not a folder`)
+    if (!this.checkedTrees.has(oid)) {
+      checkTree(oid, object)
+      this.checked(oid)
+    }
+    return object
+  }
+
+  private checked(oid: string): void {
+    if (this.checkedTrees.size > 200_000) this.checkedTrees.clear()
+    this.checkedTrees.add(oid)
+  }
+
+  /** Parses `tree` and every tree below it strictly, each once per command (what isomorphic-git is about to walk). */
+  private async checkTreeDeep(tree: string): Promise<void> {
+    if (this.checkedDeep.has(tree)) return
+    for (const entry of (await this.treeEntries(tree)).values()) if (entry.type === 'tree') await this.checkTreeDeep(entry.oid)
+    if (this.checkedDeep.size > 200_000) this.checkedDeep.clear()
+    this.checkedDeep.add(tree)
+  }
+
+  /**
+   * Parses strictly the trees of HEAD that isomorphic-git's statusMatrix reads for `paths`:
+   * those on the way down to each path, and everything below it.
+   */
+  private async checkHeadTrees(paths: string[]): Promise<void> {
+    const head = await this.resolve('HEAD')
+    if (!head) return
+    const root = (await this.readCommit(head)).tree
+    for (const path of paths) {
+      const entry = await this.entryAt(root, path)
+      if (entry?.type === 'tree') await this.checkTreeDeep(entry.oid)
+    }
   }
 
   /** One object's raw content; a missing or unreadable object is BROKEN_OBJECT naming it. */
@@ -262,10 +310,16 @@ export class Repository {
   async cleanMergeTree(parents: string[]): Promise<string | null> {
     if (parents.length !== 2) return null
     const [ours, theirs] = parents as [string, string]
+    // isomorphic-git reads these commits and walks their trees with its own parser: each is
+    // parsed strictly first, so it reads nothing git would not (the ancestors findMergeBase
+    // walks are the ones history verification has read).
+    const [ourTree, theirTree] = [(await this.readCommit(ours)).tree, (await this.readCommit(theirs)).tree]
     const bases = await git.findMergeBase({fs: this.fs, dir: this.dir, oids: [ours, theirs], cache: this.cache})
     if (bases.length !== 1) return null
-    if (bases[0] === theirs) return (await this.readCommit(ours)).tree
-    if (bases[0] === ours) return (await this.readCommit(theirs)).tree
+    if (bases[0] === theirs) return ourTree
+    if (bases[0] === ours) return theirTree
+    const baseTree = (await this.readCommit(bases[0]!)).tree
+    for (const tree of [ourTree, theirTree, baseTree]) await this.checkTreeDeep(tree)
     try {
       const person = {name: 'airlock', email: 'airlock@localhost', timestamp: 0, timezoneOffset: 0}
       const r = await git.merge({fs: this.fs, dir: this.dir, ours, theirs, fastForward: false, dryRun: true, abortOnConflict: true, author: person, committer: person, cache: this.cache})
@@ -296,12 +350,7 @@ export class Repository {
   /** As changedEntries, with each entry's object id on either side (null: absent there). */
   async changedTreeEntries(a: string | null, b: string | null): Promise<TreeDifference[]> {
     if (a === b) return []
-    const raw = async (oid: string | null) => {
-      if (!oid) return Buffer.alloc(0)
-      const {object, type} = await this.readObject(oid)
-      if (type !== 'tree') throw brokenObject(oid, `is a ${type}, not a folder`)
-      return object
-    }
+    const raw = (oid: string | null) => (oid ? this.rawTree(oid) : Buffer.alloc(0))
     return diffRawTrees(await raw(a), await raw(b))
   }
 
@@ -393,8 +442,7 @@ export class Repository {
   private async writeTreeWith(treeOid: string | null, prefix: string, byDir: Map<string, Map<string, string | null>>): Promise<string | null> {
     const entries = new Map<string, {mode: string; path: string; oid: string; type: 'blob' | 'tree' | 'commit'}>()
     if (treeOid) {
-      const {tree} = await git.readTree({fs: this.fs, dir: this.dir, oid: treeOid, cache: this.cache})
-      for (const e of tree) entries.set(e.path, e)
+      for (const [name, e] of await this.treeEntries(treeOid)) entries.set(name, {mode: e.mode, path: name, oid: e.oid, type: e.type})
     }
     const childDirs = new Set<string>()
     for (const folder of byDir.keys()) {
@@ -466,7 +514,9 @@ export class Repository {
    * (deleted: true) files HEAD has that the work tree does not.
    */
   async workTreeChanges(folders: string[]): Promise<Array<{path: string; deleted: boolean}>> {
-    const rows = await git.statusMatrix({fs: this.fs, dir: this.dir, filepaths: folders.map((f) => repoPath(f)), cache: this.cache})
+    const filepaths = folders.map((f) => repoPath(f))
+    await this.checkHeadTrees(filepaths)
+    const rows = await git.statusMatrix({fs: this.fs, dir: this.dir, filepaths, cache: this.cache})
     return rows.filter(([, head, work]) => !(head === 1 && work === 1) && !(head === 0 && work === 0)).map(([path, , work]) => ({path, deleted: work === 0}))
   }
 
@@ -474,6 +524,7 @@ export class Repository {
   async uncommitted(paths: string[]): Promise<string[]> {
     if (paths.length === 0) return []
     const filepaths = paths.map((p) => repoPath(p))
+    await this.checkHeadTrees(filepaths)
     const rows = await git.statusMatrix({fs: this.fs, dir: this.dir, filepaths, cache: this.cache})
     const wanted = new Set(filepaths)
     return rows.filter(([path, head, work, stage]) => wanted.has(path) && !(head === 1 && work === 1 && stage === 1)).map(([path]) => path)
@@ -503,13 +554,306 @@ export class Repository {
   }
 }
 
-/** One entry of a raw tree object: `<mode> <name>\0<20-byte id>`, starting at `at`. */
-function treeEntry(buf: Buffer, at: number): {mode: string; name: string; oid: string; end: number} | null {
-  if (at >= buf.length) return null
-  const space = buf.indexOf(0x20, at)
-  const nul = space < 0 ? -1 : buf.indexOf(0, space)
-  if (space < 0 || nul < 0 || nul + 21 > buf.length) return null
-  return {mode: buf.toString('latin1', at, space), name: buf.toString('utf8', space + 1, nul), oid: buf.toString('hex', nul + 1, nul + 21), end: nul + 21}
+/*
+ * Git objects are read as git reads them, and refused (BROKEN_OBJECT) wherever `git fsck
+ * --strict` reports something: a tree with a name twice makes git check out one entry while
+ * a lenient reader reads the other, so a verification would pass over what the work tree does
+ * not hold. The checks mirror git's fsck.c (fsck_tree, verify_ordered, fsck_commit,
+ * fsck_ident), path.c (is_ntfs_dotgit) and utf8.c (is_hfs_dotgit); each refusal names the
+ * fsck message id git reports for the same object. Trees are walked once, byte by byte, with
+ * no regular expression and no allocation per entry.
+ */
+
+/** The entry modes fsck --strict accepts, as numbers, and how airlock spells each. */
+const MODE_FILE = 0o100644
+const MODE_EXECUTABLE = 0o100755
+const MODE_SYMLINK = 0o120000
+const MODE_FOLDER = 0o40000
+const MODE_SUBMODULE = 0o160000
+const MODE_TEXT = new Map<number, string>([[MODE_FILE, '100644'], [MODE_EXECUTABLE, '100755'], [MODE_SYMLINK, '120000'], [MODE_FOLDER, '040000'], [MODE_SUBMODULE, '160000']])
+/** fsck.c max_tree_entry_len: a longer name is `largePathname` (git 2.43 and later). */
+const MAX_NAME_BYTES = 4096
+
+const SPACE = 0x20
+const DOT = 0x2e
+const SLASH = 0x2f
+const COLON = 0x3a
+const BACKSLASH = 0x5c
+const TILDE = 0x7e
+
+/**
+ * Walks a raw tree object and refuses it, naming the fsck id, when `git fsck --strict` would
+ * report anything about it; `each` then sees every entry (its mode and the offsets of its name
+ * and of the NUL that ends it, the 20-byte id following). Also refused: a name that is not
+ * UTF-8, which airlock could not tell apart from another name once decoded.
+ */
+function checkTree(oid: string, buf: Buffer, each?: (mode: number, name: number, nul: number) => void): void {
+  const refuse = (id: string, problem: string): never => {
+    throw brokenObject(oid, `is a malformed folder: ${problem} (git fsck: ${id})`, {fsck: id})
+  }
+  /** The current entry's name: the bytes [name, nul). */
+  let name = 0
+  let nul = 0
+  const shown = () => showName(buf, name, nul)
+  /** verify_ordered's candidates: [start, end] of file names a later folder entry may repeat. */
+  const files: number[] = []
+  let prevName = -1
+  let prevNul = -1
+  let prevFolder = false
+  for (let at = 0; at < buf.length; ) {
+    // decode_tree_entry (tree-walk.c): `<octal mode> <name>\0<20-byte id>`; anything else is badTree.
+    let mode = 0
+    let i = at
+    for (; i < buf.length && buf[i] !== SPACE; i++) {
+      const c = buf[i]!
+      if (c < 0x30 || c > 0x37) refuse('badTree', `the entry at byte ${at} has a malformed mode`)
+      mode = mode < 0 || i - at >= 7 ? -1 : mode * 8 + (c - 0x30)
+    }
+    if (i === at || i >= buf.length) refuse('badTree', `the entry at byte ${at} has a malformed mode`)
+    name = i + 1
+    nul = name
+    let slash = false
+    let backslash = false
+    let nonAscii = false
+    for (; nul < buf.length; nul++) {
+      const c = buf[nul]!
+      if (c === 0) break
+      if (c === SLASH) slash = true
+      else if (c === BACKSLASH) backslash = true
+      else if (c >= 0x80) nonAscii = true
+    }
+    const end = nul + 21
+    if (end > buf.length) refuse('badTree', `the entry at byte ${at} is truncated`)
+    if (nul === name) refuse('badTree', `the entry at byte ${at} has an empty name`)
+    const folder = mode === MODE_FOLDER
+    // fsck_tree's findings for one entry.
+    if (buf[at] === 0x30) refuse('zeroPaddedFilemode', `entry ${shown()} has the zero-padded mode ${buf.toString('latin1', at, i)}`)
+    if (!MODE_TEXT.has(mode)) refuse('badFilemode', `entry ${shown()} has mode ${buf.toString('latin1', at, i)}`)
+    if (slash) refuse('fullPathname', `entry ${shown()} has a "/" in its name`)
+    if (buf[name] === DOT && (nul === name + 1 || (nul === name + 2 && buf[name + 1] === DOT))) refuse(nul === name + 1 ? 'hasDot' : 'hasDotdot', `an entry is named ${shown()}`)
+    if (nul - name > MAX_NAME_BYTES) refuse('largePathname', `an entry's name is ${nul - name} bytes long (more than ${MAX_NAME_BYTES})`)
+    if (isNullId(buf, nul + 1)) refuse('nullSha1', `entry ${shown()} points at the null object id`)
+    if (nonAscii && !isUtf8(buf.subarray(name, nul))) {
+      throw brokenObject(oid, `is a malformed folder: entry ${shown()} has a name that is not UTF-8 (airlock reads names as UTF-8 text)`, {reason: 'name-not-utf8'})
+    }
+    const first = buf[name]!
+    // Only names starting so can be a spelling of .git, .gitmodules, .gitattributes, .gitignore
+    // or .mailmap: HFS+ ignorable code points are 0xE2… and 0xEF…, NTFS short names g…~N, m…~N
+    // and (is_ntfs_dot_generic's fall-back) ~N followed by digits.
+    if (backslash || first === DOT || first === 0x67 || first === 0x47 || first === 0x6d || first === 0x4d || first === TILDE || first === 0xe2 || first === 0xef) {
+      if (isHfsDot(buf, name, nul, 'git') || isNtfsDotgit(buf, name, nul)) refuse('hasDotgit', `entry ${shown()} is a spelling of .git`)
+      let gitmodules = isHfsDot(buf, name, nul, 'gitmodules') || isNtfsDot(buf, name, nul, 'gitmodules', 'gi7eba')
+      // fsck reads a backslash as a folder separator (as Windows does): each part is checked too.
+      for (let k = backslash ? name : nul; k < nul; k++) {
+        if (buf[k] !== BACKSLASH) continue
+        if (isNtfsDotgit(buf, k + 1, nul)) refuse('hasDotgit', `entry ${shown()} holds a spelling of .git after a backslash`)
+        gitmodules ||= isNtfsDot(buf, k + 1, nul, 'gitmodules', 'gi7eba')
+      }
+      const link = mode === MODE_SYMLINK
+      const regular = mode === MODE_FILE || mode === MODE_EXECUTABLE
+      if (gitmodules && link) refuse('gitmodulesSymlink', `entry ${shown()} is .gitmodules as a symbolic link`)
+      if (gitmodules && !regular) refuse('gitmodulesBlob', `entry ${shown()} is .gitmodules as ${describeMode(MODE_TEXT.get(mode)!)}`)
+      const gitattributes = isHfsDot(buf, name, nul, 'gitattributes') || isNtfsDot(buf, name, nul, 'gitattributes', 'gi7d29')
+      if (gitattributes && link) refuse('gitattributesSymlink', `entry ${shown()} is .gitattributes as a symbolic link`)
+      if (gitattributes && !regular) refuse('gitattributesBlob', `entry ${shown()} is .gitattributes as ${describeMode(MODE_TEXT.get(mode)!)}`)
+      if (link && (isHfsDot(buf, name, nul, 'gitignore') || isNtfsDot(buf, name, nul, 'gitignore', 'gi250a'))) refuse('gitignoreSymlink', `entry ${shown()} is .gitignore as a symbolic link`)
+      if (link && (isHfsDot(buf, name, nul, 'mailmap') || isNtfsDot(buf, name, nul, 'mailmap', 'maba30'))) refuse('mailmapSymlink', `entry ${shown()} is .mailmap as a symbolic link`)
+    }
+    if (prevName >= 0) {
+      const order = verifyOrdered(buf, prevName, prevNul, prevFolder, name, nul, folder, files)
+      if (order === TREE_HAS_DUPS) refuse('duplicateEntries', `duplicate entry ${shown()}`)
+      if (order === TREE_UNORDERED) refuse('treeNotSorted', `entry ${shown()} comes after ${showName(buf, prevName, prevNul)}, out of git's order`)
+    }
+    each?.(mode, name, nul)
+    prevName = name
+    prevNul = nul
+    prevFolder = folder
+    at = end
+  }
+}
+
+const TREE_ORDERED = 0
+const TREE_UNORDERED = 1
+const TREE_HAS_DUPS = 2
+
+/**
+ * fsck.c verify_ordered: entries sort by name bytes with a folder's name read as if followed
+ * by "/". A file and a folder of the same name need not be neighbours ("a", "a.b", "a/"), so
+ * files that a later folder could repeat wait on `files` until one does (a duplicate) or cannot.
+ */
+function verifyOrdered(buf: Buffer, s1: number, e1: number, folder1: boolean, s2: number, e2: number, folder2: boolean, files: number[]): number {
+  const len1 = e1 - s1
+  const len2 = e2 - s2
+  const len = len1 < len2 ? len1 : len2
+  const cmp = buf.compare(buf, s2, s2 + len, s1, s1 + len)
+  if (cmp < 0) return TREE_ORDERED
+  if (cmp > 0) return TREE_UNORDERED
+  let c1 = len1 > len ? buf[s1 + len]! : 0
+  let c2 = len2 > len ? buf[s2 + len]! : 0
+  if (c1 === 0 && c2 === 0) return TREE_HAS_DUPS
+  if (c1 === 0 && folder1) c1 = SLASH
+  if (c2 === 0 && folder2) c2 = SLASH
+  if (c1 === 0 && isLessThanSlash(c2)) {
+    files.push(s1, e1)
+  } else if (c2 === SLASH && isLessThanSlash(c1)) {
+    while (files.length > 0) {
+      const fe = files.pop()!
+      const fs = files.pop()!
+      const flen = fe - fs
+      if (flen > len2 || buf.compare(buf, s2, s2 + flen, fs, fe) !== 0) continue
+      if (flen === len2) return TREE_HAS_DUPS
+      if (isLessThanSlash(buf[s2 + flen]!)) {
+        files.push(fs, fe)
+        break
+      }
+    }
+  }
+  return c1 < c2 ? TREE_ORDERED : TREE_UNORDERED
+}
+
+function isLessThanSlash(c: number): boolean {
+  return c > 0 && c < SLASH
+}
+
+function isNullId(buf: Buffer, at: number): boolean {
+  for (let i = at; i < at + 20; i++) if (buf[i] !== 0) return false
+  return true
+}
+
+/** The byte at `i` of a name ending at `end`, 0 past it (git's names are NUL-terminated). */
+function byteAt(buf: Buffer, i: number, end: number): number {
+  return i < end ? buf[i]! : 0
+}
+
+function lower(c: number): number {
+  return c >= 0x41 && c <= 0x5a ? c + 0x20 : c
+}
+
+/** utf8.c next_hfs_char's cursor: the offset of the next byte to decode. */
+let hfsAt = 0
+
+/**
+ * utf8.c next_hfs_char: the next code point of the name at `hfsAt`, skipping those HFS+
+ * ignores when it compares names; 0 at the end or where the bytes are not UTF-8.
+ */
+function nextHfsChar(buf: Buffer, end: number): number {
+  for (;;) {
+    // pick_one_utf8_char: strict UTF-8 (no overlong forms, surrogates, U+FFFE/U+FFFF, > U+10FFFF).
+    const s0 = byteAt(buf, hfsAt, end)
+    const s1 = byteAt(buf, hfsAt + 1, end)
+    const s2 = byteAt(buf, hfsAt + 2, end)
+    const s3 = byteAt(buf, hfsAt + 3, end)
+    let c: number
+    if (s0 < 0x80) {
+      c = s0
+      hfsAt += 1
+    } else if ((s0 & 0xe0) === 0xc0) {
+      if ((s1 & 0xc0) !== 0x80 || (s0 & 0xfe) === 0xc0) return 0
+      c = ((s0 & 0x1f) << 6) | (s1 & 0x3f)
+      hfsAt += 2
+    } else if ((s0 & 0xf0) === 0xe0) {
+      if ((s1 & 0xc0) !== 0x80 || (s2 & 0xc0) !== 0x80 || (s0 === 0xe0 && (s1 & 0xe0) === 0x80) || (s0 === 0xed && (s1 & 0xe0) === 0xa0) || (s0 === 0xef && s1 === 0xbf && (s2 & 0xfe) === 0xbe)) return 0
+      c = ((s0 & 0x0f) << 12) | ((s1 & 0x3f) << 6) | (s2 & 0x3f)
+      hfsAt += 3
+    } else if ((s0 & 0xf8) === 0xf0) {
+      if ((s1 & 0xc0) !== 0x80 || (s2 & 0xc0) !== 0x80 || (s3 & 0xc0) !== 0x80 || (s0 === 0xf0 && (s1 & 0xf0) === 0x80) || (s0 === 0xf4 && s1 > 0x8f) || s0 > 0xf4) return 0
+      c = ((s0 & 0x07) << 18) | ((s1 & 0x3f) << 12) | ((s2 & 0x3f) << 6) | (s3 & 0x3f)
+      hfsAt += 4
+    } else {
+      return 0
+    }
+    // Zero-width joiners, direction marks and overrides, shaping controls, the byte-order mark.
+    if ((c >= 0x200c && c <= 0x200f) || (c >= 0x202a && c <= 0x202e) || (c >= 0x206a && c <= 0x206f) || c === 0xfeff) continue
+    return c
+  }
+}
+
+/** utf8.c is_hfs_dot_generic: the name is "." + `needle` as HFS+ compares names (case and ignorables aside). */
+function isHfsDot(buf: Buffer, start: number, end: number, needle: string): boolean {
+  hfsAt = start
+  if (nextHfsChar(buf, end) !== DOT) return false
+  for (let k = 0; k < needle.length; k++) {
+    const c = nextHfsChar(buf, end)
+    if (c > 127 || lower(c) !== needle.charCodeAt(k)) return false
+  }
+  const c = nextHfsChar(buf, end)
+  return c === 0 || c === SLASH
+}
+
+/** path.c is_ntfs_dotgit: ".git" or its short name "git~1", then only spaces and dots, up to the end, a separator or a stream (":"). */
+function isNtfsDotgit(buf: Buffer, start: number, end: number): boolean {
+  let i = start
+  const c0 = byteAt(buf, i++, end)
+  if (c0 === DOT) {
+    if (lower(byteAt(buf, i++, end)) !== 0x67 || lower(byteAt(buf, i++, end)) !== 0x69 || lower(byteAt(buf, i++, end)) !== 0x74) return false
+  } else if (lower(c0) === 0x67) {
+    if (lower(byteAt(buf, i++, end)) !== 0x69 || lower(byteAt(buf, i++, end)) !== 0x74 || byteAt(buf, i++, end) !== TILDE || byteAt(buf, i++, end) !== 0x31) return false
+  } else {
+    return false
+  }
+  for (;;) {
+    const c = byteAt(buf, i++, end)
+    if (c === 0 || c === SLASH || c === BACKSLASH || c === COLON) return true
+    if (c !== DOT && c !== SPACE) return false
+  }
+}
+
+/**
+ * path.c is_ntfs_dot_generic: "." + `needle`, its short name (six letters of it, "~1" to "~4")
+ * or its fall-back short name (`prefix`, then "~" and a digit), then only spaces and dots up to
+ * the end or a stream (":").
+ */
+function isNtfsDot(buf: Buffer, start: number, end: number, needle: string, prefix: string): boolean {
+  const onlySpacesAndDots = (i: number): boolean => {
+    for (;;) {
+      const c = byteAt(buf, start + i++, end)
+      if (c === 0 || c === COLON) return true
+      if (c !== SPACE && c !== DOT) return false
+    }
+  }
+  const caseless = (at: number, n: number): boolean => {
+    for (let k = 0; k < n; k++) if (lower(byteAt(buf, start + at + k, end)) !== needle.charCodeAt(k)) return false
+    return true
+  }
+  if (byteAt(buf, start, end) === DOT && caseless(1, needle.length)) return onlySpacesAndDots(needle.length + 1)
+  const n = byteAt(buf, start + 7, end)
+  if (caseless(0, 6) && byteAt(buf, start + 6, end) === TILDE && n >= 0x31 && n <= 0x34) return onlySpacesAndDots(8)
+  let sawTilde = false
+  let i = 0
+  for (; i < 8; i++) {
+    const c = byteAt(buf, start + i, end)
+    if (c === 0) return false
+    if (sawTilde) {
+      if (c < 0x30 || c > 0x39) return false
+    } else if (c === TILDE) {
+      const d = byteAt(buf, start + ++i, end)
+      if (d < 0x31 || d > 0x39) return false
+      sawTilde = true
+    } else if (i >= 6 || c & 0x80 || lower(c) !== prefix.charCodeAt(i)) {
+      return false
+    }
+  }
+  return onlySpacesAndDots(i)
+}
+
+/** A name from a tree for a message: printable ASCII as is, any other byte as \xNN (nothing invisible). */
+function showName(buf: Buffer, start: number, end: number): string {
+  let out = '"'
+  for (let i = start; i < end; i++) {
+    const c = buf[i]!
+    out += c >= 0x20 && c < 0x7f && c !== 0x22 && c !== BACKSLASH ? String.fromCharCode(c) : `\\x${c.toString(16).padStart(2, '0')}`
+  }
+  return `${out}"`
+}
+
+/** Parses a raw tree object strictly (checkTree): its entries by name. */
+function parseTree(oid: string, buf: Buffer): Map<string, TreeItem> {
+  const out = new Map<string, TreeItem>()
+  checkTree(oid, buf, (mode, name, nul) => {
+    const type = mode === MODE_FOLDER ? 'tree' : mode === MODE_SUBMODULE ? 'commit' : 'blob'
+    out.set(buf.toString('utf8', name, nul), {oid: buf.toString('hex', nul + 1, nul + 21), type, mode: MODE_TEXT.get(mode)!})
+  })
+  return out
 }
 
 /** An entry present in only one of two trees, or in both with other bytes. */
@@ -520,42 +864,97 @@ export interface TreeDifference {
   b: string | null
 }
 
-/** Entries present in only one of two raw trees, or present in both with other bytes. */
+/**
+ * Entries present in only one of two raw trees, or present in both with other bytes, by a
+ * merge-scan in git's order (a folder's name read as if followed by "/"): equal entries are
+ * compared as bytes and skipped without being decoded. A name that is a file on one side and
+ * a folder on the other is two entries, one removed and one added (as `git diff-tree` shows it).
+ * Both trees must have passed checkTree: this reads entries, it does not judge them.
+ */
 export function diffRawTrees(a: Buffer, b: Buffer): TreeDifference[] {
   const out: TreeDifference[] = []
   let i = 0
   let j = 0
-  for (;;) {
-    const ea = treeEntry(a, i)
-    const eb = treeEntry(b, j)
-    if ((!ea && i < a.length) || (!eb && j < b.length)) throw new AirlockError('BROKEN_OBJECT', 'a folder object is malformed (a truncated entry)', {})
-    if (!ea && !eb) return out
-    if (ea && eb && ea.end - i === eb.end - j && a.compare(b, j, eb.end, i, ea.end) === 0) {
-      i = ea.end
-      j = eb.end
+  while (i < a.length || j < b.length) {
+    const na = i < a.length ? a.indexOf(0, i) : -1
+    const nb = j < b.length ? b.indexOf(0, j) : -1
+    if ((i < a.length && (na < 0 || na + 21 > a.length)) || (j < b.length && (nb < 0 || nb + 21 > b.length))) {
+      throw new AirlockError('BROKEN_OBJECT', 'a folder object is malformed (a truncated entry)', {})
+    }
+    if (i < a.length && j < b.length && na - i === nb - j && a.compare(b, j, nb + 21, i, na + 21) === 0) {
+      i = na + 21
+      j = nb + 21
       continue
     }
-    // git sorts tree entries by name bytes (folders as if suffixed with '/'; images are files).
-    const order = !ea ? 1 : !eb ? -1 : Buffer.compare(Buffer.from(ea.name), Buffer.from(eb.name))
-    if (order === 0) out.push({name: ea!.name, a: ea!.oid, b: eb!.oid})
-    else if (order < 0) out.push({name: ea!.name, a: ea!.oid, b: null})
-    else out.push({name: eb!.name, a: null, b: eb!.oid})
-    if (order <= 0) i = ea!.end
-    if (order >= 0) j = eb!.end
+    const sa = i < a.length ? a.indexOf(SPACE, i) + 1 : -1
+    const sb = j < b.length ? b.indexOf(SPACE, j) + 1 : -1
+    const order = i >= a.length ? 1 : j >= b.length ? -1 : gitOrder(a, sa, na, sa - i === 6 && a[i] === 0x34, b, sb, nb, sb - j === 6 && b[j] === 0x34)
+    if (order === 0) out.push({name: a.toString('utf8', sa, na), a: a.toString('hex', na + 1, na + 21), b: b.toString('hex', nb + 1, nb + 21)})
+    else if (order < 0) out.push({name: a.toString('utf8', sa, na), a: a.toString('hex', na + 1, na + 21), b: null})
+    else out.push({name: b.toString('utf8', sb, nb), a: null, b: b.toString('hex', nb + 1, nb + 21)})
+    if (order <= 0) i = na + 21
+    if (order >= 0) j = nb + 21
   }
+  return out
 }
 
-const PERSON = /^([^<>\n]*) <([^<>\n]*)> (\d{1,15}) ([+-]\d{4})$/
+/** git's base_name_compare: name bytes, a folder's name as if followed by "/". */
+function gitOrder(a: Buffer, s1: number, e1: number, folder1: boolean, b: Buffer, s2: number, e2: number, folder2: boolean): number {
+  const len1 = e1 - s1
+  const len2 = e2 - s2
+  const len = len1 < len2 ? len1 : len2
+  const cmp = a.compare(b, s2, s2 + len, s1, s1 + len)
+  if (cmp !== 0) return cmp
+  const c1 = len1 > len ? a[s1 + len]! : folder1 ? SLASH : 0
+  const c2 = len2 > len ? b[s2 + len]! : folder2 ? SLASH : 0
+  return c1 - c2
+}
 
 /**
  * Parses a raw commit object (headers, a blank line, the message) and checks it as
- * `git fsck --strict` would: a tree, parents, author and committer, in that order and well
- * formed. A commit that is not is BROKEN_OBJECT naming the commit and the field.
+ * `git fsck --strict` does (fsck.c fsck_commit, fsck_ident): a tree, parents, one author and a
+ * committer, in that order and well formed, no NUL byte. Also refused, though fsck passes
+ * them: a second tree, parent, author or committer header further down, which git ignores
+ * and isomorphic-git (which airlock's merges use) would read. A commit that is not so is
+ * BROKEN_OBJECT naming the commit, the field and the fsck id.
  */
 export function parseCommit(oid: string, raw: string): CommitInfo {
+  const bad = (id: string | null, field: string, problem: string) => brokenObject(oid, `is a malformed commit: ${field} ${problem}${id ? ` (git fsck: ${id})` : ''}`, {field, ...(id ? {fsck: id} : {})})
+  // verify_headers: no NUL before the blank line; the header ends with a newline.
   const split = raw.indexOf('\n\n')
+  const nul = raw.indexOf('\0')
+  if (nul >= 0 && (split < 0 || nul < split)) throw bad('nulInHeader', 'header', 'holds a NUL byte')
+  if (split < 0 && !raw.endsWith('\n')) throw bad('unterminatedHeader', 'header', 'does not end with a newline')
   const head = split < 0 ? raw : raw.slice(0, split)
   const message = split < 0 ? '' : raw.slice(split + 2)
+  // fsck_commit, one line at a time: tree, parents, author, committer.
+  const lines = (split < 0 ? raw.slice(0, -1) : head).split('\n')
+  const hex = /^[0-9a-f]{40}$/
+  if (!lines[0]!.startsWith('tree ')) throw bad('missingTree', 'tree', 'is missing (it must come first)')
+  const tree = lines[0]!.slice(5)
+  if (!hex.test(tree)) throw bad('badTreeSha1', 'tree', 'is not an object id')
+  const parents: string[] = []
+  let k = 1
+  for (; lines[k]?.startsWith('parent '); k++) {
+    const parent = lines[k]!.slice(7)
+    if (!hex.test(parent)) throw bad('badParentSha1', 'parent', 'is not an object id')
+    parents.push(parent)
+  }
+  const authorAt = k
+  const identity = (field: string, text: string) => parseIdent(text, (id, problem) => bad(id, field, problem))
+  for (; lines[k]?.startsWith('author '); k++) identity('author', lines[k]!.slice(7))
+  if (k === authorAt) throw bad('missingAuthor', 'author', 'is missing after the tree and parents')
+  if (k > authorAt + 1) throw bad('multipleAuthors', 'author', 'appears more than once')
+  const author = identity('author', lines[authorAt]!.slice(7))
+  if (!lines[k]?.startsWith('committer ')) throw bad('missingCommitter', 'committer', 'is missing after the author')
+  const committer = identity('committer', lines[k]!.slice(10))
+  if (nul >= 0) throw bad('nulInCommit', 'message', 'holds a NUL byte')
+  for (const line of lines.slice(k + 1)) {
+    const space = line.indexOf(' ')
+    const key = space < 0 ? line : line.slice(0, space)
+    if (key === 'tree' || key === 'parent' || key === 'author' || key === 'committer') throw bad(null, key, 'appears again after the committer (git ignores it; other readers would not)')
+  }
+  // The signed payload: the object without its gpgsig header (continuation lines included).
   const headers: Array<[string, string]> = []
   for (const line of head.split('\n')) {
     if (line.startsWith(' ') && headers.length > 0) headers[headers.length - 1]![1] += `\n${line.slice(1)}`
@@ -564,27 +963,8 @@ export function parseCommit(oid: string, raw: string): CommitInfo {
       headers.push(space < 0 ? [line, ''] : [line.slice(0, space), line.slice(space + 1)])
     }
   }
-  const bad = (field: string, problem: string) => brokenObject(oid, `is a malformed commit: ${field} ${problem}`, {field})
-  const names = headers.map(([k]) => k)
-  const tree = headers[0]?.[0] === 'tree' ? headers[0][1] : undefined
-  if (tree === undefined || !/^[0-9a-f]{40}$/.test(tree)) throw bad('tree', tree === undefined ? 'is missing (it must come first)' : 'is not an object id')
-  const parents: string[] = []
-  let i = 1
-  for (; headers[i]?.[0] === 'parent'; i++) {
-    if (!/^[0-9a-f]{40}$/.test(headers[i]![1])) throw bad('parent', 'is not an object id')
-    parents.push(headers[i]![1])
-  }
-  if (names.slice(i).includes('parent')) throw bad('parent', 'comes after the author')
-  const person = (field: 'author' | 'committer', at: number) => {
-    if (headers[at]?.[0] !== field) throw bad(field, 'is missing or out of order')
-    const m = PERSON.exec(headers[at]![1])
-    if (!m) throw bad(field, 'is not "name <email> seconds +zone"')
-    return {name: m[1]!.trim(), email: m[2]!, time: Number(m[3])}
-  }
-  const author = person('author', i)
-  const committer = person('committer', i + 1)
-  const signature = headers.find(([k]) => k === 'gpgsig')?.[1]
-  const kept = headers.filter(([k]) => k !== 'gpgsig').map(([k, v]) => `${k} ${v.replaceAll('\n', '\n ')}`)
+  const signature = headers.find(([key]) => key === 'gpgsig')?.[1]
+  const kept = headers.filter(([key]) => key !== 'gpgsig').map(([key, v]) => `${key} ${v.replaceAll('\n', '\n ')}`)
   return {
     oid,
     parents,
@@ -597,21 +977,45 @@ export function parseCommit(oid: string, raw: string): CommitInfo {
   }
 }
 
-/** Parses a raw tree object strictly: `<mode> <name>\0<20-byte id>` entries, nothing else. */
-function parseTree(oid: string, buf: Buffer): Map<string, TreeItem> {
-  const out = new Map<string, TreeItem>()
-  for (let at = 0; at < buf.length; ) {
-    const e = treeEntry(buf, at)
-    if (!e) throw brokenObject(oid, 'is a malformed folder (a truncated entry)')
-    const mode = e.mode.padStart(6, '0')
-    const type = mode === '040000' ? 'tree' : mode === '160000' ? 'commit' : /^10(0644|0755|0664)$|^120000$/.test(mode) ? 'blob' : null
-    if (!type || e.name === '' || e.name.includes('/') || e.name === '.' || e.name === '..' || e.name.toLowerCase() === '.git') {
-      throw brokenObject(oid, `is a malformed folder (entry ${JSON.stringify(e.name)} with mode ${e.mode})`)
-    }
-    out.set(e.name, {oid: e.oid, type, mode})
-    at = e.end
+/**
+ * fsck.c fsck_ident over one author or committer line (without its newline):
+ * `name <email> seconds +hhmm`. git lets spaces and tabs run before the seconds; so does this.
+ */
+function parseIdent(line: string, bad: (id: string | null, problem: string) => AirlockError): {name: string; email: string; time: number} {
+  const digit = (c: string | undefined) => c !== undefined && c >= '0' && c <= '9'
+  if (line[0] === '<') throw bad('missingNameBeforeEmail', 'has no name before its email')
+  let p = 0
+  for (; ; p++) {
+    if (p >= line.length) throw bad('missingEmail', 'has no email')
+    if (line[p] === '>') throw bad('badName', 'has a ">" in its name')
+    if (line[p] === '<') break
   }
-  return out
+  if (line[p - 1] !== ' ') throw bad('missingSpaceBeforeEmail', 'has no space before its email')
+  const open = p
+  for (p++; ; p++) {
+    if (p >= line.length || line[p] === '<') throw bad('badEmail', 'has a malformed email')
+    if (line[p] === '>') break
+  }
+  const close = p++
+  if (line[p] !== ' ') throw bad('missingSpaceBeforeDate', 'has no space before its date')
+  p++
+  while (line[p] === ' ' || line[p] === '\t') p++
+  if (!digit(line[p])) throw bad('badDate', 'has a malformed date')
+  if (line[p] === '0' && line[p + 1] !== ' ') throw bad('zeroPaddedDate', 'has a zero-padded date')
+  const from = p
+  while (digit(line[p])) p++
+  const seconds = line.slice(from, p)
+  if (seconds.length > 15) {
+    // git keeps dates below 2^63 seconds; airlock (a JavaScript number) below 10^15.
+    if (seconds.length > 23 || BigInt(seconds) >= 2n ** 63n) throw bad('badDateOverflow', `has a date (${seconds}) that overflows`)
+    throw bad(null, `has a date (${seconds}) beyond what airlock reads`)
+  }
+  if (line[p] !== ' ') throw bad('badDate', 'has a malformed date')
+  p++
+  if ((line[p] !== '+' && line[p] !== '-') || !digit(line[p + 1]) || !digit(line[p + 2]) || !digit(line[p + 3]) || !digit(line[p + 4]) || p + 5 !== line.length) {
+    throw bad('badTimezone', 'has a malformed time zone')
+  }
+  return {name: line.slice(0, open).trim(), email: line.slice(open + 1, close), time: Number(seconds)}
 }
 
 /** What a git file mode is, in words. */

@@ -101,7 +101,7 @@ describe.runIf(RUN_REGISTRY_TESTS)('image fetch-signature against a real registr
 
   // Last: it turns the fleet's image policy keyless.
   it('carries a keyless cosign v2 signature over: certificate and Rekor entry, its integrated time the verified timestamp', async () => {
-    const sigstore = await startMockSigstore()
+    const sigstore = await startMockSigstore(new Date())
     try {
       const identity = {subject: 'https://github.com/acme/golden/.github/workflows/release.yml@refs/heads/main', issuer: 'https://token.actions.githubusercontent.com'}
       await writeFile(join(fleet.dir, 'manifests/sigstore/private.json'), JSON.stringify(sigstore.trustedRoot))

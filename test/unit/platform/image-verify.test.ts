@@ -96,10 +96,11 @@ describe('keyless bundles (certificate from a Fulcio CA, Rekor entry, RFC 3161 t
   let expired: MockSigstore
   let stranger: MockSigstore
   beforeAll(async () => {
-    sigstore = await startMockSigstore()
+    const now = new Date()
+    sigstore = await startMockSigstore(now)
     // A CA an hour behind: its certificates (10 minutes) have expired by the timestamp.
-    expired = await startMockSigstore({caClock: new Date(Date.now() - 3600_000)})
-    stranger = await startMockSigstore()
+    expired = await startMockSigstore(now, {caClock: new Date(now.getTime() - 3600_000)})
+    stranger = await startMockSigstore(now)
   })
   afterAll(async () => {
     await Promise.all([sigstore.close(), expired.close(), stranger.close()])
