@@ -6,12 +6,18 @@ export interface Limits {
   maxFileBytes: number
   /** YAML alias expansions allowed in one document (billion-laughs guard). */
   maxYamlAliases: number
-  /** Largest receipt accepted by `evidence verify`, in bytes. */
+  /** Largest signed envelope accepted (an evidence receipt, a policy bundle), in bytes. */
   maxReceiptBytes: number
   /** Largest number of images a repository may hold. */
   maxImages: number
   /** Deepest nesting of brackets in JSON, YAML or Cedar text, and of values once parsed. */
   maxDepth: number
+  /**
+   * The clock difference tolerated between a signer and a verifier, in milliseconds: how far past
+   * the verifier's `now` a signed time (a bundle's or approval's issuedAt, a commit's or receipt's
+   * date) may lie. The only clock skew: every check that allows one uses this.
+   */
+  clockSkewMs: number
 }
 
 export const DEFAULT_LIMITS: Readonly<Limits> = Object.freeze({
@@ -20,6 +26,7 @@ export const DEFAULT_LIMITS: Readonly<Limits> = Object.freeze({
   maxReceiptBytes: 4 * 1024 * 1024,
   maxImages: 100_000,
   maxDepth: 64,
+  clockSkewMs: 5 * 60 * 1000,
 })
 
 /** What `checkNesting` skips: string literals, and comments in the syntax's own form. */

@@ -30,7 +30,8 @@ export interface SignatureCheck {
 
 /**
  * Checks each signature against the public key the caller trusts for its key id. Returns one
- * result a signature; counting distinct valid keys against a threshold is the caller's step.
+ * result a signature; counting distinct valid keys of a role against a threshold, at a time, is
+ * `countSigners` (envelope.ts), the one place that does.
  */
 export function checkEnvelopeSignatures(envelope: Envelope, keyFor: (keyid: string) => Uint8Array | undefined): SignatureCheck[] {
   const message = pae(envelope.payloadType, Buffer.from(envelope.payload, 'base64'))

@@ -1,56 +1,49 @@
 /**
  * Anchored history verification: which commits of a repository may be built on. Trust starts
- * at one commit, the trust anchor (`--trust-anchor`, `airlock.trustAnchor`), or, when none is
- * pinned, at the repository's one root. From there every commit reachable from HEAD, through
- * every parent, must be either the clean merge of its parents (what a forge's merge button
- * makes) or a change signed by an evidence key of its parents' trust policy. Written as ordered
- * steps; each comment names the attack the step stops.
+ * at one commit pinned from outside the repository, the trust anchor (`--trust-anchor`,
+ * AIRLOCK_TRUST_ANCHOR, `airlock.trustAnchor`). From there every commit reachable from HEAD,
+ * through every parent, must be either the clean merge of its parents (what a forge's merge
+ * button makes), bringing in only commits the first parent's evidence keys vouch for, or a change
+ * signed by an evidence key of its parents' trust policy, dated no earlier than its history and
+ * judged at that time; receipts are only ever added, each on the base it names. Written as
+ * ordered steps over a narrow commit reader; each comment names the attack the step stops.
  */
 import {AirlockError} from '../errors.js'
-import {checkEnvelopeSignatures} from '../crypto/dsse.js'
 import {keyIdOf} from '../crypto/keys.js'
 import {sshVerify} from '../crypto/sshsig.js'
 import type {Limits} from '../limits.js'
 import {emptyTrust, keysFor, parseTrust} from '../manifests/load.js'
 import {LAYOUT_FOLDERS, SIGNED_FOLDERS} from '../manifests/kinds.js'
 import {EVIDENCE_DIR, TRUST_FILE, type TrustPolicy} from '../manifests/models.js'
-import {describeMode, type CommitInfo, type Repository} from '../repo/repository.js'
-import {parseReceipt, type ParsedReceipt} from './ledger.js'
+import {describeMode, type CommitInfo, type TreeDifference, type TreeItem} from '../repo/repository.js'
+import {checkReceiptSignatures, parseReceipt, type ParsedReceipt} from './ledger.js'
+import {broughtIn} from './merges.js'
+import type {EvidenceProblem} from './problems.js'
 
+export type {EvidenceProblem, EvidenceProblemCode} from './problems.js'
+export {checkReceiptSignatures} from './ledger.js'
 
-export type EvidenceProblemCode =
-  | 'MALFORMED'
-  | 'UNKNOWN_KEY'
-  | 'BAD_SIGNATURE'
-  | 'KEY_NOT_VALID_AT_SIGNING'
-  | 'THRESHOLD_NOT_MET'
-  | 'RECEIPT_MODIFIED'
-  | 'RECEIPT_DELETED'
-  | 'BASE_MISMATCH'
-  | 'UNSIGNED_COMMIT'
-  | 'BAD_COMMIT_SIGNATURE'
-  | 'UNTRUSTED_COMMIT_SIGNER'
-  | 'HISTORY_INCOMPLETE'
-  | 'MULTIPLE_ROOTS'
-  | 'ANCHOR_NOT_IN_HISTORY'
-  | 'UNANCHORED_PARENT'
-  | 'BROKEN_OBJECT'
-  | 'NOT_A_FOLDER'
-
-export interface EvidenceProblem {
-  code: EvidenceProblemCode
-  message: string
-  receipt?: string
-  commit?: string
+/** The handful of reads history verification makes; `Repository` is one. */
+export interface CommitReader {
+  readCommit(oid: string): Promise<CommitInfo>
+  treeEntries(tree: string): Promise<Map<string, TreeItem>>
+  entryAt(tree: string, path: string): Promise<TreeItem | null>
+  oidInTree(tree: string, path: string): Promise<string | null>
+  changedTreeEntries(a: string | null, b: string | null): Promise<TreeDifference[]>
+  /** The tree of the clean three-way merge of the parents, null when there is none. */
+  cleanMergeTree(parents: string[]): Promise<string | null>
+  readBlob(oid: string): Promise<string>
+  /** Commits whose parents a shallow clone does not have. */
+  readonly shallow: ReadonlySet<string>
 }
 
 export interface HistoryOptions {
-  /** The pinned trust anchor; null: the repository's one root is the anchor (not pinned). */
+  /** The trust anchor pinned from outside the repository; null: none (nothing verifies). */
   anchor: string | null
   /** Commits verified before under this anchor: each vouches for all of its ancestors. */
   verified?: ReadonlySet<string>
-  /** Not pinned: the root the verified commits descend from. */
-  verifiedRoot?: string | null
+  /** Effective times of verified commits (`effectiveTime` of their reports); others are recomputed. */
+  verifiedTimes?: ReadonlyMap<string, number>
   limits: Limits
   /** The verifier's reference time (the command's `now`): nothing may be dated after it plus the skew. */
   now: Date
@@ -66,95 +59,398 @@ export interface HistoryReport {
   signed: number
   /** Commits that do not verify or build on one that does not. */
   unverified: Set<string>
-  /** Receipt path → the commit that added it (for receipts added in the commits walked). */
+  /** Receipt path → the commit that added it. */
   addedIn: Map<string, string>
   problems: EvidenceProblem[]
+  /**
+   * HEAD's effective time (seconds): the latest date in its history, which nothing signed on it
+   * may precede; null when HEAD does not verify or was verified before without one. A cache of
+   * verified tips keeps it and hands it back in `verifiedTimes`.
+   */
+  effectiveTime: number | null
 }
 
-/**
- * Forged or stripped receipts: a receipt needs `threshold` distinct valid signatures by keys
- * that hold the evidence role at the time the receipt says it was signed.
- */
-export function checkReceiptSignatures(receipt: ParsedReceipt, trust: TrustPolicy): {signers: string[]; problem?: EvidenceProblem} {
-  const valid = new Map(keysFor(trust, 'evidence', receipt.appliedAt).map((k) => [k.id, k.publicKey]))
-  const known = new Set(trust.keys.map((k) => k.id))
-  const checks = checkEnvelopeSignatures(receipt.envelope, (id) => valid.get(id))
-  const signers = checks.filter((c) => c.valid).map((c) => c.keyid)
-  const threshold = trust.thresholds.evidence
-  if (signers.length >= threshold) return {signers}
-  const failed = checks.find((c) => !c.valid)
-  const at = receipt.appliedAt.toISOString()
-  let code: EvidenceProblemCode = 'THRESHOLD_NOT_MET'
-  let why = `${signers.length} valid signature(s), ${threshold} needed`
-  if (failed?.reason === 'BAD_SIGNATURE') [code, why] = ['BAD_SIGNATURE', `signature by ${failed.keyid.slice(0, 16)}… does not match the receipt (edited after signing?)`]
-  else if (failed?.reason === 'UNKNOWN_KEY' && known.has(failed.keyid)) [code, why] = ['KEY_NOT_VALID_AT_SIGNING', `key ${failed.keyid.slice(0, 16)}… is not an evidence key valid at ${at}`]
-  else if (failed?.reason === 'UNKNOWN_KEY') [code, why] = ['UNKNOWN_KEY', `signed by ${failed.keyid.slice(0, 16)}…, which is not in ${TRUST_FILE}`]
-  else if (checks.length === 0) why = 'the receipt carries no signature'
-  return {signers, problem: {code, receipt: receipt.path, message: `${receipt.path}: ${why}`}}
+const short = (oid: string) => oid.slice(0, 12)
+const describe = (c: CommitInfo) => `commit ${short(c.oid)} (${c.message.split('\n')[0]})`
+const iso = (seconds: number) => new Date(seconds * 1000).toISOString()
+const isBroken = (error: unknown) => error instanceof AirlockError && error.code === 'BROKEN_OBJECT'
+
+/** What the per-commit checks read, and learn as the walk goes, in one verification. */
+interface Walk {
+  reader: CommitReader
+  limits: Limits
+  now: Date
+  /** Where trust starts (pinned, or the provisional root); `preAnchor` holds its ancestors. */
+  anchor: string | null
+  preAnchor: ReadonlySet<string>
+  /** Effective times (seconds): a commit's own date or its parents', whichever is later. */
+  times: Map<string, number>
+  verifiedTimes: ReadonlyMap<string, number>
+  /** The evidence key that signed each commit checked here that needed a signature. */
+  signers: Map<string, string>
+  trust: (tree: string) => Promise<TrustPolicy>
+  /** How many commits checked needed a signature. */
+  signed: number
 }
 
-/**
- * A commit's signature: a valid SSH signature by a key holding the evidence role, at the
- * commit's time, in every one of the given trust policies (its parents').
- */
-export function checkCommitSignature(commit: CommitInfo, trusts: TrustPolicy[]): EvidenceProblem | null {
-  const where = `commit ${commit.oid.slice(0, 12)} (${commit.message.split('\n')[0]})`
-  if (!commit.signature) return {code: 'UNSIGNED_COMMIT', commit: commit.oid, message: `${where} changes manifests/, bundles/, policies/ or docs/evidence/ but is not signed`}
-  const result = sshVerify(commit.signature, Buffer.from(commit.payload))
-  if (!result.valid) return {code: 'BAD_COMMIT_SIGNATURE', commit: commit.oid, message: `${where}: ${result.reason}`}
-  const keyid = keyIdOf(result.publicKey)
-  const at = new Date(commit.time * 1000)
-  if (trusts.some((t) => !keysFor(t, 'evidence', at).some((k) => k.id === keyid))) {
-    return {code: 'UNTRUSTED_COMMIT_SIGNER', commit: commit.oid, message: `${where} is signed by ${keyid.slice(0, 16)}…, not an evidence key in the parent's ${TRUST_FILE}`}
-  }
-  return null
-}
-
-/** Reads trust.yaml in a tree, parsing each distinct version once. */
-function trustReader(repo: Repository, limits: Limits) {
+function newWalk(reader: CommitReader, opts: Pick<HistoryOptions, 'limits' | 'now' | 'verifiedTimes'>, anchor: string | null, preAnchor: ReadonlySet<string>): Walk {
   const byOid = new Map<string, TrustPolicy>()
   const empty = emptyTrust()
-  return async (tree: string): Promise<TrustPolicy> => {
-    const oid = await repo.oidInTree(tree, TRUST_FILE)
+  // Each distinct trust.yaml is parsed once.
+  const trust = async (tree: string) => {
+    const oid = await reader.oidInTree(tree, TRUST_FILE)
     if (!oid) return empty
-    let trust = byOid.get(oid)
-    if (!trust) {
-      trust = parseTrust(await repo.readBlob(oid), TRUST_FILE, oid, limits)
-      byOid.set(oid, trust)
-    }
-    return trust
+    let t = byOid.get(oid)
+    if (!t) byOid.set(oid, (t = parseTrust(await reader.readBlob(oid), TRUST_FILE, oid, opts.limits)))
+    return t
   }
+  return {reader, limits: opts.limits, now: opts.now, anchor, preAnchor, times: new Map(), verifiedTimes: opts.verifiedTimes ?? new Map(), signers: new Map(), trust, signed: 0}
 }
 
-/** Does the tree `after` differ from `before` in a folder whose changes must be signed? */
-async function touchesSignedFolders(repo: Repository, before: string | null, after: string): Promise<boolean> {
-  const b = before ? await repo.treeEntries(before) : new Map()
-  const a = await repo.treeEntries(after)
-  if (SIGNED_FOLDERS.some((f) => b.get(f)?.oid !== a.get(f)?.oid)) return true
-  return (before ? await repo.oidInTree(before, EVIDENCE_DIR) : null) !== (await repo.oidInTree(after, EVIDENCE_DIR))
+/** The trust policies of `commits`; one that does not parse is a MALFORMED finding and trusts no key. */
+async function trustsOf(w: Walk, commits: CommitInfo[], out: EvidenceProblem[]): Promise<TrustPolicy[]> {
+  const trusts: TrustPolicy[] = []
+  for (const c of commits) {
+    try {
+      trusts.push(await w.trust(c.tree))
+    } catch (error) {
+      if (!(error instanceof AirlockError) || error.code === 'BROKEN_OBJECT') throw error
+      out.push({code: 'MALFORMED', commit: c.oid, message: `commit ${short(c.oid)}: ${error.message}`})
+      trusts.push(emptyTrust())
+    }
+  }
+  return trusts
 }
 
+/** Does `c` change, relative to one of its parents, a folder whose changes must be signed? */
+async function changesSignedFolders(reader: CommitReader, c: CommitInfo, parents: CommitInfo[]): Promise<boolean> {
+  const after = await reader.treeEntries(c.tree)
+  const evidence = await reader.oidInTree(c.tree, EVIDENCE_DIR)
+  for (const p of parents.length > 0 ? parents : [null]) {
+    const before = p ? await reader.treeEntries(p.tree) : new Map<string, TreeItem>()
+    if (SIGNED_FOLDERS.some((f) => before.get(f)?.oid !== after.get(f)?.oid)) return true
+    if ((p ? await reader.oidInTree(p.tree, EVIDENCE_DIR) : null) !== evidence) return true
+  }
+  return false
+}
 
 /** The first of LAYOUT_FOLDERS that is present in `tree` as something other than a folder. */
-export async function layoutProblem(repo: Repository, tree: string): Promise<string | null> {
+export async function layoutProblem(reader: Pick<CommitReader, 'entryAt'>, tree: string): Promise<string | null> {
   for (const folder of LAYOUT_FOLDERS) {
-    const e = await repo.entryAt(tree, folder)
+    const e = await reader.entryAt(tree, folder)
     if (e && e.mode !== '040000') return `${folder} is ${describeMode(e.mode)}, not a folder; airlock reads and writes desired state and evidence only in real folders`
   }
   return null
 }
 
+/**
+ * The effective time of a commit verified before (or the anchor): its date when it had to keep
+ * time (it changed a signed folder), else the latest of its own and its parents', read back
+ * through commits that did not have to, so an unsigned backdated commit at a cache boundary
+ * launders nothing. Memoized in `w.times`.
+ */
+async function effectiveTime(w: Walk, oid: string): Promise<number> {
+  const stack = [oid]
+  while (stack.length > 0) {
+    const top = stack[stack.length - 1]!
+    if (w.times.has(top)) {
+      stack.pop()
+      continue
+    }
+    const known = w.verifiedTimes.get(top)
+    const c = await w.reader.readCommit(top)
+    const floor = top === w.anchor || w.preAnchor.has(top) || c.parents.length === 0
+    const parents = floor || known !== undefined ? [] : await Promise.all(c.parents.map((p) => w.reader.readCommit(p)))
+    if (known !== undefined || floor || (await changesSignedFolders(w.reader, c, parents))) {
+      w.times.set(top, known ?? c.time)
+      continue
+    }
+    const missing = c.parents.filter((p) => !w.times.has(p))
+    if (missing.length > 0) stack.push(...missing)
+    else w.times.set(top, Math.max(c.time, ...c.parents.map((p) => w.times.get(p)!)))
+  }
+  return w.times.get(oid)!
+}
+
+/** The evidence key that made a commit's signature, or the finding why there is none. */
+function commitSigner(commit: CommitInfo): {keyid: string} | EvidenceProblem {
+  if (!commit.signature) return {code: 'UNSIGNED_COMMIT', commit: commit.oid, message: `${describe(commit)} changes manifests/, bundles/, policies/ or docs/evidence/ but is not signed`}
+  const result = sshVerify(commit.signature, Buffer.from(commit.payload))
+  if (!result.valid) return {code: 'BAD_COMMIT_SIGNATURE', commit: commit.oid, message: `${describe(commit)}: ${result.reason}`}
+  return {keyid: keyIdOf(result.publicKey)}
+}
+
+/** The finding when `keyid` is not an evidence key valid at `at` in every one of `trusts`, else null. */
+function untrustedSigner(commit: CommitInfo, keyid: string, trusts: TrustPolicy[], at: Date): EvidenceProblem | null {
+  if (trusts.every((t) => keysFor(t, 'evidence', at).some((k) => k.id === keyid))) return null
+  return {code: 'UNTRUSTED_COMMIT_SIGNER', commit: commit.oid, message: `${describe(commit)} is signed by ${keyid.slice(0, 16)}…, not an evidence key valid at ${at.toISOString()} in the parent's ${TRUST_FILE}`}
+}
+
+/**
+ * A commit's signature: a valid SSH signature by a key holding the evidence role, at `at` (the
+ * commit's effective time; default its date), in every one of the given trust policies (its
+ * parents').
+ */
+export function checkCommitSignature(commit: CommitInfo, trusts: TrustPolicy[], at: Date = new Date(commit.time * 1000)): EvidenceProblem | null {
+  const signer = commitSigner(commit)
+  return 'code' in signer ? signer : untrustedSigner(commit, signer.keyid, trusts, at)
+}
+
+/**
+ * Time (every commit). A signer cannot move its signature back into a revoked key's validity: a
+ * commit that changes a signed folder may not be dated before any commit in its history (its
+ * parents' effective time: BACKDATED), and nothing may be dated beyond the verifier's clock plus
+ * the skew (FUTURE_DATED). A commit that changes no signed folder may be dated back (an honest
+ * clock that is off); its effective time stays its parents', so it launders nothing.
+ */
+function checkTime(w: Walk, c: CommitInfo, since: number, keepsTime: boolean): EvidenceProblem[] {
+  const out: EvidenceProblem[] = []
+  if (c.time * 1000 > w.now.getTime() + w.limits.clockSkewMs) {
+    out.push({code: 'FUTURE_DATED', commit: c.oid, message: `${describe(c)} is dated ${iso(c.time)}, after the verifier's clock (${w.now.toISOString()}) plus ${w.limits.clockSkewMs / 1000} s`})
+  }
+  if (keepsTime && c.time < since) {
+    out.push({code: 'BACKDATED', commit: c.oid, message: `${describe(c)} is dated ${iso(c.time)}, before ${iso(since)} in its history; a signed change is never dated back`})
+  }
+  return out
+}
+
+/**
+ * Step 3 — merges. A merge whose tree is exactly the clean three-way merge of its parents
+ * (recomputed here, never taken from the commit) adds no change of its own: that is how a
+ * reviewed pull request arrives from a forge. But it brings in commits: each one that needed a
+ * signature must also be signed by an evidence key of the first parent's trust policy at the
+ * merge's time, so a key removed or retired there cannot branch off an old commit where it was
+ * valid, sign a change dated there, and have it merged in.
+ */
+async function checkCleanMerge(w: Walk, c: CommitInfo, ours: CommitInfo): Promise<EvidenceProblem[]> {
+  const out: EvidenceProblem[] = []
+  const [trust] = await trustsOf(w, [ours], out)
+  const at = new Date(w.times.get(c.oid)! * 1000)
+  const trusted = new Set(keysFor(trust!, 'evidence', at).map((k) => k.id))
+  const graph = {parents: async (oid: string) => (await w.reader.readCommit(oid)).parents, time: (oid: string) => effectiveTime(w, oid), isFloor: (oid: string) => oid === w.anchor || w.preAnchor.has(oid)}
+  for (const oid of await broughtIn(ours.oid, c.parents[1]!, graph)) {
+    const signer = w.signers.get(oid) ?? (await signerIfNeeded(w, oid))
+    if (signer === null || trusted.has(signer)) continue
+    out.push({
+      code: 'UNTRUSTED_COMMIT_SIGNER',
+      commit: c.oid,
+      message: `merge ${short(c.oid)} brings in commit ${short(oid)} signed by ${signer.slice(0, 16)}…, not an evidence key valid at ${at.toISOString()} in its first parent's ${TRUST_FILE}`,
+    })
+  }
+  return out
+}
+
+/** For a commit outside this walk: its signer when it needed a signature, else null. */
+async function signerIfNeeded(w: Walk, oid: string): Promise<string | null> {
+  const c = await w.reader.readCommit(oid)
+  if (c.parents.length > 1 && (await w.reader.cleanMergeTree(c.parents)) === c.tree) return null
+  if (!(await changesSignedFolders(w.reader, c, await Promise.all(c.parents.map((p) => w.reader.readCommit(p)))))) return null
+  const signer = commitSigner(c)
+  return 'keyid' in signer ? signer.keyid : ''
+}
+
+/**
+ * Step 4 — signed changes. Any other commit that changes manifests/, bundles/, policies/ or
+ * docs/evidence/ must be laid out in real folders, built on anchored parents, and signed by an
+ * evidence key valid at its effective time in the trust policy of every parent: a commit slipped
+ * in without the key, one adding its own key, one on history before the anchor, is named.
+ */
+async function checkSignedChange(w: Walk, c: CommitInfo, parents: CommitInfo[]): Promise<EvidenceProblem[]> {
+  const out: EvidenceProblem[] = []
+  w.signed++
+  const layout = await layoutProblem(w.reader, c.tree)
+  if (layout) out.push({code: 'NOT_A_FOLDER', commit: c.oid, message: `commit ${short(c.oid)}: ${layout}`})
+  const unanchored = c.parents.find((p) => w.preAnchor.has(p))
+  if (unanchored) {
+    out.push({code: 'UNANCHORED_PARENT', commit: c.oid, message: `commit ${short(c.oid)} changes signed folders on top of ${short(unanchored)}, which is before the trust anchor; no trust policy vouches for it`})
+    return out
+  }
+  // The first commit of all (apply's init) is vouched for by the trust policy it creates.
+  const trusts = await trustsOf(w, parents.length > 0 ? parents : [c], out)
+  const signer = commitSigner(c)
+  const problem = 'code' in signer ? signer : untrustedSigner(c, signer.keyid, trusts, new Date(w.times.get(c.oid)! * 1000))
+  if (problem) out.push(problem)
+  if ('keyid' in signer) w.signers.set(c.oid, signer.keyid)
+  return out
+}
+
+/**
+ * Step 5 — receipts are append-only (none modified or deleted), and one added names the base it
+ * was added on (no replay from another history), is dated neither before that base (BACKDATED)
+ * nor beyond the verifier's clock (FUTURE_DATED), and is signed by evidence keys valid at its
+ * time in the trust policy it was committed with.
+ */
+async function checkReceipts(w: Walk, c: CommitInfo, parents: CommitInfo[], addedIn: Map<string, string>): Promise<EvidenceProblem[]> {
+  const out: EvidenceProblem[] = []
+  const evidence = await w.reader.oidInTree(c.tree, EVIDENCE_DIR)
+  const parentEvidence = await Promise.all(parents.map((p) => w.reader.oidInTree(p.tree, EVIDENCE_DIR)))
+  /** A receipt a merge brings from another parent, unchanged, is not one it adds. */
+  const fromAnotherParent = async (i: number, name: string, oid: string) => {
+    for (const [j, e] of parentEvidence.entries()) if (j !== i && e && (await w.reader.treeEntries(e)).get(name)?.oid === oid) return true
+    return false
+  }
+  for (const [i, p] of (parents.length > 0 ? parents : [null]).entries()) {
+    const there = parentEvidence[i] ?? null
+    if (there === evidence) continue
+    // The raw trees' diff names each changed entry with its ids: no full listing per commit.
+    for (const {name, a: before, b: now} of await w.reader.changedTreeEntries(there, evidence)) {
+      if (!name.endsWith('.json')) continue
+      const path = `${EVIDENCE_DIR}/${name}`
+      if (before && !now) out.push({code: 'RECEIPT_DELETED', receipt: path, commit: c.oid, message: `${path}: deleted in commit ${short(c.oid)}; receipts are append-only`})
+      else if (before && now) out.push({code: 'RECEIPT_MODIFIED', receipt: path, commit: c.oid, message: `${path}: changed in commit ${short(c.oid)}; receipts are append-only`})
+      else if (now && !(await fromAnotherParent(i, name, now))) {
+        addedIn.set(path, c.oid)
+        out.push(...(await checkAddedReceipt(w, c, p, path, now)))
+      }
+    }
+  }
+  return out
+}
+
+/** One receipt added on top of `base` (null: the first commit): its shape, base, time and signatures. */
+async function checkAddedReceipt(w: Walk, c: CommitInfo, base: CommitInfo | null, path: string, blob: string): Promise<EvidenceProblem[]> {
+  let receipt: ParsedReceipt
+  try {
+    receipt = parseReceipt(await w.reader.readBlob(blob), path, w.limits)
+  } catch (error) {
+    if (!(error instanceof AirlockError) || error.code === 'BROKEN_OBJECT') throw error
+    return [{code: 'MALFORMED', receipt: path, commit: c.oid, message: error.message}]
+  }
+  const out: EvidenceProblem[] = []
+  const at = (code: 'BASE_MISMATCH' | 'BACKDATED' | 'FUTURE_DATED', message: string) => out.push({code, receipt: path, commit: c.oid, message: `${path}: ${message}`})
+  if (receipt.baseCommit !== (base?.oid ?? null)) at('BASE_MISMATCH', `names base commit ${short(String(receipt.baseCommit))} but was added on top of ${base ? short(base.oid) : 'nothing (the first commit)'}`)
+  const since = base ? await effectiveTime(w, base.oid) : -Infinity
+  if (receipt.time.getTime() < since * 1000) at('BACKDATED', `${receipt.kind.timeField} ${receipt.time.toISOString()} is before ${iso(since)}, the time of the commit it was added on`)
+  if (receipt.time.getTime() > w.now.getTime() + w.limits.clockSkewMs) at('FUTURE_DATED', `${receipt.kind.timeField} ${receipt.time.toISOString()} is after the verifier's clock (${w.now.toISOString()}) plus the skew`)
+  const [trust] = await trustsOf(w, [c], out)
+  const {problem} = checkReceiptSignatures(receipt, trust!)
+  if (problem) out.push({...problem, commit: c.oid})
+  return out
+}
+
+/**
+ * Steps 3–5 for one commit whose parents verify: time, then merge or signed change, then
+ * receipts. What `verifyHistory` runs on every commit it walks, and `checkNewCommit` on one.
+ */
+async function checkCommit(w: Walk, c: CommitInfo, addedIn: Map<string, string>): Promise<EvidenceProblem[]> {
+  const parents = await Promise.all(c.parents.map((p) => w.reader.readCommit(p)))
+  let since = -Infinity
+  for (const p of c.parents) since = Math.max(since, await effectiveTime(w, p))
+  w.times.set(c.oid, Math.max(c.time, since))
+  const clean = parents.length > 1 && (await w.reader.cleanMergeTree(c.parents)) === c.tree
+  const touched = await changesSignedFolders(w.reader, c, parents)
+  const out = checkTime(w, c, since, touched)
+  if (clean) return [...out, ...(await checkCleanMerge(w, c, parents[0]!))]
+  if (touched) out.push(...(await checkSignedChange(w, c, parents)))
+  out.push(...(await checkReceipts(w, c, parents, addedIn)))
+  return out
+}
+
+/**
+ * The per-commit checks (signed change or clean merge, time, receipts) of one new commit whose
+ * parents are trusted, judged at `now`: what apply runs on the commit it is about to publish, so
+ * it never publishes what `evidence verify` would refuse. Empty: the commit verifies.
+ */
+export async function checkNewCommit(reader: CommitReader, commitOid: string, opts: {limits: Limits; now: Date}): Promise<EvidenceProblem[]> {
+  const w = newWalk(reader, opts, null, new Set())
+  try {
+    return await checkCommit(w, await reader.readCommit(commitOid), new Map())
+  } catch (error) {
+    if (!isBroken(error)) throw error
+    return [{code: 'BROKEN_OBJECT', commit: commitOid, message: `commit ${short(commitOid)}: ${(error as Error).message}`}]
+  }
+}
+
+/** What step 1 collects: the commits not yet known to verify, and what the walk ran into. */
+interface Collected {
+  commits: Map<string, CommitInfo>
+  roots: string[]
+  /** The walk reached the anchor, or a commit verified before. */
+  reachedKnown: boolean
+  reachedAnchor: boolean
+  preAnchor: Set<string>
+}
+
 /** Every ancestor of `starts` (inclusive). */
-async function ancestors(repo: Repository, starts: string[]): Promise<Set<string>> {
+async function ancestors(reader: CommitReader, starts: string[]): Promise<Set<string>> {
   const seen = new Set<string>()
   const stack = [...starts]
   while (stack.length > 0) {
     const oid = stack.pop()!
     if (seen.has(oid)) continue
     seen.add(oid)
-    stack.push(...(await repo.readCommit(oid)).parents)
+    stack.push(...(await reader.readCommit(oid)).parents)
   }
   return seen
+}
+
+/**
+ * Step 1 — collect what is not yet known to verify: every commit reachable from HEAD through
+ * every parent (a walk of first parents only would miss a side branch merged in), stopping at
+ * the anchor, at commits before it, and at commits verified before under the same anchor. A
+ * commit git itself would refuse is named (BROKEN_OBJECT), never a crash; the history behind a
+ * shallow boundary is absent, and a check that could not run is not a pass (HISTORY_INCOMPLETE).
+ */
+async function collect(reader: CommitReader, head: string, anchor: string | null, verified: ReadonlySet<string>, problems: EvidenceProblem[], bad: Set<string>): Promise<Collected> {
+  const preAnchor = anchor ? await ancestors(reader, (await reader.readCommit(anchor)).parents) : new Set<string>()
+  const out: Collected = {commits: new Map(), roots: [], reachedKnown: head === anchor || verified.has(head), reachedAnchor: head === anchor, preAnchor}
+  const stack = [head]
+  while (stack.length > 0) {
+    const oid = stack.pop()!
+    if (oid === anchor || verified.has(oid)) {
+      out.reachedKnown = true
+      out.reachedAnchor ||= oid === anchor
+      continue
+    }
+    if (out.commits.has(oid) || preAnchor.has(oid) || bad.has(oid)) continue
+    let c: CommitInfo
+    try {
+      c = await reader.readCommit(oid)
+    } catch (error) {
+      if (!isBroken(error)) throw error
+      bad.add(oid)
+      problems.push({code: 'BROKEN_OBJECT', commit: oid, message: `commit ${short(oid)}: ${(error as Error).message}`})
+      continue
+    }
+    out.commits.set(oid, c)
+    if (c.parents.length === 0 && reader.shallow.has(oid)) {
+      bad.add(oid)
+      problems.push({code: 'HISTORY_INCOMPLETE', commit: oid, message: `history ends at shallow commit ${short(oid)}; fetch the full history (git fetch --unshallow) or pin a trust anchor after it`})
+    } else if (c.parents.length === 0) out.roots.push(oid)
+    stack.push(...c.parents)
+  }
+  return out
+}
+
+/**
+ * Step 2 — roots and anchor. One root, the anchor: stops laundering through a root commit made
+ * by an attacker (with its own trust.yaml naming the attacker's keys) joined to the real history
+ * by a merge, and a repository rewritten from another root, however consistent in itself. An
+ * anchor the repository chose for itself is no anchor: without one pinned from outside, the
+ * single root is walked from (so every other problem is still named) but nothing verifies.
+ */
+function rootsAndAnchor(pinned: string | null, head: string, found: Collected, problems: EvidenceProblem[], bad: Set<string>): string | null {
+  if (!pinned) {
+    problems.unshift({
+      code: 'ANCHOR_NOT_PINNED',
+      commit: found.roots[0] ?? head,
+      message: 'no trust anchor is pinned, so nothing in this history is trusted: the anchor must come from outside the repository (--trust-anchor COMMIT, AIRLOCK_TRUST_ANCHOR, or git config airlock.trustAnchor; `airlock trust pin COMMIT` sets it after showing its keys)',
+    })
+    for (const r of found.roots.slice(1)) {
+      bad.add(r)
+      problems.push({code: 'MULTIPLE_ROOTS', commit: r, message: `commit ${short(r)} is a second root (history also starts at ${short(found.roots[0]!)}); unrelated histories cannot both be trusted`})
+    }
+    return found.roots[0] ?? null
+  }
+  for (const r of found.roots) {
+    bad.add(r)
+    problems.push({code: 'MULTIPLE_ROOTS', commit: r, message: `commit ${short(r)} is a root that is not the trust anchor ${short(pinned)}; its history is not anchored`})
+  }
+  if (!found.reachedKnown && found.roots.length === 0 && problems.length === 0) {
+    problems.push({code: 'ANCHOR_NOT_IN_HISTORY', commit: pinned, message: `the trust anchor ${short(pinned)} is not in the history of ${short(head)}`})
+  }
+  if (!found.reachedKnown) bad.add(head)
+  return pinned
 }
 
 /** Parents before children: an iterative post-order walk of the collected commits. */
@@ -177,196 +473,59 @@ function parentsFirst(commits: Map<string, CommitInfo>, head: string): CommitInf
   return out
 }
 
-export async function verifyHistory(repo: Repository, head: string, opts: HistoryOptions): Promise<HistoryReport> {
-  const problems: EvidenceProblem[] = []
-  const cached = opts.verified ?? new Set<string>()
-  const trustOf = trustReader(repo, opts.limits)
-  const trustAt = async (commit: CommitInfo): Promise<TrustPolicy> => {
-    try {
-      return await trustOf(commit.tree)
-    } catch (error) {
-      if (!(error instanceof AirlockError)) throw error
-      problems.push({code: 'MALFORMED', commit: commit.oid, message: `commit ${commit.oid.slice(0, 12)}: ${error.message}`})
-      return emptyTrust()
-    }
-  }
-
-  // Step 1 — collect what is not yet known to verify: every commit reachable from HEAD through
-  // every parent (a walk of first parents only would miss a side branch merged in), stopping at
-  // the anchor, at commits before it, and at commits verified before under the same anchor.
-  let preAnchor = new Set<string>()
-  if (opts.anchor) {
-    const a = await repo.readCommit(opts.anchor)
-    if (a.parents.length > 0) preAnchor = await ancestors(repo, a.parents)
-  }
-  const commits = new Map<string, CommitInfo>()
-  const bad = new Set<string>()
-  const roots: string[] = []
-  let reachedKnown = head === opts.anchor || cached.has(head)
-  let reachedAnchor = head === opts.anchor
-  const stack = [head]
-  while (stack.length > 0) {
-    const oid = stack.pop()!
-    if (oid === opts.anchor || cached.has(oid)) {
-      reachedKnown = true
-      reachedAnchor ||= oid === opts.anchor
-      continue
-    }
-    if (commits.has(oid) || preAnchor.has(oid) || bad.has(oid)) continue
-    let c: CommitInfo
-    try {
-      c = await repo.readCommit(oid)
-    } catch (error) {
-      // A commit someone else made that git itself would refuse: named, never a crash.
-      if ((error as AirlockError).code !== 'BROKEN_OBJECT') throw error
-      bad.add(oid)
-      problems.push({code: 'BROKEN_OBJECT', commit: oid, message: `commit ${oid.slice(0, 12)}: ${(error as Error).message}`})
-      continue
-    }
-    commits.set(oid, c)
-    if (c.parents.length === 0) {
-      if (repo.shallow.has(oid)) {
-        // A check that could not run is not a pass: the history before a shallow boundary is absent.
-        problems.push({code: 'HISTORY_INCOMPLETE', commit: oid, message: `history ends at shallow commit ${oid.slice(0, 12)}; fetch the full history (git fetch --unshallow) or pass --trust-anchor ${oid.slice(0, 12)}`})
-      } else roots.push(oid)
-    }
-    stack.push(...c.parents)
-  }
-
-  // Step 2 — one root, the anchor. Stops laundering: a root commit made by an attacker (with its
-  // own trust.yaml naming the attacker's keys) joined to the real history by a merge, and a
-  // repository rewritten from another root, however consistent in itself.
-  let anchor = opts.anchor
-  if (!anchor) {
-    const known = opts.verifiedRoot ?? null
-    const all = [...new Set([...(known ? [known] : []), ...roots])]
-    anchor = all[0] ?? null
-    if (all.length > 1) {
-      for (const r of all.slice(1)) {
-        bad.add(r)
-        problems.push({code: 'MULTIPLE_ROOTS', commit: r, message: `commit ${r.slice(0, 12)} is a second root (history also starts at ${all[0]!.slice(0, 12)}); unrelated histories cannot both be trusted`})
-      }
-    }
-  } else {
-    for (const r of roots) {
-      bad.add(r)
-      problems.push({code: 'MULTIPLE_ROOTS', commit: r, message: `commit ${r.slice(0, 12)} is a root that is not the trust anchor ${anchor.slice(0, 12)}; its history is not anchored`})
-    }
-    if (!reachedKnown && roots.length === 0 && problems.length === 0) {
-      problems.push({code: 'ANCHOR_NOT_IN_HISTORY', commit: anchor, message: `the trust anchor ${anchor.slice(0, 12)} is not in the history of ${head.slice(0, 12)}`})
-    }
-    if (!reachedKnown) bad.add(head)
-  }
-
-  // Step 3 — each commit, parents first, against its parents' trust policies.
-  const ordered = parentsFirst(commits, head)
-  const addedIn = new Map<string, string>()
-  let signed = 0
-  const isBad = (oid: string) => bad.has(oid)
-  /** 3a–3c for one commit whose parents verify; each problem goes to `fail`. */
-  const checkCommit = async (c: CommitInfo, fail: (p: EvidenceProblem) => void): Promise<void> => {
-    const unanchored = c.parents.filter((p) => preAnchor.has(p))
-    if (c.parents.length > 1) {
-      // 3a — a merge whose tree is exactly the clean three-way merge of its parents (recomputed
-      // here, never taken from the commit) adds no change of its own: that is how a reviewed
-      // pull request arrives from a forge. Its parents were checked like any other commit.
-      if ((await repo.cleanMergeTree(c.parents)) === c.tree) return
-    }
-    const parents = await Promise.all(c.parents.map((p) => commits.get(p) ?? repo.readCommit(p)))
-    // 3b — anything else is a change relative to each parent. A change to manifests/, bundles/,
-    // policies/ or docs/evidence/ must be signed by an evidence key in the trust policy of
-    // every parent: a commit slipped in without the key, or one adding its own key, is named.
-    let touched = false
-    for (const p of parents) touched ||= await touchesSignedFolders(repo, p.tree, c.tree)
-    if (touched) {
-      signed++
-      const layout = await layoutProblem(repo, c.tree)
-      if (layout) fail({code: 'NOT_A_FOLDER', commit: c.oid, message: `commit ${c.oid.slice(0, 12)}: ${layout}`})
-      if (unanchored.length > 0) {
-        fail({code: 'UNANCHORED_PARENT', commit: c.oid, message: `commit ${c.oid.slice(0, 12)} changes signed folders on top of ${unanchored[0]!.slice(0, 12)}, which is before the trust anchor; no trust policy vouches for it`})
-        return
-      }
-      const problem = checkCommitSignature(c, await Promise.all(parents.map(trustAt)))
-      if (problem) fail(problem)
-    }
-    // 3c — receipts are append-only (none modified or deleted), and one added names the base it
-    // was added on (no replay from another history) and is signed by an evidence key of the
-    // trust policy it was committed with.
-    const evidence = await repo.oidInTree(c.tree, EVIDENCE_DIR)
-    const parentEvidence = await Promise.all(parents.map((p) => repo.oidInTree(p.tree, EVIDENCE_DIR)))
-    /** A receipt a merge brings from another parent, unchanged, is not one it adds. */
-    const fromAnotherParent = async (i: number, name: string, oid: string) => {
-      for (const [j, e] of parentEvidence.entries()) if (j !== i && e && (await repo.treeEntries(e)).get(name)?.oid === oid) return true
-      return false
-    }
-    for (const [i, p] of parents.entries()) {
-      const there = parentEvidence[i]!
-      if (there === evidence) continue
-      // The raw trees' diff names each changed entry with its ids: no full listing per commit.
-      for (const {name, a: before, b: now} of await repo.changedTreeEntries(there, evidence)) {
-        if (!name.endsWith('.json')) continue
-        const path = `${EVIDENCE_DIR}/${name}`
-        if (before && !now) fail({code: 'RECEIPT_DELETED', receipt: path, commit: c.oid, message: `${path}: deleted in commit ${c.oid.slice(0, 12)}; receipts are append-only`})
-        else if (before && now) fail({code: 'RECEIPT_MODIFIED', receipt: path, commit: c.oid, message: `${path}: changed in commit ${c.oid.slice(0, 12)}; receipts are append-only`})
-        else if (now && !(await fromAnotherParent(i, name, now))) {
-          addedIn.set(path, c.oid)
-          let parsed: ParsedReceipt
-          try {
-            parsed = parseReceipt(await repo.readBlob(now), path, opts.limits)
-          } catch (error) {
-            fail({code: 'MALFORMED', receipt: path, commit: c.oid, message: (error as Error).message})
-            continue
-          }
-          const base = parsed.statement.predicate.baseCommit
-          if (base !== p.oid) fail({code: 'BASE_MISMATCH', receipt: path, commit: c.oid, message: `${path}: names base commit ${String(base).slice(0, 12)} but was added on top of ${p.oid.slice(0, 12)}`})
-          const {problem} = checkReceiptSignatures(parsed, await trustAt(c))
-          if (problem) fail({...problem, commit: c.oid})
-        }
-      }
-    }
-  }
+/** Steps 3–5 on each collected commit, parents first; a commit built on one that does not verify does not verify either. */
+async function checkCollected(w: Walk, ordered: CommitInfo[], bad: Set<string>, problems: EvidenceProblem[], addedIn: Map<string, string>): Promise<void> {
   for (const c of ordered) {
-    if (bad.has(c.oid)) continue
-    // The unpinned anchor is its own authority: its trust.yaml is where trust starts.
-    if (c.oid === anchor) continue
-    // A commit built on one that does not verify does not verify either (reported there).
-    if (c.parents.some(isBad)) {
+    // The anchor is its own authority: its trust.yaml is where trust starts.
+    if (c.oid === w.anchor) w.times.set(c.oid, c.time)
+    if (bad.has(c.oid) || c.oid === w.anchor) continue
+    if (c.parents.some((p) => bad.has(p))) {
       bad.add(c.oid)
       continue
     }
-    const fail = (p: EvidenceProblem) => {
-      problems.push(p)
-      bad.add(c.oid)
-    }
+    let found: EvidenceProblem[]
     try {
-      await checkCommit(c, fail)
+      found = await checkCommit(w, c, addedIn)
     } catch (error) {
-      if ((error as AirlockError).code !== 'BROKEN_OBJECT') throw error
-      fail({code: 'BROKEN_OBJECT', commit: c.oid, message: `commit ${c.oid.slice(0, 12)}: ${(error as Error).message}`})
+      if (!isBroken(error)) throw error
+      found = [{code: 'BROKEN_OBJECT', commit: c.oid, message: `commit ${short(c.oid)}: ${(error as Error).message}`}]
     }
+    if (found.length > 0) bad.add(c.oid)
+    problems.push(...found)
   }
-  // The head itself (and an anchor it may be) is laid out in folders, whatever its history.
+}
+
+/** The head itself (and an anchor it may be) is laid out in folders, whatever its history. */
+async function checkHeadLayout(reader: CommitReader, head: string, problems: EvidenceProblem[], bad: Set<string>): Promise<void> {
   try {
-    const layout = await layoutProblem(repo, (commits.get(head) ?? (await repo.readCommit(head))).tree)
+    const layout = await layoutProblem(reader, (await reader.readCommit(head)).tree)
     if (layout && !problems.some((p) => p.code === 'NOT_A_FOLDER' && p.commit === head)) {
-      problems.push({code: 'NOT_A_FOLDER', commit: head, message: `commit ${head.slice(0, 12)}: ${layout}`})
+      problems.push({code: 'NOT_A_FOLDER', commit: head, message: `commit ${short(head)}: ${layout}`})
       bad.add(head)
     }
   } catch (error) {
-    if ((error as AirlockError).code !== 'BROKEN_OBJECT') throw error
+    if (!isBroken(error)) throw error
   }
+}
+
+export async function verifyHistory(reader: CommitReader, head: string, opts: HistoryOptions): Promise<HistoryReport> {
+  const problems: EvidenceProblem[] = []
+  const bad = new Set<string>()
+  const verified = opts.anchor ? (opts.verified ?? new Set<string>()) : new Set<string>()
+  const found = await collect(reader, head, opts.anchor, verified, problems, bad)
+  const anchor = rootsAndAnchor(opts.anchor, head, found, problems, bad)
+  const w = newWalk(reader, opts, anchor, found.preAnchor)
+  const addedIn = new Map<string, string>()
+  await checkCollected(w, parentsFirst(found.commits, head), bad, problems, addedIn)
+  await checkHeadLayout(reader, head, problems, bad)
   // Receipts of a root anchor (init's) were added by it.
-  if (anchor && (reachedAnchor || roots[0] === anchor) && (commits.get(anchor) ?? (await repo.readCommit(anchor))).parents.length === 0) {
-    for (const e of await repo.listDir(anchor, EVIDENCE_DIR)) if (e.name.endsWith('.json')) addedIn.set(e.path, anchor)
+  const a = anchor ? await reader.readCommit(anchor).catch(() => null) : null
+  const evidence = a && a.parents.length === 0 ? await reader.oidInTree(a.tree, EVIDENCE_DIR) : null
+  if (a && evidence && (found.reachedAnchor || found.roots[0] === anchor)) {
+    for (const name of (await reader.treeEntries(evidence)).keys()) if (name.endsWith('.json')) addedIn.set(`${EVIDENCE_DIR}/${name}`, a.oid)
   }
-  return {
-    ok: problems.length === 0,
-    head,
-    anchor: {commit: anchor, pinned: opts.anchor !== null},
-    walked: commits.size,
-    signed,
-    unverified: bad,
-    addedIn,
-    problems,
-  }
+  // Without a pinned anchor nothing is trusted: every commit walked is unverified.
+  if (!opts.anchor) for (const oid of [head, ...found.commits.keys()]) bad.add(oid)
+  const effective = bad.has(head) ? null : (w.times.get(head) ?? opts.verifiedTimes?.get(head) ?? null)
+  return {ok: problems.length === 0, head, anchor: {commit: anchor, pinned: opts.anchor !== null}, walked: found.commits.size, signed: w.signed, unverified: bad, addedIn, problems, effectiveTime: effective}
 }

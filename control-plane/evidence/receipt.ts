@@ -3,6 +3,7 @@ import {signEnvelope, type Envelope} from '../crypto/dsse.js'
 import type {Signer} from '../crypto/keys.js'
 import {EVIDENCE_DIR} from '../manifests/models.js'
 import type {Plan, Requester, Subject, UnsignedPlan} from '../plan/plan.js'
+import type {ReceiptKind} from './predicates.js'
 
 export const RECEIPT_PAYLOAD_TYPE = 'application/vnd.in-toto+json'
 export const STATEMENT_TYPE = 'https://in-toto.io/Statement/v1'
@@ -78,4 +79,22 @@ export function signReceipt(statement: ReceiptStatement, signers: Signer[]): Env
 
 export function receiptText(envelope: Envelope): string {
   return `${JSON.stringify(envelope, null, 2)}\n`
+}
+
+/**
+ * The change receipt as a registered kind (predicates.ts): its time is `appliedAt`, its base the
+ * commit the change was applied on.
+ */
+export const CHANGE_RECEIPT: ReceiptKind<ReceiptStatement> = {
+  predicateType: RECEIPT_PREDICATE_TYPE,
+  shapeProblem(p) {
+    for (const field of ['operation', 'summary', 'appliedAt'] as const) if (typeof p[field] !== 'string') return `predicate.${field} must be a string`
+    if (p.baseCommit !== null && (typeof p.baseCommit !== 'string' || !/^[0-9a-f]{40}$/.test(p.baseCommit))) return 'predicate.baseCommit must be a commit id or null'
+    if (!Array.isArray(p.changes)) return 'predicate.changes must be a list'
+    return null
+  },
+  timeField: 'predicate.appliedAt',
+  time: (s) => s.predicate.appliedAt,
+  baseCommit: (s) => s.predicate.baseCommit,
+  label: (s) => s.predicate.operation,
 }

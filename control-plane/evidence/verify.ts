@@ -2,8 +2,8 @@ import {AirlockError} from '../errors.js'
 import type {Limits} from '../limits.js'
 import {loadTrust} from '../manifests/load.js'
 import type {Repository} from '../repo/repository.js'
-import {checkReceiptSignatures, verifyHistory, type EvidenceProblem} from './history.js'
-import {listReceipts, parseReceipt, type ParsedReceipt} from './ledger.js'
+import {verifyHistory, type EvidenceProblem} from './history.js'
+import {checkReceiptSignatures, listReceipts, parseReceipt, type ParsedReceipt} from './ledger.js'
 
 export interface ReceiptResult {
   path: string
@@ -29,11 +29,14 @@ export interface EvidenceReport {
  * 1. every receipt at HEAD is signed by enough evidence keys valid when it was signed, under
  *    HEAD's trust policy (forged or stripped receipts; keys revoked since);
  * 2. the history from the trust anchor to HEAD verifies (evidence/history.ts): one root, the
- *    anchor; every commit either the clean merge of its parents or, where it changes manifests/,
- *    bundles/, policies/ or docs/evidence/, signed by an evidence key of its parents' trust
- *    policy; receipts only ever added, each on the base it names.
- * `anchor` pins where trust starts (--trust-anchor, airlock.trustAnchor); without one the
- * repository's single root is the anchor, which the report says is not pinned.
+ *    anchor; every commit either the clean merge of its parents (bringing in only what the first
+ *    parent's evidence keys vouch for) or, where it changes manifests/, bundles/, policies/ or
+ *    docs/evidence/, signed by an evidence key of its parents' trust policy valid at its time,
+ *    which never goes back along history nor lies past now; receipts only ever added, each on the
+ *    base it names, dated between it and now.
+ * `anchor` pins where trust starts (--trust-anchor, AIRLOCK_TRUST_ANCHOR, airlock.trustAnchor);
+ * without one the history is walked from the repository's single root, so every problem is
+ * still named, but the first problem is ANCHOR_NOT_PINNED and nothing verifies.
  */
 export async function verifyEvidence(repo: Repository, opts: {limits: Limits; anchor?: string | null; now: Date}): Promise<EvidenceReport> {
   const head = await repo.head()
@@ -53,13 +56,16 @@ export async function verifyEvidence(repo: Repository, opts: {limits: Limits; an
       continue
     }
     const {signers, problem} = checkReceiptSignatures(parsed, trust)
-    Object.assign(result, {ok: !problem, signers, operation: parsed.statement.predicate.operation, appliedAt: parsed.appliedAt.toISOString()})
+    Object.assign(result, {ok: !problem, signers, operation: parsed.kind.label(parsed.statement), appliedAt: parsed.time.toISOString()})
     if (problem) problems.push(problem)
   }
 
   const history = await verifyHistory(repo, head.oid, {anchor: opts.anchor ?? null, limits: opts.limits, now: opts.now})
   const seen = new Set(problems.map((p) => `${p.code}\0${p.receipt ?? ''}`))
   for (const p of history.problems) if (!p.receipt || !seen.has(`${p.code}\0${p.receipt}`)) problems.push(p)
+  // No pinned anchor: that comes first, whatever else is found.
+  const unpinned = problems.findIndex((p) => p.code === 'ANCHOR_NOT_PINNED')
+  if (unpinned > 0) problems.unshift(...problems.splice(unpinned, 1))
   for (const [path, commit] of history.addedIn) {
     const r = receipts.get(path)
     if (r) r.addedIn = commit

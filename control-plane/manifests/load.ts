@@ -1,4 +1,5 @@
 import {AirlockError, inputError} from '../errors.js'
+import {parseDuration} from '../duration.js'
 import {keyIdOf} from '../crypto/keys.js'
 import type {Limits} from '../limits.js'
 import {describeMode, type Repository} from '../repo/repository.js'
@@ -89,6 +90,7 @@ interface TrustDoc {
     org?: string
     keys: Array<{id: string; name?: string; algorithm: TrustKey['algorithm']; publicKey: string; roles: Role[]; validFrom: string; validUntil?: string}>
     thresholds: Partial<Record<Role, number>>
+    bundles?: {maxLifetime?: string}
   }
 }
 
@@ -113,7 +115,14 @@ export function parseTrust(text: string, file: string, oid: string | null, limit
     keys.push({id: k.id, ...(k.name ? {name: k.name} : {}), algorithm: k.algorithm, publicKey, roles: k.roles, validFrom, ...(validUntil ? {validUntil} : {})})
   }
   const t = value.spec.thresholds
-  return {file, oid, org: value.spec.org ?? '', keys, thresholds: Object.fromEntries(ROLES.map((r) => [r, t[r] ?? 1])) as Record<Role, number>, doc: loaded.doc}
+  // A bundle lives at most this long (expiresAt − issuedAt): a retired key's backdated forgery dies with it.
+  let maxLifetimeMs: number
+  try {
+    maxLifetimeMs = parseDuration(value.spec.bundles?.maxLifetime ?? '30d', 'spec.bundles.maxLifetime')
+  } catch {
+    throw inputError('SCHEMA_VIOLATION', {file, ...locate(loaded, ['spec', 'bundles', 'maxLifetime']), field: 'spec.bundles.maxLifetime'}, 'is not a duration like 30d or 720h')
+  }
+  return {file, oid, org: value.spec.org ?? '', keys, thresholds: Object.fromEntries(ROLES.map((r) => [r, t[r] ?? 1])) as Record<Role, number>, bundles: {maxLifetimeMs}, doc: loaded.doc}
 }
 
 /** What is wrong with a trust.yaml key's bytes or roles for its algorithm, if anything. */
@@ -129,9 +138,9 @@ function keyProblem(algorithm: TrustKey['algorithm'], publicKey: Buffer, roles: 
   return roles.every((r) => r === 'image') ? null : {field: 'roles', message: 'an ecdsa-p256 key may only hold the image role'}
 }
 
-/** The trust policy of a repository without trust.yaml: no key is trusted. */
+/** The trust policy of a repository without trust.yaml: no key is trusted (so no bundle lives at all). */
 export function emptyTrust(): TrustPolicy {
-  return {file: TRUST_FILE, oid: null, org: '', keys: [], thresholds: Object.fromEntries(ROLES.map((r) => [r, 1])) as Record<Role, number>, doc: null}
+  return {file: TRUST_FILE, oid: null, org: '', keys: [], thresholds: Object.fromEntries(ROLES.map((r) => [r, 1])) as Record<Role, number>, bundles: {maxLifetimeMs: 0}, doc: null}
 }
 
 /** `manifests/trust.yaml` at `commit`; a repository without one trusts no key. */

@@ -54,6 +54,8 @@ export interface TrustPolicy {
   org: string
   keys: TrustKey[]
   thresholds: Record<Role, number>
+  /** Policy bundles: the longest a bundle may live, expiresAt − issuedAt (spec.bundles.maxLifetime, default 30d). */
+  bundles: {maxLifetimeMs: number}
   doc: Document | null
 }
 

@@ -1,15 +1,14 @@
-import {checkNesting} from '../limits.js'
+import {checkNesting, DEFAULT_LIMITS, type Limits} from '../limits.js'
 import {AirlockError} from '../errors.js'
 import {canonicalJson, sha256Hex} from '../crypto/digest.js'
-import {checkEnvelopeSignatures, signEnvelope, type Envelope} from '../crypto/dsse.js'
+import {signEnvelope, type Envelope} from '../crypto/dsse.js'
+import {countSigners, envelopeJson, parseEnvelope} from '../crypto/envelope.js'
 import type {Signer} from '../crypto/keys.js'
 import type {TrustPolicy} from '../manifests/models.js'
 import {validateTree} from './engine.js'
 import {scopeName, scopeOfPath, type PolicySource, type PolicyTree, type Scope} from './source.js'
 
 export const BUNDLE_PAYLOAD_TYPE = 'application/vnd.airlock.policy-bundle.v1+json'
-/** Tolerated clock difference between the issuer and the verifier. */
-export const CLOCK_SKEW_MS = 5 * 60 * 1000
 
 export interface BundlePolicy {
   id: string
@@ -82,37 +81,25 @@ export function signBundle(payload: BundlePayload, signers: Signer[]): Envelope 
   return signEnvelope(BUNDLE_PAYLOAD_TYPE, Buffer.from(canonicalJson(payload)), signers)
 }
 
-function fail(code: 'BAD_SIGNATURE' | 'THRESHOLD_NOT_MET' | 'UNKNOWN_KEY' | 'KEY_NOT_VALID_AT_ISSUE' | 'EXPIRED' | 'DOWNGRADE' | 'SCOPE_MISMATCH' | 'INVALID_POLICY', message: string, details: Record<string, unknown> = {}): AirlockError {
+type BundleFailure = 'BAD_SIGNATURE' | 'THRESHOLD_NOT_MET' | 'UNKNOWN_KEY' | 'KEY_NOT_VALID_AT_ISSUE' | 'LIFETIME_EXCEEDED' | 'FUTURE_DATED' | 'EXPIRED' | 'DOWNGRADE' | 'SCOPE_MISMATCH' | 'INVALID_POLICY'
+
+function fail(code: BundleFailure, message: string, details: Record<string, unknown> = {}): AirlockError {
   return new AirlockError(code, message, details)
 }
 
+/** A span of milliseconds in days and hours, for messages. */
+function formatSpan(ms: number): string {
+  const days = Math.floor(ms / 86_400_000)
+  const hours = Math.round((ms % 86_400_000) / 3_600_000)
+  return days > 0 ? `${days}d${hours ? ` ${hours}h` : ''}` : `${Math.round(ms / 60_000)}m`
+}
+
 /** Parses a bundle file's envelope and payload shape; a file that is not one is invalid input (exit 2). */
-export function parseBundle(text: string, source: string): {envelope: Envelope; payload: BundlePayload} {
-  checkNesting(text, source, 'json')
-  let envelope: Envelope
-  try {
-    envelope = JSON.parse(text) as Envelope
-  } catch {
-    throw new AirlockError('INVALID_INPUT', `${source}: not JSON (truncated or corrupted bundle)`, {file: source})
-  }
-  if (!envelope || typeof envelope.payload !== 'string' || typeof envelope.payloadType !== 'string' || !Array.isArray(envelope.signatures)) {
-    throw new AirlockError('INVALID_INPUT', `${source}: not a DSSE envelope`, {file: source})
-  }
-  for (const [i, s] of envelope.signatures.entries()) {
-    for (const field of ['keyid', 'sig'] as const) {
-      if (typeof (s as unknown as Record<string, unknown> | null)?.[field] !== 'string') {
-        throw new AirlockError('INVALID_INPUT', `${source}: signatures[${i}].${field} must be a string`, {file: source, field: `signatures[${i}].${field}`})
-      }
-    }
-  }
-  let payload: BundlePayload
-  try {
-    payload = JSON.parse(Buffer.from(envelope.payload, 'base64').toString('utf8')) as BundlePayload
-  } catch {
-    throw new AirlockError('INVALID_INPUT', `${source}: the payload is not JSON`, {file: source})
-  }
+export function parseBundle(text: string, source: string, limits: Limits = DEFAULT_LIMITS): {envelope: Envelope; payload: BundlePayload} {
+  const envelope = parseEnvelope(text, source, {payloadType: BUNDLE_PAYLOAD_TYPE, limits: {maxBytes: limits.maxReceiptBytes, maxDepth: limits.maxDepth}})
+  const payload = envelopeJson(envelope, source, limits.maxDepth) as unknown as BundlePayload
   const ok =
-    payload?.kind === 'PolicyBundle' &&
+    payload.kind === 'PolicyBundle' &&
     Number.isSafeInteger(payload.version) &&
     payload.version > 0 &&
     typeof payload.scope === 'string' &&
@@ -123,56 +110,57 @@ export function parseBundle(text: string, source: string): {envelope: Envelope; 
     !Number.isNaN(Date.parse(payload.expiresAt))
   if (!ok) throw new AirlockError('INVALID_INPUT', `${source}: the payload is not an airlock policy bundle`, {file: source})
   // Cedar text reaches the policy engine only within the depth limit.
-  checkNesting(payload.schema, `${source}#schema`, 'cedar')
-  for (const p of payload.policies) checkNesting(p.text, `${source}#${p.id}`, 'cedar')
+  checkNesting(payload.schema, `${source}#schema`, 'cedar', limits.maxDepth)
+  for (const p of payload.policies) checkNesting(p.text, `${source}#${p.id}`, 'cedar', limits.maxDepth)
   return {envelope, payload}
 }
 
 /**
  * Verifies a policy bundle against the trust policy at `now`, in order. Each step says which
- * attack it stops. Pure: the caller hands in the trust material and the time.
+ * attack it stops. Pure: the caller hands in the trust material, the time and the limits (whose
+ * clock skew is the only one).
  */
 export function verifyBundle(
   envelope: Envelope,
   payload: BundlePayload,
-  opts: {trust: TrustPolicy; now: Date; scope?: string; minVersion?: number; source: string; ignoreExpiry?: boolean},
+  opts: {trust: TrustPolicy; now: Date; scope?: string; minVersion?: number; source: string; ignoreExpiry?: boolean; limits?: Limits},
 ): VerifiedBundle {
-  const {source} = opts
+  const {source, trust} = opts
+  const limits = opts.limits ?? DEFAULT_LIMITS
+  const issuedAt = new Date(payload.issuedAt)
+  const now = opts.now.getTime()
   // 1. Type confusion: a receipt or any other DSSE document signed by a policy key is not a bundle.
   if (envelope.payloadType !== BUNDLE_PAYLOAD_TYPE) throw fail('BAD_SIGNATURE', `${source}: payloadType is ${envelope.payloadType}, not ${BUNDLE_PAYLOAD_TYPE}`)
 
   // 2. Forged or stripped signatures: each signature is checked against the policy keys of the
-  //    trust policy; a bundle with no signature (GHSA-g2pf-6v5v-qcc8) can never pass.
-  if (envelope.signatures.length === 0) throw fail('THRESHOLD_NOT_MET', `${source}: the bundle carries no signature`)
-  const policyKeys = opts.trust.keys.filter((k) => k.roles.includes('policy'))
-  const checks = checkEnvelopeSignatures(envelope, (id) => policyKeys.find((k) => k.id === id)?.publicKey)
-  const bad = checks.find((c) => c.reason === 'BAD_SIGNATURE')
-  if (bad) throw fail('BAD_SIGNATURE', `${source}: the signature by ${bad.keyid.slice(0, 16)}… does not match the bundle (edited after signing?)`, {keyid: bad.keyid})
-  const valid = checks.filter((c) => c.valid).map((c) => c.keyid)
+  //    trust policy (BAD_SIGNATURE, UNKNOWN_KEY); a bundle with no signature (GHSA-g2pf-6v5v-qcc8)
+  //    can never pass.
+  // 3. Compromised retired keys: a key counts only if it was valid when the bundle was issued
+  //    (KEY_NOT_VALID_AT_ISSUE); a forger moving issuedAt back into it is bounded by step 5.
+  // 4. A single stolen key: the policy role needs `threshold` distinct keys (THRESHOLD_NOT_MET).
+  const quorum = countSigners(envelope, {trust, role: 'policy', at: issuedAt, notValid: 'KEY_NOT_VALID_AT_ISSUE', what: source})
+  if (quorum.failure) throw fail(quorum.failure.code, quorum.failure.message, {keyid: quorum.failure.keyid, valid: quorum.signers.length, threshold: quorum.threshold})
 
-  // 3. Compromised retired keys: a key counts only if it was valid when the bundle was issued.
-  const issuedAt = new Date(payload.issuedAt)
-  const current = valid.filter((id) => {
-    const k = policyKeys.find((key) => key.id === id)!
-    return k.validFrom <= issuedAt && (!k.validUntil || issuedAt < k.validUntil)
-  })
-  // 4. A single stolen key: the policy role needs `threshold` distinct keys.
-  const threshold = opts.trust.thresholds.policy
-  if (current.length < threshold) {
-    const unknown = checks.find((c) => c.reason === 'UNKNOWN_KEY')
-    if (current.length === 0 && valid.length > 0) throw fail('KEY_NOT_VALID_AT_ISSUE', `${source}: signed by keys not valid at issuedAt ${payload.issuedAt}`, {keyids: valid})
-    if (current.length === 0 && unknown) throw fail('UNKNOWN_KEY', `${source}: signed by ${unknown.keyid.slice(0, 16)}…, which is not a policy key in the trust policy`, {keyid: unknown.keyid})
-    throw fail('THRESHOLD_NOT_MET', `${source}: ${current.length} valid policy signature(s), ${threshold} needed`, {valid: current.length, threshold})
+  // 5. A retired key's forgery living on: a bundle may not live longer than the trust policy
+  //    allows (spec.bundles.maxLifetime), so one backdated into its key's validity dies within
+  //    that lifetime of the key's retirement, however far away the expiry it names.
+  const lifetime = Date.parse(payload.expiresAt) - issuedAt.getTime()
+  if (lifetime > trust.bundles.maxLifetimeMs) {
+    throw fail('LIFETIME_EXCEEDED', `${source}: lives ${formatSpan(lifetime)} (issued ${payload.issuedAt}, expires ${payload.expiresAt}); ${trust.file} allows bundles at most ${formatSpan(trust.bundles.maxLifetimeMs)} (spec.bundles.maxLifetime)`, {
+      lifetimeMs: lifetime,
+      maxLifetimeMs: trust.bundles.maxLifetimeMs,
+    })
   }
 
-  // 5. Freeze and replay of stale policy: an expired bundle (or one issued in the future) is refused.
-  //    (`ignoreExpiry` is for the cached_indefinite offline mode only, which keeps a verified
-  //    cache past its expiry by the operator's explicit choice.)
-  const now = opts.now.getTime()
-  if (!opts.ignoreExpiry && now >= Date.parse(payload.expiresAt)) throw fail('EXPIRED', `${source}: expired at ${payload.expiresAt}`, {expiresAt: payload.expiresAt})
-  if (Date.parse(payload.issuedAt) > now + CLOCK_SKEW_MS) throw fail('EXPIRED', `${source}: issued in the future (${payload.issuedAt})`, {issuedAt: payload.issuedAt})
+  // 6. A signer stretching a bundle's life forward: issuedAt may not lie beyond now plus the skew.
+  if (issuedAt.getTime() > now + limits.clockSkewMs) throw fail('FUTURE_DATED', `${source}: issued in the future (${payload.issuedAt})`, {issuedAt: payload.issuedAt})
 
-  // 6. Cross-scope substitution: a bundle for another org (or a policy smuggled from another
+  // 7. Freeze and replay of stale policy: an expired bundle is refused. (`ignoreExpiry` is for the
+  //    cached_indefinite offline mode only, which keeps a verified cache past its expiry by the
+  //    operator's explicit choice.)
+  if (!opts.ignoreExpiry && now >= Date.parse(payload.expiresAt)) throw fail('EXPIRED', `${source}: expired at ${payload.expiresAt}`, {expiresAt: payload.expiresAt})
+
+  // 8. Cross-scope substitution: a bundle for another org (or a policy smuggled from another
   //    scope's folder) is refused.
   if (opts.scope !== undefined && payload.scope !== opts.scope) throw fail('SCOPE_MISMATCH', `${source}: a bundle for ${payload.scope}, expected ${opts.scope}`, {scope: payload.scope})
   const stray = payload.policies.find((p) => {
@@ -184,10 +172,10 @@ export function verifyBundle(
   })
   if (stray) throw fail('SCOPE_MISMATCH', `${source}: policy ${stray.id} comes from ${stray.file}, outside the ${payload.scope} folder`, {policy: stray.id})
 
-  // 7. Rollback to an older policy: the version must not be below what the caller already has.
+  // 9. Rollback to an older policy: the version must not be below what the caller already has.
   if (opts.minVersion !== undefined && payload.version < opts.minVersion) throw fail('DOWNGRADE', `${source}: version ${payload.version} is older than ${opts.minVersion}`, {version: payload.version, minVersion: opts.minVersion})
 
-  // 8. A bundle that would not evaluate as written: its policies must validate against its schema.
+  // 10. A bundle that would not evaluate as written: its policies must validate against its schema.
   const problems = validateTree({
     root: source,
     schema: {file: `${source}#schema`, text: payload.schema},
@@ -195,5 +183,5 @@ export function verifyBundle(
   })
   if (problems.length > 0) throw fail('INVALID_POLICY', `${source}: ${problems[0]!.policyId ?? ''} ${problems[0]!.message}`.trim(), {problems})
 
-  return {payload, signers: current, digest: `sha256:${sha256Hex(Buffer.from(envelope.payload, 'base64'))}`}
+  return {payload, signers: quorum.signers, digest: `sha256:${sha256Hex(Buffer.from(envelope.payload, 'base64'))}`}
 }

@@ -1,4 +1,5 @@
 import {AirlockError} from '../errors.js'
+import {DEFAULT_LIMITS, type Limits} from '../limits.js'
 import type {TrustPolicy} from '../manifests/models.js'
 import type {BundlePayload} from './bundle.js'
 import {loadVerifiedCache} from './pull.js'
@@ -31,12 +32,12 @@ export interface EffectivePolicy {
  * bundle verified again on load. Forbid wins across bundles because they are evaluated as one
  * Cedar policy set. Bundles must embed the same schema.
  */
-export async function effectivePolicy(cacheDir: string, principal: PrincipalEntity, trust: TrustPolicy, now: Date): Promise<EffectivePolicy> {
+export async function effectivePolicy(cacheDir: string, principal: PrincipalEntity, trust: TrustPolicy, now: Date, limits: Limits = DEFAULT_LIMITS): Promise<EffectivePolicy> {
   const bundles: EffectivePolicy['bundles'] = []
   const skipped: EffectivePolicy['skipped'] = []
   const payloads: BundlePayload[] = []
   for (const scope of scopesFor(principal)) {
-    const cached = await loadVerifiedCache(cacheDir, scope, trust, now)
+    const cached = await loadVerifiedCache(cacheDir, scope, trust, now, limits)
     if (!cached) skipped.push({scope, why: 'no cached bundle'})
     else if ('problem' in cached) skipped.push({scope, why: cached.problem})
     else {

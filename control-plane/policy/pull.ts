@@ -8,11 +8,16 @@
  *                        own expiresAt), then everything denied
  *   cached_indefinite  → the cached bundle
  *   default_policy     → the embedded default policy
- * The cache is verified again on every load, so an edited cache file is never used.
+ * The cache is verified again on every load, under the trust policy in effect now, so an edited
+ * cache file is never used, and neither is a bundle whose key has since been removed or that
+ * lives longer than the trust policy allows. Only a cache that verifies and has not expired holds
+ * the version floor (anti-rollback): a forged bundle with a huge version holds it at most for
+ * the bundle lifetime trust.yaml allows, and not at all once its key is removed.
  */
 import {mkdir, readFile} from 'node:fs/promises'
 import {join} from 'node:path'
 import {AirlockError} from '../errors.js'
+import {DEFAULT_LIMITS, type Limits} from '../limits.js'
 import type {TrustPolicy} from '../manifests/models.js'
 import {writeFileAtomic} from '../repo/files.js'
 import {FetchFailure, httpGet} from '../net/http.js'
@@ -35,6 +40,8 @@ export interface PullOptions {
   apiKey?: string
   /** The embedded default policy, for default_policy. */
   defaultPolicy: () => Promise<{policies: number; digest: string}>
+  /** Size, depth and clock-skew limits (default DEFAULT_LIMITS). */
+  limits?: Limits
 }
 
 export interface PullReport {
@@ -63,17 +70,31 @@ function cacheFiles(cacheDir: string, scope: string): {bundle: string; meta: str
   return {bundle: join(cacheDir, name), meta: join(cacheDir, `${name}.meta.json`)}
 }
 
-/** The cached bundle, verified again now (signatures, scope); null when absent or not valid. */
-async function loadCache(opts: Pick<PullOptions, 'cacheDir' | 'scope' | 'trust' | 'now'>): Promise<{payload: BundlePayload; digest: string; meta: CacheMeta; text: string} | {poisoned: string} | null> {
+interface CachedBundle {
+  payload: BundlePayload
+  digest: string
+  meta: CacheMeta
+  text: string
+  /** Past its expiresAt: served only by cached_indefinite, and never the version floor. */
+  expired: boolean
+}
+
+/**
+ * The cached bundle, verified again now under the current trust policy (signatures, key validity
+ * at issue, lifetime, scope; expiry reported, not refused); null when absent, `poisoned` when it
+ * no longer verifies.
+ */
+async function loadCache(opts: Pick<PullOptions, 'cacheDir' | 'scope' | 'trust' | 'now' | 'limits'>): Promise<CachedBundle | {poisoned: string} | null> {
   const files = cacheFiles(opts.cacheDir, opts.scope)
+  const limits = opts.limits ?? DEFAULT_LIMITS
   const text = await readFile(files.bundle, 'utf8').catch(() => null)
   if (text === null) return null
   try {
     const meta = JSON.parse(await readFile(files.meta, 'utf8')) as CacheMeta
-    const {envelope, payload} = parseBundle(text, files.bundle)
-    const v = verifyBundle(envelope, payload, {trust: opts.trust, now: opts.now, scope: opts.scope, source: files.bundle, ignoreExpiry: true})
+    const {envelope, payload} = parseBundle(text, files.bundle, limits)
+    const v = verifyBundle(envelope, payload, {trust: opts.trust, now: opts.now, scope: opts.scope, source: files.bundle, ignoreExpiry: true, limits})
     if (meta.digest !== v.digest || Number.isNaN(Date.parse(meta.fetchedAt))) return {poisoned: 'the cache metadata does not match the cached bundle'}
-    return {payload, digest: v.digest, meta, text}
+    return {payload, digest: v.digest, meta, text, expired: opts.now.getTime() >= Date.parse(payload.expiresAt)}
   } catch (error) {
     return {poisoned: (error as Error).message}
   }
@@ -81,8 +102,11 @@ async function loadCache(opts: Pick<PullOptions, 'cacheDir' | 'scope' | 'trust' 
 
 export async function pullBundle(opts: PullOptions): Promise<PullReport> {
   const files = cacheFiles(opts.cacheDir, opts.scope)
+  const limits = opts.limits ?? DEFAULT_LIMITS
   const cached = await loadCache(opts)
   const good = cached && 'payload' in cached ? cached : null
+  // The version floor: only a cache that verifies now and has not expired holds it.
+  const floor = good && !good.expired ? good : null
   const base = {scope: opts.scope, failure: null, version: null, digest: null, fetchedAt: null, expiresAt: null, policies: 0}
   const fromCache = (c: NonNullable<typeof good>, effective: PullReport['effective'], reason: string, failure: PullReport['failure'], fetchedAt = c.meta.fetchedAt): PullReport => ({
     ...base,
@@ -101,14 +125,14 @@ export async function pullBundle(opts: PullOptions): Promise<PullReport> {
     const fetchedAt = opts.now.toISOString()
     if (r.status === 304) {
       if (!good) throw new FetchFailure('HTTP_ERROR', `${url.href} answered 304 but there is no valid cache`)
-      if (opts.now.getTime() >= Date.parse(good.payload.expiresAt)) throw new AirlockError('EXPIRED', `the server has nothing newer than the cached bundle, which expired at ${good.payload.expiresAt}`)
+      if (good.expired) throw new AirlockError('EXPIRED', `the server has nothing newer than the cached bundle, which expired at ${good.payload.expiresAt}`)
       await writeFileAtomic(files.meta, `${JSON.stringify({...good.meta, fetchedAt})}\n`)
       return fromCache(good, 'unchanged', 'the server confirmed the cached bundle (304)', null, fetchedAt)
     }
-    const {envelope, payload} = parseBundle(r.body, url.href)
-    // Anti-downgrade against what this host already holds; an equal version must be the same bundle.
-    const v = verifyBundle(envelope, payload, {trust: opts.trust, now: opts.now, scope: opts.scope, minVersion: good?.payload.version, source: url.href})
-    if (good && payload.version === good.payload.version && v.digest !== good.digest) {
+    const {envelope, payload} = parseBundle(r.body, url.href, limits)
+    // Anti-downgrade against what this host holds (the floor); an equal version must be the same bundle.
+    const v = verifyBundle(envelope, payload, {trust: opts.trust, now: opts.now, scope: opts.scope, minVersion: floor?.payload.version, source: url.href, limits})
+    if (floor && payload.version === floor.payload.version && v.digest !== floor.digest) {
       throw new AirlockError('EQUAL_VERSION_CONFLICT', `${url.href}: version ${payload.version} again, with different content than the cached one`, {version: payload.version})
     }
     await mkdir(opts.cacheDir, {recursive: true, mode: 0o700})
@@ -142,13 +166,14 @@ export async function pullBundle(opts: PullOptions): Promise<PullReport> {
 
 
 /**
- * A cached bundle for use now: verified again in full (signatures, scope, and expiry), so a
- * cache edited on disk or past its expiry is never evaluated. Null when there is none.
+ * A cached bundle for use now: verified again in full (signatures, key validity, lifetime, scope,
+ * and expiry), so a cache edited on disk, past its expiry or signed by a key no longer trusted is
+ * never evaluated. Null when there is none.
  */
-export async function loadVerifiedCache(cacheDir: string, scope: string, trust: TrustPolicy, now: Date): Promise<{payload: BundlePayload; digest: string} | {problem: string} | null> {
-  const cached = await loadCache({cacheDir, scope, trust, now})
+export async function loadVerifiedCache(cacheDir: string, scope: string, trust: TrustPolicy, now: Date, limits: Limits = DEFAULT_LIMITS): Promise<{payload: BundlePayload; digest: string} | {problem: string} | null> {
+  const cached = await loadCache({cacheDir, scope, trust, now, limits})
   if (!cached) return null
   if ('poisoned' in cached) return {problem: cached.poisoned}
-  if (now.getTime() >= Date.parse(cached.payload.expiresAt)) return {problem: `the cached ${scope} bundle expired at ${cached.payload.expiresAt}`}
+  if (cached.expired) return {problem: `the cached ${scope} bundle expired at ${cached.payload.expiresAt}`}
   return {payload: cached.payload, digest: cached.digest}
 }

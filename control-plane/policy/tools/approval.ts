@@ -4,11 +4,11 @@
  * (the one signing mechanism) signed by keys of role `approval` in trust.yaml; the token is the
  * envelope's JSON, base64url, so it fits in a flag or a header.
  */
-import {checkEnvelopeSignatures, signEnvelope, type Envelope} from '../../crypto/dsse.js'
+import {signEnvelope, type Envelope} from '../../crypto/dsse.js'
+import {countSigners, envelopeJson, parseEnvelope} from '../../crypto/envelope.js'
 import type {Signer} from '../../crypto/keys.js'
 import {AirlockError} from '../../errors.js'
-import {checkNesting} from '../../limits.js'
-import {keysFor} from '../../manifests/load.js'
+import {DEFAULT_LIMITS, type Limits} from '../../limits.js'
 import type {TrustPolicy} from '../../manifests/models.js'
 import type {AllowedTool, ApprovalCheck} from './tools.js'
 
@@ -16,8 +16,6 @@ export const APPROVAL_PAYLOAD_TYPE = 'application/vnd.airlock.tool-approval.v1+j
 const APPROVAL_TYPE = 'https://airlock.dev/tool-approval/v1'
 /** The longest an approval may live: it approves one call, not a standing permission. */
 export const MAX_APPROVAL_TTL_MS = 24 * 60 * 60 * 1000
-/** Clock difference tolerated between the approver and the checker. */
-const SKEW_MS = 60 * 1000
 const MAX_TOKEN_BYTES = 64 * 1024
 
 export interface ApprovalStatement {
@@ -49,54 +47,46 @@ export function makeApproval(tool: AllowedTool, paramsDigest: string, opts: {sig
   return {token: Buffer.from(JSON.stringify(envelope)).toString('base64url'), statement}
 }
 
-function decode(token: string): {envelope: Envelope; statement: ApprovalStatement} | string {
+function decode(token: string, limits: Limits): {envelope: Envelope; statement: ApprovalStatement} | string {
   if (token.length > MAX_TOKEN_BYTES) return `the token is longer than ${MAX_TOKEN_BYTES} characters`
   if (!/^[A-Za-z0-9_-]+={0,2}$/.test(token)) return 'the token is not base64url'
-  const text = Buffer.from(token, 'base64url').toString('utf8')
-  let envelope: Envelope
   try {
-    checkNesting(text, 'the approval token', 'json')
-    envelope = JSON.parse(text) as Envelope
+    const source = 'the approval token'
+    const envelope = parseEnvelope(Buffer.from(token, 'base64url').toString('utf8'), source, {payloadType: APPROVAL_PAYLOAD_TYPE, limits: {maxBytes: MAX_TOKEN_BYTES, maxDepth: limits.maxDepth}})
+    const statement = envelopeJson(envelope, source, limits.maxDepth) as unknown as ApprovalStatement
+    const fields = ['tool', 'schemaHash', 'paramsDigest', 'approvedBy', 'reason', 'issuedAt', 'expiresAt'] as const
+    if (statement._type !== APPROVAL_TYPE || !fields.every((f) => typeof statement[f] === 'string')) return `the payload is not a ${APPROVAL_TYPE} statement`
+    return {envelope, statement}
   } catch (error) {
-    return error instanceof AirlockError ? error.message : 'the token is not a DSSE envelope (JSON)'
+    if (error instanceof AirlockError) return error.message
+    throw error
   }
-  if (!envelope || typeof envelope !== 'object' || typeof envelope.payload !== 'string' || !Array.isArray(envelope.signatures)) return 'the token is not a DSSE envelope'
-  if (envelope.payloadType !== APPROVAL_PAYLOAD_TYPE) return `payloadType is ${JSON.stringify(envelope.payloadType)}, not ${APPROVAL_PAYLOAD_TYPE}`
-  if (!envelope.signatures.every((s) => s && typeof s.keyid === 'string' && typeof s.sig === 'string')) return 'a signature is not {keyid, sig}'
-  let statement: ApprovalStatement
-  try {
-    statement = JSON.parse(Buffer.from(envelope.payload, 'base64').toString('utf8')) as ApprovalStatement
-  } catch {
-    return 'the payload is not JSON'
-  }
-  const fields = ['tool', 'schemaHash', 'paramsDigest', 'approvedBy', 'reason', 'issuedAt', 'expiresAt'] as const
-  if (!statement || statement._type !== APPROVAL_TYPE || !fields.every((f) => typeof statement[f] === 'string')) return `the payload is not a ${APPROVAL_TYPE} statement`
-  return {envelope, statement}
 }
 
 /**
  * The check `checkTool` runs on a token: signed by enough distinct approval keys valid now (the
- * trust policy's `thresholds.approval`), not expired, issued at most 24 h before it expires, and
- * naming this tool, its current schema hash and these parameters.
+ * trust policy's `thresholds.approval`), not expired, issued at most 24 h before it expires and
+ * not after now plus the clock skew, and naming this tool, its current schema hash and these
+ * parameters.
  */
-export function approvalCheck(token: string, trust: TrustPolicy, now: Date): ApprovalCheck {
+export function approvalCheck(token: string, trust: TrustPolicy, now: Date, limits: Limits = DEFAULT_LIMITS): ApprovalCheck {
   return (tool, paramsDigest) => {
-    const decoded = decode(token)
+    const decoded = decode(token, limits)
     if (typeof decoded === 'string') return {ok: false, problem: decoded}
     const {envelope, statement} = decoded
-    const keys = new Map(keysFor(trust, 'approval', now).map((k) => [k.id, k.publicKey]))
-    const valid = [...new Set(checkEnvelopeSignatures(envelope, (id) => keys.get(id)).filter((c) => c.valid).map((c) => c.keyid))]
-    const needed = trust.thresholds.approval
-    if (valid.length < needed) return {ok: false, problem: `signed by ${valid.length} trusted approval key(s) valid now, ${needed} needed (${trust.file} roles: approval)`}
+    const quorum = countSigners(envelope, {trust, role: 'approval', at: now, notValid: 'KEY_NOT_VALID_AT_SIGNING', what: 'the approval'})
+    if (quorum.failure) {
+      return {ok: false, problem: `signed by ${quorum.signers.length} trusted approval key(s) valid now, ${quorum.threshold} needed (${trust.file} roles: approval): ${quorum.failure.code} ${quorum.failure.message}`}
+    }
     const issued = Date.parse(statement.issuedAt)
     const expires = Date.parse(statement.expiresAt)
     if (Number.isNaN(issued) || Number.isNaN(expires)) return {ok: false, problem: 'issuedAt or expiresAt is not a time'}
     if (expires - issued > MAX_APPROVAL_TTL_MS) return {ok: false, problem: 'the approval lives longer than 24 h'}
-    if (issued > now.getTime() + SKEW_MS) return {ok: false, problem: `issued in the future (${statement.issuedAt})`}
+    if (issued > now.getTime() + limits.clockSkewMs) return {ok: false, problem: `issued in the future (${statement.issuedAt})`}
     if (now.getTime() >= expires) return {ok: false, problem: `expired at ${statement.expiresAt}`}
     if (statement.tool !== tool.name) return {ok: false, problem: `it approves ${JSON.stringify(statement.tool)}, not ${tool.name}`}
     if (statement.schemaHash !== tool.schemaHash) return {ok: false, problem: `it approves ${tool.name} with schema ${statement.schemaHash}; the schema is now ${tool.schemaHash}`}
     if (statement.paramsDigest !== paramsDigest) return {ok: false, problem: `it approves parameters ${statement.paramsDigest}, these are ${paramsDigest}`}
-    return {ok: true, keyids: valid, expiresAt: statement.expiresAt, approvedBy: statement.approvedBy}
+    return {ok: true, keyids: quorum.signers, expiresAt: statement.expiresAt, approvedBy: statement.approvedBy}
   }
 }

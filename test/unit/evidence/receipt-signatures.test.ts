@@ -1,8 +1,8 @@
 import {describe, expect, it} from 'vitest'
 import {generateSigner, type Signer} from '../../../control-plane/crypto/keys.js'
-import {parseReceipt} from '../../../control-plane/evidence/ledger.js'
-import {receiptStatement, receiptText, signReceipt} from '../../../control-plane/evidence/receipt.js'
-import {checkReceiptSignatures} from '../../../control-plane/evidence/history.js'
+import {signEnvelope} from '../../../control-plane/crypto/dsse.js'
+import {checkReceiptSignatures, parseReceipt} from '../../../control-plane/evidence/ledger.js'
+import {RECEIPT_PAYLOAD_TYPE, receiptStatement, receiptText, signReceipt} from '../../../control-plane/evidence/receipt.js'
 import {DEFAULT_LIMITS} from '../../../control-plane/limits.js'
 import type {TrustKey, TrustPolicy} from '../../../control-plane/manifests/models.js'
 import {sealPlan} from '../../../control-plane/plan/plan.js'
@@ -29,7 +29,7 @@ function key(s: Signer, over: Partial<TrustKey> = {}): TrustKey {
   return {id: s.keyid, algorithm: 'ed25519', publicKey: s.publicKey, roles: ['evidence'], validFrom: new Date('2026-01-01T00:00:00Z'), ...over}
 }
 function trust(keys: TrustKey[], evidence = 1): TrustPolicy {
-  return {file: 'manifests/trust.yaml', oid: null, org: '', keys, thresholds: {evidence, policy: 1, image: 1, audit: 1, approval: 1}, doc: null}
+  return {file: 'manifests/trust.yaml', oid: null, org: '', keys, thresholds: {evidence, policy: 1, image: 1, audit: 1, approval: 1}, bundles: {maxLifetimeMs: 0}, doc: null}
 }
 function receipt(signers: Signer[]) {
   return parseReceipt(receiptText(signReceipt(receiptStatement(plan, APPLIED, '0.0.0'), signers)), 'docs/evidence/r.json', DEFAULT_LIMITS)
@@ -55,8 +55,13 @@ describe('receipt signatures against trust.yaml', () => {
     it('a key that expired before the receipt was signed', () => {
       expect(checkReceiptSignatures(receipt([a]), trust([key(a, {validUntil: new Date('2026-05-01T00:00:00Z')})])).problem?.code).toBe('KEY_NOT_VALID_AT_SIGNING')
     })
-    it('a key without the evidence role', () => {
-      expect(checkReceiptSignatures(receipt([a]), trust([key(a, {roles: ['policy']})])).problem?.code).toBe('KEY_NOT_VALID_AT_SIGNING')
+    it('a key without the evidence role is not an evidence key at all', () => {
+      expect(checkReceiptSignatures(receipt([a]), trust([key(a, {roles: ['policy']})])).problem?.code).toBe('UNKNOWN_KEY')
+    })
+    it('a signature that does not match the receipt (edited after signing)', () => {
+      const r = receipt([a])
+      r.envelope.payload = Buffer.from(Buffer.from(r.envelope.payload, 'base64').toString().replace('promote x', 'promote y')).toString('base64')
+      expect(checkReceiptSignatures(r, trust([key(a)])).problem?.code).toBe('BAD_SIGNATURE')
     })
     it('a key that trust.yaml does not hold', () => {
       expect(checkReceiptSignatures(receipt([b]), trust([key(a)])).problem?.code).toBe('UNKNOWN_KEY')
@@ -67,8 +72,38 @@ describe('receipt signatures against trust.yaml', () => {
       expect(checkReceiptSignatures(r, trust([key(a)])).problem).toMatchObject({code: 'THRESHOLD_NOT_MET', message: expect.stringContaining('no signature')})
     })
     it('a receipt that is not a DSSE in-toto envelope', () => {
-      expect(() => parseReceipt('{"payloadType":"text/plain","payload":"","signatures":[]}', 'r.json', DEFAULT_LIMITS)).toThrow(expect.objectContaining({details: expect.objectContaining({reason: 'MALFORMED'})}))
-      expect(() => parseReceipt('not json', 'r.json', DEFAULT_LIMITS)).toThrow(/not JSON/)
+      expect(() => parseReceipt('{"payloadType":"text/plain","payload":"","signatures":[]}', 'r.json', DEFAULT_LIMITS)).toThrowAirlockError('MALFORMED')
+      expect(() => parseReceipt('not json', 'r.json', DEFAULT_LIMITS)).toThrow(/r\.json: is not JSON/)
+      expect(() => parseReceipt('{"payloadType":"x","payload":"","signatures":[{"keyid":1}]}', 'r.json', DEFAULT_LIMITS)).toThrow(/r\.json: signatures\[0\]\.keyid must be a string/)
+    })
+  })
+})
+
+describe('receipt kinds: only registered predicate types', () => {
+  const a = generateSigner().signer
+  const envelopeOf = (statement: object) => receiptText(signEnvelope(RECEIPT_PAYLOAD_TYPE, Buffer.from(JSON.stringify(statement)), [a]))
+  const change = receiptStatement(plan, APPLIED, '0.0.0')
+
+  it('reads a change receipt: its time and base commit from its kind', () => {
+    const r = parseReceipt(receiptText(signReceipt(change, [a])), 'docs/evidence/r.json', DEFAULT_LIMITS)
+    expect(r.kind.predicateType).toBe('https://airlock.dev/attestations/change/v1')
+    expect(r.time).toEqual(APPLIED)
+    expect(r.baseCommit).toBe('a'.repeat(40))
+  })
+
+  describe('when it must be refused (MALFORMED)', () => {
+    it('a predicate type no kind is registered for', () => {
+      const gate = {...change, predicateType: 'https://in-toto.io/attestation/test-result/v0.1'}
+      expect(() => parseReceipt(envelopeOf(gate), 'r.json', DEFAULT_LIMITS)).toThrow(/predicateType "https:\/\/in-toto\.io\/attestation\/test-result\/v0\.1" is not one airlock accepts/)
+      expect(() => parseReceipt(envelopeOf(gate), 'r.json', DEFAULT_LIMITS)).toThrowAirlockError('MALFORMED')
+    })
+    it('a change receipt without its time', () => {
+      const {appliedAt: _, ...predicate} = change.predicate
+      expect(() => parseReceipt(envelopeOf({...change, predicate}), 'r.json', DEFAULT_LIMITS)).toThrow(/predicate\.appliedAt must be a string/)
+      expect(() => parseReceipt(envelopeOf({...change, predicate: {...change.predicate, appliedAt: 'yesterday'}}), 'r.json', DEFAULT_LIMITS)).toThrow(/predicate\.appliedAt is not a time/)
+    })
+    it('a change receipt whose base is not a commit id', () => {
+      expect(() => parseReceipt(envelopeOf({...change, predicate: {...change.predicate, baseCommit: 'HEAD~1'}}), 'r.json', DEFAULT_LIMITS)).toThrowAirlockError('MALFORMED')
     })
   })
 })

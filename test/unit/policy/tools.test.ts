@@ -165,13 +165,14 @@ describe('tool approvals', () => {
     org: '',
     keys: keys.map((k) => ({id: k.keyid, algorithm: 'ed25519', publicKey: k.publicKey, roles: ['approval'], validFrom: new Date('2026-01-01T00:00:00Z'), ...(validUntil ? {validUntil} : {})})),
     thresholds: {evidence: 1, policy: 1, image: 1, audit: 1, approval: threshold},
+    bundles: {maxLifetimeMs: 0},
     doc: null,
   })
   const now = new Date('2026-12-01T12:00:00Z')
   const params = {to: 'a@example.com', subject: 'weekly report'}
   const sendEmailTool = base.allowed.get('send_email')!
   const approve = (signer = approver, at = now, ttlMs = 15 * 60_000, p: object = params) => makeApproval(sendEmailTool, digestOfJson(p), {signer, approvedBy: 'dana', reason: 'weekly', now: at, ttlMs}).token
-  const call = (token: string, t = trust([approver]), at = now, p: object = params) => checkTool(base, {tool: 'send_email', params: p}, approvalCheck(token, t, at))
+  const call = (token: string, t = trust([approver]), at = now, p: object = params, limits = DEFAULT_LIMITS) => checkTool(base, {tool: 'send_email', params: p}, approvalCheck(token, t, at, limits))
 
   it('an approval for exactly this call allows it, naming who approved and until when', () => {
     const d = call(approve())
@@ -182,9 +183,11 @@ describe('tool approvals', () => {
     ['other parameters', () => call(approve(), undefined, undefined, {...params, to: 'b@example.com'}), /it approves parameters sha256:\w+, these are sha256:/],
     ['expired', () => call(approve(), undefined, new Date('2026-12-01T12:15:00Z')), /expired at 2026-12-01T12:15:00.000Z/],
     ['issued in the future', () => call(approve(approver, new Date('2026-12-01T13:00:00Z'))), /issued in the future/],
-    ['an untrusted key', () => call(approve(other)), /signed by 0 trusted approval key\(s\) valid now, 1 needed/],
-    ['a key past its validity', () => call(approve(), trust([approver], 1, new Date('2026-06-01T00:00:00Z'))), /signed by 0 trusted/],
-    ['below the threshold', () => call(approve(), trust([approver, other], 2)), /signed by 1 trusted approval key\(s\) valid now, 2 needed/],
+    ['issued beyond the clock skew of the limits', () => call(approve(approver, new Date('2026-12-01T12:01:00Z')), undefined, undefined, undefined, {...DEFAULT_LIMITS, clockSkewMs: 30_000}), /issued in the future/],
+    ['an untrusted key', () => call(approve(other)), /signed by 0 trusted approval key\(s\) valid now, 1 needed .*UNKNOWN_KEY/],
+    ['a key past its validity', () => call(approve(), trust([approver], 1, new Date('2026-06-01T00:00:00Z'))), /signed by 0 trusted.*KEY_NOT_VALID_AT_SIGNING/],
+    ['below the threshold', () => call(approve(), trust([approver, other], 2)), /signed by 1 trusted approval key\(s\) valid now, 2 needed.*THRESHOLD_NOT_MET/],
+    ['signatures stripped', () => call(Buffer.from(JSON.stringify({...JSON.parse(Buffer.from(approve(), 'base64url').toString()), signatures: []})).toString('base64url')), /THRESHOLD_NOT_MET the approval: carries no signature/],
     ['not base64url', () => call('not a token!'), /not base64url/],
     ['garbage', () => call(Buffer.from('{"x":1}').toString('base64url')), /not a DSSE envelope/],
   ])('denies with the approval problem: %s', (_name, run, problem) => {
@@ -198,9 +201,14 @@ describe('tool approvals', () => {
     const envelope = JSON.parse(Buffer.from(approve(), 'base64url').toString())
     const statement = JSON.parse(Buffer.from(envelope.payload, 'base64').toString())
     const edited = {...envelope, payload: Buffer.from(JSON.stringify({...statement, expiresAt: '2027-01-01T00:00:00.000Z'})).toString('base64')}
-    expect(call(Buffer.from(JSON.stringify(edited)).toString('base64url')).rule).toMatch(/signed by 0 trusted/)
+    expect(call(Buffer.from(JSON.stringify(edited)).toString('base64url')).rule).toMatch(/signed by 0 trusted.*BAD_SIGNATURE/)
     const retyped = signEnvelope('application/vnd.in-toto+json', Buffer.from(JSON.stringify(statement)), [approver])
     expect(call(Buffer.from(JSON.stringify(retyped)).toString('base64url')).rule).toMatch(new RegExp(`not ${APPROVAL_PAYLOAD_TYPE.replaceAll('.', '\\.').replaceAll('+', '\\+')}`))
+  })
+
+  it('tolerates the one clock skew of the limits (5 minutes), no more', () => {
+    expect(call(approve(approver, new Date('2026-12-01T12:04:00Z'))).decision).toBe('allow')
+    expect(DEFAULT_LIMITS.clockSkewMs).toBe(5 * 60_000)
   })
 
   it('a redefined tool voids its approvals', () => {
