@@ -81,7 +81,7 @@ export default class Authorize extends AirlockCommand {
     const {trust, source} = await trustOf(flags, this)
     const cacheDir = await bundleCacheDir(flags['cache-dir'])
     const entity = (entities as Array<{uid?: EntityUid}>).find((e) => e.uid?.type === principal.type && e.uid?.id === principal.id)
-    const effective = await effectivePolicy(cacheDir, (entity ?? {uid: principal}) as {uid: EntityUid}, trust, this.now)
+    const effective = await effectivePolicy(cacheDir, (entity ?? {uid: principal}) as {uid: EntityUid}, trust, this.now, this.limits)
     if (!this.jsonEnabled()) {
       for (const b of effective.bundles) process.stderr.write(`using ${b.scope} v${b.version}\n`)
       for (const b of effective.skipped) process.stderr.write(`not using ${b.scope}: ${b.why}\n`)

@@ -76,6 +76,7 @@ export default class PolicyPull extends AirlockCommand {
         ca,
         apiKey,
         defaultPolicy,
+        limits: this.limits,
       })
       this.outcome = report.effective === 'deny-all' ? 'check_failed' : 'ok'
       if (flags.watch && this.jsonEnabled()) process.stdout.write(`${JSON.stringify({...report, trustSource})}\n`)

@@ -18,7 +18,7 @@ interface VerifyResult {
 
 export default class PolicyVerify extends AirlockCommand {
   static override summary = 'Verify a signed policy bundle: signatures and threshold, key validity, expiry, scope, version, policies.'
-  static override description = 'Failure codes: BAD_SIGNATURE, THRESHOLD_NOT_MET, UNKNOWN_KEY, KEY_NOT_VALID_AT_ISSUE, EXPIRED, DOWNGRADE, SCOPE_MISMATCH, INVALID_POLICY (exit 1).'
+  static override description = 'The trust policy is manifests/trust.yaml at HEAD, whose history must verify back to the pinned trust anchor, or --trust FILE. Failure codes: BAD_SIGNATURE, THRESHOLD_NOT_MET, UNKNOWN_KEY, KEY_NOT_VALID_AT_ISSUE, LIFETIME_EXCEEDED (expiresAt − issuedAt beyond spec.bundles.maxLifetime), FUTURE_DATED, EXPIRED, SCOPE_MISMATCH, DOWNGRADE, INVALID_POLICY (exit 1); a file that is not a bundle envelope is exit 2.'
   static override args = {bundle: Args.string({description: 'bundle file', required: true})}
   static override flags = {
     trust: Flags.string({description: 'trust policy file (default: manifests/trust.yaml at HEAD, whose history must verify back to the pinned trust anchor)'}),
@@ -33,7 +33,7 @@ export default class PolicyVerify extends AirlockCommand {
     if (flags.scope) parseScope(flags.scope)
     const {trust, source} = await trustOf(flags, this)
     const {envelope, payload} = parseBundle(await readInput(args.bundle), args.bundle)
-    const verified = verifyBundle(envelope, payload, {trust, now: this.now, scope: flags.scope, minVersion: flags['min-version'], source: args.bundle})
+    const verified = verifyBundle(envelope, payload, {trust, now: this.now, scope: flags.scope, minVersion: flags['min-version'], source: args.bundle, limits: this.limits})
     const result: VerifyResult = {
       ok: true,
       bundle: args.bundle,

@@ -30,7 +30,7 @@ A tool with approval: required, or at or above spec.approvalFrom, answers needs_
     if (flags.approval !== undefined) {
       const [{approvalCheck}, {readInput, trustOf}] = await Promise.all([import('../../control-plane/policy/tools/approval.js'), import('../_policy.js')])
       const token = flags.approval.startsWith('@') ? (await readInput(flags.approval.slice(1), 64 * 1024)).trim() : flags.approval
-      approval = approvalCheck(token, (await trustOf(flags, this)).trust, this.now)
+      approval = approvalCheck(token, (await trustOf(flags, this)).trust, this.now, this.limits)
     }
     const decision = checkTool(policy, call, approval)
     if (decision.decision !== 'allow') this.failCheck()

@@ -47,8 +47,6 @@ export async function buildDesiredStateChange(repo: Repository, commit: string, 
   for (const f of req.files) {
     const path = repoPath(f.path)
     if (!CHANGE_FOLDERS.some((d) => path.startsWith(`${d}/`))) throw new AirlockError('USAGE', `${path}: airlock change takes edits under ${CHANGE_FOLDERS.join('/, ')}/ only`, {file: path})
-    // A file no kind describes is refused before anything is read for it.
-    requireKind(path)
     files.set(path, f.content)
   }
   const changes: PlannedChange[] = []
@@ -58,6 +56,8 @@ export async function buildDesiredStateChange(repo: Repository, commit: string, 
     const found = await repo.readFile(commit, path)
     inputs.push({path, oid: found?.oid ?? null})
     const before = found?.text ?? null
+    // A file no kind describes is refused (a kind may be known from what the file declares).
+    requireKind(path, after ?? before)
     if (before === after) continue
     changes.push({path, action: before === null ? 'create' : after === null ? 'delete' : 'modify', before, after})
     if (after === null || !isKind('GoldenImage', path)) continue
@@ -76,7 +76,7 @@ export async function buildDesiredStateChange(repo: Repository, commit: string, 
       pins.push({image, digest: ch.digest, bundles})
     }
   }
-  const kinds = [...new Set(changes.map((c) => requireKind(c.path).kind))].sort()
+  const kinds = [...new Set(changes.map((c) => requireKind(c.path, c.after ?? c.before).kind))].sort()
   return {
     operation: 'change',
     summary: changes.length ? `change ${changes.length} file(s) of desired state (${kinds.join(', ')})` : 'no uncommitted edits under manifests/, policies/ or bundles/',

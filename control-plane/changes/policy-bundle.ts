@@ -20,7 +20,7 @@ export async function buildBundle(repo: Repository, commit: string, req: Extract
   const {path, file: lastFile, last} = await lastBundle(repo, commit, scope)
   const trust = await loadTrust(repo, commit, limits)
   const {envelope, payload} = parseBundle(req.bundle, 'the bundle')
-  verifyBundle(envelope, payload, {trust, now, scope: scopeName(scope), source: 'the bundle'})
+  verifyBundle(envelope, payload, {trust, now, scope: scopeName(scope), source: 'the bundle', limits})
   if (last && payload.version <= last.version) {
     throw new AirlockError('USAGE', `--version: ${payload.version} is not above the last published version ${last.version} of ${scopeName(scope)}`, {field: '--version'})
   }

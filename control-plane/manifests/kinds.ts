@@ -24,7 +24,8 @@ export interface DesiredStateKind {
   where: string
   /** The folder the kind lives in (its files may sit deeper). */
   folder: string
-  matches(path: string): boolean
+  /** Does `path` (with `text`, its content, where the path alone cannot say) hold this kind? */
+  matches(path: string, text: string | null): boolean
   /** The Cedar `DesiredState` resource a change to it is authorized as (ChangeDesiredState). */
   resource: string
   /** Whether `airlock change` may carry an edit of it (receipts are written by apply only). */
@@ -38,6 +39,17 @@ export interface DesiredStateKind {
 }
 
 const under = (folder: string, rest: RegExp) => (path: string) => path.startsWith(`${folder}/`) && rest.test(path.slice(folder.length + 1))
+
+/** The `kind:` a YAML document declares at its top level (read without parsing; the check parses). */
+function declared(text: string | null): string | null {
+  return text === null ? null : (/^kind:[ \t]*["']?([A-Za-z]+)["']?[ \t]*(?:#.*)?$/m.exec(text)?.[1] ?? null)
+}
+
+/**
+ * A policy a sandbox spec may name besides the default one: `manifests/NAME.yaml` that declares
+ * the kind (`kind: EgressPolicy`), as well as the kind's own file.
+ */
+const ownFileOrNamed = (file: string, kind: string) => (path: string, text: string | null) => path === file || (under('manifests', /^[^/]+\.yaml$/)(path) && declared(text) === kind)
 
 function checkJson(text: string, path: string): void {
   try {
@@ -86,9 +98,9 @@ export const DESIRED_STATE: readonly DesiredStateKind[] = [
   },
   {
     kind: 'EgressPolicy',
-    where: EGRESS_FILE,
+    where: `${EGRESS_FILE}, or manifests/NAME.yaml declaring kind: EgressPolicy (for a sandbox spec to name)`,
     folder: 'manifests',
-    matches: (p) => p === EGRESS_FILE,
+    matches: ownFileOrNamed(EGRESS_FILE, 'EgressPolicy'),
     resource: 'EgressPolicy',
     editable: true,
     deletable: true,
@@ -98,9 +110,9 @@ export const DESIRED_STATE: readonly DesiredStateKind[] = [
   },
   {
     kind: 'ToolPolicy',
-    where: TOOL_POLICY_FILE,
+    where: `${TOOL_POLICY_FILE}, or manifests/NAME.yaml declaring kind: ToolPolicy (for a sandbox spec to name)`,
     folder: 'manifests',
-    matches: (p) => p === TOOL_POLICY_FILE,
+    matches: ownFileOrNamed(TOOL_POLICY_FILE, 'ToolPolicy'),
     resource: 'ToolPolicy',
     editable: true,
     deletable: true,
@@ -205,7 +217,7 @@ export const DESIRED_STATE: readonly DesiredStateKind[] = [
     async check(text, path, ctx) {
       const {parseBundle, verifyBundle, bundlePath, parseScope} = await import('../policy/bundle.js')
       const {envelope, payload} = parseBundle(text, path)
-      verifyBundle(envelope, payload, {trust: ctx.base.trust, now: ctx.now, source: path})
+      verifyBundle(envelope, payload, {trust: ctx.base.trust, now: ctx.now, source: path, limits: ctx.limits})
       let home: string | null = null
       try {
         home = bundlePath(parseScope(payload.scope))
@@ -241,9 +253,9 @@ export const SIGNED_FOLDERS = ['manifests', 'bundles', 'policies'] as const
 /** Folders that must be folders: a symbolic link there would send reads and writes outside the repository. */
 export const LAYOUT_FOLDERS = ['manifests', 'manifests/images', 'bundles', 'policies', 'docs', EVIDENCE_DIR] as const
 
-/** The kind of desired state `path` holds, or null. */
-export function kindOf(path: string): DesiredStateKind | null {
-  return DESIRED_STATE.find((k) => k.matches(path)) ?? null
+/** The kind of desired state `path` holds (its content, `text`, decides where the path alone cannot), or null. */
+export function kindOf(path: string, text: string | null = null): DesiredStateKind | null {
+  return DESIRED_STATE.find((k) => k.matches(path, text)) ?? null
 }
 
 /** Is `path` under a folder whose changes must be signed (or the evidence folder)? */
@@ -252,8 +264,8 @@ export function inSignedFolder(path: string): boolean {
 }
 
 /** The kind of `path`, which must be one: a file no kind describes is refused, naming what could be there. */
-export function requireKind(path: string): DesiredStateKind {
-  const kind = kindOf(path)
+export function requireKind(path: string, text: string | null = null): DesiredStateKind {
+  const kind = kindOf(path, text)
   if (kind) return kind
   const top = path.split('/')[0]
   const here = DESIRED_STATE.filter((k) => k.folder === top || k.folder.startsWith(`${top}/`)).map((k) => `${k.kind} (${k.where})`)
@@ -261,6 +273,6 @@ export function requireKind(path: string): DesiredStateKind {
 }
 
 /** Is this a file the listing of `kind`'s folder should read (e.g. image manifests in manifests/images/)? */
-export function isKind(kind: string, path: string): boolean {
-  return kindOf(path)?.kind === kind
+export function isKind(kind: string, path: string, text: string | null = null): boolean {
+  return kindOf(path, text)?.kind === kind
 }

@@ -9,8 +9,8 @@ import type {Repository} from '../repo/repository.js'
 import type {Draft} from './draft.js'
 
 /** The Cedar resource a change to `path` is authorized as (ChangeDesiredState on its kind, from the kinds table). */
-export function resourceOfPath(path: string): string {
-  return kindOf(path)?.resource ?? 'Repository'
+export function resourceOfPath(path: string, text: string | null): string {
+  return kindOf(path, text)?.resource ?? 'Repository'
 }
 
 /** Channels whose pin (digest or rollback target) an image manifest change touches; all of a new or removed image's. */
@@ -42,7 +42,7 @@ function asks(draft: Draft, limits: Limits): Ask[] {
   }
   const byKind = new Map<string, Set<string>>()
   for (const c of draft.changes) {
-    const kind = resourceOfPath(c.path)
+    const kind = resourceOfPath(c.path, c.after ?? c.before)
     const channels = byKind.get(kind) ?? new Set<string>()
     if (kind === 'GoldenImage') for (const ch of channelsTouched(c, limits)) channels.add(ch)
     byKind.set(kind, channels)

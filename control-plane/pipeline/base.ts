@@ -27,7 +27,7 @@ const CACHE_TIPS = 32
  * malformed commit an older parser accepted, a backdated one) vouch for nothing once the rules
  * change.
  */
-const RULES = 'rules-3'
+const RULES = 'rules-4'
 
 /** Where an anchor may come from: never the repository itself (a clone carries no git config). */
 export interface AnchorInput {
@@ -79,7 +79,8 @@ export async function resolveAnchor(repo: Repository, input: AnchorInput): Promi
   return {commit: oid, from}
 }
 
-type Cache = Record<string, {tips: string[]}>
+/** Per anchor: verified tips, newest first, each with its effective (monotonic) time in seconds. */
+type Cache = Record<string, {tips: string[]; times?: Record<string, number>}>
 
 async function readCache(repo: Repository): Promise<Cache> {
   try {
@@ -101,9 +102,12 @@ export async function verifyBase(repo: Repository, head: string, opts: {anchor: 
   const cache = Object.fromEntries(Object.entries(await readCache(repo)).filter(([k]) => k.startsWith(`${RULES}:`)))
   const entry = key ? cache[key] : undefined
   const tips = new Set(Array.isArray(entry?.tips) ? entry.tips.filter((t) => typeof t === 'string') : [])
-  const report = await verifyHistory(repo, head, {anchor: opts.anchor, verified: tips, limits: opts.limits, now: opts.now})
+  const times = new Map(Object.entries(entry?.times ?? {}).filter(([t, s]) => tips.has(t) && Number.isSafeInteger(s)))
+  const report = await verifyHistory(repo, head, {anchor: opts.anchor, verified: tips, verifiedTimes: times, limits: opts.limits, now: opts.now})
   if (key && report.ok && !tips.has(head)) {
-    cache[key] = {tips: [head, ...tips].slice(0, CACHE_TIPS)}
+    const kept = [head, ...tips].slice(0, CACHE_TIPS)
+    if (report.effectiveTime !== null) times.set(head, report.effectiveTime)
+    cache[key] = {tips: kept, times: Object.fromEntries(kept.filter((t) => times.has(t)).map((t) => [t, times.get(t)!]))}
     // A cache that cannot be written only costs the next run a longer walk.
     await writeFileAtomic(join(repo.gitdir, CACHE_FILE), `${JSON.stringify(cache)}\n`).catch(() => {})
   }

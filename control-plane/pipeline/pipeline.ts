@@ -54,7 +54,7 @@ async function validate(repo: Repository | null, base: Base, draft: Draft, ctx: 
   const together = new Map<NonNullable<ReturnType<typeof requireKind>['checkTogether']>, string[]>()
   for (const change of draft.changes) {
     if (!inSignedFolder(change.path)) throw new AirlockError('USAGE', `${change.path}: a change writes desired state only (manifests/, policies/, bundles/)`, {file: change.path})
-    const kind = requireKind(change.path)
+    const kind = requireKind(change.path, change.after ?? change.before)
     if (!kind.editable) throw new AirlockError('INVALID_INPUT', `${change.path}: a ${kind.kind} is written only by airlock's apply, never by a change`, {file: change.path})
     if (change.after === null) {
       if (!kind.deletable) throw new AirlockError('INVALID_INPUT', `${change.path}: a change may not delete the ${kind.kind}`, {file: change.path})

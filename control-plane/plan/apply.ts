@@ -3,9 +3,7 @@ import {messageBody} from '../identity/text.js'
 import {sshSign} from '../crypto/sshsig.js'
 import type {Signer} from '../crypto/keys.js'
 import {receiptStatement, receiptText, signReceipt} from '../evidence/receipt.js'
-import {checkCommitSignature, checkReceiptSignatures} from '../evidence/history.js'
-import {parseReceipt} from '../evidence/ledger.js'
-import {loadTrust} from '../manifests/load.js'
+import {checkNewCommit} from '../evidence/history.js'
 import {TRUST_FILE} from '../manifests/models.js'
 import type {Limits} from '../limits.js'
 import {gitIdent, type Repository} from '../repo/repository.js'
@@ -46,15 +44,14 @@ export function commitMessage(plan: Plan): string {
 }
 
 /**
- * Our own verifier's checks on the commit about to be published, before the ref moves: its
- * signature by an evidence key of the base's trust policy (for the first commit, the trust
- * policy it creates) and its receipt under the trust policy it commits. A key that is not
- * trusted, expired, or a trust policy the change breaks, is refused here, never found later.
+ * The commit about to be published, checked by `evidence verify`'s own per-commit steps before
+ * the ref moves — its time, its signature by an evidence key of the base's trust policy (for the
+ * first commit, the trust policy it creates), its receipt under the trust policy it commits. A key
+ * that is not trusted or not valid now, or a trust policy the change breaks, is refused here,
+ * never found later.
  */
-async function checkOwnCommit(repo: Repository, plan: Plan, commit: string, receipt: string, ctx: ApplyContext): Promise<void> {
-  const info = await repo.readCommit(commit)
-  const [signerTrust, committed] = await Promise.all([loadTrust(repo, plan.baseCommit ?? commit, ctx.limits), loadTrust(repo, commit, ctx.limits)])
-  const problem = checkCommitSignature(info, [signerTrust]) ?? checkReceiptSignatures(parseReceipt(receipt, plan.receiptPath!, ctx.limits), committed).problem
+async function checkOwnCommit(repo: Repository, commit: string, ctx: ApplyContext): Promise<void> {
+  const [problem] = await checkNewCommit(repo, commit, {limits: ctx.limits, now: ctx.now})
   if (problem) {
     throw new AirlockError('KEY_INVALID', `evidence verify would refuse this change, so it is not made: ${problem.code} ${problem.message} (is ${ctx.signer.keyid.slice(0, 16)}… an evidence key valid now in ${TRUST_FILE}?)`, {keyid: ctx.signer.keyid, problem})
   }
@@ -105,13 +102,17 @@ export async function applyPlan(repo: Repository, plan: Plan, ctx: ApplyContext)
     if (dirty.length > 0) {
       throw new AirlockError('UNCOMMITTED_CHANGES', `uncommitted changes in ${dirty.join(', ')}; commit or discard them first (if an apply was interrupted, \`airlock repair\` names what it left and finishes it)`, {paths: dirty})
     }
-    const statement = receiptStatement(plan, ctx.now, ctx.toolVersion)
+    // Never dated before the base: a parent from a clock a little ahead (within the skew) would
+    // otherwise make this commit BACKDATED.
+    const parentTime = plan.baseCommit ? (await repo.readCommit(plan.baseCommit)).time : 0
+    const at = new Date(Math.max(ctx.now.getTime(), parentTime * 1000))
+    const statement = receiptStatement(plan, at, ctx.toolVersion)
     const receipt = receiptText(signReceipt(statement, [ctx.signer]))
     const files = [...plan.changes.map((c) => ({path: c.path, content: c.after})), {path: plan.receiptPath, content: receipt}]
     // Author and committer are who git says commits here; who asked is in the trailers and receipt.
     const author = await gitIdent(repo.dir, 'author')
     const committer = await gitIdent(repo.dir, 'committer')
-    const time = Math.floor(ctx.now.getTime() / 1000)
+    const time = Math.floor(at.getTime() / 1000)
     const commit = await repo.createCommit({
       base: plan.baseCommit,
       changes: files,
@@ -121,7 +122,7 @@ export async function applyPlan(repo: Repository, plan: Plan, ctx: ApplyContext)
       time,
       sign: (payload) => sshSign(Buffer.from(payload), ctx.signer),
     })
-    await checkOwnCommit(repo, plan, commit, receipt, ctx)
+    await checkOwnCommit(repo, commit, ctx)
     await repo.updateRef(plan.branch, plan.baseCommit, commit, committer, time, `airlock: ${plan.summary}`)
     await repo.syncWorkTree(files)
     return {commit, receipt: plan.receiptPath, planDigest: plan.digest}

@@ -117,7 +117,8 @@ describe('writes', () => {
     const text = trust!.text.replace('  thresholds:', `${entry}  thresholds:`)
     const oid = await repo.createCommit({base, changes: [{path: 'manifests/trust.yaml', content: text}], message: 'add key\n', author: who, time: Math.floor(Date.now() / 1000), sign: (p) => sshSign(Buffer.from(p), intruder)})
     await repo.updateRef('refs/heads/main', base, oid, who, 1, 'add key')
-    const report = await verifyEvidence(repo, {limits: DEFAULT_LIMITS, now: new Date()})
+    const anchor = (await repo.config('airlock.trustAnchor'))!
+    const report = await verifyEvidence(repo, {limits: DEFAULT_LIMITS, now: new Date(), anchor})
     expect(report.ok).toBe(false)
     expect(report.problems).toEqual([expect.objectContaining({code: 'UNTRUSTED_COMMIT_SIGNER', commit: oid})])
   })
