@@ -365,7 +365,8 @@ describe('checkNewCommit: the per-commit checks apply runs on the commit it is a
     const good = await change(head, '2026-05-02T00:00:00Z', J, {[IMAGE]: 'v2\n', 'docs/evidence/1.json': receipt(head, '2026-05-02T00:00:00.000Z', [J])})
     expect(await checkNewCommit(repo, good, {limits: DEFAULT_LIMITS, now: NOW})).toEqual([])
     const forged = await change(head, '2026-03-20T00:00:00Z', K, {[IMAGE]: 'evil\n'})
-    expect((await checkNewCommit(repo, forged, {limits: DEFAULT_LIMITS, now: NOW})).map((p) => p.code)).toEqual(['BACKDATED', 'UNTRUSTED_COMMIT_SIGNER'])
+    // A fresh reader: one command's reader lists each object folder once, before this commit was written.
+    expect((await checkNewCommit(await Repository.open(git.dir), forged, {limits: DEFAULT_LIMITS, now: NOW})).map((p) => p.code)).toEqual(['BACKDATED', 'UNTRUSTED_COMMIT_SIGNER'])
   })
 
   it('a first commit is vouched for by the trust policy it creates', async () => {
@@ -373,6 +374,6 @@ describe('checkNewCommit: the per-commit checks apply runs on the commit it is a
     const repo = await Repository.open(f.git.dir)
     expect(await checkNewCommit(repo, f.root, {limits: DEFAULT_LIMITS, now: NOW})).toEqual([])
     const unknown = await f.git.commit({time: at('2026-03-01T00:00:00Z'), signer: X, change: {'manifests/trust.yaml': TRUST, [IMAGE]: 'v0\n'}})
-    expect((await checkNewCommit(repo, unknown, {limits: DEFAULT_LIMITS, now: NOW})).map((p) => p.code)).toEqual(['UNTRUSTED_COMMIT_SIGNER'])
+    expect((await checkNewCommit(await Repository.open(f.git.dir), unknown, {limits: DEFAULT_LIMITS, now: NOW})).map((p) => p.code)).toEqual(['UNTRUSTED_COMMIT_SIGNER'])
   })
 })
