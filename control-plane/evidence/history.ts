@@ -217,25 +217,30 @@ function checkTime(w: Walk, c: CommitInfo, since: number, keepsTime: boolean): E
 /**
  * Step 3 — merges. A merge whose tree is exactly the clean three-way merge of its parents
  * (recomputed here, never taken from the commit) adds no change of its own: that is how a
- * reviewed pull request arrives from a forge. But it brings in commits: each one that needed a
- * signature must also be signed by an evidence key of the first parent's trust policy at the
- * merge's time, so a key removed or retired there cannot branch off an old commit where it was
- * valid, sign a change dated there, and have it merged in.
+ * reviewed pull request arrives from a forge. But it brings commits into each of its parents:
+ * each one that needed a signature must also be signed by an evidence key of the trust policy of
+ * the parent it is brought into, at the merge's time, so a key removed or retired there cannot
+ * branch off an old commit where it was valid, sign a change dated there, and have it merged in —
+ * whichever parent the merge lists first (the order is the merger's choice, so both are checked).
  */
-async function checkCleanMerge(w: Walk, c: CommitInfo, ours: CommitInfo): Promise<EvidenceProblem[]> {
+async function checkCleanMerge(w: Walk, c: CommitInfo, parents: CommitInfo[]): Promise<EvidenceProblem[]> {
   const out: EvidenceProblem[] = []
-  const [trust] = await trustsOf(w, [ours], out)
+  const trusts = await trustsOf(w, parents, out)
   const at = new Date(w.times.get(c.oid)! * 1000)
-  const trusted = new Set(keysFor(trust!, 'evidence', at).map((k) => k.id))
   const graph = {parents: async (oid: string) => (await w.reader.readCommit(oid)).parents, time: (oid: string) => effectiveTime(w, oid), isFloor: (oid: string) => oid === w.anchor || w.preAnchor.has(oid)}
-  for (const oid of await broughtIn(ours.oid, c.parents[1]!, graph)) {
-    const signer = w.signers.get(oid) ?? (await signerIfNeeded(w, oid))
-    if (signer === null || trusted.has(signer)) continue
-    out.push({
-      code: 'UNTRUSTED_COMMIT_SIGNER',
-      commit: c.oid,
-      message: `merge ${short(c.oid)} brings in commit ${short(oid)} signed by ${signer.slice(0, 16)}…, not an evidence key valid at ${at.toISOString()} in its first parent's ${TRUST_FILE}`,
-    })
+  for (const [i, into] of parents.entries()) {
+    const trusted = new Set(keysFor(trusts[i]!, 'evidence', at).map((k) => k.id))
+    for (const from of parents.filter((_, j) => j !== i)) {
+      for (const oid of await broughtIn(into.oid, from.oid, graph)) {
+        const signer = w.signers.get(oid) ?? (await signerIfNeeded(w, oid))
+        if (signer === null || trusted.has(signer)) continue
+        out.push({
+          code: 'UNTRUSTED_COMMIT_SIGNER',
+          commit: c.oid,
+          message: `merge ${short(c.oid)} brings commit ${short(oid)}, signed by ${signer.slice(0, 16)}…, into parent ${short(into.oid)}, whose ${TRUST_FILE} holds no such evidence key valid at ${at.toISOString()}`,
+        })
+      }
+    }
   }
   return out
 }
@@ -340,7 +345,7 @@ async function checkCommit(w: Walk, c: CommitInfo, addedIn: Map<string, string>)
   const clean = parents.length > 1 && (await w.reader.cleanMergeTree(c.parents)) === c.tree
   const touched = await changesSignedFolders(w.reader, c, parents)
   const out = checkTime(w, c, since, touched)
-  if (clean) return [...out, ...(await checkCleanMerge(w, c, parents[0]!))]
+  if (clean) return [...out, ...(await checkCleanMerge(w, c, parents))]
   if (touched) out.push(...(await checkSignedChange(w, c, parents)))
   out.push(...(await checkReceipts(w, c, parents, addedIn)))
   return out

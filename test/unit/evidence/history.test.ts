@@ -325,13 +325,13 @@ describe('when no anchor is pinned (ANCHOR_NOT_PINNED)', () => {
   })
 })
 
-describe('when a clean merge brings in a change the first parent no longer trusts (UNTRUSTED_COMMIT_SIGNER)', () => {
+describe('when a clean merge brings in a change a parent no longer trusts (UNTRUSTED_COMMIT_SIGNER)', () => {
   it('a retired key branching off an old commit where it was valid, dated there', async () => {
     const {root, head, change, merge, verify} = await rotated()
     const side = await change(root, '2026-03-02T00:00:00Z', K, {[IMAGE_C]: 'evil\n'})
     expect((await verify(side)).ok).toBe(true)
     const m = await merge(head, side, '2026-05-10T00:00:00Z')
-    expect((await verify(m)).problems).toEqual([expect.objectContaining({code: 'UNTRUSTED_COMMIT_SIGNER', commit: m, message: expect.stringContaining(`brings in commit ${side.slice(0, 12)}`)})])
+    expect((await verify(m)).problems).toEqual([expect.objectContaining({code: 'UNTRUSTED_COMMIT_SIGNER', commit: m, message: expect.stringContaining(`brings commit ${side.slice(0, 12)}`)})])
     // The same when the side branch was verified (and remembered) on its own before.
     expect(codes(await verify(m, {verified: [side, head]}))).toEqual(['UNTRUSTED_COMMIT_SIGNER'])
   })
@@ -341,6 +341,15 @@ describe('when a clean merge brings in a change the first parent no longer trust
     const side = await change(root, '2026-05-05T00:00:00Z', K, {[IMAGE_C]: 'evil\n'})
     const m = await merge(head, side, '2026-05-10T00:00:00Z')
     expect(codes(await verify(m))).toEqual(['UNTRUSTED_COMMIT_SIGNER'])
+  })
+
+  it('whichever parent the merge lists first (the old branch first, main second)', async () => {
+    for (const policy of [undefined, REMOVED]) {
+      const {root, head, change, merge, verify} = await rotated(policy)
+      const side = await change(root, '2026-03-02T00:00:00Z', K, {[IMAGE_C]: 'evil\n'})
+      const m = await merge(side, head, '2026-05-10T00:00:00Z')
+      expect((await verify(m)).problems).toEqual([expect.objectContaining({code: 'UNTRUSTED_COMMIT_SIGNER', commit: m, message: expect.stringContaining(`brings commit ${side.slice(0, 12)}`)})])
+    }
   })
 
   it('a branch signed by a key the first parent trusts merges; what the first parent already has is not brought in', async () => {
