@@ -1,6 +1,7 @@
 import {AirlockError} from '../errors.js'
 import type {Limits} from '../limits.js'
 import {loadTrust} from '../manifests/load.js'
+import {TRUST_FILE, type TrustPolicy} from '../manifests/models.js'
 import type {Repository} from '../repo/repository.js'
 import {verifyHistory, type EvidenceProblem} from './history.js'
 import {checkReceiptSignatures, listReceipts, parseReceipt, type ParsedReceipt} from './ledger.js'
@@ -26,8 +27,9 @@ export interface EvidenceReport {
 
 /**
  * Verifies the evidence of a repository, in order:
- * 1. every receipt at HEAD is signed by enough evidence keys valid when it was signed, under
- *    HEAD's trust policy (forged or stripped receipts; keys revoked since);
+ * 1. every receipt at HEAD is signed by enough evidence keys valid when it was signed, under the
+ *    trust policy it was committed with (one already at the anchor: the anchor's), so forged or
+ *    stripped receipts are named and a key removed since leaves what it signed before valid;
  * 2. the history from the trust anchor to HEAD verifies (evidence/history.ts): one root, the
  *    anchor; every commit either the clean merge of its parents (bringing in only what the first
  *    parent's evidence keys vouch for) or, where it changes manifests/, bundles/, policies/ or
@@ -41,9 +43,20 @@ export interface EvidenceReport {
 export async function verifyEvidence(repo: Repository, opts: {limits: Limits; anchor?: string | null; now: Date}): Promise<EvidenceReport> {
   const head = await repo.head()
   if (!head.oid) throw new AirlockError('INVALID_INPUT', `${head.ref} has no commit yet`)
-  const trust = await loadTrust(repo, head.oid, opts.limits)
+  const headTrust = await loadTrust(repo, head.oid, opts.limits)
   const problems: EvidenceProblem[] = []
   const receipts = new Map<string, ReceiptResult>()
+  const history = await verifyHistory(repo, head.oid, {anchor: opts.anchor ?? null, limits: opts.limits, now: opts.now})
+  // A receipt the walk saw added is judged under the trust policy it was committed with (as the
+  // walk judged it): a key removed from trust.yaml since (a leaked one) leaves what it signed
+  // before valid, and signs nothing new. One already there at the anchor, under the anchor's.
+  const trustByBlob = new Map<string | null, TrustPolicy>()
+  const trustAt = async (commit: string) => {
+    const oid = await repo.oidAt(commit, TRUST_FILE)
+    let t = trustByBlob.get(oid)
+    if (!t) trustByBlob.set(oid, (t = await loadTrust(repo, commit, opts.limits)))
+    return t
+  }
 
   for (const file of await listReceipts(repo, head.oid)) {
     const result: ReceiptResult = {path: file.path, ok: false, signers: []}
@@ -55,12 +68,14 @@ export async function verifyEvidence(repo: Repository, opts: {limits: Limits; an
       problems.push({code: 'MALFORMED', receipt: file.path, message: (error as Error).message})
       continue
     }
+    const added = history.addedIn.get(file.path)
+    const from = added ?? history.anchor.commit
+    const trust = from ? await trustAt(from) : headTrust
     const {signers, problem} = checkReceiptSignatures(parsed, trust)
     Object.assign(result, {ok: !problem, signers, operation: parsed.kind.label(parsed.statement), appliedAt: parsed.time.toISOString()})
     if (problem) problems.push(problem)
   }
 
-  const history = await verifyHistory(repo, head.oid, {anchor: opts.anchor ?? null, limits: opts.limits, now: opts.now})
   const seen = new Set(problems.map((p) => `${p.code}\0${p.receipt ?? ''}`))
   for (const p of history.problems) if (!p.receipt || !seen.has(`${p.code}\0${p.receipt}`)) problems.push(p)
   // No pinned anchor: that comes first, whatever else is found.
