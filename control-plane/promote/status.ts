@@ -43,6 +43,13 @@ export interface StatusReport {
   images: ImageStatus[]
 }
 
+/** Does `commit` change docs/evidence/ against its first parent (two small tree reads)? */
+async function changesEvidence(repo: Repository, commit: CommitInfo): Promise<boolean> {
+  const parent = commit.parents[0]
+  const here = await repo.oidInTree(commit.tree, EVIDENCE_DIR)
+  return here !== null && (!parent || here !== (await repo.oidInTree((await repo.readCommit(parent)).tree, EVIDENCE_DIR)))
+}
+
 /**
  * Per image and channel: the pinned digest, the rollback target, and the commit that last
  * changed it. Walks first-parent history once, newest first, and stops as soon as every
@@ -82,12 +89,12 @@ export async function status(repo: Repository, opts: {image?: string; limits: Li
     const parent: string | undefined = commit.parents[0]
     const trailers = parseTrailers(commit.message)
     const verified = opts.verified && !opts.unverified?.has(oid!)
-    // A commit is airlock's when the receipt its trailers name is among HEAD's receipts in a
-    // history that verifies: there every commit changing desired state is signed by an evidence
-    // key, and every receipt was checked when it was added (receipts are only ever added).
-    // Trailers alone are text anyone can write.
+    // A commit is airlock's when, in a history that verifies, it changed the evidence folder —
+    // so it is signed by an evidence key (an unsigned commit there would not verify) — and the
+    // receipt its trailers name is among HEAD's (receipts are only ever added, each checked when
+    // it was). Trailers alone are text anyone can write, on a commit that changes nothing.
     const named = trailers['Airlock-Receipt']
-    const receipt = named && verified && receipts.has(named) ? named : null
+    const receipt = named && verified && receipts.has(named) && (await changesEvidence(repo, commit)) ? named : null
     const change = (): LastChange => ({
       commit: oid!,
       time: new Date(commit.time * 1000).toISOString(),
