@@ -45,11 +45,17 @@ function declared(text: string | null): string | null {
   return text === null ? null : (/^kind:[ \t]*["']?([A-Za-z]+)["']?[ \t]*(?:#.*)?$/m.exec(text)?.[1] ?? null)
 }
 
+/** Files whose kind their path decides: what they declare never makes them another kind. */
+const OWN_FILES: ReadonlySet<string> = new Set([TRUST_FILE, EGRESS_FILE, TOOL_POLICY_FILE])
+
 /**
  * A policy a sandbox spec may name besides the default one: `manifests/NAME.yaml` that declares
- * the kind (`kind: EgressPolicy`), as well as the kind's own file.
+ * the kind (`kind: EgressPolicy`), as well as the kind's own file. Another kind's own file is
+ * that kind, whatever it declares (a tool policy replaced by an egress policy is a tool policy
+ * that does not load, authorized as one).
  */
-const ownFileOrNamed = (file: string, kind: string) => (path: string, text: string | null) => path === file || (under('manifests', /^[^/]+\.yaml$/)(path) && declared(text) === kind)
+const ownFileOrNamed = (file: string, kind: string) => (path: string, text: string | null) =>
+  path === file || (!OWN_FILES.has(path) && under('manifests', /^[^/]+\.yaml$/)(path) && declared(text) === kind)
 
 function checkJson(text: string, path: string): void {
   try {
