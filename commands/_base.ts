@@ -6,6 +6,7 @@ import type {Signer} from '../control-plane/crypto/keys.js'
 import type {ChangeRequest, Plan} from '../control-plane/plan/plan.js'
 import type {PipelineContext} from '../control-plane/pipeline/draft.js'
 import type {CandidateResult, Mode, Outcome, PipelineInput} from '../control-plane/pipeline/pipeline.js'
+import {forTerminal} from '../control-plane/terminal.js'
 import {identityFlags} from './_identity.js'
 import {anchorInput} from './_policy.js'
 import type {ApplyResult} from '../control-plane/plan/apply.js'
@@ -19,7 +20,7 @@ import type {Requester} from '../control-plane/plan/plan.js'
 export function reportError(err: unknown, json: boolean): number {
   const error = asAirlockError(err)
   if (json) process.stdout.write(`${JSON.stringify(toErrorJson(error))}\n`)
-  else process.stderr.write(`airlock: ${error.message}\n`)
+  else process.stderr.write(`airlock: ${forTerminal(error.message, {keepNewlines: true})}\n`)
   if (process.env.AIRLOCK_DEBUG === '1' && err instanceof Error) process.stderr.write(`${err.stack}\n`)
   return exitFor(error)
 }
@@ -144,7 +145,7 @@ export abstract class AirlockCommand extends Command {
       if (savedTo) process.stdout.write(`Saved the plan to ${savedTo}; apply it with: airlock apply ${savedTo}\n`)
     }
     if (outcome.status === 'planned' && outcome.checkFailed) {
-      if (!this.jsonEnabled() && outcome.refusal) process.stderr.write(`airlock: ${outcome.refusal.message}\n`)
+      if (!this.jsonEnabled() && outcome.refusal) process.stderr.write(`airlock: ${forTerminal(outcome.refusal.message, {keepNewlines: true})}\n`)
       this.failCheck()
     }
     return {outcome: outcome.status, plan: outcome.plan, applied, savedTo, ...(staged ? {staged} : {}), ...(outcome.candidates ? {found: outcome.candidates} : {})}

@@ -21,6 +21,7 @@ export default class Status extends AirlockCommand {
       trustSource: head.source,
     }
     if (!this.jsonEnabled()) {
+      const {forTerminal} = await import('../control-plane/terminal.js')
       const a = report.history.anchor
       const anchor = a.pinned ? `from trust anchor ${a.commit?.slice(0, 12)} (pinned by ${head.source.anchor.from})` : `UNPINNED: no trust anchor is pinned for this clone; ${HOW_TO_PIN}`
       const lines = [
@@ -34,10 +35,10 @@ export default class Status extends AirlockCommand {
           lines.push(`  ${ch.channel.padEnd(8)} ${ch.digest}`)
           lines.push(`  ${''.padEnd(8)} rollback target ${ch.rollbackTarget ?? 'none'}`)
           if (last) {
-            const what = last.receipt ? `${last.operation ?? 'change'}, receipt ${last.receipt}` : 'changed outside airlock (no receipt of its own)'
+            const what = last.receipt ? `${forTerminal(last.operation ?? 'change')}, receipt ${forTerminal(last.receipt)}` : 'changed outside airlock (no receipt of its own)'
             lines.push(`  ${''.padEnd(8)} last change ${last.commit.slice(0, 12)}${last.verified ? '' : ' UNVERIFIED'} ${last.time} ${what}`)
-            if (last.requestedBy) lines.push(`  ${''.padEnd(8)}   requested by ${last.requestedBy}`)
-            lines.push(`  ${''.padEnd(8)}   authored by  ${last.author}`)
+            if (last.requestedBy) lines.push(`  ${''.padEnd(8)}   requested by ${forTerminal(last.requestedBy)}`)
+            lines.push(`  ${''.padEnd(8)}   authored by  ${forTerminal(last.author)}`)
           }
         }
       }

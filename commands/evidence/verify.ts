@@ -18,7 +18,8 @@ export default class EvidenceVerify extends AirlockCommand {
     const report = await verifyEvidence(repo, {limits: this.limits, anchor: anchor.commit, now: this.now})
     if (!report.ok) this.failCheck()
     if (!this.jsonEnabled()) {
-      const lines = report.problems.map((p) => `FAIL ${p.code.padEnd(24)} ${p.message}`)
+      const {forTerminal} = await import('../../control-plane/terminal.js')
+      const lines = report.problems.map((p) => `FAIL ${p.code.padEnd(24)} ${forTerminal(p.message)}`)
       const a = report.anchor
       lines.push(a.pinned ? `trust anchor ${a.commit} (pinned by ${anchor.from})` : `trust anchor NOT PINNED: history walked from its root ${a.commit?.slice(0, 12) ?? '(none)'} only to name other problems; ${HOW_TO_PIN}`)
       lines.push(

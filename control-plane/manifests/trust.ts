@@ -46,6 +46,14 @@ export function fingerprints(trust: TrustPolicy): KeyFingerprint[] {
 }
 
 /**
+ * The key's principal in the allowed-signers file: its name when it is a plain word (a name is
+ * text in trust.yaml; a line break or a comma there would add lines or principals), else its id.
+ */
+function principalOf(k: TrustKey): string {
+  return k.name && /^[A-Za-z0-9][A-Za-z0-9._@+-]{0,127}$/.test(k.name) ? k.name : `airlock-${k.id.slice(0, 16)}`
+}
+
+/**
  * git's allowed-signers file for the evidence keys (the keys that sign airlock's commits), each
  * with its validity window, so `git verify-commit` checks airlock's commits without hand-made
  * key files: `git -c gpg.ssh.allowedSignersFile=FILE verify-commit HEAD`.
@@ -53,6 +61,6 @@ export function fingerprints(trust: TrustPolicy): KeyFingerprint[] {
 export function allowedSigners(trust: TrustPolicy): string {
   const lines = trust.keys
     .filter((k) => k.roles.includes('evidence') && k.algorithm === 'ed25519')
-    .map((k) => allowedSignersLine(k.name ?? `airlock-${k.id.slice(0, 16)}`, k.publicKey, {from: k.validFrom, ...(k.validUntil ? {until: k.validUntil} : {})}))
+    .map((k) => allowedSignersLine(principalOf(k), k.publicKey, {from: k.validFrom, ...(k.validUntil ? {until: k.validUntil} : {})}))
   return `# evidence keys of ${trust.file}${trust.oid ? ` (blob ${trust.oid})` : ''}; git -c gpg.ssh.allowedSignersFile=THIS verify-commit COMMIT\n${lines.join('\n')}${lines.length ? '\n' : ''}`
 }

@@ -12,7 +12,8 @@ import {AirlockError} from '../errors.js'
 import {verifyHistory, type EvidenceProblem} from '../evidence/history.js'
 import type {Limits} from '../limits.js'
 import {loadTrust, parseTrust} from '../manifests/load.js'
-import type {TrustPolicy} from '../manifests/models.js'
+import {sha256Hex} from '../crypto/digest.js'
+import {TRUST_FILE, type TrustPolicy} from '../manifests/models.js'
 import {fingerprints, type KeyFingerprint} from '../manifests/trust.js'
 import {writeFileAtomic} from '../repo/files.js'
 import type {Repository} from '../repo/repository.js'
@@ -176,6 +177,8 @@ export interface AnchorCandidate {
   commit: string
   subject: string
   committedAt: string
+  /** The anchor's trust.yaml as a whole: its SHA-256 (compare it, and every key, role, window and threshold is compared), and its thresholds. */
+  trust: {digest: string; thresholds: TrustPolicy['thresholds']}
   keys: KeyFingerprint[]
   /** Whether HEAD's history verifies from this anchor, and the first problem when it does not. */
   head: {commit: string; verified: boolean; problem: EvidenceProblem | null}
@@ -202,6 +205,7 @@ export async function describeAnchor(repo: Repository, rev: string, opts: {limit
     commit,
     subject: info.message.split('\n')[0] ?? '',
     committedAt: new Date(info.time * 1000).toISOString(),
+    trust: {digest: `sha256:${sha256Hex((await repo.readFile(commit, TRUST_FILE))!.text)}`, thresholds: trust.thresholds},
     keys: fingerprints(trust),
     head: {commit: head, verified: v.verified, problem: v.problems[0] ?? null},
   }

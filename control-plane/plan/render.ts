@@ -1,5 +1,6 @@
 import {structuredPatch} from 'diff'
 import {HOW_TO_PIN} from '../pipeline/base.js'
+import {forTerminal} from '../terminal.js'
 import type {Plan} from './plan.js'
 
 const STYLE = {red: [31, 39], green: [32, 39], yellow: [33, 39], bold: [1, 22], dim: [2, 22]} as const
@@ -24,7 +25,7 @@ export function renderPlan(plan: Plan, opts: {color: boolean; applied?: {commit:
     } else if (h.verified) out.push(`  history         ${c('green', 'VERIFIED')} from trust anchor ${anchor}`)
     else {
       const first = h.problems[0]
-      out.push(`  history         ${c('red', 'UNVERIFIED')} from trust anchor ${anchor}${first ? `: ${first.code} ${first.message}` : ''}`)
+      out.push(`  history         ${c('red', 'UNVERIFIED')} from trust anchor ${anchor}${first ? `: ${first.code} ${forTerminal(first.message)}` : ''}`)
       out.push(c('red', '                  --apply and --out would be refused'))
     }
   }

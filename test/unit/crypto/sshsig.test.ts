@@ -35,3 +35,18 @@ describe('SSH signatures (git gpg.format=ssh)', () => {
     it('rejects a PGP signature', () => expect(sshVerify('-----BEGIN PGP SIGNATURE-----\n', Buffer.from('x')).valid).toBe(false))
   })
 })
+
+describe('allowed-signers from trust.yaml', () => {
+  it('names a key by its id when its name is not a plain word (no line or principal can be injected)', async () => {
+    const {allowedSigners} = await import('../../../control-plane/manifests/trust.js')
+    const {emptyTrust} = await import('../../../control-plane/manifests/load.js')
+    const {generateSigner: gen} = await import('../../../control-plane/crypto/keys.js')
+    const {signer} = gen()
+    const key = {id: signer.keyid, algorithm: 'ed25519' as const, publicKey: signer.publicKey, roles: ['evidence' as const], validFrom: new Date('2026-01-01T00:00:00Z')}
+    const trust = {...emptyTrust(), keys: [{...key, name: 'ci\n* namespaces="git" ssh-ed25519 AAAA\nevidence'}, {...key, id: 'x'.repeat(64), name: 'ops,*'}, {...key, id: 'y'.repeat(64), name: 'release-bot'}]}
+    const lines = allowedSigners(trust).trimEnd().split('\n').slice(1)
+    expect(lines).toHaveLength(3)
+    expect(lines.map((l) => l.split(' ')[0])).toEqual([`airlock-${signer.keyid.slice(0, 16)}`, `airlock-${'x'.repeat(16)}`, 'release-bot'])
+    for (const l of lines) expect(l).toMatch(/^\S+ namespaces="git",valid-after="20260101000000Z" ssh-ed25519 [A-Za-z0-9+/=]+$/)
+  })
+})

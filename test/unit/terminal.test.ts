@@ -1,0 +1,35 @@
+/**
+ * The one sanitizer for human output: every control class a hostile name, subject or message
+ * could carry comes out escaped, never as a byte a terminal would act on.
+ */
+import {describe, expect, it} from 'vitest'
+import {forTerminal} from '../../control-plane/terminal.js'
+
+const CLASSES: Array<[string, string, string]> = [
+  ['C0 escape (cursor movement, erase line)', 'ok\u001b[3A\r\u001b[J', 'ok\\x1b[3A\\x0d\\x1b[J'],
+  ['NUL and BEL', 'a\u0000b\u0007', 'a\\x00b\\x07'],
+  ['backspace', 'evil\b\b\b\bgood', 'evil\\x08\\x08\\x08\\x08good'],
+  ['DEL', 'x\u007f', 'x\\x7f'],
+  ['C1 CSI (8-bit)', 'x\u009b2J', 'x\\x9b2J'],
+  ['bidirectional override', 'admin\u202etxt.exe', 'admin\\u{202e}txt.exe'],
+  ['bidirectional isolates', '\u2066a\u2067b\u2068c\u2069', '\\u{2066}a\\u{2067}b\\u{2068}c\\u{2069}'],
+  ['newline and tab', 'a\nb\tc', 'a\\x0ab\\x09c'],
+]
+
+describe('forTerminal', () => {
+  for (const [what, input, shown] of CLASSES) {
+    it(`escapes ${what}`, () => {
+      expect(forTerminal(input)).toBe(shown)
+      expect(forTerminal(input)).not.toMatch(/[\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/)
+    })
+  }
+
+  it('keeps newlines and tabs only where the layout asks for them', () => {
+    expect(forTerminal('a\nb\tc\u001b', {keepNewlines: true})).toBe('a\nb\tc\\x1b')
+  })
+
+  it('leaves printable text, including non-Latin scripts and emoji, as it is', () => {
+    const text = 'Grüße — 日本語 — ✓ 🚀 <a@b.c>'
+    expect(forTerminal(text)).toBe(text)
+  })
+})
