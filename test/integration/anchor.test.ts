@@ -199,6 +199,29 @@ describe('airlock trust pin', () => {
     expect((await airlock(['evidence', 'verify'], {cwd: clone})).exitCode).toBe(0)
   })
 
+  it('shows names, subjects and messages escaped: a trust.yaml cannot redraw what the operator compares', async () => {
+    const dir = join(work.dir, 'spoof')
+    await git(work.dir, 'clone', '-q', fleet.dir, dir)
+    const file = join(dir, 'manifests', 'trust.yaml')
+    await writeFile(file, (await readFile(file, 'utf8')).replace('name: image', 'name: "\\e[3A\\r\\e[J    evidence"'))
+    await git(dir, 'commit', '-qam', 'rename\u001b[2K\rOK: 9/9 receipts verified')
+    const head = await git(dir, 'rev-parse', 'HEAD')
+    const pin = await airlock(['trust', 'pin', head], {cwd: dir})
+    expect(pin.stdout).not.toMatch(/\u001b/)
+    expect(pin.stdout).toContain('\\x1b[3A')
+    expect(pin.stdout).toMatch(/trust\.yaml sha256:[0-9a-f]{64}/)
+    const verify = await airlock(['evidence', 'verify'], {cwd: dir})
+    expect(verify.exitCode).toBe(1)
+    expect(verify.stdout).not.toMatch(/\u001b/)
+    expect(verify.stdout).toContain('\\x1b[2K')
+    const digest = (await airlock(['trust', 'pin', head, '--json'], {cwd: dir})).json.trust.digest
+    const wrong = await airlock(['trust', 'pin', head, '--expect-trust', `sha256:${'0'.repeat(64)}`, '--apply', '--json'], {cwd: dir})
+    expect(wrong.json.pinned).toBe(false)
+    expect(wrong.exitCode).toBe(1)
+    const right = await airlock(['trust', 'pin', head, '--expect-trust', digest, '--apply', '--json'], {cwd: dir})
+    expect(right.json.pinned).toBe(true)
+  })
+
   it("shows the attacker's root with the attacker's key, so a comparison catches it", async () => {
     const clone = await freshClone('compare-clone')
     const genuine = (await airlock(['trust', 'pin', genuineAnchor, '--json'], {cwd: fleet.dir})).json.keys.map((k: {id: string}) => k.id)

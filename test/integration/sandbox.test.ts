@@ -28,10 +28,15 @@ beforeAll(async () => {
     join(fleet.dir, 'policies/global/sandbox-memory.cedar'),
     '@id("sandboxes-at-most-2-gib")\nforbid (principal, action in [AgentKernel::Action::"Create", AgentKernel::Action::"Run"], resource)\nunless { resource.max_memory_mb <= 2048 };\n',
   )
-  // A tool policy whose first schema no longer matches its recorded hash (kept beside the real one).
+  await commitChange(fleet.dir, fleet.env, 'a looser egress policy for the tests; sandboxes at most 2 GiB')
+  // A tool policy whose first schema no longer matches its recorded hash (kept beside the real
+  // one). `change` refuses to commit one, so it is committed by hand and trust re-pinned there:
+  // sandbox check must still find it in whatever a verified HEAD holds.
   const tools = await readFile(join(fleet.dir, 'manifests/tool-policy.yaml'), 'utf8')
   await writeFile(join(fleet.dir, 'manifests/tools-drifted.yaml'), tools.replace('maxLength: 4096', 'maxLength: 8192'))
-  await commitChange(fleet.dir, fleet.env, 'a looser egress policy for the tests; sandboxes at most 2 GiB')
+  await git(fleet.dir, 'add', 'manifests/tools-drifted.yaml')
+  await git(fleet.dir, 'commit', '-qm', 'a drifted tool policy')
+  await git(fleet.dir, 'config', 'airlock.trustAnchor', await git(fleet.dir, 'rev-parse', 'HEAD'))
 })
 afterAll(() => fleet.cleanup())
 

@@ -132,6 +132,52 @@ describe('with a fleet', () => {
     }
   })
 
+  it('calls an unsigned commit that names a receipt in its trailers, but changes nothing, no change of airlock\'s', async () => {
+    const {dir, env} = fleet
+    expect((await airlock(['promote', 'agent-runner', '--digest', NEXT, '--to', 'canary', '--reason', 'r', '--apply'], {cwd: dir, env})).exitCode).toBe(0)
+    const receipt = (await airlock(['status', '--json'], {cwd: dir})).json.images[0].channels.find((x: {channel: string}) => x.channel === 'canary').lastChange.receipt
+    // An empty commit (no signed folder changes, so it needs no signature and the history still
+    // verifies) claiming to be the last change of canary, requested by someone important.
+    await git(dir, 'commit', '-q', '--allow-empty', '-m', `promote\n\nAirlock-Operation: promote\nAirlock-Image: agent-runner\nAirlock-Channel: canary\nAirlock-Receipt: ${receipt}\nAirlock-Requested-By: alice (release manager, MFA)`)
+    expect((await airlock(['evidence', 'verify'], {cwd: dir})).exitCode).toBe(0)
+    const canary = (await airlock(['status', '--json'], {cwd: dir})).json.images[0].channels.find((x: {channel: string}) => x.channel === 'canary')
+    expect(canary.lastChange).toMatchObject({operation: 'promote', requestedBy: expect.not.stringMatching(/alice/), viaAirlock: true, receipt})
+    expect(canary.lastChange.commit).not.toBe(await git(dir, 'rev-parse', 'HEAD'))
+  })
+
+  it('authorizes and checks a kind's own file as that kind, whatever it declares', async () => {
+    const {dir, env} = fleet
+    // The tool policy replaced by an egress policy: a ToolPolicy that does not load, not an EgressPolicy.
+    await writeFile(join(dir, 'manifests/tool-policy.yaml'), await readFile(join(dir, 'manifests/egress.yaml'), 'utf8'))
+    const r = await airlock(['change', '--json'], {cwd: dir, env})
+    expect(r.exitCode).toBe(2)
+    expect(r.json.error).toMatchObject({code: 'SCHEMA_VIOLATION', details: {file: 'manifests/tool-policy.yaml', field: 'kind'}})
+  })
+
+  it('keeps evidence verify passing after a leaked evidence key is removed from trust.yaml', async () => {
+    const {dir, env} = fleet
+    expect((await airlock(['keys', 'generate', 'e2', '--role', 'evidence', '--apply'], {cwd: dir, env})).exitCode).toBe(0)
+    expect((await airlock(['promote', 'agent-runner', '--digest', NEXT, '--to', 'canary', '--reason', 'r', '--apply'], {cwd: dir, env})).exitCode).toBe(0)
+    // Remove the first evidence key (it signed the receipts above), signing with the new one.
+    const e2 = {AIRLOCK_EVIDENCE_KEY: join(dir, 'keys', 'e2.key')}
+    const trust = await readFile(join(dir, 'manifests/trust.yaml'), 'utf8')
+    const {parseDocument} = await import('yaml')
+    const doc = parseDocument(trust)
+    const keys = doc.getIn(['spec', 'keys']) as {items: Array<{get: (k: string) => unknown}>}
+    const first = keys.items.findIndex((k) => k.get('name') === 'evidence')
+    doc.deleteIn(['spec', 'keys', first])
+    await writeFile(join(dir, 'manifests/trust.yaml'), doc.toString())
+    const removed = await airlock(['change', '--reason', 'the evidence key leaked', '--apply', '--json'], {cwd: dir, env: e2})
+    expect(removed.exitCode, removed.stdout + removed.stderr).toBe(0)
+    const v = await airlock(['evidence', 'verify', '--json'], {cwd: dir})
+    expect(v.json.problems).toEqual([])
+    expect(v.exitCode).toBe(0)
+    // The removed key signs nothing new: apply's own check refuses its commit.
+    const sneak = await airlock(['rollback', 'agent-runner', '--channel', 'canary', '--reason', 'x', '--apply', '--json'], {cwd: dir, env})
+    expect(sneak.json.error).toMatchObject({code: 'KEY_INVALID', details: {problem: {code: 'UNTRUSTED_COMMIT_SIGNER'}}})
+    expect(await git(dir, 'rev-parse', 'HEAD')).toBe(removed.json.applied.commit)
+  })
+
   it('refuses in a change a file under a signed folder that matches no kind (UNKNOWN_KIND, exit 2)', async () => {
     const {dir, env} = fleet
     await writeFile(join(dir, 'manifests/gates.yml'), 'apiVersion: airlock/v1\nkind: Whatever\n')
