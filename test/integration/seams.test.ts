@@ -145,7 +145,7 @@ describe('with a fleet', () => {
     expect(canary.lastChange.commit).not.toBe(await git(dir, 'rev-parse', 'HEAD'))
   })
 
-  it('authorizes and checks a kind's own file as that kind, whatever it declares', async () => {
+  it("authorizes and checks a kind's own file as that kind, whatever it declares", async () => {
     const {dir, env} = fleet
     // The tool policy replaced by an egress policy: a ToolPolicy that does not load, not an EgressPolicy.
     await writeFile(join(dir, 'manifests/tool-policy.yaml'), await readFile(join(dir, 'manifests/egress.yaml'), 'utf8'))
