@@ -82,7 +82,13 @@ export function renderPlan(plan: Plan, opts: {color: boolean; applied?: {commit:
   } else if (opts.staged) {
     out.push(c('green', `Wrote ${opts.staged.length ? opts.staged.join(', ') : 'nothing new'} to the work tree; nothing is committed. Commit the change with: airlock change --apply`))
   } else {
-    out.push(c('dim', 'This is a plan; nothing was changed. Run again with --apply to apply it, or --out FILE to save it for `airlock apply FILE`.'))
+    // Never the advice to apply what would be refused.
+    const refused = (h && (!h.anchor.pinned || !h.verified)) || a?.decision === 'deny'
+    out.push(
+      refused
+        ? c('red', 'This is a plan; nothing was changed. As things stand --apply and --out would be refused, for the reason shown above.')
+        : c('dim', 'This is a plan; nothing was changed. Run again with --apply to apply it, or --out FILE to save it for `airlock apply FILE`.'),
+    )
   }
   return `${out.join('\n')}\n`
 }
