@@ -4,7 +4,7 @@
 // generated fleet, alternating runs so both see the same machine. Medians of N runs after a
 // warm-up each; writes the `compare` section of docs/benchmarks.md.
 import {spawnSync} from 'node:child_process'
-import {mkdirSync, rmSync} from 'node:fs'
+import {cpSync, mkdirSync, rmSync} from 'node:fs'
 import {join, resolve} from 'node:path'
 import {generateFleet} from './generate.js'
 import {machine, median, ROOT, writeSection} from './report.js'
@@ -27,36 +27,42 @@ function time(bin, args, cwd) {
   return ms
 }
 
-/** Both builds, alternating, each run after `prepare` (e.g. dropping the verified-history cache). */
-function compare(args, cwd, prepare = () => {}) {
+/**
+ * Both builds, alternating, each run after `prepare(dir)` (e.g. dropping the verified-history
+ * cache). Each build has its own copy of the fleet: their caches of verified history are kept
+ * under different rules and would otherwise overwrite each other.
+ */
+function compare(args, fleets, prepare = () => {}) {
   const xs = {before: [], after: []}
-  for (const which of ['before', 'after']) prepare(), time(BUILDS[which], args, cwd)
+  for (const which of ['before', 'after']) prepare(fleets[which]), time(BUILDS[which], args, fleets[which])
   for (let i = 0; i < RUNS; i++) {
     for (const which of i % 2 ? ['after', 'before'] : ['before', 'after']) {
-      prepare()
-      xs[which].push(time(BUILDS[which], args, cwd))
+      prepare(fleets[which])
+      xs[which].push(time(BUILDS[which], args, fleets[which]))
     }
   }
   return {before: median(xs.before), after: median(xs.after)}
 }
 
-const cold = (dir) => () => rmSync(join(dir, '.git', 'airlock'), {recursive: true, force: true})
+const cold = (dir) => rmSync(join(dir, '.git', 'airlock'), {recursive: true, force: true})
 
 rmSync(WORK, {recursive: true, force: true})
 mkdirSync(WORK, {recursive: true})
 console.error('generating 2,000 images × 5,000 commits …')
 const fleet = join(WORK, 'fleet-2000')
 await generateFleet(fleet, {images: 2000, commits: 5000})
+const fleets = {after: fleet, before: join(WORK, 'fleet-2000-before')}
+cpSync(fleet, fleets.before, {recursive: true})
 const rows = [
-  ['`airlock promote` plan (2,000 images, warm)', compare(['promote', 'img-00042', '--from', 'canary', '--to', 'stable', '--json'], fleet)],
-  ['`airlock status` (2,000 images, 5,000 commits, warm)', compare(['status', '--json'], fleet)],
-  ['`airlock evidence verify`, cold: 5,000 commits (no cache)', compare(['evidence', 'verify', '--json'], fleet, cold(fleet))],
-  ['`airlock promote` plan, cold: 5,000 commits verified (no cache)', compare(['promote', 'img-00042', '--from', 'canary', '--to', 'stable', '--json'], fleet, cold(fleet))],
+  ['`airlock promote` plan (2,000 images, warm)', compare(['promote', 'img-00042', '--from', 'canary', '--to', 'stable', '--json'], fleets)],
+  ['`airlock status` (2,000 images, 5,000 commits, warm)', compare(['status', '--json'], fleets)],
+  ['`airlock evidence verify`, cold: 5,000 commits (no cache)', compare(['evidence', 'verify', '--json'], fleets, cold)],
+  ['`airlock promote` plan, cold: 5,000 commits verified (no cache)', compare(['promote', 'img-00042', '--from', 'canary', '--to', 'stable', '--json'], fleets, cold)],
 ]
 const fmt = (ms) => `${ms.toFixed(0)} ms`
 const head = spawnSync('git', ['rev-parse', '--short', 'HEAD'], {cwd: before}).stdout.toString().trim()
 const date = new Date().toISOString().slice(0, 10)
 const table = ['| what | before | now | now / before |', '| --- | ---: | ---: | ---: |', ...rows.map(([what, r]) => `| ${what} | ${fmt(r.before)} | ${fmt(r.after)} | ${(r.after / r.before).toFixed(2)}× |`)].join('\n')
-const section = `## History and trust, before and now — ${date}\n\nMachine: ${machine()}. \`node bench/compare.js\` against a build of ${head}, on one generated fleet (2,000 images, 5,000 signed commits, the receipts their trailers name, the anchor pinned); medians of ${RUNS} whole-process runs of each build, alternating, after one warm-up each.\n\n${table}\n`
+const section = `## History and trust, before and now — ${date}\n\nMachine: ${machine()}. \`node bench/compare.js\` against a build of ${head}, on one generated fleet, a copy for each build (2,000 images, 5,000 signed commits, the receipts their trailers name, the anchor pinned); medians of ${RUNS} whole-process runs of each build, alternating, after one warm-up each.\n\n${table}\n`
 console.log(section)
 writeSection('compare', section)

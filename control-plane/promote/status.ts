@@ -1,6 +1,7 @@
 import type {AirlockError} from '../errors.js'
 import type {Limits} from '../limits.js'
 import {loadImage, loadImages} from '../manifests/load.js'
+import {SIGNED_FOLDERS} from '../manifests/kinds.js'
 import {EVIDENCE_DIR, IMAGES_DIR, type GoldenImage} from '../manifests/models.js'
 import type {CommitInfo, Repository} from '../repo/repository.js'
 import {parseTrailers} from '../repo/trailers.js'
@@ -43,11 +44,12 @@ export interface StatusReport {
   images: ImageStatus[]
 }
 
-/** Does `commit` change docs/evidence/ against its first parent (two small tree reads)? */
-async function changesEvidence(repo: Repository, commit: CommitInfo): Promise<boolean> {
-  const parent = commit.parents[0]
-  const here = await repo.oidInTree(commit.tree, EVIDENCE_DIR)
-  return here !== null && (!parent || here !== (await repo.oidInTree((await repo.readCommit(parent)).tree, EVIDENCE_DIR)))
+/** Is `commit` a single-parent change of a signed folder (so, in a verified history, a signed one)? Root tree reads only. */
+async function signedChange(repo: Repository, commit: CommitInfo): Promise<boolean> {
+  if (commit.parents.length !== 1) return commit.parents.length === 0
+  const [here, there] = await Promise.all([repo.treeEntries(commit.tree), repo.readCommit(commit.parents[0]!).then((p) => repo.treeEntries(p.tree))])
+  if (SIGNED_FOLDERS.some((f) => here.get(f)?.oid !== there.get(f)?.oid)) return true
+  return (await repo.oidInTree(commit.tree, EVIDENCE_DIR)) !== (await repo.oidInTree((await repo.readCommit(commit.parents[0]!)).tree, EVIDENCE_DIR))
 }
 
 /**
@@ -89,12 +91,13 @@ export async function status(repo: Repository, opts: {image?: string; limits: Li
     const parent: string | undefined = commit.parents[0]
     const trailers = parseTrailers(commit.message)
     const verified = opts.verified && !opts.unverified?.has(oid!)
-    // A commit is airlock's when, in a history that verifies, it changed the evidence folder —
-    // so it is signed by an evidence key (an unsigned commit there would not verify) — and the
-    // receipt its trailers name is among HEAD's (receipts are only ever added, each checked when
-    // it was). Trailers alone are text anyone can write, on a commit that changes nothing.
+    // A commit is airlock's when, in a history that verifies, it is a single-parent change of a
+    // signed folder — so it is signed by an evidence key (unsigned, it would not verify) — and
+    // the receipt its trailers name is among HEAD's (receipts are only ever added, each checked
+    // when it was). Trailers alone are text anyone can write, on a commit that changes nothing
+    // or on a merge, which needs no signature.
     const named = trailers['Airlock-Receipt']
-    const receipt = named && verified && receipts.has(named) && (await changesEvidence(repo, commit)) ? named : null
+    const receipt = named && verified && receipts.has(named) && (await signedChange(repo, commit)) ? named : null
     const change = (): LastChange => ({
       commit: oid!,
       time: new Date(commit.time * 1000).toISOString(),
