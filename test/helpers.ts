@@ -82,9 +82,21 @@ export async function initFleet(opts: {sign?: string[]} = {}): Promise<{dir: str
 }
 
 /**
- * `--trust-anchor <HEAD>`: trust starting at the current HEAD, for a test about what is read
- * from a commit made by hand (past airlock), not about its history.
+ * Commits the work tree as it is, SSH-signed with `keyFile` the way airlock signs, but by hand:
+ * past airlock's own checks, as a holder of the evidence key could. For tests about what is read
+ * from such a commit in a history that verifies.
  */
-export async function anchorAtHead(dir: string): Promise<string[]> {
-  return ['--trust-anchor', await git(dir, 'rev-parse', 'HEAD')]
+export async function commitSignedByHand(dir: string, keyFile: string, message: string): Promise<string> {
+  const [{loadSigner}, {sshSign}] = await Promise.all([import('../control-plane/crypto/keys.js'), import('../control-plane/crypto/sshsig.js')])
+  await git(dir, 'add', '-A')
+  const tree = await git(dir, 'write-tree')
+  const parent = await git(dir, 'rev-parse', 'HEAD')
+  const time = Math.max(Math.floor(Date.now() / 1000), Number(await git(dir, 'log', '-1', '--format=%ct')))
+  const who = `Key Holder <holder@example.com> ${time} +0000`
+  const text = `tree ${tree}\nparent ${parent}\nauthor ${who}\ncommitter ${who}\n\n${message}\n`
+  const sig = sshSign(Buffer.from(text), await loadSigner({file: keyFile})).trimEnd().replaceAll('\n', '\n ')
+  const split = text.indexOf('\n\n')
+  const r = await execa('git', ['hash-object', '-t', 'commit', '-w', '--stdin'], {cwd: dir, input: `${text.slice(0, split)}\ngpgsig ${sig}${text.slice(split)}`})
+  await git(dir, 'update-ref', 'HEAD', String(r.stdout))
+  return String(r.stdout)
 }

@@ -24,7 +24,8 @@ In CI, keep the anchor in a variable outside the repository instead: AIRLOCK_TRU
     const missing = (expected ?? []).filter((want) => !anchor.keys.some((k) => k.id === want || k.ssh === want))
     const unexpected = expected ? anchor.keys.filter((k) => !expected.includes(k.id) && !(k.ssh && expected.includes(k.ssh))).map((k) => k.id) : []
     const trustDiffers = flags['expect-trust'] !== undefined && flags['expect-trust'] !== anchor.trust.digest
-    const mismatch = missing.length > 0 || unexpected.length > 0 || trustDiffers
+    // A commit not signed by an evidence key of its own trust.yaml is no anchor, whatever it holds.
+    const mismatch = missing.length > 0 || unexpected.length > 0 || trustDiffers || anchor.unsigned !== null
     const pinned = flags.apply && !mismatch
     if (pinned) await pinAnchor(repo, anchor.commit)
     if (mismatch) this.failCheck()
@@ -39,12 +40,14 @@ In CI, keep the anchor in a variable outside the repository instead: AIRLOCK_TRU
         )
       }
       lines.push(`  thresholds ${Object.entries(anchor.trust.thresholds).map(([r, n]) => `${r} ${n}`).join(', ')}`)
+      lines.push(anchor.unsigned ? `  NOT AN ANCHOR: ${anchor.unsigned.code} ${forTerminal(anchor.unsigned.message)}` : '  signed by an evidence key of its own trust.yaml')
       const h = anchor.head
       lines.push(`  HEAD ${h.commit.slice(0, 12)} ${h.verified ? 'verifies from this anchor' : `does NOT verify from this anchor: ${h.problem ? `${h.problem.code} ${forTerminal(h.problem.message)}` : 'unknown'}`}`)
       for (const m of missing) lines.push(`  EXPECTED, NOT TRUSTED by this anchor: ${m}`)
       for (const u of unexpected) lines.push(`  TRUSTED by this anchor, NOT EXPECTED: ${u}`)
       if (trustDiffers) lines.push(`  trust.yaml is ${anchor.trust.digest}, NOT the expected ${forTerminal(flags['expect-trust']!)}`)
       if (pinned) lines.push(`Pinned: git config ${ANCHOR_CONFIG} ${anchor.commit}`)
+      else if (anchor.unsigned) lines.push('Not pinned: this commit cannot be a trust anchor.')
       else if (mismatch) lines.push('Not pinned: the anchor does not trust exactly what you expected.')
       else lines.push(`Not pinned yet; run again with --apply to record it (git config ${ANCHOR_CONFIG}).`)
       this.log(lines.join('\n'))

@@ -35,9 +35,18 @@ function signerOf(privateKey: KeyObject): Signer {
   }
 }
 
+/** Key objects of the few keys a history is signed with, made once each (a walk verifies thousands of signatures). */
+const verifyingKeys = new Map<string, KeyObject>()
+
 export function verifyEd25519(publicKey: Uint8Array, data: Uint8Array, signature: Uint8Array): boolean {
   if (signature.length !== 64) return false
-  return verify(null, data, publicKeyObject(publicKey), signature)
+  const id = Buffer.from(publicKey).toString('hex')
+  let key = verifyingKeys.get(id)
+  if (!key) {
+    if (verifyingKeys.size >= 256) verifyingKeys.clear()
+    verifyingKeys.set(id, (key = publicKeyObject(publicKey)))
+  }
+  return verify(null, data, key, signature)
 }
 
 export function generateSigner(): {signer: Signer; pem: string} {

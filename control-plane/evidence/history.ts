@@ -458,6 +458,29 @@ function rootsAndAnchor(pinned: string | null, head: string, found: Collected, p
   return pinned
 }
 
+/**
+ * Step 2b — the anchor's own authority. The anchor is where trust starts, and it vouches for its
+ * whole tree, not only its trust.yaml: it must be signed by an evidence key of its own trust
+ * policy, valid at its date. A commit a writer without keys made — a new root, or a commit on
+ * top, with the fleet's trust.yaml copied byte for byte beside their own policies and pins — is
+ * never one, however its keys compare.
+ */
+export async function anchorProblem(reader: CommitReader, anchor: string, limits: Limits): Promise<EvidenceProblem | null> {
+  const c = await reader.readCommit(anchor)
+  const oid = await reader.oidInTree(c.tree, TRUST_FILE)
+  let trust: TrustPolicy
+  try {
+    trust = oid ? parseTrust(await reader.readBlob(oid), TRUST_FILE, oid, limits) : emptyTrust()
+  } catch (error) {
+    if (!(error instanceof AirlockError) || error.code === 'BROKEN_OBJECT') throw error
+    return {code: 'MALFORMED', commit: anchor, message: `the trust anchor ${short(anchor)}: ${error.message}`}
+  }
+  const problem = checkCommitSignature(c, [trust])
+  if (!problem) return null
+  const why = problem.code === 'UNSIGNED_COMMIT' ? 'is not signed' : problem.message
+  return {...problem, message: `the trust anchor ${short(anchor)} ${why}; an anchor must be signed by an evidence key of its own ${TRUST_FILE} (as airlock init's first commit is)`}
+}
+
 /** Parents before children: an iterative post-order walk of the collected commits. */
 function parentsFirst(commits: Map<string, CommitInfo>, head: string): CommitInfo[] {
   const out: CommitInfo[] = []
@@ -519,6 +542,17 @@ export async function verifyHistory(reader: CommitReader, head: string, opts: Hi
   const verified = opts.anchor ? (opts.verified ?? new Set<string>()) : new Set<string>()
   const found = await collect(reader, head, opts.anchor, verified, problems, bad)
   const anchor = rootsAndAnchor(opts.anchor, head, found, problems, bad)
+  if (opts.anchor) {
+    const problem = await anchorProblem(reader, opts.anchor, opts.limits).catch((error) => {
+      if (!isBroken(error)) throw error
+      return {code: 'BROKEN_OBJECT' as const, commit: opts.anchor!, message: `the trust anchor ${short(opts.anchor!)}: ${(error as Error).message}`}
+    })
+    if (problem) {
+      problems.unshift(problem)
+      bad.add(opts.anchor)
+      bad.add(head)
+    }
+  }
   const w = newWalk(reader, opts, anchor, found.preAnchor)
   const addedIn = new Map<string, string>()
   await checkCollected(w, parentsFirst(found.commits, head), bad, problems, addedIn)

@@ -9,7 +9,7 @@
 import {readFile} from 'node:fs/promises'
 import {join} from 'node:path'
 import {AirlockError} from '../errors.js'
-import {verifyHistory, type EvidenceProblem} from '../evidence/history.js'
+import {anchorProblem, verifyHistory, type EvidenceProblem} from '../evidence/history.js'
 import type {Limits} from '../limits.js'
 import {loadTrust, parseTrust} from '../manifests/load.js'
 import {sha256Hex} from '../crypto/digest.js'
@@ -180,6 +180,8 @@ export interface AnchorCandidate {
   /** The anchor's trust.yaml as a whole: its SHA-256 (compare it, and every key, role, window and threshold is compared), and its thresholds. */
   trust: {digest: string; thresholds: TrustPolicy['thresholds']}
   keys: KeyFingerprint[]
+  /** Null when the commit is signed by an evidence key of its own trust.yaml (an anchor must be), else why not. */
+  unsigned: EvidenceProblem | null
   /** Whether HEAD's history verifies from this anchor, and the first problem when it does not. */
   head: {commit: string; verified: boolean; problem: EvidenceProblem | null}
 }
@@ -207,6 +209,7 @@ export async function describeAnchor(repo: Repository, rev: string, opts: {limit
     committedAt: new Date(info.time * 1000).toISOString(),
     trust: {digest: `sha256:${sha256Hex((await repo.readFile(commit, TRUST_FILE))!.text)}`, thresholds: trust.thresholds},
     keys: fingerprints(trust),
+    unsigned: await anchorProblem(repo, commit, opts.limits),
     head: {commit: head, verified: v.verified, problem: v.problems[0] ?? null},
   }
 }

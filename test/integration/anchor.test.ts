@@ -214,12 +214,39 @@ describe('airlock trust pin', () => {
     expect(verify.exitCode).toBe(1)
     expect(verify.stdout).not.toMatch(/\u001b/)
     expect(verify.stdout).toContain('\\x1b[2K')
-    const digest = (await airlock(['trust', 'pin', head, '--json'], {cwd: dir})).json.trust.digest
-    const wrong = await airlock(['trust', 'pin', head, '--expect-trust', `sha256:${'0'.repeat(64)}`, '--apply', '--json'], {cwd: dir})
+    // An unsigned commit is no anchor at all.
+    expect(pin.stdout).toMatch(/NOT AN ANCHOR: UNSIGNED_COMMIT/)
+    expect((await airlock(['trust', 'pin', head, '--apply', '--json'], {cwd: dir})).json.pinned).toBe(false)
+    // --expect-trust compares the whole trust.yaml.
+    const digest = (await airlock(['trust', 'pin', genuineAnchor, '--json'], {cwd: dir})).json.trust.digest
+    const wrong = await airlock(['trust', 'pin', genuineAnchor, '--expect-trust', `sha256:${'0'.repeat(64)}`, '--apply', '--json'], {cwd: dir})
     expect(wrong.json.pinned).toBe(false)
     expect(wrong.exitCode).toBe(1)
-    const right = await airlock(['trust', 'pin', head, '--expect-trust', digest, '--apply', '--json'], {cwd: dir})
+    const right = await airlock(['trust', 'pin', genuineAnchor, '--expect-trust', digest, '--apply', '--json'], {cwd: dir})
     expect(right.json.pinned).toBe(true)
+  })
+
+  it('refuses as an anchor a commit whose trust.yaml is the fleet\'s, copied byte for byte, beside forged content', async () => {
+    const clone = join(work.dir, 'copied-clone')
+    await git(work.dir, 'clone', '-q', fleet.dir, clone)
+    const genuine = (await airlock(['trust', 'pin', genuineAnchor, '--json'], {cwd: fleet.dir})).json
+    const ids = genuine.keys.map((k: {id: string}) => k.id)
+    // A new root with the fleet's files — its trust.yaml byte for byte — and the attacker's own egress policy.
+    await git(clone, 'checkout', '-q', '--orphan', 'forged')
+    await writeFile(join(clone, 'manifests', 'egress.yaml'), 'apiVersion: airlock/v1\nkind: EgressPolicy\nmetadata:\n  name: open\nspec:\n  profile: permissive\n')
+    await git(clone, 'add', '-A')
+    await git(clone, 'commit', '-qm', 'Initial import')
+    const forged = await git(clone, 'rev-parse', 'HEAD')
+    const r = await airlock(['trust', 'pin', forged, ...ids.flatMap((id: string) => ['--expect-key', id]), '--expect-trust', genuine.trust.digest, '--apply', '--json'], {cwd: clone})
+    expect(r.json.trust.digest).toBe(genuine.trust.digest)
+    expect(r.json.unsigned).toMatchObject({code: 'UNSIGNED_COMMIT'})
+    expect(r.json.pinned).toBe(false)
+    expect(r.exitCode).toBe(1)
+    const v = await airlock(['evidence', 'verify', '--json'], {cwd: clone, env: {AIRLOCK_TRUST_ANCHOR: forged}})
+    expect(v.exitCode).toBe(1)
+    expect(v.json.problems[0]).toMatchObject({code: 'UNSIGNED_COMMIT', commit: forged})
+    const e = await airlock(['egress', 'check', 'evil.example:22', '--json'], {cwd: clone, env: {AIRLOCK_TRUST_ANCHOR: forged}})
+    expect(e.json.error.code).toBe('BASE_UNVERIFIED')
   })
 
   it("shows the attacker's root with the attacker's key, so a comparison catches it", async () => {

@@ -9,7 +9,7 @@ import {join} from 'node:path'
 import {parse, stringify} from 'yaml'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 import type {SandboxDoc} from '../../control-plane/manifests/sandbox.js'
-import {airlock, commitChange, git, initFleet} from '../helpers.js'
+import {airlock, commitChange, commitSignedByHand, git, initFleet} from '../helpers.js'
 
 type Spec = SandboxDoc['spec']
 type DeepRequired<T> = T extends object ? {[K in keyof T]-?: DeepRequired<T[K]>} : T
@@ -30,13 +30,11 @@ beforeAll(async () => {
   )
   await commitChange(fleet.dir, fleet.env, 'a looser egress policy for the tests; sandboxes at most 2 GiB')
   // A tool policy whose first schema no longer matches its recorded hash (kept beside the real
-  // one). `change` refuses to commit one, so it is committed by hand and trust re-pinned there:
-  // sandbox check must still find it in whatever a verified HEAD holds.
+  // one). `change` refuses to commit one, so a key holder commits it by hand: sandbox check must
+  // still find it in whatever a verified HEAD holds.
   const tools = await readFile(join(fleet.dir, 'manifests/tool-policy.yaml'), 'utf8')
   await writeFile(join(fleet.dir, 'manifests/tools-drifted.yaml'), tools.replace('maxLength: 4096', 'maxLength: 8192'))
-  await git(fleet.dir, 'add', 'manifests/tools-drifted.yaml')
-  await git(fleet.dir, 'commit', '-qm', 'a drifted tool policy')
-  await git(fleet.dir, 'config', 'airlock.trustAnchor', await git(fleet.dir, 'rev-parse', 'HEAD'))
+  await commitSignedByHand(fleet.dir, fleet.key, 'a drifted tool policy')
 })
 afterAll(() => fleet.cleanup())
 
