@@ -52,6 +52,8 @@ export type ErrorCode =
   | 'BACKDATED'
   /** Dated beyond the verifier's clock plus the allowed skew. */
   | 'FUTURE_DATED'
+  /** A branch HEAD that does not descend from what this clone verified on it before. */
+  | 'ROLLED_BACK'
   // 1: a signed policy bundle failed verification (issue 3's codes)
   | 'BAD_SIGNATURE'
   | 'THRESHOLD_NOT_MET'
@@ -163,6 +165,7 @@ const EXIT_CODES: Record<ErrorCode, 1 | 2 | 3> = {
   NOT_A_FOLDER: 1,
   BACKDATED: 1,
   FUTURE_DATED: 1,
+  ROLLED_BACK: 1,
   BAD_SIGNATURE: 1,
   THRESHOLD_NOT_MET: 1,
   UNKNOWN_KEY: 1,

@@ -24,7 +24,9 @@ export default class EvidenceShow extends AirlockCommand {
       throw new AirlockError('INVALID_INPUT', `${args.receipt}: ${matches.length === 0 ? 'no receipt matches' : `${matches.length} receipts match; be more precise`}`, {receipt: args.receipt})
     }
     const receipt = await readReceipt(repo, head, matches[0]!.path, this.limits)
-    const {signers, problem} = checkReceiptSignatures(receipt, await loadTrust(repo, head, this.limits))
+    // Judged as evidence verify judges it: under the trust policy it was added on.
+    const {receiptAddedOn} = await import('../../control-plane/evidence/verify.js')
+    const {signers, problem} = checkReceiptSignatures(receipt, await loadTrust(repo, await receiptAddedOn(repo, head, receipt.path), this.limits))
     if (problem) this.failCheck()
     if (!this.jsonEnabled()) {
       this.log(`${receipt.path}\n  signatures ${problem ? `FAILED: ${problem.message}` : `ok (${signers.map((s) => `${s.slice(0, 16)}…`).join(', ')})`}\n`)

@@ -37,7 +37,8 @@ export default class PolicyServe extends AirlockCommand {
       const repo = await openRepository(flags.repo)
       const anchor = await resolveAnchor(repo, anchorInput(flags))
       const verify = async (commit: string) => {
-        const v = await verifyBase(repo, commit, {anchor: anchor.commit, limits: this.limits, now: new Date()})
+        const branch = (await repo.head()).ref
+        const v = await verifyBase(repo, commit, {anchor: anchor.commit, limits: this.limits, now: new Date(), branch})
         const refused = baseRefusal(commit, v)
         if (refused) process.stderr.write(`airlock: not serving ${commit.slice(0, 12)}: ${refused.message}\n`)
         return refused === null

@@ -23,6 +23,22 @@ function newImage(manifest: {path: string; text: string}, limits: Limits) {
   return parseImage(manifest.text, manifest.path, blobId(manifest.text), limits)
 }
 
+/** The request's own details that a plan shows: known keys, single-line strings, numbers and booleans only. */
+const DETAIL_KEYS = ['keyid', 'algorithm', 'newImage', 'registry', 'layout', 'via', 'referrer', 'tag'] as const
+
+function requestDetails(given: Record<string, unknown>): Record<string, string | number | boolean> {
+  const out: Record<string, string | number | boolean> = {}
+  for (const k of DETAIL_KEYS) {
+    const v = given?.[k]
+    if (typeof v === 'number' || typeof v === 'boolean') out[k] = v
+    else if (typeof v === 'string') {
+      if (/[\u0000-\u001f\u007f-\u009f]/.test(v) || v.length > 512) throw new AirlockError('INVALID_INPUT', `request.details.${k}: not a single line of text`, {field: `request.details.${k}`})
+      out[k] = v
+    }
+  }
+  return out
+}
+
 /**
  * Stores a Sigstore bundle for `digest` of an image beside the manifests. The pipeline verifies
  * it under the image's policy at the base commit before anything is planned (a bundle that would
@@ -32,7 +48,10 @@ function newImage(manifest: {path: string; text: string}, limits: Limits) {
  */
 export async function buildStoreSignature(repo: Repository, commit: string, req: Extract<ChangeRequest, {kind: 'store-signature'}>, limits: Limits): Promise<Draft> {
   const image = req.newManifest ? newImage(req.newManifest, limits) : await findImageByRef(repo, commit, req.image, limits)
-  if (req.newManifest && (await repo.readFile(commit, image.file))) throw new AirlockError('INVALID_INPUT', `${image.file}: the image is not new; sign it as it is at HEAD`, {file: image.file})
+  // A new image is one the base has under neither NAME.yaml nor NAME.yml.
+  if (req.newManifest && (await findImageByRef(repo, commit, image.name, limits).then(() => true, (error: {code?: string}) => (error.code === 'UNKNOWN_IMAGE' ? false : Promise.reject(error))))) {
+    throw new AirlockError('INVALID_INPUT', `${image.file}: image ${image.name} is not new; sign it as it is at HEAD`, {file: image.file})
+  }
   const slots = new Map<number, string>()
   for (const e of await repo.listDir(commit, `${SIGNATURES_DIR}/${image.name}`)) {
     const slot = signatureSlot(e.name, req.digest)
@@ -55,7 +74,9 @@ export async function buildStoreSignature(repo: Repository, commit: string, req:
   return {
     operation: req.operation,
     summary: changes.length ? `store the signature of ${image.name}@${short}` : `${path} already holds this signature`,
-    details: {image: image.name, repository: image.repository, digest: req.digest, ...req.details},
+    // What the request says of where the signature came from, as data under its own keys: it
+    // never overrides what the builder computed (image, repository, digest).
+    details: {...requestDetails(req.details), image: image.name, repository: image.repository, digest: req.digest},
     subjects: [{name: image.repository, digest: {sha256: req.digest.slice('sha256:'.length)}}],
     changes,
     inputs: [{path: image.file, oid: image.oid}, {path, oid: existing?.oid ?? null}, {path: payloadPath, oid: existingPayload?.oid ?? null}],

@@ -327,7 +327,9 @@ async function checkAddedReceipt(w: Walk, c: CommitInfo, base: CommitInfo | null
   const since = base ? await effectiveTime(w, base.oid) : -Infinity
   if (receipt.time.getTime() < since * 1000) at('BACKDATED', `${receipt.kind.timeField} ${receipt.time.toISOString()} is before ${iso(since)}, the time of the commit it was added on`)
   if (receipt.time.getTime() > w.now.getTime() + w.limits.clockSkewMs) at('FUTURE_DATED', `${receipt.kind.timeField} ${receipt.time.toISOString()} is after the verifier's clock (${w.now.toISOString()}) plus the skew`)
-  const [trust] = await trustsOf(w, [c], out)
+  // Judged under the trust policy it was added on (the first commit: its own), as the commit's
+  // signature is: a change cannot lower the evidence threshold and meet only the lowered one.
+  const [trust] = await trustsOf(w, [base ?? c], out)
   const {problem} = checkReceiptSignatures(receipt, trust!)
   if (problem) out.push({...problem, commit: c.oid})
   return out

@@ -10,6 +10,8 @@ export type EvidenceProblemCode = Extract<
   | 'UNSIGNED_COMMIT' | 'BAD_COMMIT_SIGNATURE' | 'UNTRUSTED_COMMIT_SIGNER' | 'BACKDATED' | 'FUTURE_DATED'
   // history: anchor, roots, completeness, objects, layout
   | 'ANCHOR_NOT_PINNED' | 'ANCHOR_NOT_IN_HISTORY' | 'MULTIPLE_ROOTS' | 'UNANCHORED_PARENT' | 'HISTORY_INCOMPLETE' | 'BROKEN_OBJECT' | 'NOT_A_FOLDER'
+  // this clone's memory: a branch moved back from what was verified on it before
+  | 'ROLLED_BACK'
 >
 
 /** One finding, naming the commit and (for a receipt) the file it is about. */

@@ -28,7 +28,7 @@ export interface EvidenceReport {
 /**
  * Verifies the evidence of a repository, in order:
  * 1. every receipt at HEAD is signed by enough evidence keys valid when it was signed, under the
- *    trust policy it was committed with (one already at the anchor: the anchor's), so forged or
+ *    trust policy it was added on (one already at the anchor: the anchor's), so forged or
  *    stripped receipts are named and a key removed since leaves what it signed before valid;
  * 2. the history from the trust anchor to HEAD verifies (evidence/history.ts): one root, the
  *    anchor; every commit either the clean merge of its parents (bringing in only what the first
@@ -47,9 +47,9 @@ export async function verifyEvidence(repo: Repository, opts: {limits: Limits; an
   const problems: EvidenceProblem[] = []
   const receipts = new Map<string, ReceiptResult>()
   const history = await verifyHistory(repo, head.oid, {anchor: opts.anchor ?? null, limits: opts.limits, now: opts.now})
-  // A receipt the walk saw added is judged under the trust policy it was committed with (as the
-  // walk judged it): a key removed from trust.yaml since (a leaked one) leaves what it signed
-  // before valid, and signs nothing new. One already there at the anchor, under the anchor's.
+  // A receipt the walk saw added is judged under the trust policy it was added on (as the walk
+  // judged it): a key removed from trust.yaml since (a leaked one) leaves what it signed before
+  // valid, and signs nothing new. One already there at the anchor, under the anchor's.
   const trustByBlob = new Map<string | null, TrustPolicy>()
   const trustAt = async (commit: string) => {
     const oid = await repo.oidAt(commit, TRUST_FILE)
@@ -69,8 +69,9 @@ export async function verifyEvidence(repo: Repository, opts: {limits: Limits; an
       continue
     }
     const added = history.addedIn.get(file.path)
-    const from = added ?? history.anchor.commit
-    const trust = from ? await trustAt(from) : headTrust
+    // The trust policy it was added on (its adding commit's first parent; the first commit's own).
+    const addedOn = added ? ((await repo.readCommit(added)).parents[0] ?? added) : history.anchor.commit
+    const trust = addedOn ? await trustAt(addedOn) : headTrust
     const {signers, problem} = checkReceiptSignatures(parsed, trust)
     Object.assign(result, {ok: !problem, signers, operation: parsed.kind.label(parsed.statement), appliedAt: parsed.time.toISOString()})
     if (problem) problems.push(problem)
@@ -97,5 +98,20 @@ export async function verifyEvidence(repo: Repository, opts: {limits: Limits; an
     commitsWalked: history.walked,
     commitsSigned: history.signed,
     problems,
+  }
+}
+
+/**
+ * The commit a receipt at `head` was added on: its adding commit's first parent (the first
+ * commit's own), found by walking first parents back while the receipt is there (receipts are
+ * only ever added). What `evidence show` judges a receipt under, as `evidence verify` does.
+ */
+export async function receiptAddedOn(repo: Repository, head: string, path: string): Promise<string> {
+  let at = head
+  for (;;) {
+    const c = await repo.readCommit(at)
+    const parent = c.parents[0]
+    if (!parent || (await repo.oidAt(parent, path)) === null) return parent ?? at
+    at = parent
   }
 }

@@ -124,6 +124,9 @@ export async function scaffold(
   opts: {apply: boolean; now: Date; requestedBy: Requester; limits: Limits; toolVersion: string; examplePolicies: string; trustedRoot: string; signBundle: BundleSigner; record?: PipelineContext['record']},
 ): Promise<{dir: string; outcome: Outcome; keyFile: string | null; imageKeyFile: string | null}> {
   const dir = resolve(dirArg)
+  // A new folder, or an empty real one: never a symbolic link, a file or anything else in its place.
+  const st = await lstat(dir).catch(() => null)
+  if (st && !st.isDirectory()) throw new AirlockError('TARGET_EXISTS', `${dir}: is not a folder (${st.isSymbolicLink() ? 'a symbolic link' : 'a file or special file'}); init needs a new or empty folder`, {path: dir})
   const entries = await readdir(dir).catch((error: NodeJS.ErrnoException) => {
     if (error.code === 'ENOENT') return []
     throw new AirlockError('TARGET_EXISTS', `${dir}: cannot use this directory (${error.code})`, {path: dir})

@@ -80,8 +80,11 @@ export async function resolveAnchor(repo: Repository, input: AnchorInput): Promi
   return {commit: oid, from}
 }
 
-/** Per anchor: verified tips, newest first, each with its effective (monotonic) time in seconds. */
-type Cache = Record<string, {tips: string[]; times?: Record<string, number>}>
+/**
+ * Per anchor: verified tips, newest first, each with its effective (monotonic) time in seconds;
+ * and per branch the commit last verified on it, which the branch may only move on from.
+ */
+type Cache = Record<string, {tips: string[]; times?: Record<string, number>; branches?: Record<string, string>}>
 
 async function readCache(repo: Repository): Promise<Cache> {
   try {
@@ -98,17 +101,32 @@ async function readCache(repo: Repository): Promise<Cache> {
  * says so, and the pipeline refuses to apply on it. Without a pinned anchor nothing verifies
  * (the history is still walked from its root, so the other problems are named).
  */
-export async function verifyBase(repo: Repository, head: string, opts: {anchor: string | null; limits: Limits; now: Date}): Promise<BaseVerification> {
+export async function verifyBase(repo: Repository, head: string, opts: {anchor: string | null; limits: Limits; now: Date; branch?: string}): Promise<BaseVerification> {
   const key = opts.anchor ? `${RULES}:${opts.anchor}` : null
   const cache = Object.fromEntries(Object.entries(await readCache(repo)).filter(([k]) => k.startsWith(`${RULES}:`)))
   const entry = key ? cache[key] : undefined
   const tips = new Set(Array.isArray(entry?.tips) ? entry.tips.filter((t) => typeof t === 'string') : [])
   const times = new Map(Object.entries(entry?.times ?? {}).filter(([t, s]) => tips.has(t) && Number.isSafeInteger(s)))
   const report = await verifyHistory(repo, head, {anchor: opts.anchor, verified: tips, verifiedTimes: times, limits: opts.limits, now: opts.now})
-  if (key && report.ok && !tips.has(head)) {
-    const kept = [head, ...tips].slice(0, CACHE_TIPS)
+  // Rollback: a force-push that takes a branch back to an older verified commit (before a key
+  // was removed, before a stricter policy) is what a writer without keys can do with signed
+  // history. This clone remembers what it verified on each branch; the branch moves on from it.
+  const branches = {...(entry?.branches ?? {})}
+  const last = opts.branch ? branches[opts.branch] : undefined
+  if (report.ok && last && last !== head && !(await repo.isAncestor(last, head).catch(() => false))) {
+    report.ok = false
+    report.unverified.add(head)
+    report.problems.unshift({
+      code: 'ROLLED_BACK',
+      commit: head,
+      message: `${opts.branch} is at ${head.slice(0, 12)}, which does not descend from ${last.slice(0, 12)}, verified on it before in this clone: the branch was rolled back or rewritten (if on purpose, remove .git/${CACHE_FILE})`,
+    })
+  }
+  if (key && report.ok && (!tips.has(head) || (opts.branch && branches[opts.branch] !== head))) {
+    const kept = tips.has(head) ? [...tips] : [head, ...tips].slice(0, CACHE_TIPS)
     if (report.effectiveTime !== null) times.set(head, report.effectiveTime)
-    cache[key] = {tips: kept, times: Object.fromEntries(kept.filter((t) => times.has(t)).map((t) => [t, times.get(t)!]))}
+    if (opts.branch) branches[opts.branch] = head
+    cache[key] = {tips: kept, times: Object.fromEntries(kept.filter((t) => times.has(t)).map((t) => [t, times.get(t)!])), branches}
     // A cache that cannot be written only costs the next run a longer walk.
     await writeFileAtomic(join(repo.gitdir, CACHE_FILE), `${JSON.stringify(cache)}\n`).catch(() => {})
   }
@@ -146,7 +164,7 @@ export interface ResolvedHead {
 export async function inspectHead(repo: Repository, opts: {anchor: AnchorInput; limits: Limits; now: Date}): Promise<ResolvedHead> {
   const {branch, commit} = await repo.base()
   const anchor = await resolveAnchor(repo, opts.anchor)
-  const verification = await verifyBase(repo, commit, {anchor: anchor.commit, limits: opts.limits, now: opts.now})
+  const verification = await verifyBase(repo, commit, {anchor: anchor.commit, limits: opts.limits, now: opts.now, branch})
   return {repo, branch, commit, verification, source: {kind: 'head', branch, commit, verified: verification.verified, anchor: {...verification.anchor, from: anchor.from}}}
 }
 

@@ -39,7 +39,7 @@ export async function resolveBase(repo: Repository | null, request: ChangeReques
   const head = await repo.head()
   if (!head.oid) throw new AirlockError('INVALID_INPUT', `${head.ref} has no commit yet; nothing to plan against`, {branch: head.ref})
   const anchor = await resolveAnchor(repo, ctx.anchor)
-  const v = await verifyBase(repo, head.oid, {anchor: anchor.commit, limits: ctx.limits, now: ctx.now})
+  const v = await verifyBase(repo, head.oid, {anchor: anchor.commit, limits: ctx.limits, now: ctx.now, branch: head.ref})
   return {base: {branch: head.ref, commit: head.oid}, record: {verified: v.verified, anchor: v.anchor, problems: v.problems}}
 }
 

@@ -25,20 +25,26 @@ export interface ApplyResult {
   planDigest: string
 }
 
-/** Git trailers a machine can parse (`git interpret-trailers --parse`). */
+/**
+ * Git trailers a machine can parse (`git interpret-trailers --parse`). Channel, digest and
+ * rollback target are written only for the operations that move a channel, from what the
+ * builder computed; a value that is not one line of text is never written.
+ */
 export function commitMessage(plan: Plan): string {
   const d = plan.details
+  const moves = plan.operation === 'promote' || plan.operation === 'rollback'
   const trailers: Array<[string, unknown]> = [
     ['Airlock-Operation', plan.operation],
     ['Airlock-Plan-Digest', plan.digest],
     ['Airlock-Image', d.image],
-    ['Airlock-Channel', d.channel],
-    ['Airlock-Digest', d.to],
-    ['Airlock-Rollback-Target', d.rollbackTarget === undefined ? undefined : (d.rollbackTarget ?? 'none')],
+    ['Airlock-Channel', moves ? d.channel : undefined],
+    ['Airlock-Digest', moves ? d.to : undefined],
+    ['Airlock-Rollback-Target', !moves || d.rollbackTarget === undefined ? undefined : (d.rollbackTarget ?? 'none')],
     ['Airlock-Receipt', plan.receiptPath],
     ['Airlock-Requested-By', plan.requestedBy.actor],
   ]
-  const lines = trailers.filter(([, v]) => v !== undefined && v !== null).map(([k, v]) => `${k}: ${String(v)}`)
+  const oneLine = (v: unknown) => (typeof v === 'string' || typeof v === 'number') && !/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/.test(String(v))
+  const lines = trailers.filter(([, v]) => v !== undefined && v !== null && oneLine(v)).map(([k, v]) => `${k}: ${String(v)}`)
   const body = plan.reason ? `\n${messageBody(plan.reason)}\n` : ''
   return `airlock: ${plan.summary}\n${body}\n${lines.join('\n')}\n`
 }

@@ -10,12 +10,18 @@ function paint(color: boolean) {
   return (style: Style, text: string) => (color ? `\u001B[${STYLE[style][0]}m${text}\u001B[${STYLE[style][1]}m` : text)
 }
 
-/** A plan as a person reviews it: what, why, from which commit, then a diff per file. */
+/**
+ * A plan as a person reviews it: what, why, from which commit, then a diff per file. Everything
+ * in it that came from the repository, the work tree, a registry or a plan file — summary,
+ * details, reason, principals, policy ids, signers, paths, every line of every diff — passes the
+ * one sanitizer (`t`), so no file content can move the cursor and redraw what is reviewed.
+ */
 export function renderPlan(plan: Plan, opts: {color: boolean; applied?: {commit: string; receipt: string} | null; staged?: string[] | null}): string {
   const c = paint(opts.color)
+  const t = (text: unknown) => forTerminal(String(text))
   const out: string[] = []
-  out.push(c('bold', `airlock ${plan.operation}: ${plan.summary}`))
-  out.push(`  base            ${plan.branch.replace('refs/heads/', '')} @ ${plan.baseCommit ? plan.baseCommit.slice(0, 12) : '(no commit yet)'}`)
+  out.push(c('bold', `airlock ${t(plan.operation)}: ${t(plan.summary)}`))
+  out.push(`  base            ${t(plan.branch.replace('refs/heads/', ''))} @ ${plan.baseCommit ? t(plan.baseCommit.slice(0, 12)) : '(no commit yet)'}`)
   const h = plan.base
   if (h) {
     const anchor = h.anchor.commit ? `${h.anchor.commit.slice(0, 12)}${h.anchor.pinned ? ' (pinned)' : ''}` : 'none'
@@ -30,24 +36,24 @@ export function renderPlan(plan: Plan, opts: {color: boolean; applied?: {commit:
     }
   }
   for (const [k, v] of Object.entries(plan.details)) {
-    if (v !== undefined && v !== null && typeof v !== 'object') out.push(`  ${k.padEnd(15)} ${String(v)}`)
+    if (v !== undefined && v !== null && typeof v !== 'object') out.push(`  ${t(k).padEnd(15)} ${t(v)}`)
   }
-  if (plan.reason) out.push(`  reason          ${plan.reason}`)
+  if (plan.reason) out.push(`  reason          ${forTerminal(plan.reason, {keepNewlines: true}).replaceAll('\t', ' ').replaceAll('\n', '\n                  ')}`)
   const a = plan.authorization
   if (a) {
-    const who = `${a.principal}${a.authenticated ? '' : ' (unauthenticated)'}`
-    const why = a.reasons.length ? ` by ${a.reasons.join(', ')}` : a.note ? ` (${a.note})` : ' (no policy permits it)'
-    out.push(`  authorization   ${a.decision === 'allow' ? c('green', 'ALLOW') : c('red', 'DENY')} ${a.action} for ${who}${why}`)
+    const who = `${t(a.principal)}${a.authenticated ? '' : ' (unauthenticated)'}`
+    const why = a.reasons.length ? ` by ${t(a.reasons.join(', '))}` : a.note ? ` (${t(a.note)})` : ' (no policy permits it)'
+    out.push(`  authorization   ${a.decision === 'allow' ? c('green', 'ALLOW') : c('red', 'DENY')} ${t(a.action)} for ${who}${why}`)
     if (a.decision === 'deny') out.push(c('red', '                  --apply would be refused'))
   }
   const sig = plan.signature
   if (sig) {
-    const by = 'keyid' in sig.signer ? `key ${sig.signer.keyid.slice(0, 16)}…` : `${sig.signer.subject} (issuer ${sig.signer.issuer})`
-    const logs = sig.tlogEntries.length ? `, log index ${sig.tlogEntries.map((e) => e.logIndex).join(', ')}` : ''
-    out.push(`  signature       ${c('green', 'VERIFIED')} ${sig.bundleType} bundle signed by ${by}${logs}`)
+    const by = 'keyid' in sig.signer ? `key ${t(sig.signer.keyid.slice(0, 16))}…` : `${t(sig.signer.subject)} (issuer ${t(sig.signer.issuer)})`
+    const logs = sig.tlogEntries.length ? `, log index ${t(sig.tlogEntries.map((e) => e.logIndex).join(', '))}` : ''
+    out.push(`  signature       ${c('green', 'VERIFIED')} ${t(sig.bundleType)} bundle signed by ${by}${logs}`)
     // Each distinct signer that counted toward the image's threshold.
     if (sig.threshold !== undefined && (sig.threshold > 1 || (sig.signers?.length ?? 0) > 1)) {
-      const names = (sig.signers ?? []).map((s) => ('keyid' in s.signer ? `key ${s.signer.keyid.slice(0, 16)}…` : `${s.signer.subject} (issuer ${s.signer.issuer})`))
+      const names = (sig.signers ?? []).map((s) => ('keyid' in s.signer ? `key ${t(s.signer.keyid.slice(0, 16))}…` : `${t(s.signer.subject)} (issuer ${t(s.signer.issuer)})`))
       out.push(`  signers         ${names.length} of threshold ${sig.threshold}: ${names.join(', ')}`)
     }
   }
@@ -60,27 +66,27 @@ export function renderPlan(plan: Plan, opts: {color: boolean; applied?: {commit:
   for (const change of plan.changes) {
     counts[change.action]++
     const sign = change.action === 'create' ? c('green', '+') : change.action === 'delete' ? c('red', '-') : c('yellow', '~')
-    out.push(`${sign} ${c('bold', change.path)}`)
+    out.push(`${sign} ${c('bold', t(change.path))}`)
     const patch = structuredPatch(change.path, change.path, change.before ?? '', change.after ?? '', '', '', {context: 2})
     for (const hunk of patch.hunks) {
       out.push(c('dim', `  @@ -${hunk.oldStart},${hunk.oldLines} +${hunk.newStart},${hunk.newLines} @@`))
       for (const line of hunk.lines) {
         if (line.startsWith('\\')) continue
-        const body = `  ${line}`
+        const body = `  ${t(line)}`
         out.push(line[0] === '+' ? c('green', body) : line[0] === '-' ? c('red', body) : body)
       }
     }
   }
   if (plan.receiptPath) {
     counts.create++
-    out.push(`${c('green', '+')} ${c('bold', plan.receiptPath)}  ${c('dim', '(signed evidence receipt, written on apply)')}`)
+    out.push(`${c('green', '+')} ${c('bold', t(plan.receiptPath))}  ${c('dim', '(signed evidence receipt, written on apply)')}`)
   }
   out.push('')
-  out.push(`Plan: ${counts.create} to add, ${counts.modify} to change, ${counts.delete} to remove.  digest ${plan.digest}`)
+  out.push(`Plan: ${counts.create} to add, ${counts.modify} to change, ${counts.delete} to remove.  digest ${t(plan.digest)}`)
   if (opts.applied) {
     out.push(c('green', `Applied in commit ${opts.applied.commit}; receipt ${opts.applied.receipt}.`))
   } else if (opts.staged) {
-    out.push(c('green', `Wrote ${opts.staged.length ? opts.staged.join(', ') : 'nothing new'} to the work tree; nothing is committed. Commit the change with: airlock change --apply`))
+    out.push(c('green', `Wrote ${opts.staged.length ? t(opts.staged.join(', ')) : 'nothing new'} to the work tree; nothing is committed. Commit the change with: airlock change --apply`))
   } else {
     // Never the advice to apply what would be refused.
     const refused = (h && (!h.anchor.pinned || !h.verified)) || a?.decision === 'deny'

@@ -55,8 +55,10 @@ export function dirSource(dir: string): BundleSource {
 
 /**
  * bundles/ at the newest HEAD whose history verifies back to the pinned anchor: checked again
- * whenever HEAD moves, and while a new HEAD does not verify the last verified one is served
- * (a writer without keys can stop new bundles reaching hosts, never put others in their place).
+ * whenever HEAD moves, and served only when it descends from what is served now. While a new
+ * HEAD does not verify, or goes back (a force-push to an older signed commit, with older
+ * bundles), the last verified one is served: a writer without keys can stop new bundles
+ * reaching hosts, never put others in their place.
  */
 export function headSource(repo: Repository, verify: (commit: string) => Promise<boolean>): BundleSource {
   let served: string | null = null
@@ -65,7 +67,8 @@ export function headSource(repo: Repository, verify: (commit: string) => Promise
     const head = await repo.head().catch(() => null)
     if (head?.oid && head.oid !== checked) {
       checked = head.oid
-      if (await verify(head.oid).catch(() => false)) served = head.oid
+      const forward = served === null || (await repo.isAncestor(served, head.oid).catch(() => false))
+      if (forward && (await verify(head.oid).catch(() => false))) served = head.oid
     }
     return served
   }

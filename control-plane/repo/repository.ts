@@ -392,6 +392,24 @@ export class Repository {
    * Reads a commit from its raw object. The signed payload is the object with its `gpgsig`
    * header removed, as git computes it (isomorphic-git's own payload only knows PGP armour).
    */
+  /**
+   * Is `ancestor` reachable from `descendant` (or the same commit)? A walk back from `descendant`
+   * through every parent: short when it is a descendant a few commits on, the whole history
+   * behind `descendant` when it is not.
+   */
+  async isAncestor(ancestor: string, descendant: string): Promise<boolean> {
+    const seen = new Set<string>()
+    const queue = [descendant]
+    for (let i = 0; i < queue.length; i++) {
+      const oid = queue[i]!
+      if (oid === ancestor) return true
+      if (seen.has(oid)) continue
+      seen.add(oid)
+      queue.push(...(await this.readCommit(oid)).parents)
+    }
+    return false
+  }
+
   async readCommit(oid: string): Promise<CommitInfo> {
     let found = this.commits.get(oid)
     if (!found) {

@@ -274,13 +274,15 @@ export class RegistryClient {
   async findSignatures(ref: ImageRef): Promise<FoundSignature[]> {
     const found: FoundSignature[] = []
     const refs = await this.referrers(ref.repository, ref.digest)
+    const digest = (d: Descriptor) => typeof d?.digest === 'string' && /^sha256:[0-9a-f]{64}$/.test(d.digest)
     for (const d of refs?.descriptors ?? []) {
-      if (!(d.artifactType ?? '').startsWith('application/vnd.dev.sigstore.bundle')) continue
+      // A referrer is named by its digest: anything else in the index (a tag, text) is no referrer.
+      if (!digest(d) || !(d.artifactType ?? '').startsWith('application/vnd.dev.sigstore.bundle')) continue
       const m = await this.manifest(ref.repository, d.digest)
       const subject = (m.json.subject as Descriptor | undefined)?.digest
       if (subject !== undefined && subject !== ref.digest) continue
       for (const layer of (m.json.layers as Descriptor[] | undefined) ?? []) {
-        if (!layer.mediaType.startsWith('application/vnd.dev.sigstore.bundle')) continue
+        if (!digest(layer) || typeof layer.mediaType !== 'string' || !layer.mediaType.startsWith('application/vnd.dev.sigstore.bundle')) continue
         found.push({layout: 'referrer', via: refs!.via, manifest: d.digest, bundleText: (await this.blob(ref.repository, layer.digest)).toString('utf8')})
       }
     }

@@ -115,3 +115,21 @@ describe('when an unsigned commit adds an image key', () => {
     refused(await airlock(['keys', 'allowed-signers', '--json'], {cwd: dir}), 'keys allowed-signers')
   })
 })
+
+describe('policy serve from HEAD', () => {
+  it('never goes back to an older commit, even a verified one', async () => {
+    const {dir} = fleet
+    const bundle = await publishBundle()
+    const first = await readFile(bundle, 'utf8')
+    const older = await git(dir, 'rev-parse', 'HEAD')
+    const r = await airlock(['policy', 'bundle', '--scope', 'org:acme', '--key', join(dir, 'keys/pol.key'), '--apply', '--json'], {cwd: dir, env: fleet.env})
+    expect(r.exitCode).toBe(0)
+    const {headSource} = await import('../../control-plane/policy/server.js')
+    const {Repository} = await import('../../control-plane/repo/repository.js')
+    const source = headSource(await Repository.open(dir), async () => true)
+    const newer = String(await source.read('bundles/orgs/acme.bundle.json'))
+    expect(newer).not.toBe(first)
+    await git(dir, 'update-ref', 'refs/heads/main', older)
+    expect(String(await source.read('bundles/orgs/acme.bundle.json'))).toBe(newer)
+  })
+})

@@ -178,6 +178,48 @@ describe('with a fleet', () => {
     expect(await git(dir, 'rev-parse', 'HEAD')).toBe(removed.json.applied.commit)
   })
 
+  it('shows every line of a plan escaped: file contents cannot redraw the diff under review', async () => {
+    const {dir, env} = fleet
+    const file = join(dir, 'manifests/tool-policy.yaml')
+    await writeFile(file, (await readFile(file, 'utf8')).replace('approval: none', 'approval: required'))
+    await writeFile(join(dir, 'policies/README.md'), 'notes\u001b[8A\u001b[J\r~ manifests/tool-policy.yaml  (a comment typo fixed)\n')
+    const r = await airlock(['change', '--reason', 'typo'], {cwd: dir, env})
+    expect(r.stdout).not.toMatch(/[\u0000-\u0008\u000b-\u001f\u007f]/)
+    expect(r.stdout).toContain('\\x1b[8A')
+    expect(r.stdout).toContain('+  notes')
+  })
+
+  it('refuses a branch taken back to an older verified commit (ROLLED_BACK), in this clone', async () => {
+    const {dir, env} = fleet
+    const older = await git(dir, 'rev-parse', 'HEAD')
+    expect((await airlock(['promote', 'agent-runner', '--digest', NEXT, '--to', 'canary', '--reason', 'r', '--apply'], {cwd: dir, env})).exitCode).toBe(0)
+    expect((await airlock(['status', '--json'], {cwd: dir})).json.history.verified).toBe(true)
+    // A force-push back to the older (signed, verified) commit, as a writer without keys can.
+    await git(dir, 'reset', '-q', '--hard', older)
+    const status = await airlock(['status', '--json'], {cwd: dir})
+    expect(status.json.history).toMatchObject({verified: false, problems: [expect.objectContaining({code: 'ROLLED_BACK', commit: older})]})
+    const p = await airlock(['rollback', 'agent-runner', '--channel', 'canary', '--reason', 'x', '--apply', '--json'], {cwd: dir, env})
+    expect(p.json.error.code).toBe('BASE_UNVERIFIED')
+    expect(p.json.error.message).toMatch(/ROLLED_BACK/)
+    expect(await git(dir, 'rev-parse', 'HEAD')).toBe(older)
+  })
+
+  it('applies a saved plan whose request details were edited without those details becoming trailers', async () => {
+    const {dir, env, imageKey} = fleet
+    const out = join(dir, '..', 'sign.json')
+    expect((await airlock(['image', 'sign', `agent-runner@${BUILDER}`, '--key', imageKey, '--out', out], {cwd: dir})).exitCode).toBe(0)
+    const plan = JSON.parse(await readFile(out, 'utf8'))
+    plan.request.details = {...plan.request.details, channel: 'stable', to: `sha256:${'0'.repeat(64)}`, image: 'other'}
+    const {digestOfJson} = await import('../../control-plane/crypto/digest.js')
+    const {digest: _d, ...rest} = plan
+    await writeFile(out, JSON.stringify({...rest, digest: digestOfJson(rest)}))
+    const r = await airlock(['apply', out, '--json'], {cwd: dir, env})
+    expect(r.exitCode, r.stdout).toBe(0)
+    const message = await git(dir, 'log', '-1', '--format=%B')
+    expect(message).not.toMatch(/Airlock-Channel|Airlock-Digest/)
+    expect(message).toMatch(/^Airlock-Image: agent-runner$/m)
+  })
+
   it('refuses in a change a file under a signed folder that matches no kind (UNKNOWN_KIND, exit 2)', async () => {
     const {dir, env} = fleet
     await writeFile(join(dir, 'manifests/gates.yml'), 'apiVersion: airlock/v1\nkind: Whatever\n')

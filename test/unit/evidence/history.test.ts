@@ -142,6 +142,12 @@ describe('when a receipt has fewer signers than the evidence threshold (THRESHOL
     const both = await f.change(f.root, '2026-03-02T00:00:00Z', K, {'docs/evidence/1.json': receipt(f.root, '2026-03-02T00:00:00.000Z', [K, J])})
     expect(codes(await f.verify(both))).toEqual([])
   })
+
+  it('a change that lowers the threshold meets only the threshold it was added on', async () => {
+    const f = await fleet(trustYaml([{signer: K}, {signer: J}], {evidence: 2}))
+    const lowered = await f.change(f.root, '2026-03-02T00:00:00Z', K, {'manifests/trust.yaml': TRUST, 'docs/evidence/1.json': receipt(f.root, '2026-03-02T00:00:00.000Z', [K])})
+    expect(codes(await f.verify(lowered))).toEqual(['THRESHOLD_NOT_MET'])
+  })
 })
 
 describe('when a receipt is changed (RECEIPT_MODIFIED)', () => {
