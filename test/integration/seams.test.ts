@@ -186,7 +186,7 @@ describe('with a fleet', () => {
     const r = await airlock(['change', '--reason', 'typo'], {cwd: dir, env})
     expect(r.stdout).not.toMatch(/[\u0000-\u0008\u000b-\u001f\u007f]/)
     expect(r.stdout).toContain('\\x1b[8A')
-    expect(r.stdout).toContain('+  notes')
+    expect(r.stdout).toContain('  +notes')
   })
 
   it('refuses a branch taken back to an older verified commit (ROLLED_BACK), in this clone', async () => {
