@@ -210,8 +210,11 @@ describe('with a fleet', () => {
     expect((await airlock(['image', 'sign', `agent-runner@${BUILDER}`, '--key', imageKey, '--out', out], {cwd: dir})).exitCode).toBe(0)
     const plan = JSON.parse(await readFile(out, 'utf8'))
     plan.request.details = {...plan.request.details, channel: 'stable', to: `sha256:${'0'.repeat(64)}`, image: 'other'}
-    const {digestOfJson} = await import('../../control-plane/crypto/digest.js')
-    const {digest: _d, ...rest} = plan
+    // Resealed with airlock's own code, as a proposer could: the receipt path, then the digest.
+    const [{digestOfJson}, {receiptPathFor}] = await Promise.all([import('../../control-plane/crypto/digest.js'), import('../../control-plane/evidence/receipt.js')])
+    const {digest: _d, receiptPath: _r, ...unsigned} = plan
+    plan.receiptPath = receiptPathFor(unsigned, 'agent-runner-signature')
+    const {digest: _d2, ...rest} = plan
     await writeFile(out, JSON.stringify({...rest, digest: digestOfJson(rest)}))
     const r = await airlock(['apply', out, '--json'], {cwd: dir, env})
     expect(r.exitCode, r.stdout).toBe(0)
