@@ -544,7 +544,9 @@ export async function verifyHistory(reader: CommitReader, head: string, opts: Hi
   const verified = opts.anchor ? (opts.verified ?? new Set<string>()) : new Set<string>()
   const found = await collect(reader, head, opts.anchor, verified, problems, bad)
   const anchor = rootsAndAnchor(opts.anchor, head, found, problems, bad)
-  if (opts.anchor) {
+  // The anchor's own signature, unless the walk stopped only at tips verified before under this
+  // anchor (it was checked when they were).
+  if (opts.anchor && (found.reachedAnchor || head === opts.anchor || !found.reachedKnown)) {
     const problem = await anchorProblem(reader, opts.anchor, opts.limits).catch((error) => {
       if (!isBroken(error)) throw error
       return {code: 'BROKEN_OBJECT' as const, commit: opts.anchor!, message: `the trust anchor ${short(opts.anchor!)}: ${(error as Error).message}`}

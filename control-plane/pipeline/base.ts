@@ -28,7 +28,7 @@ const CACHE_TIPS = 32
  * malformed commit an older parser accepted, a backdated one) vouch for nothing once the rules
  * change.
  */
-const RULES = 'rules-4'
+const RULES = 'rules-5'
 
 /** Where an anchor may come from: never the repository itself (a clone carries no git config). */
 export interface AnchorInput {
