@@ -4,7 +4,7 @@
 // generated fleet, alternating runs so both see the same machine. Medians of N runs after a
 // warm-up each; writes the `compare` section of docs/benchmarks.md.
 import {spawnSync} from 'node:child_process'
-import {cpSync, mkdirSync, rmSync} from 'node:fs'
+import {cpSync, existsSync, mkdirSync, rmSync} from 'node:fs'
 import {join, resolve} from 'node:path'
 import {generateFleet} from './generate.js'
 import {machine, median, ROOT, writeSection} from './report.js'
@@ -44,15 +44,21 @@ function compare(args, fleets, prepare = () => {}) {
   return {before: median(xs.before), after: median(xs.after)}
 }
 
+
 const cold = (dir) => rmSync(join(dir, '.git', 'airlock'), {recursive: true, force: true})
 
-rmSync(WORK, {recursive: true, force: true})
-mkdirSync(WORK, {recursive: true})
-console.error('generating 2,000 images × 5,000 commits …')
 const fleet = join(WORK, 'fleet-2000')
-await generateFleet(fleet, {images: 2000, commits: 5000})
 const fleets = {after: fleet, before: join(WORK, 'fleet-2000-before')}
-cpSync(fleet, fleets.before, {recursive: true})
+// BENCH_REUSE=1 times the fleets of the last run again (their history caches are dropped).
+if (process.env.BENCH_REUSE === '1' && existsSync(fleets.after) && existsSync(fleets.before)) {
+  for (const dir of Object.values(fleets)) cold(dir)
+} else {
+  rmSync(WORK, {recursive: true, force: true})
+  mkdirSync(WORK, {recursive: true})
+  console.error('generating 2,000 images × 5,000 commits …')
+  await generateFleet(fleet, {images: 2000, commits: 5000})
+  cpSync(fleet, fleets.before, {recursive: true})
+}
 const rows = [
   ['`airlock promote` plan (2,000 images, warm)', compare(['promote', 'img-00042', '--from', 'canary', '--to', 'stable', '--json'], fleets)],
   ['`airlock status` (2,000 images, 5,000 commits, warm)', compare(['status', '--json'], fleets)],
