@@ -18,6 +18,25 @@ export interface Limits {
    * date) may lie. The only clock skew: every check that allows one uses this.
    */
   clockSkewMs: number
+  // Registries (image fetch-signature): what a registry may make one command read. Over a cap is
+  // REGISTRY_TOO_LARGE naming it; past the deadline, REGISTRY_TIMEOUT. REGISTRY_LIMIT_FLAGS says
+  // which flag raises each.
+  /** Signature referrers of one image considered (Sigstore-bundle entries of its referrers index). */
+  maxRegistryReferrers: number
+  /** Descriptors listed in one manifest or index (its `manifests` or `layers`), checked before any is fetched. */
+  maxRegistryDescriptors: number
+  /** Signature layers of one referrer (or of the cosign v2 `.sig` manifest) tried. */
+  maxRegistryLayers: number
+  /** Largest manifest or index read, in bytes (the OCI distribution spec's 4 MiB). */
+  maxRegistryManifestBytes: number
+  /** Largest blob read (a Sigstore bundle, a simple-signing payload), in bytes. */
+  maxRegistryBlobBytes: number
+  /** Bytes read from registries (and their token services) by one command, all responses together. */
+  maxRegistryBytes: number
+  /** Deadline of one registry request, the whole exchange. */
+  registryRequestMs: number
+  /** Deadline of all of one command's registry work together. */
+  registryDeadlineMs: number
 }
 
 export const DEFAULT_LIMITS: Readonly<Limits> = Object.freeze({
@@ -27,7 +46,31 @@ export const DEFAULT_LIMITS: Readonly<Limits> = Object.freeze({
   maxImages: 100_000,
   maxDepth: 64,
   clockSkewMs: 5 * 60 * 1000,
+  maxRegistryReferrers: 32,
+  maxRegistryDescriptors: 1024,
+  maxRegistryLayers: 16,
+  maxRegistryManifestBytes: 4 * 1024 * 1024,
+  maxRegistryBlobBytes: 4 * 1024 * 1024,
+  maxRegistryBytes: 32 * 1024 * 1024,
+  registryRequestMs: 10_000,
+  registryDeadlineMs: 120_000,
 })
+
+/** The registry limits, which a registry client is given. */
+export type RegistryLimit = 'maxRegistryReferrers' | 'maxRegistryDescriptors' | 'maxRegistryLayers' | 'maxRegistryManifestBytes' | 'maxRegistryBlobBytes' | 'maxRegistryBytes' | 'registryRequestMs' | 'registryDeadlineMs'
+export type RegistryLimits = Pick<Limits, RegistryLimit>
+
+/** The flag that sets each registry limit on the commands that read registries (named in REGISTRY_TOO_LARGE and REGISTRY_TIMEOUT). */
+export const REGISTRY_LIMIT_FLAGS = Object.freeze({
+  maxRegistryReferrers: '--max-referrers',
+  maxRegistryDescriptors: '--max-descriptors',
+  maxRegistryLayers: '--max-layers',
+  maxRegistryManifestBytes: '--max-manifest-bytes',
+  maxRegistryBlobBytes: '--max-blob-bytes',
+  maxRegistryBytes: '--max-total-bytes',
+  registryRequestMs: '--timeout',
+  registryDeadlineMs: '--deadline',
+} as const satisfies Record<RegistryLimit, `--${string}`>)
 
 /** What `checkNesting` skips: string literals, and comments in the syntax's own form. */
 export type Syntax = 'json' | 'yaml' | 'cedar'

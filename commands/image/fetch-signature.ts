@@ -1,10 +1,13 @@
 import {Args, Flags} from '@oclif/core'
 import {AirlockCommand, planFlags, type PlanOutcome} from '../_base.js'
 import {readInput} from '../_policy.js'
+import {registryFlags, registryLimits} from '../_registry.js'
 
 export default class ImageFetchSignature extends AirlockCommand {
   static override summary = "Find a golden image's signature in its OCI registry and store it beside the manifests (plan by default)."
-  static override description = `Looks where cosign keeps signatures: OCI 1.1 referrers (the referrers API, or the sha256-<hex> tag index where the registry has none) and the cosign v2 sha256-<hex>.sig tag. The first signature that verifies under the image's policy is planned into manifests/signatures/IMAGE/; --apply commits it. Manifests and blobs are checked against their digests.
+  static override description = `Looks where cosign keeps signatures: OCI 1.1 referrers (the referrers API, or the sha256-<hex> tag index where the registry has none) and the cosign v2 sha256-<hex>.sig tag. Signatures are fetched and verified one at a time; the first that verifies under the image's policy is planned into manifests/signatures/IMAGE/ and nothing after it is fetched; --apply commits it. Manifests and blobs are checked against their digests.
+
+What a registry may make the command read is capped (REGISTRY LIMITS below): over a cap is REGISTRY_TOO_LARGE, past a deadline REGISTRY_TIMEOUT, each naming the limit and the flag that raises it.
 
 Registries that answer 401 with a Bearer challenge (Docker Hub, GHCR, Harbor, Quay, ECR) get the token flow: anonymous, or with AIRLOCK_REGISTRY_USER and AIRLOCK_REGISTRY_PASSWORD, or what docker login left in ~/.docker/config.json (a credHelpers/credsStore helper when it is installed, else auths). Credentials go only to the token service the registry names, over HTTPS. A static bearer token can be given in AIRLOCK_REGISTRY_TOKEN.`
   static override examples = ['<%= config.bin %> image fetch-signature registry.example.com/golden/agent-runner@sha256:… --apply']
@@ -13,39 +16,37 @@ Registries that answer 401 with a Bearer challenge (Docker Hub, GHCR, Harbor, Qu
     ...planFlags,
     ca: Flags.string({description: 'PEM CA bundle the registry certificate must chain to'}),
     'plain-http': Flags.boolean({description: 'plain HTTP, only for a registry on 127.0.0.1 / localhost', default: false}),
-    timeout: Flags.string({description: 'deadline for each registry request', default: '10s'}),
-    'max-bytes': Flags.integer({description: 'largest response accepted', default: 4 * 1024 * 1024, min: 1024}),
+    ...registryFlags,
   }
 
   async run(): Promise<PlanOutcome> {
     const {args, flags} = await this.parse(ImageFetchSignature)
     const repo = await this.repository(flags.repo)
-    const [{parseImageRef, RegistryClient}, {bundleFromSigTag}, {findImageByRef, loadTrust, keysFor}, {parseDuration}, {ImageVerificationError}, {trustKeyObject}] = await Promise.all([
+    const limits = registryLimits(flags, this.limits)
+    const [{parseImageRef, RegistryClient}, {bundleFromSigTag}, {findImageByRef, loadTrust, keysFor}, {ImageVerificationError}, {trustKeyObject}] = await Promise.all([
       import('../../platform/registry/client.js'),
       import('../../platform/registry/cosign.js'),
       import('../../control-plane/manifests/load.js'),
-      import('../../control-plane/duration.js'),
       import('../../platform/images/verify.js'),
       import('../../platform/images/policy.js'),
     ])
     const ref = parseImageRef(args.ref)
     const base = await repo.base()
     const image = await findImageByRef(repo, base.commit, `${ref.registry}/${ref.repository}`, this.limits)
+    // The base's image keys, only to give a converted keyed cosign v2 signature the hint cosign
+    // gives it; whether any candidate verifies is the pipeline's step, on a verified base.
+    const keys = keysFor(await loadTrust(repo, base.commit, this.limits), 'image', this.now).map((k) => trustKeyObject(k))
     const client = new RegistryClient(ref.registry, {
       token: process.env.AIRLOCK_REGISTRY_TOKEN || undefined,
       // Asked for only if the registry challenges; sent only to the token service it names.
       credentials: async () => (await import('../../platform/registry/credentials.js')).registryCredentials(ref.registry, process.env),
       ca: flags.ca ? await readInput(flags.ca) : undefined,
       plainHttp: flags['plain-http'],
-      timeoutMs: parseDuration(flags.timeout, '--timeout'),
-      maxBytes: flags['max-bytes'],
+      limits,
     })
-    const found = await client.findSignatures(ref)
-    // The base's image keys, only to give a converted keyed cosign v2 signature the hint cosign
-    // gives it; whether any candidate verifies is the pipeline's step, on a verified base.
-    const keys = keysFor(await loadTrust(repo, base.commit, this.limits), 'image', this.now).map((k) => trustKeyObject(k))
+    // Lazily: the pipeline asks for the next candidate only when the one before did not verify.
     async function* candidates() {
-      for (const sig of found) {
+      for await (const sig of client.signatures(ref)) {
         const stored = sig.layout === 'referrer' ? {bundleText: sig.bundleText} : bundleFromSigTag(sig, keys)
         const where = sig.layout === 'referrer' ? {via: sig.via, referrer: sig.manifest} : {tag: sig.tag}
         yield {

@@ -23,29 +23,43 @@ export interface HttpOptions {
   ca?: string
   timeoutMs: number
   maxBytes: number
+  /** A deadline beyond this request (a command's): when it fires, the request ends as FetchFailure DEADLINE. */
+  signal?: AbortSignal
 }
 
 /**
- * One request with a deadline for the whole exchange and a cap on the body. Every status is
- * returned as it is (a redirect is for the caller to follow or refuse); only transport failures,
- * the deadline and the size cap reject, as FetchFailure with a code.
+ * One request with a deadline for the whole exchange and a cap on the body, counted while it
+ * streams in (a body announced larger is refused before it is read; one that runs past the cap
+ * is cut there): never more than `maxBytes` is held. Every status is returned as it is (a
+ * redirect is for the caller to follow or refuse); only transport failures, the deadline, the
+ * caller's signal and the size cap reject, as FetchFailure with a code.
  */
 export function httpRequest(url: URL, opts: HttpOptions): Promise<HttpResponse> {
   return new Promise((resolve, reject) => {
+    const deadline = () => new FetchFailure('DEADLINE', `${url.href}: ${opts.signal?.reason instanceof Error ? opts.signal.reason.message : 'the deadline passed'}`)
+    if (opts.signal?.aborted) return reject(deadline())
+    const tooLarge = () => new FetchFailure('TOO_LARGE', `${url.href}: response larger than ${opts.maxBytes} bytes`)
     const send = url.protocol === 'https:' ? request : httpRequestRaw
     const req = send(url, {method: opts.method ?? 'GET', headers: opts.headers ?? {}, ...(opts.ca ? {ca: opts.ca} : {})}, (res) => {
+      const announced = Number(res.headers['content-length'])
+      if (Number.isSafeInteger(announced) && announced > opts.maxBytes) return void req.destroy(tooLarge())
       const chunks: Buffer[] = []
       let size = 0
       res.on('data', (chunk: Buffer) => {
         size += chunk.length
-        if (size > opts.maxBytes) req.destroy(new FetchFailure('TOO_LARGE', `${url.href}: response larger than ${opts.maxBytes} bytes`))
+        if (size > opts.maxBytes) req.destroy(tooLarge())
         else chunks.push(chunk)
       })
       res.on('end', () => resolve({status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks)}))
       res.on('error', reject)
     })
     const timer = setTimeout(() => req.destroy(new FetchFailure('TIMEOUT', `${url.href}: no answer within ${opts.timeoutMs} ms`)), opts.timeoutMs)
-    req.on('close', () => clearTimeout(timer))
+    const abort = () => req.destroy(deadline())
+    opts.signal?.addEventListener('abort', abort, {once: true})
+    req.on('close', () => {
+      clearTimeout(timer)
+      opts.signal?.removeEventListener('abort', abort)
+    })
     req.on('error', (error: NodeJS.ErrnoException) => {
       clearTimeout(timer)
       reject(error instanceof FetchFailure ? error : new FetchFailure(error.code ?? 'UNREACHABLE', `${url.href}: ${error.message}`))

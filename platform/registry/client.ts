@@ -5,11 +5,19 @@
  *   none; each referrer with a Sigstore bundle artifact type holds the bundle as its layer;
  * - the cosign v2 `sha256-<hex>.sig` tag: a manifest whose layers are simple-signing payloads,
  *   each signature in the `dev.cosignproject.cosign/signature` annotation.
- * Every response has a deadline and a size cap; redirects are followed a few hops and never in a
- * loop; a bearer token (from the environment) is sent only to the registry itself.
+ * A registry decides what it serves, so the client reads it within the command's limits
+ * (control-plane/limits.ts): a size cap on every manifest and blob, counted while it streams in; a
+ * byte budget for the whole command; caps on the descriptors a manifest lists, on the signature
+ * referrers and on the layers of each that are considered; a deadline on each request and one on
+ * all of them together. Over a cap is REGISTRY_TOO_LARGE, past a deadline REGISTRY_TIMEOUT, each
+ * naming the limit, its value and the flag that raises it. Signatures are fetched one at a time,
+ * as the caller asks for the next (`signatures`), so nothing is read past the first that verifies.
+ * Redirects are followed a few hops and never in a loop; a bearer token (from the environment) is
+ * sent only to the registry itself.
  */
 import {createHash} from 'node:crypto'
 import {AirlockError, type RegistryReason} from '../../control-plane/errors.js'
+import {REGISTRY_LIMIT_FLAGS, type RegistryLimit, type RegistryLimits} from '../../control-plane/limits.js'
 import {parseDigestRef} from '../../control-plane/manifests/digest.js'
 import {FetchFailure, httpRequest, type HttpResponse} from '../../control-plane/net/http.js'
 
@@ -24,6 +32,8 @@ export const MEDIA = {
 
 const MANIFEST_ACCEPT = [MEDIA.ociManifest, MEDIA.ociIndex, MEDIA.dockerManifest, MEDIA.dockerList].join(', ')
 const MAX_REDIRECTS = 5
+/** A token service's answer: a token, a lifetime (within the command's byte budget too). */
+const MAX_TOKEN_BYTES = 64 * 1024
 
 export interface ImageRef {
   registry: string
@@ -47,8 +57,8 @@ export interface RegistryOptions {
   ca?: string
   /** Plain HTTP, allowed only for a registry on the loopback interface. */
   plainHttp?: boolean
-  timeoutMs: number
-  maxBytes: number
+  /** What the registry may make this client read, and how long it may take (from the command's Limits). */
+  limits: RegistryLimits
 }
 
 export interface Descriptor {
@@ -67,10 +77,33 @@ export class RegistryError extends AirlockError {
   constructor(
     readonly reason: RegistryReason,
     message: string,
+    details: Record<string, unknown> = {},
   ) {
-    super(`REGISTRY_${reason}`, `${reason}: ${message}`, {reason})
+    super(`REGISTRY_${reason}`, `${reason}: ${message}`, {reason, ...details})
   }
 }
+
+/** A registry over one of the command's caps: which limit, its value, the flag that raises it. */
+function overCap(limits: RegistryLimits, limit: RegistryLimit, what: string): RegistryError {
+  const flag = REGISTRY_LIMIT_FLAGS[limit]
+  return new RegistryError('TOO_LARGE', `${what}: over the ${limit} cap of ${limits[limit]} (${flag} raises it)`, {limit, value: limits[limit], flag})
+}
+
+/** A registry past one of the command's deadlines: which, its value, the flag that raises it. */
+function pastDeadline(limits: RegistryLimits, limit: 'registryRequestMs' | 'registryDeadlineMs', what: string): RegistryError {
+  const flag = REGISTRY_LIMIT_FLAGS[limit]
+  const scope = limit === 'registryDeadlineMs' ? `the registry work of this command took longer than its ${limit} deadline` : `no answer within the ${limit} deadline of one request`
+  return new RegistryError('TIMEOUT', `${what}: ${scope} of ${limits[limit]} ms (${flag} raises it)`, {limit, value: limits[limit], flag})
+}
+
+/** The descriptors a manifest or index lists (`manifests`, `layers`); anything else there is none. */
+function listed(json: Record<string, unknown>, key: 'manifests' | 'layers'): Descriptor[] {
+  const v = json[key]
+  return Array.isArray(v) ? (v as Descriptor[]) : []
+}
+
+const namedByDigest = (d: Descriptor) => typeof d?.digest === 'string' && /^sha256:[0-9a-f]{64}$/.test(d.digest)
+const isBundle = (type: unknown) => typeof type === 'string' && type.startsWith('application/vnd.dev.sigstore.bundle')
 
 const LOOPBACK = new Set(['127.0.0.1', 'localhost', '[::1]', '::1'])
 
@@ -129,6 +162,10 @@ export class RegistryClient {
   private readonly origin: string
   /** Authorization from the registry's token flow (`Bearer …` or `Basic …`), by scope, for the life of the command. */
   private readonly tokens = new Map<string, string>()
+  /** The command's deadline for all its registry work, running from when the client is made. */
+  private readonly deadline: AbortSignal
+  /** Bytes read so far, every response counted against maxRegistryBytes. */
+  private received = 0
 
   constructor(
     readonly registry: string,
@@ -137,6 +174,39 @@ export class RegistryClient {
     const host = registry.replace(/:\d+$/, '')
     if (opts.plainHttp && !LOOPBACK.has(host)) throw new AirlockError('USAGE', `--plain-http: only for a registry on the loopback interface, not ${registry}`, {field: '--plain-http'})
     this.origin = `${opts.plainHttp ? 'http' : 'https'}://${registry}`
+    this.deadline = AbortSignal.timeout(opts.limits.registryDeadlineMs)
+  }
+
+  /**
+   * One request within the limits: the body capped by its own limit or by what is left of the
+   * command's byte budget, whichever is smaller; the request's deadline and the command's.
+   * `cap` is the limit on this kind of response (null: a token service's answer).
+   */
+  private async send(url: URL, headers: Record<string, string>, cap: 'maxRegistryManifestBytes' | 'maxRegistryBlobBytes' | null, what: string): Promise<HttpResponse> {
+    const {limits} = this.opts
+    const own = cap ? limits[cap] : MAX_TOKEN_BYTES
+    const left = Math.max(0, limits.maxRegistryBytes - this.received)
+    try {
+      const res = await httpRequest(url, {headers, ca: this.opts.ca, timeoutMs: limits.registryRequestMs, maxBytes: Math.min(own, left), signal: this.deadline})
+      this.received += res.body.length
+      return res
+    } catch (error) {
+      if (!(error instanceof FetchFailure)) throw new RegistryError('UNREACHABLE', `${what}: ${(error as Error).message}`)
+      if (error.code === 'DEADLINE') throw pastDeadline(limits, 'registryDeadlineMs', what)
+      if (error.code === 'TIMEOUT') throw pastDeadline(limits, 'registryRequestMs', what)
+      if (error.code === 'TOO_LARGE') {
+        if (left < own) throw overCap(limits, 'maxRegistryBytes', `${what}: more bytes than this command may read from the registry`)
+        if (cap) throw overCap(limits, cap, `${what}: the answer is larger than ${own} bytes`)
+        throw new RegistryError('BAD_RESPONSE', `${what}: the answer is larger than ${own} bytes`)
+      }
+      throw new RegistryError('UNREACHABLE', error.message)
+    }
+  }
+
+  /** A manifest or index listing more descriptors than the cap is refused before any is fetched. */
+  private checkDescriptors(json: Record<string, unknown>, what: string): void {
+    const n = listed(json, 'manifests').length + listed(json, 'layers').length
+    if (n > this.opts.limits.maxRegistryDescriptors) throw overCap(this.opts.limits, 'maxRegistryDescriptors', `${what} lists ${n} descriptors`)
   }
 
   /**
@@ -167,13 +237,7 @@ export class RegistryClient {
     realm.searchParams.set('scope', challenge.params.scope ?? scope)
     const headers: Record<string, string> = {accept: 'application/json'}
     if (credentials) headers.authorization = `Basic ${Buffer.from(`${credentials.username}:${credentials.password}`).toString('base64')}`
-    let answer: HttpResponse
-    try {
-      answer = await httpRequest(realm, {headers, ca: this.opts.ca, timeoutMs: this.opts.timeoutMs, maxBytes: 64 * 1024})
-    } catch (error) {
-      const code = error instanceof FetchFailure ? error.code : 'UNREACHABLE'
-      throw new RegistryError(code === 'TIMEOUT' ? 'TIMEOUT' : 'UNREACHABLE', `the token service ${realm.origin}: ${(error as Error).message}`)
-    }
+    const answer = await this.send(realm, headers, null, `the token service ${realm.origin}${realm.pathname}`)
     if (answer.status === 401 || answer.status === 403) {
       throw new RegistryError('AUTH_REQUIRED', `the token service ${realm.origin}${realm.pathname} refused ${credentials ? `the credentials from ${credentials.source}` : 'an anonymous request'} (HTTP ${answer.status})`)
     }
@@ -185,7 +249,7 @@ export class RegistryClient {
   }
 
   /** GET with redirects followed (at most five hops, never to a URL already visited). */
-  private async get(path: string, accept: string): Promise<HttpResponse & {url: string}> {
+  private async get(path: string, accept: string, cap: 'maxRegistryManifestBytes' | 'maxRegistryBlobBytes'): Promise<HttpResponse & {url: string}> {
     let url = new URL(path, this.origin)
     const seen = new Set<string>()
     for (let hop = 0; ; hop++) {
@@ -197,13 +261,7 @@ export class RegistryClient {
       const auth = this.tokens.get(scope) ?? (this.opts.token ? `Bearer ${this.opts.token}` : undefined)
       // Only the registry itself sees a token, never a redirect's target (a blob store).
       if (auth && url.origin === new URL(this.origin).origin) headers.authorization = auth
-      let res: HttpResponse
-      try {
-        res = await httpRequest(url, {headers, ca: this.opts.ca, timeoutMs: this.opts.timeoutMs, maxBytes: this.opts.maxBytes})
-      } catch (error) {
-        const code = error instanceof FetchFailure ? error.code : 'UNREACHABLE'
-        throw new RegistryError(code === 'TIMEOUT' ? 'TIMEOUT' : code === 'TOO_LARGE' ? 'TOO_LARGE' : 'UNREACHABLE', (error as Error).message)
-      }
+      const res = await this.send(url, headers, cap, url.href)
       if ([301, 302, 303, 307, 308].includes(res.status)) {
         const location = res.headers.location
         if (!location) throw new RegistryError('BAD_RESPONSE', `${url.href} answered ${res.status} without a Location`)
@@ -230,19 +288,20 @@ export class RegistryClient {
 
   /** The manifest at `reference` (a digest or a tag); by digest, its bytes must hash to it. */
   async manifest(repository: string, reference: string): Promise<{mediaType: string; digest: string; bytes: Buffer; json: Record<string, unknown>}> {
-    const res = await this.get(`/v2/${repository}/manifests/${reference}`, MANIFEST_ACCEPT)
+    const res = await this.get(`/v2/${repository}/manifests/${reference}`, MANIFEST_ACCEPT, 'maxRegistryManifestBytes')
     const digest = sha256Of(res.body)
     if (reference.startsWith('sha256:') && digest !== reference) {
       throw new AirlockError('DIGEST_MISMATCH', `${this.registry}/${repository}@${reference}: the registry answered with a manifest whose sha256 is ${digest}; refused`, {asked: reference, got: digest})
     }
     const json = parseJson<Record<string, unknown>>(res.body, `the manifest ${reference}`)
+    this.checkDescriptors(json, `${this.registry}/${repository} manifest ${reference}`)
     const mediaType = (typeof json.mediaType === 'string' ? json.mediaType : String(res.headers['content-type'] ?? '')).split(';')[0]!.trim()
     return {mediaType, digest, bytes: res.body, json}
   }
 
   /** A blob by digest, its bytes checked against it. */
   async blob(repository: string, digest: string): Promise<Buffer> {
-    const res = await this.get(`/v2/${repository}/blobs/${digest}`, '*/*')
+    const res = await this.get(`/v2/${repository}/blobs/${digest}`, '*/*', 'maxRegistryBlobBytes')
     const got = sha256Of(res.body)
     if (got !== digest) throw new AirlockError('DIGEST_MISMATCH', `${this.registry}/${repository} blob ${digest}: the registry answered with bytes whose sha256 is ${got}; refused`, {asked: digest, got})
     return res.body
@@ -254,36 +313,47 @@ export class RegistryClient {
    */
   async referrers(repository: string, digest: string): Promise<{via: 'referrers-api' | 'referrers-tag'; descriptors: Descriptor[]} | null> {
     try {
-      const res = await this.get(`/v2/${repository}/referrers/${digest}`, MEDIA.ociIndex)
-      const index = parseJson<{manifests?: Descriptor[]}>(res.body, 'the referrers index')
-      return {via: 'referrers-api', descriptors: Array.isArray(index.manifests) ? index.manifests : []}
+      const res = await this.get(`/v2/${repository}/referrers/${digest}`, MEDIA.ociIndex, 'maxRegistryManifestBytes')
+      const index = parseJson<Record<string, unknown>>(res.body, 'the referrers index')
+      this.checkDescriptors(index, `${this.registry}/${repository} referrers index of ${digest}`)
+      return {via: 'referrers-api', descriptors: listed(index, 'manifests')}
     } catch (error) {
       if (!(error instanceof RegistryError && error.reason === 'NOT_FOUND')) throw error
     }
     try {
       const tagged = await this.manifest(repository, digest.replace(':', '-'))
-      const manifests = tagged.json.manifests
-      return {via: 'referrers-tag', descriptors: Array.isArray(manifests) ? (manifests as Descriptor[]) : []}
+      return {via: 'referrers-tag', descriptors: listed(tagged.json, 'manifests')}
     } catch (error) {
       if (error instanceof RegistryError && error.reason === 'NOT_FOUND') return null
       throw error
     }
   }
 
-  /** Every signature of `ref` the registry holds, in either cosign layout. */
-  async findSignatures(ref: ImageRef): Promise<FoundSignature[]> {
-    const found: FoundSignature[] = []
+  /**
+   * The signatures of `ref` the registry holds, in either cosign layout, one at a time: each
+   * manifest and blob is fetched only when the caller asks for the next signature, so nothing is
+   * read past the one it stops at. Counts are checked before anything they list is fetched: the
+   * signature referrers (maxRegistryReferrers), and the signature layers of each referrer and of
+   * the `.sig` manifest (maxRegistryLayers). A bundle listed again (by digest) is not fetched again.
+   */
+  async *signatures(ref: ImageRef): AsyncGenerator<FoundSignature> {
+    const {limits} = this.opts
+    const where = `${this.registry}/${ref.repository}@${ref.digest}`
     const refs = await this.referrers(ref.repository, ref.digest)
-    const digest = (d: Descriptor) => typeof d?.digest === 'string' && /^sha256:[0-9a-f]{64}$/.test(d.digest)
-    for (const d of refs?.descriptors ?? []) {
-      // A referrer is named by its digest: anything else in the index (a tag, text) is no referrer.
-      if (!digest(d) || !(d.artifactType ?? '').startsWith('application/vnd.dev.sigstore.bundle')) continue
+    // A referrer is named by its digest: anything else in the index (a tag, text) is no referrer.
+    const referrers = (refs?.descriptors ?? []).filter((d) => namedByDigest(d) && isBundle(d.artifactType))
+    if (referrers.length > limits.maxRegistryReferrers) throw overCap(limits, 'maxRegistryReferrers', `${where}: the registry lists ${referrers.length} signature referrers`)
+    const tried = new Set<string>()
+    for (const d of referrers) {
       const m = await this.manifest(ref.repository, d.digest)
       const subject = (m.json.subject as Descriptor | undefined)?.digest
       if (subject !== undefined && subject !== ref.digest) continue
-      for (const layer of (m.json.layers as Descriptor[] | undefined) ?? []) {
-        if (!digest(layer) || typeof layer.mediaType !== 'string' || !layer.mediaType.startsWith('application/vnd.dev.sigstore.bundle')) continue
-        found.push({layout: 'referrer', via: refs!.via, manifest: d.digest, bundleText: (await this.blob(ref.repository, layer.digest)).toString('utf8')})
+      const layers = listed(m.json, 'layers').filter((l) => namedByDigest(l) && isBundle(l.mediaType))
+      if (layers.length > limits.maxRegistryLayers) throw overCap(limits, 'maxRegistryLayers', `${where}: the referrer ${d.digest} holds ${layers.length} signature layers`)
+      for (const layer of layers) {
+        if (tried.has(layer.digest)) continue
+        tried.add(layer.digest)
+        yield {layout: 'referrer', via: refs!.via, manifest: d.digest, bundleText: (await this.blob(ref.repository, layer.digest)).toString('utf8')}
       }
     }
     const tag = `${ref.digest.replace(':', '-')}.sig`
@@ -293,20 +363,19 @@ export class RegistryClient {
     } catch (error) {
       if (!(error instanceof RegistryError && error.reason === 'NOT_FOUND')) throw error
     }
-    for (const layer of (sig?.json.layers as Descriptor[] | undefined) ?? []) {
-      const signature = layer.annotations?.['dev.cosignproject.cosign/signature']
-      if (layer.mediaType !== MEDIA.simpleSigning || !signature) continue
+    const layers = listed(sig?.json ?? {}, 'layers').filter((l) => l?.mediaType === MEDIA.simpleSigning && l.annotations?.['dev.cosignproject.cosign/signature'] && namedByDigest(l))
+    if (layers.length > limits.maxRegistryLayers) throw overCap(limits, 'maxRegistryLayers', `${this.registry}/${ref.repository}:${tag} holds ${layers.length} signature layers`)
+    for (const layer of layers) {
       const a = layer.annotations!
-      found.push({
+      yield {
         layout: 'sig-tag',
         tag,
         payload: await this.blob(ref.repository, layer.digest),
-        signature,
+        signature: a['dev.cosignproject.cosign/signature']!,
         ...(a['dev.sigstore.cosign/certificate'] ? {certificate: a['dev.sigstore.cosign/certificate']} : {}),
         ...(a['dev.sigstore.cosign/chain'] ? {chain: a['dev.sigstore.cosign/chain']} : {}),
         ...(a['dev.sigstore.cosign/bundle'] ? {rekorBundle: a['dev.sigstore.cosign/bundle']} : {}),
-      })
+      }
     }
-    return found
   }
 }

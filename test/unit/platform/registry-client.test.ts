@@ -12,7 +12,8 @@ import {join} from 'node:path'
 import {execa} from 'execa'
 import {tempDir} from '../../helpers.js'
 import {afterEach, describe, expect, it} from 'vitest'
-import {parseImageRef, RegistryClient} from '../../../platform/registry/client.js'
+import {parseImageRef, RegistryClient, type FoundSignature} from '../../../platform/registry/client.js'
+import {DEFAULT_LIMITS, type RegistryLimits} from '../../../control-plane/limits.js'
 
 const sha = (b: Buffer | string) => `sha256:${createHash('sha256').update(b).digest('hex')}`
 const servers: Server[] = []
@@ -27,7 +28,14 @@ async function serve(handler: (req: IncomingMessage, res: ServerResponse) => voi
   return `127.0.0.1:${(server.address() as {port: number}).port}`
 }
 
-const client = (host: string, opts: Partial<ConstructorParameters<typeof RegistryClient>[1]> = {}) => new RegistryClient(host, {plainHttp: true, timeoutMs: 2000, maxBytes: 64 * 1024, ...opts})
+const LIMITS: RegistryLimits = {...DEFAULT_LIMITS, registryRequestMs: 2000, maxRegistryManifestBytes: 64 * 1024, maxRegistryBlobBytes: 64 * 1024}
+type Options = Omit<ConstructorParameters<typeof RegistryClient>[1], 'limits'> & {limits?: Partial<RegistryLimits>}
+const client = (host: string, {limits, ...opts}: Options = {}) => new RegistryClient(host, {plainHttp: true, limits: {...LIMITS, ...limits}, ...opts})
+const all = async (it: AsyncIterable<FoundSignature>) => {
+  const out: FoundSignature[] = []
+  for await (const x of it) out.push(x)
+  return out
+}
 const MANIFEST = Buffer.from(JSON.stringify({schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json', config: {}, layers: []}))
 const DIGEST = sha(MANIFEST)
 
@@ -95,12 +103,12 @@ describe('registry client', () => {
       if (req.url!.includes('/big/')) return void res.writeHead(200).end(Buffer.alloc(200 * 1024, 32))
       // never answers
     })
-    await expect(client(host, {timeoutMs: 300}).manifest('slow', DIGEST)).rejects.toMatchObject({reason: 'TIMEOUT'})
+    await expect(client(host, {limits: {registryRequestMs: 300}}).manifest('slow', DIGEST)).rejects.toMatchObject({reason: 'TIMEOUT'})
     await expect(client(host).manifest('big', DIGEST)).rejects.toMatchObject({reason: 'TOO_LARGE'})
   })
 
   it('refuses plain HTTP to anything but loopback', () => {
-    expect(() => new RegistryClient('registry.example.com', {plainHttp: true, timeoutMs: 1000, maxBytes: 1000})).toThrow(expect.objectContaining({code: 'USAGE'}))
+    expect(() => new RegistryClient('registry.example.com', {plainHttp: true, limits: LIMITS})).toThrow(expect.objectContaining({code: 'USAGE'}))
   })
 
   it('uses the OCI 1.1 referrers API where the registry has it', async () => {
@@ -123,7 +131,7 @@ describe('registry client', () => {
       if (req.url === `/v2/golden/x/blobs/${sha(bundle)}`) return void res.writeHead(200).end(bundle)
       res.writeHead(404).end()
     })
-    const found = await client(host).findSignatures({registry: host, repository: 'golden/x', digest: DIGEST})
+    const found = await all(client(host).signatures({registry: host, repository: 'golden/x', digest: DIGEST}))
     expect(found).toEqual([{layout: 'referrer', via: 'referrers-api', manifest: sha(referrer), bundleText: bundle.toString()}])
   })
 
@@ -136,7 +144,7 @@ describe('registry client', () => {
       servers.push(server as unknown as Server)
       await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
       const host = `127.0.0.1:${(server.address() as {port: number}).port}`
-      const tls = (ca?: string) => new RegistryClient(host, {timeoutMs: 2000, maxBytes: 64 * 1024, ...(ca ? {ca} : {})})
+      const tls = (ca?: string) => new RegistryClient(host, {limits: LIMITS, ...(ca ? {ca} : {})})
       await expect(tls(await readFile(cert, 'utf8')).manifest('golden/x', DIGEST)).resolves.toMatchObject({digest: DIGEST})
       await expect(tls().manifest('golden/x', DIGEST)).rejects.toMatchObject({code: 'REGISTRY_UNREACHABLE', reason: 'UNREACHABLE', message: expect.stringMatching(/certificate/i)})
     } finally {
@@ -191,7 +199,7 @@ describe('registry client', () => {
       await expect(client(elsewhere.host, {credentials: rita()}).manifest('golden/x', DIGEST)).rejects.toMatchObject({code: 'REGISTRY_AUTH_REQUIRED', message: expect.stringMatching(/token service on plain HTTP \(http:\/\/auth\.example\.com\); refused/)})
       expect(elsewhere.seen.tokenRequests).toBe(0)
       const hang = await tokenRegistry({hang: true})
-      await expect(client(hang.host, {credentials: rita(), timeoutMs: 300}).manifest('golden/x', DIGEST)).rejects.toThrowAirlockError('REGISTRY_TIMEOUT')
+      await expect(client(hang.host, {credentials: rita(), limits: {registryRequestMs: 300}}).manifest('golden/x', DIGEST)).rejects.toThrowAirlockError('REGISTRY_TIMEOUT')
       const bad = await tokenRegistry({token: 'not-good'})
       await expect(client(bad.host, {credentials: rita()}).manifest('golden/x', DIGEST)).rejects.toMatchObject({code: 'REGISTRY_AUTH_REQUIRED', message: expect.stringMatching(/to the token its token service gave/)})
     })
