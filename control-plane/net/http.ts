@@ -36,34 +36,44 @@ export interface HttpOptions {
  */
 export function httpRequest(url: URL, opts: HttpOptions): Promise<HttpResponse> {
   return new Promise((resolve, reject) => {
-    const deadline = () => new FetchFailure('DEADLINE', `${url.href}: ${opts.signal?.reason instanceof Error ? opts.signal.reason.message : 'the deadline passed'}`)
+    // Settled once: a failure rejects and then ends the exchange quietly (destroying a request
+    // whose answer is already complete must not raise an error nobody listens to).
+    let settled = false
+    const fail = (error: FetchFailure) => {
+      if (settled) return
+      settled = true
+      reject(error)
+      req.destroy()
+    }
+    const deadline = () => new FetchFailure('DEADLINE', `${url.href}: the deadline passed`)
     if (opts.signal?.aborted) return reject(deadline())
     const tooLarge = () => new FetchFailure('TOO_LARGE', `${url.href}: response larger than ${opts.maxBytes} bytes`)
     const send = url.protocol === 'https:' ? request : httpRequestRaw
     const req = send(url, {method: opts.method ?? 'GET', headers: opts.headers ?? {}, ...(opts.ca ? {ca: opts.ca} : {})}, (res) => {
+      res.on('error', (error: NodeJS.ErrnoException) => fail(new FetchFailure(error.code ?? 'UNREACHABLE', `${url.href}: ${error.message}`)))
       const announced = Number(res.headers['content-length'])
-      if (Number.isSafeInteger(announced) && announced > opts.maxBytes) return void req.destroy(tooLarge())
+      if (Number.isSafeInteger(announced) && announced > opts.maxBytes) return fail(tooLarge())
       const chunks: Buffer[] = []
       let size = 0
       res.on('data', (chunk: Buffer) => {
         size += chunk.length
-        if (size > opts.maxBytes) req.destroy(tooLarge())
-        else chunks.push(chunk)
+        if (size > opts.maxBytes) fail(tooLarge())
+        else if (!settled) chunks.push(chunk)
       })
-      res.on('end', () => resolve({status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks)}))
-      res.on('error', reject)
+      res.on('end', () => {
+        if (settled) return
+        settled = true
+        resolve({status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks)})
+      })
     })
-    const timer = setTimeout(() => req.destroy(new FetchFailure('TIMEOUT', `${url.href}: no answer within ${opts.timeoutMs} ms`)), opts.timeoutMs)
-    const abort = () => req.destroy(deadline())
+    const timer = setTimeout(() => fail(new FetchFailure('TIMEOUT', `${url.href}: no answer within ${opts.timeoutMs} ms`)), opts.timeoutMs)
+    const abort = () => fail(deadline())
     opts.signal?.addEventListener('abort', abort, {once: true})
     req.on('close', () => {
       clearTimeout(timer)
       opts.signal?.removeEventListener('abort', abort)
     })
-    req.on('error', (error: NodeJS.ErrnoException) => {
-      clearTimeout(timer)
-      reject(error instanceof FetchFailure ? error : new FetchFailure(error.code ?? 'UNREACHABLE', `${url.href}: ${error.message}`))
-    })
+    req.on('error', (error: NodeJS.ErrnoException) => fail(new FetchFailure(error.code ?? 'UNREACHABLE', `${url.href}: ${error.message}`)))
     req.end()
   })
 }

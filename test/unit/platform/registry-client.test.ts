@@ -152,6 +152,106 @@ describe('registry client', () => {
     }
   })
 
+  describe('within the command limits (control-plane/limits.ts)', () => {
+    const BUNDLE = 'application/vnd.dev.sigstore.bundle.v0.3+json'
+    const ref = (host: string) => ({registry: host, repository: 'golden/x', digest: DIGEST})
+    /** A registry with the referrers API serving `referrers` (each a list of blobs as its layers); every path asked for is logged. */
+    async function referrersRegistry(referrers: Buffer[][], opts: {extraIndexEntries?: number} = {}) {
+      const log: string[] = []
+      const blobs = new Map<string, Buffer>()
+      const manifests = new Map<string, Buffer>()
+      const entries = referrers.map((layers) => {
+        for (const b of layers) blobs.set(sha(b), b)
+        const m = Buffer.from(JSON.stringify({schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json', artifactType: BUNDLE, config: {mediaType: 'application/vnd.oci.empty.v1+json', digest: sha('{}'), size: 2}, layers: layers.map((b) => ({mediaType: BUNDLE, digest: sha(b), size: b.length})), subject: {mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: DIGEST, size: MANIFEST.length}}))
+        manifests.set(sha(m), m)
+        return {mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: sha(m), size: m.length, artifactType: BUNDLE}
+      })
+      const other = Array.from({length: opts.extraIndexEntries ?? 0}, (_, i) => ({mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: sha(`sbom ${i}`), size: 1, artifactType: 'application/spdx+json'}))
+      const host = await serve((req, res) => {
+        log.push(req.url!)
+        if (req.url === `/v2/golden/x/referrers/${DIGEST}`) return void res.writeHead(200).end(JSON.stringify({schemaVersion: 2, manifests: [...entries, ...other]}))
+        const [, kind, digest] = /^\/v2\/golden\/x\/(manifests|blobs)\/(.+)$/.exec(req.url!) ?? []
+        const body = (kind === 'manifests' ? manifests : blobs).get(digest ?? '')
+        if (body) return void res.writeHead(200).end(body)
+        res.writeHead(404).end()
+      })
+      return {host, log, digests: entries.map((e) => e.digest)}
+    }
+
+    it('fetches one signature at a time: nothing past the one the caller stops at', async () => {
+      const {host, log, digests} = await referrersRegistry([[Buffer.from('{"a":1}')], [Buffer.from('{"b":2}')], [Buffer.from('{"c":3}')]])
+      for await (const found of client(host).signatures(ref(host))) {
+        expect(found).toMatchObject({manifest: digests[0], bundleText: '{"a":1}'})
+        break
+      }
+      expect(log).toEqual([`/v2/golden/x/referrers/${DIGEST}`, `/v2/golden/x/manifests/${digests[0]}`, `/v2/golden/x/blobs/${sha('{"a":1}')}`])
+    })
+
+    it('refuses more signature referrers than maxRegistryReferrers before fetching any (other artifacts do not count)', async () => {
+      const {host, log} = await referrersRegistry(Array.from({length: 5}, (_, i) => [Buffer.from(`{"i":${i}}`)]), {extraIndexEntries: 20})
+      await expect(all(client(host, {limits: {maxRegistryReferrers: 5}}).signatures(ref(host)))).resolves.toHaveLength(5)
+      log.length = 0
+      const err = await all(client(host, {limits: {maxRegistryReferrers: 4}}).signatures(ref(host))).catch((e) => e)
+      expect(err).toMatchObject({code: 'REGISTRY_TOO_LARGE', details: {limit: 'maxRegistryReferrers', value: 4, flag: '--max-referrers'}, message: expect.stringMatching(/lists 5 signature referrers: over the maxRegistryReferrers cap of 4 \(--max-referrers raises it\)/)})
+      expect(log).toEqual([`/v2/golden/x/referrers/${DIGEST}`])
+    })
+
+    it('refuses an index or manifest listing more descriptors than maxRegistryDescriptors, and a referrer with more signature layers than maxRegistryLayers, before fetching them', async () => {
+      const index = await referrersRegistry([], {extraIndexEntries: 11})
+      await expect(all(client(index.host, {limits: {maxRegistryDescriptors: 10}}).signatures(ref(index.host)))).rejects.toMatchObject({code: 'REGISTRY_TOO_LARGE', details: {limit: 'maxRegistryDescriptors', value: 10, flag: '--max-descriptors'}})
+      const blob = Buffer.from('{"same":"bundle"}')
+      const many = await referrersRegistry([Array.from({length: 11}, () => blob)])
+      await expect(all(client(many.host, {limits: {maxRegistryDescriptors: 10}}).signatures(ref(many.host)))).rejects.toMatchObject({details: {limit: 'maxRegistryDescriptors'}})
+      await expect(all(client(many.host, {limits: {maxRegistryLayers: 10}}).signatures(ref(many.host)))).rejects.toMatchObject({code: 'REGISTRY_TOO_LARGE', details: {limit: 'maxRegistryLayers', value: 10, flag: '--max-layers'}})
+      expect(many.log.filter((p) => p.includes('/blobs/'))).toEqual([])
+      // Within the caps, a bundle listed again is tried once.
+      await expect(all(client(many.host, {limits: {maxRegistryLayers: 11}}).signatures(ref(many.host)))).resolves.toHaveLength(1)
+      expect(many.log.filter((p) => p.includes('/blobs/'))).toEqual([`/v2/golden/x/blobs/${sha(blob)}`])
+    })
+
+    it('caps each blob (maxRegistryBlobBytes) and each manifest (maxRegistryManifestBytes) on their own, and all the command reads together (maxRegistryBytes)', async () => {
+      const blobs = Array.from({length: 4}, (_, i) => Buffer.from(JSON.stringify({i, pad: 'x'.repeat(3000)})))
+      const {host} = await referrersRegistry(blobs.map((b) => [b]))
+      await expect(all(client(host, {limits: {maxRegistryBlobBytes: 2000}}).signatures(ref(host)))).rejects.toMatchObject({code: 'REGISTRY_TOO_LARGE', details: {limit: 'maxRegistryBlobBytes', value: 2000, flag: '--max-blob-bytes'}})
+      await expect(all(client(host, {limits: {maxRegistryManifestBytes: 200}}).signatures(ref(host)))).rejects.toMatchObject({code: 'REGISTRY_TOO_LARGE', details: {limit: 'maxRegistryManifestBytes', value: 200, flag: '--max-manifest-bytes'}})
+      const budget = client(host, {limits: {maxRegistryBytes: 10_000}})
+      const got: FoundSignature[] = []
+      const err = await (async () => {
+        for await (const f of budget.signatures(ref(host))) got.push(f)
+      })().catch((e) => e)
+      expect(err).toMatchObject({code: 'REGISTRY_TOO_LARGE', details: {limit: 'maxRegistryBytes', value: 10_000, flag: '--max-total-bytes'}})
+      expect(got.length).toBeGreaterThan(0)
+      expect(got.length).toBeLessThan(4)
+    })
+
+    it('stops reading a blob that streams past its cap without announcing its length, holding no more than the cap', async () => {
+      let sent = 0
+      const host = await serve((_req, res) => {
+        res.writeHead(200) // chunked: no content-length
+        const chunk = Buffer.alloc(64 * 1024, 32)
+        const more = () => {
+          while (sent < 1024 * 1024 * 1024 && res.write(chunk)) sent += chunk.length
+          if (!res.destroyed) res.once('drain', more)
+        }
+        more()
+      })
+      await expect(client(host, {limits: {maxRegistryBlobBytes: 256 * 1024}}).blob('golden/x', DIGEST)).rejects.toMatchObject({code: 'REGISTRY_TOO_LARGE', details: {limit: 'maxRegistryBlobBytes'}})
+      expect(sent).toBeLessThan(1024 * 1024 * 1024)
+    })
+
+    it('ends all registry work at the command deadline (registryDeadlineMs), however long each request may take', async () => {
+      const host = await serve(() => {
+        // never answers
+      })
+      const err = await client(host, {limits: {registryRequestMs: 600_000, registryDeadlineMs: 200}}).manifest('golden/x', DIGEST).catch((e) => e)
+      expect(err).toMatchObject({code: 'REGISTRY_TIMEOUT', details: {limit: 'registryDeadlineMs', value: 200, flag: '--deadline'}})
+      // Past the deadline, nothing more is asked.
+      const late = client(host, {limits: {registryDeadlineMs: 1}})
+      await new Promise((r) => setTimeout(r, 20))
+      await expect(late.manifest('golden/x', DIGEST)).rejects.toMatchObject({code: 'REGISTRY_TIMEOUT', details: {limit: 'registryDeadlineMs'}})
+    })
+  })
+
   describe('the token flow (WWW-Authenticate: Bearer realm, service, scope)', () => {
     /** A registry that wants `Bearer good` and a token service on `realm` that checks the password. */
     async function tokenRegistry(opts: {realm?: (auth: string) => string; token?: string; password?: string; hang?: boolean; challenge?: string | null} = {}) {
