@@ -22,7 +22,7 @@ export const registryFlags = {
   'max-blob-bytes': Flags.integer({description: `largest blob read (a signature bundle or payload), in bytes (default ${d.maxRegistryBlobBytes})`, min: 1, aliases: ['max-bytes'], helpGroup: group}),
   'max-total-bytes': count('bytes read from the registry by the whole command', d.maxRegistryBytes),
   timeout: Flags.string({description: `deadline for each registry request, e.g. 30s (default ${seconds(d.registryRequestMs)})`, helpGroup: group}),
-  deadline: Flags.string({description: `deadline for all the command's registry requests together, e.g. 5m (default ${seconds(d.registryDeadlineMs)})`, helpGroup: group}),
+  deadline: Flags.string({description: `deadline for all the command's registry requests together, counted from its start, e.g. 5m (default ${seconds(d.registryDeadlineMs)})`, helpGroup: group}),
 } satisfies {[K in RegistryLimit as FlagName<K>]: unknown}
 
 type Given = {[K in keyof typeof registryFlags]?: number | string | undefined}

@@ -92,8 +92,8 @@ function overCap(limits: RegistryLimits, limit: RegistryLimit, what: string): Re
 /** A registry past one of the command's deadlines: which, its value, the flag that raises it. */
 function pastDeadline(limits: RegistryLimits, limit: 'registryRequestMs' | 'registryDeadlineMs', what: string): RegistryError {
   const flag = REGISTRY_LIMIT_FLAGS[limit]
-  const scope = limit === 'registryDeadlineMs' ? `the registry work of this command took longer than its ${limit} deadline` : `no answer within the ${limit} deadline of one request`
-  return new RegistryError('TIMEOUT', `${what}: ${scope} of ${limits[limit]} ms (${flag} raises it)`, {limit, value: limits[limit], flag})
+  const past = limit === 'registryDeadlineMs' ? `the command's registry work ran past its deadline, ${limit} of ${limits[limit]} ms` : `no answer within ${limits[limit]} ms, the ${limit} deadline of one request`
+  return new RegistryError('TIMEOUT', `${what}: ${past} (${flag} raises it)`, {limit, value: limits[limit], flag})
 }
 
 /** The descriptors a manifest or index lists (`manifests`, `layers`); anything else there is none. */
