@@ -106,11 +106,11 @@ describe('every control class, through each renderer', () => {
   it('authorize: a policy id (a Cedar annotation) and evaluation errors', async () => {
     const {dir} = fleet
     const policies = join(dir, '..', 'hostile-policies')
-    await mkdir(policies)
-    await writeFile(join(policies, 'p.cedar'), `@id("allow${CONTROLS}")\npermit(principal, action, resource);\n@id("err${CONTROLS}")\nforbid(principal, action, resource) when { context.missing${''} == 1 };\n`)
+    await mkdir(join(policies, 'global'), {recursive: true})
+    await writeFile(join(policies, 'global', 'p.cedar'), `@id("allow\u001b[2J\u009b31m\u202e\u2066")\npermit(principal, action, resource);\n@id("err\u001b[2J\u009b31m\u202e\u2067")\nforbid(principal, action, resource) when { context.missing${''} == 1 };\n`)
     const r = await airlock(['authorize', '--policies', policies, '--principal', 'AgentKernel::User::"a"', '--action', 'AgentKernel::Action::"Run"', '--resource', 'AgentKernel::Sandbox::"s"'], {cwd: dir})
     clean(r, 'authorize')
-    expect(r.stdout).toContain('\\x1b[2J')
+    expect(r.stdout).toContain('error  err\\x1b[2J\\x9b31m\\u{202e}')
   })
 
   it('policy pull: what a bundle server answers', async () => {
