@@ -31,11 +31,23 @@ if (major < MIN_MAJOR) {
 const {enableCompileCache} = await import('node:module')
 enableCompileCache?.()
 
+// A reader that stops early (`airlock status | head -1`) closes the pipe: the rest of the output
+// has nowhere to go, and that is no error. The command ends with its own exit code, quietly;
+// waiting for stdout to drain (it never will) must not leave the process hanging on nothing.
+const closed = new Promise((resolve) => {
+  for (const stream of [process.stdout, process.stderr]) {
+    stream.on('error', (error) => {
+      if (error?.code !== 'EPIPE') throw error
+      if (stream === process.stdout) resolve()
+    })
+  }
+})
+
 const argv = process.argv.slice(2)
 const oclif = await import('@oclif/core')
 try {
   await oclif.run(argv, import.meta.url)
-  await oclif.flush()
+  if (!process.stdout.destroyed) await Promise.race([oclif.flush(), closed])
 } catch (error) {
   // Errors outside a command (unknown command or topic): same JSON shape and exit table.
   if (error?.oclif?.exit === 0) process.exit(0)

@@ -6,7 +6,7 @@ import type {Signer} from '../control-plane/crypto/keys.js'
 import type {ChangeRequest, Plan} from '../control-plane/plan/plan.js'
 import type {PipelineContext} from '../control-plane/pipeline/draft.js'
 import type {CandidateResult, Mode, Outcome, PipelineInput} from '../control-plane/pipeline/pipeline.js'
-import {forTerminal} from '../control-plane/terminal.js'
+import {forTerminal, guardHumanOutput} from '../control-plane/terminal.js'
 import {identityFlags} from './_identity.js'
 import {anchorInput} from './_policy.js'
 import type {ApplyResult} from '../control-plane/plan/apply.js'
@@ -39,6 +39,22 @@ export abstract class AirlockCommand extends Command {
 
   /** How the command ended when it did not throw; `finally` turns it into the exit code. */
   protected outcome: Exit = 'ok'
+
+  /** Writes data (JSON lines) to stdout past the human-output guard: JSON escapes its own strings. */
+  protected writeData: (text: string) => void = (text) => void process.stdout.write(text)
+
+  /**
+   * Human output (no --json) goes through `forHumanStream` on its way to stdout and stderr, as
+   * defense in depth: each renderer still passes every field it did not write through
+   * `forTerminal`, and a field one forgets still cannot drive the terminal.
+   */
+  protected override async init(): Promise<void> {
+    await super.init()
+    if (!this.jsonEnabled()) {
+      const raw = guardHumanOutput()
+      this.writeData = (text) => void raw.stdout(text)
+    }
+  }
 
   protected override async catch(err: Interfaces.CommandError): Promise<void> {
     process.exitCode = reportError(err, this.jsonEnabled())
@@ -140,9 +156,10 @@ export abstract class AirlockCommand extends Command {
     if (!this.jsonEnabled()) {
       const {renderPlan} = await import('../control-plane/plan/render.js')
       const tried = outcome.candidates ?? []
-      if (tried.length > 0) process.stdout.write(`Tried ${tried.length} candidate(s): ${tried.map((c) => `${c.layout ?? 'candidate'}${c.via ? ` (${c.via})` : ''} ${c.verified ? 'verifies' : `does not verify (${c.reason})`}`).join('; ')}\n\n`)
+      const t = (x: unknown) => forTerminal(String(x))
+      if (tried.length > 0) process.stdout.write(`Tried ${tried.length} candidate(s): ${tried.map((c) => `${t(c.layout ?? 'candidate')}${c.via ? ` (${t(c.via)})` : ''} ${c.verified ? 'verifies' : `does not verify (${t(c.reason)})`}`).join('; ')}\n\n`)
       process.stdout.write(renderPlan(outcome.plan, {color: this.color(), applied, staged}))
-      if (savedTo) process.stdout.write(`Saved the plan to ${savedTo}; apply it with: airlock apply ${savedTo}\n`)
+      if (savedTo) process.stdout.write(`Saved the plan to ${t(savedTo)}; apply it with: airlock apply ${t(savedTo)}\n`)
     }
     if (outcome.status === 'planned' && outcome.checkFailed) {
       if (!this.jsonEnabled() && outcome.refusal) process.stderr.write(`airlock: ${forTerminal(outcome.refusal.message, {keepNewlines: true})}\n`)

@@ -3,6 +3,7 @@ import type {Alignment} from '../platform/runtime/align.js'
 import type {TrustSource} from '../control-plane/pipeline/base.js'
 import {AirlockCommand, anchorFlag} from './_base.js'
 import {verifiedHead} from './_policy.js'
+import {forTerminal as t} from '../control-plane/terminal.js'
 
 export default class Align extends AirlockCommand {
   static override summary = 'Compare the digest an image is running at with the digest its manifest pins: ALIGNED or DRIFT.'
@@ -43,10 +44,10 @@ Runtimes: podman (the container named after the image), containerd (ctr, the con
     const count = (s: Alignment['status']) => results.filter((r) => r.status === s).length
     if (!this.jsonEnabled()) {
       for (const r of results) {
-        const where = `${r.image}/${r.channel}`
-        if (r.status === 'ALIGNED') this.log(`ALIGNED     ${where}  ${r.manifest}`)
-        else if (r.status === 'DRIFT') this.log(`DRIFT       ${where}\n  manifest  ${r.manifest}\n  running   ${r.running}`)
-        else this.log(`UNREADABLE  ${where}  ${r.reason}\n  manifest  ${r.manifest}`)
+        const where = `${t(r.image)}/${t(r.channel)}`
+        if (r.status === 'ALIGNED') this.log(`ALIGNED     ${where}  ${t(r.manifest)}`)
+        else if (r.status === 'DRIFT') this.log(`DRIFT       ${where}\n  manifest  ${t(r.manifest)}\n  running   ${t(String(r.running))}`)
+        else this.log(`UNREADABLE  ${where}  ${t(String(r.reason))}\n  manifest  ${t(r.manifest)}`)
       }
     }
     if (count('DRIFT') + count('UNREADABLE') > 0) this.failCheck()

@@ -6,6 +6,7 @@ import {AirlockCommand, anchorFlag} from './_base.js'
 import {identityFlags, tokenIdentity} from './_identity.js'
 import type {TrustSource} from '../control-plane/pipeline/base.js'
 import {bundleCacheDir, decisionPolicies, readInput, trustOf} from './_policy.js'
+import {forTerminal as t} from '../control-plane/terminal.js'
 
 type Decision = PolicyDecision & {evaluationMs: number; trustSource?: TrustSource}
 
@@ -65,8 +66,8 @@ export default class Authorize extends AirlockCommand {
     if (decision.decision === 'deny') this.failCheck()
     if (!this.jsonEnabled()) {
       const lines = [decision.decision.toUpperCase()]
-      for (const r of decision.reasons) lines.push(`  ${decision.failedClosed ? 'error in' : 'reason'} ${r.id} (${r.file}:${r.line})`)
-      for (const e of decision.errors) lines.push(`  error  ${e.id} (${e.file}:${e.line}): ${e.message}`)
+      for (const r of decision.reasons) lines.push(`  ${decision.failedClosed ? 'error in' : 'reason'} ${t(r.id)} (${t(r.file)}:${t(String(r.line))})`)
+      for (const e of decision.errors) lines.push(`  error  ${t(e.id)} (${t(e.file)}:${t(String(e.line))}): ${t(e.message)}`)
       if (decision.failedClosed) lines.push('  denied because a policy could not be evaluated (fail closed)')
       lines.push(`  evaluated in ${decision.evaluationMs.toFixed(3)} ms`)
       this.log(lines.join('\n'))
@@ -83,8 +84,8 @@ export default class Authorize extends AirlockCommand {
     const entity = (entities as Array<{uid?: EntityUid}>).find((e) => e.uid?.type === principal.type && e.uid?.id === principal.id)
     const effective = await effectivePolicy(cacheDir, (entity ?? {uid: principal}) as {uid: EntityUid}, trust, this.now, this.limits)
     if (!this.jsonEnabled()) {
-      for (const b of effective.bundles) process.stderr.write(`using ${b.scope} v${b.version}\n`)
-      for (const b of effective.skipped) process.stderr.write(`not using ${b.scope}: ${b.why}\n`)
+      for (const b of effective.bundles) process.stderr.write(`using ${t(b.scope)} v${t(String(b.version))}\n`)
+      for (const b of effective.skipped) process.stderr.write(`not using ${t(b.scope)}: ${t(b.why)}\n`)
     }
     return {tree: effective.tree, source}
   }
@@ -114,10 +115,10 @@ export default class Authorize extends AirlockCommand {
           entities: Array.isArray(r.entities) ? r.entities : entities,
         })
         decisions++
-        process.stdout.write(`${JSON.stringify({line: n, decision: d.decision, reasons: d.reasons.map((x) => x.id), errors: d.errors, failedClosed: d.failedClosed, evaluationMs: d.evaluationMs})}\n`)
+        this.writeData(`${JSON.stringify({line: n, decision: d.decision, reasons: d.reasons.map((x) => x.id), errors: d.errors, failedClosed: d.failedClosed, evaluationMs: d.evaluationMs})}\n`)
       } catch (error) {
         invalid++
-        process.stdout.write(`${JSON.stringify({line: n, ...toErrorJson(asAirlockError(error))})}\n`)
+        this.writeData(`${JSON.stringify({line: n, ...toErrorJson(asAirlockError(error))})}\n`)
       }
     }
     if (invalid > 0) this.outcome = 'invalid'

@@ -1,6 +1,7 @@
 import {Flags} from '@oclif/core'
 import type {RepairReport} from '../control-plane/plan/repair.js'
 import {AirlockCommand} from './_base.js'
+import {forTerminal as t} from '../control-plane/terminal.js'
 
 export default class Repair extends AirlockCommand {
   static override summary = 'Find what an interrupted apply left behind (locks, a half-finished checkout, temporary files, empty objects); fix it with --apply.'
@@ -19,7 +20,7 @@ export default class Repair extends AirlockCommand {
     const left = report.findings.filter((f) => !f.fix)
     if (left.length > 0) this.failCheck()
     if (!this.jsonEnabled()) {
-      const lines = report.findings.map((f) => `${f.fix ? (flags.apply ? 'FIXED' : 'FIX  ') : 'LEFT '} ${f.kind.padEnd(20)} ${f.problem}${f.fix ? `\n      ${flags.apply ? '' : 'with --apply: '}${f.fix}` : ''}`)
+      const lines = report.findings.map((f) => `${f.fix ? (flags.apply ? 'FIXED' : 'FIX  ') : 'LEFT '} ${t(f.kind).padEnd(20)} ${t(f.problem)}${f.fix ? `\n      ${flags.apply ? '' : 'with --apply: '}${t(f.fix)}` : ''}`)
       const fixable = report.findings.length - left.length
       lines.push(
         report.findings.length === 0

@@ -1,6 +1,8 @@
 import {Args} from '@oclif/core'
 import type {StatusReport} from '../control-plane/promote/status.js'
 import type {TrustSource} from '../control-plane/pipeline/base.js'
+import type {ExposedKey} from '../control-plane/crypto/keyfile.js'
+import {forTerminal as t} from '../control-plane/terminal.js'
 import {AirlockCommand, anchorFlag} from './_base.js'
 
 export default class Status extends AirlockCommand {
@@ -8,10 +10,15 @@ export default class Status extends AirlockCommand {
   static override args = {image: Args.string({description: 'only this image'})}
   static override flags = {...anchorFlag}
 
-  async run(): Promise<StatusReport & {history: {verified: boolean; anchor: {commit: string | null; pinned: boolean}; problems: unknown[]}; trustSource: TrustSource}> {
+  async run(): Promise<StatusReport & {history: {verified: boolean; anchor: {commit: string | null; pinned: boolean}; problems: unknown[]}; trustSource: TrustSource; exposedKeys: ExposedKey[]}> {
     const {args, flags} = await this.parse(Status)
     const repo = await this.repository(flags.repo)
-    const [{status}, {inspectHead, HOW_TO_PIN}, {anchorInput}] = await Promise.all([import('../control-plane/promote/status.js'), import('../control-plane/pipeline/base.js'), import('./_policy.js')])
+    const [{status}, {inspectHead, HOW_TO_PIN}, {anchorInput}, {exposedPrivateKeys}] = await Promise.all([
+      import('../control-plane/promote/status.js'),
+      import('../control-plane/pipeline/base.js'),
+      import('./_policy.js'),
+      import('../control-plane/crypto/keyfile.js'),
+    ])
     // A read-only view: it shows HEAD whatever its history, and says what that history is.
     const head = await inspectHead(repo, {anchor: anchorInput(flags), limits: this.limits, now: this.now})
     const history = head.verification
@@ -19,30 +26,34 @@ export default class Status extends AirlockCommand {
       ...(await status(repo, {image: args.image, limits: this.limits, verified: history.verified, unverified: history.unverified})),
       history: {verified: history.verified, anchor: history.anchor, problems: history.problems},
       trustSource: head.source,
+      // Private keys git would commit: tracked, or untracked and not ignored.
+      exposedKeys: await exposedPrivateKeys(repo, this.limits.maxFileBytes),
     }
     if (!this.jsonEnabled()) {
-      const {forTerminal} = await import('../control-plane/terminal.js')
       const a = report.history.anchor
-      const anchor = a.pinned ? `from trust anchor ${a.commit?.slice(0, 12)} (pinned by ${head.source.anchor.from})` : `UNPINNED: no trust anchor is pinned for this clone; ${HOW_TO_PIN}`
+      const anchor = a.pinned ? `from trust anchor ${t(String(a.commit).slice(0, 12))} (pinned by ${t(String(head.source.anchor.from))})` : `UNPINNED: no trust anchor is pinned for this clone; ${HOW_TO_PIN}`
       const lines = [
-        `${report.branch.replace('refs/heads/', '')} @ ${report.head.slice(0, 12)}`,
+        `${t(report.branch.replace('refs/heads/', ''))} @ ${t(report.head.slice(0, 12))}`,
         `history ${report.history.verified ? 'VERIFIED' : `UNVERIFIED (${report.history.problems.length} problem(s); airlock evidence verify lists them)`} ${anchor}`,
       ]
       for (const img of report.images) {
-        lines.push('', `${img.name}  ${img.repository}  tier ${img.tier}`)
+        lines.push('', `${t(img.name)}  ${t(img.repository)}  tier ${t(String(img.tier))}`)
         for (const ch of img.channels) {
           const last = ch.lastChange
-          lines.push(`  ${ch.channel.padEnd(8)} ${ch.digest}`)
-          lines.push(`  ${''.padEnd(8)} rollback target ${ch.rollbackTarget ?? 'none'}`)
+          lines.push(`  ${t(ch.channel).padEnd(8)} ${t(ch.digest)}`)
+          lines.push(`  ${''.padEnd(8)} rollback target ${ch.rollbackTarget === null ? 'none' : t(ch.rollbackTarget)}`)
           if (last) {
-            const what = last.receipt ? `${forTerminal(last.operation ?? 'change')}, receipt ${forTerminal(last.receipt)}` : 'changed outside airlock (no receipt of its own)'
-            lines.push(`  ${''.padEnd(8)} last change ${last.commit.slice(0, 12)}${last.verified ? '' : ' UNVERIFIED'} ${last.time} ${what}`)
-            if (last.requestedBy) lines.push(`  ${''.padEnd(8)}   requested by ${forTerminal(last.requestedBy)}`)
-            lines.push(`  ${''.padEnd(8)}   authored by  ${forTerminal(last.author)}`)
+            const what = last.receipt ? `${t(last.operation ?? 'change')}, receipt ${t(last.receipt)}` : 'changed outside airlock (no receipt of its own)'
+            lines.push(`  ${''.padEnd(8)} last change ${t(last.commit.slice(0, 12))}${last.verified ? '' : ' UNVERIFIED'} ${t(last.time)} ${what}`)
+            if (last.requestedBy) lines.push(`  ${''.padEnd(8)}   requested by ${t(last.requestedBy)}`)
+            lines.push(`  ${''.padEnd(8)}   authored by  ${t(last.author)}`)
           }
         }
       }
       this.log(lines.join('\n'))
+      for (const k of report.exposedKeys) {
+        process.stderr.write(`airlock: warning: ${t(k.path)} holds a private key and ${k.tracked ? 'is tracked by git (remove it: git rm --cached, and replace the key)' : 'is not ignored by git (add it to .gitignore)'}\n`)
+      }
     }
     return report
   }

@@ -2,6 +2,7 @@ import {Args, Flags} from '@oclif/core'
 import type {EgressDecision} from '../../control-plane/policy/egress/egress.js'
 import type {TrustSource} from '../../control-plane/pipeline/base.js'
 import {AirlockCommand, anchorFlag} from '../_base.js'
+import {forTerminal as t} from '../../control-plane/terminal.js'
 
 export default class EgressCheck extends AirlockCommand {
   static override summary = 'Would the egress policy let a sandbox connect to URL or HOST[:PORT]? allow (exit 0) or deny (exit 1), with the rule that decided.'
@@ -20,7 +21,7 @@ export default class EgressCheck extends AirlockCommand {
     const {policy, source} = await egressPolicy(flags, this)
     const decision = checkEgress(policy, parseTarget(args.target))
     if (decision.decision === 'deny') this.failCheck()
-    this.log(`${decision.decision.toUpperCase()} ${decision.host}:${decision.port}\n  rule ${decision.rule}`)
+    this.log(`${decision.decision.toUpperCase()} ${t(decision.host)}:${t(String(decision.port))}\n  rule ${t(decision.rule)}`)
     return {...decision, policy: policy.file, trustSource: source}
   }
 }

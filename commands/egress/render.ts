@@ -1,6 +1,7 @@
 import {Flags} from '@oclif/core'
 import type {TrustSource} from '../../control-plane/pipeline/base.js'
 import {AirlockCommand, anchorFlag} from '../_base.js'
+import {forTerminal as t} from '../../control-plane/terminal.js'
 
 export default class EgressRender extends AirlockCommand {
   static override summary = "Render the egress policy as an nftables ruleset for a sandbox's network namespace."
@@ -48,7 +49,7 @@ export default class EgressRender extends AirlockCommand {
     }
     if (resolver !== null && !isIP(resolver)) throw new AirlockError('USAGE', `--resolver: "${resolver}" is not an IP address`, {field: '--resolver'})
     const ruleset = renderNftables(policy, {resolved, source: `${source} at ${this.now.toISOString()}`, resolver, at: this.now})
-    if (!this.jsonEnabled()) process.stdout.write(ruleset)
+    if (!this.jsonEnabled()) process.stdout.write(t(ruleset, {keepNewlines: true}))
     return {ruleset, resolved: Object.fromEntries(resolved), source, resolver, trustSource}
   }
 }

@@ -1,4 +1,5 @@
 import {AirlockCommand} from '../_base.js'
+import {forTerminal as t} from '../../control-plane/terminal.js'
 
 interface ReceiptSummary {
   path: string
@@ -28,7 +29,7 @@ export default class EvidenceList extends AirlockCommand {
     }
     if (!this.jsonEnabled()) {
       if (receipts.length === 0) this.log('No receipts.')
-      for (const r of receipts) this.log(`${r.appliedAt.padEnd(24)} ${r.operation.padEnd(13)} ${r.requestedBy.padEnd(16)} ${r.path}\n${''.padEnd(25)}${r.summary}`)
+      for (const r of receipts) this.log(`${t(String(r.appliedAt)).padEnd(24)} ${t(String(r.operation)).padEnd(13)} ${t(String(r.requestedBy)).padEnd(16)} ${t(r.path)}\n${''.padEnd(25)}${t(String(r.summary))}`)
     }
     return {receipts}
   }

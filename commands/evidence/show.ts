@@ -3,6 +3,7 @@ import type {ReceiptStatement} from '../../control-plane/evidence/receipt.js'
 import type {TrustSource} from '../../control-plane/pipeline/base.js'
 import {AirlockCommand, anchorFlag} from '../_base.js'
 import {verifiedHead} from '../_policy.js'
+import {forTerminal as t} from '../../control-plane/terminal.js'
 
 export default class EvidenceShow extends AirlockCommand {
   static override summary = 'Show one receipt: its statement and whether its signatures verify against trust.yaml.'
@@ -29,8 +30,9 @@ export default class EvidenceShow extends AirlockCommand {
     const {signers, problem} = checkReceiptSignatures(receipt, await loadTrust(repo, await receiptAddedOn(repo, head, receipt.path), this.limits))
     if (problem) this.failCheck()
     if (!this.jsonEnabled()) {
-      this.log(`${receipt.path}\n  signatures ${problem ? `FAILED: ${problem.message}` : `ok (${signers.map((s) => `${s.slice(0, 16)}…`).join(', ')})`}\n`)
-      this.log(JSON.stringify(receipt.statement, null, 2))
+      this.log(`${t(receipt.path)}\n  signatures ${problem ? `FAILED: ${t(problem.message)}` : `ok (${signers.map((s) => `${t(s.slice(0, 16))}…`).join(', ')})`}\n`)
+      // JSON escapes C0 controls but not DEL, C1 or the bidirectional controls.
+      this.log(t(JSON.stringify(receipt.statement, null, 2), {keepNewlines: true}))
     }
     return {path: receipt.path, statement: receipt.statement, signers, problem: problem?.message ?? null, trustSource: source}
   }

@@ -4,6 +4,7 @@ import type {PinnedCheck} from '../../platform/images/policy.js'
 import {AirlockCommand, anchorFlag} from '../_base.js'
 import type {TrustSource} from '../../control-plane/pipeline/base.js'
 import {readInput, verifiedHead} from '../_policy.js'
+import {forTerminal as t} from '../../control-plane/terminal.js'
 
 type Result = (ImageSignatureResult | {results: PinnedCheck[]; verified: number; failed: number}) & {trustSource: TrustSource}
 
@@ -100,10 +101,10 @@ Nothing is fetched: the trusted root is manifests/sigstore/trusted_root.json (or
   private show(ref: string, result: ImageSignatureResult, trustSource: TrustSource): Result {
     if (!this.jsonEnabled()) {
       const s = result.signer
-      this.log(`Verified ${ref}`)
-      this.log(`  signer      ${'keyid' in s ? `key ${s.keyid}` : `${s.subject}\n  issuer      ${s.issuer}`}`)
-      this.log(`  bundle      ${result.bundleType}`)
-      for (const e of result.tlogEntries) this.log(`  tlog entry  index ${e.logIndex}${e.integratedTime ? `, integrated ${e.integratedTime}` : ''}`)
+      this.log(`Verified ${t(ref)}`)
+      this.log(`  signer      ${'keyid' in s ? `key ${t(s.keyid)}` : `${t(s.subject)}\n  issuer      ${t(s.issuer)}`}`)
+      this.log(`  bundle      ${t(result.bundleType)}`)
+      for (const e of result.tlogEntries) this.log(`  tlog entry  index ${t(String(e.logIndex))}${e.integratedTime ? `, integrated ${t(String(e.integratedTime))}` : ''}`)
       this.log(`  thresholds  tlog ${result.thresholds.tlog}, timestamps ${result.thresholds.timestamp} (${result.timestamps} present)`)
     }
     return {...result, trustSource}
@@ -120,8 +121,8 @@ Nothing is fetched: the trusted root is manifests/sigstore/trusted_root.json (or
     const failed = results.filter((r) => !r.verified).length
     if (!this.jsonEnabled()) {
       for (const r of results) {
-        const who = r.signer ? ('keyid' in r.signer ? `key ${r.signer.keyid.slice(0, 16)}…` : r.signer.subject) : ''
-        this.log(`${r.verified ? 'VERIFIED' : 'FAILED  '}  ${`${r.image}/${r.channel}`.padEnd(32)} ${r.digest.slice(0, 19)}…  ${r.verified ? who : `${r.reason}: ${r.message}`}`)
+        const who = r.signer ? ('keyid' in r.signer ? `key ${t(r.signer.keyid.slice(0, 16))}…` : t(r.signer.subject)) : ''
+        this.log(`${r.verified ? 'VERIFIED' : 'FAILED  '}  ${`${t(r.image)}/${t(r.channel)}`.padEnd(32)} ${t(r.digest.slice(0, 19))}…  ${r.verified ? who : `${t(String(r.reason))}: ${t(String(r.message))}`}`)
       }
       this.log(`\n${results.length - failed} verified, ${failed} failed`)
     }

@@ -2,6 +2,7 @@ import {Flags} from '@oclif/core'
 import type {TrustSource} from '../../control-plane/pipeline/base.js'
 import {AirlockCommand, anchorFlag} from '../_base.js'
 import {trustOf} from '../_policy.js'
+import {forTerminal as t} from '../../control-plane/terminal.js'
 
 export default class KeysAllowedSigners extends AirlockCommand {
   static override summary = "Print git's allowed-signers file for the evidence keys of trust.yaml, so `git verify-commit` checks airlock's commits."
@@ -16,7 +17,7 @@ export default class KeysAllowedSigners extends AirlockCommand {
     const {flags} = await this.parse(KeysAllowedSigners)
     const [{allowedSigners}, {trust, source}] = await Promise.all([import('../../control-plane/manifests/trust.js'), trustOf(flags, this)])
     const text = allowedSigners(trust)
-    if (!this.jsonEnabled()) process.stdout.write(text)
+    if (!this.jsonEnabled()) process.stdout.write(t(text, {keepNewlines: true}))
     return {allowedSigners: text, trustSource: source}
   }
 }

@@ -2,6 +2,7 @@ import {join} from 'node:path'
 import {Args, Flags} from '@oclif/core'
 import {ROLES} from '../../control-plane/manifests/models.js'
 import {AirlockCommand, planFlags, type PlanOutcome} from '../_base.js'
+import {forTerminal as t} from '../../control-plane/terminal.js'
 
 export default class KeysGenerate extends AirlockCommand {
   static override summary = 'Generate a key in keys/NAME.key (Ed25519, or ECDSA P-256 for images); with --apply, add its public half to trust.yaml.'
@@ -25,7 +26,7 @@ export default class KeysGenerate extends AirlockCommand {
     const key = await keyFor(file, args.name, algorithm)
     const publicKey = Buffer.from(key.publicKey).toString('base64')
     const how = key.pem ? (flags.apply ? 'New key for' : 'New key (not written; --apply writes it with the trust change) for') : 'Using'
-    if (!this.jsonEnabled()) this.log(`${how} ${file}\n  key id     ${key.keyid}\n  algorithm  ${algorithm}\n  public key ${publicKey}\n`)
+    if (!this.jsonEnabled()) this.log(`${how} ${t(file)}\n  key id     ${key.keyid}\n  algorithm  ${algorithm}\n  public key ${publicKey}\n`)
     const request = {kind: 'add-key' as const, name: args.name, role: flags.role as 'evidence', algorithm, publicKey, validFrom: flags['valid-from'] ?? this.now.toISOString().replace(/\.\d{3}Z$/, 'Z'), ...(flags['valid-until'] ? {validUntil: flags['valid-until']} : {})}
     // A new private key is a pipeline input: written only once the change trusting it is committed.
     const outcome = await this.runChange(repo, {request, ...(key.pem ? {newKey: {file, pem: key.pem}} : {})}, flags)

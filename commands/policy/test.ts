@@ -3,6 +3,7 @@ import {Args, Flags} from '@oclif/core'
 import type {TestCaseResult} from '../../control-plane/policy/tests.js'
 import {AirlockCommand} from '../_base.js'
 import {displayPath, policyTree} from '../_policy.js'
+import {forTerminal as t} from '../../control-plane/terminal.js'
 
 export default class PolicyTest extends AirlockCommand {
   static override summary = 'Run policy test cases (YAML: requests and the decision and reasons each must get).'
@@ -28,7 +29,7 @@ export default class PolicyTest extends AirlockCommand {
     const failed = results.filter((r) => !r.ok).length
     if (failed > 0) this.failCheck()
     if (!this.jsonEnabled()) {
-      for (const r of results) this.log(`${r.ok ? 'PASS' : 'FAIL'}  ${r.actual.padEnd(5)} ${r.name}${r.ok ? '' : `\n        ${r.message}\n        ${r.file}: ${r.request}`}`)
+      for (const r of results) this.log(`${r.ok ? 'PASS' : 'FAIL'}  ${t(r.actual).padEnd(5)} ${t(r.name)}${r.ok ? '' : `\n        ${t(String(r.message))}\n        ${t(r.file)}: ${t(r.request)}`}`)
       this.log(`\n${results.length - failed} passed, ${failed} failed`)
     }
     return {ok: failed === 0, passed: results.length - failed, failed, results}

@@ -2,6 +2,7 @@ import {Flags} from '@oclif/core'
 import type {PolicyProblem} from '../../control-plane/policy/engine.js'
 import {AirlockCommand} from '../_base.js'
 import {policyTree} from '../_policy.js'
+import {forTerminal as t} from '../../control-plane/terminal.js'
 
 export default class PolicyValidate extends AirlockCommand {
   static override summary = 'Parse the Cedar policies and validate them strictly against the schema.'
@@ -17,7 +18,7 @@ export default class PolicyValidate extends AirlockCommand {
     const problems = validateTree(tree)
     // Invalid policies are invalid input (exit 2), reported like every other error.
     if (problems.length > 0) throw invalidPolicy(problems)
-    this.log(`OK: ${tree.policies.length} policies valid against ${tree.schema?.file ?? '(no schema: parsed only)'}`)
+    this.log(`OK: ${tree.policies.length} policies valid against ${tree.schema ? t(tree.schema.file) : '(no schema: parsed only)'}`)
     return {ok: true, policies: tree.policies.length, schema: tree.schema?.file ?? null, problems}
   }
 }

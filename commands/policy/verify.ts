@@ -2,6 +2,7 @@ import {Args, Flags} from '@oclif/core'
 import type {TrustSource} from '../../control-plane/pipeline/base.js'
 import {AirlockCommand, anchorFlag} from '../_base.js'
 import {readInput, trustOf} from '../_policy.js'
+import {forTerminal as t} from '../../control-plane/terminal.js'
 
 interface VerifyResult {
   ok: true
@@ -46,7 +47,7 @@ export default class PolicyVerify extends AirlockCommand {
       digest: verified.digest,
       trustSource: source,
     }
-    if (!this.jsonEnabled()) this.log(`Verified ${args.bundle}: ${payload.scope} v${payload.version}, ${payload.policies.length} policies, ${verified.signers.length} signature(s), expires ${payload.expiresAt}`)
+    if (!this.jsonEnabled()) this.log(`Verified ${t(args.bundle)}: ${t(payload.scope)} v${t(String(payload.version))}, ${payload.policies.length} policies, ${verified.signers.length} signature(s), expires ${t(payload.expiresAt)}`)
     return result
   }
 }

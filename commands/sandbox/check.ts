@@ -2,6 +2,7 @@ import {AirlockCommand, anchorFlag} from '../_base.js'
 import {identityFlags} from '../_identity.js'
 import type {SandboxReport} from '../../platform/sandbox/check.js'
 import type {TrustSource} from '../../control-plane/pipeline/base.js'
+import {forTerminal as t} from '../../control-plane/terminal.js'
 
 export default class SandboxCheck extends AirlockCommand {
   static override summary = 'Check sandbox specs against the hardening baseline and the Cedar policies: pass (exit 0) or the findings (exit 1), each with its rule, file, line and field.'
@@ -47,8 +48,8 @@ Baseline: the image is a managed image's channel, or a repo@sha256: digest of a 
     const passed = sandboxes.every((r) => r.passed)
     if (!passed) this.failCheck()
     for (const r of sandboxes) {
-      this.log(`${r.passed ? 'PASS' : 'FAIL'} ${r.file} (${r.name})${r.image ? `  ${r.image.repository}@${r.image.digest.slice(0, 19)}…${r.image.verified ? ' verified' : ''}` : ''}`)
-      for (const f of r.findings) this.log(`  ${[f.file, f.line, f.column].filter((x) => x !== undefined).join(':')}: ${f.field || '(spec)'}: ${f.message} [${f.rule}]`)
+      this.log(`${r.passed ? 'PASS' : 'FAIL'} ${t(r.file)} (${t(String(r.name))})${r.image ? `  ${t(r.image.repository)}@${t(r.image.digest.slice(0, 19))}…${r.image.verified ? ' verified' : ''}` : ''}`)
+      for (const f of r.findings) this.log(`  ${t([f.file, f.line, f.column].filter((x) => x !== undefined).join(':'))}: ${f.field ? t(f.field) : '(spec)'}: ${t(f.message)} [${t(f.rule)}]`)
     }
     return {passed, commit, sandboxes, trustSource: source}
   }

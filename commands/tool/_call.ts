@@ -3,6 +3,7 @@ import {Flags} from '@oclif/core'
 import type {ToolPolicy} from '../../control-plane/policy/tools/tools.js'
 import {anchorFlag} from '../_base.js'
 import {readInput} from '../_policy.js'
+import {forTerminal} from '../../control-plane/terminal.js'
 
 export const toolPolicyFlags = {
   policy: Flags.string({description: 'a ToolPolicy file (default: manifests/tool-policy.yaml at HEAD, whose history must verify)'}),
@@ -32,5 +33,5 @@ export async function readParams(arg: string, policy: ToolPolicy): Promise<{para
 export async function warnFindings(policy: ToolPolicy, json: boolean): Promise<void> {
   if (json) return
   const {findingText} = await import('../../control-plane/policy/tools/tools.js')
-  for (const f of policy.findings) process.stderr.write(`airlock: warning: ${findingText(f)} (${f.tool} is denied)\n`)
+  for (const f of policy.findings) process.stderr.write(`airlock: warning: ${forTerminal(findingText(f))} (${forTerminal(f.tool)} is denied)\n`)
 }

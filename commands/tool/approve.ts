@@ -2,6 +2,7 @@ import {Args, Flags} from '@oclif/core'
 import type {ApprovalStatement} from '../../control-plane/policy/tools/approval.js'
 import {AirlockCommand} from '../_base.js'
 import {paramsFlag, readParams, toolPolicyFlags} from './_call.js'
+import {forTerminal as t} from '../../control-plane/terminal.js'
 
 export default class ToolApprove extends AirlockCommand {
   static override summary = 'Approve one tool call: print a signed, expiring token for TOOL with exactly these parameters, for `airlock tool check --approval`.'
@@ -52,8 +53,8 @@ export default class ToolApprove extends AirlockCommand {
       ttlMs,
     })
     if (this.jsonEnabled()) return made
-    if (decision.decision === 'allow') process.stderr.write(`airlock: note: ${args.tool} needs no approval (rule ${decision.rule}); the token is made anyway\n`)
-    process.stderr.write(`airlock: approved ${args.tool} with parameters ${made.statement.paramsDigest} until ${made.statement.expiresAt}\n`)
+    if (decision.decision === 'allow') process.stderr.write(`airlock: note: ${t(args.tool)} needs no approval (rule ${t(decision.rule)}); the token is made anyway\n`)
+    process.stderr.write(`airlock: approved ${t(args.tool)} with parameters ${made.statement.paramsDigest} until ${made.statement.expiresAt}\n`)
     this.log(made.token)
     return made
   }

@@ -3,6 +3,7 @@ import type {ToolDecision, ToolFinding} from '../../control-plane/policy/tools/t
 import type {TrustSource} from '../../control-plane/pipeline/base.js'
 import {AirlockCommand} from '../_base.js'
 import {paramsFlag, readParams, toolPolicyFlags, warnFindings} from './_call.js'
+import {forTerminal as t} from '../../control-plane/terminal.js'
 
 export default class ToolCheck extends AirlockCommand {
   static override summary = 'May an agent call TOOL with these parameters? allow (exit 0), deny or needs_approval (exit 1), with the rule that decided.'
@@ -35,10 +36,10 @@ A tool with approval: required, or at or above spec.approvalFrom, answers needs_
     const decision = checkTool(policy, call, approval)
     if (decision.decision !== 'allow') this.failCheck()
     await warnFindings(policy, this.jsonEnabled())
-    const lines = [`${decision.decision.toUpperCase()} ${decision.tool}`, `  rule ${decision.rule}`]
-    if (decision.hashes) lines.push(`  recorded ${decision.hashes.recorded}`, `  computed ${decision.hashes.computed}`)
-    if (decision.decision === 'needs_approval') lines.push(`  params ${decision.paramsDigest}`, `  approve with: airlock tool approve ${decision.tool} --params …`)
-    if (decision.approval) lines.push(`  approved by ${decision.approval.approvedBy} (keys ${decision.approval.keyids.map((k) => k.slice(0, 12)).join(', ')}) until ${decision.approval.expiresAt}`)
+    const lines = [`${decision.decision.toUpperCase()} ${t(decision.tool)}`, `  rule ${t(decision.rule)}`]
+    if (decision.hashes) lines.push(`  recorded ${t(String(decision.hashes.recorded))}`, `  computed ${t(String(decision.hashes.computed))}`)
+    if (decision.decision === 'needs_approval') lines.push(`  params ${t(String(decision.paramsDigest))}`, `  approve with: airlock tool approve ${t(decision.tool)} --params …`)
+    if (decision.approval) lines.push(`  approved by ${t(decision.approval.approvedBy)} (keys ${decision.approval.keyids.map((k) => t(k.slice(0, 12))).join(', ')}) until ${t(decision.approval.expiresAt)}`)
     this.log(lines.join('\n'))
     return {...decision, policy: policy.file, policyHash: policy.hash, findings: policy.findings, trustSource: source}
   }

@@ -1,6 +1,7 @@
 import {Flags} from '@oclif/core'
 import {AirlockCommand} from '../_base.js'
 import {toolPolicyFlags} from './_call.js'
+import {forTerminal} from '../../control-plane/terminal.js'
 
 type Tool = {name: string; recorded: string; computed: string; matches: boolean}
 
@@ -26,8 +27,8 @@ export default class ToolHash extends AirlockCommand {
     const {policy} = await toolPolicy(flags, this)
     const tools = [...policy.allowed.values()].map((t) => ({name: t.name, recorded: t.schemaHash, computed: t.computedHash, matches: t.schemaHash === t.computedHash}))
     if (tools.some((t) => !t.matches)) this.failCheck()
-    this.log(`${policy.hash}  ${policy.file}`)
-    for (const t of tools) this.log(`  ${t.computed}  ${t.name}${t.matches ? '' : `  (recorded ${t.recorded}: does not match)`}`)
+    this.log(`${policy.hash}  ${forTerminal(policy.file)}`)
+    for (const t of tools) this.log(`  ${forTerminal(String(t.computed))}  ${forTerminal(t.name)}${t.matches ? '' : `  (recorded ${forTerminal(String(t.recorded))}: does not match)`}`)
     return {hash: policy.hash, policy: policy.file, tools}
   }
 }

@@ -1,6 +1,7 @@
 import type {AllowedTool, ToolFinding} from '../../control-plane/policy/tools/tools.js'
 import {AirlockCommand} from '../_base.js'
 import {toolPolicyFlags, warnFindings} from './_call.js'
+import {forTerminal} from '../../control-plane/terminal.js'
 
 type Listed = Pick<AllowedTool, 'name' | 'risk' | 'sideEffects' | 'capabilities' | 'schemaHash' | 'description'> & {approval: boolean}
 
@@ -16,8 +17,8 @@ export default class ToolList extends AirlockCommand {
     const tools = listTools(policy).map((t) => ({name: t.name, risk: t.risk, approval: t.approval !== null, sideEffects: t.sideEffects, capabilities: t.capabilities, schemaHash: t.schemaHash, description: t.description}))
     await warnFindings(policy, this.jsonEnabled())
     const width = Math.max(4, ...tools.map((t) => t.name.length))
-    this.log(`${policy.file} (${policy.name}), ${tools.length} tool(s) an agent may call:`)
-    for (const t of tools) this.log(`  ${t.name.padEnd(width)}  ${t.risk} ${RISK_MEANING[t.risk].padEnd(29)} ${t.approval ? 'approval  ' : '          '}${t.sideEffects.join(', ') || '-'}`)
+    this.log(`${forTerminal(policy.file)} (${forTerminal(policy.name)}), ${tools.length} tool(s) an agent may call:`)
+    for (const t of tools) this.log(`  ${forTerminal(t.name).padEnd(width)}  ${forTerminal(String(t.risk))} ${RISK_MEANING[t.risk].padEnd(29)} ${t.approval ? 'approval  ' : '          '}${forTerminal(t.sideEffects.join(', ')) || '-'}`)
     return {policy: policy.file, policyHash: policy.hash, tools, findings: policy.findings}
   }
 }

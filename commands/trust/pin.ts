@@ -1,6 +1,7 @@
 import {Args, Flags} from '@oclif/core'
 import type {AnchorCandidate} from '../../control-plane/pipeline/base.js'
 import {AirlockCommand} from '../_base.js'
+import {forTerminal} from '../../control-plane/terminal.js'
 
 export default class TrustPin extends AirlockCommand {
   static override summary = "Pin this clone's trust anchor: show the keys its trust.yaml holds, and with --apply record it in git config airlock.trustAnchor."
@@ -30,22 +31,22 @@ In CI, keep the anchor in a variable outside the repository instead: AIRLOCK_TRU
     if (pinned) await pinAnchor(repo, anchor.commit)
     if (mismatch) this.failCheck()
     if (!this.jsonEnabled()) {
-      const {forTerminal} = await import('../../control-plane/terminal.js')
-      const lines = [`trust anchor ${anchor.commit}`, `  ${anchor.committedAt}  ${forTerminal(anchor.subject)}`, `  trust.yaml ${anchor.trust.digest} (the whole file: keys, roles, windows, thresholds)`, '  keys in its trust.yaml (compare with what you were given):']
+      const t = (x: unknown) => forTerminal(String(x))
+      const lines = [`trust anchor ${t(anchor.commit)}`, `  ${t(anchor.committedAt)}  ${t(anchor.subject)}`, `  trust.yaml ${t(anchor.trust.digest)} (the whole file: keys, roles, windows, thresholds)`, '  keys in its trust.yaml (compare with what you were given):']
       for (const k of anchor.keys) {
         lines.push(
-          `    ${k.roles.join(',').padEnd(18)} ${k.name === null ? '(unnamed)' : `"${forTerminal(k.name)}"`}  ${k.algorithm}  valid ${k.validFrom} → ${k.validUntil ?? 'no end'}`,
-          `      id  ${k.id}`,
-          ...(k.ssh ? [`      ssh ${k.ssh}`] : []),
+          `    ${t(k.roles.join(',')).padEnd(18)} ${k.name === null ? '(unnamed)' : `"${t(k.name)}"`}  ${t(k.algorithm)}  valid ${t(k.validFrom)} → ${k.validUntil ? t(k.validUntil) : 'no end'}`,
+          `      id  ${t(k.id)}`,
+          ...(k.ssh ? [`      ssh ${t(k.ssh)}`] : []),
         )
       }
-      lines.push(`  thresholds ${Object.entries(anchor.trust.thresholds).map(([r, n]) => `${r} ${n}`).join(', ')}`)
+      lines.push(`  thresholds ${Object.entries(anchor.trust.thresholds).map(([r, n]) => `${t(r)} ${t(n)}`).join(', ')}`)
       lines.push(anchor.unsigned ? `  NOT AN ANCHOR: ${anchor.unsigned.code} ${forTerminal(anchor.unsigned.message)}` : '  signed by an evidence key of its own trust.yaml')
       const h = anchor.head
-      lines.push(`  HEAD ${h.commit.slice(0, 12)} ${h.verified ? 'verifies from this anchor' : `does NOT verify from this anchor: ${h.problem ? `${h.problem.code} ${forTerminal(h.problem.message)}` : 'unknown'}`}`)
-      for (const m of missing) lines.push(`  EXPECTED, NOT TRUSTED by this anchor: ${m}`)
-      for (const u of unexpected) lines.push(`  TRUSTED by this anchor, NOT EXPECTED: ${u}`)
-      if (trustDiffers) lines.push(`  trust.yaml is ${anchor.trust.digest}, NOT the expected ${forTerminal(flags['expect-trust']!)}`)
+      lines.push(`  HEAD ${t(h.commit.slice(0, 12))} ${h.verified ? 'verifies from this anchor' : `does NOT verify from this anchor: ${h.problem ? `${h.problem.code} ${forTerminal(h.problem.message)}` : 'unknown'}`}`)
+      for (const m of missing) lines.push(`  EXPECTED, NOT TRUSTED by this anchor: ${t(m)}`)
+      for (const u of unexpected) lines.push(`  TRUSTED by this anchor, NOT EXPECTED: ${t(u)}`)
+      if (trustDiffers) lines.push(`  trust.yaml is ${t(anchor.trust.digest)}, NOT the expected ${forTerminal(flags['expect-trust']!)}`)
       if (pinned) lines.push(`Pinned: git config ${ANCHOR_CONFIG} ${anchor.commit}`)
       else if (anchor.unsigned) lines.push('Not pinned: this commit cannot be a trust anchor.')
       else if (mismatch) lines.push('Not pinned: the anchor does not trust exactly what you expected.')

@@ -1,7 +1,8 @@
 import {constants} from 'node:fs'
-import {link, mkdir, open, stat, unlink} from 'node:fs/promises'
+import {link, lstat, mkdir, open, stat, unlink} from 'node:fs/promises'
 import {readRegularFile, tempName} from '../repo/files.js'
-import {dirname} from 'node:path'
+import {dirname, join} from 'node:path'
+import type {Repository} from '../repo/repository.js'
 import {AirlockError} from '../errors.js'
 
 /**
@@ -61,4 +62,39 @@ export async function stagePrivateFile(path: string, text: string): Promise<{tmp
     },
     discard: () => unlink(tmp).catch(() => {}),
   }
+}
+
+/**
+ * A private key as airlock writes one (PKCS#8 PEM) and as other tools do: PEM (RSA, EC, DSA,
+ * ENCRYPTED, OPENSSH…) and OpenSSH's own format.
+ */
+const PRIVATE_KEY = /-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY-----/
+
+/** A key file git would commit: tracked already, or untracked and not ignored. */
+export interface ExposedKey {
+  path: string
+  tracked: boolean
+}
+
+/**
+ * The files in the work tree holding a private key that git does not ignore (DESIGN.md §6:
+ * private keys are never committed): each regular file git would list, read up to `maxBytes`.
+ */
+export async function exposedPrivateKeys(repo: Repository, maxBytes: number): Promise<ExposedKey[]> {
+  const found: ExposedKey[] = []
+  const head = Buffer.alloc(maxBytes)
+  for (const file of await repo.unignoredFiles()) {
+    const abs = join(repo.dir, file.path)
+    const st = await lstat(abs).catch(() => null)
+    if (!st?.isFile()) continue
+    const handle = await open(abs, constants.O_RDONLY | constants.O_NOFOLLOW).catch(() => null)
+    if (!handle) continue
+    try {
+      const {bytesRead} = await handle.read(head, 0, maxBytes, 0)
+      if (PRIVATE_KEY.test(head.toString('latin1', 0, bytesRead))) found.push(file)
+    } finally {
+      await handle.close()
+    }
+  }
+  return found
 }

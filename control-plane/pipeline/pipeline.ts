@@ -161,17 +161,45 @@ const COMPARED = ['operation', 'summary', 'branch', 'baseCommit', 'inputs', 'det
  * the pinned signatures now — and the result must equal the saved plan field by field.
  */
 async function replan(repo: Repository, saved: Plan, ctx: PipelineContext): Promise<Plan> {
+  const review = await reviewSaved(repo, saved, ctx)
+  if (review.refusal) throw review.refusal
+  return review.recomputed!
+}
+
+/** What running a saved plan's request again came to: the plan it computes now, and why apply would refuse it. */
+export interface SavedPlanReview {
+  /** The plan its request computes now (null: stale, or the request does not compute). */
+  recomputed: Plan | null
+  /** The compared fields in which the saved plan is not what its request computes now. */
+  differs: string[]
+  /** Why `apply` would refuse the saved plan now (null: it would apply it, as the one who asked). */
+  refusal: AirlockError | null
+}
+
+/**
+ * The checks `apply` makes of a saved plan, without applying anything (`plan show` renders
+ * them): not stale, its request computes now, whoever asks is allowed, on a base that verifies,
+ * and the result equals the saved plan. Refusals are returned in the order `apply` meets them.
+ */
+export async function reviewSaved(repo: Repository, saved: Plan, ctx: PipelineContext): Promise<SavedPlanReview> {
   const stale = staleness(saved, await repo.head())
-  if (stale) throw stale
-  const again = await planChange(repo, saved.request, {...ctx, createdAt: saved.createdAt, reason: saved.reason, requestedBy: saved.requestedBy})
-  // Whoever applies now must be allowed now, on a base that verifies now, whatever the file says.
-  const refused = refusal(again)
-  if (refused) throw refused
-  const differs = COMPARED.filter((f) => canonicalJson(saved[f] ?? null) !== canonicalJson(again[f] ?? null))
-  if (differs.length > 0) {
-    throw new AirlockError('PLAN_MISMATCH', `the saved plan is not what its request computes now (${differs.join(', ')} differ); it was edited or made by another version; make a new plan`, {fields: differs})
+  if (stale) return {recomputed: null, differs: [], refusal: stale}
+  let again: Plan
+  try {
+    again = await planChange(repo, saved.request, {...ctx, createdAt: saved.createdAt, reason: saved.reason, requestedBy: saved.requestedBy})
+  } catch (error) {
+    const e = asAirlockError(error)
+    if (e.code === 'INTERNAL') throw error
+    return {recomputed: null, differs: [], refusal: e}
   }
-  return again
+  const differs = COMPARED.filter((f) => canonicalJson(saved[f] ?? null) !== canonicalJson(again[f] ?? null))
+  // Whoever applies must be allowed now, on a base that verifies now, whatever the file says.
+  const refused =
+    refusal(again) ??
+    (differs.length > 0
+      ? new AirlockError('PLAN_MISMATCH', `the saved plan is not what its request computes now (${differs.join(', ')} differ); it was edited or made by another version; make a new plan`, {fields: differs})
+      : null)
+  return {recomputed: again, differs, refusal: refused}
 }
 
 /** A candidate request (e.g. one signature a registry holds) and what to call it in the outcome. */

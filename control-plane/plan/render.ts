@@ -16,7 +16,7 @@ function paint(color: boolean) {
  * details, reason, principals, policy ids, signers, paths, every line of every diff — passes the
  * one sanitizer (`t`), so no file content can move the cursor and redraw what is reviewed.
  */
-export function renderPlan(plan: Plan, opts: {color: boolean; applied?: {commit: string; receipt: string} | null; staged?: string[] | null}): string {
+export function renderPlan(plan: Plan, opts: {color: boolean; applied?: {commit: string; receipt: string} | null; staged?: string[] | null; verdict?: {ok: boolean; text: string}}): string {
   const c = paint(opts.color)
   const t = (text: unknown) => forTerminal(String(text))
   const out: string[] = []
@@ -24,14 +24,14 @@ export function renderPlan(plan: Plan, opts: {color: boolean; applied?: {commit:
   out.push(`  base            ${t(plan.branch.replace('refs/heads/', ''))} @ ${plan.baseCommit ? t(plan.baseCommit.slice(0, 12)) : '(no commit yet)'}`)
   const h = plan.base
   if (h) {
-    const anchor = h.anchor.commit ? `${h.anchor.commit.slice(0, 12)}${h.anchor.pinned ? ' (pinned)' : ''}` : 'none'
+    const anchor = h.anchor.commit ? `${t(String(h.anchor.commit).slice(0, 12))}${h.anchor.pinned ? ' (pinned)' : ''}` : 'none'
     if (!h.anchor.pinned) {
       out.push(`  history         ${c('red', 'UNPINNED')}: no trust anchor is pinned for this clone, so nothing in it is trusted yet`)
       out.push(c('red', `                  --apply and --out would be refused; ${HOW_TO_PIN}`))
     } else if (h.verified) out.push(`  history         ${c('green', 'VERIFIED')} from trust anchor ${anchor}`)
     else {
       const first = h.problems[0]
-      out.push(`  history         ${c('red', 'UNVERIFIED')} from trust anchor ${anchor}${first ? `: ${first.code} ${forTerminal(first.message)}` : ''}`)
+      out.push(`  history         ${c('red', 'UNVERIFIED')} from trust anchor ${anchor}${first ? `: ${t(first.code)} ${t(first.message)}` : ''}`)
       out.push(c('red', '                  --apply and --out would be refused'))
     }
   }
@@ -54,12 +54,13 @@ export function renderPlan(plan: Plan, opts: {color: boolean; applied?: {commit:
     // Each distinct signer that counted toward the image's threshold.
     if (sig.threshold !== undefined && (sig.threshold > 1 || (sig.signers?.length ?? 0) > 1)) {
       const names = (sig.signers ?? []).map((s) => ('keyid' in s.signer ? `key ${t(s.signer.keyid.slice(0, 16))}…` : `${t(s.signer.subject)} (issuer ${t(s.signer.issuer)})`))
-      out.push(`  signers         ${names.length} of threshold ${sig.threshold}: ${names.join(', ')}`)
+      out.push(`  signers         ${names.length} of threshold ${t(sig.threshold)}: ${names.join(', ')}`)
     }
   }
   out.push('')
   if (plan.changes.length === 0) {
     out.push(c('green', 'No changes. The repository already matches this request.'))
+    if (opts.verdict) out.push(c(opts.verdict.ok ? 'dim' : 'red', opts.verdict.text))
     return `${out.join('\n')}\n`
   }
   const counts = {create: 0, modify: 0, delete: 0}
@@ -84,9 +85,11 @@ export function renderPlan(plan: Plan, opts: {color: boolean; applied?: {commit:
   out.push('')
   out.push(`Plan: ${counts.create} to add, ${counts.modify} to change, ${counts.delete} to remove.  digest ${t(plan.digest)}`)
   if (opts.applied) {
-    out.push(c('green', `Applied in commit ${opts.applied.commit}; receipt ${opts.applied.receipt}.`))
+    out.push(c('green', `Applied in commit ${t(opts.applied.commit)}; receipt ${t(opts.applied.receipt)}.`))
   } else if (opts.staged) {
     out.push(c('green', `Wrote ${opts.staged.length ? t(opts.staged.join(', ')) : 'nothing new'} to the work tree; nothing is committed. Commit the change with: airlock change --apply`))
+  } else if (opts.verdict) {
+    out.push(c(opts.verdict.ok ? 'dim' : 'red', opts.verdict.text))
   } else {
     // Never the advice to apply what would be refused.
     const refused = (h && (!h.anchor.pinned || !h.verified)) || a?.decision === 'deny'

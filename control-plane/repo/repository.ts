@@ -538,6 +538,28 @@ export class Repository {
     return rows.filter(([, head, work]) => !(head === 1 && work === 1) && !(head === 0 && work === 0)).map(([path, , work]) => ({path, deleted: work === 0}))
   }
 
+  /**
+   * Every work-tree file git would not ignore: tracked ones (in the index) and untracked ones its
+   * ignore rules do not match (.gitignore files, .git/info/exclude, core.excludesFile), as
+   * `git ls-files --cached --others --exclude-standard` lists them; where git is not installed,
+   * isomorphic-git's reading of the same rules.
+   */
+  async unignoredFiles(): Promise<Array<{path: string; tracked: boolean}>> {
+    const r = await execa('git', ['ls-files', '-z', '-t', '--cached', '--others', '--exclude-standard'], {cwd: this.dir, reject: false, stripFinalNewline: false})
+    if ((r as {code?: string}).code === 'ENOENT') {
+      const rows = await git.statusMatrix({fs: this.fs, dir: this.dir, cache: this.cache})
+      return rows.filter(([, , work]) => work !== 0).map(([path, head, , stage]) => ({path, tracked: head === 1 || stage !== 0}))
+    }
+    if (r.exitCode !== 0) throw new AirlockError('INVALID_INPUT', `${this.dir}: git ls-files failed: ${String(r.stderr).trim() || `exit ${r.exitCode}`}`, {path: this.dir})
+    const seen = new Map<string, boolean>()
+    for (const entry of String(r.stdout).split('\0')) {
+      if (entry.length < 3) continue
+      const path = entry.slice(2)
+      seen.set(path, (seen.get(path) ?? false) || entry[0] !== '?')
+    }
+    return [...seen].map(([path, tracked]) => ({path, tracked}))
+  }
+
   /** Paths among `paths` whose work-tree or index state differs from HEAD (uncommitted changes). */
   async uncommitted(paths: string[]): Promise<string[]> {
     if (paths.length === 0) return []

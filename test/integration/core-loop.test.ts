@@ -207,7 +207,7 @@ describe('saved plans', () => {
     const saved = await airlock(['promote', 'agent-runner', '--digest', NEXT, '--to', 'canary', '--out', out], {cwd: dir})
     expect(saved.exitCode).toBe(0)
     const shown = await airlock(['plan', 'show', out, '--json'], {cwd: dir})
-    expect(shown.json.operation).toBe('promote')
+    expect(shown.json).toMatchObject({saved: {operation: 'promote'}, recomputed: {operation: 'promote'}, matches: true, refusal: null})
 
     const edited = join(dir, '..', 'edited.json')
     const plan = JSON.parse(await readFile(out, 'utf8'))

@@ -33,3 +33,12 @@ describe('forTerminal', () => {
     expect(forTerminal(text)).toBe(text)
   })
 })
+
+describe('forHumanStream (the last guard on stdout and stderr)', () => {
+  it("escapes every control class but keeps newlines, tabs and airlock's own colours", async () => {
+    const {forHumanStream} = await import('../../control-plane/terminal.js')
+    for (const [, input] of CLASSES.slice(0, -1)) expect(forHumanStream(input)).not.toMatch(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/)
+    expect(forHumanStream('\u001b[31mDENY\u001b[39m\n\tok')).toBe('\u001b[31mDENY\u001b[39m\n\tok')
+    expect(forHumanStream('\u001b[8mhidden\u001b[2J')).toBe('\\x1b[8mhidden\\x1b[2J')
+  })
+})
