@@ -9,7 +9,7 @@ import {writeFile} from 'node:fs/promises'
 import {join} from 'node:path'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 import {DEFAULT_LIMITS} from '../../control-plane/limits.js'
-import {parseEgress, renderNftables} from '../../control-plane/policy/egress/egress.js'
+import {METADATA_ADDRESSES, parseEgress, renderNftables} from '../../control-plane/policy/egress/egress.js'
 import {airlock, initFleet, ROOT, tempDir} from '../helpers.js'
 
 const NFT = ['/usr/sbin/nft', '/sbin/nft'].find((p) => existsSync(p))
@@ -52,7 +52,11 @@ describe.runIf(RUN)('egress render --format nftables', () => {
       const ruleset = renderNftables(policy(spec), {resolved, source: 'answers.json', resolver: '10.0.0.2', at: AT})
       expect(ruleset).toMatch(/policy drop;/)
       if (!spec.includes('network: false')) {
-        expect(ruleset).toMatch(/ip daddr \{ 169\.254\.169\.254 \} drop/)
+        const v4 = METADATA_ADDRESSES.filter((a) => !a.includes(':'))
+        const v6 = METADATA_ADDRESSES.filter((a) => a.includes(':'))
+        expect(ruleset).toContain(`ip daddr { ${v4.join(', ')} } drop`)
+        expect(ruleset).toContain(`ip6 daddr { ${v6.join(', ')} } drop`)
+        for (const a of ['169.254.170.2', '168.63.129.16', '192.0.0.192', '100.100.100.200', 'fd00:ec2::254', 'fd00:ec2::23', 'fe80::a9fe:a9fe']) expect(ruleset).toContain(a)
         expect(ruleset.indexOf('169.254.169.254')).toBeLessThan(ruleset.indexOf(' accept', ruleset.indexOf('tcp dport 53 accept') + 20))
       } else expect(ruleset.match(/ accept/g)).toEqual([' accept']) // loopback only
       await nftAccepts(ruleset)
