@@ -129,3 +129,12 @@ export async function bundleCacheDir(flag: string | undefined): Promise<string> 
   const [{homedir}, {join}] = await Promise.all([import('node:os'), import('node:path')])
   return resolve(flag ?? join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'airlock', 'bundles'))
 }
+
+/**
+ * Where this host keeps state across runs (the store of used approvals): --state-dir, else
+ * $AIRLOCK_STATE_DIR, else $XDG_STATE_HOME/airlock (~/.local/state/airlock).
+ */
+export async function stateDir(flag: string | undefined): Promise<string> {
+  const [{homedir}, {join}] = await Promise.all([import('node:os'), import('node:path')])
+  return resolve(flag ?? process.env.AIRLOCK_STATE_DIR ?? join(process.env.XDG_STATE_HOME ?? join(homedir(), '.local', 'state'), 'airlock'))
+}

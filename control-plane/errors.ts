@@ -68,6 +68,8 @@ export type ErrorCode =
   | 'LIFETIME_EXCEEDED'
   | 'INVALID_TOKEN'
   | 'DENIED'
+  /** A single-use tool-call approval presented again (its nonce is in the host's store of used approvals). */
+  | 'APPROVAL_REPLAYED'
   // 1: an image signature did not verify (the reason is the code: IMAGE_NO_SIGNATURE, …)
   | ImageErrorCode
   // 1: a registry or runtime could not be read, or answered with the wrong thing
@@ -178,6 +180,7 @@ const EXIT_CODES: Record<ErrorCode, 1 | 2 | 3> = {
   LIFETIME_EXCEEDED: 1,
   INVALID_TOKEN: 1,
   DENIED: 1,
+  APPROVAL_REPLAYED: 1,
   DIGEST_MISMATCH: 1,
   RUNTIME_UNAVAILABLE: 1,
   BROKEN_OBJECT: 1,

@@ -7,7 +7,7 @@ import {forTerminal as t} from '../../control-plane/terminal.js'
 export default class EgressCheck extends AirlockCommand {
   static override summary = 'Would the egress policy let a sandbox connect to URL or HOST[:PORT]? allow (exit 0) or deny (exit 1), with the rule that decided.'
   static override description =
-    'The policy is manifests/egress.yaml at HEAD (or --policy FILE). The target is parsed as a browser parses URLs: decimal, octal, hex and IPv4-mapped IPv6 spellings of an address are the address, userinfo is not the host, IDNs are punycode, a trailing dot changes nothing. A bare HOST is port 443. The cloud metadata addresses are always denied.'
+    'The policy is manifests/egress.yaml at HEAD (or --policy FILE). The target is parsed as a browser parses URLs: decimal, octal, hex and IPv4-mapped IPv6 spellings of an address are the address, userinfo is not the host, IDNs are punycode, one trailing dot changes nothing, and a host with an empty label (pypi.org.., .pypi.org) is invalid input. A bare HOST is port 443. The cloud metadata services (AWS, ECS, GCP, Azure, Oracle, Alibaba, DigitalOcean, OpenStack) are always denied, by address and by name, in every profile.'
   static override examples = ['<%= config.bin %> egress check https://pypi.org/simple/', '<%= config.bin %> egress check 169.254.169.254:80 --json']
   static override args = {target: Args.string({description: 'URL (http, https, ws, wss) or HOST[:PORT]', required: true})}
   static override flags = {

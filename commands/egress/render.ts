@@ -6,7 +6,7 @@ import {forTerminal as t} from '../../control-plane/terminal.js'
 export default class EgressRender extends AirlockCommand {
   static override summary = "Render the egress policy as an nftables ruleset for a sandbox's network namespace."
   static override description =
-    'Default drop; loopback and established traffic accepted; the cloud metadata addresses always dropped; DNS only to --resolver (default: the first nameserver of /etc/resolv.conf); blocked and private ranges dropped; allowed addresses on the allowed ports accepted. Domain rules are enforced by the addresses they resolve to: --resolve FILE ({"name": ["address", …]}) or, without it, the system resolver now; the ruleset says which names it resolved, from where and when. Wildcards cannot be resolved and are listed as not enforceable at the address level. Load it with `nft -f`.'
+    'Default drop; loopback and established traffic accepted; the cloud metadata addresses (IPv4 and IPv6) always dropped; DNS only to --resolver (default: the first nameserver of /etc/resolv.conf); blocked and private ranges dropped; allowed addresses on the allowed ports accepted. Domain rules are enforced by the addresses they resolve to: --resolve FILE ({"name": ["address", …]}) or, without it, the system resolver now; the ruleset says which names it resolved, from where and when. Wildcards cannot be resolved and are listed as not enforceable at the address level. Load it with `nft -f`.'
   static override examples = ['<%= config.bin %> egress render --format nftables --resolve answers.json > egress.nft && nft -c -f egress.nft']
   static override flags = {
     format: Flags.string({description: 'output format', options: ['nftables'], default: 'nftables'}),

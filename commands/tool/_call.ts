@@ -1,13 +1,28 @@
 import {stat} from 'node:fs/promises'
 import {Flags} from '@oclif/core'
+import type {EgressPolicy} from '../../control-plane/policy/egress/egress.js'
 import type {ToolPolicy} from '../../control-plane/policy/tools/tools.js'
 import {anchorFlag} from '../_base.js'
-import {readInput} from '../_policy.js'
+import {readInput, type ReadContext} from '../_policy.js'
 import {forTerminal} from '../../control-plane/terminal.js'
 
 export const toolPolicyFlags = {
   policy: Flags.string({description: 'a ToolPolicy file (default: manifests/tool-policy.yaml at HEAD, whose history must verify)'}),
   ...anchorFlag,
+}
+
+export const egressFlag = {
+  'egress-policy': Flags.string({description: 'the EgressPolicy file that judges parameters marked x-airlock-egress (default: manifests/egress.yaml at HEAD, whose history must verify)'}),
+}
+
+/**
+ * The egress policy for a call whose tool binds parameters to it (`x-airlock-egress`), else
+ * undefined (not read at all): --egress-policy FILE, else manifests/egress.yaml at the verified HEAD.
+ */
+export async function egressFor(policy: ToolPolicy, tool: string, flags: {repo?: string; 'trust-anchor'?: string; 'egress-policy'?: string}, ctx: ReadContext): Promise<EgressPolicy | undefined> {
+  if (!policy.allowed.get(tool)?.egress.length) return undefined
+  const {egressPolicy} = await import('../_policy.js')
+  return (await egressPolicy({...flags, policy: flags['egress-policy']}, ctx)).policy
 }
 
 export const paramsFlag = {

@@ -1,7 +1,7 @@
 import {Args, Flags} from '@oclif/core'
 import type {ApprovalStatement} from '../../control-plane/policy/tools/approval.js'
 import {AirlockCommand} from '../_base.js'
-import {paramsFlag, readParams, toolPolicyFlags} from './_call.js'
+import {egressFlag, egressFor, paramsFlag, readParams, toolPolicyFlags} from './_call.js'
 import {forTerminal as t} from '../../control-plane/terminal.js'
 
 export default class ToolApprove extends AirlockCommand {
@@ -12,6 +12,7 @@ export default class ToolApprove extends AirlockCommand {
   static override args = {tool: Args.string({description: 'the tool', required: true})}
   static override flags = {
     ...toolPolicyFlags,
+    ...egressFlag,
     ...paramsFlag,
     ttl: Flags.string({description: 'how long the approval holds: 90s, 15m, 2h (at most 24h)', default: '15m'}),
     reason: Flags.string({description: 'why: part of the signed statement', default: ''}),
@@ -36,7 +37,7 @@ export default class ToolApprove extends AirlockCommand {
     const ttlMs = Number(m[1]) * {s: 1000, m: 60_000, h: 3_600_000}[m[2] as 's' | 'm' | 'h']
     const {policy} = await toolPolicy(flags, this)
     const call = {tool: args.tool, ...(await readParams(flags.params, policy))}
-    const decision = checkTool(policy, call)
+    const decision = checkTool(policy, call, undefined, await egressFor(policy, args.tool, flags, this))
     if (decision.decision === 'deny') throw new AirlockError('DENIED', `${args.tool}: the policy denies this call, so it cannot be approved (rule ${decision.rule})`, {rule: decision.rule})
     const signer = await loadSigner({file: flags['approval-key'], env: process.env.AIRLOCK_APPROVAL_KEY}, 'approval')
     const {trust} = await trustOf(flags, this)

@@ -3,9 +3,10 @@
  * `airlock sandbox check`); the embedded example fleet's are written from these too.
  */
 import {Document} from 'yaml'
-import {schemaHash} from '../policy/tools/tools.js'
+import {EGRESS_KEYWORD, schemaHash, WORKSPACE_PATH_PATTERN} from '../policy/tools/tools.js'
 
-const workspacePath = {type: 'string', maxLength: 4096, pattern: '^/workspace/'}
+/** Under /workspace/, never through a `..` segment (leading, middle, trailing), no control characters. */
+const workspacePath = {type: 'string', maxLength: 4096, pattern: WORKSPACE_PATH_PATTERN}
 
 const TOOLS = [
   {name: 'read_file', description: 'Read a file of the workspace', risk: 'L0', sideEffects: [], capabilities: ['filesystem-read'], parameters: {type: 'object', required: ['path'], additionalProperties: false, properties: {path: workspacePath}}},
@@ -23,7 +24,7 @@ const TOOLS = [
     risk: 'L0',
     sideEffects: ['network'],
     capabilities: ['network-http'],
-    parameters: {type: 'object', required: ['url'], additionalProperties: false, properties: {url: {type: 'string', format: 'uri', maxLength: 2048, pattern: '^https://'}}},
+    parameters: {type: 'object', required: ['url'], additionalProperties: false, properties: {url: {type: 'string', format: 'uri', maxLength: 2048, pattern: '^https://', [EGRESS_KEYWORD]: true}}},
   },
   {
     name: 'open_pull_request',
@@ -61,7 +62,8 @@ export function exampleToolPolicy(): string {
   })
   doc.commentBefore =
     ' Which tools agents may call, with which parameters. Anything not in allow is denied. schemaHash is the\n' +
-    ' SHA-256 of the RFC 8785 form of parameters (airlock tool hash prints it); L4 and above need an approval.'
+    ' SHA-256 of the RFC 8785 form of parameters (airlock tool hash prints it); L4 and above need an approval.\n' +
+    ' Paths stay under /workspace/ (no .. segment anywhere); x-airlock-egress: true holds a URL to manifests/egress.yaml.'
   return doc.toString()
 }
 

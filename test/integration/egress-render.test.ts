@@ -12,6 +12,8 @@ import {DEFAULT_LIMITS} from '../../control-plane/limits.js'
 import {parseEgress, renderNftables} from '../../control-plane/policy/egress/egress.js'
 import {airlock, initFleet, ROOT, tempDir} from '../helpers.js'
 
+/** Every cloud metadata address (written out: the test states the set, not the code). */
+const METADATA_ADDRESSES = ['169.254.169.254', '169.254.170.2', '169.254.170.23', '168.63.129.16', '192.0.0.192', '100.100.100.200', 'fd00:ec2::254', 'fd00:ec2::23', 'fd20:ce::254', 'fd00:c1::a9fe:a9fe', 'fe80::a9fe:a9fe']
 const NFT = ['/usr/sbin/nft', '/sbin/nft'].find((p) => existsSync(p))
 const RUN = Boolean(NFT) || process.env.AIRLOCK_REQUIRE_NFT === '1'
 if (!RUN) process.stderr.write('nftables checks skipped: nft is not installed (apt-get install nftables to run them; AIRLOCK_REQUIRE_NFT=1 makes them required)\n')
@@ -52,7 +54,11 @@ describe.runIf(RUN)('egress render --format nftables', () => {
       const ruleset = renderNftables(policy(spec), {resolved, source: 'answers.json', resolver: '10.0.0.2', at: AT})
       expect(ruleset).toMatch(/policy drop;/)
       if (!spec.includes('network: false')) {
-        expect(ruleset).toMatch(/ip daddr \{ 169\.254\.169\.254 \} drop/)
+        const v4 = METADATA_ADDRESSES.filter((a) => !a.includes(':'))
+        const v6 = METADATA_ADDRESSES.filter((a) => a.includes(':'))
+        expect(ruleset).toContain(`ip daddr { ${v4.join(', ')} } drop`)
+        expect(ruleset).toContain(`ip6 daddr { ${v6.join(', ')} } drop`)
+        for (const a of ['169.254.170.2', '168.63.129.16', '192.0.0.192', '100.100.100.200', 'fd00:ec2::254', 'fd00:ec2::23', 'fe80::a9fe:a9fe']) expect(ruleset).toContain(a)
         expect(ruleset.indexOf('169.254.169.254')).toBeLessThan(ruleset.indexOf(' accept', ruleset.indexOf('tcp dport 53 accept') + 20))
       } else expect(ruleset.match(/ accept/g)).toEqual([' accept']) // loopback only
       await nftAccepts(ruleset)

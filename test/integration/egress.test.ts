@@ -7,6 +7,10 @@ import {join} from 'node:path'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 import {airlock, git, initFleet} from '../helpers.js'
 
+/** The cloud metadata services' names and addresses (written out: the test states the set, not the code). */
+const METADATA_NAMES = ['instance-data', 'instance-data.ec2.internal', 'metadata', 'metadata.google.internal', 'metadata.goog', 'metadata.azure.internal']
+const METADATA_ADDRESSES = ['169.254.169.254', '169.254.170.2', '169.254.170.23', '168.63.129.16', '192.0.0.192', '100.100.100.200', 'fd00:ec2::254', 'fd00:ec2::23', 'fd20:ce::254', 'fd00:c1::a9fe:a9fe', 'fe80::a9fe:a9fe']
+
 let fleet: Awaited<ReturnType<typeof initFleet>>
 beforeAll(async () => {
   fleet = await initFleet()
@@ -42,5 +46,22 @@ describe('airlock egress check', () => {
     expect((await airlock(['egress', 'check', 'api.example.test', '--json'], {cwd: dir})).json.decision).toBe('allow')
     expect((await airlock(['evidence', 'verify'], {cwd: dir})).exitCode).toBe(0)
     expect(await git(dir, 'cat-file', 'commit', 'HEAD')).toMatch(/^gpgsig -----BEGIN SSH SIGNATURE-----/m)
+  })
+
+  it('denies every metadata name in upper case and with a trailing dot under the most permissive profile', async () => {
+    // Permissive, private addresses allowed, and the metadata services themselves in the allow list.
+    const file = join(fleet.dir, 'loosest-egress.yaml')
+    const allow = [...METADATA_ADDRESSES, ...METADATA_NAMES, '*.internal', '*.goog'].map((x) => JSON.stringify(x)).join(', ')
+    await writeFile(file, `apiVersion: airlock/v1\nkind: EgressPolicy\nmetadata:\n  name: loosest\nspec:\n  profile: permissive\n  allowPrivate: true\n  allow: [${allow}]\n`)
+    const names = [...METADATA_NAMES, 'instance-data.us-west-2.compute.internal']
+    const targets = names.flatMap((n) => [n.toUpperCase(), `${n}.`, `http://${n.toUpperCase()}./latest/meta-data/`])
+    const results = await Promise.all(targets.map((t) => airlock(['egress', 'check', t, '--policy', file, '--json'], {cwd: fleet.dir})))
+    for (const [i, r] of results.entries()) {
+      expect(r.exitCode, targets[i]).toBe(1)
+      expect(r.json, targets[i]).toMatchObject({decision: 'deny', host: names[Math.floor(i / 3)], rule: expect.stringMatching(/^default blocklist \(cloud metadata\) \S+ \(always denied\)$/)})
+    }
+    const empty = await airlock(['egress', 'check', 'pypi.org..', '--policy', file, '--json'], {cwd: fleet.dir})
+    expect(empty.exitCode).toBe(2)
+    expect(empty.json.error).toMatchObject({code: 'INVALID_INPUT', message: expect.stringMatching(/pypi\.org\.\..*empty label/)})
   })
 })

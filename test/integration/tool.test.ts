@@ -4,15 +4,23 @@
  * with a real approval key added through the pipeline, and tool-policy changes validated,
  * authorized as ToolPolicy and signed.
  */
-import {mkdir, readFile, writeFile} from 'node:fs/promises'
+import {mkdir, readdir, readFile, writeFile} from 'node:fs/promises'
 import {join} from 'node:path'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
-import {airlock, commitChange, git, initFleet} from '../helpers.js'
+import {airlock, commitChange, git, gonePid, initFleet} from '../helpers.js'
+
+/** The cloud metadata services' names (written out: the test states the set, not the code). */
+const METADATA_NAMES = ['instance-data', 'instance-data.ec2.internal', 'metadata', 'metadata.google.internal', 'metadata.goog', 'metadata.azure.internal']
+/** The scaffold's path pattern. */
+const WORKSPACE_PATH_PATTERN = String.raw`^/workspace(?![\s\S]*/\.\.(?:/|$))/[^\u0000-\u001f\u007f]*$`
 
 let fleet: Awaited<ReturnType<typeof initFleet>>
 let approvalKey: string
+/** The host's store of used approvals, in the test's own folder (never the user's ~/.local/state). */
+let state: {AIRLOCK_STATE_DIR: string}
 beforeAll(async () => {
   fleet = await initFleet()
+  state = {AIRLOCK_STATE_DIR: join(fleet.dir, '..', 'state')}
   approvalKey = join(fleet.dir, 'keys', 'approver.key')
   const r = await airlock(['keys', 'generate', 'approver', '--role', 'approval', '--reason', 'tool-call approvals', '--apply'], {cwd: fleet.dir, env: fleet.env})
   if (r.exitCode !== 0) throw new Error(r.stderr)
@@ -58,20 +66,59 @@ describe('airlock tool', () => {
     expect(proto.json).toMatchObject({decision: 'deny', rule: 'params/__proto__: a prototype key (__proto__, constructor, prototype) is never accepted'})
   })
 
-  it('approve makes a token for exactly one call; check allows that call with it and nothing else', async () => {
-    const made = await airlock(['tool', 'approve', 'open_pull_request', '--params', pr, '--reason', 'release bump', '--approval-key', approvalKey, '--ttl', '10m'], {cwd: fleet.dir})
-    expect(made.exitCode).toBe(0)
-    const token = made.stdout.trim()
+  it('approve makes a token for exactly one call; check allows that call with it once, and nothing else', async () => {
+    const approve = async () => {
+      const made = await airlock(['tool', 'approve', 'open_pull_request', '--params', pr, '--reason', 'release bump', '--approval-key', approvalKey, '--ttl', '10m'], {cwd: fleet.dir})
+      expect(made.exitCode).toBe(0)
+      return made.stdout.trim()
+    }
+    const token = await approve()
     expect(token).toMatch(/^[A-Za-z0-9_-]+$/)
-    const ok = await airlock(['tool', 'check', 'open_pull_request', '--params', pr, '--approval', token, '--json'], {cwd: fleet.dir})
-    expect(ok.exitCode).toBe(0)
-    expect(ok.json).toMatchObject({decision: 'allow', approval: {approvedBy: expect.any(String), keyids: [expect.stringMatching(/^[0-9a-f]{64}$/)]}})
-    const other = await airlock(['tool', 'check', 'open_pull_request', '--params', JSON.stringify({repository: 'acme/fleet', title: 'Something else'}), '--approval', token, '--json'], {cwd: fleet.dir})
+    // Other parameters: denied, and the approval is not used up by the attempt.
+    const other = await airlock(['tool', 'check', 'open_pull_request', '--params', JSON.stringify({repository: 'acme/fleet', title: 'Something else'}), '--approval', token, '--json'], {cwd: fleet.dir, env: state})
     expect(other.exitCode).toBe(1)
     expect(other.json.rule).toMatch(/^approval: it approves parameters sha256:/)
-    // Same parameters, other spacing and key order: the same call.
-    const same = await airlock(['tool', 'check', 'open_pull_request', '--params', '{ "title": "Bump the runner", "repository": "acme/fleet" }', '--approval', token], {cwd: fleet.dir})
+    const ok = await airlock(['tool', 'check', 'open_pull_request', '--params', pr, '--approval', token, '--json'], {cwd: fleet.dir, env: state})
+    expect(ok.exitCode).toBe(0)
+    expect(ok.json).toMatchObject({decision: 'allow', approval: {approvedBy: expect.any(String), keyids: [expect.stringMatching(/^[0-9a-f]{64}$/)], nonce: expect.any(String)}})
+    expect(ok.json.approvalUsed).toBe(join(state.AIRLOCK_STATE_DIR, 'used-approvals', ok.json.approval.nonce))
+    // Same parameters, other spacing and key order: the same call (with a fresh approval).
+    const same = await airlock(['tool', 'check', 'open_pull_request', '--params', '{ "title": "Bump the runner", "repository": "acme/fleet" }', '--approval', await approve()], {cwd: fleet.dir, env: state})
     expect(same.exitCode).toBe(0)
+  })
+
+  it('an approval used twice: the second use is APPROVAL_REPLAYED (exit 1)', async () => {
+    const token = (await airlock(['tool', 'approve', 'open_pull_request', '--params', pr, '--approval-key', approvalKey], {cwd: fleet.dir})).stdout.trim()
+    const first = await airlock(['tool', 'check', 'open_pull_request', '--params', pr, '--approval', token, '--json'], {cwd: fleet.dir, env: state})
+    expect(first.exitCode).toBe(0)
+    const again = await airlock(['tool', 'check', 'open_pull_request', '--params', pr, '--approval', token, '--json'], {cwd: fleet.dir, env: state})
+    expect(again.exitCode).toBe(1)
+    expect(again.json.error).toMatchObject({code: 'APPROVAL_REPLAYED', message: expect.stringMatching(/already used at \S+ .*an approval allows one call/)})
+    const text = await airlock(['tool', 'check', 'open_pull_request', '--params', pr, '--approval', token], {cwd: fleet.dir, env: state})
+    expect(text.exitCode).toBe(1)
+    expect(text.stderr).not.toMatch(/\n\s+at /)
+  })
+
+  it('an approval used by several processes at once: exactly one is allowed', async () => {
+    const token = (await airlock(['tool', 'approve', 'open_pull_request', '--params', pr, '--approval-key', approvalKey], {cwd: fleet.dir})).stdout.trim()
+    const runs = await Promise.all(Array.from({length: 4}, () => airlock(['tool', 'check', 'open_pull_request', '--params', pr, '--approval', token, '--json'], {cwd: fleet.dir, env: state})))
+    expect(runs.map((r) => r.exitCode).sort()).toEqual([0, 1, 1, 1])
+    for (const r of runs.filter((x) => x.exitCode === 1)) expect(r.json.error.code).toBe('APPROVAL_REPLAYED')
+  })
+
+  it('an approval after a checker crashed mid-consumption: what it left decides consistently, and wedges nothing', async () => {
+    // Simulated: the state a checker killed between writing its entry and linking it leaves
+    // (a temporary file of a pid that is gone). The approval was not consumed: one use allowed.
+    const dir = join(fleet.dir, '..', 'crash-state')
+    const token = (await airlock(['tool', 'approve', 'open_pull_request', '--params', pr, '--approval-key', approvalKey], {cwd: fleet.dir})).stdout.trim()
+    const nonce = JSON.parse(Buffer.from(JSON.parse(Buffer.from(token, 'base64url').toString()).payload, 'base64').toString()).nonce
+    await mkdir(join(dir, 'used-approvals'), {recursive: true})
+    const leftover = `${nonce}.${await gonePid()}-0123456789ab.airlock-tmp`
+    await writeFile(join(dir, 'used-approvals', leftover), JSON.stringify({nonce, usedAt: new Date().toISOString()}))
+    const env = {AIRLOCK_STATE_DIR: dir}
+    expect((await airlock(['tool', 'check', 'open_pull_request', '--params', pr, '--approval', token], {cwd: fleet.dir, env})).exitCode).toBe(0)
+    expect(await readdir(join(dir, 'used-approvals'))).toEqual([nonce])
+    expect((await airlock(['tool', 'check', 'open_pull_request', '--params', pr, '--approval', token, '--json'], {cwd: fleet.dir, env})).json.error.code).toBe('APPROVAL_REPLAYED')
   })
 
   it('approve refuses a denied call and a key that is not a trusted approval key', async () => {
@@ -90,7 +137,7 @@ describe('airlock tool', () => {
     expect(r.json.hash).toBe(check.json.policyHash)
     expect(r.json.tools.every((t: {matches: boolean}) => t.matches)).toBe(true)
     const schema = join(fleet.dir, 'schema.json')
-    await writeFile(schema, '{"type": "object",\n "required": ["path"], "additionalProperties": false, "properties": {"path": {"type": "string", "maxLength": 4096, "pattern": "^/workspace/"}}}')
+    await writeFile(schema, `{"type": "object",\n "required": ["path"], "additionalProperties": false, "properties": {"path": {"type": "string", "maxLength": 4096, "pattern": ${JSON.stringify(WORKSPACE_PATH_PATTERN)}}}}`)
     const one = await airlock(['tool', 'hash', '--schema', schema, '--json'], {cwd: fleet.dir})
     expect(one.json.hash).toBe(r.json.tools[0].computed)
   })
@@ -130,5 +177,64 @@ describe('airlock tool', () => {
     expect(r.exitCode).toBe(1)
     expect(r.stdout).toMatch(/^DENY t\n {2}rule spec\.allow\[0\]\.schemaHash: the recorded hash sha256:0{64} is not the parameter schema's (sha256:[0-9a-f]{64})\n {2}recorded sha256:0{64}\n {2}computed sha256:[0-9a-f]{64}$/)
     expect(r.stderr).toMatch(new RegExp(`^airlock: warning: ${file.replaceAll('/', '\\/')}:11:19: spec\\.allow\\[0\\]\\.schemaHash: .* \\(t is denied\\)$`, 'm'))
+  })
+
+  it('the scaffolded read_file and write_file refuse .. in each position', async () => {
+    const paths = ['../workspace/etc', '/workspace/..', '/workspace/../etc/passwd', '/workspace/a/../../etc/shadow', '/workspace/a/..', '/workspace/a/../..']
+    const runs = await Promise.all(paths.map((path) => airlock(['tool', 'check', 'read_file', '--params', JSON.stringify({path}), '--json'], {cwd: fleet.dir})))
+    for (const [i, r] of runs.entries()) {
+      expect(r.exitCode, paths[i]).toBe(1)
+      expect(r.json.rule, paths[i]).toMatch(/^spec\.allow\[0\]\.parameters: params\/path must match pattern/)
+    }
+    expect((await airlock(['tool', 'check', 'write_file', '--params', JSON.stringify({path: '/workspace/a/../../etc/cron.d/x', content: 'x'})], {cwd: fleet.dir})).exitCode).toBe(1)
+  })
+
+  it('the scaffolded http_get is held to the egress policy: each metadata name denied, naming the egress rule', async () => {
+    const urls = METADATA_NAMES.map((n, i) => (i % 2 ? `https://${n.toUpperCase()}/latest/meta-data/` : `https://${n}./computeMetadata/v1/`))
+    const runs = await Promise.all(urls.map((url) => airlock(['tool', 'check', 'http_get', '--params', JSON.stringify({url}), '--json'], {cwd: fleet.dir})))
+    for (const [i, r] of runs.entries()) {
+      expect(r.exitCode, urls[i]).toBe(1)
+      expect(r.json.rule, urls[i]).toBe(`params/url: the egress policy (manifests/egress.yaml) denies ${METADATA_NAMES[i]}:443: default blocklist (cloud metadata) ${METADATA_NAMES[i]} (always denied)`)
+    }
+    const ok = await airlock(['tool', 'check', 'http_get', '--params', '{"url": "https://pypi.org/simple/"}', '--json'], {cwd: fleet.dir})
+    expect(ok.json).toMatchObject({decision: 'allow', egress: [{param: 'params/url', rule: 'spec.allow[0] pypi.org'}]})
+  })
+
+  it('a path parameter that can escape its stated root is a PATH_ESCAPE finding: the tool is denied, the change refused', async () => {
+    const dir = join(fleet.dir, 'lint')
+    await mkdir(dir, {recursive: true})
+    const file = join(dir, 'tools.yaml')
+    const params = {type: 'object', properties: {path: {type: 'string', pattern: '^/workspace/'}}}
+    const {schemaHash} = await import('../../control-plane/policy/tools/tools.js')
+    await writeFile(file, `apiVersion: airlock/v1\nkind: ToolPolicy\nmetadata:\n  name: t\nspec:\n  allow:\n    - name: read_file\n      risk: L0\n      sideEffects: []\n      parameters: ${JSON.stringify(params)}\n      schemaHash: ${schemaHash(params)}\n`)
+    const r = await airlock(['tool', 'check', 'read_file', '--params', '{"path": "/workspace/notes.md"}', '--policy', file, '--json'], {cwd: dir})
+    expect(r.exitCode).toBe(1)
+    expect(r.json.findings).toEqual([expect.objectContaining({code: 'PATH_ESCAPE', field: 'spec.allow[0].parameters.properties.path', line: 10})])
+    expect(r.json.rule).toMatch(/^spec\.allow\[0\]\.parameters\.properties\.path: params\/path accepts "\/workspace\/\.\.", which can leave its stated root \/workspace\//)
+    const text = await airlock(['tool', 'check', 'read_file', '--params', '{"path": "/workspace/notes.md"}', '--policy', file], {cwd: dir})
+    expect(text.stderr).toMatch(/^airlock: warning: .*tools\.yaml:10:\d+: spec\.allow\[0\]\.parameters\.properties\.path: params\/path accepts/m)
+    // The same schema committed to the fleet is refused by `change`, naming the line.
+    const fleetFile = join(fleet.dir, 'manifests/tool-policy.yaml')
+    const before = await readFile(fleetFile, 'utf8')
+    try {
+      // The old scaffold's pattern, with the hashes recorded as they would be: only the lint objects.
+      const path = (pattern: string) => ({type: 'string', maxLength: 4096, pattern})
+      const readParams = (pattern: string) => ({type: 'object', required: ['path'], additionalProperties: false, properties: {path: path(pattern)}})
+      const writeParams = (pattern: string) => ({type: 'object', required: ['path', 'content'], additionalProperties: false, properties: {path: path(pattern), content: {type: 'string', maxLength: 262144}}})
+      const edited = before
+        .replace(`pattern: ${WORKSPACE_PATH_PATTERN}`, 'pattern: ^/workspace/')
+        .replace(schemaHash(readParams(WORKSPACE_PATH_PATTERN)), schemaHash(readParams('^/workspace/')))
+        .replace(schemaHash(writeParams(WORKSPACE_PATH_PATTERN)), schemaHash(writeParams('^/workspace/')))
+      expect(edited).not.toBe(before)
+      await writeFile(fleetFile, edited)
+      const change = await airlock(['change', '--json'], {cwd: fleet.dir, env: fleet.env})
+      expect(change.exitCode).toBe(2)
+      // (write_file, where an earlier test has not denied it, shares the pattern and has the same finding.)
+      expect(change.json.error).toMatchObject({code: 'SCHEMA_VIOLATION', details: {findings: expect.arrayContaining([expect.objectContaining({code: 'PATH_ESCAPE', tool: 'read_file'})])}})
+      expect(change.json.error.details.findings.every((f: {code: string}) => f.code === 'PATH_ESCAPE')).toBe(true)
+      expect(change.json.error.message).toMatch(/^manifests\/tool-policy\.yaml:\d+:\d+: spec\.allow\[0\]\.parameters\.properties\.path: params\/path accepts "\/workspace\/\.\."/)
+    } finally {
+      await writeFile(fleetFile, before)
+    }
   })
 })

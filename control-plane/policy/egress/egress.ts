@@ -22,8 +22,43 @@ export const PROFILES: Record<Profile, {allowlistOnly: boolean; ports: number[] 
   restrictive: {allowlistOnly: true, ports: [443]},
 }
 
-/** Always denied: the cloud instance-metadata endpoints (AWS IPv4 and IPv6, GCP, Azure). */
-export const METADATA = ['169.254.169.254', 'fd00:ec2::254', 'metadata.google.internal', 'metadata.azure.internal'] as const
+/**
+ * Always denied, in every profile, whatever the allow list says: the cloud instance-metadata
+ * services, by address (IPv4 and IPv6) and by every name they answer to. Sources (provider docs):
+ * - AWS EC2 IMDS: 169.254.169.254, fd00:ec2::254 (Nitro, IPv6); names `instance-data` (the VPC
+ *   resolver's search domain completes it), `instance-data.ec2.internal` (us-east-1) and
+ *   `instance-data.<region>.compute.internal` (other regions, matched by METADATA_NAME_PATTERNS).
+ * - AWS ECS task metadata and credentials: 169.254.170.2; the EKS Pod Identity agent (credentials
+ *   for ECS/EKS workloads): 169.254.170.23, fd00:ec2::23.
+ * - Google Compute Engine: 169.254.169.254, fd20:ce::254 (IPv6-only VMs); `metadata`,
+ *   `metadata.google.internal`, `metadata.goog`.
+ * - Azure IMDS: 169.254.169.254; the WireServer (VM agent, extension settings): 168.63.129.16;
+ *   `metadata.azure.internal` (used by some images' resolvers).
+ * - Oracle Cloud IMDS: 169.254.169.254, 192.0.0.192 (legacy), fd00:c1::a9fe:a9fe (IPv6).
+ * - Alibaba Cloud ECS: 100.100.100.200. DigitalOcean, Hetzner: 169.254.169.254.
+ * - OpenStack Nova/Neutron: 169.254.169.254, fe80::a9fe:a9fe (IPv6, Neutron's metadata proxy).
+ * Names are compared after the URL parser's normalization (lower case, IDN to punycode, percent
+ * and full-width forms decoded, U+3002 as a dot) and with one trailing dot removed.
+ */
+export const METADATA_ADDRESSES = [
+  '169.254.169.254',
+  '169.254.170.2',
+  '169.254.170.23',
+  '168.63.129.16',
+  '192.0.0.192',
+  '100.100.100.200',
+  'fd00:ec2::254',
+  'fd00:ec2::23',
+  'fd20:ce::254',
+  'fd00:c1::a9fe:a9fe',
+  'fe80::a9fe:a9fe',
+] as const
+export const METADATA_NAMES = ['instance-data', 'instance-data.ec2.internal', 'metadata', 'metadata.google.internal', 'metadata.goog', 'metadata.azure.internal'] as const
+/** Metadata names with a variable part: AWS's `instance-data.<region>.compute.internal`. */
+export const METADATA_NAME_PATTERNS: ReadonlyArray<{pattern: RegExp; rule: string}> = [{pattern: /^instance-data\.[a-z0-9-]+\.compute\.internal$/, rule: 'instance-data.<region>.compute.internal'}]
+/** Every always-denied rule, addresses then names. */
+export const METADATA = [...METADATA_ADDRESSES, ...METADATA_NAMES] as const
+const METADATA_RULE = 'default blocklist (cloud metadata)'
 
 /** Denied unless the policy allows private addresses or names the address itself. */
 export const PRIVATE_RANGES = ['0.0.0.0/8', '10.0.0.0/8', '100.64.0.0/10', '127.0.0.0/8', '169.254.0.0/16', '172.16.0.0/12', '192.168.0.0/16', '198.18.0.0/15', '::/128', '::1/128', 'fc00::/7', 'fe80::/10'] as const
@@ -140,7 +175,7 @@ export function parseEgress(text: string, file: string, limits: Limits): EgressP
     ports: spec.ports ?? defaults.ports,
     allow: rules(spec.allow, 'allow'),
     block: rules(spec.block, 'block'),
-    metadata: builtin(METADATA, 'default blocklist (cloud metadata)'),
+    metadata: builtin(METADATA, METADATA_RULE),
     private: builtin(PRIVATE_RANGES, 'private address range'),
   }
 }
@@ -178,8 +213,11 @@ export function parseTarget(target: string): EgressTarget {
   }
   if (!SCHEMES.has(url.protocol)) throw new AirlockError('USAGE', `"${target}": give an http(s) or ws(s) URL, or HOST[:PORT]`, {field: 'TARGET'})
   if (!hasScheme && (url.pathname !== '/' || url.search || url.hash || url.username)) throw new AirlockError('INVALID_INPUT', `"${target}" is not HOST[:PORT]`, {field: 'TARGET'})
-  let host = url.hostname.replace(/^\[|\]$/g, '').replace(/\.+$/, '')
+  // One trailing dot is the fully-qualified spelling of the same name; any other empty label
+  // (`pypi.org..`, `.pypi.org`, `pypi..org`) is no name a resolver would look up the same way.
+  let host = url.hostname.replace(/^\[|\]$/g, '').replace(/\.$/, '')
   if (host === '') throw new AirlockError('INVALID_INPUT', `"${target}" names no host`, {field: 'TARGET'})
+  if (!url.hostname.startsWith('[') && host.split('.').some((label) => label === '')) throw new AirlockError('INVALID_INPUT', `"${target}": the host ${JSON.stringify(url.hostname)} has an empty label`, {field: 'TARGET'})
   const port = url.port ? Number(url.port) : url.protocol === 'http:' || url.protocol === 'ws:' ? 80 : 443
   let family = isIP(host) as 0 | 4 | 6
   if (family === 6) {
@@ -200,13 +238,19 @@ export interface EgressDecision {
   port: number
 }
 
+/** The always-denied rule a metadata name of variable form matches, or null. */
+function metadataPattern(host: string): string | null {
+  for (const {pattern, rule} of METADATA_NAME_PATTERNS) if (pattern.test(host)) return `${METADATA_RULE} ${rule}`
+  return null
+}
+
 /** One decision, in a fixed order: no network → metadata → block → ports → private → allow → profile. */
 export function checkEgress(policy: EgressPolicy, target: EgressTarget): EgressDecision {
   const {host, port} = target
   const out = (decision: 'allow' | 'deny', rule: string): EgressDecision => ({decision, rule, host, port})
   if (!policy.network) return out('deny', 'spec.network: false')
   const match = (set: RuleSet) => (target.ip ? set.address(target.ip, target.family!) : set.domain(host))
-  const metadata = match(policy.metadata)
+  const metadata = match(policy.metadata) ?? (target.ip ? null : metadataPattern(host))
   if (metadata) return out('deny', `${metadata} (always denied)`)
   const blocked = match(policy.block)
   if (blocked) return out('deny', blocked)
@@ -262,7 +306,7 @@ export function renderNftables(policy: EgressPolicy, input: RenderInput): string
   lines.push('table inet airlock_egress {', '  chain output {', '    type filter hook output priority filter; policy drop;', '    oif "lo" accept')
   if (policy.network) {
     lines.push('    ct state established,related accept')
-    lines.push(`    ip daddr ${set(v4([...METADATA]))} drop`, `    ip6 daddr ${set(v6([...METADATA]))} drop`)
+    lines.push(`    ip daddr ${set(v4([...METADATA_ADDRESSES]))} drop`, `    ip6 daddr ${set(v6([...METADATA_ADDRESSES]))} drop`)
     if (input.resolver) {
       const fam = isIP(input.resolver) === 6 ? 'ip6' : 'ip'
       lines.push(`    ${fam} daddr ${input.resolver} udp dport 53 accept`, `    ${fam} daddr ${input.resolver} tcp dport 53 accept`)

@@ -1,9 +1,11 @@
 /**
  * Approvals of tool calls: a signed, expiring statement that one call — this tool, with its
- * parameter schema as it is now, with exactly these parameters — may go ahead. A DSSE envelope
- * (the one signing mechanism) signed by keys of role `approval` in trust.yaml; the token is the
- * envelope's JSON, base64url, so it fits in a flag or a header.
+ * parameter schema as it is now, with exactly these parameters — may go ahead, once. A DSSE
+ * envelope (the one signing mechanism) signed by keys of role `approval` in trust.yaml; the token
+ * is the envelope's JSON, base64url, so it fits in a flag or a header. Its signed nonce is what
+ * the host's store of used approvals (used-approvals.ts) consumes: a second use is refused.
  */
+import {randomBytes} from 'node:crypto'
 import {signEnvelope, type Envelope} from '../../crypto/dsse.js'
 import {countSigners, envelopeJson, parseEnvelope} from '../../crypto/envelope.js'
 import type {Signer} from '../../crypto/keys.js'
@@ -29,7 +31,12 @@ export interface ApprovalStatement {
   reason: string
   issuedAt: string
   expiresAt: string
+  /** 128 random bits, base64url: the approval's identity in the store of used approvals. */
+  nonce: string
 }
+
+/** A nonce as makeApproval writes one (and as the store of used approvals names its entries). */
+export const NONCE = /^[A-Za-z0-9_-]{22,64}$/
 
 export function makeApproval(tool: AllowedTool, paramsDigest: string, opts: {signer: Signer; approvedBy: string; reason: string; now: Date; ttlMs: number}): {token: string; statement: ApprovalStatement} {
   if (!(opts.ttlMs > 0) || opts.ttlMs > MAX_APPROVAL_TTL_MS) throw new AirlockError('USAGE', `--ttl: an approval lives more than 0 and at most ${MAX_APPROVAL_TTL_MS / 3_600_000} h`, {field: '--ttl'})
@@ -42,6 +49,7 @@ export function makeApproval(tool: AllowedTool, paramsDigest: string, opts: {sig
     reason: opts.reason,
     issuedAt: opts.now.toISOString(),
     expiresAt: new Date(opts.now.getTime() + opts.ttlMs).toISOString(),
+    nonce: randomBytes(16).toString('base64url'),
   }
   const envelope = signEnvelope(APPROVAL_PAYLOAD_TYPE, Buffer.from(JSON.stringify(statement)), [opts.signer])
   return {token: Buffer.from(JSON.stringify(envelope)).toString('base64url'), statement}
@@ -56,6 +64,9 @@ function decode(token: string, limits: Limits): {envelope: Envelope; statement: 
     const statement = envelopeJson(envelope, source, limits.maxDepth) as unknown as ApprovalStatement
     const fields = ['tool', 'schemaHash', 'paramsDigest', 'approvedBy', 'reason', 'issuedAt', 'expiresAt'] as const
     if (statement._type !== APPROVAL_TYPE || !fields.every((f) => typeof statement[f] === 'string')) return `the payload is not a ${APPROVAL_TYPE} statement`
+    // An approval from before approvals were single-use has no nonce: it could be replayed.
+    if (statement.nonce === undefined) return 'it carries no nonce (made before approvals were single-use); approve the call again with `airlock tool approve`'
+    if (typeof statement.nonce !== 'string' || !NONCE.test(statement.nonce)) return 'its nonce is not 22 to 64 base64url characters'
     return {envelope, statement}
   } catch (error) {
     if (error instanceof AirlockError) return error.message
@@ -87,6 +98,6 @@ export function approvalCheck(token: string, trust: TrustPolicy, now: Date, limi
     if (statement.tool !== tool.name) return {ok: false, problem: `it approves ${JSON.stringify(statement.tool)}, not ${tool.name}`}
     if (statement.schemaHash !== tool.schemaHash) return {ok: false, problem: `it approves ${tool.name} with schema ${statement.schemaHash}; the schema is now ${tool.schemaHash}`}
     if (statement.paramsDigest !== paramsDigest) return {ok: false, problem: `it approves parameters ${statement.paramsDigest}, these are ${paramsDigest}`}
-    return {ok: true, keyids: quorum.signers, expiresAt: statement.expiresAt, approvedBy: statement.approvedBy}
+    return {ok: true, keyids: quorum.signers, expiresAt: statement.expiresAt, approvedBy: statement.approvedBy, nonce: statement.nonce}
   }
 }

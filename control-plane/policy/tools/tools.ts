@@ -7,6 +7,7 @@
  * `needs_approval` until a signed approval for exactly these parameters comes with the call.
  */
 import {createRequire} from 'node:module'
+import {posix} from 'node:path'
 import type {Ajv2020 as Ajv2020Type} from 'ajv/dist/2020.js'
 import type {ValidateFunction} from 'ajv'
 import {canonicalJson, digestOfJson, sha256Hex} from '../../crypto/digest.js'
@@ -15,6 +16,7 @@ import type {Limits} from '../../limits.js'
 import {checkAnchoredPattern} from '../../manifests/pattern.js'
 import {validateKind} from '../../manifests/validate.js'
 import {loadYaml, locate} from '../../manifests/yaml.js'
+import {checkEgress, parseTarget, type EgressPolicy} from '../egress/egress.js'
 
 export const RISKS = ['L0', 'L1', 'L2', 'L3', 'L4', 'L5'] as const
 export type Risk = (typeof RISKS)[number]
@@ -32,12 +34,25 @@ export const RISK_MEANING: Record<Risk, string> = {
 /** Keys that pollute prototypes when parameters are merged into objects downstream: never accepted. */
 const PROTOTYPE_KEYS = new Set(['__proto__', 'constructor', 'prototype'])
 
+/**
+ * The schema annotation that binds a URL parameter to the egress policy: `tool check` denies a
+ * value `egress check` would deny. Honoured on a parameter's own schema (under `properties`, or
+ * `items` of one); anywhere else it is a schema error, so that it never silently binds nothing.
+ */
+export const EGRESS_KEYWORD = 'x-airlock-egress'
+
+/**
+ * A parameter named like a file path (`path`, `*_path`, `*-path`, `*Path`): its schema must state
+ * a root (a pattern anchored at an absolute directory, `^/workspace/`) it cannot leave.
+ */
+const PATH_PARAMETER = /(?:^|[_-])path$|[a-z0-9]Path$/i
+
 export const DEFAULT_APPROVAL_FROM: Risk = 'L4'
 export const DEFAULT_MAX_PARAMS_BYTES = 64 * 1024
 
 /** Something wrong in the policy file that makes a tool denied, located in the file. */
 export interface ToolFinding {
-  code: 'ALLOWED_AND_DENIED' | 'SCHEMA_HASH_MISMATCH' | 'SCHEMA_ERROR' | 'FORBIDDEN_CAPABILITY'
+  code: 'ALLOWED_AND_DENIED' | 'SCHEMA_HASH_MISMATCH' | 'SCHEMA_ERROR' | 'FORBIDDEN_CAPABILITY' | 'PATH_ESCAPE'
   tool: string
   file: string
   line?: number
@@ -62,6 +77,38 @@ export interface AllowedTool {
   schemaHash: string
   /** As computed from `parameters` (RFC 8785, SHA-256). */
   computedHash: string
+  /** Parameters bound to the egress policy (`x-airlock-egress: true`), as paths into the call's parameters (`*`: each item). */
+  egress: string[][]
+  /** Parameters named like a path, with their schema and where it sits (`.properties.path`). */
+  paths: ParameterNode[]
+}
+
+/** A parameter's own schema inside a tool's parameter schema. */
+export interface ParameterNode {
+  /** Path into the call's parameters (`*`: each item of an array). */
+  at: string[]
+  /** Path into the parameter schema, for messages: `.properties.files.items`. */
+  where: string
+  name: string | null
+  schema: Record<string, unknown>
+  /** Where the parameter's schema is in the policy file (filled for the tools of a parsed policy). */
+  line?: number
+  column?: number
+}
+
+/** The parameters a schema describes: the root, then each `properties` member and `items`, depth first. */
+function parameterNodes(schema: Record<string, unknown>): ParameterNode[] {
+  const nodes: ParameterNode[] = []
+  const object = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v)
+  const stack: ParameterNode[] = [{at: [], where: '', name: null, schema}]
+  while (stack.length > 0) {
+    const node = stack.pop()!
+    nodes.push(node)
+    const {properties, items} = node.schema
+    if (object(properties)) for (const [k, v] of Object.entries(properties)) if (object(v)) stack.push({at: [...node.at, k], where: `${node.where}.properties.${k}`, name: k, schema: v})
+    if (object(items)) stack.push({at: [...node.at, '*'], where: `${node.where}.items`, name: node.name, schema: items})
+  }
+  return nodes
 }
 
 export interface ToolPolicy {
@@ -142,6 +189,15 @@ export function parseToolPolicy(text: string, file: string, limits: Limits): Too
       parameters: t.parameters,
       schemaHash: t.schemaHash,
       computedHash: schemaHash(t.parameters),
+      egress: [],
+      paths: [],
+    }
+    for (const node of parameterNodes(t.parameters)) {
+      if (node.schema[EGRESS_KEYWORD] === true) tool.egress.push(node.at)
+      if (node.name !== null && node.at[node.at.length - 1] !== '*' && PATH_PARAMETER.test(node.name)) {
+        const {line, column} = at(['allow', i, 'parameters', ...node.where.split('.').slice(1)])
+        tool.paths.push({...node, line, column})
+      }
     }
     policy.allowed.set(t.name, tool)
     const denied = policy.denied.get(t.name)
@@ -165,11 +221,15 @@ export function parseToolPolicy(text: string, file: string, limits: Limits): Too
  */
 function staticSchemaProblem(schema: Record<string, unknown>): {at: string; message: string} | null {
   if (schema.type !== 'object') return {at: '.type', message: 'a tool takes a parameter object: the schema needs type: object'}
+  const parameters = new Set(parameterNodes(schema).map((n) => n.where))
   const stack: Array<[unknown, string]> = [[schema, '']]
   while (stack.length > 0) {
     const [node, path] = stack.pop()!
     if (!node || typeof node !== 'object') continue
     for (const [k, v] of Object.entries(node)) {
+      if (k === EGRESS_KEYWORD && !Array.isArray(node) && (!parameters.has(path) || path === '')) {
+        return {at: `${path}.${k}`, message: `${EGRESS_KEYWORD} binds a parameter's own schema (under properties, or items of one) to the egress policy; here it would bind nothing`}
+      }
       const patterns = k === 'pattern' && typeof v === 'string' ? [v] : k === 'patternProperties' && v && typeof v === 'object' ? Object.keys(v) : []
       for (const p of patterns) {
         // checkAnchoredPattern also requires anchors; a schema pattern need not be anchored.
@@ -198,6 +258,7 @@ function toolAjv(policy: ToolPolicy): Ajv2020Type {
     // otherwise); strictTypes and strictRequired would refuse schemas that are merely loose.
     ajv = new Ajv2020({strict: true, strictTypes: false, strictTuples: false, strictRequired: false, allErrors: false, coerceTypes: false, useDefaults: false, removeAdditional: false, validateFormats: true, logger: false})
     addFormats(ajv)
+    ajv.addKeyword({keyword: EGRESS_KEYWORD, schemaType: 'boolean'})
     ajvs.set(policy, ajv)
   }
   return ajv
@@ -213,11 +274,90 @@ export function validatorOf(policy: ToolPolicy, tool: AllowedTool): ValidateFunc
     v = toolAjv(policy).compile(schema)
   } catch (error) {
     v = {code: 'SCHEMA_ERROR', tool: tool.name, file: policy.file, field: `spec.allow[${tool.index}].parameters`, message: `the parameter schema does not compile: ${(error as Error).message}`}
+  }
+  if (typeof v === 'function') v = pathEscape(policy, tool) ?? v
+  if (typeof v !== 'function') {
     policy.findings.push(v)
     if (!policy.broken.has(tool.name)) policy.broken.set(tool.name, v)
   }
   policy.validators.set(tool.name, v)
   return v
+}
+
+/** A pattern that keeps a path under /workspace/ and refuses `..` segments in every position. */
+export const WORKSPACE_PATH_PATTERN = String.raw`^/workspace(?![\s\S]*/\.\.(?:/|$))/[^\u0000-\u001f\u007f]*$`
+
+/**
+ * The root a path parameter's pattern states: the absolute directory its literal start spells
+ * (`^/workspace/` and `^/workspace(?!…)/` state /workspace/; `^/workspace/proj-` states
+ * /workspace/). Null when it states none, or only `/`.
+ */
+export function statedRoot(pattern: string): string | null {
+  if (!pattern.startsWith('^/')) return null
+  let i = 1
+  let literal = ''
+  for (; i < pattern.length; i++) {
+    const c = pattern[i]!
+    if (/[A-Za-z0-9_/-]/.test(c)) literal += c
+    else if (c === '\\' && /[./-]/.test(pattern[i + 1] ?? '')) literal += pattern[++i]
+    else break
+  }
+  // A quantified last character is not part of every match.
+  if (/[?*+{]/.test(pattern[i] ?? '')) literal = literal.slice(0, -1)
+  // Lookarounds match no characters: what follows them continues the literal.
+  while (pattern.startsWith('(?!', i) || pattern.startsWith('(?=', i)) {
+    let depth = 0
+    for (; i < pattern.length; i++) {
+      const c = pattern[i]
+      if (c === '\\') i++
+      else if (c === '[') {
+        while (i + 1 < pattern.length && pattern[++i] !== ']') if (pattern[i] === '\\') i++
+      } else if (c === '(') depth++
+      else if (c === ')' && --depth === 0) break
+    }
+    i++
+  }
+  if (!literal.endsWith('/')) literal = pattern[i] === '/' && !/[?*+{]/.test(pattern[i + 1] ?? '') ? `${literal}/` : literal.slice(0, literal.lastIndexOf('/') + 1)
+  return literal === '/' || literal.split('/').some((seg, k, all) => seg === '.' || seg === '..' || (seg === '' && k > 0 && k < all.length - 1)) ? null : literal
+}
+
+/** Paths that leave `root` (a `..` segment, a sibling sharing its name's start, elsewhere), for a pattern to refuse. */
+function escapeProbes(root: string): string[] {
+  const dir = root.slice(0, -1)
+  const name = posix.basename(dir)
+  return [
+    `${dir}/..`, `${dir}/../`, `${dir}/../etc/passwd`, `${dir}/a/..`, `${dir}/a/../..`, `${dir}/a/../b`, `${dir}/a/../../etc/passwd`,
+    `${dir}/./../etc/passwd`, `${dir}//../etc/passwd`, `${dir}/a/b/../../../etc/passwd`, `${dir}/a\n/../../etc/passwd`, `${dir}/../${name}x/a`,
+    `${dir}x/etc/passwd`, `${dir}-other/a`, '/etc/passwd',
+  ]
+}
+
+/**
+ * The lint of path parameters (PATH_ESCAPE): each states a root, and its schema refuses every
+ * probe that could leave it. A `..` segment counts even where the text stays inside: through a
+ * symbolic link in the workspace, `a/../b` resolves wherever `a` points.
+ */
+function pathEscape(policy: ToolPolicy, tool: AllowedTool): ToolFinding | null {
+  for (const node of tool.paths) {
+    const field = `spec.allow[${tool.index}].parameters${node.where}`
+    const param = `params/${node.at.join('/')}`
+    const finding = (message: string): ToolFinding => ({code: 'PATH_ESCAPE', tool: tool.name, file: policy.file, line: node.line, column: node.column, field, message})
+    const pattern = typeof node.schema.pattern === 'string' ? node.schema.pattern : null
+    const root = pattern === null ? null : statedRoot(pattern)
+    if (!root) return finding(`${param} is a path with no stated root: give it a pattern anchored at an absolute directory that refuses .. segments, e.g. ${WORKSPACE_PATH_PATTERN}`)
+    let accepts: ValidateFunction
+    try {
+      const {$id: _id, ...schema} = node.schema
+      accepts = toolAjv(policy).compile(schema)
+    } catch (error) {
+      return finding(`${param}: its schema cannot be judged on its own (${(error as Error).message}); inline it`)
+    }
+    for (const probe of escapeProbes(root)) {
+      const outside = probe.split('/').includes('..') || !`${posix.normalize(probe)}/`.startsWith(root)
+      if (outside && accepts(probe)) return finding(`${param} accepts ${JSON.stringify(probe)}, which can leave its stated root ${root}; refuse .. segments and siblings, e.g. ${WORKSPACE_PATH_PATTERN}`)
+    }
+  }
+  return null
 }
 
 /** Compiles every allowed tool's schema, so that `findings` lists every broken one. */
@@ -243,7 +383,9 @@ export interface ToolDecision {
   paramsDigest?: string
   /** For a hash drift: the recorded and the computed hash. */
   hashes?: {recorded: string; computed: string}
-  approval?: {keyids: string[]; expiresAt: string; approvedBy: string}
+  approval?: {keyids: string[]; expiresAt: string; approvedBy: string; nonce: string}
+  /** For parameters bound to the egress policy: each value's egress decision. */
+  egress?: Array<{param: string; host: string; port: number; rule: string}>
 }
 
 /** The first prototype-polluting key in a value (as a JSON pointer), or null. */
@@ -263,14 +405,54 @@ function prototypeKey(value: unknown): string | null {
 }
 
 /** Checks a call's approval: a signed statement naming this tool and these parameters (approval.ts). */
-export type ApprovalCheck = (tool: AllowedTool, paramsDigest: string) => {ok: true; keyids: string[]; expiresAt: string; approvedBy: string} | {ok: false; problem: string}
+export type ApprovalCheck = (tool: AllowedTool, paramsDigest: string) => {ok: true; keyids: string[]; expiresAt: string; approvedBy: string; nonce: string} | {ok: false; problem: string}
+
+/** The values at a path into the parameters (`*`: each item of an array), with their JSON pointer. */
+function valuesAt(params: unknown, at: string[]): Array<[string, unknown]> {
+  let found: Array<[string, unknown]> = [['params', params]]
+  for (const k of at) {
+    const next: Array<[string, unknown]> = []
+    for (const [pointer, v] of found) {
+      if (k === '*') {
+        if (Array.isArray(v)) for (const [i, item] of v.entries()) next.push([`${pointer}/${i}`, item])
+      } else if (v !== null && typeof v === 'object' && !Array.isArray(v) && Object.hasOwn(v, k)) next.push([`${pointer}/${k.replaceAll('~', '~0').replaceAll('/', '~1')}`, (v as Record<string, unknown>)[k]])
+    }
+    found = next
+  }
+  return found
+}
+
+/**
+ * The egress step: every value of a parameter bound to the egress policy is a target `egress
+ * check` allows. Fail closed: no egress policy, a value that is not a string or not a URL, deny.
+ */
+function egressStep(tool: AllowedTool, params: unknown, egress: EgressPolicy | undefined): {denied: string} | {checked: NonNullable<ToolDecision['egress']>} {
+  const checked: NonNullable<ToolDecision['egress']> = []
+  for (const at of tool.egress) {
+    for (const [param, value] of valuesAt(params, at)) {
+      if (!egress) return {denied: `${param}: bound to the egress policy (${EGRESS_KEYWORD}), and there is no egress policy to judge it by`}
+      if (typeof value !== 'string') return {denied: `${param}: bound to the egress policy (${EGRESS_KEYWORD}), and not a string`}
+      let d
+      try {
+        d = checkEgress(egress, parseTarget(value))
+      } catch (error) {
+        if (!(error instanceof AirlockError)) throw error
+        return {denied: `${param}: bound to the egress policy (${EGRESS_KEYWORD}): ${error.message}`}
+      }
+      if (d.decision === 'deny') return {denied: `${param}: the egress policy (${egress.file}) denies ${d.host}:${d.port}: ${d.rule}`}
+      checked.push({param, host: d.host, port: d.port, rule: d.rule})
+    }
+  }
+  return {checked}
+}
 
 /**
  * One decision, in a fixed order: denied → unknown → broken (forbidden capability, hash drift,
- * schema error) → parameter size and shape → schema → approval → allow. `bytes` is the size of
- * the parameters as received (JSON text), when known.
+ * schema error, a path that can escape) → parameter size and shape → schema → egress → approval
+ * → allow. `bytes` is the size of the parameters as received (JSON text), when known; `egress`
+ * judges the parameters bound to the egress policy.
  */
-export function checkTool(policy: ToolPolicy, call: {tool: string; params: unknown; bytes?: number}, approval?: ApprovalCheck): ToolDecision {
+export function checkTool(policy: ToolPolicy, call: {tool: string; params: unknown; bytes?: number}, approval?: ApprovalCheck, egress?: EgressPolicy): ToolDecision {
   const {tool: name, params} = call
   const out = (decision: ToolVerdict, rule: string, extra: Partial<ToolDecision> = {}): ToolDecision => ({decision, tool: name, rule, ...extra})
   const denied = policy.denied.get(name)
@@ -292,12 +474,18 @@ export function checkTool(policy: ToolPolicy, call: {tool: string; params: unkno
     const extra = (e.params as {additionalProperty?: string}).additionalProperty
     return out('deny', `spec.allow[${tool.index}].parameters: params${e.instancePath || ''}${extra !== undefined ? `/${extra}` : ''} ${e.message ?? 'is invalid'}${extra !== undefined ? ' (not a known parameter)' : ''}`)
   }
-  if (!tool.approval) return out('allow', tool.rule)
+  let bound: Partial<ToolDecision> = {}
+  if (tool.egress.length > 0) {
+    const step = egressStep(tool, params, egress)
+    if ('denied' in step) return out('deny', step.denied)
+    bound = {egress: step.checked}
+  }
+  if (!tool.approval) return out('allow', tool.rule, bound)
   const paramsDigest = digestOfJson(params)
-  if (!approval) return out('needs_approval', tool.approval, {paramsDigest})
+  if (!approval) return out('needs_approval', tool.approval, {paramsDigest, ...bound})
   const checked = approval(tool, paramsDigest)
   if (!checked.ok) return out('deny', `approval: ${checked.problem}`, {paramsDigest})
-  return out('allow', `${tool.rule}, approved (${tool.approval})`, {paramsDigest, approval: {keyids: checked.keyids, expiresAt: checked.expiresAt, approvedBy: checked.approvedBy}})
+  return out('allow', `${tool.rule}, approved (${tool.approval})`, {paramsDigest, ...bound, approval: {keyids: checked.keyids, expiresAt: checked.expiresAt, approvedBy: checked.approvedBy, nonce: checked.nonce}})
 }
 
 /** Where a parsed policy came from, for messages: `manifests/tool-policy.yaml:12`. */

@@ -6,6 +6,10 @@ import {describe, expect, it} from 'vitest'
 import {DEFAULT_LIMITS} from '../../../control-plane/limits.js'
 import {checkEgress, parseEgress, parseTarget} from '../../../control-plane/policy/egress/egress.js'
 
+/** The cloud metadata services' names and addresses (written out: the test states the set, not the code). */
+const METADATA_NAMES = ['instance-data', 'instance-data.ec2.internal', 'metadata', 'metadata.google.internal', 'metadata.goog', 'metadata.azure.internal']
+const METADATA_ADDRESSES = ['169.254.169.254', '169.254.170.2', '169.254.170.23', '168.63.129.16', '192.0.0.192', '100.100.100.200', 'fd00:ec2::254', 'fd00:ec2::23', 'fd20:ce::254', 'fd00:c1::a9fe:a9fe', 'fe80::a9fe:a9fe']
+
 const policy = (spec: string) => parseEgress(`apiVersion: airlock/v1\nkind: EgressPolicy\nmetadata:\n  name: t\nspec:\n${spec}`, 'egress.yaml', DEFAULT_LIMITS)
 const restrictive = policy('  profile: restrictive\n  allow: [pypi.org, "*.pypi.org", allowed.test, 10.1.2.3]\n  block: ["*.evil.test"]\n')
 const permissive = policy('  profile: permissive\n  block: [bad.test, 203.0.113.0/24]\n')
@@ -78,6 +82,53 @@ describe('egress check: no bypass', () => {
     expect(() => parseTarget('ssh://host')).toThrowAirlockError('USAGE')
     expect(() => parseTarget('http://[::1')).toThrowAirlockError('INVALID_INPUT')
     expect(() => parseTarget('host/path')).toThrowAirlockError('INVALID_INPUT')
+  })
+})
+
+describe('egress check: the cloud metadata services by every name and address', () => {
+  // The most permissive policy there is: every profile default loosened, and the metadata
+  // services themselves named in the allow list.
+  const loosest = policy(`  profile: permissive\n  allowPrivate: true\n  ports: [80, 443, 8080]\n  allow: [${[...METADATA_ADDRESSES, ...METADATA_NAMES, '*.internal', '*.goog', '*.compute.internal'].map((x) => JSON.stringify(x)).join(', ')}]\n`)
+  const all = [restrictive, permissive, policy('  profile: moderate\n'), loosest]
+  const denied = (target: string) => {
+    for (const p of all) {
+      const d = check(p, target)
+      expect(d.decision, `${target} under ${p.profile}`).toBe('deny')
+      expect(d.rule, target).toMatch(/^default blocklist \(cloud metadata\) .* \(always denied\)$/)
+    }
+  }
+
+  it.each([...METADATA_NAMES, 'instance-data.us-west-2.compute.internal', 'instance-data.eu-central-1.compute.internal'])('%s: as written, upper case, with a trailing dot, in a URL', (name) => {
+    for (const t of [name, name.toUpperCase(), `${name}.`, `${name.toUpperCase()}.`, `http://${name}/latest/meta-data/`, `https://x@${name.toUpperCase()}.:443/`, `ws://${name}:80/`]) denied(t)
+  })
+
+  it('names spelled as the resolver reads them: full-width letters, ideographic full stops, percent-encoding', () => {
+    for (const t of ['https://\uff4d\uff45\uff54\uff41\uff44\uff41\uff54\uff41/', 'https://metadata\u3002google\u3002internal/', 'http://metad%61ta.goog/', 'https://META%44ATA/', 'https://Instance-Data\uff0eec2\uff0einternal/']) denied(t)
+  })
+
+  it.each([...METADATA_ADDRESSES])('%s: the address, always denied', (address) => {
+    denied(address.includes(':') ? `[${address}]` : address)
+    denied(address.includes(':') ? `http://[${address.toUpperCase()}]:80/` : `http://${address}./`)
+  })
+
+  it('the IPv4 metadata addresses in their IPv6 and numeric spellings', () => {
+    for (const t of ['[::ffff:168.63.129.16]', '2852039170', '0x646464C8', '[64:ff9b::c000:c0]', '0300.0.0.0300', '[::ffff:a9fe:aa02]']) denied(t)
+  })
+
+  it('a name that only looks like one is not denied as metadata', () => {
+    for (const t of ['metadata.example.org', 'my-metadata', 'instance-data.example', 'metadata.googl']) expect(check(permissive, t).rule).not.toMatch(/cloud metadata/)
+  })
+
+  it.each(['pypi.org..', '.pypi.org', 'pypi..org', 'https://pypi.org../simple/', 'https://.metadata.goog/', 'metadata..', 'http://169.254.169.254../'])('%s has an empty label: invalid input, not a spelling of another host', (target) => {
+    expect(() => parseTarget(target)).toThrowAirlockError('INVALID_INPUT')
+    expect(() => parseTarget(target)).toThrow(/has an empty label/)
+  })
+
+  it('IDN targets are compared as their punycode, the form rules are written in', () => {
+    const p = policy('  profile: restrictive\n  allow: [xn--bcher-kva.example, "*.xn--xample-9ua.org"]\n')
+    expect(check(p, 'https://B\u00fccher.example/')).toMatchObject({decision: 'allow', host: 'xn--bcher-kva.example'})
+    expect(check(p, 'xn--bcher-kva.example').decision).toBe('allow')
+    expect(check(p, 'https://a.\u00c9xample.org/').decision).toBe('allow')
   })
 })
 

@@ -2,6 +2,8 @@
  * Tool policy: every bad call and every broken policy denied with the rule that decided, and
  * approvals that hold for exactly one call. Real Ed25519 keys; the policy parsed from YAML text.
  */
+import {readFileSync} from 'node:fs'
+import {join} from 'node:path'
 import {describe, expect, it} from 'vitest'
 import {signEnvelope} from '../../../control-plane/crypto/dsse.js'
 import {digestOfJson} from '../../../control-plane/crypto/digest.js'
@@ -9,9 +11,18 @@ import {generateSigner, type Signer} from '../../../control-plane/crypto/keys.js
 import {DEFAULT_LIMITS} from '../../../control-plane/limits.js'
 import type {TrustPolicy} from '../../../control-plane/manifests/models.js'
 import {APPROVAL_PAYLOAD_TYPE, approvalCheck, makeApproval} from '../../../control-plane/policy/tools/approval.js'
+import {exampleToolPolicy} from '../../../control-plane/init/examples.js'
+import {parseEgress} from '../../../control-plane/policy/egress/egress.js'
 import {checkTool, compileAll, listTools, parseToolPolicy, requireClean, schemaHash} from '../../../control-plane/policy/tools/tools.js'
+import {ROOT} from '../../helpers.js'
 
-const readFile = {type: 'object', required: ['path'], additionalProperties: false, properties: {path: {type: 'string', maxLength: 64, pattern: '^/workspace/'}}}
+/** The cloud metadata services' names and addresses (written out: the test states the set, not the code). */
+const METADATA_NAMES = ['instance-data', 'instance-data.ec2.internal', 'metadata', 'metadata.google.internal', 'metadata.goog', 'metadata.azure.internal']
+const METADATA_ADDRESSES = ['169.254.169.254', '169.254.170.2', '169.254.170.23', '168.63.129.16', '192.0.0.192', '100.100.100.200', 'fd00:ec2::254', 'fd00:ec2::23', 'fd20:ce::254', 'fd00:c1::a9fe:a9fe', 'fe80::a9fe:a9fe']
+/** The scaffold's path pattern: under /workspace/, no `..` segment anywhere, no control characters. */
+const WORKSPACE_PATH_PATTERN = String.raw`^/workspace(?![\s\S]*/\.\.(?:/|$))/[^\u0000-\u001f\u007f]*$`
+
+const readFile = {type: 'object', required: ['path'], additionalProperties: false, properties: {path: {type: 'string', maxLength: 64, pattern: WORKSPACE_PATH_PATTERN}}}
 const sendEmail = {type: 'object', required: ['to', 'subject'], additionalProperties: false, properties: {to: {type: 'string', format: 'email'}, subject: {type: 'string', maxLength: 100}, count: {type: 'integer'}}}
 const open = {type: 'object'}
 
@@ -206,6 +217,19 @@ describe('tool approvals', () => {
     expect(call(Buffer.from(JSON.stringify(retyped)).toString('base64url')).rule).toMatch(new RegExp(`not ${APPROVAL_PAYLOAD_TYPE.replaceAll('.', '\\.').replaceAll('+', '\\+')}`))
   })
 
+  it('an approval carries a fresh nonce; one without (the old format) or with a malformed one is refused', () => {
+    const nonceOf = (token: string) => JSON.parse(Buffer.from(JSON.parse(Buffer.from(token, 'base64url').toString()).payload, 'base64').toString()).nonce
+    const [a, b] = [approve(), approve()]
+    expect(nonceOf(a)).toMatch(/^[A-Za-z0-9_-]{22}$/)
+    expect(nonceOf(a)).not.toBe(nonceOf(b))
+    expect(call(a)).toMatchObject({decision: 'allow', approval: {nonce: nonceOf(a)}})
+    const statement = JSON.parse(Buffer.from(JSON.parse(Buffer.from(a, 'base64url').toString()).payload, 'base64').toString())
+    const resign = (st: object) => Buffer.from(JSON.stringify(signEnvelope(APPROVAL_PAYLOAD_TYPE, Buffer.from(JSON.stringify(st)), [approver]))).toString('base64url')
+    const {nonce: _n, ...old} = statement
+    expect(call(resign(old))).toMatchObject({decision: 'deny', rule: expect.stringMatching(/^approval: it carries no nonce \(made before approvals were single-use\)/)})
+    expect(call(resign({...statement, nonce: '../x'})).rule).toMatch(/^approval: its nonce is not 22 to 64 base64url characters/)
+  })
+
   it('tolerates the one clock skew of the limits (5 minutes), no more', () => {
     expect(call(approve(approver, new Date('2026-12-01T12:04:00Z'))).decision).toBe('allow')
     expect(DEFAULT_LIMITS.clockSkewMs).toBe(5 * 60_000)
@@ -220,5 +244,101 @@ describe('tool approvals', () => {
 
   it('an approval lives at most 24 h', () => {
     expect(() => approve(approver, now, 25 * 3_600_000)).toThrowAirlockError('USAGE')
+  })
+})
+
+/** A call's path with `..` in each position: none may pass a scaffolded tool. */
+const TRAVERSALS = [
+  '../workspace/a', '/workspace/..', '/workspace/../', '/workspace/../etc/passwd', '/workspace/a/..', '/workspace/a/../b', '/workspace/a/../..',
+  '/workspace/a/../../etc/shadow', '/workspace/./../etc', '/workspace//../etc', '/workspace/a/b/../../../etc', '/workspace/a\n/../../etc', '/workspace/..\t/x',
+]
+
+describe('the scaffolded and embedded tool policies: paths that stay in /workspace/', () => {
+  const policies = [
+    ['init\'s scaffold', parseToolPolicy(exampleToolPolicy(), 'manifests/tool-policy.yaml', DEFAULT_LIMITS)],
+    ['the embedded fleet', parseToolPolicy(readFileSync(join(ROOT, 'manifests/tool-policy.yaml'), 'utf8'), 'manifests/tool-policy.yaml', DEFAULT_LIMITS)],
+  ] as const
+  it.each(policies)('%s loads clean and denies .. in each position, for read_file and write_file', (_name, p) => {
+    expect(compileAll(p)).toEqual([])
+    for (const path of TRAVERSALS) {
+      expect(checkTool(p, {tool: 'read_file', params: {path}}), path).toMatchObject({decision: 'deny', rule: expect.stringMatching(/^spec\.allow\[0\]\.parameters: params\/path must match pattern/)})
+      expect(checkTool(p, {tool: 'write_file', params: {path, content: 'x'}}).decision, path).toBe('deny')
+    }
+    for (const path of ['/workspace/notes.md', '/workspace/a/b..c/..d', '/workspace/.hidden', '/workspace/a.../x']) expect(checkTool(p, {tool: 'read_file', params: {path}}).decision, path).toBe('allow')
+  })
+
+  it.each(policies)('%s: http_get is held to the egress policy; each metadata name and address is denied naming the egress rule', (_name, p) => {
+    const egress = parseEgress('apiVersion: airlock/v1\nkind: EgressPolicy\nmetadata:\n  name: e\nspec:\n  profile: permissive\n  allowPrivate: true\n', 'manifests/egress.yaml', DEFAULT_LIMITS)
+    expect(checkTool(p, {tool: 'http_get', params: {url: 'https://pypi.org/simple/'}}, undefined, egress)).toMatchObject({decision: 'allow', egress: [{param: 'params/url', host: 'pypi.org', port: 443, rule: 'profile permissive: not blocked'}]})
+    const targets = [...METADATA_NAMES.flatMap((n) => [n, `${n.toUpperCase()}.`]), ...METADATA_ADDRESSES.map((a) => (a.includes(':') ? `[${a}]` : a)), '0xA9FEA9FE', '[::ffff:169.254.169.254]']
+    for (const t of targets) {
+      const d = checkTool(p, {tool: 'http_get', params: {url: `https://${t}/latest/meta-data/`}}, undefined, egress)
+      expect(d, t).toMatchObject({decision: 'deny', rule: expect.stringMatching(/^params\/url: the egress policy \(manifests\/egress\.yaml\) denies \S+: default blocklist \(cloud metadata\) \S+ \(always denied\)$/)})
+    }
+    // No egress policy to judge by: denied, never waved through.
+    expect(checkTool(p, {tool: 'http_get', params: {url: 'https://pypi.org/'}}).rule).toMatch(/^params\/url: bound to the egress policy \(x-airlock-egress\), and there is no egress policy/)
+    expect(checkTool(p, {tool: 'http_get', params: {url: 'https://pypi.org../'}}, undefined, egress).rule).toMatch(/^params\/url: bound to the egress policy \(x-airlock-egress\): .*empty label/)
+  })
+})
+
+describe('tool policy lint: a path parameter that can leave its stated root (PATH_ESCAPE)', () => {
+  const pathTool = (pattern: string | undefined, name = 'path') => parse({allow: [tool('read_file', {type: 'object', properties: {[name]: {type: 'string', ...(pattern === undefined ? {} : {pattern})}}})]})
+
+  it.each([
+    ['the old scaffold\'s ^/workspace/', '^/workspace/', /params\/path accepts "\/workspace\/\.\.", which can leave its stated root \/workspace\//],
+    ['a root without its slash', '^/workspace', /no stated root|accepts "\/workspacex\/etc\/passwd"/],
+    ['.. refused only at the end', '^/workspace/(?!.*\\.\\.$)', /accepts "\/workspace\/\.\.\/"/],
+    ['.. refused on one line only', '^/workspace(?!.*/\\.\\.(?:/|$))/', /accepts "\/workspace\/a\\n\/\.\.\/\.\.\/etc\/passwd"/],
+    ['no pattern at all', undefined, /params\/path is a path with no stated root/],
+    ['an unanchored pattern', '/workspace/', /no stated root/],
+    ['the root /', '^/', /no stated root/],
+  ])('%s: a finding that denies the tool, naming the file, line and field', (_name, pattern, message) => {
+    const p = pathTool(pattern)
+    const d = checkTool(p, {tool: 'read_file', params: {path: '/workspace/a'}})
+    expect(d.decision).toBe('deny')
+    expect(compileAll(p)).toEqual([expect.objectContaining({code: 'PATH_ESCAPE', tool: 'read_file', file: 'tool-policy.yaml', field: 'spec.allow[0].parameters.properties.path', message: expect.stringMatching(message)})])
+    expect(() => requireClean(p)).toThrowAirlockError('SCHEMA_VIOLATION')
+    expect(listTools(p)).toEqual([])
+  })
+
+  it('judges every parameter named like a path, nested ones too; others are not paths', () => {
+    expect(compileAll(pathTool('^/workspace/', 'file_path'))[0]).toMatchObject({code: 'PATH_ESCAPE', field: 'spec.allow[0].parameters.properties.file_path'})
+    expect(compileAll(pathTool('^/workspace/', 'targetPath'))[0]).toMatchObject({code: 'PATH_ESCAPE'})
+    const nested = parse({allow: [tool('t', {type: 'object', properties: {copy: {type: 'object', properties: {src_path: {type: 'string', pattern: '^/workspace/'}}}}})]})
+    expect(compileAll(nested)[0]).toMatchObject({code: 'PATH_ESCAPE', field: 'spec.allow[0].parameters.properties.copy.properties.src_path'})
+    expect(compileAll(pathTool(undefined, 'pathway'))).toEqual([])
+    expect(compileAll(pathTool(WORKSPACE_PATH_PATTERN))).toEqual([])
+    expect(compileAll(pathTool(String.raw`^/srv/data(?![\s\S]*/\.\.(?:/|$))/[a-z0-9/._-]*$`))).toEqual([])
+  })
+
+  it('the stated root is the absolute directory the pattern starts with', async () => {
+    const {statedRoot} = await import('../../../control-plane/policy/tools/tools.js')
+    expect(statedRoot('^/workspace/')).toBe('/workspace/')
+    expect(statedRoot(WORKSPACE_PATH_PATTERN)).toBe('/workspace/')
+    expect(statedRoot('^/workspace/proj-[a-z]+/')).toBe('/workspace/')
+    expect(statedRoot('^/srv\\/data\\.d/')).toBe('/srv/data.d/')
+    expect(statedRoot('^/workspace')).toBeNull()
+    expect(statedRoot('^/workspace/\\.\\./')).toBeNull()
+    expect(statedRoot('^/(?:workspace)/')).toBeNull()
+    expect(statedRoot('workspace/')).toBeNull()
+  })
+})
+
+describe('tool policy: x-airlock-egress where it binds nothing is a schema error', () => {
+  it.each([
+    ['on the root', {type: 'object', 'x-airlock-egress': true}],
+    ['inside anyOf', {type: 'object', properties: {url: {anyOf: [{type: 'string', 'x-airlock-egress': true}]}}}],
+    ['not a boolean', {type: 'object', properties: {url: {type: 'string', 'x-airlock-egress': 'yes'}}}],
+  ])('%s', (_name, schema) => {
+    const p = parse({allow: [tool('fetch', schema)]})
+    expect(checkTool(p, {tool: 'fetch', params: {url: 'https://pypi.org/'}}).decision).toBe('deny')
+    expect(compileAll(p)).toEqual([expect.objectContaining({code: 'SCHEMA_ERROR', tool: 'fetch'})])
+  })
+
+  it('binds each item of an array of URLs', () => {
+    const p = parse({allow: [tool('fetch_all', {type: 'object', properties: {urls: {type: 'array', items: {type: 'string', 'x-airlock-egress': true}}}})]})
+    const egress = parseEgress('apiVersion: airlock/v1\nkind: EgressPolicy\nmetadata:\n  name: e\nspec:\n  profile: permissive\n', 'egress.yaml', DEFAULT_LIMITS)
+    expect(checkTool(p, {tool: 'fetch_all', params: {urls: ['https://pypi.org/', 'http://instance-data/latest/']}}, undefined, egress).rule).toMatch(/^params\/urls\/1: the egress policy \(egress\.yaml\) denies instance-data:80: default blocklist/)
+    expect(checkTool(p, {tool: 'fetch_all', params: {urls: ['https://pypi.org/']}}, undefined, egress).decision).toBe('allow')
   })
 })
