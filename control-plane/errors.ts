@@ -26,6 +26,8 @@ export type ErrorCode =
   | 'PLAN_MISMATCH'
   | 'TARGET_EXISTS'
   | 'TARGET_NOT_REGULAR'
+  /** A place nothing can be written: a kernel pseudo file system (/proc, /sys, /dev), a file on the way, no permission. */
+  | 'TARGET_UNWRITABLE'
   | 'INVALID_POLICY_SOURCE'
   /** A file under a signed folder that matches no kind of desired state. */
   | 'UNKNOWN_KIND'
@@ -68,6 +70,8 @@ export type ErrorCode =
   | 'LIFETIME_EXCEEDED'
   | 'INVALID_TOKEN'
   | 'DENIED'
+  /** The Cedar engine (wasm) trapped or threw: nothing it said is trusted, so whatever was asked is denied. */
+  | 'POLICY_ENGINE_FAILED'
   // 1: an image signature did not verify (the reason is the code: IMAGE_NO_SIGNATURE, …)
   | ImageErrorCode
   // 1: a registry or runtime could not be read, or answered with the wrong thing
@@ -145,6 +149,7 @@ const EXIT_CODES: Record<ErrorCode, 1 | 2 | 3> = {
   PLAN_MISMATCH: 2,
   TARGET_EXISTS: 2,
   TARGET_NOT_REGULAR: 2,
+  TARGET_UNWRITABLE: 2,
   INVALID_POLICY_SOURCE: 2,
   UNKNOWN_KIND: 2,
   VERIFICATION_FAILED: 1,
@@ -178,6 +183,7 @@ const EXIT_CODES: Record<ErrorCode, 1 | 2 | 3> = {
   LIFETIME_EXCEEDED: 1,
   INVALID_TOKEN: 1,
   DENIED: 1,
+  POLICY_ENGINE_FAILED: 1,
   DIGEST_MISMATCH: 1,
   RUNTIME_UNAVAILABLE: 1,
   BROKEN_OBJECT: 1,
