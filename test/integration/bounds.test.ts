@@ -50,7 +50,6 @@ describe('Cedar nested deeper than the engine can recurse', () => {
     'committed by a key holder, it stops the pipeline, authorize and sandbox check reading HEAD with TOO_LARGE (exit 2)',
     async () => {
       const {dir, env, key} = fleet
-      const before = await git(dir, 'rev-parse', 'HEAD')
       await writeFile(join(dir, 'policies/global/deep.cedar'), nestedIfs(500))
       await commitSignedByHand(dir, key, 'a policy nested too deep')
       try {
@@ -61,7 +60,9 @@ describe('Cedar nested deeper than the engine can recurse', () => {
           expect(r.json.error.message, args.join(' ')).toMatch(/policies\/global\/deep\.cedar:3: a Cedar expression nested deeper than 48 levels/)
         }
       } finally {
-        await git(dir, 'reset', '-q', '--hard', before)
+        // Undone forward, as a rollback is: a rewritten branch would not verify.
+        await rm(join(dir, 'policies/global/deep.cedar'))
+        await commitSignedByHand(dir, key, 'the deep policy removed')
       }
     },
     TIMEOUT,
