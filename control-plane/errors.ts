@@ -26,6 +26,8 @@ export type ErrorCode =
   | 'PLAN_MISMATCH'
   | 'TARGET_EXISTS'
   | 'TARGET_NOT_REGULAR'
+  /** A place nothing can be written: a kernel pseudo file system (/proc, /sys, /dev), a file on the way, no permission. */
+  | 'TARGET_UNWRITABLE'
   | 'INVALID_POLICY_SOURCE'
   /** A file under a signed folder that matches no kind of desired state. */
   | 'UNKNOWN_KIND'
@@ -70,6 +72,8 @@ export type ErrorCode =
   | 'DENIED'
   /** A single-use tool-call approval presented again (its nonce is in the host's store of used approvals). */
   | 'APPROVAL_REPLAYED'
+  /** The Cedar engine (wasm) trapped or threw: nothing it said is trusted, so whatever was asked is denied. */
+  | 'POLICY_ENGINE_FAILED'
   // 1: an image signature did not verify (the reason is the code: IMAGE_NO_SIGNATURE, …)
   | ImageErrorCode
   // 1: a registry or runtime could not be read, or answered with the wrong thing
@@ -147,6 +151,7 @@ const EXIT_CODES: Record<ErrorCode, 1 | 2 | 3> = {
   PLAN_MISMATCH: 2,
   TARGET_EXISTS: 2,
   TARGET_NOT_REGULAR: 2,
+  TARGET_UNWRITABLE: 2,
   INVALID_POLICY_SOURCE: 2,
   UNKNOWN_KIND: 2,
   VERIFICATION_FAILED: 1,
@@ -181,6 +186,7 @@ const EXIT_CODES: Record<ErrorCode, 1 | 2 | 3> = {
   INVALID_TOKEN: 1,
   DENIED: 1,
   APPROVAL_REPLAYED: 1,
+  POLICY_ENGINE_FAILED: 1,
   DIGEST_MISMATCH: 1,
   RUNTIME_UNAVAILABLE: 1,
   BROKEN_OBJECT: 1,

@@ -1,6 +1,6 @@
 import {constants} from 'node:fs'
 import {link, lstat, mkdir, open, stat, unlink} from 'node:fs/promises'
-import {readRegularFile, tempName} from '../repo/files.js'
+import {makeFolder, readRegularFile, tempName} from '../repo/files.js'
 import {dirname, join} from 'node:path'
 import type {Repository} from '../repo/repository.js'
 import {AirlockError} from '../errors.js'
@@ -24,7 +24,7 @@ export async function readPrivateFile(path: string): Promise<string> {
 }
 
 export async function writeNewPrivateFile(path: string, text: string): Promise<void> {
-  await mkdir(dirname(path), {recursive: true, mode: 0o700})
+  await makeFolder(dirname(path), {label: path, mode: 0o700})
   let handle
   try {
     handle = await open(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600)

@@ -1,4 +1,4 @@
-import {lstat, mkdir, mkdtemp, readdir, readFile, rename, rm} from 'node:fs/promises'
+import {lstat, mkdtemp, readdir, readFile, rename, rm} from 'node:fs/promises'
 import {basename, dirname, join, resolve} from 'node:path'
 import {Document} from 'yaml'
 import {AirlockError} from '../errors.js'
@@ -12,6 +12,7 @@ import {ANCHOR_CONFIG} from '../pipeline/base.js'
 import type {PipelineContext, SignatureVerifier} from '../pipeline/draft.js'
 import {execute, type Outcome} from '../pipeline/pipeline.js'
 import {initRepository, Repository} from '../repo/repository.js'
+import {checkWritableFolder, makeFolder} from '../repo/files.js'
 import {newTrustDocument, trustEntry} from '../changes/add-key.js'
 
 const EXAMPLE_IMAGE = 'agent-runner'
@@ -124,6 +125,8 @@ export async function scaffold(
   opts: {apply: boolean; now: Date; requestedBy: Requester; limits: Limits; toolVersion: string; examplePolicies: string; trustedRoot: string; signBundle: BundleSigner; record?: PipelineContext['record']},
 ): Promise<{dir: string; outcome: Outcome; keyFile: string | null; imageKeyFile: string | null}> {
   const dir = resolve(dirArg)
+  // Nowhere nothing can be written (/proc, /sys, /dev, below a file): refused before any plan.
+  await checkWritableFolder(dir, dirArg)
   // A new folder, or an empty real one: never a symbolic link, a file or anything else in its place.
   const st = await lstat(dir).catch(() => null)
   if (st && !st.isDirectory()) throw new AirlockError('TARGET_EXISTS', `${dir}: is not a folder (${st.isSymbolicLink() ? 'a symbolic link' : 'a file or special file'}); init needs a new or empty folder`, {path: dir})
@@ -143,7 +146,7 @@ export async function scaffold(
   const request = {kind: 'init' as const, files, keyid: signer.keyid, imageKeyid: image.key.keyid}
   if (!opts.apply) return {dir, outcome: await execute(null, {request}, {kind: 'plan'}, ctx), keyFile: null, imageKeyFile: null}
   const created = await firstMissing(dirname(dir))
-  await mkdir(dirname(dir), {recursive: true})
+  await makeFolder(dirname(dir), {label: dirArg})
   const work = await mkdtemp(join(dirname(dir), `.${basename(dir)}.airlock-init-`))
   try {
     await initRepository(work)

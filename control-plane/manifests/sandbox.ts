@@ -16,7 +16,12 @@ export interface SandboxDoc {
     egress?: {network?: boolean; profile?: Profile; policy?: string}
     toolPolicy?: string
     security?: {
+      /** `profile`: absent (the profile `defaultAction` describes), `runtime/default`, or `unconfined` (a violation). */
       seccomp?: {defaultAction?: string; profile?: string}
+      /** An AppArmor profile: `runtime/default`, `localhost/NAME` or NAME; `unconfined` is a violation. */
+      apparmor?: {profile?: string}
+      /** SELinux labels for the process; an unconfined type or `disabled: true` is a violation. */
+      selinux?: {user?: string; role?: string; type?: string; level?: string; disabled?: boolean}
       capabilities?: {drop?: string[]; add?: string[]}
       readOnlyRoot?: boolean
       userNamespace?: boolean

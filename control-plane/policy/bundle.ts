@@ -1,4 +1,4 @@
-import {checkNesting, DEFAULT_LIMITS, type Limits} from '../limits.js'
+import {checkCedarDepth, checkNesting, DEFAULT_LIMITS, type Limits} from '../limits.js'
 import {AirlockError} from '../errors.js'
 import {canonicalJson, sha256Hex} from '../crypto/digest.js'
 import {signEnvelope, type Envelope} from '../crypto/dsse.js'
@@ -111,7 +111,10 @@ export function parseBundle(text: string, source: string, limits: Limits = DEFAU
   if (!ok) throw new AirlockError('INVALID_INPUT', `${source}: the payload is not an airlock policy bundle`, {file: source})
   // Cedar text reaches the policy engine only within the depth limit.
   checkNesting(payload.schema, `${source}#schema`, 'cedar', limits.maxDepth)
-  for (const p of payload.policies) checkNesting(p.text, `${source}#${p.id}`, 'cedar', limits.maxDepth)
+  for (const p of payload.policies) {
+    checkNesting(p.text, `${source}#${p.id}`, 'cedar', limits.maxDepth)
+    checkCedarDepth(p.text, `${source}#${p.id}`, limits.maxCedarDepth)
+  }
   return {envelope, payload}
 }
 

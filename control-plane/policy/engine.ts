@@ -1,8 +1,44 @@
-import * as cedar from '@cedar-policy/cedar-wasm/nodejs'
+import * as wasm from '@cedar-policy/cedar-wasm/nodejs'
 import type {DetailedError, EntityJson, EntityUidJson} from '@cedar-policy/cedar-wasm/nodejs'
 import {AirlockError} from '../errors.js'
 import {canonicalJson, sha256Hex} from '../crypto/digest.js'
 import {lineCol, type PolicySource, type PolicyTree} from './source.js'
+
+/**
+ * Every call into the Cedar engine goes through here. The engine is a wasm module that recurses on
+ * expressions; where its stack ends it traps (a RuntimeError, "memory access out of bounds", or a
+ * RangeError) and, once trapped, answers every later call with the same trap. Depth is bounded
+ * before text reaches it (`checkCedarDepth`); should it trap all the same, the failure is
+ * POLICY_ENGINE_FAILED, never an internal error, and nothing it says afterwards is believed.
+ */
+let trapped: string | null = null
+
+function engineFailed(what: string): AirlockError {
+  return new AirlockError('POLICY_ENGINE_FAILED', `the Cedar engine failed while ${what} (${trapped}); nothing it answered is trusted, so it is treated as deny`, {cause: trapped})
+}
+
+function guarded<F extends (...args: never[]) => unknown>(what: string, f: F): F {
+  return ((...args: Parameters<F>) => {
+    if (trapped !== null) throw engineFailed(what)
+    try {
+      return f(...args)
+    } catch (error) {
+      if (error instanceof AirlockError) throw error
+      trapped = `${(error as Error)?.name ?? 'Error'}: ${(error as Error)?.message ?? String(error)}`
+      throw engineFailed(what)
+    }
+  }) as F
+}
+
+const cedar = {
+  checkParsePolicySet: guarded('parsing policies', wasm.checkParsePolicySet),
+  checkParseSchema: guarded('parsing the schema', wasm.checkParseSchema),
+  validate: guarded('validating policies', wasm.validate),
+  preparsePolicySet: guarded('loading policies', wasm.preparsePolicySet),
+  preparseSchema: guarded('loading the schema', wasm.preparseSchema),
+  statefulIsAuthorized: guarded('deciding a request', wasm.statefulIsAuthorized),
+  policyToJson: guarded('reading a policy', wasm.policyToJson),
+}
 
 export interface EntityUid {
   type: string
@@ -188,15 +224,22 @@ export class PolicyEngine {
   }
 
   private evaluate(req: AuthorizationRequest): PolicyDecision {
-    const answer = cedar.statefulIsAuthorized({
-      principal: req.principal as EntityUidJson,
-      action: req.action as EntityUidJson,
-      resource: req.resource as EntityUidJson,
-      context: req.context as Record<string, never>,
-      entities: req.entities as EntityJson[],
-      preparsedPolicySetId: this.setId,
-      ...(this.schemaId ? {preparsedSchemaName: this.schemaId, validateRequest: true} : {}),
-    })
+    let answer
+    try {
+      answer = cedar.statefulIsAuthorized({
+        principal: req.principal as EntityUidJson,
+        action: req.action as EntityUidJson,
+        resource: req.resource as EntityUidJson,
+        context: req.context as Record<string, never>,
+        entities: req.entities as EntityJson[],
+        preparsedPolicySetId: this.setId,
+        ...(this.schemaId ? {preparsedSchemaName: this.schemaId, validateRequest: true} : {}),
+      })
+    } catch (error) {
+      if (!(error instanceof AirlockError) || error.code !== 'POLICY_ENGINE_FAILED') throw error
+      // Fail closed: a request the engine could not decide is denied, the failure named.
+      return {decision: 'deny', reasons: [], errors: [{id: 'POLICY_ENGINE_FAILED', file: '?', line: 0, message: error.message}], failedClosed: true, policySetDigest: this.digest}
+    }
     if (answer.type === 'failure') {
       throw new AirlockError('INVALID_INPUT', `the request does not fit the schema or entities: ${answer.errors.map((e) => e.message + (e.help ? ` (help: ${e.help})` : '')).join('; ')}`, {
         errors: answer.errors.map((e) => e.message),

@@ -14,12 +14,12 @@
  * the version floor (anti-rollback): a forged bundle with a huge version holds it at most for
  * the bundle lifetime trust.yaml allows, and not at all once its key is removed.
  */
-import {mkdir, readFile} from 'node:fs/promises'
+import {readFile} from 'node:fs/promises'
 import {join} from 'node:path'
 import {AirlockError} from '../errors.js'
 import {DEFAULT_LIMITS, type Limits} from '../limits.js'
 import type {TrustPolicy} from '../manifests/models.js'
-import {writeFileAtomic} from '../repo/files.js'
+import {makeFolder, writeFileAtomic} from '../repo/files.js'
 import {FetchFailure, httpGet} from '../net/http.js'
 import {bundlePath, parseBundle, parseScope, verifyBundle, type BundlePayload} from './bundle.js'
 
@@ -135,7 +135,7 @@ export async function pullBundle(opts: PullOptions): Promise<PullReport> {
     if (floor && payload.version === floor.payload.version && v.digest !== floor.digest) {
       throw new AirlockError('EQUAL_VERSION_CONFLICT', `${url.href}: version ${payload.version} again, with different content than the cached one`, {version: payload.version})
     }
-    await mkdir(opts.cacheDir, {recursive: true, mode: 0o700})
+    await makeFolder(opts.cacheDir, {mode: 0o700})
     await writeFileAtomic(files.bundle, r.body, 0o600)
     await writeFileAtomic(files.meta, `${JSON.stringify({scope: opts.scope, fetchedAt, etag: r.etag, version: payload.version, digest: v.digest} satisfies CacheMeta)}\n`, 0o600)
     return {...base, effective: 'fetched', reason: `verified v${payload.version} from ${url.origin}`, version: payload.version, digest: v.digest, fetchedAt, expiresAt: payload.expiresAt, policies: payload.policies.length}

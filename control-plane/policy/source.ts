@@ -1,5 +1,5 @@
 import {readdir, stat} from 'node:fs/promises'
-import {checkNesting, DEFAULT_LIMITS} from '../limits.js'
+import {checkCedarDepth, checkNesting, DEFAULT_LIMITS} from '../limits.js'
 import {readRegularFile} from '../repo/files.js'
 import {dirname, join, relative, sep} from 'node:path'
 import {AirlockError} from '../errors.js'
@@ -119,6 +119,7 @@ export function buildPolicyTree(root: string, files: PolicyFile[], schema: Polic
   if (schema) checkNesting(schema.text, schema.file, 'cedar')
   for (const {rel, display: file, text} of files) {
     checkNesting(text, file, 'cedar')
+    checkCedarDepth(text, file)
     const scope = single ? ({kind: 'global'} as const) : scopeOfPath(rel)
     if (!scope) throw new AirlockError('INVALID_INPUT', `${file}: not under a scope folder (global/, orgs/ORG/, orgs/ORG/teams/TEAM/, users/USER/)`, {file})
     for (const piece of splitPolicies(text)) {

@@ -7,8 +7,8 @@
  */
 import {randomBytes} from 'node:crypto'
 import {constants, type Stats} from 'node:fs'
-import {lstat, mkdir, open, rename, stat, unlink} from 'node:fs/promises'
-import {dirname, relative, sep} from 'node:path'
+import {lstat, mkdir, open, readFile, rename, stat, statfs, unlink} from 'node:fs/promises'
+import {dirname, relative, resolve, sep} from 'node:path'
 import {AirlockError, type ErrorCode} from '../errors.js'
 
 /** A file type in words, for messages. */
@@ -86,6 +86,75 @@ export async function checkInside(root: string, path: string): Promise<void> {
   }
 }
 
+/** Kernel pseudo file systems by their statfs(2) magic: nothing airlock writes belongs in them. */
+const PSEUDO_FS = new Map<number, string>([
+  [0x9fa0, 'proc'], [0x62656572, 'sysfs'], [0x1cd1, 'devpts'], [0x64626720, 'debugfs'], [0x73636673, 'securityfs'], [0x27e0eb, 'cgroup'], [0x63677270, 'cgroup2'],
+  [0x74726163, 'tracefs'], [0xcafe4a11, 'bpf'], [0x6165676c, 'pstore'], [0xde5e81e4, 'efivarfs'], [0x62656570, 'configfs'], [0x65735543, 'fusectl'], [0xf97cff8c, 'selinuxfs'],
+  [0x6e736673, 'nsfs'], [0x42494e4d, 'binfmt_misc'],
+])
+/** devtmpfs reports tmpfs's magic; only the mount table tells them apart. */
+const TMPFS_MAGIC = 0x01021994
+
+/** The file system type /proc/self/mountinfo gives the mount holding `path` (null: unknown). */
+async function mountType(path: string): Promise<string | null> {
+  const table = await readFile('/proc/self/mountinfo', 'utf8').catch(() => null)
+  if (table === null) return null
+  let best: {point: string; type: string} | null = null
+  for (const line of table.split('\n')) {
+    // id parent major:minor root mount-point options [optional…] - fstype source super-options
+    const fields = line.split(' ')
+    const dash = fields.indexOf('-')
+    if (fields.length < 5 || dash < 0) continue
+    const point = fields[4]!.replace(/\\([0-7]{3})/g, (_m, o: string) => String.fromCharCode(Number.parseInt(o, 8)))
+    const inside = point === '/' || path === point || path.startsWith(`${point}/`)
+    if (inside && (!best || point.length >= best.point.length)) best = {point, type: fields[dash + 1]!}
+  }
+  return best?.type ?? null
+}
+
+/**
+ * Refuses at once a folder nothing can be written to, before anything tries: the nearest part of
+ * `dir` that exists must be a folder on a real file system, not a kernel pseudo file system
+ * (/proc, /sys, /dev, cgroups, …) where writes fail, or where Node's recursive mkdir loops for ever.
+ * Returns that nearest existing folder and the parts still missing below it.
+ */
+export async function checkWritableFolder(dir: string, label = dir): Promise<{existing: string; missing: string[]}> {
+  const unwritable = (why: string, extra: Record<string, unknown> = {}) => new AirlockError('TARGET_UNWRITABLE', `${label}: ${why}; airlock writes only into folders of a real file system`, {path: label, ...extra})
+  let at = resolve(dir)
+  const missing: string[] = []
+  let st: Stats | null = null
+  for (;;) {
+    try {
+      st = await stat(at)
+      break
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code
+      if ((code !== 'ENOENT' && code !== 'ENOTDIR') || dirname(at) === at) throw unwritable(`cannot look at ${at} (${code})`, {errno: code})
+      missing.unshift(at)
+      at = dirname(at)
+    }
+  }
+  if (!st.isDirectory()) throw unwritable(`${at} is ${describeFile(st)}, not a folder`, {type: describeFile(st)})
+  const fs = await statfs(at).catch(() => null)
+  const pseudo = fs ? (PSEUDO_FS.get(fs.type) ?? (fs.type === TMPFS_MAGIC && (await mountType(at)) === 'devtmpfs' ? 'devtmpfs' : null)) : null
+  if (pseudo) throw unwritable(`${at} is on ${pseudo}, a kernel pseudo file system`, {filesystem: pseudo})
+  return {existing: at, missing}
+}
+
+/** Creates `dir` and the folders above it that are missing, one at a time, after `checkWritableFolder`. */
+export async function makeFolder(dir: string, opts: {label?: string; mode?: number} = {}): Promise<void> {
+  const {missing} = await checkWritableFolder(dir, opts.label)
+  for (const part of missing) {
+    try {
+      await mkdir(part, opts.mode === undefined ? {} : {mode: opts.mode})
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code
+      if (code === 'EEXIST' && (await stat(part).catch(() => null))?.isDirectory()) continue
+      throw new AirlockError('TARGET_UNWRITABLE', `${opts.label ?? dir}: cannot create ${part} (${code ?? (error as Error).message})`, {path: opts.label ?? dir, errno: code})
+    }
+  }
+}
+
 /**
  * Writes through a temporary file and a rename: a reader sees the old or the new file, never
  * half. The temporary file is created exclusively (never through an existing link) and flushed
@@ -95,7 +164,7 @@ export async function checkInside(root: string, path: string): Promise<void> {
  */
 export async function writeFileAtomic(path: string, content: string | Uint8Array, mode = 0o644, root?: string): Promise<void> {
   if (root) await checkInside(root, path)
-  await mkdir(dirname(path), {recursive: true})
+  await makeFolder(dirname(path), {label: path})
   const st = await lstat(path).catch(() => null)
   if (st && !st.isFile()) throw new AirlockError('TARGET_NOT_REGULAR', `${path}: is ${describeFile(st)}; airlock replaces regular files only`, {file: path, type: describeFile(st)})
   const tmp = tempName(path)

@@ -2,10 +2,11 @@
  * Sandbox specs (`manifests/sandboxes/*.yaml`, kind SandboxSpec) checked against the hardening
  * baseline: a digest-pinned image of the fleet that verifies under its signature policy, bounded
  * resources and a timeout, default-deny egress, a tool policy that loads clean, seccomp
- * default-deny, no dangerous capabilities, a read-only root in a user namespace, no host mounts or
- * runtime sockets; and Cedar's answer to Create and Run for the principal, with the Sandbox
+ * default-deny and no unconfined AppArmor or SELinux, no dangerous capabilities, a read-only root in
+ * a user namespace, no host mounts or runtime sockets (mount paths judged by what they resolve to); and Cedar's answer to Create and Run for the principal, with the Sandbox
  * entity built from the spec. Every finding names its rule, file, line and field.
  */
+import {posix} from 'node:path'
 import {AirlockError} from '../../control-plane/errors.js'
 import type {Identity} from '../../control-plane/identity/jwt.js'
 import type {Limits} from '../../control-plane/limits.js'
@@ -40,6 +41,37 @@ export const FORBIDDEN_CAPABILITIES = ['SYS_ADMIN', 'DAC_OVERRIDE', 'NET_ADMIN',
 const DENYING_SECCOMP = new Set(['errno', 'kill', 'kill-process', 'kill-thread', 'trap'])
 const RUNTIME_SOCKET = /(^|\/)(docker|containerd|podman|crio|cri-dockerd|buildkitd)\.sock$|^\/(var\/)?run\/(docker|containerd|podman|crio)(\/|$)/
 const SYSTEM_TARGETS = /^\/(proc|sys|dev|boot|etc)(\/|$)/
+/** How OCI runtimes (Kubernetes, Docker, containerd) name their default seccomp and AppArmor profiles. */
+const RUNTIME_DEFAULT_PROFILE = new Set(['runtime/default', 'runtimedefault', 'docker/default', 'docker-default'])
+/** SELinux domains that confine nothing: a process in one reaches the whole host. */
+const UNCONFINED_SELINUX = new Set(['spc_t', 'unconfined_t', 'unconfined_service_t', 'container_runtime_t', 'docker_t', 'kernel_t', 'init_t', 'initrc_t', 'sysadm_t', 'secadm_t', 'virtd_t', 'install_t', 'rpm_t'])
+/** A named volume as Docker and Podman accept one; any other source that is not absolute is a path relative to somewhere. */
+const VOLUME_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/
+
+/**
+ * A mount path as the kernel will be handed it, judged by what it resolves to, not how it is spelt:
+ * repeated slashes, `.` and `..` resolved as POSIX does (`/tmp/../etc` is `/etc`), no trailing
+ * slash. Empty, `~`-prefixed (a shell expands it; a runtime does not) and relative paths are not
+ * paths a baseline can judge.
+ */
+export type MountPath = {kind: 'absolute'; path: string; climbs: boolean} | {kind: 'empty' | 'home' | 'relative' | 'control'}
+
+export function mountPath(raw: string): MountPath {
+  if (raw.trim() === '') return {kind: 'empty'}
+  // A NUL ends the path for the kernel; any other control character is no path a person meant.
+  if (/[\u0000-\u001f\u007f]/.test(raw)) return {kind: 'control'}
+  if (raw.startsWith('~')) return {kind: 'home'}
+  if (!raw.startsWith('/')) return {kind: 'relative'}
+  const path = posix.normalize(raw).replace(/(?<=.)\/+$/, '')
+  return {kind: 'absolute', path, climbs: raw.split('/').includes('..')}
+}
+
+const NOT_A_PATH: Record<Exclude<MountPath['kind'], 'absolute'>, [rule: string, why: string]> = {
+  empty: ['mount-path-empty', 'is empty'],
+  control: ['mount-path-control', 'holds a control character (a NUL would end it early)'],
+  home: ['mount-path-home', 'starts with ~, which a shell expands and a runtime does not: give the absolute path'],
+  relative: ['mount-path-relative', 'is relative: the runtime resolves it against a folder this spec does not name; give an absolute path'],
+}
 
 /** `CAP_SYS_ADMIN`, `sys_admin`, `SYS_ADMIN` → `SYS_ADMIN`. */
 function capName(raw: string): string {
@@ -137,21 +169,13 @@ async function checkSandbox(spec: SandboxSpec, ctx: SandboxContext, files: Fleet
 
   // Confinement.
   const sec = s.security ?? {}
-  const action = sec.seccomp?.defaultAction
-  if (action === undefined) find('seccomp-default-deny', ['security', 'seccomp', 'defaultAction'], 'no seccomp default action: give errno (or kill)')
-  else if (!DENYING_SECCOMP.has(action)) find('seccomp-default-deny', ['security', 'seccomp', 'defaultAction'], `${action} lets every system call the profile does not name through; use errno or kill`)
+  checkSeccomp(sec.seccomp, find)
   checkCapabilities(sec.capabilities, find)
   if (sec.privileged === true) find('not-privileged', ['security', 'privileged'], 'a privileged sandbox has every capability and every device')
   if (sec.readOnlyRoot !== true) find('read-only-root', ['security', 'readOnlyRoot'], 'the root file system must be read-only (true)')
   if (sec.userNamespace !== true) find('user-namespace', ['security', 'userNamespace'], 'root in the sandbox must not be root outside: run it in a user namespace (true)')
-  for (const [i, m] of (s.mounts ?? []).entries()) {
-    if (m.type === 'bind' || (m.source !== undefined && m.source.startsWith('/'))) find('no-host-mounts', ['mounts', i, m.type === 'bind' ? 'type' : 'source'], `a host path${m.source ? ` (${m.source})` : ''} is mounted into the sandbox`)
-    for (const [k, p] of [['source', m.source], ['target', m.target]] as const) {
-      if (p !== undefined && RUNTIME_SOCKET.test(p)) find('no-runtime-socket', ['mounts', i, k], `${p} is a container runtime's socket: whoever holds it controls the host`)
-    }
-    if (m.type !== 'bind' && m.sizeMb === undefined) find('mounts-bounded', ['mounts', i, 'sizeMb'], `the ${m.type} mount at ${m.target} has no size limit`)
-    if (!m.target.startsWith('/') || m.target.split('/').includes('..') || m.target === '/' || SYSTEM_TARGETS.test(m.target)) find('mount-target', ['mounts', i, 'target'], `${m.target} is not an absolute path outside /, /proc, /sys, /dev, /boot and /etc`)
-  }
+  checkLsm(sec, find)
+  for (const [i, m] of (s.mounts ?? []).entries()) checkMount(m, i, find)
 
   const authorization = await authorize(spec, ctx, image, find)
   return {file, name: spec.name, passed: findings.length === 0, image, authorization, findings}
@@ -218,6 +242,70 @@ async function checkToolPolicy(s: SandboxDoc['spec'], ctx: SandboxContext, files
   // Without a tool policy every tool call is denied: only a named one that is missing is wrong.
   if (loaded.missing) return s.toolPolicy ? find('tool-policy', at, `no tool policy at ${path}`) : undefined
   if ('error' in loaded) find('tool-policy', at, `the tool policy does not load clean: ${loaded.error.message}`)
+}
+
+/**
+ * Seccomp: the profile the spec describes (`defaultAction`), or the runtime's default profile
+ * (every OCI runtime's default denies what it does not name). `unconfined` is no filter at all; a
+ * profile airlock cannot read (a node's `localhost/…` file) cannot be judged, so it fails.
+ */
+function checkSeccomp(seccomp: SecurityOf<'seccomp'>, find: Find): void {
+  const profile = seccomp?.profile
+  const action = seccomp?.defaultAction
+  if (profile !== undefined) {
+    const name = profile.trim().toLowerCase()
+    if (name === 'unconfined') return find('seccomp-unconfined', ['security', 'seccomp', 'profile'], `${profile}: the sandbox would run with no system call filter at all`)
+    if (!RUNTIME_DEFAULT_PROFILE.has(name)) {
+      find('seccomp-profile', ['security', 'seccomp', 'profile'], `${profile} is a profile airlock cannot read, so its default action cannot be judged: give runtime/default, or no profile and a denying defaultAction`)
+    }
+  } else if (action === undefined) return find('seccomp-default-deny', ['security', 'seccomp', 'defaultAction'], 'no seccomp default action: give errno (or kill)')
+  if (action !== undefined && !DENYING_SECCOMP.has(action)) find('seccomp-default-deny', ['security', 'seccomp', 'defaultAction'], `${action} lets every system call the profile does not name through; use errno or kill`)
+}
+
+/** AppArmor and SELinux, where the spec sets them: absent is the runtime's confining default. */
+function checkLsm(sec: NonNullable<SandboxDoc['spec']['security']>, find: Find): void {
+  const apparmor = sec.apparmor?.profile
+  if (apparmor !== undefined && apparmor.trim().toLowerCase() === 'unconfined') find('apparmor-unconfined', ['security', 'apparmor', 'profile'], `${apparmor}: the sandbox would run with no AppArmor profile`)
+  const selinux = sec.selinux
+  if (selinux?.disabled === true) find('selinux-unconfined', ['security', 'selinux', 'disabled'], 'SELinux labelling disabled: the sandbox would run unconfined')
+  const type = selinux?.type?.trim().toLowerCase()
+  if (type !== undefined && (UNCONFINED_SELINUX.has(type) || /(^|_)unconfined(_|$)/.test(type))) {
+    find('selinux-unconfined', ['security', 'selinux', 'type'], `${selinux!.type} is an SELinux domain that confines nothing: use the runtime's container type (container_t)`)
+  }
+}
+
+type SecurityOf<K extends keyof NonNullable<SandboxDoc['spec']['security']>> = NonNullable<SandboxDoc['spec']['security']>[K]
+type Mount = NonNullable<SandboxDoc['spec']['mounts']>[number]
+
+/** One mount, its source and target judged by what they resolve to. */
+function checkMount(m: Mount, i: number, find: Find): void {
+  const source = m.source === undefined ? null : mountPath(m.source)
+  const target = mountPath(m.target)
+  if (m.type === 'bind') find('no-host-mounts', ['mounts', i, 'type'], `a host path${m.source ? ` (${m.source})` : ''} is mounted into the sandbox`)
+  else if (source?.kind === 'absolute') find('no-host-mounts', ['mounts', i, 'source'], `a host path (${m.source}) is mounted into the sandbox`)
+  // A volume's source may be a volume's name; a bind's is always a path.
+  if (source && source.kind !== 'absolute' && !(m.type !== 'bind' && source.kind === 'relative' && VOLUME_NAME.test(m.source!))) {
+    const [rule, why] = NOT_A_PATH[source.kind]
+    find(rule, ['mounts', i, 'source'], `${JSON.stringify(m.source)} ${why}`)
+  }
+  if (target.kind !== 'absolute') {
+    const [rule, why] = NOT_A_PATH[target.kind]
+    find(rule, ['mounts', i, 'target'], `${JSON.stringify(m.target)} ${why}`)
+  }
+  for (const [k, raw, p] of [['source', m.source, source], ['target', m.target, target]] as const) {
+    if (p?.kind === 'absolute' && RUNTIME_SOCKET.test(p.path)) find('no-runtime-socket', ['mounts', i, k], `${spelt(raw!, p.path)} is a container runtime's socket: whoever holds it controls the host`)
+  }
+  if (m.type !== 'bind' && m.sizeMb === undefined) find('mounts-bounded', ['mounts', i, 'sizeMb'], `the ${m.type} mount at ${m.target} has no size limit`)
+  if (target.kind === 'absolute') {
+    if (target.path === '/' || SYSTEM_TARGETS.test(target.path)) find('mount-target', ['mounts', i, 'target'], `${spelt(m.target, target.path)} is not an absolute path outside /, /proc, /sys, /dev, /boot and /etc`)
+    // A symbolic link in the image would take `..` elsewhere than POSIX's reading of the text.
+    else if (target.climbs) find('mount-target', ['mounts', i, 'target'], `${m.target} climbs with ..: a symbolic link in the image decides where it lands; give the path without ..`)
+  }
+}
+
+/** `/tmp/../etc (resolves to /etc)`, or the path alone when it is spelt as it resolves. */
+function spelt(raw: string, resolved: string): string {
+  return raw === resolved ? raw : `${raw} (resolves to ${resolved})`
 }
 
 function checkCapabilities(caps: {drop?: string[]; add?: string[]} | undefined, find: Find): void {

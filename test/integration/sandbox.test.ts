@@ -103,6 +103,81 @@ describe('airlock sandbox check', () => {
     expect(text.stdout).toMatch(new RegExp(`${file.replaceAll('/', '\\/').replaceAll('.', '\\.')}:${found.line}:${found.column}: ${field.replaceAll('.', '\\.').replaceAll('[', '\\[').replaceAll(']', '\\]')}: .* \\[${rule}\\]`))
   })
 
+  describe('when a path is spelt another way than it resolves, or confinement is switched off', () => {
+    type Case = [name: string, edit: (s: Full) => void, rule: string, field: string]
+    const mount = (m: Record<string, unknown>) => (s: Full) => (s as Spec).mounts!.push({type: 'tmpfs', sizeMb: 1, ...m} as never)
+    const refused: Case[] = [
+      ...['//etc', '/etc/', '/./etc', '/tmp/../etc', '/../etc', '/etc/.', '///proc', '/proc//sys/', '/dev/./shm', '/workspace/../../boot', '/.', '//', '/tmp/..'].map(
+        (target): Case => [`target ${target}`, mount({target}), 'mount-target', 'spec.mounts[2].target'],
+      ),
+      ['target /tmp/../workspace (climbs)', mount({target: '/tmp/../workspace'}), 'mount-target', 'spec.mounts[2].target'],
+      ...['/var/lib/../run/docker.sock', '//var/run/docker.sock', '/run/./containerd/containerd.sock', '/var/run/docker.sock/', '/run/podman/../docker.sock'].map(
+        (source): Case => [`socket source ${source}`, mount({type: 'volume', source, target: '/sock'}), 'no-runtime-socket', 'spec.mounts[2].source'],
+      ),
+      ['socket target /var/run/x/../docker.sock', mount({target: '/var/run/x/../docker.sock'}), 'no-runtime-socket', 'spec.mounts[2].target'],
+      ['relative target', mount({target: 'workspace'}), 'mount-path-relative', 'spec.mounts[2].target'],
+      ['relative target ./etc', mount({target: './etc'}), 'mount-path-relative', 'spec.mounts[2].target'],
+      ['~ target', mount({target: '~/work'}), 'mount-path-home', 'spec.mounts[2].target'],
+      ['blank target', mount({target: ' '}), 'mount-path-empty', 'spec.mounts[2].target'],
+      ['target with a NUL', mount({target: '/work\u0000/etc'}), 'mount-path-control', 'spec.mounts[2].target'],
+      ['relative bind source', mount({type: 'bind', source: 'data', target: '/data'}), 'mount-path-relative', 'spec.mounts[2].source'],
+      ['relative volume source climbing', mount({type: 'volume', source: '../../etc', target: '/data'}), 'mount-path-relative', 'spec.mounts[2].source'],
+      ['volume source ./data', mount({type: 'volume', source: './data', target: '/data'}), 'mount-path-relative', 'spec.mounts[2].source'],
+      ['~ source', mount({type: 'volume', source: '~/.ssh', target: '/data'}), 'mount-path-home', 'spec.mounts[2].source'],
+      ['~user source', mount({type: 'volume', source: '~root', target: '/data'}), 'mount-path-home', 'spec.mounts[2].source'],
+      ['blank source', mount({type: 'volume', source: '  ', target: '/data'}), 'mount-path-empty', 'spec.mounts[2].source'],
+      ['a host path as a volume source, spelt //', mount({type: 'volume', source: '//var/lib/secrets', target: '/data'}), 'no-host-mounts', 'spec.mounts[2].source'],
+      ['seccomp unconfined', (s) => ((s.security.seccomp as {profile?: string}).profile = 'unconfined'), 'seccomp-unconfined', 'spec.security.seccomp.profile'],
+      ['seccomp Unconfined', (s) => ((s.security.seccomp as {profile?: string}).profile = 'Unconfined'), 'seccomp-unconfined', 'spec.security.seccomp.profile'],
+      ['seccomp a node-local profile', (s) => ((s.security.seccomp as {profile?: string}).profile = 'localhost/profiles/audit.json'), 'seccomp-profile', 'spec.security.seccomp.profile'],
+      ['seccomp runtime default that logs', (s) => ((s as Spec).security!.seccomp = {profile: 'runtime/default', defaultAction: 'log'}), 'seccomp-default-deny', 'spec.security.seccomp.defaultAction'],
+      ['apparmor unconfined', (s) => ((s as Spec).security!.apparmor = {profile: 'unconfined'}), 'apparmor-unconfined', 'spec.security.apparmor.profile'],
+      ['selinux spc_t', (s) => ((s as Spec).security!.selinux = {type: 'spc_t'}), 'selinux-unconfined', 'spec.security.selinux.type'],
+      ['selinux unconfined_t', (s) => ((s as Spec).security!.selinux = {type: 'unconfined_t'}), 'selinux-unconfined', 'spec.security.selinux.type'],
+      ['selinux disabled', (s) => ((s as Spec).security!.selinux = {disabled: true}), 'selinux-unconfined', 'spec.security.selinux.disabled'],
+    ]
+    const passing: Array<[name: string, edit: (s: Full) => void]> = [
+      ['target /workspace//cache/', mount({target: '/workspace//cache/'})],
+      ['target /etcetera', mount({target: '/etcetera'})],
+      ['a named volume', mount({type: 'volume', source: 'build-cache', target: '/cache'})],
+      ["seccomp: the runtime's default profile", (s) => ((s as Spec).security!.seccomp = {profile: 'RuntimeDefault'})],
+      ['apparmor and selinux confining', (s) => Object.assign(s.security, {apparmor: {profile: 'runtime/default'}, selinux: {type: 'container_t', level: 's0:c1,c2'}})],
+    ]
+
+    async function expectFound(cases: Case[]): Promise<void> {
+      const files = await Promise.all(cases.map(([, edit], i) => variant(`spelt-${cases[0]![2]}-${i}`, edit)))
+      const r = await airlock(['sandbox', 'check', ...files, '--json'], {cwd: fleet.dir})
+      expect(r.exitCode, r.stdout).toBe(1)
+      for (const [i, [name, , rule, field]] of cases.entries()) {
+        const report = r.json.sandboxes[i]
+        expect(report.file, name).toBe(files[i])
+        const found = report.findings.find((f: {rule: string; field: string}) => f.rule === rule && f.field === field)
+        expect(found, `${name}: ${JSON.stringify(report.findings)}`).toMatchObject({line: expect.any(Number), column: expect.any(Number)})
+      }
+    }
+
+    it('finds every spelling that resolves to a system path or a socket, and every path that is not absolute', async () => {
+      await expectFound(refused.filter(([, , rule]) => rule.startsWith('mount') || rule.startsWith('no-')))
+    })
+
+    it('finds seccomp, AppArmor and SELinux switched off', async () => {
+      await expectFound(refused.filter(([, , rule]) => !(rule.startsWith('mount') || rule.startsWith('no-'))))
+    })
+
+    it('passes paths that resolve outside the system folders, named volumes, and confining profiles', async () => {
+      const files = await Promise.all(passing.map(([, edit], i) => variant(`fine-${i}`, edit)))
+      const r = await airlock(['sandbox', 'check', ...files, '--json'], {cwd: fleet.dir})
+      for (const [i, [name]] of passing.entries()) expect(r.json.sandboxes[i].findings, name).toEqual([])
+      expect(r.exitCode).toBe(0)
+    })
+
+    it('names the resolved path in the finding', async () => {
+      const file = await variant('spelt-etc', mount({target: '/tmp/../etc'}))
+      const r = await airlock(['sandbox', 'check', file, '--json'], {cwd: fleet.dir})
+      expect(r.json.sandboxes[0].findings.find((f: {rule: string}) => f.rule === 'mount-target').message).toMatch(/^\/tmp\/\.\.\/etc \(resolves to \/etc\) is not an absolute path outside/)
+    })
+  })
+
   it('Run is denied with Create when the memory limit is exceeded', async () => {
     const file = await variant('big', (s) => (s.resources.memoryMb = 3072))
     const r = await airlock(['sandbox', 'check', file, '--json'], {cwd: fleet.dir})
