@@ -263,5 +263,11 @@ describe('small seams', () => {
     const j = await airlock(['status', '--json'], {cwd: dir})
     expect(j.json.exposedKeys).toEqual(expect.arrayContaining([{path: 'keys/evidence.key', tracked: false}, {path: 'keys/image.key', tracked: false}, {path: 'manifests/leak.txt', tracked: true}]))
     expect(j.json.exposedKeys.map((k: {path: string}) => k.path)).not.toContain('deploy/id_ed25519.pub')
+    // Other tools' private keys: OpenPGP, SSH2 (RFC 4716), PuTTY.
+    await writeFile(join(dir, 'deploy', 'signing.asc'), '-----BEGIN PGP PRIVATE KEY BLOCK-----\n\nlQOYBF\n-----END PGP PRIVATE KEY BLOCK-----\n')
+    await writeFile(join(dir, 'deploy', 'ssh2.key.txt'), '---- BEGIN SSH2 ENCRYPTED PRIVATE KEY ----\r\nP2/56w==\r\n---- END SSH2 ENCRYPTED PRIVATE KEY ----\r\n')
+    await writeFile(join(dir, 'deploy', 'id.ppk'), 'PuTTY-User-Key-File-3: ssh-ed25519\nEncryption: none\nPrivate-Lines: 1\nAAAA\n')
+    const others = (await airlock(['status', '--json'], {cwd: dir})).json.exposedKeys.map((k: {path: string}) => k.path)
+    expect(others).toEqual(expect.arrayContaining(['deploy/signing.asc', 'deploy/ssh2.key.txt', 'deploy/id.ppk']))
   })
 })
