@@ -6,7 +6,7 @@ import type {Signer} from '../control-plane/crypto/keys.js'
 import type {ChangeRequest, Plan} from '../control-plane/plan/plan.js'
 import type {PipelineContext} from '../control-plane/pipeline/draft.js'
 import type {CandidateResult, Mode, Outcome, PipelineInput} from '../control-plane/pipeline/pipeline.js'
-import {forTerminal, guardHumanOutput} from '../control-plane/terminal.js'
+import {forTerminal, guardHumanOutput, jsonText, messageLines} from '../control-plane/terminal.js'
 import {identityFlags} from './_identity.js'
 import {anchorInput} from './_policy.js'
 import type {ApplyResult} from '../control-plane/plan/apply.js'
@@ -19,8 +19,8 @@ import type {Requester} from '../control-plane/plan/plan.js'
  */
 export function reportError(err: unknown, json: boolean): number {
   const error = asAirlockError(err)
-  if (json) process.stdout.write(`${JSON.stringify(toErrorJson(error))}\n`)
-  else process.stderr.write(`airlock: ${forTerminal(error.message, {keepNewlines: true})}\n`)
+  if (json) process.stdout.write(`${jsonText(toErrorJson(error))}\n`)
+  else process.stderr.write(messageLines('airlock: ', error.message))
   if (process.env.AIRLOCK_DEBUG === '1' && err instanceof Error) process.stderr.write(`${err.stack}\n`)
   return exitFor(error)
 }
@@ -67,7 +67,7 @@ export abstract class AirlockCommand extends Command {
 
   /** `--json` output: one plain JSON object (oclif's own logJson colourises it token by token). */
   protected override logJson(json: unknown): void {
-    process.stdout.write(`${JSON.stringify(json, null, 2)}\n`)
+    process.stdout.write(`${jsonText(json, 2)}\n`)
   }
 
   /** A check that ran and failed (exit 1); the result is still printed. */
@@ -162,7 +162,7 @@ export abstract class AirlockCommand extends Command {
       if (savedTo) process.stdout.write(`Saved the plan to ${t(savedTo)}; apply it with: airlock apply ${t(savedTo)}\n`)
     }
     if (outcome.status === 'planned' && outcome.checkFailed) {
-      if (!this.jsonEnabled() && outcome.refusal) process.stderr.write(`airlock: ${forTerminal(outcome.refusal.message, {keepNewlines: true})}\n`)
+      if (!this.jsonEnabled() && outcome.refusal) process.stderr.write(messageLines('airlock: ', outcome.refusal.message))
       this.failCheck()
     }
     return {outcome: outcome.status, plan: outcome.plan, applied, savedTo, ...(staged ? {staged} : {}), ...(outcome.candidates ? {found: outcome.candidates} : {})}

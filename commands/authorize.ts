@@ -6,7 +6,7 @@ import {AirlockCommand, anchorFlag} from './_base.js'
 import {identityFlags, tokenIdentity} from './_identity.js'
 import type {TrustSource} from '../control-plane/pipeline/base.js'
 import {bundleCacheDir, decisionPolicies, readInput, trustOf} from './_policy.js'
-import {forTerminal as t} from '../control-plane/terminal.js'
+import {forTerminal as t, jsonText} from '../control-plane/terminal.js'
 
 type Decision = PolicyDecision & {evaluationMs: number; trustSource?: TrustSource}
 
@@ -115,10 +115,10 @@ export default class Authorize extends AirlockCommand {
           entities: Array.isArray(r.entities) ? r.entities : entities,
         })
         decisions++
-        this.writeData(`${JSON.stringify({line: n, decision: d.decision, reasons: d.reasons.map((x) => x.id), errors: d.errors, failedClosed: d.failedClosed, evaluationMs: d.evaluationMs})}\n`)
+        this.writeData(`${jsonText({line: n, decision: d.decision, reasons: d.reasons.map((x) => x.id), errors: d.errors, failedClosed: d.failedClosed, evaluationMs: d.evaluationMs})}\n`)
       } catch (error) {
         invalid++
-        this.writeData(`${JSON.stringify({line: n, ...toErrorJson(asAirlockError(error))})}\n`)
+        this.writeData(`${jsonText({line: n, ...toErrorJson(asAirlockError(error))})}\n`)
       }
     }
     if (invalid > 0) this.outcome = 'invalid'
@@ -128,7 +128,7 @@ export default class Authorize extends AirlockCommand {
 
   protected override logJson(json: unknown): void {
     // In batch mode the decisions are the output; the summary goes to stderr only.
-    if (json && typeof json === 'object' && 'decisions' in json) process.stderr.write(`${JSON.stringify(json)}\n`)
+    if (json && typeof json === 'object' && 'decisions' in json) process.stderr.write(`${jsonText(json)}\n`)
     else super.logJson(json)
   }
 }

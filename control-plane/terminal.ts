@@ -16,6 +16,31 @@ export function forTerminal(text: string, opts: {keepNewlines?: boolean} = {}): 
   })
 }
 
+/**
+ * A message (an error, a refusal) as lines of a stream a person reads, each line under `prefix`:
+ * a message may span lines (Cedar's problems), but a newline in a value it quotes (a registry's
+ * or a bundle's text) then starts a line that still says whose it is, never one that passes for
+ * a line of airlock's own output.
+ */
+export function messageLines(prefix: string, message: string): string {
+  return `${forTerminal(message, {keepNewlines: true})
+    .split('\n')
+    .map((line) => `${prefix}${line}`)
+    .join('\n')}\n`
+}
+
+/** What JSON.stringify leaves raw that a terminal would still act on: DEL, the C1 controls, the bidirectional overrides and isolates. */
+const JSON_UNSAFE = /[\u007f-\u009f\u202a-\u202e\u2066-\u2069]/g
+
+/**
+ * JSON text for output (`--json`, JSON lines): JSON.stringify escapes C0 controls but leaves C1
+ * (the 8-bit CSI), DEL and the bidirectional controls raw; these are written as \u escapes too,
+ * so the same JSON value reaches a terminal that shows it unable to drive it.
+ */
+export function jsonText(value: unknown, space?: number): string {
+  return String(JSON.stringify(value, null, space)).replace(JSON_UNSAFE, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`)
+}
+
 /** airlock's own styling, and nothing else: the SGR sequences plan rendering paints with. */
 const OWN_STYLE = /\u001b\[(?:1|2|22|31|32|33|39)m/y
 

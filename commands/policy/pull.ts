@@ -6,7 +6,7 @@ import type {PullReport} from '../../control-plane/policy/pull.js'
 import type {TrustSource} from '../../control-plane/pipeline/base.js'
 import {AirlockCommand, anchorFlag} from '../_base.js'
 import {bundleCacheDir, readInput, trustOf} from '../_policy.js'
-import {forTerminal as t} from '../../control-plane/terminal.js'
+import {forTerminal as t, jsonText} from '../../control-plane/terminal.js'
 
 export default class PolicyPull extends AirlockCommand {
   static override summary = 'Fetch, verify and cache a scope’s policy bundle; say which policy is in effect and why.'
@@ -80,7 +80,7 @@ export default class PolicyPull extends AirlockCommand {
         limits: this.limits,
       })
       this.outcome = report.effective === 'deny-all' ? 'check_failed' : 'ok'
-      if (flags.watch && this.jsonEnabled()) process.stdout.write(`${JSON.stringify({...report, trustSource})}\n`)
+      if (flags.watch && this.jsonEnabled()) process.stdout.write(`${jsonText({...report, trustSource})}\n`)
       else if (!this.jsonEnabled()) this.log(`${t(report.scope)}: ${t(report.effective.toUpperCase())}${report.version ? ` v${t(String(report.version))}` : ''} — ${t(report.reason)}`)
       if (!flags.watch || (flags.count !== undefined && n >= flags.count)) break
       await sleep(intervalMs)

@@ -3,7 +3,7 @@ import {Flags} from '@oclif/core'
 import {AirlockError} from '../../control-plane/errors.js'
 import {AirlockCommand, anchorFlag} from '../_base.js'
 import {anchorInput, openRepository, readInput} from '../_policy.js'
-import {forTerminal as t} from '../../control-plane/terminal.js'
+import {forTerminal as t, jsonText} from '../../control-plane/terminal.js'
 
 export default class PolicyServe extends AirlockCommand {
   static override summary = 'Serve signed policy bundles over HTTPS (GET /v1/bundles/<scope>, ETag / 304, /healthz, /readyz).'
@@ -51,7 +51,7 @@ export default class PolicyServe extends AirlockCommand {
     }
     const running = await startBundleServer({...(source ? {source} : {bundlesDir: from}), host: flags.host, port: flags.port, tls, insecureHttp: flags['insecure-http'], apiKey})
     // One line saying where it listens (JSON with --json), then serve until SIGINT/SIGTERM.
-    process.stdout.write(this.jsonEnabled() ? `${JSON.stringify({url: running.url, bundles: from})}\n` : `Serving ${t(from)} on ${t(running.url)}\n`)
+    process.stdout.write(this.jsonEnabled() ? `${jsonText({url: running.url, bundles: from})}\n` : `Serving ${t(from)} on ${t(running.url)}\n`)
     await new Promise<void>((done) => {
       const stop = () => running.close().then(done)
       process.once('SIGINT', stop)

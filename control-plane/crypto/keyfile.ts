@@ -66,9 +66,10 @@ export async function stagePrivateFile(path: string, text: string): Promise<{tmp
 
 /**
  * A private key as airlock writes one (PKCS#8 PEM) and as other tools do: PEM (RSA, EC, DSA,
- * ENCRYPTED, OPENSSH…) and OpenSSH's own format.
+ * ENCRYPTED, OPENSSH…), OpenSSH's own format, OpenPGP secret keys, the SSH2 (RFC 4716) encrypted form
+ * and PuTTY's .ppk.
  */
-const PRIVATE_KEY = /-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY-----/
+const PRIVATE_KEY = /-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----|---- BEGIN SSH2 ENCRYPTED PRIVATE KEY ----|^PuTTY-User-Key-File-\d+:/m
 
 /** A key file git would commit: tracked already, or untracked and not ignored. */
 export interface ExposedKey {

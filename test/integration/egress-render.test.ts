@@ -57,7 +57,7 @@ describe.runIf(RUN)('egress render --format nftables', () => {
         const v4 = METADATA_ADDRESSES.filter((a) => !a.includes(':'))
         const v6 = METADATA_ADDRESSES.filter((a) => a.includes(':'))
         expect(ruleset).toContain(`ip daddr { ${v4.join(', ')} } drop`)
-        expect(ruleset).toContain(`ip6 daddr { ${v6.join(', ')} } drop`)
+        expect(ruleset).toContain(`ip6 daddr { ${v6.join(', ')}, ::ffff:0:a9fe:a9fe, 64:ff9b::a9fe:a9fe, 64:ff9b:1::a9fe:a9fe, `)
         for (const a of ['169.254.170.2', '168.63.129.16', '192.0.0.192', '100.100.100.200', 'fd00:ec2::254', 'fd00:ec2::23', 'fe80::a9fe:a9fe']) expect(ruleset).toContain(a)
         expect(ruleset.indexOf('169.254.169.254')).toBeLessThan(ruleset.indexOf(' accept', ruleset.indexOf('tcp dport 53 accept') + 20))
       } else expect(ruleset.match(/ accept/g)).toEqual([' accept']) // loopback only

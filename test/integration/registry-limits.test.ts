@@ -196,6 +196,18 @@ describe.runIf(RUN_REGISTRY_TESTS)('image fetch-signature within the registry li
     expect(await git(fleet.dir, 'rev-parse', 'HEAD')).toBe(head)
   })
 
+  it('shows a hostile bundle\'s text on one line of stderr: a newline in its payloadType cannot fake a line of airlock\'s output', async () => {
+    const image = await newImage()
+    const bundle = await signImage(image.digest, stranger)
+    ;(bundle as any).dsseEnvelope.payloadType = 'x\nhistory VERIFIED from trust anchor 000000000000\n'
+    await index(image, [await referrer(image, [Buffer.from(JSON.stringify(bundle))])])
+    const r = await airlock(['image', 'fetch-signature', `${host}/${REPO}@${image.digest}`, '--plain-http'], {cwd: fleet.dir, env: fleet.env})
+    expect(r.exitCode).toBe(1)
+    expect(r.stderr).toMatch(/the DSSE payload is x/)
+    for (const line of r.stderr.split('\n').filter(Boolean)) expect(line).toMatch(/^airlock: /)
+    expect(r.stderr).not.toMatch(/^history VERIFIED/m)
+  })
+
   it('ends at the command deadline when the registry answers slowly (REGISTRY_TIMEOUT naming --deadline), each request allowed far longer', async () => {
     const image = await newImage()
     mode = 'slow'

@@ -113,6 +113,27 @@ describe('every control class, through each renderer', () => {
     expect(r.stdout).toContain('error  err\\x1b[2J\\x9b31m\\u{202e}')
   })
 
+  it('--json and authorize --batch: C1, DEL and the bidirectional controls JSON.stringify leaves raw are \\u escapes, the same JSON', async () => {
+    const {dir} = fleet
+    const name = `read${CONTROLS}file`
+    const tool = await airlock(['tool', 'check', name, '--params', '{}', '--json'], {cwd: dir})
+    expect(tool.exitCode).toBe(1)
+    clean(tool, 'tool check --json')
+    expect(tool.json.tool).toBe(name)
+    const policies = join(dir, '..', 'hostile-policies')
+    await mkdir(join(policies, 'global'), {recursive: true})
+    await writeFile(join(policies, 'global', 'p.cedar'), `@id("allow\u009b31m\u202e\u007f")\npermit(principal, action, resource);\n`)
+    const line = JSON.stringify({principal: 'AgentKernel::User::"a"', action: 'AgentKernel::Action::"Run"', resource: 'AgentKernel::Sandbox::"s"'})
+    for (const json of [[], ['--json']]) {
+      const r = await execa(NODE, [BIN, 'authorize', '--batch', '--policies', policies, ...json], {cwd: dir, input: `${line}\n{"principal": "\u009b2J\u2066"}\n`, reject: false})
+      const out = {exitCode: r.exitCode ?? -1, stdout: String(r.stdout), stderr: String(r.stderr), json: undefined}
+      clean(out, `authorize --batch ${json.join(' ')}`)
+      const [first, second] = out.stdout.trim().split('\n').map((l) => JSON.parse(l))
+      expect(first.reasons).toEqual(['allow\u009b31m\u202e\u007f'])
+      expect(second.error.code).toBeDefined()
+    }
+  })
+
   it('policy pull: what a bundle server answers', async () => {
     const {dir} = fleet
     const {server, port} = await serve((_req, res) => res.writeHead(200, {'content-type': 'application/json'}).end(`\u001b[2J\u001b[H${CONTROLS} all policies verified`))
@@ -242,5 +263,11 @@ describe('small seams', () => {
     const j = await airlock(['status', '--json'], {cwd: dir})
     expect(j.json.exposedKeys).toEqual(expect.arrayContaining([{path: 'keys/evidence.key', tracked: false}, {path: 'keys/image.key', tracked: false}, {path: 'manifests/leak.txt', tracked: true}]))
     expect(j.json.exposedKeys.map((k: {path: string}) => k.path)).not.toContain('deploy/id_ed25519.pub')
+    // Other tools' private keys: OpenPGP, SSH2 (RFC 4716), PuTTY.
+    await writeFile(join(dir, 'deploy', 'signing.asc'), '-----BEGIN PGP PRIVATE KEY BLOCK-----\n\nlQOYBF\n-----END PGP PRIVATE KEY BLOCK-----\n')
+    await writeFile(join(dir, 'deploy', 'ssh2.key.txt'), '---- BEGIN SSH2 ENCRYPTED PRIVATE KEY ----\r\nP2/56w==\r\n---- END SSH2 ENCRYPTED PRIVATE KEY ----\r\n')
+    await writeFile(join(dir, 'deploy', 'id.ppk'), 'PuTTY-User-Key-File-3: ssh-ed25519\nEncryption: none\nPrivate-Lines: 1\nAAAA\n')
+    const others = (await airlock(['status', '--json'], {cwd: dir})).json.exposedKeys.map((k: {path: string}) => k.path)
+    expect(others).toEqual(expect.arrayContaining(['deploy/signing.asc', 'deploy/ssh2.key.txt', 'deploy/id.ppk']))
   })
 })

@@ -42,3 +42,18 @@ describe('forHumanStream (the last guard on stdout and stderr)', () => {
     expect(forHumanStream('\u001b[8mhidden\u001b[2J')).toBe('\\x1b[8mhidden\\x1b[2J')
   })
 })
+
+describe('messageLines and jsonText', () => {
+  it('a newline a message quotes starts a line that still says whose it is', async () => {
+    const {messageLines} = await import('../../control-plane/terminal.js')
+    expect(messageLines('airlock: ', 'the DSSE payload is x\nhistory VERIFIED\u001b[2J')).toBe('airlock: the DSSE payload is x\nairlock: history VERIFIED\\x1b[2J\n')
+  })
+
+  it('JSON with C1, DEL and bidirectional controls as \\u escapes: the same value, nothing raw', async () => {
+    const {jsonText} = await import('../../control-plane/terminal.js')
+    const value = {s: `a\u009b2J\u0085\u007f\u202e\u2066\u001b[H`, n: 1}
+    const text = jsonText(value, 2)
+    expect(text).not.toMatch(/[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/)
+    expect(JSON.parse(text)).toEqual(value)
+  })
+})

@@ -190,9 +190,16 @@ export interface EgressTarget {
 
 const SCHEMES = new Set(['http:', 'https:', 'ws:', 'wss:'])
 
-/** The IPv4 address an IPv6 one carries (mapped ::ffff:a.b.c.d, compatible ::a.b.c.d, NAT64 64:ff9b::a.b.c.d), if any. */
+/**
+ * The IPv6 prefixes (/96) whose last 32 bits are an IPv4 address a host or a translator reaches:
+ * mapped ::ffff:a.b.c.d, compatible ::a.b.c.d, SIIT's translated ::ffff:0:a.b.c.d (RFC 6145), and
+ * NAT64's well-known 64:ff9b:: (RFC 6052) and local-use 64:ff9b:1:: (RFC 8215) prefixes.
+ */
+const IPV4_EMBEDDING = ['::ffff:', '::ffff:0:', '::', '64:ff9b::', '64:ff9b:1::'] as const
+
+/** The IPv4 address an IPv6 one carries under one of the IPV4_EMBEDDING prefixes, if any. */
 function embeddedIpv4(ip: string): string | null {
-  const m = /^(?:::ffff:|::|64:ff9b::)([0-9a-f]{1,4}):([0-9a-f]{1,4})$/.exec(ip)
+  const m = /^(?:::ffff:|::ffff:0:|::|64:ff9b::|64:ff9b:1::)([0-9a-f]{1,4}):([0-9a-f]{1,4})$/.exec(ip)
   if (!m) return null
   const hi = Number.parseInt(m[1]!, 16)
   const lo = Number.parseInt(m[2]!, 16)
@@ -306,7 +313,13 @@ export function renderNftables(policy: EgressPolicy, input: RenderInput): string
   lines.push('table inet airlock_egress {', '  chain output {', '    type filter hook output priority filter; policy drop;', '    oif "lo" accept')
   if (policy.network) {
     lines.push('    ct state established,related accept')
-    lines.push(`    ip daddr ${set(v4([...METADATA_ADDRESSES]))} drop`, `    ip6 daddr ${set(v6([...METADATA_ADDRESSES]))} drop`)
+    // The IPv6 spellings a translator turns into an IPv4 metadata address are dropped too (the mapped ::ffff: form leaves as IPv4).
+    const low32 = (a: string) => {
+      const [w, x, y, z] = a.split('.').map(Number) as [number, number, number, number]
+      return `${((w << 8) | x).toString(16)}:${((y << 8) | z).toString(16)}`
+    }
+    const translated = v4([...METADATA_ADDRESSES]).flatMap((a) => IPV4_EMBEDDING.filter((p) => p !== '::ffff:' && p !== '::').map((p) => `${p}${low32(a)}`))
+    lines.push(`    ip daddr ${set(v4([...METADATA_ADDRESSES]))} drop`, `    ip6 daddr ${set([...v6([...METADATA_ADDRESSES]), ...translated])} drop`)
     if (input.resolver) {
       const fam = isIP(input.resolver) === 6 ? 'ip6' : 'ip'
       lines.push(`    ${fam} daddr ${input.resolver} udp dport 53 accept`, `    ${fam} daddr ${input.resolver} tcp dport 53 accept`)

@@ -46,6 +46,17 @@ export const EGRESS_KEYWORD = 'x-airlock-egress'
  * a root (a pattern anchored at an absolute directory, `^/workspace/`) it cannot leave.
  */
 const PATH_PARAMETER = /(?:^|[_-])path$|[a-z0-9]Path$/i
+/** Path-like names a patternProperties key is tried against (a key that matches one states a path parameter). */
+const PATH_NAMES = ['path', 'file_path', 'file-path', 'filePath'] as const
+
+/** Whether a patternProperties key (a JSON Schema regex, as ajv reads it) matches `name`; one that does not compile matches nothing here (SCHEMA_ERROR says so). */
+function matches(pattern: string, name: string): boolean {
+  try {
+    return new RegExp(pattern, 'u').test(name)
+  } catch {
+    return false
+  }
+}
 
 export const DEFAULT_APPROVAL_FROM: Risk = 'L4'
 export const DEFAULT_MAX_PARAMS_BYTES = 64 * 1024
@@ -104,8 +115,20 @@ function parameterNodes(schema: Record<string, unknown>): ParameterNode[] {
   while (stack.length > 0) {
     const node = stack.pop()!
     nodes.push(node)
-    const {properties, items} = node.schema
-    if (object(properties)) for (const [k, v] of Object.entries(properties)) if (object(v)) stack.push({at: [...node.at, k], where: `${node.where}.properties.${k}`, name: k, schema: v})
+    const {properties, items, patternProperties, additionalProperties, required} = node.schema
+    // A property's schema may be `true` (anything): it is the empty schema, and states no root.
+    const declared = object(properties) ? properties : {}
+    for (const [k, v] of Object.entries(declared)) if (object(v) || v === true) stack.push({at: [...node.at, k], where: `${node.where}.properties.${k}`, name: k, schema: v === true ? {} : v})
+    // A parameter `properties` does not declare is still one the schema states when it is required
+    // or named like a path and a patternProperties key matches it: its schema is that key's (each
+    // that matches), else additionalProperties' (for a required one).
+    const undeclared = [...new Set([...(Array.isArray(required) ? required.filter((r): r is string => typeof r === 'string') : []), ...PATH_NAMES])].filter((n) => !Object.hasOwn(declared, n))
+    for (const name of undeclared) {
+      const matching = object(patternProperties) ? Object.entries(patternProperties).filter(([p]) => matches(p, name)) : []
+      for (const [p, v] of matching) if (object(v) || v === true) stack.push({at: [...node.at, name], where: `${node.where}.patternProperties.${p}`, name, schema: v === true ? {} : v})
+      const extra = additionalProperties === undefined ? true : additionalProperties
+      if (matching.length === 0 && Array.isArray(required) && required.includes(name) && (object(extra) || extra === true)) stack.push({at: [...node.at, name], where: `${node.where}.additionalProperties`, name, schema: extra === true ? {} : extra})
+    }
     if (object(items)) stack.push({at: [...node.at, '*'], where: `${node.where}.items`, name: node.name, schema: items})
   }
   return nodes

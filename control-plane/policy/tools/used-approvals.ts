@@ -52,6 +52,8 @@ async function storeDir(stateDir: string): Promise<string> {
   }
   const st = await lstat(dir)
   if (!st.isDirectory()) throw new AirlockError('INVALID_INPUT', `${dir}: the store of used approvals is not a folder (a symbolic link is not followed)`, {file: dir})
+  // Anyone who may remove an entry may replay its approval.
+  if (st.mode & 0o002) throw new AirlockError('INVALID_INPUT', `${dir}: the store of used approvals is writable by others, who could remove an entry and replay its approval; chmod o-w it (airlock makes it 0700)`, {file: dir})
   return dir
 }
 

@@ -115,6 +115,14 @@ describe('egress check: the cloud metadata services by every name and address', 
     for (const t of ['[::ffff:168.63.129.16]', '2852039170', '0x646464C8', '[64:ff9b::c000:c0]', '0300.0.0.0300', '[::ffff:a9fe:aa02]']) denied(t)
   })
 
+  it('the IPv4 metadata addresses behind a translator: NAT64 local-use 64:ff9b:1:: and SIIT ::ffff:0:, and the nftables render drops them', async () => {
+    for (const t of ['[64:ff9b:1::a9fe:a9fe]', 'http://[64:ff9b:1:0:0:0:169.254.169.254]/', '[::ffff:0:a9fe:a9fe]', '[::ffff:0:169.254.170.2]', '[64:FF9B:1::A83F:8110]']) denied(t)
+    const {renderNftables} = await import('../../../control-plane/policy/egress/egress.js')
+    const rules = renderNftables(loosest, {resolved: new Map(), source: 'none', resolver: null, at: new Date(0)})
+    const drop = rules.split('\n').find((l) => l.trim().startsWith('ip6 daddr') && l.includes('fd00:ec2::254'))!
+    for (const a of ['64:ff9b::a9fe:a9fe', '64:ff9b:1::a9fe:a9fe', '::ffff:0:a9fe:a9fe', '64:ff9b::a83f:8110']) expect(drop).toContain(a)
+  })
+
   it('a name that only looks like one is not denied as metadata', () => {
     for (const t of ['metadata.example.org', 'my-metadata', 'instance-data.example', 'metadata.googl']) expect(check(permissive, t).rule).not.toMatch(/cloud metadata/)
   })

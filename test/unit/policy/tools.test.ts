@@ -311,6 +311,19 @@ describe('tool policy lint: a path parameter that can leave its stated root (PAT
     expect(compileAll(pathTool(String.raw`^/srv/data(?![\s\S]*/\.\.(?:/|$))/[a-z0-9/._-]*$`))).toEqual([])
   })
 
+  it.each([
+    ['properties: path: true', {type: 'object', properties: {path: true}}, '.properties.path'],
+    ['patternProperties naming path', {type: 'object', additionalProperties: false, patternProperties: {'^path$': {type: 'string'}}}, '.patternProperties.^path$'],
+    ['patternProperties matching any name', {type: 'object', patternProperties: {'_path$': {type: 'string', pattern: '^/workspace/'}}}, '.patternProperties._path$'],
+    ['a required path only additionalProperties describes', {type: 'object', required: ['path'], additionalProperties: {type: 'string'}}, '.additionalProperties'],
+  ])('a path parameter stated outside properties (%s) is judged too', (_name, schema, where) => {
+    const p = parse({allow: [tool('read_file', schema)]})
+    expect(checkTool(p, {tool: 'read_file', params: {path: '/etc/passwd'}}).decision).toBe('deny')
+    expect(compileAll(p)[0]).toMatchObject({code: 'PATH_ESCAPE', field: `spec.allow[0].parameters${where}`})
+    const fixed = parse({allow: [tool('read_file', {type: 'object', required: ['path'], additionalProperties: {type: 'string', pattern: WORKSPACE_PATH_PATTERN}})]})
+    expect(compileAll(fixed)).toEqual([])
+  })
+
   it('the stated root is the absolute directory the pattern starts with', async () => {
     const {statedRoot} = await import('../../../control-plane/policy/tools/tools.js')
     expect(statedRoot('^/workspace/')).toBe('/workspace/')

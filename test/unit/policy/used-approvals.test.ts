@@ -3,7 +3,7 @@
  * leaving exactly what a checker killed at each point of consumeApproval leaves (a temporary file
  * of a writer that is gone, with or without the entry linked; an entry emptied by a power loss).
  */
-import {link, mkdir, readdir, stat, utimes, writeFile} from 'node:fs/promises'
+import {chmod, link, mkdir, readdir, stat, utimes, writeFile} from 'node:fs/promises'
 import {join} from 'node:path'
 import {afterEach, beforeEach, describe, expect, it} from 'vitest'
 import {DEFAULT_LIMITS} from '../../../control-plane/limits.js'
@@ -89,5 +89,14 @@ describe('used approvals', () => {
     await writeFile(join(t.dir, 'file'), '')
     await expect(consumeApproval(join(t.dir, 'file'), use(N1), now, DEFAULT_LIMITS)).rejects.toThrowAirlockError('INVALID_INPUT')
     await expect(consumeApproval(t.dir, use('../../etc/x'), now, DEFAULT_LIMITS)).rejects.toThrowAirlockError('INVALID_INPUT')
+  })
+
+  it('a store others may write to refuses the call: they could remove an entry and replay its approval', async () => {
+    await consumeApproval(t.dir, use(N1), now, DEFAULT_LIMITS)
+    await chmod(store(), 0o777)
+    await expect(consumeApproval(t.dir, use(N1), now, DEFAULT_LIMITS)).rejects.toThrow(/writable by others/)
+    await expect(consumeApproval(t.dir, use(N2), now, DEFAULT_LIMITS)).rejects.toThrowAirlockError('INVALID_INPUT')
+    await chmod(store(), 0o700)
+    await expect(consumeApproval(t.dir, use(N1), now, DEFAULT_LIMITS)).rejects.toThrowAirlockError('APPROVAL_REPLAYED')
   })
 })
