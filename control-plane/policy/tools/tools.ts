@@ -455,6 +455,9 @@ function egressStep(tool: AllowedTool, params: unknown, egress: EgressPolicy | u
     for (const [param, value] of valuesAt(params, at)) {
       if (!egress) return {denied: `${param}: bound to the egress policy (${EGRESS_KEYWORD}), and there is no egress policy to judge it by`}
       if (typeof value !== 'string') return {denied: `${param}: bound to the egress policy (${EGRESS_KEYWORD}), and not a string`}
+      // A URL with userinfo names its host after the last '@' for WHATWG and after the first for
+      // other parsers (`https://a@169.254.169.254@allowed/`): the tool might fetch what was not judged.
+      if (URL.canParse(value) && (new URL(value).username !== '' || new URL(value).password !== '')) return {denied: `${param}: bound to the egress policy (${EGRESS_KEYWORD}), and a URL with userinfo (user@host) is refused: parsers disagree on the host it names`}
       let d
       try {
         d = checkEgress(egress, parseTarget(value))

@@ -278,6 +278,10 @@ describe('the scaffolded and embedded tool policies: paths that stay in /workspa
     // No egress policy to judge by: denied, never waved through.
     expect(checkTool(p, {tool: 'http_get', params: {url: 'https://pypi.org/'}}).rule).toMatch(/^params\/url: bound to the egress policy \(x-airlock-egress\), and there is no egress policy/)
     expect(checkTool(p, {tool: 'http_get', params: {url: 'https://pypi.org../'}}, undefined, egress).rule).toMatch(/^params\/url: bound to the egress policy \(x-airlock-egress\): .*empty label/)
+    // Userinfo: WHATWG reads the host after the last '@', other parsers after the first.
+    for (const url of ['https://a@169.254.169.254@pypi.org/', 'https://user:pw@pypi.org/', 'https://169.254.169.254%40@pypi.org/']) {
+      expect(checkTool(p, {tool: 'http_get', params: {url}}, undefined, egress), url).toMatchObject({decision: 'deny', rule: expect.stringMatching(/userinfo/)})
+    }
   })
 })
 
