@@ -21,8 +21,11 @@ export default class EvidenceList extends AirlockCommand {
     for (const file of head ? await listReceipts(repo, head) : []) {
       try {
         const r = parseReceipt(await repo.readBlob(file.oid), file.path, this.limits)
-        const p = r.statement.predicate
-        receipts.push({path: file.path, operation: p.operation, summary: p.summary, appliedAt: p.appliedAt, requestedBy: p.requestedBy?.actor ?? '?'})
+        const s = r.statement
+        // Each registered kind says what it records and when; a change receipt also who asked and why.
+        const change = s.predicateType === 'https://airlock.dev/attestations/change/v1' ? s.predicate : null
+        const summary = change ? change.summary : s.predicateType === 'https://in-toto.io/attestation/test-result/v0.1' ? `${s.predicate.suite}: ${s.predicate.result}` : ''
+        receipts.push({path: file.path, operation: r.kind.label(s), summary, appliedAt: r.kind.time(s), requestedBy: change?.requestedBy?.actor ?? '?'})
       } catch (error) {
         receipts.push({path: file.path, operation: 'unreadable', summary: (error as Error).message, appliedAt: '', requestedBy: ''})
       }

@@ -1,5 +1,5 @@
 import {Args} from '@oclif/core'
-import type {ReceiptStatement} from '../../control-plane/evidence/receipt.js'
+import type {RegisteredStatement} from '../../control-plane/evidence/predicates.js'
 import type {TrustSource} from '../../control-plane/pipeline/base.js'
 import {AirlockCommand, anchorFlag} from '../_base.js'
 import {verifiedHead} from '../_policy.js'
@@ -10,7 +10,7 @@ export default class EvidenceShow extends AirlockCommand {
   static override flags = {...anchorFlag}
   static override args = {receipt: Args.string({description: 'receipt path (docs/evidence/….json) or a unique part of its name', required: true})}
 
-  async run(): Promise<{path: string; statement: ReceiptStatement; signers: string[]; problem: string | null; trustSource: TrustSource}> {
+  async run(): Promise<{path: string; statement: RegisteredStatement; signers: string[]; problem: string | null; trustSource: TrustSource}> {
     const {args, flags} = await this.parse(EvidenceShow)
     // The receipt and the trust it is checked against, at a HEAD whose history verifies.
     const {repo, commit: head, source} = await verifiedHead(flags, this)

@@ -8,10 +8,12 @@
  * receipt.ts does for change receipts, add its statement to RegisteredStatement and its kind to
  * RECEIPT_KINDS.
  */
+import {TEST_RESULT_RECEIPT} from '../gates/receipt.js'
+import type {TestResultStatement} from '../gates/types.js'
 import {CHANGE_RECEIPT, type ReceiptStatement} from './receipt.js'
 
 /** The statement of every registered kind (callers switch on `predicateType`). */
-export type RegisteredStatement = ReceiptStatement
+export type RegisteredStatement = ReceiptStatement | TestResultStatement
 
 export interface ReceiptKind<S extends RegisteredStatement = RegisteredStatement> {
   predicateType: S['predicateType']
@@ -26,7 +28,7 @@ export interface ReceiptKind<S extends RegisteredStatement = RegisteredStatement
   label(statement: S): string
 }
 
-export const RECEIPT_KINDS: readonly ReceiptKind[] = [CHANGE_RECEIPT]
+export const RECEIPT_KINDS: readonly ReceiptKind[] = [CHANGE_RECEIPT, TEST_RESULT_RECEIPT as unknown as ReceiptKind]
 
 /** The registered kind of a predicate type, or undefined. */
 export function receiptKind(predicateType: unknown): ReceiptKind | undefined {
