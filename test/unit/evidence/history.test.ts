@@ -96,7 +96,7 @@ describe('when a receipt or a trust policy does not parse (MALFORMED)', () => {
   })
   it('a receipt whose predicate type is not registered', async () => {
     const f = await fleet()
-    const text = receipt(f.root, '2026-03-02T00:00:00.000Z', [K]).replace(/"payload": "([^"]+)"/, (_, b64: string) => `"payload": "${Buffer.from(Buffer.from(b64, 'base64').toString().replace('https://airlock.dev/attestations/change/v1', 'https://in-toto.io/attestation/test-result/v0.1')).toString('base64')}"`)
+    const text = receipt(f.root, '2026-03-02T00:00:00.000Z', [K]).replace(/"payload": "([^"]+)"/, (_, b64: string) => `"payload": "${Buffer.from(Buffer.from(b64, 'base64').toString().replace('https://airlock.dev/attestations/change/v1', 'https://slsa.dev/provenance/v1')).toString('base64')}"`)
     const c = await f.change(f.root, '2026-03-02T00:00:00Z', K, {'docs/evidence/1.json': text})
     expect((await f.verify(c)).problems).toEqual([expect.objectContaining({code: 'MALFORMED', message: expect.stringContaining('is not one airlock accepts')})])
   })

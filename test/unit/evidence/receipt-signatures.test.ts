@@ -93,8 +93,8 @@ describe('receipt kinds: only registered predicate types', () => {
 
   describe('when it must be refused (MALFORMED)', () => {
     it('a predicate type no kind is registered for', () => {
-      const gate = {...change, predicateType: 'https://in-toto.io/attestation/test-result/v0.1'}
-      expect(() => parseReceipt(envelopeOf(gate), 'r.json', DEFAULT_LIMITS)).toThrow(/predicateType "https:\/\/in-toto\.io\/attestation\/test-result\/v0\.1" is not one airlock accepts/)
+      const gate = {...change, predicateType: 'https://slsa.dev/provenance/v1'}
+      expect(() => parseReceipt(envelopeOf(gate), 'r.json', DEFAULT_LIMITS)).toThrow(/predicateType "https:\/\/slsa\.dev\/provenance\/v1" is not one airlock accepts/)
       expect(() => parseReceipt(envelopeOf(gate), 'r.json', DEFAULT_LIMITS)).toThrowAirlockError('MALFORMED')
     })
     it('a change receipt without its time', () => {
