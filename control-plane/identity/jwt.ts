@@ -3,7 +3,7 @@
  * of asymmetric algorithms (so `alg: none` and HS* signed with a public key are refused), and
  * exp/nbf/iss/aud checked at the command's `now`.
  */
-import {createLocalJWKSet, jwtVerify, type JSONWebKeySet, type JWTPayload} from 'jose'
+import type {JSONWebKeySet, JWTPayload} from 'jose'
 import {AirlockError} from '../errors.js'
 import {checkNesting} from '../limits.js'
 import {identityText, optionalIdentityText} from './text.js'
@@ -63,6 +63,8 @@ export function entitiesForClaims(claims: JWTPayload, authenticated: boolean): I
 }
 
 export async function identityFromJwt(token: string, opts: {jwks: JSONWebKeySet; issuer: string; audience: string; now: Date}): Promise<Identity> {
+  // jose only here, where a token is verified: a command run without --jwt does not load it.
+  const {createLocalJWKSet, jwtVerify} = await import('jose')
   let payload: JWTPayload
   try {
     ;({payload} = await jwtVerify(token, createLocalJWKSet(opts.jwks), {
