@@ -61,12 +61,14 @@ export async function tempDir(prefix = 'airlock-test-'): Promise<{dir: string; c
   return {dir, cleanup: () => rm(dir, {recursive: true, force: true})}
 }
 
-/** A fresh fleet made by `airlock init --apply`: a real repository with a real evidence key. */
+export type Fleet = {dir: string; key: string; imageKey: string; env: Record<string, string>; cleanup: () => Promise<void>}
+
 /**
- * A scratch fleet made by `airlock init --apply`; each digest in `sign` is then signed with the
- * fleet's image key by `airlock image sign --apply` (one commit each), so it may be promoted.
+ * A scratch fleet made by `airlock init --apply`: a real repository with real keys; each digest in
+ * `sign` is then signed with the fleet's image key by `airlock image sign --apply` (one commit
+ * each), so it may be promoted. Each call makes new keys.
  */
-export async function initFleet(opts: {sign?: string[]} = {}): Promise<{dir: string; key: string; imageKey: string; env: Record<string, string>; cleanup: () => Promise<void>}> {
+export async function initFleet(opts: {sign?: string[]} = {}): Promise<Fleet> {
   const t = await tempDir()
   const dir = join(t.dir, 'fleet')
   const r = await airlock(['init', dir, '--apply'])
@@ -79,6 +81,33 @@ export async function initFleet(opts: {sign?: string[]} = {}): Promise<{dir: str
     if (s.exitCode !== 0) throw new Error(`image sign failed: ${s.stderr}`)
   }
   return {dir, key, imageKey, env, cleanup: t.cleanup}
+}
+
+/**
+ * A fleet per test without paying for init and signing in each one. The first `copy()` makes a
+ * template with `initFleet(opts)` (a few CLI runs: keys, signatures); every `copy()` is a copy of
+ * that template (`cp -a`: repository, work tree, git config, key files and their modes), in a
+ * temporary directory of its own, at the same path inside it (`<tmp>/fleet`). Each test still
+ * starts from a fleet nothing else has touched; the copies of one file share their keys, so a
+ * test that needs a fleet with other keys (a foreign signer) calls `initFleet()`. `dispose()`
+ * (afterAll) removes the template.
+ */
+export function fleetCopies(opts: {sign?: string[]} = {}): {copy: () => Promise<Fleet>; dispose: () => Promise<void>} {
+  let template: Promise<Fleet> | undefined
+  return {
+    async copy() {
+      template ??= initFleet(opts)
+      const from = await template
+      const t = await tempDir()
+      const dir = join(t.dir, 'fleet')
+      await execa('cp', ['-a', from.dir, dir])
+      const key = join(dir, 'keys', 'evidence.key')
+      return {dir, key, imageKey: join(dir, 'keys', 'image.key'), env: {AIRLOCK_EVIDENCE_KEY: key}, cleanup: t.cleanup}
+    },
+    async dispose() {
+      if (template) await (await template).cleanup()
+    },
+  }
 }
 
 /**

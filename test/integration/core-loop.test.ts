@@ -1,19 +1,21 @@
 import {chmod, copyFile, readFile, writeFile} from 'node:fs/promises'
 import {join} from 'node:path'
-import {afterEach, beforeEach, describe, expect, it} from 'vitest'
+import {afterAll, afterEach, beforeEach, describe, expect, it} from 'vitest'
 import {loadSigner} from '../../control-plane/crypto/keys.js'
 import {sshSign} from '../../control-plane/crypto/sshsig.js'
 import {Repository} from '../../control-plane/repo/repository.js'
-import {airlock, git, initFleet} from '../helpers.js'
+import {airlock, git, initFleet, fleetCopies, type Fleet} from '../helpers.js'
 
 /** A new digest for the canary channel (the example policies let a local operator move canary in a scratch fleet). */
 const NEXT = `sha256:${'a1'.repeat(32)}`
 /** Signed by the fleet's image key as well, for the concurrent appliers. */
 const OTHER = `sha256:${'b'.repeat(64)}`
 
-let fleet: Awaited<ReturnType<typeof initFleet>>
+let fleet: Fleet
+const fleets = fleetCopies({sign: [NEXT, OTHER]})
+afterAll(() => fleets.dispose())
 beforeEach(async () => {
-  fleet = await initFleet({sign: [NEXT, OTHER]})
+  fleet = await fleets.copy()
 })
 afterEach(async () => {
   await fleet.cleanup()

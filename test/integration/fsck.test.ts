@@ -4,12 +4,14 @@
  * checks out one, a lenient reader reads the other. airlock refuses to read it at all.
  */
 import {execa} from 'execa'
-import {afterEach, beforeEach, describe, expect, it} from 'vitest'
-import {airlock, git, initFleet} from '../helpers.js'
+import {afterAll, afterEach, beforeEach, describe, expect, it} from 'vitest'
+import {airlock, git, fleetCopies, type Fleet} from '../helpers.js'
 
-let fleet: Awaited<ReturnType<typeof initFleet>>
+let fleet: Fleet
+const fleets = fleetCopies()
+afterAll(() => fleets.dispose())
 beforeEach(async () => {
-  fleet = await initFleet()
+  fleet = await fleets.copy()
 })
 afterEach(async () => {
   await fleet.cleanup()

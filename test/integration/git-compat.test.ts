@@ -7,16 +7,18 @@
 import {execa} from 'execa'
 import {mkdir, writeFile} from 'node:fs/promises'
 import {join} from 'node:path'
-import {afterEach, beforeEach, describe, expect, it} from 'vitest'
-import {airlock, initFleet, tempDir} from '../helpers.js'
+import {afterAll, afterEach, beforeEach, describe, expect, it} from 'vitest'
+import {airlock, tempDir, fleetCopies, type Fleet} from '../helpers.js'
 
 const NEXT = `sha256:${'a1'.repeat(32)}`
 const NO_IDENTITY = {GIT_AUTHOR_NAME: undefined, GIT_AUTHOR_EMAIL: undefined, GIT_COMMITTER_NAME: undefined, GIT_COMMITTER_EMAIL: undefined, EMAIL: undefined, GIT_CONFIG_NOSYSTEM: '1'}
 
-let fleet: Awaited<ReturnType<typeof initFleet>>
+let fleet: Fleet
 let home: {dir: string; cleanup: () => Promise<void>}
+const fleets = fleetCopies({sign: [NEXT]})
+afterAll(() => fleets.dispose())
 beforeEach(async () => {
-  fleet = await initFleet({sign: [NEXT]})
+  fleet = await fleets.copy()
   home = await tempDir('airlock-home-')
 })
 afterEach(async () => {

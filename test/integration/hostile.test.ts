@@ -12,7 +12,7 @@ import {mkdir, readdir, readFile, rm, stat, symlink, writeFile} from 'node:fs/pr
 import {join} from 'node:path'
 import {afterAll, afterEach, beforeEach, describe, expect, it} from 'vitest'
 import {digestOfJson} from '../../control-plane/crypto/digest.js'
-import {airlock as run, git, initFleet, type CliResult} from '../helpers.js'
+import {airlock as run, git, type CliResult, fleetCopies, type Fleet} from '../helpers.js'
 
 const NEXT = `sha256:${'a1'.repeat(32)}`
 const IMAGE = 'manifests/images/agent-runner.yaml'
@@ -30,9 +30,11 @@ afterAll(() => {
   expect(internal).toEqual([])
 })
 
-let fleet: Awaited<ReturnType<typeof initFleet>>
+let fleet: Fleet
+const fleets = fleetCopies({sign: [NEXT]})
+afterAll(() => fleets.dispose())
 beforeEach(async () => {
-  fleet = await initFleet({sign: [NEXT]})
+  fleet = await fleets.copy()
 })
 afterEach(async () => {
   await fleet.cleanup()

@@ -2,7 +2,7 @@ import {existsSync} from 'node:fs'
 import {mkdir, readFile, writeFile} from 'node:fs/promises'
 import {dirname, join} from 'node:path'
 import {afterAll, beforeAll, beforeEach, afterEach, describe, expect, it} from 'vitest'
-import {airlock, commitChange, commitSignedByHand, git, initFleet, tempDir} from '../helpers.js'
+import {airlock, commitChange, commitSignedByHand, git, initFleet, tempDir, fleetCopies, type Fleet} from '../helpers.js'
 import {imageKeyPair, signImage, startMockSigstore, type MockSigstore} from '../sigstore-fixtures.js'
 
 const t = await tempDir()
@@ -58,9 +58,11 @@ describe('airlock image verify (ad hoc, as cosign verify)', () => {
 
 describe('signatures enforced on promotion', () => {
   const NEXT = `sha256:${'a1'.repeat(32)}`
-  let fleet: Awaited<ReturnType<typeof initFleet>>
+  let fleet: Fleet
+  const fleets = fleetCopies()
+  afterAll(() => fleets.dispose())
   beforeEach(async () => {
-    fleet = await initFleet()
+    fleet = await fleets.copy()
   })
   afterEach(() => fleet.cleanup())
 
@@ -157,7 +159,7 @@ describe('signatures enforced on promotion', () => {
 
 describe('keyless image policy in the repository (a private Sigstore with its own trusted root)', () => {
   let sigstore: MockSigstore
-  let fleet: Awaited<ReturnType<typeof initFleet>>
+  let fleet: Fleet
   const NEXT = `sha256:${'a2'.repeat(32)}`
   beforeAll(async () => {
     sigstore = await startMockSigstore(new Date())

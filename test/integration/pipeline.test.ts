@@ -6,18 +6,20 @@
 import {execa} from 'execa'
 import {readFile, writeFile} from 'node:fs/promises'
 import {join} from 'node:path'
-import {afterEach, beforeEach, describe, expect, it} from 'vitest'
+import {afterAll, afterEach, beforeEach, describe, expect, it} from 'vitest'
 import {digestOfJson} from '../../control-plane/crypto/digest.js'
 import type {Plan} from '../../control-plane/plan/plan.js'
-import {airlock, commitChange, git, initFleet, type CliResult} from '../helpers.js'
+import {airlock, commitChange, git, type CliResult, fleetCopies, type Fleet} from '../helpers.js'
 
 const NEXT = `sha256:${'a1'.repeat(32)}`
 const UNSIGNED = `sha256:${'ee'.repeat(32)}`
 const IMAGE = 'manifests/images/agent-runner.yaml'
 
-let fleet: Awaited<ReturnType<typeof initFleet>>
+let fleet: Fleet
+const fleets = fleetCopies({sign: [NEXT]})
+afterAll(() => fleets.dispose())
 beforeEach(async () => {
-  fleet = await initFleet({sign: [NEXT]})
+  fleet = await fleets.copy()
 })
 afterEach(async () => {
   await fleet.cleanup()

@@ -2,12 +2,14 @@ import {existsSync} from 'node:fs'
 import {readFile, writeFile} from 'node:fs/promises'
 import {join} from 'node:path'
 import {exportJWK, generateKeyPair, SignJWT} from 'jose'
-import {afterEach, beforeEach, describe, expect, it} from 'vitest'
-import {airlock, commitChange, git, initFleet} from '../helpers.js'
+import {afterAll, afterEach, beforeEach, describe, expect, it} from 'vitest'
+import {airlock, commitChange, git, fleetCopies, type Fleet} from '../helpers.js'
 
-let fleet: Awaited<ReturnType<typeof initFleet>>
+let fleet: Fleet
+const fleets = fleetCopies()
+afterAll(() => fleets.dispose())
 beforeEach(async () => {
-  fleet = await initFleet()
+  fleet = await fleets.copy()
 })
 afterEach(() => fleet.cleanup())
 

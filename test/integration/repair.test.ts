@@ -7,17 +7,19 @@
 import {execa} from 'execa'
 import {mkdir, readdir, readFile, utimes, writeFile} from 'node:fs/promises'
 import {join} from 'node:path'
-import {afterEach, beforeEach, describe, expect, it} from 'vitest'
+import {afterAll, afterEach, beforeEach, describe, expect, it} from 'vitest'
 import {killTrials} from '../../bench/kill-trials.js'
-import {airlock, git, gonePid, initFleet, type CliResult} from '../helpers.js'
+import {airlock, git, gonePid, type CliResult, fleetCopies, type Fleet} from '../helpers.js'
 
 const NEXT = `sha256:${'a1'.repeat(32)}`
 const OTHER = `sha256:${'b2'.repeat(32)}`
 const PROMOTE = ['promote', 'agent-runner', '--to', 'canary', '--digest', NEXT, '--apply', '--json']
 
-let fleet: Awaited<ReturnType<typeof initFleet>>
+let fleet: Fleet
+const fleets = fleetCopies({sign: [NEXT, OTHER]})
+afterAll(() => fleets.dispose())
 beforeEach(async () => {
-  fleet = await initFleet({sign: [NEXT, OTHER]})
+  fleet = await fleets.copy()
 })
 afterEach(async () => {
   await fleet.cleanup()

@@ -7,8 +7,8 @@ import {existsSync} from 'node:fs'
 import {mkdir, readdir, readFile, writeFile} from 'node:fs/promises'
 import {join} from 'node:path'
 import {execa} from 'execa'
-import {afterEach, beforeEach, describe, expect, it} from 'vitest'
-import {airlock, git, initFleet, tempDir} from '../helpers.js'
+import {afterAll, afterEach, beforeEach, describe, expect, it} from 'vitest'
+import {airlock, git, tempDir, fleetCopies, type Fleet} from '../helpers.js'
 
 const NEXT = `sha256:${'a1'.repeat(32)}`
 const BUILDER = `sha256:${'b2'.repeat(32)}`
@@ -51,9 +51,11 @@ describe('airlock init', () => {
 })
 
 describe('with a fleet', () => {
-  let fleet: Awaited<ReturnType<typeof initFleet>>
+  let fleet: Fleet
+  const fleets = fleetCopies({sign: [NEXT]})
+  afterAll(() => fleets.dispose())
   beforeEach(async () => {
-    fleet = await initFleet({sign: [NEXT]})
+    fleet = await fleets.copy()
   })
   afterEach(() => fleet.cleanup())
 

@@ -12,8 +12,8 @@ import {mkdir, readFile, writeFile} from 'node:fs/promises'
 import type {AddressInfo} from 'node:net'
 import {join} from 'node:path'
 import {execa} from 'execa'
-import {afterEach, beforeEach, describe, expect, it} from 'vitest'
-import {airlock, BIN, git, initFleet, NODE, type CliResult} from '../helpers.js'
+import {afterAll, afterEach, beforeEach, describe, expect, it} from 'vitest'
+import {airlock, BIN, git, NODE, type CliResult, fleetCopies, type Fleet} from '../helpers.js'
 
 const NEXT = `sha256:${'a1'.repeat(32)}`
 /** One of each control class; NUL only where a file can carry it (argv and environment cannot). */
@@ -44,9 +44,11 @@ async function serve(handler: Parameters<typeof createServer>[0]): Promise<{serv
   return {server, port: (server.address() as AddressInfo).port}
 }
 
-let fleet: Awaited<ReturnType<typeof initFleet>>
+let fleet: Fleet
+const fleets = fleetCopies({sign: [NEXT]})
+afterAll(() => fleets.dispose())
 beforeEach(async () => {
-  fleet = await initFleet({sign: [NEXT]})
+  fleet = await fleets.copy()
 })
 afterEach(() => fleet.cleanup())
 

@@ -6,16 +6,18 @@
  */
 import {readFile, writeFile} from 'node:fs/promises'
 import {join} from 'node:path'
-import {afterEach, beforeEach, describe, expect, it} from 'vitest'
-import {airlock, commitChange, initFleet} from '../helpers.js'
+import {afterAll, afterEach, beforeEach, describe, expect, it} from 'vitest'
+import {airlock, commitChange, fleetCopies, type Fleet} from '../helpers.js'
 
 const NEXT = `sha256:${'a1'.repeat(32)}`
 const OTHER = `sha256:${'b2'.repeat(32)}`
 const IMAGE = 'manifests/images/agent-runner.yaml'
 
-let fleet: Awaited<ReturnType<typeof initFleet>>
+let fleet: Fleet
+const fleets = fleetCopies()
+afterAll(() => fleets.dispose())
 beforeEach(async () => {
-  fleet = await initFleet()
+  fleet = await fleets.copy()
   const {dir, env} = fleet
   const k = await airlock(['keys', 'generate', 'image2', '--role', 'image', '--algorithm', 'ecdsa-p256', '--reason', 'second signer', '--apply', '--json'], {cwd: dir, env})
   expect(k.exitCode, k.stdout).toBe(0)

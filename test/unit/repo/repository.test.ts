@@ -1,13 +1,13 @@
 import {writeFile} from 'node:fs/promises'
 import {join} from 'node:path'
-import {afterEach, beforeEach, describe, expect, it} from 'vitest'
+import {afterAll, afterEach, beforeEach, describe, expect, it} from 'vitest'
 import {generateSigner} from '../../../control-plane/crypto/keys.js'
 import {sshSign} from '../../../control-plane/crypto/sshsig.js'
 import {verifyEvidence} from '../../../control-plane/evidence/verify.js'
 import {DEFAULT_LIMITS} from '../../../control-plane/limits.js'
 import {repoPath} from '../../../control-plane/repo/paths.js'
 import {Repository} from '../../../control-plane/repo/repository.js'
-import {git, initFleet, tempDir} from '../../helpers.js'
+import {git, tempDir, fleetCopies, type Fleet} from '../../helpers.js'
 
 const who = {name: 'test', email: 'test@example.invalid'}
 
@@ -52,9 +52,11 @@ describe('repository paths', () => {
 })
 
 describe('writes', () => {
-  let fleet: Awaited<ReturnType<typeof initFleet>>
+  let fleet: Fleet
+  const fleets = fleetCopies()
+  afterAll(() => fleets.dispose())
   beforeEach(async () => {
-    fleet = await initFleet()
+    fleet = await fleets.copy()
   })
   afterEach(() => fleet.cleanup())
 
