@@ -136,6 +136,8 @@ export abstract class AirlockCommand extends Command {
 
   /** A mutating command: its input through the pipeline in the mode its flags ask for, then the outcome rendered. */
   protected async runChange(repo: Repository, input: ChangeRequest | PipelineInput, flags: PipelineFlags & {apply?: boolean; out?: string; 'evidence-key'?: string}, opts: {stage?: boolean} = {}): Promise<PlanOutcome> {
+    // Before the pipeline's import: loading it compiles Cedar's wasm, and the flag only counts from then on.
+    await this.oneShotWasm()
     const {execute} = await import('../control-plane/pipeline/pipeline.js')
     const given = 'kind' in input ? {request: input} : input
     return this.render(await execute(repo, given, this.mode(flags, opts.stage), await this.pipelineContext(repo, flags)))

@@ -27,6 +27,7 @@ export default class PlanShow extends AirlockCommand {
 
   async run(): Promise<Shown> {
     const {args, flags} = await this.parse(PlanShow)
+    await this.oneShotWasm()
     const {readRegularFile} = await import('../../control-plane/repo/files.js')
     const text = await readRegularFile(args.plan, {maxBytes: this.limits.maxFileBytes, missingCode: 'PLAN_INVALID'})
     const [{parsePlan}, {renderPlan}, {reviewSaved}, {asAirlockError}] = await Promise.all([

@@ -16,6 +16,7 @@ export default class PolicyTest extends AirlockCommand {
 
   async run(): Promise<{ok: boolean; passed: number; failed: number; results: TestCaseResult[]}> {
     const {args, flags} = await this.parse(PolicyTest)
+    await this.oneShotWasm()
     const tree = await policyTree(flags)
     const [{PolicyEngine, validateTree, invalidPolicy}, {runPolicyTests, junitXml}] = await Promise.all([
       import('../../control-plane/policy/engine.js'),

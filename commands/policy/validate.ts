@@ -13,6 +13,7 @@ export default class PolicyValidate extends AirlockCommand {
 
   async run(): Promise<{ok: boolean; policies: number; schema: string | null; problems: PolicyProblem[]}> {
     const {flags} = await this.parse(PolicyValidate)
+    await this.oneShotWasm()
     const tree = await policyTree(flags)
     const {validateTree, invalidPolicy} = await import('../../control-plane/policy/engine.js')
     const problems = validateTree(tree)
