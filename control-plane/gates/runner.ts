@@ -70,15 +70,15 @@ export async function runSuite(opts: RunSuiteOptions): Promise<SuiteRun> {
 
   /** Decides, without running it, a gate that cannot run; null when it may run now. */
   const blocked = (gate: GateSpec): GateResult | null => {
+    if (gate.requires.includes('host') && !opts.host) {
+      hostSkipped.add(gate.id)
+      return {status: 'not_run', reason: HOST_REASON}
+    }
     const failedNeed = gate.needs.find((n) => records.has(n) && records.get(n)!.status !== 'pass')
     if (failedNeed) {
       const need = records.get(failedNeed)!
       if (hostSkipped.has(failedNeed)) hostSkipped.add(gate.id)
       return {status: 'not_run', reason: `needs ${failedNeed}, which ${need.status === 'fail' ? 'failed' : hostSkipped.has(failedNeed) ? 'requires a lab host' : 'did not run'}`}
-    }
-    if (gate.requires.includes('host') && !opts.host) {
-      hostSkipped.add(gate.id)
-      return {status: 'not_run', reason: HOST_REASON}
     }
     return null
   }
@@ -102,7 +102,7 @@ export async function runSuite(opts: RunSuiteOptions): Promise<SuiteRun> {
         if (records.has(gate.id) || running.has(gate.id)) continue
         const pending = gate.needs.some((n) => !records.has(n))
         const failed = gate.needs.some((n) => records.has(n) && records.get(n)!.status !== 'pass')
-        if (pending && !failed) continue
+        if (pending && !failed && !(gate.requires.includes('host') && !opts.host)) continue
         const verdict = blocked(gate)
         if (verdict) {
           opts.onEvent?.({type: 'started', id: gate.id, at: opts.clock()})
@@ -143,7 +143,7 @@ export async function runSuite(opts: RunSuiteOptions): Promise<SuiteRun> {
 async function runOne(gate: GateSpec, opts: RunSuiteOptions): Promise<GateResult> {
   const controller = new AbortController()
   const timer = setTimeout(() => controller.abort(new Error(`timed out after ${formatMs(gate.timeoutMs)}`)), gate.timeoutMs)
-  const ctx: GateContext = {...opts.context, with: gate.with, signal: controller.signal, host: opts.host}
+  const ctx: GateContext = {...opts.context, gateId: gate.id, with: gate.with, signal: controller.signal, host: opts.host}
   try {
     if (gate.run !== undefined) return await opts.runCommand(gate, ctx)
     const builtin = opts.builtins[gate.uses!.slice('builtin/'.length)]

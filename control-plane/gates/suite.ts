@@ -57,8 +57,8 @@ export function parseGateSuites(text: string, file: string, limits: Limits, buil
       if ((raw.uses === undefined) === (raw.run === undefined)) throw inputError('SCHEMA_VIOLATION', at(raw.uses === undefined ? '' : 'run'), raw.uses === undefined ? 'a gate needs one of uses: builtin/<name> or run: <command>' : 'a gate has uses: or run:, not both')
       let builtin: BuiltinGate | undefined
       if (raw.uses !== undefined) {
-        const name = raw.uses.slice('builtin/'.length)
-        builtin = Object.hasOwn(builtins, name) ? builtins[name] : undefined
+        const builtinName = raw.uses.slice('builtin/'.length)
+        builtin = Object.hasOwn(builtins, builtinName) ? builtins[builtinName] : undefined
         if (!builtin) throw inputError('SCHEMA_VIOLATION', at('uses'), `unknown builtin "${raw.uses}" (known: ${Object.keys(builtins).sort().map((b) => `builtin/${b}`).join(', ')})`)
         if (raw.expect !== undefined) throw inputError('SCHEMA_VIOLATION', at('expect', true), 'expect: applies to run: gates only')
         builtin.checkWith?.(raw.with ?? {}, {file, line: locate(loaded, [...path, 'with']).line, field: `suites.${name}.gates[${i}].with`})
