@@ -5,7 +5,7 @@
  * them) or written to a file; a bad gates file is refused naming file, line and field. The core
  * runs in-process where it can; the CLI a handful of times.
  */
-import {readFile, writeFile} from 'node:fs/promises'
+import {mkdir, readFile, writeFile} from 'node:fs/promises'
 import {join} from 'node:path'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 import {BUILTINS} from '../../control-plane/gates/builtins/index.js'
@@ -18,7 +18,9 @@ import {checkReceiptSignatures, parseReceipt} from '../../control-plane/evidence
 import {loadTrust} from '../../control-plane/manifests/load.js'
 import {DEFAULT_LIMITS} from '../../control-plane/limits.js'
 import {Repository} from '../../control-plane/repo/repository.js'
-import {airlock, commitChange, initFleet} from '../helpers.js'
+import {checkScripts} from '../../control-plane/gates/builtins/static-validate.js'
+import type {Finding} from '../../control-plane/gates/types.js'
+import {airlock, commitChange, git, initFleet} from '../helpers.js'
 
 let fleet: Awaited<ReturnType<typeof initFleet>>
 beforeAll(async () => {
@@ -187,5 +189,29 @@ describe('a suite with gates that fail, hang, need a host, run in shadow and lie
     expect(r.exitCode).toBe(2)
     expect(r.json.error.code).toBe('SCHEMA_VIOLATION')
     expect(r.json.error.message).toMatch(/^manifests\/gates\.yaml:\d+:\d+: suites\.cyclic\.gates\[\d\]\.needs: needs form a cycle: (a → b → a|b → a → b)$/)
+  })
+})
+
+describe('static-validate on shell scripts under platform/', () => {
+  it('checks them at the commit with bash -n and shellcheck, and says when shellcheck is missing', async () => {
+    await mkdir(join(fleet.dir, 'platform', 'validate'), {recursive: true})
+    await writeFile(join(fleet.dir, 'platform/validate/broken.sh'), '#!/usr/bin/env bash\nif true; then\n  echo "never closed\n')
+    await writeFile(join(fleet.dir, 'platform/validate/sloppy.sh'), '#!/usr/bin/env bash\ncd /tmp\necho done\n')
+    // platform/ is not desired state: a plain commit.
+    await git(fleet.dir, 'add', 'platform')
+    await git(fleet.dir, 'commit', '-q', '-m', 'add validate scripts')
+    const h = await head()
+    const findings: Finding[] = []
+    const r = await checkScripts({repo: h.repo, commit: h.commit, signal: new AbortController().signal}, findings)
+    expect(r).toMatchObject({scripts: 2, shellcheck: expect.stringMatching(/^\d/)})
+    expect(findings).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({ruleId: 'static/bash-syntax', level: 'error', file: 'platform/validate/broken.sh'}),
+        expect.objectContaining({tool: 'shellcheck', ruleId: 'SC2164', level: 'warning', file: 'platform/validate/sloppy.sh', line: 2}),
+      ]),
+    )
+    const without: Finding[] = []
+    expect(await checkScripts({repo: h.repo, commit: h.commit, signal: new AbortController().signal}, without, {shellcheck: 'airlock-test-no-such-shellcheck'})).toEqual({scripts: 2, shellcheck: 'not installed'})
+    expect(without.map((f) => f.ruleId)).toEqual(['static/bash-syntax'])
   })
 })

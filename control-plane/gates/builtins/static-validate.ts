@@ -130,14 +130,15 @@ async function checkSandboxSpecs(ctx: GateContext, findings: Finding[]): Promise
   return specs.length
 }
 
-/** Shell scripts under platform/ at the commit: `bash -n` each, and shellcheck when installed. */
-async function checkScripts(ctx: GateContext, findings: Finding[]): Promise<{scripts: number; shellcheck: string}> {
+/** Shell scripts under platform/ at the commit: `bash -n` each, and shellcheck when installed (`opts.shellcheck`: its command). */
+export async function checkScripts(ctx: Pick<GateContext, 'repo' | 'commit' | 'signal'>, findings: Finding[], opts: {shellcheck?: string} = {}): Promise<{scripts: number; shellcheck: string}> {
+  const shellcheckBin = opts.shellcheck ?? 'shellcheck'
   const scripts = []
   for (const f of await walk(ctx.repo, ctx.commit, 'platform')) {
     const text = f.path.endsWith('.sh') ? await ctx.repo.readBlob(f.oid) : null
     if (text !== null) scripts.push({path: f.path, text})
   }
-  const version = await execa('shellcheck', ['--version'], {reject: false, stdin: 'ignore'})
+  const version = await execa(shellcheckBin, ['--version'], {reject: false, stdin: 'ignore'})
   const shellcheck = version.exitCode === 0 ? (/version: (\S+)/.exec(String(version.stdout))?.[1] ?? 'installed') : null
   if (scripts.length === 0) return {scripts: 0, shellcheck: shellcheck ?? 'not installed'}
   const scratch = await mkdtemp(join(tmpdir(), 'airlock-scripts-'))
@@ -154,7 +155,7 @@ async function checkScripts(ctx: GateContext, findings: Finding[]): Promise<{scr
       }
     }
     if (shellcheck) {
-      const r = await execa('shellcheck', ['--format=json1', '--external-sources', ...scripts.map((s) => s.path)], {cwd: scratch, reject: false, stdin: 'ignore', maxBuffer: 16 * 1024 * 1024, cancelSignal: ctx.signal})
+      const r = await execa(shellcheckBin, ['--format=json1', '--external-sources', ...scripts.map((s) => s.path)], {cwd: scratch, reject: false, stdin: 'ignore', maxBuffer: 16 * 1024 * 1024, cancelSignal: ctx.signal})
       let comments: Array<{file: string; line: number; column: number; level: string; code: number; message: string}> = []
       try {
         comments = (JSON.parse(String(r.stdout)) as {comments: typeof comments}).comments
