@@ -154,7 +154,23 @@ export abstract class GateRunCommand extends AirlockCommand {
   }
 
   private async liveDisplay(suite: string, ids: string[]): Promise<{onEvent: (e: GateEvent) => void; done: () => Promise<void>}> {
-    const [{Listr}, {formatMs}, {statusWord}] = await Promise.all([import('listr2'), import('../control-plane/gates/run-command.js'), import('../control-plane/gates/outputs.js')])
+    const [{Listr, ListrLogger, ProcessOutput}, {formatMs}, {statusWord}, {guardHumanOutput}] = await Promise.all([
+      import('listr2'),
+      import('../control-plane/gates/run-command.js'),
+      import('../control-plane/gates/outputs.js'),
+      import('../control-plane/terminal.js'),
+    ])
+    // listr2 draws with cursor controls, which the human-output guard would escape: it writes past
+    // the guard, and everything it shows (ids, reasons) went through forTerminal first.
+    const raw = guardHumanOutput()
+    // log-update hides the cursor on stderr (and shows it again at exit): those two sequences, exactly, pass too.
+    const guardedErr = process.stderr.write
+    process.stderr.write = function (this: NodeJS.WriteStream, chunk: unknown, ...rest: unknown[]) {
+      if (chunk === '\u001b[?25l' || chunk === '\u001b[?25h') return (raw.stderr as (...a: unknown[]) => boolean)(chunk, ...rest)
+      return (guardedErr as (...a: unknown[]) => boolean).call(this, chunk, ...rest)
+    } as typeof process.stderr.write
+    const past = (stream: NodeJS.WriteStream, write: typeof stream.write) => Object.assign(Object.create(stream) as NodeJS.WriteStream, {write, columns: stream.columns, rows: stream.rows, isTTY: stream.isTTY})
+    const logger = new ListrLogger({useIcons: true, toStderr: [], processOutput: new ProcessOutput(past(process.stdout, raw.stdout), past(process.stderr, raw.stderr))})
     const ended = new Map<string, (r: GateRunRecord) => void>()
     const started = new Map<string, () => void>()
     const results = new Map(ids.map((id) => [id, new Promise<GateRunRecord>((resolve) => ended.set(id, resolve))]))
@@ -175,7 +191,7 @@ export abstract class GateRunCommand extends AirlockCommand {
           else throw new Error(`${statusWord(r)}  ${line}`)
         },
       })),
-      {concurrent: true, exitOnError: false, rendererOptions: {collapseErrors: false, showErrorMessage: true}},
+      {concurrent: true, exitOnError: false, rendererOptions: {collapseErrors: false, showErrorMessage: true, logger}},
     )
     const running = list.run().catch(() => {})
     void suite

@@ -82,8 +82,14 @@ describe('airlock preflight --apply on a fresh fleet', () => {
   it('passes with the host gates not run, and commits a signed receipt through the pipeline, which evidence verify accepts; JUnit is well-formed', async () => {
     const junit = join(fleet.dir, '..', 'preflight.xml')
     const base = await head()
-    const r = await airlock(['preflight', '--apply', '--junit', junit, '--json'], {cwd: fleet.dir, env: fleet.env})
+    const summary = join(fleet.dir, '..', 'step-summary.md')
+    await writeFile(summary, '# earlier step\n')
+    const r = await airlock(['preflight', '--apply', '--junit', junit, '--json'], {cwd: fleet.dir, env: {...fleet.env, GITHUB_STEP_SUMMARY: summary}})
     expect(r.exitCode, r.stderr).toBe(0)
+    // Appended to what earlier steps wrote: a Markdown table of the run.
+    const md = await readFile(summary, 'utf8')
+    expect(md).toMatch(/^# earlier step\n### airlock preflight: PASSED\n/)
+    expect(md).toContain('| acceptance | NOT RUN | 0ms | requires a lab host (--host) |')
     // Every gate but the host gates passes on a fresh fleet; those are not run and do not fail it.
     const states = Object.fromEntries((r.json.gates as Array<{id: string; status: string}>).map((g) => [g.id, g.status]))
     expect(states).toEqual({'static-validate': 'pass', history: 'pass', 'image-verify': 'pass', 'tool-policy-hash': 'pass', 'digest-align': 'not_run', 'nested-smoke': 'not_run', acceptance: 'not_run'})
