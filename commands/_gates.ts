@@ -60,6 +60,11 @@ export interface GateRunOutput {
 export abstract class GateRunCommand extends AirlockCommand {
   protected async runGates(suite: string, flags: GateRunFlags): Promise<GateRunOutput> {
     const [{verifiedHead}, {runGateSuite, requireGateSuites}, {suiteGates}] = await Promise.all([import('./_policy.js'), import('../control-plane/gates/run-suite.js'), import('../control-plane/gates/suite.js')])
+    if (flags.sarif) {
+      // TODO(lead, at merge): delete this refusal once --sarif is wired below.
+      const {AirlockError} = await import('../control-plane/errors.js')
+      throw new AirlockError('USAGE', '--sarif: the SARIF writer is not in this build yet', {field: '--sarif'})
+    }
     // The gates file, like every desired-state file, is read only from a HEAD whose history verifies.
     const head = await verifiedHead(flags, this)
     await this.oneShotWasm()
@@ -78,20 +83,16 @@ export abstract class GateRunCommand extends AirlockCommand {
       // The display's clock: elapsed times only (decisions use `now`).
       clock: () => new Date(),
       toolVersion: this.config.version,
+      env: {AIRLOCK_ROOT: this.config.root},
       onEvent: display.onEvent,
     })
     await display.done()
     const outputs = await import('../control-plane/gates/outputs.js')
     const {writeFileAtomic} = await import('../control-plane/repo/files.js')
     if (flags.junit) await writeFileAtomic(flags.junit, outputs.junitXml(run))
-    if (flags.sarif) {
-      // TODO(lead, at merge): wire --sarif to the SARIF writer of the secret-scan helper:
-      //   const {writeSarif} = await import('../control-plane/gates/sarif.js')
-      //   await writeSarif(flags.sarif, run.findings)
-      // and delete the refusal below.
-      const {AirlockError} = await import('../control-plane/errors.js')
-      throw new AirlockError('USAGE', '--sarif: the SARIF writer is not in this build yet', {field: '--sarif'})
-    }
+    // TODO(lead, at merge): wire --sarif to the SARIF writer (control-plane/gates/sarif.ts):
+    //   if (flags.sarif) await (await import('../control-plane/gates/sarif.js')).writeSarif(flags.sarif, run.findings)
+    // and delete the refusal of --sarif at the top of runGates.
     let receipt: GateRunOutput['receipt'] = null
     if (flags.apply) receipt = await this.commitReceipt(head.repo, statement, flags)
     else if (flags.out) receipt = await this.writeReceipt(head, statement, flags.out, flags['evidence-key'])

@@ -5,14 +5,17 @@
  */
 
 /** The gates.yaml text; `toolPolicyHash` pins the fleet's tool policy (sha256:<hex>, as `airlock tool hash` prints it). */
-export function exampleGates(opts: {toolPolicyHash: string; runtime?: string}): string {
+export function exampleGates(opts: {toolPolicyHash: string; runtime?: string; scripts?: string}): string {
   const runtime = opts.runtime ?? 'file:/var/lib/airlock/runtime-state.json'
+  // The validate scripts: the fleet's own platform/validate/, or (a fleet made by init) airlock's ($AIRLOCK_ROOT).
+  const run = (name: string) => (opts.scripts ? `bash "${opts.scripts}/${name}"` : `bash platform/validate/${name}`)
   return `# Gate suites: checks that end pass, fail or not_run, each run signed as one receipt.
 #   airlock preflight            before a canary or preview session (CI runs it before a promotion)
 #   airlock postsession          after one
 #   airlock gate list            what each suite runs
 # Gates with requires: [host] need a lab host with nested virtualization (--host); without it they
 # are not_run and do not fail the run. A shadow gate (mode: shadow) is recorded but never fails it.
+# run: gates run in a shell (/bin/sh) in the repository's work tree; $AIRLOCK_ROOT is where airlock is installed.
 apiVersion: airlock/v1
 kind: GateSuite
 suites:
@@ -42,11 +45,11 @@ suites:
           channel: canary
         timeout: 1m
       - id: nested-smoke
-        run: bash platform/validate/nested-smoke.sh
+        run: ${run('nested-smoke.sh')}
         requires: [host]
         timeout: 10m
       - id: acceptance
-        run: bash platform/validate/acceptance.sh
+        run: ${run('acceptance.sh')}
         requires: [host]
         needs: [nested-smoke]
         expect: {pass: 6, fail: 0}

@@ -27,6 +27,8 @@ export interface GateRunInput {
   clock: () => Date
   toolVersion: string
   builtins?: Readonly<Record<string, BuiltinGate>>
+  /** Added to the environment of `run:` gates (e.g. AIRLOCK_ROOT, where airlock is installed). */
+  env?: Record<string, string>
   onEvent?: (event: GateEvent) => void
 }
 
@@ -51,7 +53,7 @@ export async function runGateSuite(input: GateRunInput): Promise<{run: SuiteRun;
     clock: input.clock,
     onEvent: input.onEvent,
     context: {repo, commit, dir: repo.dir, limits, now: input.now, anchor: input.anchor, lastPassing: (gateId) => lastPassingRecord(repo, commit, input.suite, gateId, limits)},
-    runCommand: (gate, ctx) => runCommandGate({run: gate.run!, expect: gate.expect, timeoutMs: gate.timeoutMs}, {dir: ctx.dir, signal: ctx.signal, limits: ctx.limits}),
+    runCommand: (gate, ctx) => runCommandGate({run: gate.run!, expect: gate.expect, timeoutMs: gate.timeoutMs}, {dir: ctx.dir, signal: ctx.signal, limits: ctx.limits, env: input.env}),
   })
   const statement = await suiteStatement(repo, {commit, branch: input.branch}, run, suites, {limits, toolVersion: input.toolVersion})
   return {run, statement, suites}

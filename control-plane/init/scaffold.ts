@@ -97,7 +97,7 @@ function initFiles(signer: Signer, image: {key: ImageSigningKey; bundles: Array<
     [`${IMAGES_DIR}/${EXAMPLE_IMAGE}.yaml`, exampleImage()],
     [EGRESS_FILE, EXAMPLE_EGRESS],
     [TOOL_POLICY_FILE, toolPolicy],
-    [GATES_FILE, exampleGates({toolPolicyHash: digestOfJson(parseYaml(toolPolicy))})],
+    [GATES_FILE, exampleGates({toolPolicyHash: digestOfJson(parseYaml(toolPolicy)), scripts: '$AIRLOCK_ROOT/platform/validate'})],
     [`${SANDBOXES_DIR}/${EXAMPLE_IMAGE}.yaml`, exampleSandbox(EXAMPLE_IMAGE)],
     ...image.bundles,
     [DEFAULT_TRUSTED_ROOT, image.trustedRoot],

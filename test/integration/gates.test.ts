@@ -184,6 +184,8 @@ describe('a suite with gates that fail, hang, need a host, run in shadow and lie
     const list = await airlock(['gate', 'list', '--json'], {cwd: fleet.dir})
     expect(list.json.suites.map((s: {name: string}) => s.name)).toEqual(['preflight', 'postsession', 'drill'])
     expect(list.json.suites[2].gates[3]).toMatchObject({id: 'host-only', requires: ['host'], mode: 'enforce', run: 'true'})
+    // A fleet made by init runs airlock's own validate scripts on a lab host.
+    expect(list.json.suites[0].gates.find((g: {id: string}) => g.id === 'acceptance')).toMatchObject({run: 'bash "$AIRLOCK_ROOT/platform/validate/acceptance.sh"', requires: ['host'], expect: {pass: 6, fail: 0}})
   })
 
   it('a bad gates file (a needs cycle) is refused naming the file, line and field (exit 2)', async () => {

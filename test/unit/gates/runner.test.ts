@@ -182,6 +182,11 @@ describe('run: gates', () => {
     expect(excerpt).not.toContain('hunter2')
   })
 
+  it('runs in the work tree with the environment it is given (AIRLOCK_ROOT)', async () => {
+    const r = await runCommandGate({run: 'echo "$AIRLOCK_ROOT $(pwd)"', timeoutMs: 60_000}, {dir, signal: new AbortController().signal, limits, env: {AIRLOCK_ROOT: '/opt/airlock'}})
+    expect((r.evidence as {output: {excerpt: string}}).output.excerpt).toBe(`/opt/airlock ${dir}\n`)
+  })
+
   it('reads the last PASS=N FAIL=M line', () => {
     expect(lastPassFail('PASS=1 FAIL=0\nx\nresult: PASS=5 FAIL=1\n')).toEqual({pass: 5, fail: 1})
     expect(lastPassFail('nothing')).toBeNull()
