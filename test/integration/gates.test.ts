@@ -223,3 +223,17 @@ describe('static-validate on shell scripts under platform/', () => {
     expect(without.map((f) => f.ruleId)).toEqual(['static/bash-syntax'])
   })
 })
+
+describe('recording a gate receipt is authorized like any change', () => {
+  it('refuses --apply to someone the fleet\'s policies do not let record gate results (exit 1, DENIED)', async () => {
+    // Out of the scratch org: a local operator (no roles) may no longer record gate results.
+    const trust = join(fleet.dir, 'manifests', 'trust.yaml')
+    await writeFile(trust, (await readFile(trust, 'utf8')).replace(/org: local-[0-9a-f]+/, 'org: acme'))
+    await commitChange(fleet.dir, fleet.env, 'the fleet joins acme')
+    const before = (await head()).commit
+    const r = await airlock(['postsession', '--apply', '--json'], {cwd: fleet.dir, env: fleet.env})
+    expect(r.exitCode).toBe(1)
+    expect(r.json.error).toMatchObject({code: 'DENIED', message: expect.stringContaining('ChangeDesiredState of AgentKernel::DesiredState::"GateResult"')})
+    expect((await head()).commit).toBe(before)
+  })
+})
