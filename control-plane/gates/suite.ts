@@ -18,6 +18,8 @@ export {GATES_FILE}
 
 /** A gate's timeout when it names none. */
 export const DEFAULT_GATE_TIMEOUT_MS = 5 * 60_000
+/** The longest timeout a gate may have (timers hold at most about 24.8 days; a gate that long is a mistake). */
+export const MAX_GATE_TIMEOUT_MS = 24 * 3_600_000
 
 export interface GateSuites {
   file: string
@@ -70,6 +72,7 @@ export function parseGateSuites(text: string, file: string, limits: Limits, buil
         } catch {
           throw inputError('SCHEMA_VIOLATION', at('timeout'), `"${raw.timeout}" is not a duration like 90s, 5m or 1h`)
         }
+        if (timeoutMs > MAX_GATE_TIMEOUT_MS) throw inputError('SCHEMA_VIOLATION', at('timeout'), `"${raw.timeout}" is longer than a gate may run (24h)`)
       }
       gates.push({
         id: raw.id,

@@ -44,6 +44,7 @@ describe('gate suites file', () => {
       ['both uses and run', '      - id: a\n        uses: builtin/history\n        run: "true"\n', /^manifests\/gates\.yaml:8:\d+: suites\.preflight\.gates\[0\]\.run: a gate has uses: or run:, not both/],
       ['neither uses nor run', '      - id: a\n        timeout: 5m\n', /^manifests\/gates\.yaml:6:\d+: suites\.preflight\.gates\[0\]: a gate needs one of uses/],
       ['a bad timeout', '      - id: a\n        run: "true"\n        timeout: soon\n', /^manifests\/gates\.yaml:8:\d+: suites\.preflight\.gates\[0\]\.timeout: "soon" is not a duration/],
+      ['a timeout longer than a day', '      - id: a\n        run: "true"\n        timeout: 30d\n', /^manifests\/gates\.yaml:8:\d+: suites\.preflight\.gates\[0\]\.timeout: "30d" is longer than a gate may run \(24h\)/],
       ['an unknown key', '      - id: a\n        run: "true"\n        retries: 3\n', /^manifests\/gates\.yaml:8:\d+: suites\.preflight\.gates\[0\]\.retries: is not a known field/],
       ["a builtin's bad with:", '      - id: a\n        uses: builtin/digest-align\n        with: {channel: canary}\n', /^manifests\/gates\.yaml:8: suites\.preflight\.gates\[0\]\.with\.runtime: is required/],
       ['expect: on a builtin', '      - id: a\n        uses: builtin/history\n        expect: {pass: 1, fail: 0}\n', /^manifests\/gates\.yaml:8:\d+: suites\.preflight\.gates\[0\]\.expect: expect: applies to run: gates only/],
