@@ -13,6 +13,7 @@
  * required enforced gate is not_run. Time comes from the caller's clock; gates never read it.
  */
 import {asAirlockError} from '../errors.js'
+import {redact} from './redact.js'
 import {formatMs} from './run-command.js'
 import type {BuiltinGate, Finding, GateContext, GateResult, GateRunRecord, GateSpec, TestResultPredicate} from './types.js'
 
@@ -62,7 +63,8 @@ export async function runSuite(opts: RunSuiteOptions): Promise<SuiteRun> {
   const running = new Map<string, Promise<void>>()
 
   const finish = (gate: GateSpec, result: GateResult, elapsedMs: number) => {
-    const record: GateRunRecord = {id: gate.id, status: result.status, reason: result.reason, mode: gate.mode, required: gate.required, elapsedMs, ...(result.evidence ? {evidence: result.evidence} : {})}
+    // Secrets never in evidence: what a gate says (it may quote a file or a command) is redacted here, once for every output.
+    const record: GateRunRecord = {id: gate.id, status: result.status, reason: redact(result.reason), mode: gate.mode, required: gate.required, elapsedMs, ...(result.evidence ? {evidence: redactDeep(result.evidence) as Record<string, unknown>} : {})}
     records.set(gate.id, record)
     if (result.findings) findings.push(...result.findings)
     opts.onEvent?.({type: 'ended', id: gate.id, at: opts.clock(), record})
@@ -159,4 +161,12 @@ async function runOne(gate: GateSpec, opts: RunSuiteOptions): Promise<GateResult
   } finally {
     clearTimeout(timer)
   }
+}
+
+/** Every string of a JSON-like value redacted (keys kept). */
+function redactDeep(value: unknown, depth = 0): unknown {
+  if (typeof value === 'string') return redact(value)
+  if (depth > 32 || value === null || typeof value !== 'object') return value
+  if (Array.isArray(value)) return value.map((v) => redactDeep(v, depth + 1))
+  return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, redactDeep(v, depth + 1)]))
 }

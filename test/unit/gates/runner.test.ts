@@ -115,6 +115,12 @@ describe('the gate runner', () => {
     expect(run.failedTests).toEqual(['preflight/align'])
   })
 
+  it('redacts what gates say before it is recorded', async () => {
+    const leaky = fixed({status: 'fail', reason: 'bad line: password=hunter2hunter2', evidence: {lines: ['AKIAIOSFODNN7EXAMPLE'], count: 1}})
+    const run = await runSuite(options([gate('leaky', {uses: 'builtin/leaky'})], {builtins: {leaky}}))
+    expect(run.gates[0]).toMatchObject({reason: 'bad line: password=[REDACTED]', evidence: {lines: ['[REDACTED]'], count: 1}})
+  })
+
   it('times out a builtin that overruns', async () => {
     const run = await runSuite(options([gate('slow', {uses: 'builtin/forever', timeoutMs: 50})]))
     expect(run.gates[0]).toMatchObject({status: 'fail', reason: 'timed out after 50ms'})
