@@ -44,6 +44,11 @@ export interface Limits {
   registryRequestMs: number
   /** Deadline of all of one command's registry work together. */
   registryDeadlineMs: number
+  /**
+   * Output of one `run:` gate kept in memory (its last bytes): beyond it the output still counts
+   * toward its digest and byte count, but only the tail is kept for the excerpt and PASS=N FAIL=M.
+   */
+  maxGateOutputBytes: number
 }
 
 export const DEFAULT_LIMITS: Readonly<Limits> = Object.freeze({
@@ -62,6 +67,7 @@ export const DEFAULT_LIMITS: Readonly<Limits> = Object.freeze({
   maxRegistryBytes: 32 * 1024 * 1024,
   registryRequestMs: 10_000,
   registryDeadlineMs: 120_000,
+  maxGateOutputBytes: 1024 * 1024,
 })
 
 /** The registry limits, which a registry client is given. */

@@ -73,7 +73,7 @@ export function receiptStatement(plan: Plan, appliedAt: Date, toolVersion: strin
   }
 }
 
-export function signReceipt(statement: ReceiptStatement, signers: Signer[]): Envelope {
+export function signReceipt(statement: ReceiptStatement | import('./predicates.js').RegisteredStatement, signers: Signer[]): Envelope {
   return signEnvelope(RECEIPT_PAYLOAD_TYPE, Buffer.from(JSON.stringify(statement)), signers)
 }
 

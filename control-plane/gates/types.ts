@@ -54,6 +54,10 @@ export interface GateContext {
   signal: AbortSignal
   /** `--host`: gates that need a lab host (nested virtualization) may run. */
   host: boolean
+  /** The id of the gate being run (optional: added for builtins that look up their own last passing record). */
+  gateId?: string
+  /** The pinned trust anchor HEAD's history verified from (optional: the history gate verifies from it). */
+  anchor?: string | null
   /** The newest verified receipt of this suite whose gate `gateId` passed, if any (e.g. tool-policy-hash). */
   lastPassing(gateId: string): Promise<GateRunRecord | null>
 }

@@ -2,11 +2,13 @@ import {lstat, mkdtemp, readdir, readFile, rename, rm} from 'node:fs/promises'
 import {basename, dirname, join, resolve} from 'node:path'
 import {Document} from 'yaml'
 import {AirlockError} from '../errors.js'
-import {sha256Hex} from '../crypto/digest.js'
+import {digestOfJson, sha256Hex} from '../crypto/digest.js'
 import {generateImageKey, generateSigner, writePrivateKey, type ImageSigningKey, type Signer} from '../crypto/keys.js'
 import type {Limits} from '../limits.js'
-import {DEFAULT_TRUSTED_ROOT, EGRESS_FILE, IMAGES_DIR, SANDBOXES_DIR, signaturePath, TOOL_POLICY_FILE, TRUST_FILE} from '../manifests/models.js'
+import {DEFAULT_TRUSTED_ROOT, EGRESS_FILE, GATES_FILE, IMAGES_DIR, SANDBOXES_DIR, signaturePath, TOOL_POLICY_FILE, TRUST_FILE} from '../manifests/models.js'
 import {exampleSandbox, exampleToolPolicy} from './examples.js'
+import {exampleGates} from '../gates/example.js'
+import {parse as parseYaml} from 'yaml'
 import type {Requester} from '../plan/plan.js'
 import {ANCHOR_CONFIG} from '../pipeline/base.js'
 import type {PipelineContext, SignatureVerifier} from '../pipeline/draft.js'
@@ -88,12 +90,14 @@ function initFiles(signer: Signer, image: {key: ImageSigningKey; bundles: Array<
   // A scratch fleet's org: the example policies let local operators try changes in local-… orgs.
   trust.setIn(['spec', 'org'], `local-${signer.keyid.slice(0, 8)}`)
   trust.commentBefore = ' Trust anchors: which keys may sign what, when, and how many signatures each role needs.'
+  const toolPolicy = exampleToolPolicy()
   const files: Array<[string, string]> = [
     ['.gitignore', '/keys/\n*.key\n'],
     [TRUST_FILE, trust.toString()],
     [`${IMAGES_DIR}/${EXAMPLE_IMAGE}.yaml`, exampleImage()],
     [EGRESS_FILE, EXAMPLE_EGRESS],
-    [TOOL_POLICY_FILE, exampleToolPolicy()],
+    [TOOL_POLICY_FILE, toolPolicy],
+    [GATES_FILE, exampleGates({toolPolicyHash: digestOfJson(parseYaml(toolPolicy)), scripts: '$AIRLOCK_ROOT/platform/validate'})],
     [`${SANDBOXES_DIR}/${EXAMPLE_IMAGE}.yaml`, exampleSandbox(EXAMPLE_IMAGE)],
     ...image.bundles,
     [DEFAULT_TRUSTED_ROOT, image.trustedRoot],

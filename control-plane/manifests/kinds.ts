@@ -7,7 +7,7 @@
 import {AirlockError} from '../errors.js'
 import type {Limits} from '../limits.js'
 import type {Repository} from '../repo/repository.js'
-import {DEFAULT_TRUSTED_ROOT, EGRESS_FILE, EVIDENCE_DIR, IMAGES_DIR, SANDBOXES_DIR, SIGNATURES_DIR, TOOL_POLICY_FILE, TRUST_FILE, type TrustPolicy} from './models.js'
+import {DEFAULT_TRUSTED_ROOT, EGRESS_FILE, EVIDENCE_DIR, GATES_FILE, IMAGES_DIR, SANDBOXES_DIR, SIGNATURES_DIR, TOOL_POLICY_FILE, TRUST_FILE, type TrustPolicy} from './models.js'
 
 /** What a kind's checks may read besides the new text: the change's other files and the base. */
 export interface KindContext {
@@ -46,7 +46,7 @@ function declared(text: string | null): string | null {
 }
 
 /** Files whose kind their path decides: what they declare never makes them another kind. */
-const OWN_FILES: ReadonlySet<string> = new Set([TRUST_FILE, EGRESS_FILE, TOOL_POLICY_FILE])
+const OWN_FILES: ReadonlySet<string> = new Set([TRUST_FILE, EGRESS_FILE, TOOL_POLICY_FILE, GATES_FILE])
 
 /**
  * A policy a sandbox spec may name besides the default one: `manifests/NAME.yaml` that declares
@@ -139,6 +139,20 @@ export const DESIRED_STATE: readonly DesiredStateKind[] = [
     // The shape here; the hardening baseline is `airlock sandbox check` (it needs the principal and the images).
     async check(text, path, ctx) {
       ;(await import('./sandbox.js')).parseSandboxSpec(text, path, ctx.limits)
+    },
+  },
+  {
+    kind: 'GateSuite',
+    where: GATES_FILE,
+    folder: 'manifests',
+    matches: (p) => p === GATES_FILE,
+    resource: 'GateSuite',
+    editable: true,
+    deletable: true,
+    // The schema, known builtins and their with:, durations, unique ids, needs without cycles.
+    async check(text, path, ctx) {
+      const [{parseGateSuites}, {BUILTINS}] = await Promise.all([import('../gates/suite.js'), import('../gates/builtins/index.js')])
+      parseGateSuites(text, path, ctx.limits, BUILTINS)
     },
   },
   {

@@ -67,6 +67,8 @@ export const SIGNATURES_DIR = 'manifests/signatures'
 export const EGRESS_FILE = 'manifests/egress.yaml'
 /** Which tools an agent may call (kind ToolPolicy). */
 export const TOOL_POLICY_FILE = 'manifests/tool-policy.yaml'
+/** The gate suites (GateSuite): preflight, postsession and any the fleet adds. */
+export const GATES_FILE = 'manifests/gates.yaml'
 /** Tier-2 sandbox jobs, one file each (kind SandboxSpec). */
 export const SANDBOXES_DIR = 'manifests/sandboxes'
 export const DEFAULT_TRUSTED_ROOT = 'manifests/sigstore/trusted_root.json'

@@ -36,6 +36,8 @@ interface Ask {
 
 /** What to ask Cedar: the channel move, or ChangeDesiredState once per kind of file touched. */
 function asks(draft: Draft, limits: Limits): Ask[] {
+  // Recording a gate suite's result: ChangeDesiredState on the GateResult kind (the receipt is all it writes).
+  if (draft.statement) return [{action: 'ChangeDesiredState', resource: {type: 'AgentKernel::DesiredState', id: 'GateResult'}, attrs: {kind: 'GateResult', channels: []}}]
   if (draft.channel) {
     const {action, image, channel} = draft.channel
     return [{action, resource: {type: 'AgentKernel::Channel', id: `${image}/${channel}`}, attrs: {image, name: channel}}]

@@ -39,6 +39,8 @@ export interface Draft {
   slug: string
   /** A channel move (Promote/Rollback on the channel); absent: ChangeDesiredState on what the changes touch. */
   channel?: {action: 'Promote' | 'Rollback'; image: string; channel: string}
+  /** A gate-receipt: the statement the receipt holds (the draft changes no file; authorized as recording a GateResult). */
+  statement?: import('../gates/types.js').TestResultStatement
   /** Digests whose signatures must verify before anything is planned. */
   pins: Pin[]
 }

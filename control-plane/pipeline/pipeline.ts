@@ -23,7 +23,7 @@ import {inSignedFolder, requireKind, type KindContext} from '../manifests/kinds.
 import {loadTrust} from '../manifests/load.js'
 import {TRUST_FILE} from '../manifests/models.js'
 import {applyPlan, staleness, type ApplyResult} from '../plan/apply.js'
-import {sealPlan, serializePlan, type AuthorizationRecord, type BaseRecord, type ChangeRequest, type Plan, type SignatureVerification} from '../plan/plan.js'
+import {isNoop, sealPlan, serializePlan, type AuthorizationRecord, type BaseRecord, type ChangeRequest, type Plan, type SignatureVerification} from '../plan/plan.js'
 import {unfinishedCheckout} from '../plan/repair.js'
 import {checkInside, writeFileAtomic} from '../repo/files.js'
 import type {Repository} from '../repo/repository.js'
@@ -69,7 +69,7 @@ async function validate(repo: Repository | null, base: Base, draft: Draft, ctx: 
 /** Step 3 — authorize whoever acts now, with the base's own policies. */
 async function authorize(repo: Repository | null, base: Base, draft: Draft, ctx: PipelineContext): Promise<AuthorizationRecord | undefined> {
   // init makes the repository and its first policies: there is nothing to ask yet.
-  if (!repo || base.commit === null || draft.changes.length === 0) return undefined
+  if (!repo || base.commit === null || (draft.changes.length === 0 && !draft.statement)) return undefined
   // Fail closed: a change with no one to authorize is never planned as if it were allowed.
   if (!ctx.identity) throw new AirlockError('INTERNAL', 'a change was planned without an acting identity')
   return authorizeDraft(repo, base.commit, draft, {identity: ctx.identity, reason: ctx.reason, limits: ctx.limits})
@@ -118,8 +118,9 @@ function seal(base: Base, request: ChangeRequest, draft: Draft, ctx: PipelineCon
     changes: draft.changes,
     ...(extra.authorization ? {authorization: extra.authorization} : {}),
     ...(extra.signature ? {signature: extra.signature} : {}),
+    ...(draft.statement ? {statement: draft.statement} : {}),
   }
-  return sealPlan({...unsigned, receiptPath: draft.changes.length ? receiptPathFor(unsigned, draft.slug) : null})
+  return sealPlan({...unsigned, receiptPath: draft.changes.length || draft.statement ? receiptPathFor(unsigned, draft.slug) : null})
 }
 
 /** Steps 1–6: computes the plan for a request. Changes nothing. */
@@ -153,7 +154,7 @@ export function refusal(plan: Plan): AirlockError | null {
  * The fields of a plan the pipeline computes, which must come out the same when it runs again
  * (reason, requester and plan time are the request's own, handed back in as they were).
  */
-const COMPARED = ['operation', 'summary', 'branch', 'baseCommit', 'inputs', 'details', 'subjects', 'changes', 'signature', 'receiptPath'] as const
+const COMPARED = ['operation', 'summary', 'branch', 'baseCommit', 'inputs', 'details', 'subjects', 'changes', 'signature', 'statement', 'receiptPath'] as const
 
 /**
  * A saved plan is a proposal, never a credential: the pipeline runs again from the plan's
@@ -258,7 +259,7 @@ async function firstCandidate(repo: Repository, input: Extract<PipelineInput, {c
 
 /** Step 7 — apply: one CAS commit with its receipt (and a new key put in place once it is trusted). */
 async function apply(repo: Repository, plan: Plan, input: PipelineInput, mode: Extract<Mode, {kind: 'apply'}>, ctx: PipelineContext): Promise<Outcome> {
-  if (plan.changes.length === 0) {
+  if (isNoop(plan)) {
     // Nothing to change may mean an earlier apply committed and was killed before the work
     // tree caught up: say so rather than succeed silently over a staged revert.
     const [left] = await unfinishedCheckout(repo)

@@ -84,7 +84,7 @@ export function staleness(plan: Pick<Plan, 'branch' | 'baseCommit'>, head: {ref:
  * since the plan was made.
  */
 export async function applyPlan(repo: Repository, plan: Plan, ctx: ApplyContext): Promise<ApplyResult> {
-  if (plan.changes.length === 0 || !plan.receiptPath) throw new AirlockError('PLAN_INVALID', 'the plan changes nothing; there is nothing to apply')
+  if ((plan.changes.length === 0 && !plan.statement) || !plan.receiptPath) throw new AirlockError('PLAN_INVALID', 'the plan changes nothing; there is nothing to apply')
   const lock = await acquireApplyLock(repo.gitdir, ctx.now)
   try {
     const head = await repo.head()
@@ -112,7 +112,8 @@ export async function applyPlan(repo: Repository, plan: Plan, ctx: ApplyContext)
     // otherwise make this commit BACKDATED.
     const parentTime = plan.baseCommit ? (await repo.readCommit(plan.baseCommit)).time : 0
     const at = new Date(Math.max(ctx.now.getTime(), parentTime * 1000))
-    const statement = receiptStatement(plan, at, ctx.toolVersion)
+    // A gate-receipt plan's receipt is the suite run's own test-result statement; every other plan's, its change receipt.
+    const statement = plan.statement ?? receiptStatement(plan, at, ctx.toolVersion)
     const receipt = receiptText(signReceipt(statement, [ctx.signer]))
     const files = [...plan.changes.map((c) => ({path: c.path, content: c.after})), {path: plan.receiptPath, content: receipt}]
     // Author and committer are who git says commits here; who asked is in the trailers and receipt.

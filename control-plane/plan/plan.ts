@@ -4,6 +4,7 @@ import type {EvidenceProblem} from '../evidence/history.js'
 import {checkNesting, type Limits} from '../limits.js'
 import type {Role, TrustKey} from '../manifests/models.js'
 import {repoPath} from '../repo/paths.js'
+import type {TestResultStatement} from '../gates/types.js'
 
 export interface PlannedChange {
   path: string
@@ -38,8 +39,10 @@ export type ChangeRequest =
   | {kind: 'policy-bundle'; scope: string; bundle: string}
   | {kind: 'init'; files: Array<{path: string; content: string}>; keyid: string; imageKeyid: string}
   | {kind: 'change'; files: Array<{path: string; content: string | null}>}
+  /** A gate suite run's test-result statement (JSON text), committed as its receipt. */
+  | {kind: 'gate-receipt'; statement: string}
 
-export const REQUEST_KINDS = ['promote', 'rollback', 'store-signature', 'add-key', 'policy-bundle', 'init', 'change'] as const
+export const REQUEST_KINDS = ['promote', 'rollback', 'store-signature', 'add-key', 'policy-bundle', 'init', 'change', 'gate-receipt'] as const
 
 /** The base a plan was computed on and whether its history verifies back to the trust anchor. */
 export interface BaseRecord {
@@ -51,7 +54,7 @@ export interface BaseRecord {
 export interface Plan {
   apiVersion: 'airlock/v1'
   kind: 'Plan'
-  operation: 'promote' | 'rollback' | 'trust-add-key' | 'init' | 'policy-bundle' | 'image-sign' | 'image-fetch-signature' | 'change'
+  operation: 'promote' | 'rollback' | 'trust-add-key' | 'init' | 'policy-bundle' | 'image-sign' | 'image-fetch-signature' | 'change' | 'gate-receipt'
   request: ChangeRequest
   summary: string
   reason: string
@@ -71,6 +74,8 @@ export interface Plan {
   authorization?: AuthorizationRecord
   /** The signature check of the digest a promote or rollback pins, made before the plan. */
   signature?: SignatureVerification
+  /** A gate-receipt plan: the test-result statement written (signed) as its receipt instead of a change receipt. */
+  statement?: TestResultStatement
   /** Where the signed receipt goes on apply; absent for a no-op plan. */
   receiptPath: string | null
   digest: string
@@ -116,7 +121,7 @@ export function sealPlan(plan: UnsignedPlan): Plan {
 }
 
 export function isNoop(plan: Plan): boolean {
-  return plan.changes.length === 0
+  return plan.changes.length === 0 && !plan.statement
 }
 
 export function serializePlan(plan: Plan): string {

@@ -58,6 +58,12 @@ export function renderPlan(plan: Plan, opts: {color: boolean; applied?: {commit:
     }
   }
   out.push('')
+  if (plan.statement && plan.changes.length === 0) {
+    const p = plan.statement.predicate
+    out.push(`${c('green', '+')} ${c('bold', t(String(plan.receiptPath)))}  the ${t(p.suite)} suite's signed test-result receipt (${t(p.result)}: ${p.passedTests.length} passed, ${p.warnedTests.length} warned, ${p.failedTests.length} failed)`)
+    if (opts.verdict) out.push(c(opts.verdict.ok ? 'dim' : 'red', opts.verdict.text))
+    return `${out.join('\n')}\n`
+  }
   if (plan.changes.length === 0) {
     out.push(c('green', 'No changes. The repository already matches this request.'))
     if (opts.verdict) out.push(c(opts.verdict.ok ? 'dim' : 'red', opts.verdict.text))

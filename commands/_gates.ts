@@ -1,0 +1,210 @@
+import {Flags} from '@oclif/core'
+import type {GateEvent, SuiteRun} from '../control-plane/gates/runner.js'
+import type {GateRunRecord, TestResultStatement} from '../control-plane/gates/types.js'
+import {forTerminal as t} from '../control-plane/terminal.js'
+import {AirlockCommand, anchorFlag} from './_base.js'
+import {identityFlags} from './_identity.js'
+
+export const gateRunFlags = {
+  ...identityFlags,
+  ...anchorFlag,
+  host: Flags.boolean({description: 'this is a lab host (nested virtualization): run the gates that require one (default: they are not_run and do not fail the run)', default: false}),
+  jobs: Flags.integer({description: 'gates run at once', default: 2, min: 1, max: 64}),
+  junit: Flags.string({description: 'also write the run as JUnit XML to FILE (a testcase per gate)'}),
+  sarif: Flags.string({description: 'also write the findings the gates returned as SARIF 2.1.0 to FILE'}),
+  apply: Flags.boolean({description: 'commit the signed receipt to docs/evidence/ through the pipeline (authorized, signed by the evidence key)', default: false, exclusive: ['out']}),
+  out: Flags.string({description: 'write the signed receipt (DSSE) to FILE instead of committing it', exclusive: ['apply']}),
+  'evidence-key': Flags.string({description: 'Ed25519 private key that signs the receipt (and commit with --apply) (default: AIRLOCK_EVIDENCE_KEY)'}),
+  reason: Flags.string({description: 'why: recorded in the commit with --apply', default: ''}),
+  actor: Flags.string({description: 'who asks (default: AIRLOCK_ACTOR, the CI actor, or the local user)'}),
+}
+
+type GateRunFlags = {
+  repo?: string
+  'trust-anchor'?: string
+  host: boolean
+  jobs: number
+  junit?: string
+  sarif?: string
+  apply: boolean
+  out?: string
+  'evidence-key'?: string
+  reason: string
+  actor?: string
+  jwt?: string
+  jwks?: string
+  issuer?: string
+  audience?: string
+  ca?: string
+}
+
+export interface GateRunOutput {
+  suite: string
+  result: SuiteRun['result']
+  exitCode: 0 | 1
+  commit: string
+  branch: string
+  host: boolean
+  startedAt: string
+  finishedAt: string
+  gates: GateRunRecord[]
+  passedTests: string[]
+  warnedTests: string[]
+  failedTests: string[]
+  findings: SuiteRun['findings']
+  statement: TestResultStatement
+  receipt: {committed: {commit: string; path: string}} | {file: string} | null
+}
+
+/** `airlock gate run SUITE`, `airlock preflight`, `airlock postsession`: one suite on the verified HEAD. */
+export abstract class GateRunCommand extends AirlockCommand {
+  protected async runGates(suite: string, flags: GateRunFlags): Promise<GateRunOutput> {
+    const [{verifiedHead}, {runGateSuite, requireGateSuites}, {suiteGates}] = await Promise.all([import('./_policy.js'), import('../control-plane/gates/run-suite.js'), import('../control-plane/gates/suite.js')])
+    if (flags.sarif) {
+      // TODO(lead, at merge): delete this refusal once --sarif is wired below.
+      const {AirlockError} = await import('../control-plane/errors.js')
+      throw new AirlockError('USAGE', '--sarif: the SARIF writer is not in this build yet', {field: '--sarif'})
+    }
+    // The gates file, like every desired-state file, is read only from a HEAD whose history verifies.
+    const head = await verifiedHead(flags, this)
+    await this.oneShotWasm()
+    const gates = suiteGates(await requireGateSuites(head.repo, head.commit, this.limits), suite)
+    const display = await this.display(suite, gates.map((g) => g.id))
+    const {run, statement} = await runGateSuite({
+      repo: head.repo,
+      commit: head.commit,
+      branch: head.branch,
+      anchor: head.source.anchor.commit,
+      suite,
+      host: flags.host,
+      jobs: flags.jobs,
+      limits: this.limits,
+      now: this.now,
+      // The display's clock: elapsed times only (decisions use `now`).
+      clock: () => new Date(),
+      toolVersion: this.config.version,
+      env: {AIRLOCK_ROOT: this.config.root},
+      onEvent: display.onEvent,
+    })
+    await display.done()
+    const outputs = await import('../control-plane/gates/outputs.js')
+    const {writeFileAtomic} = await import('../control-plane/repo/files.js')
+    if (flags.junit) await writeFileAtomic(flags.junit, outputs.junitXml(run))
+    // TODO(lead, at merge): wire --sarif to the SARIF writer (control-plane/gates/sarif.ts):
+    //   if (flags.sarif) await (await import('../control-plane/gates/sarif.js')).writeSarif(flags.sarif, run.findings)
+    // and delete the refusal of --sarif at the top of runGates.
+    let receipt: GateRunOutput['receipt'] = null
+    if (flags.apply) receipt = await this.commitReceipt(head.repo, statement, flags)
+    else if (flags.out) receipt = await this.writeReceipt(head, statement, flags.out, flags['evidence-key'])
+    if (process.env.GITHUB_STEP_SUMMARY) {
+      const {appendFile} = await import('node:fs/promises')
+      const where = receipt && 'committed' in receipt ? receipt.committed.path : receipt && 'file' in receipt ? receipt.file : null
+      await appendFile(process.env.GITHUB_STEP_SUMMARY, outputs.stepSummary(run, where))
+    }
+    if (!this.jsonEnabled()) {
+      const notRun = run.gates.filter((g) => g.status === 'not_run').length
+      this.log(`\n${suite}: ${run.result} — ${run.passedTests.length} passed, ${run.warnedTests.length} warned, ${run.failedTests.length} failed, ${notRun} not run${flags.host ? '' : ' (without --host, gates that need a lab host are not run and do not fail the run)'}`)
+      if (receipt && 'committed' in receipt) this.log(`Recorded the signed receipt ${t(receipt.committed.path)} in commit ${t(receipt.committed.commit)}`)
+      else if (receipt) this.log(`Wrote the signed receipt to ${t(receipt.file)}`)
+      else this.log('Nothing recorded: --apply commits the signed receipt to docs/evidence/, --out FILE writes it to a file.')
+    }
+    if (run.exitCode !== 0) this.failCheck()
+    return {suite, result: run.result, exitCode: run.exitCode, commit: head.commit, branch: head.branch, host: run.host, startedAt: run.startedAt, finishedAt: run.finishedAt, gates: run.gates, passedTests: run.passedTests, warnedTests: run.warnedTests, failedTests: run.failedTests, findings: run.findings, statement, receipt}
+  }
+
+  /** --apply: the receipt through the pipeline (a gate-receipt change: authorized, signed, one commit). */
+  private async commitReceipt(repo: import('../control-plane/repo/repository.js').Repository, statement: TestResultStatement, flags: GateRunFlags): Promise<GateRunOutput['receipt']> {
+    const {execute} = await import('../control-plane/pipeline/pipeline.js')
+    const outcome = await execute(repo, {request: {kind: 'gate-receipt', statement: JSON.stringify(statement)}}, this.mode({apply: true, 'evidence-key': flags['evidence-key']}), await this.pipelineContext(repo, flags))
+    if (outcome.status === 'refused') throw outcome.error
+    if (outcome.status !== 'applied') {
+      const {AirlockError} = await import('../control-plane/errors.js')
+      throw new AirlockError('INTERNAL', `recording the receipt ended ${outcome.status}`)
+    }
+    return {committed: {commit: outcome.applied.commit, path: outcome.applied.receipt}}
+  }
+
+  /** --out: the receipt signed by the evidence key, which must be one trust.yaml at HEAD trusts now. */
+  private async writeReceipt(head: {repo: import('../control-plane/repo/repository.js').Repository; commit: string}, statement: TestResultStatement, file: string, keyFile: string | undefined): Promise<GateRunOutput['receipt']> {
+    const [{signReceipt, receiptText}, {parseReceipt, checkReceiptSignatures}, {loadTrust}, {writeFileAtomic}, {AirlockError}, {resolve}] = await Promise.all([
+      import('../control-plane/evidence/receipt.js'),
+      import('../control-plane/evidence/ledger.js'),
+      import('../control-plane/manifests/load.js'),
+      import('../control-plane/repo/files.js'),
+      import('../control-plane/errors.js'),
+      import('node:path'),
+    ])
+    const signer = await this.evidenceSigner(keyFile)
+    const text = receiptText(signReceipt(statement, [signer]))
+    const {problem} = checkReceiptSignatures(parseReceipt(text, file, this.limits), await loadTrust(head.repo, head.commit, this.limits))
+    if (problem) throw new AirlockError('KEY_INVALID', `--out: the receipt would not verify: ${problem.message} (is ${signer.keyid.slice(0, 16)}… an evidence key valid now in trust.yaml?)`, {keyid: signer.keyid, problem})
+    const path = resolve(file)
+    await writeFileAtomic(path, text)
+    return {file: path}
+  }
+
+  /** listr2 on a terminal (each gate's state and elapsed time); plain lines when not a TTY, in CI, or with --json (nothing). */
+  private async display(suite: string, ids: string[]): Promise<{onEvent: (e: GateEvent) => void; done: () => Promise<void>}> {
+    if (this.jsonEnabled()) return {onEvent: () => {}, done: async () => {}}
+    const {plainLine} = await import('../control-plane/gates/outputs.js')
+    if (!process.stdout.isTTY || process.env.CI) {
+      this.log(`${suite}: ${ids.length} gate(s)`)
+      return {onEvent: (e) => void (e.type === 'ended' && this.log(t(plainLine(e.record)))), done: async () => {}}
+    }
+    return this.liveDisplay(suite, ids)
+  }
+
+  private async liveDisplay(suite: string, ids: string[]): Promise<{onEvent: (e: GateEvent) => void; done: () => Promise<void>}> {
+    const [{Listr, ListrLogger, ProcessOutput}, {formatMs}, {statusWord}, {guardHumanOutput}] = await Promise.all([
+      import('listr2'),
+      import('../control-plane/gates/run-command.js'),
+      import('../control-plane/gates/outputs.js'),
+      import('../control-plane/terminal.js'),
+    ])
+    // listr2 draws with cursor controls, which the human-output guard would escape: it writes past
+    // the guard, and everything it shows (ids, reasons) went through forTerminal first.
+    const raw = guardHumanOutput()
+    // log-update hides the cursor on stderr (and shows it again at exit): those two sequences, exactly, pass too.
+    const guardedErr = process.stderr.write
+    process.stderr.write = function (this: NodeJS.WriteStream, chunk: unknown, ...rest: unknown[]) {
+      if (chunk === '\u001b[?25l' || chunk === '\u001b[?25h') return (raw.stderr as (...a: unknown[]) => boolean)(chunk, ...rest)
+      return (guardedErr as (...a: unknown[]) => boolean).call(this, chunk, ...rest)
+    } as typeof process.stderr.write
+    const past = (stream: NodeJS.WriteStream, write: typeof stream.write) => Object.assign(Object.create(stream) as NodeJS.WriteStream, {write, columns: stream.columns, rows: stream.rows, isTTY: stream.isTTY})
+    const logger = new ListrLogger({useIcons: true, toStderr: [], processOutput: new ProcessOutput(past(process.stdout, raw.stdout), past(process.stderr, raw.stderr))})
+    const ended = new Map<string, (r: GateRunRecord) => void>()
+    const started = new Map<string, () => void>()
+    const results = new Map(ids.map((id) => [id, new Promise<GateRunRecord>((resolve) => ended.set(id, resolve))]))
+    const starts = new Map(ids.map((id) => [id, new Promise<void>((resolve) => started.set(id, resolve))]))
+    const list = new Listr(
+      ids.map((id) => ({
+        title: `${t(id)}  waiting`,
+        task: async (_: unknown, task: {title: string; skip: (m?: string) => void}) => {
+          await starts.get(id)
+          const began = Date.now()
+          task.title = `${t(id)}  running`
+          const tick = setInterval(() => (task.title = `${t(id)}  running  ${formatMs(Date.now() - began)}`), 250)
+          const r = await results.get(id)!
+          clearInterval(tick)
+          const line = `${t(id)}  ${formatMs(r.elapsedMs)}  ${t(r.reason)}`
+          if (r.status === 'pass') task.title = line
+          else if (r.status === 'not_run') task.skip(`${statusWord(r)}  ${line}`)
+          else throw new Error(`${statusWord(r)}  ${line}`)
+        },
+      })),
+      {concurrent: true, exitOnError: false, rendererOptions: {collapseErrors: false, showErrorMessage: true, logger}},
+    )
+    const running = list.run().catch(() => {})
+    void suite
+    return {
+      onEvent: (e) => {
+        if (e.type === 'started') started.get(e.id)?.()
+        else {
+          started.get(e.id)?.()
+          ended.get(e.id)?.(e.record)
+        }
+      },
+      done: async () => void (await running),
+    }
+  }
+}

@@ -1,0 +1,71 @@
+/**
+ * The gates file `airlock init` scaffolds and the embedded example fleet ships: preflight (what
+ * can be checked anywhere, plus the lab-host gates) and postsession. It passes `airlock
+ * preflight` on a fresh fleet: the host gates are not_run there and do not fail the run.
+ */
+
+/** The gates.yaml text; `toolPolicyHash` pins the fleet's tool policy (sha256:<hex>, as `airlock tool hash` prints it). */
+export function exampleGates(opts: {toolPolicyHash: string; runtime?: string; scripts?: string}): string {
+  const runtime = opts.runtime ?? 'file:/var/lib/airlock/runtime-state.json'
+  // The validate scripts: the fleet's own platform/validate/, or (a fleet made by init) airlock's ($AIRLOCK_ROOT).
+  const run = (name: string) => (opts.scripts ? `bash "${opts.scripts}/${name}"` : `bash platform/validate/${name}`)
+  return `# Gate suites: checks that end pass, fail or not_run, each run signed as one receipt.
+#   airlock preflight            before a canary or preview session (CI runs it before a promotion)
+#   airlock postsession          after one
+#   airlock gate list            what each suite runs
+# Gates with requires: [host] need a lab host with nested virtualization (--host); without it they
+# are not_run and do not fail the run. A shadow gate (mode: shadow) is recorded but never fails it.
+# run: gates run in a shell (/bin/sh) in the repository's work tree; $AIRLOCK_ROOT is where airlock is installed.
+apiVersion: airlock/v1
+kind: GateSuite
+suites:
+  preflight:
+    gates:
+      - id: static-validate
+        uses: builtin/static-validate
+        timeout: 5m
+      - id: history
+        uses: builtin/history
+        timeout: 5m
+      - id: image-verify
+        uses: builtin/image-verify
+        needs: [history]
+        timeout: 5m
+      - id: tool-policy-hash
+        uses: builtin/tool-policy-hash
+        with:
+          # Change it with the tool policy (airlock tool hash prints it).
+          expected: "${opts.toolPolicyHash}"
+      - id: digest-align
+        uses: builtin/digest-align
+        # What runs is read on the host that runs it (the reconciler's state file).
+        requires: [host]
+        with:
+          runtime: "${runtime}"
+          channel: canary
+        timeout: 1m
+      - id: nested-smoke
+        run: ${run('nested-smoke.sh')}
+        requires: [host]
+        timeout: 10m
+      - id: acceptance
+        run: ${run('acceptance.sh')}
+        requires: [host]
+        needs: [nested-smoke]
+        expect: {pass: 6, fail: 0}
+        timeout: 30m
+  postsession:
+    gates:
+      - id: audit-integrity
+        uses: builtin/audit-integrity
+        # not_run until the audit log exists (issue 19); make it required then.
+        required: false
+      - id: digest-align
+        uses: builtin/digest-align
+        requires: [host]
+        with:
+          runtime: "${runtime}"
+          channel: canary
+        timeout: 1m
+`
+}

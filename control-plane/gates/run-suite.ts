@@ -1,0 +1,60 @@
+/**
+ * One suite run on a verified HEAD, end to end in the core: the gates file read at that commit,
+ * the suite run, and its test-result statement. The command renders it, and records it (through
+ * the pipeline) or writes it signed to a file.
+ */
+import type {Limits} from '../limits.js'
+import type {Repository} from '../repo/repository.js'
+import {AirlockError} from '../errors.js'
+import {BUILTINS} from './builtins/index.js'
+import {runCommandGate} from './run-command.js'
+import {runSuite, type GateEvent, type SuiteRun} from './runner.js'
+import {lastPassingRecord, suiteStatement} from './statement.js'
+import {GATES_FILE, loadGateSuites, suiteGates, type GateSuites} from './suite.js'
+import type {BuiltinGate, TestResultStatement} from './types.js'
+
+export interface GateRunInput {
+  repo: Repository
+  /** A commit whose history verified from the pinned anchor, and its branch. */
+  commit: string
+  branch: string
+  anchor: string | null
+  suite: string
+  host: boolean
+  jobs: number
+  limits: Limits
+  now: Date
+  clock: () => Date
+  toolVersion: string
+  builtins?: Readonly<Record<string, BuiltinGate>>
+  /** Added to the environment of `run:` gates (e.g. AIRLOCK_ROOT, where airlock is installed). */
+  env?: Record<string, string>
+  onEvent?: (event: GateEvent) => void
+}
+
+/** The gates file at the verified commit; a fleet without one is told how to add it. */
+export async function requireGateSuites(repo: Repository, commit: string, limits: Limits, builtins: Readonly<Record<string, BuiltinGate>> = BUILTINS): Promise<GateSuites> {
+  const suites = await loadGateSuites(repo, commit, limits, builtins)
+  if (!suites) throw new AirlockError('INVALID_INPUT', `${GATES_FILE}: no gate suites at HEAD ${commit.slice(0, 12)} (add one with \`airlock change\`; \`airlock init\` scaffolds preflight and postsession)`, {file: GATES_FILE})
+  return suites
+}
+
+export async function runGateSuite(input: GateRunInput): Promise<{run: SuiteRun; statement: TestResultStatement; suites: GateSuites}> {
+  const builtins = input.builtins ?? BUILTINS
+  const suites = await requireGateSuites(input.repo, input.commit, input.limits, builtins)
+  const gates = suiteGates(suites, input.suite)
+  const {repo, commit, limits} = input
+  const run = await runSuite({
+    suite: input.suite,
+    gates,
+    jobs: input.jobs,
+    host: input.host,
+    builtins,
+    clock: input.clock,
+    onEvent: input.onEvent,
+    context: {repo, commit, dir: repo.dir, limits, now: input.now, anchor: input.anchor, lastPassing: (gateId) => lastPassingRecord(repo, commit, input.suite, gateId, limits)},
+    runCommand: (gate, ctx) => runCommandGate({run: gate.run!, expect: gate.expect, timeoutMs: gate.timeoutMs}, {dir: ctx.dir, signal: ctx.signal, limits: ctx.limits, env: input.env}),
+  })
+  const statement = await suiteStatement(repo, {commit, branch: input.branch}, run, suites, {limits, toolVersion: input.toolVersion})
+  return {run, statement, suites}
+}
