@@ -44,6 +44,8 @@ export interface Limits {
   registryRequestMs: number
   /** Deadline of all of one command's registry work together. */
   registryDeadlineMs: number
+  /** Largest work-tree file the secret scan reads, in bytes; larger ones are skipped and named in its result. */
+  maxSecretScanFileBytes: number
 }
 
 export const DEFAULT_LIMITS: Readonly<Limits> = Object.freeze({
@@ -62,6 +64,7 @@ export const DEFAULT_LIMITS: Readonly<Limits> = Object.freeze({
   maxRegistryBytes: 32 * 1024 * 1024,
   registryRequestMs: 10_000,
   registryDeadlineMs: 120_000,
+  maxSecretScanFileBytes: 8 * 1024 * 1024,
 })
 
 /** The registry limits, which a registry client is given. */

@@ -14,6 +14,7 @@ const schemas = {
   EgressPolicy: JSON.parse(readFileSync(join(dir, 'egress-policy.schema.json'), 'utf8')),
   ToolPolicy: JSON.parse(readFileSync(join(dir, 'tool-policy.schema.json'), 'utf8')),
   SandboxSpec: JSON.parse(readFileSync(join(dir, 'sandbox-spec.schema.json'), 'utf8')),
+  SecretsBaseline: JSON.parse(readFileSync(join(dir, 'secrets-baseline.schema.json'), 'utf8')),
 }
 // The same options as control-plane/manifests/validate.ts uses at run time.
 const ajv = new Ajv({allErrors: false, strict: true, code: {source: true}, schemas: Object.values(schemas)})

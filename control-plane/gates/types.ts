@@ -26,6 +26,8 @@ export interface Finding {
   column?: number
   /** A stable fingerprint (for secrets: HMAC of the secret under the fleet's key), hex. */
   fingerprint?: string
+  /** Reported but accepted (a secrets-baseline entry): does not fail the gate; SARIF `suppressions`. */
+  suppression?: {kind: 'baseline'; justification: string}
 }
 
 /** What one gate came to. */

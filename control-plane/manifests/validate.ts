@@ -7,11 +7,12 @@ import trustPolicySchema from './schemas/trust-policy.schema.json' with {type: '
 import egressPolicySchema from './schemas/egress-policy.schema.json' with {type: 'json'}
 import toolPolicySchema from './schemas/tool-policy.schema.json' with {type: 'json'}
 import sandboxSpecSchema from './schemas/sandbox-spec.schema.json' with {type: 'json'}
+import secretsBaselineSchema from './schemas/secrets-baseline.schema.json' with {type: 'json'}
 import {locate, type LoadedYaml} from './yaml.js'
 
-export type Kind = 'GoldenImage' | 'TrustPolicy' | 'EgressPolicy' | 'ToolPolicy' | 'SandboxSpec'
+export type Kind = 'GoldenImage' | 'TrustPolicy' | 'EgressPolicy' | 'ToolPolicy' | 'SandboxSpec' | 'SecretsBaseline'
 
-const SCHEMAS: Record<Kind, object> = {GoldenImage: goldenImageSchema, TrustPolicy: trustPolicySchema, EgressPolicy: egressPolicySchema, ToolPolicy: toolPolicySchema, SandboxSpec: sandboxSpecSchema}
+const SCHEMAS: Record<Kind, object> = {GoldenImage: goldenImageSchema, TrustPolicy: trustPolicySchema, EgressPolicy: egressPolicySchema, ToolPolicy: toolPolicySchema, SandboxSpec: sandboxSpecSchema, SecretsBaseline: secretsBaselineSchema}
 const compiled = new Map<Kind, ValidateFunction>()
 
 /**

@@ -1,0 +1,156 @@
+/**
+ * The embedded secret scanner's engine: secretlint's recommended preset over one file's text,
+ * reduced on the spot to what may leave it — rule id, line, column and a keyed fingerprint
+ * (HMAC-SHA256 of the secret under the fleet's scan key). The secret, secretlint's message (which
+ * quotes it) and its data never leave this module.
+ *
+ * This file imports packages and node builtins only, in erasable TypeScript, because it is also
+ * the body of the scan's worker threads (run from `dist/` as JavaScript, from sources by Node's
+ * type stripping).
+ */
+import {createHmac} from 'node:crypto'
+import {lstat, open} from 'node:fs/promises'
+import {isMainThread, parentPort, workerData} from 'node:worker_threads'
+import {lintSource} from '@secretlint/core'
+import {secretLintProfiler} from '@secretlint/profiler'
+import {creator as recommended} from '@secretlint/secretlint-rule-preset-recommend'
+
+// secretlint 13 profiles every rule of every file unless told not to (performance marks kept in
+// the process's timeline: ~25% slower, and memory that grows with the scan). Off in our process.
+secretLintProfiler.setEnabled(false)
+// secretlint's own debug output (DEBUG=@secretlint/*) names the file path and the rule options,
+// never the text: we hand it no file name but the repository-relative one and no secret in options.
+
+/** The preset and version the embedded scanner runs (named in the gate's evidence and SARIF). */
+export const SECRETLINT_PRESET = '@secretlint/secretlint-rule-preset-recommend'
+export const SECRETLINT_VERSION = '13.1.0'
+
+const CONFIG = {
+  rules: [
+    {
+      id: SECRETLINT_PRESET,
+      rule: recommended,
+      // AWS access key ids (AKIA…) are secrets here: a planted one must be found.
+      rules: [{id: '@secretlint/secretlint-rule-aws', options: {enableIDScanRule: true}}],
+    },
+  ],
+}
+
+/** One finding as the engine hands it out: nothing of the secret but its keyed fingerprint. */
+export interface EngineFinding {
+  /** airlock's stable rule id: `secret/<secretlint rule>/<message id>`, e.g. `secret/github/github-token`. */
+  ruleId: string
+  line: number
+  /** 1-based. */
+  column: number
+  fingerprint: string
+}
+
+export type FileOutcome =
+  | {status: 'scanned'; bytes: number; findings: EngineFinding[]}
+  | {status: 'binary' | 'large' | 'missing' | 'not-regular'; bytes: number}
+
+const kebab = (s: string) =>
+  s
+    .replace(/([a-z0-9])([A-Z])/g, '$1-$2')
+    .replace(/([A-Z]+)([A-Z][a-z])/g, '$1-$2')
+    .replace(/[^A-Za-z0-9]+/g, '-')
+    .replace(/^-|-$/g, '')
+    .toLowerCase()
+
+/** `@secretlint/secretlint-rule-github` + `GITHUB_TOKEN` → `secret/github/github-token`. */
+export function airlockRuleId(secretlintRule: string, messageId: string): string {
+  return `secret/${kebab(secretlintRule.replace(/^@secretlint\/secretlint-rule-/, ''))}/${kebab(messageId)}`
+}
+
+/** HMAC-SHA256 of the secret under the scan key, hex: what names a secret without revealing it. */
+export function fingerprintOf(secret: string, key: Uint8Array): string {
+  return createHmac('sha256', key).update(secret, 'utf8').digest('hex')
+}
+
+/**
+ * secretlint's inline directives (`secretlint-disable…`) would let anyone who can write a file
+ * hide a secret from the gate; suppression is the signed baseline's job. Same length, so lines
+ * and columns do not move.
+ */
+const neutralize = (text: string) => (text.includes('secretlint-') ? text.replace(/secretlint-(disable|enable)/g, (_m, w: string) => `secretlint-${w.replace('able', 'abl_')}`) : text)
+
+/** The secret a secretlint message is about: the longest of its data values found in the text, else its range. */
+function secretOf(content: string, m: {range: readonly [number, number]; data?: Record<string, unknown>}): string {
+  let best = ''
+  for (const v of Object.values(m.data ?? {})) if (typeof v === 'string' && v.length > best.length && content.includes(v)) best = v
+  return best || content.slice(m.range[0], m.range[1])
+}
+
+/** Scans one text. `file` is for secretlint's file-name rules only (e.g. `.p12`, `.npmrc`). */
+export async function scanText(content: string, file: string, key: Uint8Array): Promise<EngineFinding[]> {
+  const dot = file.lastIndexOf('.')
+  const result = await lintSource({
+    source: {content: neutralize(content), filePath: file, contentType: 'text', ext: dot > file.lastIndexOf('/') ? file.slice(dot) : ''},
+    options: {config: CONFIG as never, noPhysicFilePath: true, maskSecrets: true},
+  })
+  const out: EngineFinding[] = []
+  for (const m of result.messages) {
+    out.push({
+      ruleId: airlockRuleId(m.ruleId, m.messageId ?? m.ruleId),
+      line: Math.max(1, m.loc.start.line),
+      column: Math.max(0, m.loc.start.column) + 1,
+      fingerprint: fingerprintOf(secretOf(content, m as never), key),
+    })
+  }
+  return out
+}
+
+/** Bytes sniffed for a NUL to call a file binary (as git and ripgrep do). */
+const SNIFF = 8000
+
+/** Reads and scans one work-tree file: regular files only (a link is not followed), at most `maxBytes`, text only. */
+export async function scanFile(abs: string, file: string, maxBytes: number, key: Uint8Array): Promise<FileOutcome> {
+  let st
+  try {
+    st = await lstat(abs)
+  } catch {
+    return {status: 'missing', bytes: 0}
+  }
+  if (!st.isFile()) return {status: 'not-regular', bytes: 0}
+  if (st.size > maxBytes) return {status: 'large', bytes: st.size}
+  const fh = await open(abs, 'r')
+  let buf: Buffer
+  try {
+    buf = Buffer.alloc(Math.min(st.size, maxBytes + 1))
+    let n = 0
+    while (n < buf.length) {
+      const {bytesRead} = await fh.read(buf, n, buf.length - n, n)
+      if (bytesRead === 0) break
+      n += bytesRead
+    }
+    buf = buf.subarray(0, n)
+  } finally {
+    await fh.close()
+  }
+  if (buf.length > maxBytes) return {status: 'large', bytes: buf.length}
+  if (buf.subarray(0, SNIFF).includes(0)) return {status: 'binary', bytes: buf.length}
+  return {status: 'scanned', bytes: buf.length, findings: await scanText(buf.toString('utf8'), file, key)}
+}
+
+/** A worker's job and answer. */
+export interface WorkerJob {
+  id: number
+  abs: string
+  file: string
+  maxBytes: number
+}
+export type WorkerAnswer = {id: number; outcome: FileOutcome} | {id: number; error: string}
+
+// The worker thread: scans the files it is sent with the key it was started with.
+if (!isMainThread && parentPort && (workerData as {airlockSecretScan?: boolean} | null)?.airlockSecretScan) {
+  const key = new Uint8Array((workerData as {key: Uint8Array}).key)
+  const port = parentPort
+  port.on('message', (job: WorkerJob) => {
+    scanFile(job.abs, job.file, job.maxBytes, key).then(
+      (outcome) => port.postMessage({id: job.id, outcome} satisfies WorkerAnswer),
+      // The error's class only: a message could quote the file's content.
+      (error: unknown) => port.postMessage({id: job.id, error: (error as {code?: string}).code ?? (error as Error)?.name ?? 'error'} satisfies WorkerAnswer),
+    )
+  })
+}
