@@ -56,6 +56,8 @@ export interface GateContext {
   signal: AbortSignal
   /** `--host`: gates that need a lab host (nested virtualization) may run. */
   host: boolean
+  /** The trust anchor commit the history verified from, when the runner knows it (the secret scan derives its fingerprint key from it). */
+  anchor?: string | null
   /** The newest verified receipt of this suite whose gate `gateId` passed, if any (e.g. tool-policy-hash). */
   lastPassing(gateId: string): Promise<GateRunRecord | null>
 }
