@@ -47,14 +47,17 @@ function entropy(s: string): number {
   return h
 }
 
-/** Does `text` hold a run that looks like a token (long, letters and digits mixed, high entropy)? */
-export function hasOpaqueToken(text: string): boolean {
+/** Where the first run that looks like a token (long, letters and digits mixed, high entropy) starts in `text`, or null. */
+export function firstOpaqueToken(text: string): number | null {
   for (const m of text.matchAll(/[A-Za-z0-9+/=_-]{20,}/g)) {
     const run = m[0]
-    if (run.length >= OPAQUE_MIN && /[0-9]/.test(run) && /[A-Za-z]/.test(run) && entropy(run) >= OPAQUE_BITS) return true
+    if (run.length >= OPAQUE_MIN && /[0-9]/.test(run) && /[A-Za-z]/.test(run) && entropy(run) >= OPAQUE_BITS) return m.index
   }
-  return false
+  return null
 }
+
+/** Does `text` hold a run that looks like a token? */
+export const hasOpaqueToken = (text: string): boolean => firstOpaqueToken(text) !== null
 
 /**
  * Parses and checks a baseline; a refusal names file, line and field, never the value.
@@ -89,6 +92,14 @@ export async function parseSecretsBaseline(text: string, file: string, limits: L
         throw inputError('SECRET_IN_BASELINE', {file, ...locate(loaded, ['entries', i, field]), field: `entries[${i}].${field}`}, 'holds a long opaque token, which may be a secret; a baseline lists fingerprints, rule ids, paths and plain-words reasons only (value not shown)')
       }
     }
+  }
+  // Anywhere else — comments included — no opaque token either (fingerprints and the key id set aside).
+  const masked = text.replace(/\b[0-9a-f]{64}\b|\b[0-9a-f]{16}\b/g, (m) => ' '.repeat(m.length))
+  const opaque = firstOpaqueToken(masked)
+  if (opaque !== null) {
+    const before = masked.slice(0, opaque)
+    const line = before.split('\n').length
+    throw inputError('SECRET_IN_BASELINE', {file, line, column: opaque - before.lastIndexOf('\n')}, 'holds a long opaque token, which may be a secret; a baseline lists fingerprints, rule ids, paths and plain-words reasons only (value not shown)')
   }
   const seen = new Map<string, number>()
   for (const [i, e] of value.entries.entries()) {
