@@ -138,7 +138,7 @@ function buildRun(tool: string, findings: Finding[], opts: SarifOptions, cap: nu
       message: {text: f.message},
       locations: [{physicalLocation: {artifactLocation: {uri: artifactUri(f.file), uriBaseId: '%SRCROOT%'}, region}}],
       partialFingerprints: {[FINGERPRINT_KEY]: fingerprintFor(f)},
-      ...(f.suppression ? {suppressions: [{kind: 'external', status: 'accepted', justification: f.suppression.justification}]} : {}),
+      ...(f.suppression ? {suppressions: [{kind: 'external', state: 'accepted', justification: f.suppression.justification}]} : {}),
     }
   })
   return {
