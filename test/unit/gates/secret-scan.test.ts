@@ -14,7 +14,7 @@ import {AirlockError} from '../../../control-plane/errors.js'
 import {runSecretScan, secretScan} from '../../../control-plane/gates/builtins/secret-scan.js'
 import {applyBaseline, hasOpaqueToken, parseSecretsBaseline, renderBaseline} from '../../../control-plane/gates/secrets/baseline.js'
 import {onPath, parseGitleaksReport, runExternal} from '../../../control-plane/gates/secrets/external.js'
-import {fingerprintOf, resolveScanKey, scanWorkTree} from '../../../control-plane/gates/secrets/scan.js'
+import {fingerprintOf, resolveScanKey, scanText, scanWorkTree} from '../../../control-plane/gates/secrets/scan.js'
 import {writeSarif} from '../../../control-plane/gates/sarif.js'
 import type {GateContext, GateResult} from '../../../control-plane/gates/types.js'
 import {DEFAULT_LIMITS} from '../../../control-plane/limits.js'
@@ -162,6 +162,13 @@ describe('the embedded scan', () => {
     expect(fingerprintOf(AWS_KEY, env.key)).not.toBe(aws(result))
   })
 
+  it("finds an Ed25519 PKCS#8 key (airlock's own evidence keys), which secretlint's privatekey rule misses", async () => {
+    const ed = generateKeyPairSync('ed25519').privateKey.export({type: 'pkcs8', format: 'pem'}).toString()
+    const found = await scanText(`key:\n${ed}`, 'keys/evidence.key', resolveScanKey({anchor: ANCHOR}).key)
+    expect(found).toEqual([expect.objectContaining({ruleId: 'secret/airlock/private-key', line: 2, column: 1})])
+    expect(JSON.stringify(found)).not.toContain(ed.split('\n')[1]!.slice(0, 8))
+  })
+
   it('refuses a short AIRLOCK_SECRET_SCAN_KEY without showing it', () => {
     let error: unknown
     try {
@@ -287,8 +294,8 @@ describe('the secrets baseline', () => {
     for (const [text, line] of [
       [`apiVersion: airlock/v1\nkind: SecretsBaseline\nentries:\n  - fingerprint: "${fp}"\n    reason: "the key was ${GH_TOKEN}"\n`, 5],
       [`apiVersion: airlock/v1\nkind: SecretsBaseline\nentries:\n  - fingerprint: "${AWS_KEY}"\n    reason: fixture\n`, 4],
-      // A key hidden in comments, where secretlint does not see a PEM: its body is an opaque token.
-      [`apiVersion: airlock/v1\nkind: SecretsBaseline\n# ${PEM.split('\n').join('\n# ')}\nentries: []\n`, 4],
+      // A key hidden in comments, where secretlint's rule does not see a PEM (airlock's own rule does).
+      [`apiVersion: airlock/v1\nkind: SecretsBaseline\n# ${PEM.split('\n').join('\n# ')}\nentries: []\n`, 3],
     ] as const) {
       const error = await parseSecretsBaseline(text, '.airlock-secrets-baseline', DEFAULT_LIMITS).then(
         () => null,
