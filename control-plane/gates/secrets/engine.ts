@@ -46,7 +46,7 @@ const CONFIG_WITHOUT_AWS = {rules: RULES.filter((r) => short(r.id) !== 'aws')}
 /**
  * secretlint's privatekey rule wants a body of 100 characters or more, so an Ed25519 PKCS#8 key
  * (64 characters of base64 — airlock's own evidence keys) passes it. airlock's own rule finds any
- * PEM private key block the preset did not.
+ * PEM private key block the preset did not, with a body of 40 base64 characters or more.
  */
 const PEM_PRIVATE_KEY = /-----BEGIN[ A-Z0-9]*PRIVATE KEY(?: BLOCK)?-----[\s\S]{1,10000}?-----END[ A-Z0-9]*PRIVATE KEY(?: BLOCK)?-----/g
 export const AIRLOCK_PRIVATE_KEY_RULE = 'secret/airlock/private-key'
@@ -118,7 +118,9 @@ export async function scanText(content: string, file: string, key: Uint8Array): 
     for (const m of content.matchAll(PEM_PRIVATE_KEY)) {
       const before = content.slice(0, m.index)
       const line = before.split('\n').length
-      if (seen.has(line)) continue
+      // A real key's body is 40 base64 characters or more (Ed25519 PKCS#8: 64); a shorter one is a placeholder.
+      const body = m[0].replace(/-----(BEGIN|END)[^-]*-----/g, '').replace(/^[A-Za-z-]+:.*$/gm, '').replace(/[^A-Za-z0-9+/=]/g, '')
+      if (seen.has(line) || body.length < 40) continue
       out.push({ruleId: AIRLOCK_PRIVATE_KEY_RULE, line, column: m.index - before.lastIndexOf('\n'), fingerprint: fingerprintOf(m[0], key)})
     }
   }
