@@ -13,6 +13,7 @@ import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 import {AirlockError} from '../../../control-plane/errors.js'
 import {runSecretScan, secretScan} from '../../../control-plane/gates/builtins/secret-scan.js'
 import {applyBaseline, hasOpaqueToken, parseSecretsBaseline, renderBaseline} from '../../../control-plane/gates/secrets/baseline.js'
+import {RULE_NEEDS} from '../../../control-plane/gates/secrets/engine.js'
 import {onPath, parseGitleaksReport, runExternal} from '../../../control-plane/gates/secrets/external.js'
 import {fingerprintOf, resolveScanKey, scanText, scanWorkTree} from '../../../control-plane/gates/secrets/scan.js'
 import {writeSarif} from '../../../control-plane/gates/sarif.js'
@@ -167,6 +168,12 @@ describe('the embedded scan', () => {
     const found = await scanText(`key:\n${ed}`, 'keys/evidence.key', resolveScanKey({anchor: ANCHOR}).key)
     expect(found).toEqual([expect.objectContaining({ruleId: 'secret/airlock/private-key', line: 2, column: 1})])
     expect(JSON.stringify(found)).not.toContain(ed.split('\n')[1]!.slice(0, 8))
+  })
+
+  it("has a prefilter literal for every rule of the pinned preset, and none for a rule it does not have", async () => {
+    const {rules} = await import('@secretlint/secretlint-rule-preset-recommend')
+    const ids = rules.map((r) => r.meta.id.replace('@secretlint/secretlint-rule-', '')).filter((id) => id !== 'filter-comments')
+    expect(Object.keys(RULE_NEEDS).sort()).toEqual(ids.sort())
   })
 
   it('refuses a short AIRLOCK_SECRET_SCAN_KEY without showing it', () => {
