@@ -13,7 +13,7 @@ import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 import {AirlockError} from '../../../control-plane/errors.js'
 import {runSecretScan, secretScan} from '../../../control-plane/gates/builtins/secret-scan.js'
 import {applyBaseline, hasOpaqueToken, parseSecretsBaseline, renderBaseline} from '../../../control-plane/gates/secrets/baseline.js'
-import {RULE_NEEDS} from '../../../control-plane/gates/secrets/engine.js'
+import {RULE_NEEDS, rulesFor} from '../../../control-plane/gates/secrets/engine.js'
 import {onPath, parseGitleaksReport, runExternal} from '../../../control-plane/gates/secrets/external.js'
 import {fingerprintOf, resolveScanKey, scanText, scanWorkTree} from '../../../control-plane/gates/secrets/scan.js'
 import {writeSarif} from '../../../control-plane/gates/sarif.js'
@@ -174,6 +174,11 @@ describe('the embedded scan', () => {
     const {rules} = await import('@secretlint/secretlint-rule-preset-recommend')
     const ids = rules.map((r) => r.meta.id.replace('@secretlint/secretlint-rule-', '')).filter((id) => id !== 'filter-comments')
     expect(Object.keys(RULE_NEEDS).sort()).toEqual(ids.sort())
+    // Each rule runs on a text holding only its literal (the combined search finds every one).
+    const samples: Record<string, string> = {aws: 'AKIA', gcp: '"private_key"', npm: 'npm_', slack: 'XOXB-', basicauth: 'https://', openai: 'sk-', anthropic: 'sk-ant-', groq: 'gsk_', huggingface: 'hf_', linear: 'lin_api_', notion: 'ntn_', privatekey: 'PRIVATE KEY', sendgrid: 'SG.', shopify: 'shpat_', stripe: 'rk_test_', github: 'github_pat_', gitlab: 'glpat-', grafana: 'glsa_', '1password': 'ops_', 'database-connection-string': 'MongoDB', 'hashicorp-vault': 'hvb.', vercel: 'vck_', databricks: 'dapi', docker: 'dckr_pat_', figma: 'figd_', cloudflare: 'cfut_', tailscale: 'tskey-'}
+    expect(Object.keys(samples).sort()).toEqual(ids.sort())
+    for (const [rule, literal] of Object.entries(samples)) expect(rulesFor(`const x = "${literal}"`, 'a.txt'), rule).toContain(rule)
+    expect(rulesFor('const x = 1', 'a.txt')).toEqual([])
   })
 
   it('refuses a short AIRLOCK_SECRET_SCAN_KEY without showing it', () => {
