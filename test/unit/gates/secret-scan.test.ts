@@ -181,6 +181,12 @@ describe('the embedded scan', () => {
     expect(rulesFor('const x = 1', 'a.txt')).toEqual([])
   })
 
+  it('ignores secretlint-disable comments: only the signed baseline accepts a finding', async () => {
+    const text = `// secretlint-disable-next-line\nconst a = "${GH_TOKEN}"\nconst b = "${AWS_KEY}" // secretlint-disable-line\n`
+    const found = await scanText(text, 'src/x.ts', resolveScanKey({anchor: ANCHOR}).key)
+    expect(found.map((f) => `${f.ruleId}:${f.line}`).sort()).toEqual(['secret/aws/aws-access-key-id:3', 'secret/github/github-token:2'])
+  })
+
   it('refuses a short AIRLOCK_SECRET_SCAN_KEY without showing it', () => {
     let error: unknown
     try {
