@@ -31,6 +31,8 @@ export type ErrorCode =
   | 'INVALID_POLICY_SOURCE'
   /** A file under a signed folder that matches no kind of desired state. */
   | 'UNKNOWN_KIND'
+  /** A secrets baseline holding what looks like a secret (it may list fingerprints only). */
+  | 'SECRET_IN_BASELINE'
   // 1: a check failed
   | 'VERIFICATION_FAILED'
   | 'BASE_UNVERIFIED'
@@ -132,6 +134,7 @@ const EXIT_CODES: Record<ErrorCode, 1 | 2 | 3> = {
   ...(Object.fromEntries(REGISTRY_REASONS.map((r) => [`REGISTRY_${r}`, 1])) as Record<RegistryErrorCode, 1>),
   USAGE: 2,
   INVALID_INPUT: 2,
+  SECRET_IN_BASELINE: 2,
   YAML_ERROR: 2,
   SCHEMA_VIOLATION: 2,
   TOO_LARGE: 2,

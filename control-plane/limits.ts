@@ -49,6 +49,8 @@ export interface Limits {
    * toward its digest and byte count, but only the tail is kept for the excerpt and PASS=N FAIL=M.
    */
   maxGateOutputBytes: number
+  /** Largest work-tree file the secret scan reads, in bytes; larger ones are skipped and named in its result. */
+  maxSecretScanFileBytes: number
 }
 
 export const DEFAULT_LIMITS: Readonly<Limits> = Object.freeze({
@@ -68,6 +70,7 @@ export const DEFAULT_LIMITS: Readonly<Limits> = Object.freeze({
   registryRequestMs: 10_000,
   registryDeadlineMs: 120_000,
   maxGateOutputBytes: 1024 * 1024,
+  maxSecretScanFileBytes: 8 * 1024 * 1024,
 })
 
 /** The registry limits, which a registry client is given. */

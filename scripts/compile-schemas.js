@@ -15,6 +15,7 @@ const schemas = {
   ToolPolicy: JSON.parse(readFileSync(join(dir, 'tool-policy.schema.json'), 'utf8')),
   SandboxSpec: JSON.parse(readFileSync(join(dir, 'sandbox-spec.schema.json'), 'utf8')),
   GateSuite: JSON.parse(readFileSync(join(dir, 'gate-suite.schema.json'), 'utf8')),
+  SecretsBaseline: JSON.parse(readFileSync(join(dir, 'secrets-baseline.schema.json'), 'utf8')),
 }
 // The same options as control-plane/manifests/validate.ts uses at run time.
 const ajv = new Ajv({allErrors: false, strict: true, code: {source: true}, schemas: Object.values(schemas)})

@@ -1,12 +1,12 @@
 /**
  * Hand edits through the pipeline (`airlock change`): the uncommitted edits under manifests/,
- * policies/ and bundles/, as one change.
+ * policies/ and bundles/, and of the signed root files (.airlock-secrets-baseline), as one change.
  */
 import {lstat} from 'node:fs/promises'
 import {join} from 'node:path'
 import {AirlockError} from '../errors.js'
 import type {Limits} from '../limits.js'
-import {isKind, requireKind, SIGNED_FOLDERS} from '../manifests/kinds.js'
+import {isKind, requireKind, SIGNED_FILES, SIGNED_FOLDERS} from '../manifests/kinds.js'
 import {parseImage} from '../manifests/load.js'
 import {SIGNATURES_DIR, signaturePayloadPath, signatureSlot} from '../manifests/models.js'
 import type {ChangeRequest, PlannedChange} from '../plan/plan.js'
@@ -18,11 +18,13 @@ import {blobId} from './store-signature.js'
 
 /** The folders `airlock change` takes edits from: the signed folders of the kinds table. */
 export const CHANGE_FOLDERS = SIGNED_FOLDERS
+/** And the signed root files. */
+const CHANGE_FILES: readonly string[] = SIGNED_FILES
 
 /** The work tree's uncommitted edits under the desired-state folders: new content, or null for a deletion. */
 export async function collectEdits(repo: Repository, limits: Limits): Promise<Array<{path: string; content: string | null}>> {
   const out: Array<{path: string; content: string | null}> = []
-  for (const {path, deleted} of await repo.workTreeChanges([...CHANGE_FOLDERS])) {
+  for (const {path, deleted} of await repo.workTreeChanges([...CHANGE_FOLDERS, ...CHANGE_FILES])) {
     if (deleted) {
       out.push({path, content: null})
       continue
@@ -46,7 +48,7 @@ export async function buildDesiredStateChange(repo: Repository, commit: string, 
   const files = new Map<string, string | null>()
   for (const f of req.files) {
     const path = repoPath(f.path)
-    if (!CHANGE_FOLDERS.some((d) => path.startsWith(`${d}/`))) throw new AirlockError('USAGE', `${path}: airlock change takes edits under ${CHANGE_FOLDERS.join('/, ')}/ only`, {file: path})
+    if (!CHANGE_FILES.includes(path) && !CHANGE_FOLDERS.some((d) => path.startsWith(`${d}/`))) throw new AirlockError('USAGE', `${path}: airlock change takes edits under ${CHANGE_FOLDERS.join('/, ')}/ and of ${CHANGE_FILES.join(', ')} only`, {file: path})
     files.set(path, f.content)
   }
   const changes: PlannedChange[] = []

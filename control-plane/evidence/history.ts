@@ -13,7 +13,7 @@ import {keyIdOf} from '../crypto/keys.js'
 import {sshVerify} from '../crypto/sshsig.js'
 import type {Limits} from '../limits.js'
 import {emptyTrust, keysFor, parseTrust} from '../manifests/load.js'
-import {LAYOUT_FOLDERS, SIGNED_FOLDERS} from '../manifests/kinds.js'
+import {LAYOUT_FOLDERS, SIGNED_PATHS} from '../manifests/kinds.js'
 import {EVIDENCE_DIR, TRUST_FILE, type TrustPolicy} from '../manifests/models.js'
 import {describeMode, type CommitInfo, type TreeDifference, type TreeItem} from '../repo/repository.js'
 import {checkReceiptSignatures, parseReceipt, type ParsedReceipt} from './ledger.js'
@@ -122,13 +122,13 @@ async function trustsOf(w: Walk, commits: CommitInfo[], out: EvidenceProblem[]):
   return trusts
 }
 
-/** Does `c` change, relative to one of its parents, a folder whose changes must be signed? */
+/** Does `c` change, relative to one of its parents, a folder (or root file) whose changes must be signed? */
 async function changesSignedFolders(reader: CommitReader, c: CommitInfo, parents: CommitInfo[]): Promise<boolean> {
   const after = await reader.treeEntries(c.tree)
   const evidence = await reader.oidInTree(c.tree, EVIDENCE_DIR)
   for (const p of parents.length > 0 ? parents : [null]) {
     const before = p ? await reader.treeEntries(p.tree) : new Map<string, TreeItem>()
-    if (SIGNED_FOLDERS.some((f) => before.get(f)?.oid !== after.get(f)?.oid)) return true
+    if (SIGNED_PATHS.some((f) => before.get(f)?.oid !== after.get(f)?.oid)) return true
     if ((p ? await reader.oidInTree(p.tree, EVIDENCE_DIR) : null) !== evidence) return true
   }
   return false
@@ -174,7 +174,7 @@ async function effectiveTime(w: Walk, oid: string): Promise<number> {
 
 /** The evidence key that made a commit's signature, or the finding why there is none. */
 function commitSigner(commit: CommitInfo): {keyid: string} | EvidenceProblem {
-  if (!commit.signature) return {code: 'UNSIGNED_COMMIT', commit: commit.oid, message: `${describe(commit)} changes manifests/, bundles/, policies/ or docs/evidence/ but is not signed`}
+  if (!commit.signature) return {code: 'UNSIGNED_COMMIT', commit: commit.oid, message: `${describe(commit)} changes manifests/, bundles/, policies/, docs/evidence/ or .airlock-secrets-baseline but is not signed`}
   const result = sshVerify(commit.signature, Buffer.from(commit.payload))
   if (!result.valid) return {code: 'BAD_COMMIT_SIGNATURE', commit: commit.oid, message: `${describe(commit)}: ${result.reason}`}
   return {keyid: keyIdOf(result.publicKey)}

@@ -26,6 +26,8 @@ export interface Finding {
   column?: number
   /** A stable fingerprint (for secrets: HMAC of the secret under the fleet's key), hex. */
   fingerprint?: string
+  /** Reported but accepted (a secrets-baseline entry): does not fail the gate; SARIF `suppressions`. */
+  suppression?: {kind: 'baseline'; justification: string}
 }
 
 /** What one gate came to. */
@@ -56,7 +58,7 @@ export interface GateContext {
   host: boolean
   /** The id of the gate being run (optional: added for builtins that look up their own last passing record). */
   gateId?: string
-  /** The pinned trust anchor HEAD's history verified from (optional: the history gate verifies from it). */
+  /** The pinned trust anchor HEAD's history verified from, when the runner knows it (the history gate verifies from it; the secret scan derives its fingerprint key from it). */
   anchor?: string | null
   /** The newest verified receipt of this suite whose gate `gateId` passed, if any (e.g. tool-policy-hash). */
   lastPassing(gateId: string): Promise<GateRunRecord | null>

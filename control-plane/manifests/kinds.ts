@@ -257,6 +257,19 @@ export const DESIRED_STATE: readonly DesiredStateKind[] = [
     deletable: false,
   },
   {
+    kind: 'SecretsBaseline',
+    where: '.airlock-secrets-baseline (at the repository root)',
+    folder: '',
+    matches: (p) => p === SECRETS_BASELINE_FILE,
+    resource: 'SecretsBaseline',
+    editable: true,
+    deletable: true,
+    // Fingerprints with reasons, and nothing that looks like a secret (the scan runs over its text).
+    async check(text, path, ctx) {
+      await (await import('../gates/secrets/baseline.js')).parseSecretsBaseline(text, path, ctx.limits)
+    },
+  },
+  {
     kind: 'Documentation',
     where: 'README.md or .gitkeep in a signed folder',
     folder: '',
@@ -270,6 +283,15 @@ export const DESIRED_STATE: readonly DesiredStateKind[] = [
 /** Folders whose every change must be a commit signed by a trusted evidence key (besides docs/evidence/). */
 export const SIGNED_FOLDERS = ['manifests', 'bundles', 'policies'] as const
 
+/** The secrets baseline (kind SecretsBaseline): a root file, signed and verified like the signed folders. */
+export const SECRETS_BASELINE_FILE = '.airlock-secrets-baseline'
+
+/** Files at the repository root whose every change must be signed, as the signed folders' are. */
+export const SIGNED_FILES = [SECRETS_BASELINE_FILE] as const
+
+/** Top-level names (the signed folders and files) a commit changing needs an evidence signature for (besides docs/evidence/). */
+export const SIGNED_PATHS: readonly string[] = [...SIGNED_FOLDERS, ...SIGNED_FILES]
+
 /** Folders that must be folders: a symbolic link there would send reads and writes outside the repository. */
 export const LAYOUT_FOLDERS = ['manifests', 'manifests/images', 'bundles', 'policies', 'docs', EVIDENCE_DIR] as const
 
@@ -278,9 +300,9 @@ export function kindOf(path: string, text: string | null = null): DesiredStateKi
   return DESIRED_STATE.find((k) => k.matches(path, text)) ?? null
 }
 
-/** Is `path` under a folder whose changes must be signed (or the evidence folder)? */
+/** Is `path` under a folder whose changes must be signed (or the evidence folder), or a signed root file? */
 export function inSignedFolder(path: string): boolean {
-  return [...SIGNED_FOLDERS, EVIDENCE_DIR].some((f) => path.startsWith(`${f}/`))
+  return (SIGNED_FILES as readonly string[]).includes(path) || [...SIGNED_FOLDERS, EVIDENCE_DIR].some((f) => path.startsWith(`${f}/`))
 }
 
 /** The kind of `path`, which must be one: a file no kind describes is refused, naming what could be there. */

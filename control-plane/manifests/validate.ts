@@ -8,11 +8,12 @@ import egressPolicySchema from './schemas/egress-policy.schema.json' with {type:
 import toolPolicySchema from './schemas/tool-policy.schema.json' with {type: 'json'}
 import sandboxSpecSchema from './schemas/sandbox-spec.schema.json' with {type: 'json'}
 import gateSuiteSchema from './schemas/gate-suite.schema.json' with {type: 'json'}
+import secretsBaselineSchema from './schemas/secrets-baseline.schema.json' with {type: 'json'}
 import {locate, type LoadedYaml} from './yaml.js'
 
-export type Kind = 'GoldenImage' | 'TrustPolicy' | 'EgressPolicy' | 'ToolPolicy' | 'SandboxSpec' | 'GateSuite'
+export type Kind = 'GoldenImage' | 'TrustPolicy' | 'EgressPolicy' | 'ToolPolicy' | 'SandboxSpec' | 'GateSuite' | 'SecretsBaseline'
 
-const SCHEMAS: Record<Kind, object> = {GoldenImage: goldenImageSchema, TrustPolicy: trustPolicySchema, EgressPolicy: egressPolicySchema, ToolPolicy: toolPolicySchema, SandboxSpec: sandboxSpecSchema, GateSuite: gateSuiteSchema}
+const SCHEMAS: Record<Kind, object> = {GoldenImage: goldenImageSchema, TrustPolicy: trustPolicySchema, EgressPolicy: egressPolicySchema, ToolPolicy: toolPolicySchema, SandboxSpec: sandboxSpecSchema, GateSuite: gateSuiteSchema, SecretsBaseline: secretsBaselineSchema}
 const compiled = new Map<Kind, ValidateFunction>()
 
 /**

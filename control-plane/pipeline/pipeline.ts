@@ -53,7 +53,7 @@ async function validate(repo: Repository | null, base: Base, draft: Draft, ctx: 
   const kctx: KindContext = {limits: ctx.limits, now: ctx.now, files, base: {repo, commit: base.commit, trust: await loadTrust(repo, base.commit, ctx.limits)}}
   const together = new Map<NonNullable<ReturnType<typeof requireKind>['checkTogether']>, string[]>()
   for (const change of draft.changes) {
-    if (!inSignedFolder(change.path)) throw new AirlockError('USAGE', `${change.path}: a change writes desired state only (manifests/, policies/, bundles/)`, {file: change.path})
+    if (!inSignedFolder(change.path)) throw new AirlockError('USAGE', `${change.path}: a change writes desired state only (manifests/, policies/, bundles/, .airlock-secrets-baseline)`, {file: change.path})
     const kind = requireKind(change.path, change.after ?? change.before)
     if (!kind.editable) throw new AirlockError('INVALID_INPUT', `${change.path}: a ${kind.kind} is written only by airlock's apply, never by a change`, {file: change.path})
     if (change.after === null) {

@@ -1,7 +1,7 @@
 import type {AirlockError} from '../errors.js'
 import type {Limits} from '../limits.js'
 import {loadImage, loadImages} from '../manifests/load.js'
-import {SIGNED_FOLDERS} from '../manifests/kinds.js'
+import {SIGNED_PATHS} from '../manifests/kinds.js'
 import {EVIDENCE_DIR, IMAGES_DIR, type GoldenImage} from '../manifests/models.js'
 import type {CommitInfo, Repository} from '../repo/repository.js'
 import {parseTrailers} from '../repo/trailers.js'
@@ -48,7 +48,7 @@ export interface StatusReport {
 async function signedChange(repo: Repository, commit: CommitInfo): Promise<boolean> {
   if (commit.parents.length !== 1) return commit.parents.length === 0
   const [here, there] = await Promise.all([repo.treeEntries(commit.tree), repo.readCommit(commit.parents[0]!).then((p) => repo.treeEntries(p.tree))])
-  if (SIGNED_FOLDERS.some((f) => here.get(f)?.oid !== there.get(f)?.oid)) return true
+  if (SIGNED_PATHS.some((f) => here.get(f)?.oid !== there.get(f)?.oid)) return true
   return (await repo.oidInTree(commit.tree, EVIDENCE_DIR)) !== (await repo.oidInTree((await repo.readCommit(commit.parents[0]!)).tree, EVIDENCE_DIR))
 }
 
