@@ -135,6 +135,19 @@ export function drillDigest(image: string, channel: string, now: Date): string {
   return `sha256:${sha256Hex(`airlock rollback drill ${image}/${channel} ${now.toISOString()}`)}`
 }
 
+/**
+ * Why throwaway image keys cannot sign a test digest of `image` (null: they can). A throwaway key
+ * meets only a policy that takes any trusted image key, asks for no log entries or timestamps,
+ * and needs a handful of signatures at most.
+ */
+export function throwawayKeyProblem(image: GoldenImage, threshold: number): string | null {
+  const spec = image.verification ?? {}
+  if (spec.keys || spec.identities) return `${image.file} names the keys or identities that must sign its digests (spec.verification), which a throwaway key cannot be: give the drill an image key it names (--image-key, with.image_key)`
+  if ((spec.tlogThreshold ?? 0) > 0 || (spec.timestampThreshold ?? 0) > 0) return `${image.file} requires transparency-log entries or timestamps (spec.verification), which a locally signed test digest cannot have`
+  if (threshold > MAX_THROWAWAY_KEYS) return `${image.name} needs ${threshold} image signatures; the drill makes at most ${MAX_THROWAWAY_KEYS} throwaway keys: give it an image key (--image-key, with.image_key)`
+  return null
+}
+
 /** Reads and checks the drill's `with:`-style input against the fleet at `commit` (throws on invalid input). */
 async function drillInput(opts: RollbackDrillOptions): Promise<{image: GoldenImage; channel: string; targetMs: number; recoveryTarget: string; trust: TrustPolicy}> {
   const recoveryTarget = opts.recoveryTarget ?? DEFAULT_RECOVERY_TARGET
@@ -210,12 +223,11 @@ export async function runRollbackDrill(opts: RollbackDrillOptions): Promise<Roll
     if (!keysFor(trust, 'image', opts.now).some((k) => k.id === given!.keyid)) {
       return notRun(`the image key ${opts.imageKey} (${given.keyid.slice(0, 16)}…) is not a valid image key of ${trust.file} at ${opts.commit.slice(0, 12)}`)
     }
+    if (threshold > 1) return notRun(`${image.name} needs ${threshold} image signatures; the drill signs with the one image key given (without one, it makes ${threshold} throwaway keys)`)
     report.imageKey = 'given'
   } else {
-    // A throwaway key meets only a policy that takes any trusted image key and asks for no log entries.
-    if (spec.keys || spec.identities) return notRun(`${image.file} names the keys or identities that must sign its digests (spec.verification), which a throwaway key cannot be: give the drill an image key it names (--image-key, with.image_key)`)
-    if ((spec.tlogThreshold ?? 0) > 0 || (spec.timestampThreshold ?? 0) > 0) return notRun(`${image.file} requires transparency-log entries or timestamps (spec.verification), which a locally signed test digest cannot have`)
-    if (threshold > MAX_THROWAWAY_KEYS) return notRun(`${image.name} needs ${threshold} image signatures; the drill makes at most ${MAX_THROWAWAY_KEYS} throwaway keys: give it an image key (--image-key, with.image_key)`)
+    const problem = throwawayKeyProblem(image, threshold)
+    if (problem) return notRun(problem)
     report.imageKey = 'throwaway'
   }
 
@@ -272,7 +284,8 @@ async function drill(opts: RollbackDrillOptions, report: RollbackDrill, run: Dri
     steps.push({step: 'clone', command: `git clone --no-checkout <repository> <tmp> && git checkout -B ${branch} ${opts.commit}`, elapsedMs: clock() - t0, timed: false, commit: opts.commit})
 
     // Every step: the pipeline in the clone, with the anchor handed in (never the clone's config).
-    const ctx: PipelineContext = {...pipeline.context, now: opts.now, anchor: {flag: run.anchor}, reason: `rollback drill: ${name}/${channel} in a throwaway clone`}
+    // No record step: what happens in the clone is a rehearsal, never an event of the fleet's audit log.
+    const ctx: PipelineContext = {...pipeline.context, now: opts.now, anchor: {flag: run.anchor}, reason: `rollback drill: ${name}/${channel} in a throwaway clone`, record: undefined}
     const mode: Mode = {kind: 'apply', signer: async () => signer, toolVersion: pipeline.toolVersion}
     const apply = async (step: DrillStepName, command: string, timed: boolean, request: ChangeRequest) => {
       current = step
@@ -306,7 +319,7 @@ async function drill(opts: RollbackDrillOptions, report: RollbackDrill, run: Dri
     for (const key of keys) {
       current = 'sign'
       const bundle = await pipeline.signImageBundle(image.repository, test, key)
-      await apply('sign', `airlock image sign ${name}@${test} --key ${run.given ? opts.imageKey : '<throwaway key>'} --apply`, false, {
+      await apply('sign', `airlock image sign ${name}@${test} --key <${run.given ? 'image' : 'throwaway'} key ${key.keyid.slice(0, 16)}> --apply`, false, {
         kind: 'store-signature',
         operation: 'image-sign',
         image: name,

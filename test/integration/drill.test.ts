@@ -9,15 +9,18 @@ import {readdir, readFile} from 'node:fs/promises'
 import {join} from 'node:path'
 import {afterAll, beforeAll, describe, expect, it, vi} from 'vitest'
 import {generateSigner, loadSigner} from '../../control-plane/crypto/keys.js'
-import {runRollbackDrill, type RollbackDrillOptions} from '../../control-plane/gates/drill.js'
+import {runRollbackDrill, throwawayKeyProblem, type RollbackDrillOptions} from '../../control-plane/gates/drill.js'
 import {rollbackDrill} from '../../control-plane/gates/builtins/rollback-drill.js'
 import type {GateContext, GatePipeline} from '../../control-plane/gates/types.js'
 import {localIdentity} from '../../control-plane/identity/jwt.js'
 import {DEFAULT_LIMITS} from '../../control-plane/limits.js'
+import {parseImage} from '../../control-plane/manifests/load.js'
 import {Repository} from '../../control-plane/repo/repository.js'
 import {verifyBundleFor, verifyPinned} from '../../platform/images/policy.js'
 import {signImageBundle} from '../../platform/images/sign.js'
 import {airlock, GIT_IDENTITY, initFleet, tempDir} from '../helpers.js'
+
+const IMAGE = 'manifests/images/agent-runner.yaml'
 
 let fleet: Awaited<ReturnType<typeof initFleet>>
 let repo: Repository
@@ -183,6 +186,16 @@ describe('rollback drill', () => {
     } finally {
       await tmp.cleanup()
     }
+  })
+
+  it('throwaway image keys only where any trusted image key would do (else not_run, naming why)', async () => {
+    const text = (await repo.readFile(head, IMAGE))!.text
+    const image = (extra: string) => parseImage(`${text}  verification:\n${extra}`, IMAGE, '', DEFAULT_LIMITS)
+    expect(throwawayKeyProblem(parseImage(text, IMAGE, '', DEFAULT_LIMITS), 1)).toBeNull()
+    expect(throwawayKeyProblem(image(`    keys: ["${'ab'.repeat(32)}"]\n`), 1)).toMatch(/names the keys or identities .*--image-key/)
+    expect(throwawayKeyProblem(image('    identities: [{issuer: "https://token.actions.githubusercontent.com", subject: "x"}]\n'), 1)).toMatch(/names the keys or identities/)
+    expect(throwawayKeyProblem(image('    tlogThreshold: 1\n'), 1)).toMatch(/transparency-log entries or timestamps/)
+    expect(throwawayKeyProblem(image('    threshold: 6\n'), 6)).toMatch(/needs 6 image signatures/)
   })
 
   it('throws on invalid input: an unknown image or channel, a bad duration', async () => {
