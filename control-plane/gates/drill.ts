@@ -12,7 +12,8 @@
  * for the anchor and the git identity); the clone lives in a temporary folder removed whatever
  * happens. Git config does not travel with a clone, so the anchor is resolved on the source
  * (--trust-anchor, $AIRLOCK_TRUST_ANCHOR, else its airlock.trustAnchor) and handed to every step
- * in the clone as an explicit anchor: the clone's history verifies from the same root of trust.
+ * in the clone as an explicit anchor: the clone's history verifies from the same root of trust,
+ * and trust.yaml and the image are read from the clone's HEAD only once it has.
  *
  * Keys: the operator's evidence key signs every commit and receipt in the clone. The test digest
  * is signed with the operator's image key when one is given; otherwise with throwaway image keys
@@ -41,7 +42,7 @@ import type {Limits} from '../limits.js'
 import {loadImage, loadImages, loadTrust, keysFor} from '../manifests/load.js'
 import type {GoldenImage, TrustPolicy} from '../manifests/models.js'
 import type {ChangeRequest} from '../plan/plan.js'
-import {resolveAnchor} from '../pipeline/base.js'
+import {resolveAnchor, verifiedHead} from '../pipeline/base.js'
 import type {PipelineContext} from '../pipeline/draft.js'
 import {execute, type Mode} from '../pipeline/pipeline.js'
 import {Repository} from '../repo/repository.js'
@@ -148,41 +149,39 @@ export function throwawayKeyProblem(image: GoldenImage, threshold: number): stri
   return null
 }
 
-/** Reads and checks the drill's `with:`-style input against the fleet at `commit` (throws on invalid input). */
-async function drillInput(opts: RollbackDrillOptions): Promise<{image: GoldenImage; channel: string; targetMs: number; recoveryTarget: string; trust: TrustPolicy}> {
-  const recoveryTarget = opts.recoveryTarget ?? DEFAULT_RECOVERY_TARGET
-  const targetMs = parseDuration(recoveryTarget, 'recovery_target')
-  const channel = opts.channel ?? DEFAULT_DRILL_CHANNEL
+/** The image and channel to drill, read at the clone's verified commit (throws on invalid input). */
+async function drillTarget(repo: Repository, commit: string, opts: RollbackDrillOptions, channel: string): Promise<GoldenImage> {
   let image: GoldenImage
-  if (opts.image !== undefined) image = await loadImage(opts.source, opts.commit, opts.image, opts.limits)
+  if (opts.image !== undefined) image = await loadImage(repo, commit, opts.image, opts.limits)
   else {
-    const images = (await loadImages(opts.source, opts.commit, opts.limits)).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
-    if (!images[0]) throw new AirlockError('UNKNOWN_IMAGE', `no image in manifests/images/ at ${opts.commit.slice(0, 12)}: nothing to drill`, {field: 'image'})
+    const images = (await loadImages(repo, commit, opts.limits)).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
+    if (!images[0]) throw new AirlockError('UNKNOWN_IMAGE', `no image in manifests/images/ at ${commit.slice(0, 12)}: nothing to drill`, {field: 'image'})
     image = images[0]
   }
-  const ch = image.channels[channel]
-  if (!ch) throw new AirlockError('UNKNOWN_CHANNEL', `image ${image.name} has no channel "${channel}" (channels: ${Object.keys(image.channels).join(', ')})`, {image: image.name, channel, field: 'channel'})
-  return {image, channel, targetMs, recoveryTarget, trust: await loadTrust(opts.source, opts.commit, opts.limits)}
+  if (!image.channels[channel]) throw new AirlockError('UNKNOWN_CHANNEL', `image ${image.name} has no channel "${channel}" (channels: ${Object.keys(image.channels).join(', ')})`, {image: image.name, channel, field: 'channel'})
+  return image
 }
 
 /**
  * Runs the drill. Returns its report (pass, fail or not_run, with the reason); throws only on
- * invalid input. The temporary clone is removed before it returns, whatever happened.
+ * invalid input (a duration, an unknown image or channel, a malformed anchor). The temporary
+ * clone is removed before it returns or throws, whatever happened.
  */
 export async function runRollbackDrill(opts: RollbackDrillOptions): Promise<RollbackDrill> {
-  const {image, channel, targetMs, recoveryTarget, trust} = await drillInput(opts)
-  const clock = opts.clock ?? (() => performance.now())
+  const recoveryTarget = opts.recoveryTarget ?? DEFAULT_RECOVERY_TARGET
+  const targetMs = parseDuration(recoveryTarget, 'recovery_target')
+  const channel = opts.channel ?? DEFAULT_DRILL_CHANNEL
   const report: RollbackDrill = {
     status: 'not_run',
     reason: '',
-    image: image.name,
+    image: opts.image ?? null,
     channel,
     recoveryTarget,
     targetMs,
     totalMs: null,
     setupMs: 0,
     steps: [],
-    digests: {before: image.channels[channel]!.digest, test: null, after: null},
+    digests: {before: null, test: null, after: null},
     imageKey: null,
     anchor: null,
     sourceCommit: opts.commit,
@@ -192,9 +191,10 @@ export async function runRollbackDrill(opts: RollbackDrillOptions): Promise<Roll
   }
   const notRun = (reason: string): RollbackDrill => ({...report, status: 'not_run', reason})
 
-  // Prerequisites: what the drill cannot do without is `not_run`, never a pass.
+  // Prerequisites the drill cannot do without are `not_run`, never a pass; these need no clone.
   if (!opts.pipeline) return notRun('no pipeline context was handed to the drill (it runs changes in a throwaway clone: identity, anchor and keys come from the command)')
   const pipeline = opts.pipeline
+  // The source's anchor (its git config is read here, as a clone carries none), handed to the clone.
   const anchor = await resolveAnchor(opts.source, pipeline.context.anchor)
   if (!anchor.commit) return notRun('no trust anchor is pinned (--trust-anchor, AIRLOCK_TRUST_ANCHOR or git config airlock.trustAnchor): the clone could not verify its history')
   report.anchor = anchor.commit
@@ -206,11 +206,6 @@ export async function runRollbackDrill(opts: RollbackDrillOptions): Promise<Roll
     if (KEY_PROBLEMS.has(e.code)) return notRun(`no usable evidence key to sign the drill's commits and receipts: ${e.message}`)
     throw error
   }
-  if (!keysFor(trust, 'evidence', opts.now).some((k) => k.id === signer.keyid)) {
-    return notRun(`the evidence key ${signer.keyid.slice(0, 16)}… is not a valid evidence key of ${trust.file} at ${opts.commit.slice(0, 12)}: the drill's commits would not verify`)
-  }
-  const spec = image.verification ?? {}
-  const threshold = spec.threshold ?? trust.thresholds.image
   let given: ImageSigningKey | null = null
   if (opts.imageKey !== undefined) {
     try {
@@ -220,20 +215,10 @@ export async function runRollbackDrill(opts: RollbackDrillOptions): Promise<Roll
       if (KEY_PROBLEMS.has(e.code)) return notRun(`the image key cannot be used: ${e.message}`)
       throw error
     }
-    if (!keysFor(trust, 'image', opts.now).some((k) => k.id === given!.keyid)) {
-      return notRun(`the image key ${opts.imageKey} (${given.keyid.slice(0, 16)}…) is not a valid image key of ${trust.file} at ${opts.commit.slice(0, 12)}`)
-    }
-    if (threshold > 1) return notRun(`${image.name} needs ${threshold} image signatures; the drill signs with the one image key given (without one, it makes ${threshold} throwaway keys)`)
-    report.imageKey = 'given'
-  } else {
-    const problem = throwawayKeyProblem(image, threshold)
-    if (problem) return notRun(problem)
-    report.imageKey = 'throwaway'
   }
-
   const root = await mkdtemp(join(opts.tmpRoot ?? tmpdir(), 'airlock-drill-'))
   try {
-    return await drill(opts, report, {root, anchor: anchor.commit, signer, given, threshold, image, channel, targetMs, clock, pipeline})
+    return await drill(opts, report, {root, anchor: anchor.commit, signer, given, channel, targetMs, clock: opts.clock ?? (() => performance.now()), pipeline})
   } finally {
     await rm(root, {recursive: true, force: true, maxRetries: 3})
   }
@@ -244,8 +229,6 @@ interface DrillRun {
   anchor: string
   signer: Signer
   given: ImageSigningKey | null
-  threshold: number
-  image: GoldenImage
   channel: string
   targetMs: number
   clock: () => number
@@ -253,14 +236,11 @@ interface DrillRun {
 }
 
 async function drill(opts: RollbackDrillOptions, report: RollbackDrill, run: DrillRun): Promise<RollbackDrill> {
-  const {clock, image, channel, signer, pipeline} = run
-  const name = image.name
-  const before = report.digests.before!
-  const test = drillDigest(name, channel, opts.now)
-  report.digests.test = test
+  const {clock, channel, signer, given, pipeline} = run
   const steps = report.steps
   let current: DrillStepName = 'clone'
   const fail = (reason: string): RollbackDrill => ({...report, status: 'fail', reason})
+  const notRun = (reason: string): RollbackDrill => ({...report, status: 'not_run', reason})
   const abortCheck = () => {
     if (opts.signal?.aborted) throw new StepRefused(current, new AirlockError('INTERNAL', `aborted before ${current} (${String(opts.signal.reason ?? 'timeout')})`))
   }
@@ -281,11 +261,41 @@ async function drill(opts: RollbackDrillOptions, report: RollbackDrill, run: Dri
     if (who.name) await git(['-C', dir, 'config', 'user.name', who.name])
     if (who.email) await git(['-C', dir, 'config', 'user.email', who.email])
     const clone = await Repository.open(dir)
-    steps.push({step: 'clone', command: `git clone --no-checkout <repository> <tmp> && git checkout -B ${branch} ${opts.commit}`, elapsedMs: clock() - t0, timed: false, commit: opts.commit})
+    // Everything the drill reads — trust, the image, its channel — comes from the clone's HEAD once
+    // its history verifies from the source's anchor (the first pipeline step then walks no further).
+    const anchorInput = {flag: run.anchor}
+    const verified = await verifiedHead(clone, {anchor: anchorInput, limits: opts.limits, now: opts.now}).catch((error: unknown) => {
+      throw new StepRefused('clone', asAirlockError(error))
+    })
+    steps.push({step: 'clone', command: `git clone --no-checkout <repository> <tmp> && git checkout -B ${branch} ${opts.commit}`, elapsedMs: clock() - t0, timed: false, commit: verified.commit})
+
+    // 2. What to drill, and whether the keys can do it in this fleet.
+    const image = await drillTarget(clone, verified.commit, opts, channel)
+    const name = image.name
+    const before = image.channels[channel]!.digest
+    report.image = name
+    report.digests.before = before
+    const trust = await loadTrust(clone, verified.commit, opts.limits)
+    const at = `${trust.file} at ${verified.commit.slice(0, 12)}`
+    if (!keysFor(trust, 'evidence', opts.now).some((k) => k.id === signer.keyid)) {
+      return notRun(`the evidence key ${signer.keyid.slice(0, 16)}… is not a valid evidence key of ${at}: the drill's commits would not verify`)
+    }
+    const threshold = image.verification?.threshold ?? trust.thresholds.image
+    if (given) {
+      if (!keysFor(trust, 'image', opts.now).some((k) => k.id === given.keyid)) return notRun(`the image key ${given.keyid.slice(0, 16)}… is not a valid image key of ${at}`)
+      if (threshold > 1) return notRun(`${name} needs ${threshold} image signatures; the drill signs with the one image key given (without one, it makes ${threshold} throwaway keys)`)
+      report.imageKey = 'given'
+    } else {
+      const problem = throwawayKeyProblem(image, threshold)
+      if (problem) return notRun(problem)
+      report.imageKey = 'throwaway'
+    }
+    const test = drillDigest(name, channel, opts.now)
+    report.digests.test = test
 
     // Every step: the pipeline in the clone, with the anchor handed in (never the clone's config).
     // No record step: what happens in the clone is a rehearsal, never an event of the fleet's audit log.
-    const ctx: PipelineContext = {...pipeline.context, now: opts.now, anchor: {flag: run.anchor}, reason: `rollback drill: ${name}/${channel} in a throwaway clone`, record: undefined}
+    const ctx: PipelineContext = {...pipeline.context, now: opts.now, anchor: anchorInput, reason: `rollback drill: ${name}/${channel} in a throwaway clone`, record: undefined}
     const mode: Mode = {kind: 'apply', signer: async () => signer, toolVersion: pipeline.toolVersion}
     const apply = async (step: DrillStepName, command: string, timed: boolean, request: ChangeRequest) => {
       current = step
@@ -300,26 +310,25 @@ async function drill(opts: RollbackDrillOptions, report: RollbackDrill, run: Dri
       return outcome.applied
     }
 
-    // 2. Keys and the test digest's signatures (setup, not timed).
-    const keys: ImageSigningKey[] = run.given ? [run.given] : []
-    for (let i = 0; !run.given && i < run.threshold; i++) {
+    // 3. Keys and the test digest's signatures (setup, not timed).
+    const keys: ImageSigningKey[] = given ? [given] : []
+    for (let i = 0; !given && i < threshold; i++) {
       const {key} = generateImageKey('ecdsa-p256')
       const keyName = `drill-image-${i + 1}`
-      const validFrom = opts.now.toISOString().replace(/\.\d{3}Z$/, 'Z')
       await apply('trust-image-key', `airlock keys generate ${keyName} --role image --algorithm ecdsa-p256 --apply`, false, {
         kind: 'add-key',
         name: keyName,
         role: 'image',
         algorithm: 'ecdsa-p256',
         publicKey: Buffer.from(key.publicKey).toString('base64'),
-        validFrom,
+        validFrom: opts.now.toISOString().replace(/\.\d{3}Z$/, 'Z'),
       })
       keys.push(key)
     }
     for (const key of keys) {
       current = 'sign'
       const bundle = await pipeline.signImageBundle(image.repository, test, key)
-      await apply('sign', `airlock image sign ${name}@${test} --key <${run.given ? 'image' : 'throwaway'} key ${key.keyid.slice(0, 16)}> --apply`, false, {
+      await apply('sign', `airlock image sign ${name}@${test} --key <${given ? 'image' : 'throwaway'} key ${key.keyid.slice(0, 16)}> --apply`, false, {
         kind: 'store-signature',
         operation: 'image-sign',
         image: name,
@@ -328,9 +337,9 @@ async function drill(opts: RollbackDrillOptions, report: RollbackDrill, run: Dri
         details: {keyid: key.keyid, algorithm: key.algorithm},
       })
     }
-    report.setupMs = steps.reduce((s, x) => s + x.elapsedMs, 0)
+    report.setupMs = steps.reduce((sum, x) => sum + x.elapsedMs, 0)
 
-    // 3. The timed part: promote, roll back, verify.
+    // 4. The timed part: promote, roll back, verify.
     const promoted = await apply('promote', `airlock promote ${name} --to ${channel} --digest ${test} --apply`, true, {kind: 'promote', image: name, to: channel, digest: test})
     const rolled = await apply('rollback', `airlock rollback ${name} --channel ${channel} --to previous --reason "rollback drill" --apply`, true, {kind: 'rollback', image: name, channel, to: 'previous'})
     report.receipts = [promoted.receipt, rolled.receipt]
@@ -349,10 +358,10 @@ async function drill(opts: RollbackDrillOptions, report: RollbackDrill, run: Dri
       commitsWalked: evidence.commitsWalked,
       problems: evidence.problems.slice(0, 5).map((p) => ({code: p.code, message: p.message})),
     }
-    report.totalMs = steps.filter((s) => s.timed).reduce((s, x) => s + x.elapsedMs, 0)
+    report.totalMs = steps.filter((x) => x.timed).reduce((sum, x) => sum + x.elapsedMs, 0)
     const took = `promote → rollback → verify took ${seconds(report.totalMs)}`
 
-    // 4. The verdict: the channel is back, everything verifies, within the target.
+    // 5. The verdict: the channel is back, everything verifies, within the target.
     if (after !== before) return fail(`after the rollback ${name}/${channel} holds ${short(after)}, not ${short(before)} as before the drill`)
     if (!evidence.ok) {
       const first = evidence.problems[0]
@@ -365,7 +374,8 @@ async function drill(opts: RollbackDrillOptions, report: RollbackDrill, run: Dri
     if (error instanceof StepRefused) return fail(`${error.step} in the throwaway clone failed: ${error.error.code} ${error.error.message}`)
     if (opts.signal?.aborted) return fail(`aborted during ${current} (${String(opts.signal.reason ?? 'timeout')})`)
     const e = asAirlockError(error)
-    if (e.code === 'INTERNAL' && !(error instanceof AirlockError)) throw error
+    // Invalid input (an unknown image or channel) and the unanticipated are thrown, not a verdict.
+    if (e.code === 'INTERNAL' || ['USAGE', 'UNKNOWN_IMAGE', 'UNKNOWN_CHANNEL'].includes(e.code)) throw error
     return fail(`${current} in the throwaway clone failed: ${e.code} ${e.message}`)
   }
 }

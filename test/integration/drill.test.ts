@@ -5,7 +5,7 @@
  */
 import {createHash} from 'node:crypto'
 import {readdirSync} from 'node:fs'
-import {readdir, readFile} from 'node:fs/promises'
+import {readdir, readFile, writeFile} from 'node:fs/promises'
 import {join} from 'node:path'
 import {afterAll, beforeAll, describe, expect, it, vi} from 'vitest'
 import {generateSigner, loadSigner} from '../../control-plane/crypto/keys.js'
@@ -18,7 +18,7 @@ import {parseImage} from '../../control-plane/manifests/load.js'
 import {Repository} from '../../control-plane/repo/repository.js'
 import {verifyBundleFor, verifyPinned} from '../../platform/images/policy.js'
 import {signImageBundle} from '../../platform/images/sign.js'
-import {airlock, GIT_IDENTITY, initFleet, tempDir} from '../helpers.js'
+import {airlock, git, GIT_IDENTITY, initFleet, tempDir} from '../helpers.js'
 
 const IMAGE = 'manifests/images/agent-runner.yaml'
 
@@ -151,7 +151,30 @@ describe('rollback drill', () => {
     }
   })
 
-  it('is not_run without the evidence key, or with one trust.yaml does not hold, and never makes a clone', async () => {
+  it('fails when the history does not verify from the anchor, before reading anything from it', async () => {
+    const tmp = await tempDir()
+    try {
+      // A copy of the fleet with an unsigned commit on top, as a writer without keys can make.
+      const copy = join(tmp.dir, 'copy')
+      await git(tmp.dir, 'clone', '--quiet', fleet.dir, copy)
+      const text = await readFile(join(copy, IMAGE), 'utf8')
+      await writeFile(join(copy, IMAGE), text.replace(/^( {6}digest: )sha256:[0-9a-f]{64}/m, `$1sha256:${'ee'.repeat(32)}`))
+      await git(copy, 'commit', '--quiet', '-am', 'unsigned')
+      const source = await Repository.open(copy)
+      // The copy's git config has no anchor (config does not travel): --trust-anchor's is used.
+      const given = pipeline(new Date())
+      given.context.anchor = {flag: head}
+      const d = await drill({source, commit: await git(copy, 'rev-parse', 'HEAD'), tmpRoot: tmp.dir, pipeline: given})
+      expect(d.status).toBe('fail')
+      expect(d.reason).toMatch(/^clone in the throwaway clone failed: BASE_UNVERIFIED /)
+      expect(d.image).toBeNull()
+      expect(await drillFolders(tmp.dir)).toEqual(['copy'])
+    } finally {
+      await tmp.cleanup()
+    }
+  })
+
+  it('is not_run without the evidence key, or with one trust.yaml does not hold, and leaves no clone', async () => {
     const tmp = await tempDir()
     try {
       const now = new Date()
@@ -162,6 +185,8 @@ describe('rollback drill', () => {
       const stranger = await drill({tmpRoot: tmp.dir, pipeline: pipeline(now, async () => generateSigner().signer)})
       expect(stranger.status).toBe('not_run')
       expect(stranger.reason).toMatch(/is not a valid evidence key of manifests\/trust\.yaml/)
+      // Trust is read from the clone once its history verifies, never from the source unverified.
+      expect(stranger.steps.map((x) => x.step)).toEqual(['clone'])
       const none = await drill({tmpRoot: tmp.dir, pipeline: undefined})
       expect(none.status).toBe('not_run')
       const badKey = await drill({tmpRoot: tmp.dir, imageKey: join(tmp.dir, 'absent.key')})
