@@ -23,7 +23,8 @@ export default class DrillRollback extends AirlockCommand {
   async run(): Promise<RollbackDrill> {
     const {flags} = await this.parse(DrillRollback)
     const repo = await this.repository(flags.repo)
-    const {runRollbackDrill} = await import('../../control-plane/gates/drill.js')
+    const [{runRollbackDrill}, {parseDuration}] = await Promise.all([import('../../control-plane/gates/drill.js'), import('../../control-plane/duration.js')])
+    parseDuration(flags['recovery-target'], '--recovery-target')
     const {commit} = await repo.base()
     const report = await runRollbackDrill({
       source: repo,
