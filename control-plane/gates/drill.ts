@@ -30,7 +30,7 @@
  */
 import {mkdtemp, rm} from 'node:fs/promises'
 import {tmpdir} from 'node:os'
-import {join} from 'node:path'
+import {join, resolve} from 'node:path'
 import {performance} from 'node:perf_hooks'
 import {execa} from 'execa'
 import {generateImageKey, loadImageKey, type ImageSigningKey, type Signer} from '../crypto/keys.js'
@@ -123,6 +123,15 @@ class StepRefused extends Error {
   ) {
     super(error.message)
   }
+}
+
+/**
+ * The environment of the git commands that make the clone: none of the variables that would point
+ * them at another repository (GIT_DIR set by a hook would make `git -C clone` work on the source).
+ */
+const CLONE_ENV: Record<string, string | undefined> = {
+  GIT_TERMINAL_PROMPT: '0',
+  ...Object.fromEntries(['GIT_DIR', 'GIT_WORK_TREE', 'GIT_INDEX_FILE', 'GIT_OBJECT_DIRECTORY', 'GIT_ALTERNATE_OBJECT_DIRECTORIES', 'GIT_COMMON_DIR', 'GIT_NAMESPACE', 'GIT_CEILING_DIRECTORIES'].map((k) => [k, undefined])),
 }
 
 /** The reasons a key file cannot be used: a prerequisite missing, not a failed drill. */
@@ -251,8 +260,9 @@ async function drill(opts: RollbackDrillOptions, report: RollbackDrill, run: Dri
     const t0 = clock()
     const head = await opts.source.head()
     const branch = head.ref.startsWith('refs/heads/') ? head.ref.slice('refs/heads/'.length) : 'main'
-    const git = (args: string[]) => execa('git', args, {cancelSignal: opts.signal, env: {GIT_TERMINAL_PROMPT: '0'}, stdin: 'ignore'})
-    await git(['clone', '--quiet', '--no-checkout', '--', opts.source.dir, dir]).catch((error: Error) => {
+    const git = (args: string[]) => execa('git', ['-c', 'core.hooksPath=/dev/null', ...args], {cancelSignal: opts.signal, env: CLONE_ENV, stdin: 'ignore'})
+    // An empty template: no hooks, nothing of the operator's init.templateDir in the clone.
+    await git(['clone', '--quiet', '--no-checkout', '--template=', '--', resolve(opts.source.dir), dir]).catch((error: Error) => {
       throw new StepRefused('clone', new AirlockError('INTERNAL', `git clone failed: ${error.message.split('\n')[0]}`))
     })
     await git(['-C', dir, 'checkout', '--quiet', '-B', branch, opts.commit])

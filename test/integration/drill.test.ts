@@ -123,15 +123,20 @@ describe('rollback drill', () => {
   it('fails over a tiny target, naming both the time it took and the target', async () => {
     const tmp = await tempDir()
     try {
+      // GIT_DIR as a git hook would leave it, pointing at the source: the clone's git commands ignore it.
+      vi.stubEnv('GIT_DIR', join(fleet.dir, '.git'))
       const d = await drill({tmpRoot: tmp.dir, recoveryTarget: '1s', clock: steppingClock(1000)})
+      vi.unstubAllEnvs()
       expect(d.status).toBe('fail')
       expect(d.totalMs).toBe(3000)
       expect(d.reason).toBe('promote → rollback → verify took 3.00s, over the recovery target 1s (1.00s)')
+      expect(await snapshot(fleet.dir)).toEqual(before)
       // Everything else was right: only the time failed it.
       expect(d.digests.after).toBe(d.digests.before)
       expect(d.verification?.ok).toBe(true)
       expect(await drillFolders(tmp.dir)).toEqual([])
     } finally {
+      vi.unstubAllEnvs()
       await tmp.cleanup()
     }
   })
