@@ -11,6 +11,7 @@ import {identityFlags} from './_identity.js'
 import {anchorInput} from './_policy.js'
 import type {ApplyResult} from '../control-plane/plan/apply.js'
 import type {Repository} from '../control-plane/repo/repository.js'
+import type {GatePipeline} from '../control-plane/gates/types.js'
 import type {Requester} from '../control-plane/plan/plan.js'
 
 /**
@@ -126,6 +127,16 @@ export abstract class AirlockCommand extends Command {
     }
   }
 
+  /**
+   * What gates that run changes through the pipeline (the rollback drill, in a throwaway clone)
+   * need from the command: this command's pipeline context, the evidence key (loaded only when a
+   * gate asks for it), the Sigstore signer for image bundles, and the tool version.
+   */
+  protected async gatePipeline(repo: Repository, flags: PipelineFlags & {'evidence-key'?: string}): Promise<GatePipeline> {
+    const [context, {signImageBundle}] = await Promise.all([this.pipelineContext(repo, flags), import('../platform/images/sign.js')])
+    return {context, evidenceSigner: () => this.evidenceSigner(flags['evidence-key']), signImageBundle, toolVersion: this.config.version}
+  }
+
   /** The mode the flags ask for: --apply, --out FILE, or a plan (`stage`: --apply writes the work tree instead of committing). */
   protected mode(flags: {apply?: boolean; out?: string; 'evidence-key'?: string}, stage = false): Mode {
     if (flags.apply && stage) return {kind: 'stage'}
@@ -171,7 +182,7 @@ export abstract class AirlockCommand extends Command {
   }
 }
 
-type PipelineFlags = {reason?: string; actor?: string; 'trust-anchor'?: string; jwt?: string; jwks?: string; issuer?: string; audience?: string; ca?: string}
+export type PipelineFlags = {reason?: string; actor?: string; 'trust-anchor'?: string; jwt?: string; jwks?: string; issuer?: string; audience?: string; ca?: string}
 
 export const anchorFlag = {
   'trust-anchor': Flags.string({description: 'the commit trust starts at, a full commit id (default: $AIRLOCK_TRUST_ANCHOR, else git config airlock.trustAnchor, which `airlock trust pin` and `airlock init` set)'}),

@@ -6,7 +6,10 @@
  * A gate ends `pass`, `fail` or `not_run`, always with a reason. A gate whose prerequisites are
  * missing is `not_run`, never `pass`.
  */
+import type {Signer} from '../crypto/keys.js'
+import type {BundleSigner} from '../init/scaffold.js'
 import type {Limits} from '../limits.js'
+import type {PipelineContext} from '../pipeline/draft.js'
 import type {Repository} from '../repo/repository.js'
 
 export type GateStatus = 'pass' | 'fail' | 'not_run'
@@ -62,6 +65,26 @@ export interface GateContext {
   anchor?: string | null
   /** The newest verified receipt of this suite whose gate `gateId` passed, if any (e.g. tool-policy-hash). */
   lastPassing(gateId: string): Promise<GateRunRecord | null>
+  /**
+   * What a gate that makes changes through the pipeline needs from the command (the rollback
+   * drill, in a throwaway clone): absent, such a gate is `not_run`. Optional (added by the drill).
+   */
+  pipeline?: GatePipeline
+}
+
+/**
+ * The command's side of the pipeline, handed to gates that run changes (the core reads no flags,
+ * no environment and no platform/ module): who acts and where the anchor comes from, the
+ * signature checks, the operator's evidence key, and the Sigstore signer for image bundles.
+ */
+export interface GatePipeline {
+  /** Identity, requester, anchor input (--trust-anchor, $AIRLOCK_TRUST_ANCHOR), limits, verifier. */
+  context: PipelineContext
+  /** The operator's evidence key (--evidence-key, $AIRLOCK_EVIDENCE_KEY); throws KEY_MISSING without one. */
+  evidenceSigner: () => Promise<Signer>
+  /** platform/images/sign signImageBundle. */
+  signImageBundle: BundleSigner
+  toolVersion: string
 }
 
 /** A built-in gate (`uses: builtin/<name>`). */
