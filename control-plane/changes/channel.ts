@@ -56,6 +56,6 @@ export async function buildChannelChange(
     inputs: [{path: image.file, oid: image.oid}],
     slug: `${image.name}-${req.channel}`,
     channel: {action: req.operation === 'promote' ? 'Promote' : 'Rollback', image: image.name, channel: req.channel},
-    pins: noop ? [] : [{image, digest: to}],
+    pins: noop ? [] : [{image, digest: to, channel: req.channel}],
   }
 }
