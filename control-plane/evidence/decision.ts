@@ -52,14 +52,13 @@ export interface EvidenceRecord {
   override?: {reason: string; missing: Array<Pick<MissingEvidence, 'suite' | 'image' | 'channel' | 'digest' | 'problem'>>}
 }
 
-const short = (digest: string) => `${digest.slice(0, 'sha256:'.length + 12)}…`
 
 /** The refusal's text: each missing piece on its line, a young receipt with how long to wait. */
 export function describeMissing(missing: MissingEvidence[], now: Date): string {
   return missing
     .map((m) => {
       const wait = m.readyAt ? Date.parse(m.readyAt) - now.getTime() : 0
-      return `${m.image}/${m.channel} ${short(m.digest)}: ${m.message}${wait > 0 ? ` (wait ${formatWait(wait)})` : ''}`
+      return `${m.image}/${m.channel}: ${m.message}${wait > 0 ? ` (wait ${formatWait(wait)})` : ''}`
     })
     .join('\n')
 }

@@ -21,10 +21,10 @@ import {sha256Hex} from '../crypto/digest.js'
 import {TEST_RESULT_PREDICATE_TYPE, type TestResultStatement} from '../gates/types.js'
 import type {Limits} from '../limits.js'
 import {loadTrust} from '../manifests/load.js'
-import {TRUST_FILE, type EvidenceRequirement, type TrustPolicy} from '../manifests/models.js'
+import {EVIDENCE_DIR, TRUST_FILE, type EvidenceRequirement, type TrustPolicy} from '../manifests/models.js'
 import type {Repository} from '../repo/repository.js'
 import type {MissingEvidence, MissingProblem, ReliedReceipt, RequirementCheck} from './decision.js'
-import {checkReceiptSignatures, listReceipts, parseReceipt} from './ledger.js'
+import {checkReceiptSignatures, listReceipts, parseReceipt, type ParsedReceipt} from './ledger.js'
 
 /** A suite receipt at the base, as the finder judges it. */
 export interface SuiteReceipt {
@@ -111,26 +111,50 @@ export function judgeRequirement(pin: GatedPin, receipts: SuiteReceipt[], now: D
 }
 
 /**
- * The commit a receipt at `head` was added on (its adding commit's first parent), as `evidence
- * verify` judges it; one already at the trust anchor is judged under the anchor's trust policy.
+ * The commit each receipt at `head` was added on (its adding commit's first parent), as `evidence
+ * verify` and `evidence show` judge it; one already at the trust anchor is judged under the
+ * anchor's trust policy. One walk back along first parents for all of them (receipts are only
+ * ever added, so a receipt is absent before the commit that added it).
  */
-async function addedOn(repo: Repository, head: string, path: string, anchor: string | null): Promise<string> {
+async function addedOn(repo: Repository, head: string, paths: string[], anchor: string | null): Promise<Map<string, string>> {
+  const out = new Map<string, string>()
+  let left = new Set(paths)
   let at = head
-  for (;;) {
-    if (at === anchor) return at
-    const c = await repo.readCommit(at)
-    const parent = c.parents[0]
-    if (!parent || (await repo.oidAt(parent, path)) === null) return parent ?? at
+  while (left.size > 0) {
+    if (at === anchor) break
+    const parent = (await repo.readCommit(at)).parents[0]
+    if (!parent) break
+    const there = new Set((await repo.listDir(parent, EVIDENCE_DIR)).map((e) => e.path))
+    for (const path of left) if (!there.has(path)) out.set(path, parent)
+    left = new Set([...left].filter((p) => there.has(p)))
     at = parent
   }
+  // Still there at the anchor (or the first commit): judged under that commit's trust policy.
+  for (const path of left) out.set(path, at)
+  return out
 }
 
 /**
- * Steps 1–2 at the base: the test-result receipts `wanted` keeps (by suite and digest), each
- * parsed and its signatures checked under the trust policy it was added on. A receipt that does
- * not parse is not evidence (in a verified base there is none).
+ * Steps 1–2 at the base: the test-result receipts `wanted` keeps, each parsed, and those `judged`
+ * keeps signature-checked under the trust policy it was added on (the others are read only to say
+ * what they were for). A receipt that does not parse is not evidence (in a verified base there is none).
  */
-export async function readSuiteReceipts(repo: Repository, commit: string, opts: {anchor: string | null; limits: Limits; wanted: (s: TestResultStatement) => boolean}): Promise<SuiteReceipt[]> {
+export async function readSuiteReceipts(repo: Repository, commit: string, opts: {anchor: string | null; limits: Limits; wanted: (s: TestResultStatement) => boolean; judged: (s: TestResultStatement) => boolean}): Promise<SuiteReceipt[]> {
+  const found: Array<{parsed: ParsedReceipt; text: string; statement: TestResultStatement}> = []
+  for (const file of await listReceipts(repo, commit)) {
+    const text = await repo.readBlob(file.oid)
+    let parsed: ParsedReceipt
+    try {
+      parsed = parseReceipt(text, file.path, opts.limits)
+    } catch {
+      continue
+    }
+    if (parsed.statement.predicateType !== TEST_RESULT_PREDICATE_TYPE) continue
+    const statement = parsed.statement as TestResultStatement
+    if (opts.wanted(statement)) found.push({parsed, text, statement})
+  }
+  const judged = found.filter((f) => opts.judged(f.statement))
+  const added = await addedOn(repo, commit, judged.map((f) => f.parsed.path), opts.anchor)
   const trusts = new Map<string | null, TrustPolicy>()
   const trustAt = async (at: string) => {
     const oid = await repo.oidAt(at, TRUST_FILE)
@@ -139,19 +163,13 @@ export async function readSuiteReceipts(repo: Repository, commit: string, opts: 
     return t
   }
   const out: SuiteReceipt[] = []
-  for (const file of await listReceipts(repo, commit)) {
-    const text = await repo.readBlob(file.oid)
-    let parsed
-    try {
-      parsed = parseReceipt(text, file.path, opts.limits)
-    } catch {
-      continue
+  for (const {parsed, text, statement} of found) {
+    let untrusted: string | null = 'not judged: it names none of the digests being pinned'
+    if (opts.judged(statement)) {
+      const {problem} = checkReceiptSignatures(parsed, await trustAt(added.get(parsed.path)!))
+      untrusted = problem ? `${problem.code}: ${problem.message}` : null
     }
-    if (parsed.statement.predicateType !== TEST_RESULT_PREDICATE_TYPE) continue
-    const statement = parsed.statement as TestResultStatement
-    if (!opts.wanted(statement)) continue
-    const {problem} = checkReceiptSignatures(parsed, await trustAt(await addedOn(repo, commit, file.path, opts.anchor)))
-    out.push({path: file.path, sha256: sha256Hex(text), statement, finishedAt: parsed.time, untrusted: problem ? `${problem.code}: ${problem.message}` : null})
+    out.push({path: parsed.path, sha256: sha256Hex(text), statement, finishedAt: parsed.time, untrusted})
   }
   return out
 }
@@ -163,6 +181,7 @@ export async function findEvidence(repo: Repository, commit: string, pins: Gated
   const images = new Set(pins.map((p) => p.image))
   // The digest, or (to say which digests it was run for instead) the image.
   const wanted = (s: TestResultStatement) => suites.has(s.predicate.suite) && s.subject.some((x) => hexes.has(String(x.digest?.sha256)) || images.has(String(x.annotations?.image)))
-  const receipts = await readSuiteReceipts(repo, commit, {anchor: opts.anchor, limits: opts.limits, wanted})
+  const judged = (s: TestResultStatement) => s.subject.some((x) => hexes.has(String(x.digest?.sha256)))
+  const receipts = await readSuiteReceipts(repo, commit, {anchor: opts.anchor, limits: opts.limits, wanted, judged})
   return pins.map((p) => judgeRequirement(p, receipts, opts.now))
 }

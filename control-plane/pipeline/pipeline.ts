@@ -199,7 +199,7 @@ export function refusal(plan: Plan): AirlockError | null {
   if (e && e.decision === 'missing') {
     const missing = e.checks.flatMap((c) => c.missing)
     const how = plan.request.kind === 'promote' ? '; run the suites, wait out the soak, or --override --reason "…" where policy permits Override' : ''
-    return new AirlockError('EVIDENCE_MISSING', `the promotion evidence the channel requires is missing${how}:\n${describeMissing(missing, new Date(plan.createdAt))}`, {missing, checks: e.checks})
+    return new AirlockError('EVIDENCE_MISSING', `the evidence ${missing.length === 1 ? 'a channel requires' : 'the channels require'} of the digest is missing${how}:\n${describeMissing(missing, new Date(plan.createdAt))}`, {missing, checks: e.checks})
   }
   return null
 }
