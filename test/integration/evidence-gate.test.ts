@@ -166,6 +166,18 @@ describe('a promotion to a channel with evidence requirements', () => {
     expect((await verifyEvidence(repo, {limits: DEFAULT_LIMITS, anchor: await repo.config('airlock.trustAnchor'), now})).problems).toEqual([])
   })
 
+  it('holds back a hand edit of the pin and a rollback to a digest other than the recorded previous one', async () => {
+    const now = new Date(Date.now() + 25 * H)
+    const text = await readFile(join(fleet.dir, IMAGE), 'utf8')
+    const edited = text.replace(/( {4}canary:\n(?: {6}.*\n)*? {6}digest: )sha256:[0-9a-f]{64}/, `$1${HOTFIX}`)
+    expect(edited).not.toBe(text)
+    const change = await execute(repo, {request: {kind: 'change', files: [{path: IMAGE, content: edited}]}}, {kind: 'plan'}, context(now))
+    expect(refusalOf(change)?.code).toBe('EVIDENCE_MISSING')
+    expect(missing(change)).toEqual(['OTHER_DIGEST'])
+    const rollback = await execute(repo, {request: {kind: 'rollback', image: 'agent-runner', channel: 'canary', to: HOTFIX}}, {kind: 'plan'}, context(now, {}, 'roll back'))
+    expect(refusalOf(rollback)?.code).toBe('EVIDENCE_MISSING')
+  })
+
   it('is passed by --override only where Cedar permits Override, and the override is recorded', async () => {
     const now = new Date(Date.now() + 26 * H)
     const denied = await plan(now, {request: promote(HOTFIX, true), reason: 'CVE hotfix; postsession rerun scheduled'})
