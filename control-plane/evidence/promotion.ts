@@ -6,7 +6,8 @@
  * A receipt is evidence only when, in order:
  *  1. it is a test-result receipt (gates/types.ts) of a required suite, naming the digest among
  *     its subjects (sha256 equal, for this image), run while the digest was on the channel `on`
- *     asks for — a receipt for another digest, image or channel proves nothing about this one;
+ *     asks for (its annotation says so, and the manifest at the commit it ran on agrees) — a
+ *     receipt for another digest, image or channel proves nothing about this one;
  *  2. its signatures verify under the trust policy it was added on, as `evidence verify` judges
  *     them — a receipt signed by a key the fleet does not trust is anyone's assertion;
  *  3. its own time (finishedAt, which the ledger keeps between its base commit and the verifier's
@@ -20,7 +21,7 @@
 import {sha256Hex} from '../crypto/digest.js'
 import {TEST_RESULT_PREDICATE_TYPE, type TestResultStatement} from '../gates/types.js'
 import type {Limits} from '../limits.js'
-import {loadTrust} from '../manifests/load.js'
+import {loadImage, loadTrust} from '../manifests/load.js'
 import {EVIDENCE_DIR, TRUST_FILE, type EvidenceRequirement, type TrustPolicy} from '../manifests/models.js'
 import type {Repository} from '../repo/repository.js'
 import type {MissingEvidence, MissingProblem, ReliedReceipt, RequirementCheck} from './decision.js'
@@ -35,6 +36,12 @@ export interface SuiteReceipt {
   finishedAt: Date
   /** Null when its signatures verify under the trust policy it was added on; else why not. */
   untrusted: string | null
+  /**
+   * What the image manifests pinned at the commit the suite ran on (its baseCommit), image →
+   * channel → digest, for the images being promoted: a receipt's channel annotation is checked
+   * against the history, not taken on its word. Absent: not read (then the annotation decides).
+   */
+  pinnedAtBase?: Record<string, Record<string, string>>
 }
 
 /** A pin the evidence step judges: this digest of this image about to be pinned on this channel. */
@@ -69,8 +76,9 @@ export function judgeRequirement(pin: GatedPin, receipts: SuiteReceipt[], now: D
     // 1. this digest of this image, run while it was on `on`.
     const forDigest = ofSuite.filter((r) => subjectFor(r, pin).length > 0)
     const matching = forDigest.filter((r) => on === null || subjectFor(r, pin).some((s) => s.channel === on))
+    const pinnedThen = (r: SuiteReceipt) => on === null || r.pinnedAtBase === undefined || r.pinnedAtBase[pin.image]?.[on] === pin.digest
     // 2–3. signed by a trusted evidence key, not dated in the future.
-    const usable = (r: SuiteReceipt) => r.untrusted === null && r.finishedAt.getTime() <= now.getTime()
+    const usable = (r: SuiteReceipt) => r.untrusted === null && r.finishedAt.getTime() <= now.getTime() && pinnedThen(r)
     const passing = matching.filter((r) => usable(r) && PASSING.has(r.statement.predicate.result)).sort((a, b) => a.finishedAt.getTime() - b.finishedAt.getTime())
     // 4. a failure of the suite for the digest, on any channel, outweighs every pass before it.
     const failing = forDigest.filter((r) => usable(r) && r.statement.predicate.result === 'FAILED').sort((a, b) => a.finishedAt.getTime() - b.finishedAt.getTime())
@@ -94,6 +102,9 @@ export function judgeRequirement(pin: GatedPin, receipts: SuiteReceipt[], now: D
     } else if (matching.some((r) => r.finishedAt.getTime() > now.getTime())) {
       const future = matching.filter((r) => r.finishedAt.getTime() > now.getTime())
       miss('FUTURE_DATED', `the receipt(s) for ${short(pin.digest)}${where} are dated in the future (${future.map((r) => `${r.path} finished ${r.finishedAt.toISOString()}`).join('; ')}), after ${now.toISOString()}; they are not evidence`, {receipts: future.map((r) => r.path)})
+    } else if (matching.some((r) => !pinnedThen(r))) {
+      const wrong = matching.filter((r) => !pinnedThen(r))
+      miss('NOT_PINNED_THEN', `the receipt(s) say they ran while ${short(pin.digest)} was on ${on}, but at the commit they ran on ${on} pinned something else (${wrong.map((r) => `${r.path}: ${r.pinnedAtBase?.[pin.image]?.[on!] ? short(r.pinnedAtBase[pin.image]![on!]!) : 'no such pin'}`).join('; ')})`, {receipts: wrong.map((r) => r.path)})
     } else if (failing.length > 0 && matching.length > 0) {
       miss('ONLY_FAILED', `only FAILED receipts for ${short(pin.digest)}${where} (newest ${failing[failing.length - 1]!.path})`, {receipts: failing.map((r) => r.path)})
     } else if (forDigest.length > 0) {
@@ -183,5 +194,21 @@ export async function findEvidence(repo: Repository, commit: string, pins: Gated
   const wanted = (s: TestResultStatement) => suites.has(s.predicate.suite) && s.subject.some((x) => hexes.has(String(x.digest?.sha256)) || images.has(String(x.annotations?.image)))
   const judged = (s: TestResultStatement) => s.subject.some((x) => hexes.has(String(x.digest?.sha256)))
   const receipts = await readSuiteReceipts(repo, commit, {anchor: opts.anchor, limits: opts.limits, wanted, judged})
+  // What was pinned where the suites ran (each commit read once).
+  const byCommit = new Map<string, Record<string, Record<string, string>>>()
+  for (const r of receipts) {
+    if (r.untrusted !== null) continue
+    const at = r.statement.predicate.baseCommit
+    let pinned = byCommit.get(at)
+    if (!pinned) {
+      pinned = {}
+      for (const image of images) {
+        const found = await loadImage(repo, at, image, opts.limits).catch(() => null)
+        if (found) pinned[image] = Object.fromEntries(Object.entries(found.channels).map(([name, ch]) => [name, ch.digest]))
+      }
+      byCommit.set(at, pinned)
+    }
+    r.pinnedAtBase = pinned
+  }
   return pins.map((p) => judgeRequirement(p, receipts, opts.now))
 }

@@ -1,6 +1,7 @@
 /**
  * Evidence-gated promotion on a real fleet made by `airlock init`: canary requires a passing
- * `postsession` receipt for the same digest, run while it was on `edge`, at least 24 h old. The
+ * `postsession` receipt for the same digest, run while it was on `edge` (where NEXT is pinned), at
+ * least 24 h old. The
  * receipts are real (signed DSSE envelopes committed as signed commits, test/receipts.ts); the
  * pipeline runs in-process with `now` passed in (soak without waiting), the CLI a few times.
  * One fleet, its history grown step by step (receipts are append-only): each `it` builds on the
@@ -41,7 +42,7 @@ beforeAll(async () => {
   // The fleet's signed desired state: an edge channel, and canary's requirement.
   const text = await readFile(join(fleet.dir, IMAGE), 'utf8')
   const canary = /( {4}canary:\n {6}digest: sha256:[0-9a-f]{64}\n {6}previous: \S+\n)/.exec(text)![1]!
-  const gated = `${canary}      requires:\n        suites: [postsession]\n        on: edge\n        soak: 24h\n    edge:\n      digest: ${EDGE}\n      previous: null\n`
+  const gated = `${canary}      requires:\n        suites: [postsession]\n        on: edge\n        soak: 24h\n    edge:\n      digest: ${NEXT}\n      previous: ${EDGE}\n`
   await writeFile(join(fleet.dir, IMAGE), text.replace(canary, gated))
   await commitSignedByHand(fleet.dir, fleet.key, 'canary requires a soaked postsession on edge')
 }, 120_000)

@@ -89,6 +89,14 @@ describe('when the receipt is younger than the soak', () => {
   })
 })
 
+describe('when the history says the digest was not on that channel where the suite ran', () => {
+  it('is NOT_PINNED_THEN, whatever the receipt claims', () => {
+    const r = {...receipt({hours: 0}), pinnedAtBase: {'agent-runner': {canary: OTHER}}}
+    expect(problems([r], at(48))).toEqual(['NOT_PINNED_THEN'])
+    expect(problems([{...r, pinnedAtBase: {'agent-runner': {canary: D}}}], at(48))).toEqual([])
+  })
+})
+
 describe('when the receipt is dated in the future', () => {
   it('is FUTURE_DATED, never soaked', () => {
     expect(problems([receipt({hours: 100})], at(48))).toEqual(['FUTURE_DATED'])
