@@ -72,6 +72,8 @@ export type ErrorCode =
   | 'LIFETIME_EXCEEDED'
   | 'INVALID_TOKEN'
   | 'DENIED'
+  /** A channel's evidence requirements (suite receipts for the digest, soak time) are not met: the message names what is missing. */
+  | 'EVIDENCE_MISSING'
   /** A single-use tool-call approval presented again (its nonce is in the host's store of used approvals). */
   | 'APPROVAL_REPLAYED'
   /** The Cedar engine (wasm) trapped or threw: nothing it said is trusted, so whatever was asked is denied. */
@@ -188,6 +190,7 @@ const EXIT_CODES: Record<ErrorCode, 1 | 2 | 3> = {
   LIFETIME_EXCEEDED: 1,
   INVALID_TOKEN: 1,
   DENIED: 1,
+  EVIDENCE_MISSING: 1,
   APPROVAL_REPLAYED: 1,
   POLICY_ENGINE_FAILED: 1,
   DIGEST_MISMATCH: 1,

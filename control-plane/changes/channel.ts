@@ -37,7 +37,8 @@ export async function buildChannelChange(
     const doc = image.doc.clone()
     doc.setIn(['spec', 'channels', req.channel, 'digest'], to)
     doc.setIn(['spec', 'channels', req.channel, 'previous'], current.digest)
-    changes.push({path: image.file, action: 'modify', before: image.text, after: doc.toString()})
+    // Flow lists (a channel's `requires.suites: [a, b]`) keep their spacing: the diff shows only the pin.
+    changes.push({path: image.file, action: 'modify', before: image.text, after: doc.toString({flowCollectionPadding: false})})
   }
   return {
     operation: req.operation,
@@ -56,6 +57,6 @@ export async function buildChannelChange(
     inputs: [{path: image.file, oid: image.oid}],
     slug: `${image.name}-${req.channel}`,
     channel: {action: req.operation === 'promote' ? 'Promote' : 'Rollback', image: image.name, channel: req.channel},
-    pins: noop ? [] : [{image, digest: to}],
+    pins: noop ? [] : [{image, digest: to, channel: req.channel}],
   }
 }

@@ -75,7 +75,7 @@ export async function buildDesiredStateChange(repo: Repository, commit: string, 
         const payload = files.get(signaturePayloadPath(image.name, ch.digest, slot))
         bundles.push({text, path: p, oid: blobId(text), ...(payload ? {payload} : {})})
       }
-      pins.push({image, digest: ch.digest, bundles})
+      pins.push({image, digest: ch.digest, bundles, channel: name})
     }
   }
   const kinds = [...new Set(changes.map((c) => requireKind(c.path, c.after ?? c.before).kind))].sort()

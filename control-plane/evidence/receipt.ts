@@ -4,6 +4,7 @@ import type {Signer} from '../crypto/keys.js'
 import {EVIDENCE_DIR} from '../manifests/models.js'
 import type {Plan, Requester, Subject, UnsignedPlan} from '../plan/plan.js'
 import type {ReceiptKind} from './predicates.js'
+import {evidenceOf, verificationSummary, type VerificationSummaryStatement} from './decision.js'
 
 export const RECEIPT_PAYLOAD_TYPE = 'application/vnd.in-toto+json'
 export const STATEMENT_TYPE = 'https://in-toto.io/Statement/v1'
@@ -27,6 +28,11 @@ export interface ReceiptPredicate {
   authorization?: Plan['authorization']
   /** The verified signature of the digest the change pins (promote, rollback). */
   signature?: Plan['signature']
+  /**
+   * Evidence-gated pins (details.evidence): the decision as SLSA Verification Summary
+   * Attestation v1 statements, one per pin, signed with the receipt (so other tools read it).
+   */
+  verificationSummaries?: VerificationSummaryStatement[]
 }
 
 export interface ReceiptStatement {
@@ -47,6 +53,11 @@ const blobDigest = (text: string | null) => (text === null ? null : `sha256:${sh
 
 /** The in-toto statement for an applied plan: subjects are the image digests and the base commit. */
 export function receiptStatement(plan: Plan, appliedAt: Date, toolVersion: string): ReceiptStatement {
+  const evidence = evidenceOf(plan)
+  const manifest = (image: string) => plan.inputs.find((i) => i.path === `manifests/images/${image}.yaml` || i.path === `manifests/images/${image}.yml`) ?? {path: `manifests/images/${image}.yaml`, oid: null}
+  const summaries = evidence?.checks.map((check) =>
+    verificationSummary(check, {decision: evidence.decision, manifest: manifest(check.image), baseCommit: plan.baseCommit, branch: plan.branch, timeVerified: appliedAt, toolVersion}),
+  )
   const subject: Subject[] = [...plan.subjects]
   if (plan.baseCommit) subject.push({name: `git:${plan.branch}`, digest: {gitCommit: plan.baseCommit}})
   return {
@@ -69,6 +80,7 @@ export function receiptStatement(plan: Plan, appliedAt: Date, toolVersion: strin
       result: 'applied',
       ...(plan.authorization ? {authorization: plan.authorization} : {}),
       ...(plan.signature ? {signature: plan.signature} : {}),
+      ...(summaries ? {verificationSummaries: summaries} : {}),
     },
   }
 }

@@ -11,7 +11,7 @@ import {loadYaml, locate} from './yaml.js'
 
 interface ImageDoc {
   metadata: {name: string}
-  spec: {repository: string; tier: number; channels: Record<string, {digest: string; previous?: string | null}>; verification?: ImageVerificationSpec}
+  spec: {repository: string; tier: number; channels: Record<string, {digest: string; previous?: string | null; requires?: {suites: string[]; on?: string; soak?: string}}>; verification?: ImageVerificationSpec}
 }
 
 export function parseImage(text: string, file: string, oid: string, limits: Limits): GoldenImage {
@@ -24,7 +24,15 @@ export function parseImage(text: string, file: string, oid: string, limits: Limi
   }
   // No prototype: a channel named by a flag (`--to __proto__`, `--from constructor`) is only ever a key.
   const channels: GoldenImage['channels'] = Object.create(null) as GoldenImage['channels']
-  for (const [name, ch] of Object.entries(value.spec.channels)) channels[name] = {digest: ch.digest, previous: ch.previous ?? null}
+  for (const [name, ch] of Object.entries(value.spec.channels)) {
+    channels[name] = {digest: ch.digest, previous: ch.previous ?? null}
+    const req = ch.requires
+    if (!req) continue
+    const at = (field: string) => ({file, ...locate(loaded, ['spec', 'channels', name, 'requires', field]), field: `spec.channels.${name}.requires.${field}`})
+    if (req.on !== undefined && !Object.hasOwn(value.spec.channels, req.on)) throw inputError('SCHEMA_VIOLATION', at('on'), `names channel "${req.on}", which image ${value.metadata.name} does not have (channels: ${Object.keys(value.spec.channels).join(', ')})`)
+    if (req.on === name) throw inputError('SCHEMA_VIOLATION', at('on'), `is the channel itself; a digest is tested on another channel before it is pinned on ${name}`)
+    channels[name]!.requires = {suites: [...req.suites], ...(req.on !== undefined ? {on: req.on} : {}), ...(req.soak !== undefined ? {soak: req.soak} : {}), soakMs: req.soak === undefined ? 0 : parseDuration(req.soak, `spec.channels.${name}.requires.soak`)}
+  }
   const verification = value.spec.verification ?? null
   for (const [i, id] of (verification?.identities ?? []).entries()) {
     const path = ['spec', 'verification', 'identities', i]

@@ -3,6 +3,21 @@ import type {Document} from 'yaml'
 export interface Channel {
   digest: string
   previous: string | null
+  /** Evidence a digest needs before it may be pinned here (spec.channels.NAME.requires); absent: none. */
+  requires?: EvidenceRequirement
+}
+
+/**
+ * What a channel requires of a digest before it is pinned there: a passing signed receipt of each
+ * suite for the same digest (run while it was on channel `on`, when given), at least `soakMs` old,
+ * with no failing one since.
+ */
+export interface EvidenceRequirement {
+  suites: string[]
+  on?: string
+  /** As written (e.g. `24h`), and in milliseconds (0 when absent). */
+  soak?: string
+  soakMs: number
 }
 
 /** A golden VM image and its channels, as pinned in `manifests/images/<name>.yaml`. */

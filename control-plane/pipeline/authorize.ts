@@ -28,10 +28,15 @@ function channelsTouched(change: PlannedChange, limits: Limits): string[] {
   return [...new Set([...Object.keys(before), ...Object.keys(after)])].filter((ch) => JSON.stringify(before[ch]) !== JSON.stringify(after[ch]))
 }
 
-interface Ask {
+export interface Ask {
   action: string
   resource: EntityUid
   attrs: Record<string, unknown>
+}
+
+/** An action on a channel of an image (Promote, Rollback, Override). */
+export function channelAsk(action: string, image: string, channel: string): Ask {
+  return {action, resource: {type: 'AgentKernel::Channel', id: `${image}/${channel}`}, attrs: {image, name: channel}}
 }
 
 /** What to ask Cedar: the channel move, or ChangeDesiredState once per kind of file touched. */
@@ -40,7 +45,7 @@ function asks(draft: Draft, limits: Limits): Ask[] {
   if (draft.statement) return [{action: 'ChangeDesiredState', resource: {type: 'AgentKernel::DesiredState', id: 'GateResult'}, attrs: {kind: 'GateResult', channels: []}}]
   if (draft.channel) {
     const {action, image, channel} = draft.channel
-    return [{action, resource: {type: 'AgentKernel::Channel', id: `${image}/${channel}`}, attrs: {image, name: channel}}]
+    return [channelAsk(action, image, channel)]
   }
   const byKind = new Map<string, Set<string>>()
   for (const c of draft.changes) {
@@ -58,9 +63,13 @@ function asks(draft: Draft, limits: Limits): Ask[] {
  * permit, so deny (default deny). Several asks (kinds of file) must all be allowed.
  */
 export async function authorizeDraft(repo: Repository, commit: string, draft: Draft, req: {identity: Identity; reason: string; limits: Limits}): Promise<AuthorizationRecord> {
+  return authorizeAsks(repo, commit, asks(draft, req.limits), req)
+}
+
+/** Each ask with the repository's own policies at `commit`; all must be allowed (the first refusal decides). */
+export async function authorizeAsks(repo: Repository, commit: string, list: Ask[], req: {identity: Identity; reason: string; limits: Limits}): Promise<AuthorizationRecord> {
   // The Cedar engine (a wasm module) loads only when there are policies to evaluate.
   const {formatUid, PolicyEngine} = await import('../policy/engine.js')
-  const list = asks(draft, req.limits)
   const base = {
     action: [...new Set(list.map((a) => a.action))].join(', '),
     principal: formatUid(req.identity.principal),
@@ -97,4 +106,22 @@ export async function authorizeDraft(repo: Repository, commit: string, draft: Dr
     } else if (record.decision === 'allow') record.reasons.push(...reasons.filter((r) => !record.reasons.includes(r)))
   }
   return record
+}
+
+/**
+ * One record for two decisions on the same principal (the channel move, then Override of its
+ * missing evidence): allowed only if both are; a refusal's reasons are the ones shown.
+ */
+export function mergeAuthorizations(first: AuthorizationRecord, then: AuthorizationRecord): AuthorizationRecord {
+  const deny = first.decision === 'deny' ? first : then.decision === 'deny' ? then : null
+  return {
+    ...first,
+    decision: deny ? 'deny' : 'allow',
+    action: `${first.action}, ${then.action}`,
+    reasons: deny ? deny.reasons : [...new Set([...first.reasons, ...then.reasons])],
+    errors: [...first.errors, ...then.errors],
+    failedClosed: first.failedClosed || then.failedClosed,
+    policySetDigest: then.policySetDigest ?? first.policySetDigest,
+    note: deny ? (deny === then ? `${then.action} denied${then.note ? `: ${then.note}` : ''}` : deny.note) : (first.note ?? then.note),
+  }
 }

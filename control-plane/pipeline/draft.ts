@@ -21,6 +21,8 @@ export interface Base {
 export interface Pin {
   image: GoldenImage
   digest: string
+  /** The channel the digest is pinned on (absent: a signature being stored, not a channel move). */
+  channel?: string
   /** A signature being stored (image sign, fetch-signature): this one bundle must verify. */
   bundle?: {text: string; path: string; oid: string; payload?: string}
   /** Bundles for the digest the change itself adds, counted with those at the base toward the image's threshold. */

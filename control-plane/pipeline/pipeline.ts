@@ -20,7 +20,6 @@ import {stagePrivateFile} from '../crypto/keyfile.js'
 import type {Signer} from '../crypto/keys.js'
 import {receiptPathFor} from '../evidence/receipt.js'
 import {inSignedFolder, requireKind, type KindContext} from '../manifests/kinds.js'
-import {loadTrust} from '../manifests/load.js'
 import {TRUST_FILE} from '../manifests/models.js'
 import {applyPlan, staleness, type ApplyResult} from '../plan/apply.js'
 import {isNoop, sealPlan, serializePlan, type AuthorizationRecord, type BaseRecord, type ChangeRequest, type Plan, type SignatureVerification} from '../plan/plan.js'
@@ -28,7 +27,10 @@ import {unfinishedCheckout} from '../plan/repair.js'
 import {checkInside, writeFileAtomic} from '../repo/files.js'
 import type {Repository} from '../repo/repository.js'
 import {buildChange} from '../changes/index.js'
-import {authorizeDraft} from './authorize.js'
+import {describeMissing, evidenceOf, type EvidenceRecord} from '../evidence/decision.js'
+import {findEvidence, type GatedPin} from '../evidence/promotion.js'
+import {loadImage, loadTrust} from '../manifests/load.js'
+import {authorizeAsks, authorizeDraft, channelAsk, mergeAuthorizations} from './authorize.js'
 import {baseRefusal, resolveAnchor, verifyBase} from './base.js'
 import type {Base, Draft, PipelineContext, PlanInput} from './draft.js'
 
@@ -93,8 +95,55 @@ async function verify(repo: Repository | null, base: Base, draft: Draft, ctx: Pi
   return {signature, inputs}
 }
 
-/** Step 5 — evidence requirements (gates, soak). None are defined yet: the gates issue fills this. */
-async function evidenceRequirements(_draft: Draft): Promise<void> {}
+/**
+ * Step 5 — evidence requirements (gates, soak). A digest about to be pinned on a channel whose
+ * `requires` (read at the base: signed desired state, never what the change itself writes) asks
+ * for suite receipts is judged against the receipts of the base (evidence/promotion.ts). Not a
+ * rollback to the channel's recorded previous digest: that digest was live there before, and a
+ * rollback is how an incident is stopped — a soak clock must never keep a bad digest running (a
+ * rollback to any other digest is judged like a promotion). What is missing refuses the plan
+ * (`refusal`: EVIDENCE_MISSING), unless the request asks to override and Cedar permits Override
+ * on the channel; the decision goes into the plan's details, so the receipt carries it.
+ */
+async function evidenceRequirements(
+  repo: Repository | null,
+  base: Base,
+  request: ChangeRequest,
+  draft: Draft,
+  ctx: PipelineContext,
+  extra: {record?: BaseRecord; authorization?: AuthorizationRecord},
+): Promise<{details: Record<string, unknown>; authorization?: AuthorizationRecord}> {
+  const unchanged = {details: draft.details, authorization: extra.authorization}
+  if (!repo || base.commit === null || draft.changes.length === 0) return unchanged
+  const gated: GatedPin[] = []
+  for (const pin of draft.pins) {
+    if (!pin.channel) continue
+    // The requirement as signed at the base (a new image or channel has none yet).
+    const atBase = await loadImage(repo, base.commit, pin.image.name, ctx.limits).catch((error: unknown) => {
+      if (error instanceof AirlockError && error.code === 'UNKNOWN_IMAGE') return null
+      throw error
+    })
+    const channel = atBase?.channels[pin.channel]
+    if (!atBase || !channel?.requires) continue
+    if (draft.operation === 'rollback' && channel.previous === pin.digest) continue
+    gated.push({image: atBase.name, repository: atBase.repository, channel: pin.channel, digest: pin.digest, requires: channel.requires})
+  }
+  if (gated.length === 0) return unchanged
+  const checks = await findEvidence(repo, base.commit, gated, {anchor: extra.record?.anchor.commit ?? null, limits: ctx.limits, now: ctx.now})
+  const missing = checks.flatMap((c) => c.missing)
+  const record: EvidenceRecord = {decision: missing.length ? 'missing' : 'satisfied', checks}
+  let authorization = extra.authorization
+  if (missing.length && request.kind === 'promote' && request.override) {
+    if (!ctx.reason.trim()) throw new AirlockError('USAGE', '--override needs --reason: why the missing evidence is overridden goes into the commit and the receipt', {field: '--reason'})
+    if (!ctx.identity) throw new AirlockError('INTERNAL', 'an override was planned without an acting identity')
+    const channels = [...new Map(missing.map((m) => [`${m.image}/${m.channel}`, m])).values()]
+    const override = await authorizeAsks(repo, base.commit, channels.map((m) => channelAsk('Override', m.image, m.channel)), {identity: ctx.identity, reason: ctx.reason, limits: ctx.limits})
+    authorization = authorization ? mergeAuthorizations(authorization, override) : override
+    record.override = {reason: ctx.reason, missing: missing.map(({suite, image, channel, digest, problem}) => ({suite, image, channel, digest, problem}))}
+    if (override.decision === 'allow') record.decision = 'overridden'
+  }
+  return {details: {...draft.details, evidence: record}, authorization}
+}
 
 /** Step 6 — seal: the one place a plan's header is written. */
 function seal(base: Base, request: ChangeRequest, draft: Draft, ctx: PipelineContext, extra: {record?: BaseRecord; authorization?: AuthorizationRecord; signature?: SignatureVerification; inputs: PlanInput[]}): Plan {
@@ -132,8 +181,8 @@ export async function planChange(repo: Repository | null, request: ChangeRequest
   await validate(repo, base, draft, ctx)
   const authorization = await authorize(repo, base, draft, ctx)
   const verified = draft.changes.length ? await verify(repo, base, draft, ctx) : {inputs: []}
-  await evidenceRequirements(draft)
-  return seal(base, request, draft, ctx, {record, authorization, ...verified})
+  const evidence = await evidenceRequirements(repo, base, request, draft, ctx, {record, authorization})
+  return seal(base, request, {...draft, details: evidence.details}, ctx, {record, authorization: evidence.authorization, ...verified})
 }
 
 /** Why a plan may not be applied or saved: no pinned anchor, an unverified base, or a denial. */
@@ -146,6 +195,12 @@ export function refusal(plan: Plan): AirlockError | null {
   if (a && a.decision === 'deny') {
     const why = a.reasons.length ? ` (${a.reasons.join(', ')})` : a.note ? ` (${a.note})` : ' (no policy permits it)'
     return new AirlockError('DENIED', `policy denies ${a.action} of ${a.resource} to ${a.principal}${a.authenticated ? '' : ', an unauthenticated local operator'}${why}`, {authorization: a})
+  }
+  const e = evidenceOf(plan)
+  if (e && e.decision === 'missing') {
+    const missing = e.checks.flatMap((c) => c.missing)
+    const how = plan.request.kind === 'promote' ? '; run the suites, wait out the soak, or --override --reason "…" where policy permits Override' : ''
+    return new AirlockError('EVIDENCE_MISSING', `the evidence ${missing.length === 1 ? 'a channel requires' : 'the channels require'} of the digest is missing${how}:\n${describeMissing(missing, new Date(plan.createdAt))}`, {missing, checks: e.checks})
   }
   return null
 }

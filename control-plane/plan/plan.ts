@@ -32,7 +32,7 @@ export interface Subject {
  * rest of the file.
  */
 export type ChangeRequest =
-  | {kind: 'promote'; image: string; to: string; digest?: string; from?: string}
+  | {kind: 'promote'; image: string; to: string; digest?: string; from?: string; override?: boolean}
   | {kind: 'rollback'; image: string; channel: string; to: string}
   | {kind: 'store-signature'; operation: 'image-sign' | 'image-fetch-signature'; image: string; digest: string; bundle: string; payload?: string; details: Record<string, unknown>; newManifest?: {path: string; text: string}}
   | {kind: 'add-key'; name: string; role: Role; algorithm: TrustKey['algorithm']; publicKey: string; validFrom: string; validUntil?: string}

@@ -1,6 +1,7 @@
 import {structuredPatch} from 'diff'
 import {HOW_TO_PIN} from '../pipeline/base.js'
 import {forTerminal} from '../terminal.js'
+import {describeMissing, evidenceOf, type EvidenceRecord} from '../evidence/decision.js'
 import type {Plan} from './plan.js'
 
 const STYLE = {red: [31, 39], green: [32, 39], yellow: [33, 39], bold: [1, 22], dim: [2, 22]} as const
@@ -46,6 +47,8 @@ export function renderPlan(plan: Plan, opts: {color: boolean; applied?: {commit:
     out.push(`  authorization   ${a.decision === 'allow' ? c('green', 'ALLOW') : c('red', 'DENY')} ${t(a.action)} for ${who}${why}`)
     if (a.decision === 'deny') out.push(c('red', '                  --apply would be refused'))
   }
+  const e = evidenceOf(plan)
+  if (e) out.push(...renderEvidence(e, plan, c, t))
   const sig = plan.signature
   if (sig) {
     const by = 'keyid' in sig.signer ? `key ${t(sig.signer.keyid.slice(0, 16))}…` : `${t(sig.signer.subject)} (issuer ${t(sig.signer.issuer)})`
@@ -98,7 +101,7 @@ export function renderPlan(plan: Plan, opts: {color: boolean; applied?: {commit:
     out.push(c(opts.verdict.ok ? 'dim' : 'red', opts.verdict.text))
   } else {
     // Never the advice to apply what would be refused.
-    const refused = (h && (!h.anchor.pinned || !h.verified)) || a?.decision === 'deny'
+    const refused = (h && (!h.anchor.pinned || !h.verified)) || a?.decision === 'deny' || e?.decision === 'missing'
     out.push(
       refused
         ? c('red', 'This is a plan; nothing was changed. As things stand --apply and --out would be refused, for the reason shown above.')
@@ -106,4 +109,21 @@ export function renderPlan(plan: Plan, opts: {color: boolean; applied?: {commit:
     )
   }
   return `${out.join('\n')}\n`
+}
+
+/** The evidence step's decision: what each gated channel requires, the receipts relied on, or what is missing. */
+function renderEvidence(e: EvidenceRecord, plan: Plan, c: ReturnType<typeof paint>, t: (text: unknown) => string): string[] {
+  const out: string[] = []
+  const pad = '                  '
+  const head = e.decision === 'satisfied' ? c('green', 'SATISFIED') : e.decision === 'overridden' ? c('yellow', 'OVERRIDDEN') : c('red', 'MISSING')
+  for (const [i, check] of e.checks.entries()) {
+    const r = check.requires
+    const wants = `${t(r.suites.join(', '))}${r.on ? ` on ${t(r.on)}` : ''}${r.soak ? `, soaked ${t(r.soak)}` : ''}`
+    out.push(`  ${i === 0 ? 'evidence        ' : pad}${head} ${t(check.image)}/${t(check.channel)} requires ${wants}`)
+    for (const relied of check.relied) out.push(`${pad}${t(relied.suite)}: ${t(relied.path)} (${t(relied.result)}, finished ${t(relied.finishedAt)}, ${t(relied.digest.slice(0, 19))}…)`)
+    if (check.missing.length) out.push(...describeMissing(check.missing, new Date(plan.createdAt)).split('\n').map((line) => `${pad}${c('red', 'missing')} ${t(line)}`))
+  }
+  if (e.override) out.push(`${pad}${c('yellow', 'override')} by ${t(plan.authorization?.principal ?? plan.requestedBy.actor)}: ${t(e.override.reason)}`)
+  else if (e.decision === 'missing') out.push(c('red', `${pad}--apply would be refused${plan.request.kind === 'promote' ? ' (--override --reason "…" passes it where policy permits Override)' : ''}`))
+  return out
 }
