@@ -165,7 +165,7 @@ else
   if [ -n "$repo" ]; then align_args+=(--repo "$repo"); fi
   rc=0
   out=$(timeout -k 2 60 "$node_bin" "$airlock_root/bin/run.js" "${align_args[@]}" 2>&1 </dev/null) || rc=$?
-  summary=$(printf '%s' "$out" | grep -E '^(ALIGNED|DRIFT|UNREADABLE)' | tr '\n' ';' || true)
+  summary=$(printf '%s' "$out" | sed 's/^ *//; s/  */ /g' | paste -sd ';' -)
   if [ "$rc" = 0 ]; then
     check_pass digest-alignment "airlock align (${channel}) on $runtime: ${summary:-$out}"
   else
