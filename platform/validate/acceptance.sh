@@ -211,7 +211,9 @@ if [ "${#lab_missing[@]}" = 0 ]; then
   if ip netns list 2>/dev/null | grep -q "^airlock-acc-$$-"; then made_something=1; fi
 fi
 
-probe_timeout_ms=1500
+# Dropped packets are waited for this long; an answer on the veth comes in milliseconds, so a slow
+# machine has a wide margin before an allowed probe would look blocked.
+probe_timeout_ms=2500
 probes() { ip netns exec "$netns_sbx" "$node_bin" "$here/netprobe.mjs" probe "$probe_timeout_ms" "$@" 2>&1; }
 # "ID reached|blocked …" lines → the status of ID
 probe_status() { printf '%s\n' "$1" | awk -v id="$2" '$1 == id {print $2}'; }

@@ -107,6 +107,8 @@ validate_boot_guest() {
     missing+=("no hypervisor: neither firecracker nor qemu-system-x86_64 is on PATH")
   fi
   if [ -n "$rootfs" ] && [ ! -r "$rootfs" ]; then missing+=("root filesystem $rootfs is not readable"); fi
+  # Firecracker's config is JSON written here: a path that would need escaping is not guessed at.
+  case "$kernel$rootfs" in *'"'* | *\\*) missing+=("a kernel or rootfs path with a quote or backslash is not supported") ;; esac
   if [ "${#missing[@]}" -gt 0 ]; then
     VALIDATE_BOOT_DETAIL=$(printf '%s; ' "${missing[@]}")
     VALIDATE_BOOT_DETAIL=${VALIDATE_BOOT_DETAIL%; }
