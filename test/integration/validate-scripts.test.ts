@@ -6,7 +6,7 @@
  */
 import {execFileSync} from 'node:child_process'
 import {existsSync} from 'node:fs'
-import {chmod, readFile, writeFile} from 'node:fs/promises'
+import {chmod, readFile, stat, writeFile} from 'node:fs/promises'
 import {join} from 'node:path'
 import {execa} from 'execa'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
@@ -83,8 +83,9 @@ describe('the scripts are shell that passes its own checks', () => {
     })
   })
 
-  it('use the strict mode and a total deadline', async () => {
+  it('are executable (a gate runs them as `run: platform/validate/…`), use the strict mode and a total deadline', async () => {
     for (const script of ['nested-smoke.sh', 'acceptance.sh']) {
+      expect((await stat(join(DIR, script))).mode & 0o111, script).toBe(0o111)
       const text = await readFile(join(DIR, script), 'utf8')
       expect(text).toContain('set -euo pipefail')
       expect(text).toContain('validate_supervise "$total_timeout"')
