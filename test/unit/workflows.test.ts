@@ -282,15 +282,21 @@ describe('the workflows', () => {
     const promote = parse(read('promote-canary.yml')) as Workflow
     expect(promote.jobs.plan!.permissions).toBeUndefined()
     expect(promote.jobs.apply!.permissions).toEqual({contents: 'write'})
+    const postsession = parse(read('postsession.yml')) as Workflow
+    expect(postsession.jobs.postsession!.permissions).toBeUndefined()
+    expect(postsession.jobs.record!.permissions).toEqual({contents: 'write'})
   })
 
   it('pin the trust anchor from the repository variable, and apply a promotion only in the protected environment', () => {
     for (const f of ['preflight.yml', 'promote-canary.yml', 'postsession.yml']) expect(read(f), f).toContain('AIRLOCK_TRUST_ANCHOR: ${{ vars.AIRLOCK_TRUST_ANCHOR }}')
     const promote = parse(read('promote-canary.yml')) as Workflow
     expect(promote.jobs.apply!.environment).toBe('canary')
-    const key = (promote.jobs.apply!.steps ?? []).find((s) => s.run?.includes('airlock-evidence.key'))!
-    expect(key.run).toContain('umask 077')
-    expect(key.run).toContain('chmod 600')
+    for (const job of [promote.jobs.apply!, (parse(read('postsession.yml')) as Workflow).jobs.record!]) {
+      const key = (job.steps ?? []).find((s) => s.run?.includes('airlock-evidence.key'))!
+      expect(key.run).toContain('umask 077')
+      expect(key.run).toContain('chmod 600')
+      expect(job.steps!.at(-1)).toMatchObject({if: 'always()', run: 'rm -f "$RUNNER_TEMP/airlock-evidence.key"'})
+    }
     expect(read('promote-canary.yml')).not.toMatch(/run:[^\n]*\$\{\{\s*inputs\./) // inputs reach scripts through env only
   })
 })
