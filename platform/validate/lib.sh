@@ -77,7 +77,8 @@ validate_supervise() {
   exit 0
 }
 
-# Opens /dev/kvm read-write as this user: the real test, not the mode bits.
+# Opens /dev/kvm read-write as this user: the real test, not the mode bits. The character-device
+# test comes first: the shell's <> would create a regular file where there is none.
 validate_kvm_usable() {
   [ -c /dev/kvm ] && (exec 3<>/dev/kvm) 2>/dev/null
 }
