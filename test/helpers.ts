@@ -6,8 +6,11 @@ import {execa, type Result} from 'execa'
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..')
 export const BIN = join(ROOT, 'bin', 'run.js')
-/** The project-local Node 22 (the `node` devDependency); the CLI under test runs on it. */
-export const NODE = join(ROOT, 'node_modules', 'node', 'bin', 'node')
+/**
+ * The project-local Node 22 (the `node` devDependency); the CLI under test runs on it, or on
+ * AIRLOCK_TEST_NODE when set (ci.yml's Node 24 leg runs the CLI on that Node too).
+ */
+export const NODE = process.env.AIRLOCK_TEST_NODE || join(ROOT, 'node_modules', 'node', 'bin', 'node')
 
 /**
  * airlock's commits are authored by whoever git says (`git var GIT_AUTHOR_IDENT`): the tests give
