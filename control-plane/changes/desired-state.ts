@@ -6,7 +6,7 @@ import {lstat} from 'node:fs/promises'
 import {join} from 'node:path'
 import {AirlockError} from '../errors.js'
 import type {Limits} from '../limits.js'
-import {isKind, requireKind, SIGNED_FOLDERS} from '../manifests/kinds.js'
+import {EVIDENCE_DOCUMENTATION, isKind, requireKind, SIGNED_FOLDERS} from '../manifests/kinds.js'
 import {parseImage} from '../manifests/load.js'
 import {SIGNATURES_DIR, signaturePayloadPath, signatureSlot} from '../manifests/models.js'
 import type {ChangeRequest, PlannedChange} from '../plan/plan.js'
@@ -19,10 +19,15 @@ import {blobId} from './store-signature.js'
 /** The folders `airlock change` takes edits from: the signed folders of the kinds table. */
 export const CHANGE_FOLDERS = SIGNED_FOLDERS
 
+/** Whether `airlock change` may carry `path`: under a signed folder, or the evidence folder's index (never a receipt). */
+function changeable(path: string): boolean {
+  return CHANGE_FOLDERS.some((d) => path.startsWith(`${d}/`)) || EVIDENCE_DOCUMENTATION.has(path)
+}
+
 /** The work tree's uncommitted edits under the desired-state folders: new content, or null for a deletion. */
 export async function collectEdits(repo: Repository, limits: Limits): Promise<Array<{path: string; content: string | null}>> {
   const out: Array<{path: string; content: string | null}> = []
-  for (const {path, deleted} of await repo.workTreeChanges([...CHANGE_FOLDERS])) {
+  for (const {path, deleted} of await repo.workTreeChanges([...CHANGE_FOLDERS, ...EVIDENCE_DOCUMENTATION])) {
     if (deleted) {
       out.push({path, content: null})
       continue
@@ -46,7 +51,7 @@ export async function buildDesiredStateChange(repo: Repository, commit: string, 
   const files = new Map<string, string | null>()
   for (const f of req.files) {
     const path = repoPath(f.path)
-    if (!CHANGE_FOLDERS.some((d) => path.startsWith(`${d}/`))) throw new AirlockError('USAGE', `${path}: airlock change takes edits under ${CHANGE_FOLDERS.join('/, ')}/ only`, {file: path})
+    if (!changeable(path)) throw new AirlockError('USAGE', `${path}: airlock change takes edits under ${CHANGE_FOLDERS.join('/, ')}/ only (and the evidence index, ${[...EVIDENCE_DOCUMENTATION][0]})`, {file: path})
     files.set(path, f.content)
   }
   const changes: PlannedChange[] = []
