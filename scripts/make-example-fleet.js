@@ -35,7 +35,7 @@ const [{buildExampleFleet}, {DEFAULT_LIMITS}, {signImageBundle}, {verifyPinned, 
 const version = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')).version
 
 // Fixed dates, so a regenerated fleet differs from the last only in its keys and what changed.
-const START = new Date(process.env.EXAMPLE_FLEET_START ?? '2026-11-02T09:00:00Z')
+const START = new Date(process.env.EXAMPLE_FLEET_START ?? '2026-11-23T09:00:00Z')
 // Commits carry who git says commits: the example's own identity, not whoever runs this.
 for (const kind of ['AUTHOR', 'COMMITTER']) {
   process.env[`GIT_${kind}_NAME`] = 'airlock example fleet'

@@ -67,6 +67,15 @@ describe('the embedded example fleet', () => {
     expect(r.json.problems ?? []).toEqual([])
   })
 
+  it("the README's first command, run in the opened clone: the history verified from the anchor, the signature verified, the local operator denied stable", async () => {
+    const r = await airlock(['promote', 'agent-runner', '--from', 'canary', '--to', 'stable', '--reason', 'canary soaked 24h', '--json'], {cwd: opened.dir})
+    expect(r.exitCode).toBe(0)
+    expect(r.json.applied).toBeNull()
+    expect(r.json.plan.base).toMatchObject({verified: true, anchor: {commit: EXAMPLE_FLEET_ANCHOR, pinned: true}})
+    expect(r.json.plan.signature).toBeDefined()
+    expect(r.json.plan.authorization).toMatchObject({decision: 'deny', authenticated: false})
+  })
+
   it('ships an evidence index that is what the generator makes from the receipts before it', async () => {
     const repo = await Repository.open(opened.dir)
     const parent = (await git(opened.dir, 'rev-parse', 'HEAD~1')).trim()
