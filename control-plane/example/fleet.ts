@@ -94,8 +94,8 @@ export async function firstDifference(projectRoot: string, repo: Repository, com
     const b = disk.get(file)
     if (a === b) continue
     if (b === undefined) return {file, reason: 'missing'}
-    if (a === undefined) return {file, reason: 'extra'}
-    return {file, reason: /^[0-9a-f]{40}$/.test(b) ? 'differs' : 'not-a-file'}
+    if (!/^[0-9a-f]{40}$/.test(b)) return {file, reason: 'not-a-file'}
+    return {file, reason: a === undefined ? 'extra' : 'differs'}
   }
   return null
 }
@@ -104,7 +104,7 @@ const WHY: Record<'differs' | 'missing' | 'extra' | 'not-a-file', string> = {
   differs: 'differs from',
   missing: 'is missing, but is in',
   extra: 'is not in',
-  'not-a-file': 'is not a regular file, unlike the file in',
+  'not-a-file': 'is a symbolic link or special file, where only regular files and folders can match',
 }
 
 /**

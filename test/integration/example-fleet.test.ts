@@ -107,6 +107,15 @@ describe('the embedded example fleet', () => {
     await mkdir(join(copy, 'docs/evidence/extra'), {recursive: true})
     await writeFile(join(copy, 'docs/evidence/extra/a.json'), '{}')
     expect(await firstDifference(copy, repo, opened.head)).toEqual({file: 'docs/evidence/extra/a.json', reason: 'extra'})
+    // A folder replaced by a link to a copy of itself: named, never followed.
+    await rm(join(copy, 'docs/evidence/extra'), {recursive: true})
+    await rm(join(copy, 'policies/schema.cedarschema'))
+    await cp(join(ROOT, 'policies/schema.cedarschema'), join(copy, 'policies/schema.cedarschema'))
+    expect(await firstDifference(copy, repo, opened.head)).toBeNull()
+    await cp(join(copy, 'docs/evidence'), join(t.dir, 'evidence-elsewhere'), {recursive: true})
+    await rm(join(copy, 'docs/evidence'), {recursive: true})
+    await symlink(join(t.dir, 'evidence-elsewhere'), join(copy, 'docs/evidence'))
+    expect(await firstDifference(copy, repo, opened.head)).toEqual({file: 'docs/evidence', reason: 'not-a-file'})
   })
 
   it('refuses a bundle whose root is not the pinned anchor, and a missing bundle (EXAMPLE_UNANCHORED)', async () => {
