@@ -58,6 +58,10 @@ export type ErrorCode =
   | 'FUTURE_DATED'
   /** A branch HEAD that does not descend from what this clone verified on it before. */
   | 'ROLLED_BACK'
+  /** The embedded example fleet's history is not the one pinned in the code (bundle absent, unreadable, or rooted elsewhere). */
+  | 'EXAMPLE_UNANCHORED'
+  /** A file of the project's top-level manifests/, policies/ or docs/evidence/ is not what the example's verified history holds. */
+  | 'EXAMPLE_MISMATCH'
   // 1: a signed policy bundle failed verification (issue 3's codes)
   | 'BAD_SIGNATURE'
   | 'THRESHOLD_NOT_MET'
@@ -178,6 +182,8 @@ const EXIT_CODES: Record<ErrorCode, 1 | 2 | 3> = {
   BACKDATED: 1,
   FUTURE_DATED: 1,
   ROLLED_BACK: 1,
+  EXAMPLE_UNANCHORED: 1,
+  EXAMPLE_MISMATCH: 1,
   BAD_SIGNATURE: 1,
   THRESHOLD_NOT_MET: 1,
   UNKNOWN_KEY: 1,

@@ -6,7 +6,7 @@ import {lstat} from 'node:fs/promises'
 import {join} from 'node:path'
 import {AirlockError} from '../errors.js'
 import type {Limits} from '../limits.js'
-import {isKind, requireKind, SIGNED_FILES, SIGNED_FOLDERS} from '../manifests/kinds.js'
+import {EVIDENCE_DOCUMENTATION, isKind, requireKind, SIGNED_FILES, SIGNED_FOLDERS} from '../manifests/kinds.js'
 import {parseImage} from '../manifests/load.js'
 import {SIGNATURES_DIR, signaturePayloadPath, signatureSlot} from '../manifests/models.js'
 import type {ChangeRequest, PlannedChange} from '../plan/plan.js'
@@ -21,10 +21,15 @@ export const CHANGE_FOLDERS = SIGNED_FOLDERS
 /** And the signed root files. */
 const CHANGE_FILES: readonly string[] = SIGNED_FILES
 
+/** Whether `airlock change` may carry `path`: a signed root file, under a signed folder, or the evidence folder's index (never a receipt). */
+function changeable(path: string): boolean {
+  return CHANGE_FILES.includes(path) || CHANGE_FOLDERS.some((d) => path.startsWith(`${d}/`)) || EVIDENCE_DOCUMENTATION.has(path)
+}
+
 /** The work tree's uncommitted edits under the desired-state folders: new content, or null for a deletion. */
 export async function collectEdits(repo: Repository, limits: Limits): Promise<Array<{path: string; content: string | null}>> {
   const out: Array<{path: string; content: string | null}> = []
-  for (const {path, deleted} of await repo.workTreeChanges([...CHANGE_FOLDERS, ...CHANGE_FILES])) {
+  for (const {path, deleted} of await repo.workTreeChanges([...CHANGE_FOLDERS, ...CHANGE_FILES, ...EVIDENCE_DOCUMENTATION])) {
     if (deleted) {
       out.push({path, content: null})
       continue
@@ -48,7 +53,7 @@ export async function buildDesiredStateChange(repo: Repository, commit: string, 
   const files = new Map<string, string | null>()
   for (const f of req.files) {
     const path = repoPath(f.path)
-    if (!CHANGE_FILES.includes(path) && !CHANGE_FOLDERS.some((d) => path.startsWith(`${d}/`))) throw new AirlockError('USAGE', `${path}: airlock change takes edits under ${CHANGE_FOLDERS.join('/, ')}/ and of ${CHANGE_FILES.join(', ')} only`, {file: path})
+    if (!changeable(path)) throw new AirlockError('USAGE', `${path}: airlock change takes edits under ${CHANGE_FOLDERS.join('/, ')}/ and of ${[...CHANGE_FILES, ...EVIDENCE_DOCUMENTATION].join(', ')} only`, {file: path})
     files.set(path, f.content)
   }
   const changes: PlannedChange[] = []

@@ -271,14 +271,17 @@ export const DESIRED_STATE: readonly DesiredStateKind[] = [
   },
   {
     kind: 'Documentation',
-    where: 'README.md or .gitkeep in a signed folder',
+    where: `README.md or .gitkeep in a signed folder; in ${EVIDENCE_DIR}/ itself, its README.md (the generated index) or .gitkeep`,
     folder: '',
-    matches: (p) => /(^|\/)(README\.md|\.gitkeep)$/.test(p) && SIGNED_FOLDERS.some((f) => p.startsWith(`${f}/`)),
+    matches: (p) => /(^|\/)(README\.md|\.gitkeep)$/.test(p) && (SIGNED_FOLDERS.some((f) => p.startsWith(`${f}/`)) || EVIDENCE_DOCUMENTATION.has(p)),
     resource: 'Manifest',
     editable: true,
     deletable: true,
   },
 ]
+
+/** The files of the evidence folder that are not receipts: its index (`evidence/index-md.ts` writes it) and a placeholder. */
+export const EVIDENCE_DOCUMENTATION: ReadonlySet<string> = new Set([`${EVIDENCE_DIR}/README.md`, `${EVIDENCE_DIR}/.gitkeep`])
 
 /** Folders whose every change must be a commit signed by a trusted evidence key (besides docs/evidence/). */
 export const SIGNED_FOLDERS = ['manifests', 'bundles', 'policies'] as const
