@@ -11,7 +11,7 @@ import {runCommandGate} from './run-command.js'
 import {runSuite, type GateEvent, type SuiteRun} from './runner.js'
 import {lastPassingRecord, suiteStatement} from './statement.js'
 import {GATES_FILE, loadGateSuites, suiteGates, type GateSuites} from './suite.js'
-import type {BuiltinGate, TestResultStatement} from './types.js'
+import type {BuiltinGate, GatePipeline, TestResultStatement} from './types.js'
 
 export interface GateRunInput {
   repo: Repository
@@ -30,6 +30,8 @@ export interface GateRunInput {
   /** Added to the environment of `run:` gates (e.g. AIRLOCK_ROOT, where airlock is installed). */
   env?: Record<string, string>
   onEvent?: (event: GateEvent) => void
+  /** The command's side of the pipeline, for gates that run changes (the rollback drill); without it they are not_run. */
+  pipeline?: GatePipeline
 }
 
 /** The gates file at the verified commit; a fleet without one is told how to add it. */
@@ -52,7 +54,7 @@ export async function runGateSuite(input: GateRunInput): Promise<{run: SuiteRun;
     builtins,
     clock: input.clock,
     onEvent: input.onEvent,
-    context: {repo, commit, dir: repo.dir, limits, now: input.now, anchor: input.anchor, lastPassing: (gateId) => lastPassingRecord(repo, commit, input.suite, gateId, limits)},
+    context: {repo, commit, dir: repo.dir, limits, now: input.now, anchor: input.anchor, pipeline: input.pipeline, lastPassing: (gateId) => lastPassingRecord(repo, commit, input.suite, gateId, limits)},
     runCommand: (gate, ctx) => runCommandGate({run: gate.run!, expect: gate.expect, timeoutMs: gate.timeoutMs}, {dir: ctx.dir, signal: ctx.signal, limits: ctx.limits, env: input.env}),
   })
   const statement = await suiteStatement(repo, {commit, branch: input.branch}, run, suites, {limits, toolVersion: input.toolVersion})

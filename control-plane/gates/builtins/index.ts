@@ -7,6 +7,8 @@ import {auditIntegrity} from './audit-integrity.js'
 import {digestAlign} from './digest-align.js'
 import {history} from './history.js'
 import {imageVerify} from './image-verify.js'
+import {rollbackDrill} from './rollback-drill.js'
+import {secretScan} from './secret-scan.js'
 import {staticValidate} from './static-validate.js'
 import {toolPolicyHash} from './tool-policy-hash.js'
 
@@ -16,6 +18,7 @@ export const BUILTINS: Readonly<Record<string, BuiltinGate>> = Object.freeze({
   'image-verify': imageVerify,
   'digest-align': digestAlign,
   'tool-policy-hash': toolPolicyHash,
+  'secret-scan': secretScan,
   'audit-integrity': auditIntegrity,
-  // 'secret-scan' and 'rollback-drill' are added with their modules.
+  'rollback-drill': rollbackDrill,
 })

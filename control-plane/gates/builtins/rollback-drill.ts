@@ -14,7 +14,7 @@
 import {isAbsolute, join} from 'node:path'
 import {parseDuration} from '../../duration.js'
 import {inputError} from '../../errors.js'
-import {runRollbackDrill, type RollbackDrill} from '../drill.js'
+import type {RollbackDrill} from '../drill.js'
 import type {BuiltinGate, GateContext, GateResult} from '../types.js'
 
 const FIELDS = ['image', 'channel', 'recovery_target', 'image_key'] as const
@@ -55,6 +55,8 @@ export const rollbackDrill: BuiltinGate = {
   async run(ctx: GateContext): Promise<GateResult> {
     const w = ctx.with as Partial<Record<(typeof FIELDS)[number], string>>
     const imageKey = w.image_key === undefined ? undefined : isAbsolute(w.image_key) ? w.image_key : join(ctx.dir, w.image_key)
+    // The drill (the pipeline, git, signing) loads only when it runs.
+    const {runRollbackDrill} = await import('../drill.js')
     const d = await runRollbackDrill({
       source: ctx.repo,
       commit: ctx.commit,

@@ -9,12 +9,10 @@
  *   external: true | false | [gitleaks, betterleaks, trufflehog]   (default true: all three)
  *   threads: N   (worker threads of the embedded scan; default: by the number of files)
  */
-import {secretLintProfiler} from '@secretlint/profiler'
 import {AirlockError, inputError} from '../../errors.js'
 import {SECRETS_BASELINE_FILE} from '../../manifests/kinds.js'
-import {applyBaseline, parseSecretsBaseline, type SecretsBaseline} from '../secrets/baseline.js'
+import type {SecretsBaseline} from '../secrets/baseline.js'
 import {EXTERNAL_SCANNERS, runExternal, type ExternalRun, type ExternalScannerName} from '../secrets/external.js'
-import {resolveScanKey, scanWorkTree, SCAN_KEY_ENV} from '../secrets/scan.js'
 import type {BuiltinGate, Finding, GateContext, GateResult} from '../types.js'
 
 interface SecretScanWith {
@@ -44,6 +42,7 @@ function readWith(value: Record<string, unknown>, where: {file: string; line?: n
 async function loadBaseline(ctx: GateContext): Promise<{baseline: SecretsBaseline | null; uncommitted: boolean}> {
   const found = await ctx.repo.readFile(ctx.commit, SECRETS_BASELINE_FILE)
   const uncommitted = (await ctx.repo.uncommitted([SECRETS_BASELINE_FILE]).catch(() => [])).length > 0
+  const {parseSecretsBaseline} = await import('../secrets/baseline.js')
   return {baseline: found ? await parseSecretsBaseline(found.text, SECRETS_BASELINE_FILE, ctx.limits) : null, uncommitted}
 }
 
@@ -51,6 +50,8 @@ const plural = (n: number, one: string, many = `${one}s`) => `${n} ${n === 1 ? o
 
 export async function runSecretScan(ctx: GateContext): Promise<GateResult> {
   const w = readWith(ctx.with, {file: 'manifests/gates.yaml', field: 'with'})
+  // secretlint and its rules load only when a scan runs.
+  const [{secretLintProfiler}, {applyBaseline}, {resolveScanKey, scanWorkTree, SCAN_KEY_ENV}] = await Promise.all([import('@secretlint/profiler'), import('../secrets/baseline.js'), import('../secrets/scan.js')])
   const key = resolveScanKey({env: process.env[SCAN_KEY_ENV], anchor: ctx.anchor ?? (await ctx.repo.config('airlock.trustAnchor')) ?? null})
   let baseline: SecretsBaseline | null
   let uncommitted: boolean

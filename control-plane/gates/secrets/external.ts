@@ -11,7 +11,6 @@ import {constants} from 'node:fs'
 import {access, mkdtemp, rm} from 'node:fs/promises'
 import {tmpdir} from 'node:os'
 import {delimiter, isAbsolute, join, relative, sep} from 'node:path'
-import {execa} from 'execa'
 import type {Finding} from '../types.js'
 import {fingerprintOf} from './engine.js'
 
@@ -118,6 +117,7 @@ export async function runExternal(tool: ExternalScannerName, opts: ExternalOptio
   // Its working directory is an empty private folder: nothing it might write lands in the repository.
   const cwd = await mkdtemp(join(tmpdir(), 'airlock-scan-'))
   try {
+    const {execa} = await import('execa')
     const version = await execa(bin, ['version'], {cwd, env, reject: false, timeout: 10_000, maxBuffer: 4096, ...(opts.signal ? {cancelSignal: opts.signal} : {})})
     const v = /\d+\.\d+\.\d+/.exec(String(version.stdout))?.[0]
     const r = await execa(bin, ARGS[tool](opts.dir, Math.max(1, Math.ceil(opts.maxFileBytes / (1024 * 1024)))), {cwd, env, reject: false, maxBuffer: MAX_REPORT_BYTES, stripFinalNewline: false, ...(opts.signal ? {cancelSignal: opts.signal} : {})})
