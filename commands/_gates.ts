@@ -17,8 +17,29 @@ export const gateRunFlags = {
   'evidence-key': Flags.string({description: 'Ed25519 private key that signs the receipt (and commit with --apply) (default: AIRLOCK_EVIDENCE_KEY)'}),
   reason: Flags.string({description: 'why: recorded in the commit with --apply', default: ''}),
   actor: Flags.string({description: 'who asks (default: AIRLOCK_ACTOR, the CI actor, or the local user)'}),
+  example: exampleFlag('run on'),
 }
 
+/** --example: a command on the embedded example fleet instead of a repository. */
+export function exampleFlag(verb: string) {
+  return Flags.boolean({
+    description: `${verb} the embedded example fleet: its signed history (examples/fleet.bundle) verified from the anchor pinned in airlock's code, the top-level manifests/, policies/ and docs/evidence/ checked equal to its tip`,
+    default: false,
+    exclusive: ['repo', 'trust-anchor', 'apply', 'out'],
+  })
+}
+
+/** Runs `fn` on a verified temporary clone of the example fleet (removed afterwards), saying what was verified unless --json. */
+export async function onExampleFleet<T>(cmd: AirlockCommand, fn: (fleet: {dir: string; anchor: string}) => Promise<T>): Promise<T> {
+  const {openExampleFleet, EXAMPLE_BUNDLE} = await import('../control-plane/example/fleet.js')
+  const fleet = await openExampleFleet(cmd.config.root, cmd.limits, cmd.now)
+  try {
+    if (!cmd.jsonEnabled()) cmd.log(`Example fleet: ${EXAMPLE_BUNDLE}, ${fleet.commits} signed commits verified from the anchor pinned in airlock (${fleet.anchor.slice(0, 12)}); manifests/, policies/ and docs/evidence/ (${fleet.files} files) equal its tip ${fleet.head.slice(0, 12)}.`)
+    return await fn(fleet)
+  } finally {
+    await fleet.cleanup()
+  }
+}
 type GateRunFlags = {
   repo?: string
   'trust-anchor'?: string
@@ -36,6 +57,7 @@ type GateRunFlags = {
   issuer?: string
   audience?: string
   ca?: string
+  example?: boolean
 }
 
 export interface GateRunOutput {
@@ -59,16 +81,32 @@ export interface GateRunOutput {
 /** `airlock gate run SUITE`, `airlock preflight`, `airlock postsession`: one suite on the verified HEAD. */
 export abstract class GateRunCommand extends AirlockCommand {
   protected async runGates(suite: string, flags: GateRunFlags): Promise<GateRunOutput> {
-    const [{verifiedHead}, {runGateSuite, requireGateSuites}, {suiteGates}] = await Promise.all([import('./_policy.js'), import('../control-plane/gates/run-suite.js'), import('../control-plane/gates/suite.js')])
-    if (flags.sarif) {
-      // TODO(lead, at merge): delete this refusal once --sarif is wired below.
-      const {AirlockError} = await import('../control-plane/errors.js')
-      throw new AirlockError('USAGE', '--sarif: the SARIF writer is not in this build yet', {field: '--sarif'})
+    if (!flags.example) return this.runSuiteOn(suite, flags)
+    const out = await onExampleFleet(this, (fleet) => this.runSuiteOn(suite, {...flags, repo: fleet.dir, 'trust-anchor': fleet.anchor}, true))
+    if (!this.jsonEnabled()) {
+      this.log(
+        [
+          '',
+          'Next:',
+          '  airlock gate list --example            what each suite runs (manifests/gates.yaml)',
+          '  airlock init DIR --org ORG             your own fleet: keys, trust.yaml, policies, gates.yaml; then pin it (airlock trust pin)',
+          '  airlock preflight --repo DIR --apply   run it there and record the signed receipt in docs/evidence/',
+          '  airlock preflight --host               on a lab host with nested virtualization: the host gates run too',
+        ].join('\n'),
+      )
     }
+    return out
+  }
+
+  private async runSuiteOn(suite: string, flags: GateRunFlags, example = false): Promise<GateRunOutput> {
+    const [{verifiedHead}, {runGateSuite, requireGateSuites}, {suiteGates}] = await Promise.all([import('./_policy.js'), import('../control-plane/gates/run-suite.js'), import('../control-plane/gates/suite.js')])
     // The gates file, like every desired-state file, is read only from a HEAD whose history verifies.
     const head = await verifiedHead(flags, this)
     await this.oneShotWasm()
     const gates = suiteGates(await requireGateSuites(head.repo, head.commit, this.limits), suite)
+    // Gates that run changes (the rollback drill, in a throwaway clone) get this command's side of
+    // the pipeline: who acts, the anchor, the evidence key. Built only when the suite has one.
+    const pipeline = gates.some((g) => g.uses === 'builtin/rollback-drill') ? await this.gatePipeline(head.repo, flags) : undefined
     const display = await this.display(suite, gates.map((g) => g.id))
     const {run, statement} = await runGateSuite({
       repo: head.repo,
@@ -85,14 +123,13 @@ export abstract class GateRunCommand extends AirlockCommand {
       toolVersion: this.config.version,
       env: {AIRLOCK_ROOT: this.config.root},
       onEvent: display.onEvent,
+      pipeline,
     })
     await display.done()
     const outputs = await import('../control-plane/gates/outputs.js')
     const {writeFileAtomic} = await import('../control-plane/repo/files.js')
     if (flags.junit) await writeFileAtomic(flags.junit, outputs.junitXml(run))
-    // TODO(lead, at merge): wire --sarif to the SARIF writer (control-plane/gates/sarif.ts):
-    //   if (flags.sarif) await (await import('../control-plane/gates/sarif.js')).writeSarif(flags.sarif, run.findings)
-    // and delete the refusal of --sarif at the top of runGates.
+    if (flags.sarif) await (await import('../control-plane/gates/sarif.js')).writeSarif(flags.sarif, run.findings, {category: `airlock/${suite}`, airlockVersion: this.config.version})
     let receipt: GateRunOutput['receipt'] = null
     if (flags.apply) receipt = await this.commitReceipt(head.repo, statement, flags)
     else if (flags.out) receipt = await this.writeReceipt(head, statement, flags.out, flags['evidence-key'])
@@ -106,7 +143,7 @@ export abstract class GateRunCommand extends AirlockCommand {
       this.log(`\n${suite}: ${run.result} — ${run.passedTests.length} passed, ${run.warnedTests.length} warned, ${run.failedTests.length} failed, ${notRun} not run${flags.host ? '' : ' (without --host, gates that need a lab host are not run and do not fail the run)'}`)
       if (receipt && 'committed' in receipt) this.log(`Recorded the signed receipt ${t(receipt.committed.path)} in commit ${t(receipt.committed.commit)}`)
       else if (receipt) this.log(`Wrote the signed receipt to ${t(receipt.file)}`)
-      else this.log('Nothing recorded: --apply commits the signed receipt to docs/evidence/, --out FILE writes it to a file.')
+      else if (!example) this.log('Nothing recorded: --apply commits the signed receipt to docs/evidence/, --out FILE writes it to a file.')
     }
     if (run.exitCode !== 0) this.failCheck()
     return {suite, result: run.result, exitCode: run.exitCode, commit: head.commit, branch: head.branch, host: run.host, startedAt: run.startedAt, finishedAt: run.finishedAt, gates: run.gates, passedTests: run.passedTests, warnedTests: run.warnedTests, failedTests: run.failedTests, findings: run.findings, statement, receipt}
