@@ -5,7 +5,7 @@
  */
 
 /** The gates.yaml text; `toolPolicyHash` pins the fleet's tool policy (sha256:<hex>, as `airlock tool hash` prints it). */
-export function exampleGates(opts: {toolPolicyHash: string; runtime?: string; scripts?: string}): string {
+export function exampleGates(opts: {toolPolicyHash: string; runtime?: string; scripts?: string; sandboxRoles?: string[]}): string {
   const runtime = opts.runtime ?? 'file:/var/lib/airlock/runtime-state.json'
   // The validate scripts: the fleet's own platform/validate/, or (a fleet made by init) airlock's ($AIRLOCK_ROOT).
   const run = (name: string) => (opts.scripts ? `bash "${opts.scripts}/${name}"` : `bash platform/validate/${name}`)
@@ -23,7 +23,14 @@ suites:
     gates:
       - id: static-validate
         uses: builtin/static-validate
-        timeout: 5m
+        timeout: 5m${
+          opts.sandboxRoles
+            ? `
+        with:
+          # Sandbox specs are authorized (Cedar Create, Run) for this principal, whoever runs the suite.
+          principal: {roles: [${opts.sandboxRoles.join(', ')}], mfa_verified: true}`
+            : ''
+        }
       - id: history
         uses: builtin/history
         timeout: 5m
@@ -31,6 +38,9 @@ suites:
         uses: builtin/image-verify
         needs: [history]
         timeout: 5m
+      - id: secret-scan
+        uses: builtin/secret-scan
+        timeout: 10m
       - id: tool-policy-hash
         uses: builtin/tool-policy-hash
         with:
@@ -60,6 +70,16 @@ suites:
         uses: builtin/audit-integrity
         # not_run until the audit log exists (issue 19); make it required then.
         required: false
+      - id: rollback-drill
+        uses: builtin/rollback-drill
+        # On a throwaway clone: sign and promote a test digest, roll it back, verify; timed.
+        with:
+          channel: canary
+          recovery_target: 60s
+        timeout: 5m
+      - id: secret-rescan
+        uses: builtin/secret-scan
+        timeout: 10m
       - id: digest-align
         uses: builtin/digest-align
         requires: [host]

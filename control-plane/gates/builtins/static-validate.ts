@@ -5,12 +5,18 @@
  * test`), the sandbox specs against the baseline (as `sandbox check`), and the shell scripts under
  * platform/ with `bash -n` and shellcheck. A missing shellcheck is said in the reason and the
  * evidence, never skipped silently.
+ *
+ * Cedar's answer for a sandbox depends on who asks: the gate asks for the principal the fleet
+ * declares in `with.principal` (roles, mfa_verified; its org is the fleet's), so the result is the
+ * same whoever runs the suite; without it, for the local operator, as `sandbox check` does.
+ *
+ *   with:
+ *     principal: {roles: [developer], mfa_verified: true}
  */
 import {mkdtemp, mkdir, rm, writeFile} from 'node:fs/promises'
 import {tmpdir} from 'node:os'
 import {dirname, join, relative} from 'node:path'
-import {execa} from 'execa'
-import {AirlockError} from '../../errors.js'
+import {AirlockError, inputError} from '../../errors.js'
 import type {Repository} from '../../repo/repository.js'
 import type {BuiltinGate, Finding, GateContext} from '../types.js'
 
@@ -98,9 +104,28 @@ async function checkPolicyTests(ctx: GateContext, findings: Finding[]): Promise<
   }
 }
 
-/** The sandbox specs against the baseline and Cedar, as `airlock sandbox check` (as the local operator). */
+/** `with.principal`: who the sandbox decisions are asked for. */
+interface DeclaredPrincipal {
+  roles: string[]
+  mfa_verified: boolean
+}
+
+function readWith(value: Record<string, unknown>, where: {file: string; line?: number; field: string}): {principal?: DeclaredPrincipal} {
+  const bad = (field: string, message: string) => inputError('SCHEMA_VIOLATION', {file: where.file, line: where.line, field: `${where.field}.${field}`}, message)
+  for (const k of Object.keys(value)) if (k !== 'principal') throw bad(k, 'is not a known field (static-validate takes principal)')
+  const p = value.principal
+  if (p === undefined) return {}
+  if (typeof p !== 'object' || p === null || Array.isArray(p)) throw bad('principal', 'must be a mapping: {roles: [...], mfa_verified: true|false}')
+  const o = p as Record<string, unknown>
+  for (const k of Object.keys(o)) if (k !== 'roles' && k !== 'mfa_verified') throw bad(`principal.${k}`, 'is not a known field (roles, mfa_verified)')
+  if (!Array.isArray(o.roles) || o.roles.some((r) => typeof r !== 'string' || !/^[a-z][a-z0-9-]{0,63}$/.test(r))) throw bad('principal.roles', 'must be a list of role names (lower case, digits, -)')
+  if (o.mfa_verified !== undefined && typeof o.mfa_verified !== 'boolean') throw bad('principal.mfa_verified', 'must be true or false')
+  return {principal: {roles: o.roles as string[], mfa_verified: o.mfa_verified === true}}
+}
+
+/** The sandbox specs against the baseline and Cedar, as `airlock sandbox check` (for `with.principal`, else the local operator). */
 async function checkSandboxSpecs(ctx: GateContext, findings: Finding[]): Promise<number> {
-  const [{isKind}, {SANDBOXES_DIR}, {parseSandboxSpec}, {loadImages, loadTrust}, {loadPolicyTreeAt}, {checkSandboxes}, {verifyPinned}, {localIdentity}] = await Promise.all([
+  const [{isKind}, {SANDBOXES_DIR}, {parseSandboxSpec}, {loadImages, loadTrust}, {loadPolicyTreeAt}, {checkSandboxes}, {verifyPinned}, {localIdentity, entitiesForClaims}] = await Promise.all([
     import('../../manifests/kinds.js'),
     import('../../manifests/models.js'),
     import('../../manifests/sandbox.js'),
@@ -124,7 +149,10 @@ async function checkSandboxSpecs(ctx: GateContext, findings: Finding[]): Promise
   const {repo, commit, limits, now} = ctx
   const [trust, images, tree, git] = await Promise.all([loadTrust(repo, commit, limits), loadImages(repo, commit, limits), loadPolicyTreeAt(repo, commit), repo.gitIdentity()])
   const engine = tree && tree.policies.length ? (await import('../../policy/engine.js')).PolicyEngine.create(tree) : null
-  const identity = localIdentity(git.name || process.env.GIT_AUTHOR_NAME || 'operator', git.email || process.env.GIT_AUTHOR_EMAIL || 'operator@localhost')
+  const declared = readWith(ctx.with, {file: 'manifests/gates.yaml', field: 'with'}).principal
+  const identity = declared
+    ? {principal: {type: 'AgentKernel::User', id: 'gate:static-validate'}, entities: entitiesForClaims({sub: 'gate:static-validate', org_id: trust.org, roles: declared.roles, mfa_verified: declared.mfa_verified}, true), authenticated: false, source: `the principal gates.yaml declares (roles ${declared.roles.join(', ') || 'none'}, mfa_verified ${declared.mfa_verified})`}
+    : localIdentity(git.name || process.env.GIT_AUTHOR_NAME || 'operator', git.email || process.env.GIT_AUTHOR_EMAIL || 'operator@localhost')
   const reports = await checkSandboxes(specs, {repo, commit, trust, images, identity, limits, engine, verifyImage: async (image, digest) => void (await verifyPinned(repo, commit, image, digest, trust, now, limits))})
   for (const r of reports) for (const f of r.findings) findings.push({tool: TOOL, ruleId: `sandbox/${f.rule}`, level: 'error', message: f.message, file: f.file, ...(f.line !== undefined ? {line: f.line} : {}), ...(f.column !== undefined ? {column: f.column} : {})})
   return specs.length
@@ -138,6 +166,7 @@ export async function checkScripts(ctx: Pick<GateContext, 'repo' | 'commit' | 's
     const text = f.path.endsWith('.sh') ? await ctx.repo.readBlob(f.oid) : null
     if (text !== null) scripts.push({path: f.path, text})
   }
+  const {execa} = await import('execa')
   const version = await execa(shellcheckBin, ['--version'], {reject: false, stdin: 'ignore'})
   const shellcheck = version.exitCode === 0 ? (/version: (\S+)/.exec(String(version.stdout))?.[1] ?? 'installed') : null
   if (scripts.length === 0) return {scripts: 0, shellcheck: shellcheck ?? 'not installed'}
@@ -175,6 +204,7 @@ export async function checkScripts(ctx: Pick<GateContext, 'repo' | 'commit' | 's
 export const staticValidate: BuiltinGate = {
   name: 'static-validate',
   description: 'every desired-state file by its kind, Cedar validation and policy tests, sandbox specs, shell scripts (bash -n, shellcheck)',
+  checkWith: (value, where) => void readWith(value, where),
   async run(ctx) {
     const findings: Finding[] = []
     const files = await checkDesiredState(ctx, findings)
