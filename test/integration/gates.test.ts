@@ -59,14 +59,17 @@ function wellFormed(xml: string): boolean {
 }
 
 describe('the scaffolded suites on a fresh fleet', () => {
-  it('postsession passes with audit-integrity not run (optional until the audit log exists)', async () => {
+  it('postsession: audit-integrity not run (optional until the audit log exists), the drill not run without the command\'s pipeline (required: fails the run)', async () => {
     const h = await head()
     const {run} = await runGateSuite({...h, suite: 'postsession', host: false, jobs: 2, limits, now: new Date(), clock, toolVersion: 'test'})
     expect(run.gates.map((g) => [g.id, g.status, g.reason])).toEqual([
       ['audit-integrity', 'not_run', 'the audit log does not exist yet (issue 19)'],
+      ['rollback-drill', 'not_run', expect.stringMatching(/^no pipeline context was handed to the drill/)],
+      ['secret-rescan', 'pass', expect.stringMatching(/^no secrets in \d+ files/)],
       ['digest-align', 'not_run', 'requires a lab host (--host)'],
     ])
-    expect(run.exitCode).toBe(0)
+    // The drill is required: run without the command's pipeline (no keys, no identity) it cannot run, which fails the run.
+    expect(run.exitCode).toBe(1)
   })
 
   it('a receipt is recorded for this base only', async () => {
@@ -92,7 +95,7 @@ describe('airlock preflight --apply on a fresh fleet', () => {
     expect(md).toContain('| acceptance | NOT RUN | 0ms | requires a lab host (--host) |')
     // Every gate but the host gates passes on a fresh fleet; those are not run and do not fail it.
     const states = Object.fromEntries((r.json.gates as Array<{id: string; status: string}>).map((g) => [g.id, g.status]))
-    expect(states).toEqual({'static-validate': 'pass', history: 'pass', 'image-verify': 'pass', 'tool-policy-hash': 'pass', 'digest-align': 'not_run', 'nested-smoke': 'not_run', acceptance: 'not_run'})
+    expect(states).toEqual({'static-validate': 'pass', history: 'pass', 'image-verify': 'pass', 'secret-scan': 'pass', 'tool-policy-hash': 'pass', 'digest-align': 'not_run', 'nested-smoke': 'not_run', acceptance: 'not_run'})
     expect(r.json.gates.find((g: {id: string}) => g.id === 'acceptance').reason).toBe('requires a lab host (--host)')
     // shellcheck is what .ci/run installs; the gate says which it used (or that it is missing).
     expect(r.json.gates.find((g: {id: string}) => g.id === 'static-validate').evidence).toMatchObject({shellcheck: expect.any(String), policyTests: {failed: 0}})
@@ -114,10 +117,10 @@ describe('airlock preflight --apply on a fresh fleet', () => {
     const h = await head()
     expect(h.commit).toBe(commit)
     const receipt = parseReceipt((await h.repo.readFile(commit, path))!.text, path, limits)
-    expect((receipt.statement as TestResultStatement).predicate.passedTests).toEqual(['preflight/static-validate', 'preflight/history', 'preflight/image-verify', 'preflight/tool-policy-hash'])
+    expect((receipt.statement as TestResultStatement).predicate.passedTests).toEqual(['preflight/static-validate', 'preflight/history', 'preflight/image-verify', 'preflight/secret-scan', 'preflight/tool-policy-hash'])
     const xml = await readFile(junit, 'utf8')
     expect(wellFormed(xml)).toBe(true)
-    expect(xml).toContain('<testsuite name="preflight" tests="7" failures="0" errors="0" skipped="3"')
+    expect(xml).toContain('<testsuite name="preflight" tests="8" failures="0" errors="0" skipped="3"')
     expect(xml).toContain('<skipped message="requires a lab host (--host)"/>')
   })
 
