@@ -4,13 +4,35 @@
  * of its kind, made on this very base (the commit the suite ran on is the one the receipt is
  * added on, as history verification requires).
  */
+import {canonicalJson} from '../crypto/digest.js'
 import {AirlockError} from '../errors.js'
+import {BUILTINS} from '../gates/builtins/index.js'
+import {suiteSubjects} from '../gates/statement.js'
+import {loadGateSuites} from '../gates/suite.js'
 import {TEST_RESULT_RECEIPT} from '../gates/receipt.js'
 import {TEST_RESULT_PREDICATE_TYPE, type TestResultStatement} from '../gates/types.js'
 import type {Limits} from '../limits.js'
 import {checkNesting} from '../limits.js'
 import type {ChangeRequest} from '../plan/plan.js'
 import type {Draft} from '../pipeline/draft.js'
+import type {Repository} from '../repo/repository.js'
+
+/**
+ * What the statement says about the fleet must be what the base holds: its subjects (the commit,
+ * the pinned digests, the policy hashes), the gates file it was configured by, and the suite's
+ * gates. Only the run's outcome comes from the run.
+ */
+export async function checkGateReceiptBase(repo: Repository, base: {commit: string; branch: string}, statement: TestResultStatement, limits: Limits): Promise<void> {
+  const p = statement.predicate
+  const mismatch = (field: string, what: string) => new AirlockError('INVALID_INPUT', `the gate receipt's ${what} is not what ${base.commit.slice(0, 12)} holds; run the suite again`, {field: `statement.${field}`})
+  if (canonicalJson(statement.subject) !== canonicalJson(await suiteSubjects(repo, base.commit, base.branch, limits))) throw mismatch('subject', 'subjects (commit, pinned digests, policy hashes)')
+  const suites = await loadGateSuites(repo, base.commit, limits, BUILTINS)
+  const gates = suites?.suites.get(p.suite)
+  if (!suites || !gates) throw mismatch('predicate.suite', `suite ${JSON.stringify(p.suite)}`)
+  if (canonicalJson(p.configuration) !== canonicalJson([{name: suites.file, digest: {sha256: suites.sha256}}])) throw mismatch('predicate.configuration', 'gates file digest')
+  const ids = (xs: Array<{id: string}>) => xs.map((g) => g.id).sort().join('\0')
+  if (ids(p.gates) !== ids(gates)) throw mismatch('predicate.gates', `${p.suite} gates`)
+}
 
 export function buildGateReceipt(base: {commit: string; branch: string}, req: Extract<ChangeRequest, {kind: 'gate-receipt'}>, limits: Limits): Draft {
   if (Buffer.byteLength(req.statement) > limits.maxReceiptBytes) throw new AirlockError('TOO_LARGE', `the gate receipt is larger than ${limits.maxReceiptBytes} bytes`, {field: 'statement'})

@@ -9,7 +9,7 @@ import type {Base, Draft, PipelineContext} from '../pipeline/draft.js'
 import type {Repository} from '../repo/repository.js'
 import {buildAddKey} from './add-key.js'
 import {buildDesiredStateChange} from './desired-state.js'
-import {buildGateReceipt} from './gate-receipt.js'
+import {buildGateReceipt, checkGateReceiptBase} from './gate-receipt.js'
 import {buildInit} from './init.js'
 import {buildBundle} from './policy-bundle.js'
 import {buildPromote} from './promote.js'
@@ -27,7 +27,12 @@ const CHANGE_KINDS: {[K in Exclude<Kind, 'init'>]: Builder<K>} = {
   'add-key': ({repo, commit}, req, ctx) => buildAddKey(repo, commit, req, ctx.now, ctx.limits),
   'policy-bundle': ({repo, commit}, req, ctx) => buildBundle(repo, commit, req, ctx.now, ctx.limits),
   change: ({repo, commit}, req, ctx) => buildDesiredStateChange(repo, commit, req, ctx.limits),
-  'gate-receipt': async ({repo, commit}, req, ctx) => buildGateReceipt({commit, branch: (await repo.head()).ref}, req, ctx.limits),
+  'gate-receipt': async ({repo, commit}, req, ctx) => {
+    const base = {commit, branch: (await repo.head()).ref}
+    const draft = buildGateReceipt(base, req, ctx.limits)
+    await checkGateReceiptBase(repo, base, draft.statement!, ctx.limits)
+    return draft
+  },
 }
 
 /** Step 2 — build the changes a request asks for, read at the base commit. */

@@ -160,6 +160,9 @@ function checkPlanShape(plan: Plan, file: string): void {
   const bad = (field: string, why: string) => new AirlockError('PLAN_INVALID', `${file}: ${field}: ${why}`, {file, field})
   const req = plan.request as {kind?: unknown} | undefined
   if (!req || typeof req !== 'object' || !REQUEST_KINDS.includes(req.kind as (typeof REQUEST_KINDS)[number])) throw bad('request', 'missing or of an unknown kind (a plan made by an older airlock? make a new plan)')
+  // A suite's results are recorded only by the run that produced them (`airlock gate run SUITE
+  // --apply`): a statement in a file is anyone's claim, and applying it would sign it.
+  if (req.kind === 'gate-receipt') throw bad('request.kind', 'a gate suite\'s receipt is recorded only by the run that made it (airlock gate run SUITE --apply), never from a saved plan')
   for (const [k, v] of Object.entries(req)) {
     // Request fields are strings, numbers, booleans, flat records (details, a file) or lists of
     // files; no key may reach a prototype.

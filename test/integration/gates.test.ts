@@ -9,7 +9,8 @@ import {mkdir, readFile, writeFile} from 'node:fs/promises'
 import {join} from 'node:path'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 import {BUILTINS} from '../../control-plane/gates/builtins/index.js'
-import {buildGateReceipt} from '../../control-plane/changes/gate-receipt.js'
+import {buildGateReceipt, checkGateReceiptBase} from '../../control-plane/changes/gate-receipt.js'
+import {sealPlan, serializePlan, type Plan} from '../../control-plane/plan/plan.js'
 import {runGateSuite} from '../../control-plane/gates/run-suite.js'
 import {runSuite} from '../../control-plane/gates/runner.js'
 import {lastPassingRecord} from '../../control-plane/gates/statement.js'
@@ -78,6 +79,31 @@ describe('the scaffolded suites on a fresh fleet', () => {
     expect(() => buildGateReceipt({commit: 'f'.repeat(40), branch: h.branch}, {kind: 'gate-receipt', statement: JSON.stringify(statement)}, limits)).toThrowAirlockError('STALE_PLAN')
     const bad = {...statement, predicate: {...statement.predicate, result: 'GREAT'}}
     expect(() => buildGateReceipt(h, {kind: 'gate-receipt', statement: JSON.stringify(bad)}, limits)).toThrowAirlockError('INVALID_INPUT')
+  })
+})
+
+describe('a gate receipt comes only from the run that made it', () => {
+  it('apply refuses a saved plan carrying one (PLAN_INVALID, exit 2), and the pipeline refuses a statement whose subjects, configuration or gates are not the base\'s', async () => {
+    const h = await head()
+    const {statement} = await runGateSuite({...h, suite: 'postsession', host: false, jobs: 2, limits, now: new Date(), clock, toolVersion: 'test'})
+    // A keyless writer's forgery: a PASSED statement in a sealed plan an operator is asked to apply.
+    const forged = {...statement, predicate: {...statement.predicate, result: 'PASSED', failedTests: [], passedTests: statement.predicate.gates.map((g) => `postsession/${g.id}`), gates: statement.predicate.gates.map((g) => ({...g, status: 'pass', reason: 'ok'}))}}
+    const plan = sealPlan({apiVersion: 'airlock/v1', kind: 'Plan', base: {commit: h.commit, branch: h.branch}, request: {kind: 'gate-receipt', statement: JSON.stringify(forged)}, operation: 'gate-receipt', summary: 'record the postsession gate results (PASSED)', details: {}, subjects: [], changes: [], inputs: []} as unknown as Omit<Plan, 'digest'>)
+    const file = join(fleet.dir, '..', 'forged.plan.json')
+    await writeFile(file, serializePlan(plan))
+    const r = await airlock(['apply', file, '--json'], {cwd: fleet.dir, env: fleet.env})
+    expect(r.exitCode).toBe(2)
+    expect(r.json.error).toMatchObject({code: 'PLAN_INVALID', details: {field: 'request.kind'}})
+    expect((await head()).commit).toBe(h.commit)
+    // In the pipeline too, only the outcome comes from the run: subjects, gates file and gate ids are the base's.
+    const build = (st: TestResultStatement) => checkGateReceiptBase(h.repo, h, st, limits)
+    await expect(build(statement)).resolves.toBeUndefined()
+    const otherDigest = {...statement, subject: statement.subject.map((x) => (x.annotations ? {...x, digest: {sha256: 'e'.repeat(64)}} : x))}
+    await expect(build(otherDigest)).rejects.toMatchObject({code: 'INVALID_INPUT', details: {field: 'statement.subject'}})
+    const otherConfig = {...statement, predicate: {...statement.predicate, configuration: [{name: 'manifests/gates.yaml', digest: {sha256: 'f'.repeat(64)}}]}}
+    await expect(build(otherConfig)).rejects.toMatchObject({details: {field: 'statement.predicate.configuration'}})
+    const fewerGates = {...statement, predicate: {...statement.predicate, gates: statement.predicate.gates.slice(1)}}
+    await expect(build(fewerGates)).rejects.toMatchObject({details: {field: 'statement.predicate.gates'}})
   })
 })
 
