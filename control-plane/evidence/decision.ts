@@ -14,7 +14,7 @@ export interface ReliedReceipt {
   finishedAt: string
 }
 
-export type MissingProblem = 'NONE' | 'OTHER_DIGEST' | 'OTHER_CHANNEL' | 'UNTRUSTED' | 'FUTURE_DATED' | 'NOT_PINNED_THEN' | 'ONLY_FAILED' | 'FAILED_SINCE' | 'YOUNG'
+export type MissingProblem = 'NONE' | 'OTHER_DIGEST' | 'OTHER_CHANNEL' | 'UNTRUSTED' | 'FUTURE_DATED' | 'NOT_PINNED_THEN' | 'ONLY_FAILED' | 'FAILED_SINCE' | 'YOUNG' | 'NOTHING_RAN'
 
 /** What is missing for one suite. Nothing in it depends on the time the plan was made but `problem`. */
 export interface MissingEvidence {

@@ -79,9 +79,11 @@ export function judgeRequirement(pin: GatedPin, receipts: SuiteReceipt[], now: D
     const pinnedThen = (r: SuiteReceipt) => on === null || r.pinnedAtBase === undefined || r.pinnedAtBase[pin.image]?.[on] === pin.digest
     // 2–3. signed by a trusted evidence key, not dated in the future.
     const usable = (r: SuiteReceipt) => r.untrusted === null && r.finishedAt.getTime() <= now.getTime() && pinnedThen(r)
-    const passing = matching.filter((r) => usable(r) && PASSING.has(r.statement.predicate.result)).sort((a, b) => a.finishedAt.getTime() - b.finishedAt.getTime())
-    // 4. a failure of the suite for the digest, on any channel, outweighs every pass before it.
-    const failing = forDigest.filter((r) => usable(r) && r.statement.predicate.result === 'FAILED').sort((a, b) => a.finishedAt.getTime() - b.finishedAt.getTime())
+    // A PASSED run in which no enforced gate passed (all not run: a host suite without --host) shows nothing.
+    const ran = (r: SuiteReceipt) => r.statement.predicate.gates.some((g) => g.status === 'pass' && g.mode === 'enforce')
+    const passing = matching.filter((r) => usable(r) && PASSING.has(r.statement.predicate.result) && ran(r)).sort((a, b) => a.finishedAt.getTime() - b.finishedAt.getTime())
+    // 4. a failure of the suite for the digest, on any channel (whatever was pinned where it ran), outweighs every pass before it.
+    const failing = forDigest.filter((r) => r.untrusted === null && r.finishedAt.getTime() <= now.getTime() && r.statement.predicate.result === 'FAILED').sort((a, b) => a.finishedAt.getTime() - b.finishedAt.getTime())
     const clean = passing.filter((p) => !failing.some((f) => f.finishedAt.getTime() >= p.finishedAt.getTime()))
     const chosen = clean[0]
     if (chosen && now.getTime() - chosen.finishedAt.getTime() >= pin.requires.soakMs) {
@@ -96,6 +98,9 @@ export function judgeRequirement(pin: GatedPin, receipts: SuiteReceipt[], now: D
       const last = passing[passing.length - 1]!
       const failed = failing.find((f) => f.finishedAt.getTime() >= last.finishedAt.getTime())!
       miss('FAILED_SINCE', `a FAILED receipt for ${short(pin.digest)} (${failed.path}, finished ${failed.finishedAt.toISOString()}) came after the last passing one (${last.path}); a new passing run is needed`, {receipts: [failed.path, last.path]})
+    } else if (matching.some((r) => usable(r) && PASSING.has(r.statement.predicate.result))) {
+      const empty = matching.filter((r) => usable(r) && PASSING.has(r.statement.predicate.result))
+      miss('NOTHING_RAN', `the passing receipt(s) for ${short(pin.digest)}${where} passed no gate: every gate was not run (${empty.map((r) => r.path).join(', ')}); run the suite where its gates can run (--host on a lab host)`, {receipts: empty.map((r) => r.path)})
     } else if (matching.some((r) => r.untrusted !== null)) {
       const bad = matching.filter((r) => r.untrusted !== null)
       miss('UNTRUSTED', `the receipt(s) for ${short(pin.digest)}${where} are not evidence: ${bad.map((r) => `${r.path} (${r.untrusted})`).join('; ')}`, {receipts: bad.map((r) => r.path)})

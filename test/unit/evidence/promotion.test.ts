@@ -18,7 +18,7 @@ const at = (hours: number) => new Date(T0 + hours * H)
 const PIN: GatedPin = {image: 'agent-runner', repository: 'registry.example.com/golden/agent-runner', channel: 'stable', digest: D, requires: {suites: ['postsession'], on: 'canary', soak: '24h', soakMs: 24 * H}}
 
 let n = 0
-function receipt(opts: {hours: number; result?: 'PASSED' | 'WARNED' | 'FAILED'; digest?: string; channel?: string; image?: string; suite?: string; untrusted?: string}): SuiteReceipt {
+function receipt(opts: {hours: number; result?: 'PASSED' | 'WARNED' | 'FAILED'; digest?: string; channel?: string; image?: string; suite?: string; untrusted?: string; ran?: boolean}): SuiteReceipt {
   const finishedAt = at(opts.hours)
   const path = `docs/evidence/r${++n}.json`
   return {
@@ -45,7 +45,8 @@ function receipt(opts: {hours: number; result?: 'PASSED' | 'WARNED' | 'FAILED'; 
         branch: 'refs/heads/main',
         baseCommit: 'c'.repeat(40),
         host: true,
-        gates: [],
+        // One enforced gate, as the result says (ran: false — it was not run).
+        gates: [{id: 'g', status: opts.ran === false ? 'not_run' : opts.result === 'FAILED' ? 'fail' : 'pass', mode: 'enforce', required: true, reason: '', elapsedMs: 1}],
         tool: {name: 'airlock', version: 'test'},
       },
     },
@@ -118,6 +119,13 @@ describe('when the suite failed for the digest', () => {
   it('is FAILED_SINCE when a failure came after the passing receipt, on any channel', () => {
     const c = judgeRequirement(PIN, [receipt({hours: 0}), receipt({hours: 5, result: 'FAILED', channel: 'edge'})], at(48))
     expect(c.missing).toMatchObject([{problem: 'FAILED_SINCE'}])
+  })
+  it('is FAILED_SINCE for a failure run while the digest was on another channel, whatever that commit pinned on `on`', () => {
+    const failed = {...receipt({hours: 5, result: 'FAILED', channel: 'edge'}), pinnedAtBase: {'agent-runner': {canary: OTHER}}}
+    expect(problems([receipt({hours: 0}), failed], at(48))).toEqual(['FAILED_SINCE'])
+  })
+  it('is NOTHING_RAN when the passing receipt passed no gate (all not run)', () => {
+    expect(problems([receipt({hours: 0, ran: false})], at(48))).toEqual(['NOTHING_RAN'])
   })
   it('needs a new passing run to soak after the failure', () => {
     const rs = [receipt({hours: 0}), receipt({hours: 5, result: 'FAILED'}), receipt({hours: 10})]
