@@ -69,9 +69,12 @@ function areaRecords(j: Judged, covers: (g: GateSpec) => boolean) {
   return j.r.statement.predicate.gates.filter((rec) => rec.mode === 'enforce' && j.specs.has(rec.id) && covers(j.specs.get(rec.id)!))
 }
 
-/** The area's gates all passed in `j` (at least one ran), and no later receipt of the suite failed one of them. */
-function supports(j: Judged, all: Judged[], covers: (g: GateSpec) => boolean): boolean {
-  const records = areaRecords(j, covers)
+/**
+ * The area's gates all passed in `j` (at least one ran), and no later receipt of the suite failed
+ * one of them. `static`: its gates that need a host may be not run (a preflight without --host).
+ */
+function supports(j: Judged, all: Judged[], covers: (g: GateSpec) => boolean, mode: 'static' | 'all' = 'all'): boolean {
+  const records = areaRecords(j, covers).filter((rec) => !(mode === 'static' && rec.status === 'not_run' && j.specs.get(rec.id)!.requires.includes('host')))
   if (records.length === 0 || records.some((rec) => rec.status !== 'pass')) return false
   const suite = j.r.statement.predicate.suite
   return !all.some((k) => k.r.statement.predicate.suite === suite && k.r.finishedAt.getTime() >= j.r.finishedAt.getTime() && k !== j && areaRecords(k, covers).some((rec) => rec.status === 'fail'))
@@ -89,21 +92,27 @@ export function judgeClaims(head: GateSuites | null, receipts: Judged[]): AreaCl
     if (gates.length === 0) return id === 'other' ? [] : claim('none', [], `add a gate for it to ${head?.file ?? 'manifests/gates.yaml'}`)
     // Preflight's word, or (an area whose gates are all in other suites, as the drill in postsession) that suite's.
     const inPreflight = (head?.suites.get('preflight') ?? []).some(covers)
-    const statics = byAge.filter((j) => (!inPreflight || j.r.statement.predicate.suite === 'preflight') && supports(j, all, covers))
+    const statics = byAge.filter((j) => (!inPreflight || j.r.statement.predicate.suite === 'preflight') && supports(j, all, covers, 'static'))
     const needsHost = (j: Judged) => j.r.statement.predicate.gates.filter((rec) => j.specs.get(rec.id)?.requires.includes('host'))
     const hosted = byAge.filter((j) => j.r.statement.predicate.host && needsHost(j).length > 0 && needsHost(j).every((rec) => rec.status === 'pass') && supports(j, all, covers))
     // production-ready: a host-validated run, a drill within target and a post-session pass on a digest it covered.
+    // The newest trusted word on each counts: a drill that failed since, or a postsession run that failed since, outweighs an earlier pass.
+    const newest = (pick: (j: Judged) => boolean) => all.filter(pick).sort((a, b) => a.r.finishedAt.getTime() - b.r.finishedAt.getTime()).pop()
+    const isDrill = (j: Judged, rec: {id: string}) => j.specs.get(rec.id)?.uses === 'builtin/rollback-drill'
     for (const h of [...hosted].reverse()) {
       const on = digests(h)
-      const drill = byAge.filter((j) => shares(digests(j), on) && j.r.statement.predicate.gates.some((rec) => rec.status === 'pass' && rec.mode === 'enforce' && j.specs.get(rec.id)?.uses === 'builtin/rollback-drill')).pop()
-      const post = byAge.filter((j) => j.r.statement.predicate.suite === 'postsession' && shares(digests(j), on)).pop()
-      if (drill && post) return claim('production-ready', [...new Set([h, drill, post])], null)
+      const drill = newest((j) => shares(digests(j), on) && j.r.statement.predicate.gates.some((rec) => rec.mode === 'enforce' && isDrill(j, rec) && rec.status !== 'not_run'))
+      const drillPassed = drill?.r.statement.predicate.gates.filter((rec) => rec.mode === 'enforce' && isDrill(drill, rec)).every((rec) => rec.status === 'pass')
+      const post = newest((j) => j.r.statement.predicate.suite === 'postsession' && shares(digests(j), on))
+      if (drill && drillPassed && post && PASSING.has(post.r.statement.predicate.result)) return claim('production-ready', [...new Set([h, drill, post])], null)
     }
     if (hosted.length > 0) return claim('host-validated', [hosted[hosted.length - 1]!], 'a passing rollback drill within target and a passing postsession run on a digest the host run covered (airlock postsession --host --apply)')
     if (statics.length > 0) return claim('static-validated', [statics[statics.length - 1]!], 'a passing run on a lab host (airlock preflight --host --apply)')
     const suites = [...new Set(gates.map((g) => g.split('/')[0]!))]
     const hostOnly = head !== null && [...head.suites.values()].flat().filter(covers).every((g) => g.requires.includes('host'))
-    return claim('implemented', [], hostOnly ? 'a passing run on a lab host (airlock preflight --host --apply)' : `a passing ${inPreflight ? 'preflight' : suites.join(' or ')} receipt (airlock ${inPreflight ? 'preflight' : suites[0]} --apply)`)
+    const suite = inPreflight ? 'preflight' : suites[0]!
+    const command = suite === 'preflight' || suite === 'postsession' ? `airlock ${suite}` : `airlock gate run ${suite}`
+    return claim('implemented', [], hostOnly ? 'a passing run on a lab host (airlock preflight --host --apply)' : `a passing ${inPreflight ? 'preflight' : suites.join(' or ')} receipt (${command} --apply)`)
   })
 }
 

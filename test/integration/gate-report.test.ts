@@ -110,3 +110,42 @@ describe('judgeClaims', () => {
     expect(secrets([receipt(null, 'enforce', 'pass', 1), receipt('KEY_UNTRUSTED', 'enforce', 'fail', 2)])).toBe('static-validated')
   })
 })
+
+describe('judgeClaims across suites', () => {
+  type Rec = {id: string; status: 'pass' | 'fail' | 'not_run'}
+  const SPECS: GateSpec[] = [
+    {id: 'verify', uses: 'builtin/image-verify', with: {}, timeoutMs: 1, needs: [], requires: [], required: true, mode: 'enforce'},
+    {id: 'align', uses: 'builtin/digest-align', with: {}, timeoutMs: 1, needs: [], requires: ['host'], required: true, mode: 'enforce'},
+    {id: 'drill', uses: 'builtin/rollback-drill', with: {}, timeoutMs: 1, needs: [], requires: [], required: true, mode: 'enforce'},
+  ]
+  const head = {file: 'manifests/gates.yaml', sha256: 'x', suites: new Map([['preflight', SPECS.slice(0, 2)], ['postsession', SPECS.slice(2)]])}
+  const run = (suite: string, at: number, host: boolean, gates: Rec[]) => ({
+    r: {
+      path: `docs/evidence/${suite}-${at}.json`,
+      sha256: 'x',
+      finishedAt: new Date(at),
+      untrusted: null,
+      statement: {
+        subject: [{name: 'r.example/agent-runner', digest: {sha256: 'a'.repeat(64)}, annotations: {image: 'agent-runner', channel: 'canary'}}],
+        predicate: {suite, host, result: gates.some((g) => g.status === 'fail') ? 'FAILED' : 'PASSED', gates: gates.map((g) => ({...g, mode: 'enforce', required: true, reason: '', elapsedMs: 1}))},
+      } as unknown as TestResultStatement,
+    },
+    specs: new Map(SPECS.map((g) => [g.id, g])),
+  })
+  const images = (rs: ReturnType<typeof run>[]) => judgeClaims(head, rs).find((a) => a.area === 'image-supply-chain')!.level
+
+  it('a preflight without a host: the host gate not run does not hold the static level back', () => {
+    expect(images([run('preflight', 1, false, [{id: 'verify', status: 'pass'}, {id: 'align', status: 'not_run'}])])).toBe('static-validated')
+    expect(images([run('preflight', 1, false, [{id: 'verify', status: 'pass'}, {id: 'align', status: 'fail'}])])).toBe('implemented')
+  })
+
+  it('production-ready needs the newest drill and postsession run on the digest to have passed', () => {
+    const hosted = run('preflight', 1, true, [{id: 'verify', status: 'pass'}, {id: 'align', status: 'pass'}])
+    const post = run('postsession', 2, false, [{id: 'drill', status: 'pass'}])
+    expect(images([hosted, post])).toBe('production-ready')
+    expect(images([hosted])).toBe('host-validated')
+    // A drill that failed since outweighs the earlier pass.
+    expect(images([hosted, post, run('postsession', 3, false, [{id: 'drill', status: 'fail'}])])).toBe('host-validated')
+    expect(images([hosted, post, run('postsession', 3, false, [{id: 'drill', status: 'fail'}]), run('postsession', 4, false, [{id: 'drill', status: 'pass'}])])).toBe('production-ready')
+  })
+})
