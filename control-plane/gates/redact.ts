@@ -1,7 +1,9 @@
 /**
  * Redaction of text that goes into evidence (a `run:` gate's output excerpt): anything shaped like
- * a common secret is replaced by `[REDACTED]` before it is written. A small fixed rule set; the
- * secret scanner may supply a richer one through `setRedactionRules`.
+ * a common secret is replaced by `[REDACTED]` before it is written: known token shapes, PEM keys
+ * (also a body without its BEGIN line), credentials in URLs and assignments, and any long
+ * mixed-case-and-digit run (a generated secret). It over-redacts rather than under-redacts; the
+ * excerpt is for reading, its digest and byte count are the evidence.
  */
 export interface RedactionRule {
   id: string
@@ -14,20 +16,22 @@ export const REDACTED = '[REDACTED]'
 
 const DEFAULT_RULES: readonly RedactionRule[] = [
   {id: 'private-key', pattern: /-----BEGIN[ A-Z0-9]*PRIVATE KEY-----[\s\S]*?(?:-----END[ A-Z0-9]*PRIVATE KEY-----|$)/g},
-  {id: 'aws-access-key-id', pattern: /\b(?:AKIA|ASIA|AGPA|AIDA|AROA|ANPA|ANVA|AIPA)[A-Z0-9]{16}\b/g},
-  {id: 'github-token', pattern: /\b(?:ghp|gho|ghu|ghs|ghr)_[A-Za-z0-9]{20,255}\b/g},
-  {id: 'github-fine-grained-token', pattern: /\bgithub_pat_[A-Za-z0-9_]{20,255}\b/g},
-  {id: 'slack-token', pattern: /\bxox[abposr]-[A-Za-z0-9-]{10,}\b/g},
+  // A PEM body without its BEGIN line (cut off, or printed alone): base64 lines of a key's width.
+  {id: 'pem-body', pattern: /^[A-Za-z0-9+/]{40,}={0,2}$/gm},
+  {id: 'aws-access-key-id', pattern: /(?:AKIA|ASIA|AGPA|AIDA|AROA|ANPA|ANVA|AIPA)[A-Z0-9]{16}/g},
+  {id: 'github-token', pattern: /(?<![A-Za-z0-9])(?:ghp|gho|ghu|ghs|ghr)_[A-Za-z0-9]{20,255}/g},
+  {id: 'github-fine-grained-token', pattern: /(?<![A-Za-z0-9])github_pat_[A-Za-z0-9_]{20,255}/g},
+  {id: 'slack-token', pattern: /(?<![A-Za-z0-9])xox[abposr]-[A-Za-z0-9-]{10,}/g},
+  {id: 'api-key-sk', pattern: /(?<![A-Za-z0-9])sk-(?:ant-|proj-)?[A-Za-z0-9_-]{20,}/g},
+  {id: 'url-credentials', pattern: /(\b[a-z][a-z0-9+.-]*:\/\/[^\s:@/]+:)[^\s@/]+(?=@)/gi, keepPrefix: true},
   {id: 'bearer', pattern: /(\bBearer\s+)[A-Za-z0-9._~+/=-]{16,}/gi, keepPrefix: true},
-  {id: 'assignment', pattern: /(\b(?:password|passwd|pwd|token|secret|api[_-]?key|access[_-]?key|client[_-]?secret|aws_secret_access_key)\b["']?\s*[:=]\s*["']?)[^\s"'&;,]+/gi, keepPrefix: true},
+  {id: 'assignment', pattern: /(\b[A-Za-z_]*(?:password|passwd|pwd|token|secret|api[_-]?key|access[_-]?key)[A-Za-z_]*["']?\s*[:=]\s*["']?)[^\s"'&;,]+/gi, keepPrefix: true},
+  // Anything else shaped like a generated secret: 32+ characters mixing upper case, lower case and
+  // digits (a hex digest, all lower case, is kept).
+  {id: 'high-entropy', pattern: /(?<![A-Za-z0-9+/_-])(?=[A-Za-z0-9+/_-]*[0-9])(?=[A-Za-z0-9+/_-]*[A-Z])(?=[A-Za-z0-9+/_-]*[a-z])[A-Za-z0-9+/_-]{32,}={0,2}/g},
 ]
 
-let rules: readonly RedactionRule[] = DEFAULT_RULES
-
-/** Replaces the rule set (the secret-scan gate's rules); `null` restores the defaults. */
-export function setRedactionRules(next: readonly RedactionRule[] | null): void {
-  rules = next ?? DEFAULT_RULES
-}
+const rules: readonly RedactionRule[] = DEFAULT_RULES
 
 /** `text` with every match of a rule replaced by [REDACTED]. */
 export function redact(text: string): string {

@@ -5,6 +5,13 @@
  * in memory; the receipt gets the digest, the byte count and a short excerpt of the end,
  * sanitized and redacted. A nonzero exit fails the gate; with `expect:`, so does a last
  * `PASS=N FAIL=M` line that says other counts, or none at all.
+ *
+ * The excerpt is redacted whole before it is cut, and never starts mid-line (a secret cut in two
+ * would escape its rule). The command gets the environment without airlock's own secrets or
+ * anything named like a credential (AIRLOCK_* but AIRLOCK_ROOT; *TOKEN*, *SECRET*, *PASSWORD*,
+ * *PRIVATE*, *CREDENTIAL*, *_KEY): a gate runs the repository's code, which proves nothing by
+ * being there. A command that keeps the output open after its group is killed (it left the group)
+ * is waited for only a grace period more.
  */
 import {createHash} from 'node:crypto'
 import {execa} from 'execa'
@@ -70,32 +77,67 @@ function killGroup(pid: number | undefined, signal: NodeJS.Signals): void {
   }
 }
 
+/** What a `run:` gate's command may see of airlock's environment. */
+export function gateEnvironment(env: NodeJS.ProcessEnv, extra: Record<string, string> = {}): Record<string, string> {
+  const secretName = /TOKEN|SECRET|PASSWORD|PASSWD|PRIVATE|CREDENTIAL|_KEY$|^KEY$|APIKEY|API_KEY/i
+  const out: Record<string, string> = {}
+  for (const [k, v] of Object.entries(env)) {
+    if (v === undefined || (k.startsWith('AIRLOCK_') && k !== 'AIRLOCK_ROOT') || secretName.test(k)) continue
+    out[k] = v
+  }
+  return {...out, ...extra}
+}
+
+/** The last `EXCERPT_BYTES` of the kept output, redacted whole first, starting at a line. */
+export function excerptOf(tail: string, cutAtStart: boolean): string {
+  // The kept tail may begin inside a secret (the rest was dropped): its first line goes.
+  const whole = redact(cutAtStart ? tail.slice(tail.indexOf('\n') + 1) : tail)
+  if (Buffer.byteLength(whole) <= EXCERPT_BYTES) return whole
+  const window = Buffer.from(whole).subarray(-EXCERPT_BYTES).toString('utf8').replace(/^\uFFFD+/, '')
+  const nl = window.indexOf('\n')
+  return nl === -1 ? '' : window.slice(nl + 1)
+}
+
 /** Runs a `run:` gate to its end, or to its timeout (the signal), and judges it. */
 export async function runCommandGate(gate: CommandGate, ctx: {dir: string; signal: AbortSignal; limits: Pick<Limits, 'maxGateOutputBytes'>; env?: Record<string, string>}): Promise<GateResult> {
   const out = new BoundedOutput(ctx.limits.maxGateOutputBytes)
-  const child = execa(gate.run, {shell: true, cwd: ctx.dir, detached: true, stdin: 'ignore', all: true, buffer: false, reject: false, env: ctx.env, cleanup: true})
+  const child = execa(gate.run, {shell: true, cwd: ctx.dir, detached: true, stdin: 'ignore', all: true, buffer: false, reject: false, env: gateEnvironment(process.env, ctx.env), extendEnv: false, cleanup: true})
   let timedOut = false
-  let killTimer: NodeJS.Timeout | undefined
+  const timers: NodeJS.Timeout[] = []
+  // A process that left the group can hold the output open: after SIGKILL and one more grace
+  // period the pipes are closed on our side and the gate ends.
+  let abandon: (() => void) | undefined
+  const abandoned = new Promise<{exitCode?: number; signal?: string; failed?: boolean; shortMessage?: string; message?: string}>((resolve) => (abandon = () => resolve({signal: 'SIGKILL'})))
   const onAbort = () => {
     timedOut = true
     killGroup(child.pid, 'SIGTERM')
-    killTimer = setTimeout(() => killGroup(child.pid, 'SIGKILL'), KILL_GRACE_MS)
+    timers.push(
+      setTimeout(() => {
+        killGroup(child.pid, 'SIGKILL')
+        timers.push(
+          setTimeout(() => {
+            for (const s of [child.all, child.stdout, child.stderr]) s?.destroy()
+            abandon?.()
+          }, KILL_GRACE_MS),
+        )
+      }, KILL_GRACE_MS),
+    )
   }
   if (ctx.signal.aborted) onAbort()
   else ctx.signal.addEventListener('abort', onAbort, {once: true})
   child.all?.on('data', (chunk: Buffer) => out.add(chunk))
-  const result = await child
+  child.catch(() => {})
+  const result = await Promise.race([child, abandoned])
   ctx.signal.removeEventListener('abort', onAbort)
   // Whatever the shell left in its group goes with it.
   killGroup(child.pid, 'SIGKILL')
-  clearTimeout(killTimer)
+  for (const t of timers) clearTimeout(t)
   const tail = out.tail().toString('utf8')
-  const excerptBytes = Buffer.from(tail).subarray(-EXCERPT_BYTES).toString('utf8').replace(/^\uFFFD+/, '')
   const evidence: Record<string, unknown> = {
     command: redact(gate.run),
     exitCode: result.exitCode ?? null,
     ...(result.signal ? {signal: result.signal} : {}),
-    output: {sha256: out.digest(), bytes: out.bytes, truncated: out.bytes > ctx.limits.maxGateOutputBytes, excerpt: forTerminal(redact(excerptBytes), {keepNewlines: true})},
+    output: {sha256: out.digest(), bytes: out.bytes, truncated: out.bytes > ctx.limits.maxGateOutputBytes, excerpt: forTerminal(excerptOf(tail, out.bytes > Buffer.byteLength(tail)), {keepNewlines: true})},
   }
   if (timedOut) return {status: 'fail', reason: `timed out after ${formatMs(gate.timeoutMs)}; its process group was killed`, evidence: {...evidence, timedOut: true}}
   if (result.failed && result.exitCode === undefined && !result.signal) return {status: 'fail', reason: `could not start: ${forTerminal(String(result.shortMessage ?? result.message))}`, evidence}

@@ -1,6 +1,7 @@
 import {describe, expect, it} from 'vitest'
 import {junitXml, MAX_SUMMARY_BYTES, plainLine, stepSummary} from '../../../control-plane/gates/outputs.js'
 import {redact} from '../../../control-plane/gates/redact.js'
+import {EXCERPT_BYTES, excerptOf, gateEnvironment} from '../../../control-plane/gates/run-command.js'
 import type {SuiteRun} from '../../../control-plane/gates/runner.js'
 import type {GateRunRecord} from '../../../control-plane/gates/types.js'
 
@@ -41,5 +42,32 @@ describe('redact', () => {
     const text = `aws AKIAIOSFODNN7EXAMPLE gh ghp_${'a'.repeat(36)} pat github_pat_${'B'.repeat(40)}\n${pem}\ntoken=abc123secret password: "p4ss"`
     const out = redact(text)
     expect(out).toBe('aws [REDACTED] gh [REDACTED] pat [REDACTED]\n[REDACTED]\ntoken=[REDACTED] password: "[REDACTED]"')
+  })
+
+  it('masks what the attack review got past it: glued tokens, a headless PEM body, JSON keys, URL credentials, sk- keys, generated secrets', () => {
+    const body = 'MIIEowIBAAKCAQEA7v1Yx3kq9Zp0hV2m4Lr8sT6wQeR1uYiOpAsDfGhJkLzXcVbNm'
+    const text = [`AKIAIOSFODNN7EXAMPLE_x xAKIAIOSFODNN7EXAMPLE ghp_${'a'.repeat(36)}_y`, body, '"SecretAccessKey": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"', 'postgres://user:pa55word@db:5432/x', `sk-ant-${'Q'.repeat(30)}`, `digest sha256:${'ab'.repeat(32)}`].join('\n')
+    const out = redact(text)
+    for (const secret of ['IOSFODNN7EXAMPLE', 'a'.repeat(36), body.slice(10, 40), 'wJalrXUtnFEMI', 'pa55word', 'Q'.repeat(30)]) expect(out).not.toContain(secret)
+    // A hex digest is not a secret.
+    expect(out).toContain(`sha256:${'ab'.repeat(32)}`)
+  })
+
+  it('an excerpt is redacted before it is cut and starts at a line, so no secret is cut in two', () => {
+    const key = `AKIA${'IOSFODNN7EXAMPL1'}`
+    // The key straddles the excerpt's start: once redacted first, nothing of it is left.
+    const tail = `${key} ${'x '.repeat((EXCERPT_BYTES - 26) / 2)}\nPASS=6 FAIL=0\n`
+    const e = excerptOf(tail, false)
+    expect(e).not.toMatch(/IOSF|EXAMPL1|AKIA/)
+    expect(e).toMatch(/^\[REDACTED\] x x [x ]+\nPASS=6 FAIL=0\n$/)
+    // Cut without redacting first, the window would have started inside the key.
+    expect(Buffer.from(tail).subarray(-EXCERPT_BYTES).toString()).toMatch(/^NN7EXAMPL1 /)
+    // A kept tail that starts mid-stream loses its first line.
+    expect(excerptOf(`DNN7EXAMPL1 rest\nok\n`, true)).toBe('ok\n')
+  })
+
+  it('a run: gate sees no airlock secret and nothing named like a credential', () => {
+    const env = gateEnvironment({PATH: '/bin', AIRLOCK_ROOT: '/opt/airlock', AIRLOCK_EVIDENCE_KEY: 'k', AIRLOCK_SECRET_SCAN_KEY: 'k', GITHUB_TOKEN: 't', AWS_SECRET_ACCESS_KEY: 's', DB_PASSWORD: 'p', SSH_KEY: 'x', ACCEPTANCE_RUNTIME: 'podman'}, {EXTRA: '1'})
+    expect(env).toEqual({PATH: '/bin', AIRLOCK_ROOT: '/opt/airlock', ACCEPTANCE_RUNTIME: 'podman', EXTRA: '1'})
   })
 })
