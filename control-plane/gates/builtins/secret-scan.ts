@@ -66,7 +66,10 @@ export async function runSecretScan(ctx: GateContext): Promise<GateResult> {
   const external: ExternalRun[] = []
   for (const tool of w.external) external.push(await runExternal(tool, {dir: ctx.dir, key: key.key, files, maxFileBytes: ctx.limits.maxSecretScanFileBytes, signal: ctx.signal}))
   const all: Finding[] = [...report.findings, ...external.flatMap((r) => r.findings)]
-  const applied = applyBaseline(all, baseline, key.id)
+  const baselined = applyBaseline(all, baseline, key.id)
+  // A file's own name can hold a secret: what leaves the scanner names it redacted.
+  const {redact} = await import('../redact.js')
+  const applied = {...baselined, findings: baselined.findings.map((f) => ({...f, file: redact(f.file)}))}
   const failing = applied.findings.filter((f) => !f.suppression)
   const inFiles = new Set(failing.map((f) => f.file)).size
   const tools = [`${report.tool} (${report.engine}): ${plural(report.findings.length, 'finding')}`, ...external.map((r) => r.detail)]
@@ -75,6 +78,8 @@ export async function runSecretScan(ctx: GateContext): Promise<GateResult> {
   if (baseline && !applied.sameKey) notes.push(`the baseline was made under key ${baseline.keyId}, not this scan's ${key.id}: it matches nothing`)
   if (report.skipped.large > 0) notes.push(`${plural(report.skipped.large, 'file')} over maxSecretScanFileBytes (${ctx.limits.maxSecretScanFileBytes} bytes) not scanned`)
   if (report.skipped.unreadable > 0) notes.push(`${plural(report.skipped.unreadable, 'file')} could not be read`)
+  if (report.skipped.binary > 0) notes.push(`${plural(report.skipped.binary, 'binary file')} (a NUL in the first 8000 bytes) not scanned`)
+  if (report.skipped.notRegular > 0) notes.push(`${plural(report.skipped.notRegular, 'path')} not a regular file in the work tree (a link, a FIFO, a folder linked elsewhere) not read`)
   const status = failing.length > 0 || report.skipped.unreadable > 0 ? 'fail' : 'pass'
   const head =
     failing.length > 0

@@ -9,7 +9,9 @@
  * type stripping).
  */
 import {createHmac} from 'node:crypto'
-import {lstat, open} from 'node:fs/promises'
+import {constants} from 'node:fs'
+import {open, realpath} from 'node:fs/promises'
+import {dirname, join} from 'node:path'
 import {isMainThread, parentPort, workerData} from 'node:worker_threads'
 import {lintSource} from '@secretlint/core'
 import {secretLintProfiler} from '@secretlint/profiler'
@@ -180,19 +182,32 @@ export async function scanText(content: string, file: string, key: Uint8Array): 
 /** Bytes sniffed for a NUL to call a file binary (as git and ripgrep do). */
 const SNIFF = 8000
 
-/** Reads and scans one work-tree file: regular files only (a link is not followed), at most `maxBytes`, text only. */
+/**
+ * Reads and scans one work-tree file: regular files only, at most `maxBytes`, text only. Neither
+ * the file nor a folder on its way may be a link out of the work tree (a folder replaced by a
+ * link to ~/.aws would put someone's real secret's fingerprint in a receipt): the folder must be
+ * where the path says, and the file is opened without following a link and without blocking (a
+ * FIFO), then judged by what was opened.
+ */
 export async function scanFile(abs: string, file: string, maxBytes: number, key: Uint8Array): Promise<FileOutcome> {
-  let st
-  try {
-    st = await lstat(abs)
-  } catch {
-    return {status: 'missing', bytes: 0}
+  const root = abs.endsWith(`/${file}`) ? abs.slice(0, -(file.length + 1)) : null
+  if (root === null) return {status: 'not-regular', bytes: 0}
+  if (dirname(file) !== '.') {
+    const [realDir, realRoot] = await Promise.all([realpath(dirname(abs)).catch(() => null), realpath(root).catch(() => null)])
+    if (realDir === null) return {status: 'missing', bytes: 0}
+    if (realRoot === null || realDir !== join(realRoot, dirname(file))) return {status: 'not-regular', bytes: 0}
   }
-  if (!st.isFile()) return {status: 'not-regular', bytes: 0}
-  if (st.size > maxBytes) return {status: 'large', bytes: st.size}
-  const fh = await open(abs, 'r')
+  let fh
+  try {
+    fh = await open(abs, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK)
+  } catch (error) {
+    return {status: (error as NodeJS.ErrnoException).code === 'ENOENT' ? 'missing' : 'not-regular', bytes: 0}
+  }
   let buf: Buffer
   try {
+    const st = await fh.stat()
+    if (!st.isFile()) return {status: 'not-regular', bytes: 0}
+    if (st.size > maxBytes) return {status: 'large', bytes: st.size}
     buf = Buffer.alloc(Math.min(st.size, maxBytes + 1))
     let n = 0
     while (n < buf.length) {

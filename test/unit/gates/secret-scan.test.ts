@@ -5,7 +5,7 @@
  * nothing of them — the secret, its first or last four characters, its length — in any output.
  */
 import {generateKeyPairSync, randomBytes} from 'node:crypto'
-import {chmod, mkdir, readFile, writeFile} from 'node:fs/promises'
+import {chmod, mkdir, readFile, rename, rm, symlink, writeFile} from 'node:fs/promises'
 import {join} from 'node:path'
 import {performance} from 'node:perf_hooks'
 import {secretLintProfiler} from '@secretlint/profiler'
@@ -207,6 +207,28 @@ describe('the embedded scan', () => {
     const threads = await scanWorkTree({dir, repo, key, maxFileBytes: 64 * 1024, threads: 2})
     expect(threads.threads).toBe(2)
     expect(threads.findings).toEqual(here.findings)
+  })
+
+  it('never reads through a folder replaced by a link out of the work tree, and names a secret-bearing file name redacted', async () => {
+    // A tracked folder swapped for a link to somewhere else (a keyless writer, or an agent, planting it).
+    const outside = join(t.dir, 'outside')
+    await mkdir(outside, {recursive: true})
+    await writeFile(join(outside, 'app.ts'), `const k = "${AWS_KEY}"\n`)
+    await rename(join(dir, 'src'), join(t.dir, 'src-moved'))
+    await symlink(outside, join(dir, 'src'))
+    const named = join(dir, `notes-${AWS_KEY}.txt`)
+    await writeFile(named, 'nothing secret inside\n')
+    try {
+      const r = await runSecretScan(ctx())
+      expect((r.findings ?? []).map((f) => f.file).filter((f) => f.startsWith('src/'))).toEqual([])
+      expect((r.evidence as {files: {skipped: {notRegular: number}}}).files.skipped.notRegular).toBeGreaterThan(0)
+      expect(r.reason).toMatch(/not a regular file in the work tree/)
+      expect(JSON.stringify(r)).not.toContain(AWS_KEY.slice(4))
+    } finally {
+      await rm(join(dir, 'src'))
+      await rename(join(t.dir, 'src-moved'), join(dir, 'src'))
+      await rm(named)
+    }
   })
 
   it('names a file it cannot read and fails, rather than pass without it', async () => {
