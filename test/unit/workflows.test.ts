@@ -19,6 +19,7 @@ interface FlagSpec {
   type: 'boolean' | 'option'
   char?: string
   allowNo?: boolean
+  exclusive?: string[]
 }
 interface CommandSpec {
   flags: Record<string, FlagSpec>
@@ -165,12 +166,14 @@ export function invocationProblems(words: string[], commands: Commands): string[
     return [`${shown}${isTopic(id) && next && !next.startsWith('-') ? ` ${next}` : ''}: no such command`]
   }
   let positional = 0
+  const used: string[] = []
   for (; i < words.length; i++) {
     const w = words[i]!
     if (w === '--help' || w === '-h') continue
     if (w.startsWith('--')) {
       const [name, value] = [w.slice(2).split('=')[0]!, w.includes('=') ? w.slice(w.indexOf('=') + 1) : undefined]
       const flag = spec.flags[name] ?? (name.startsWith('no-') && spec.flags[name.slice(3)]?.allowNo ? {type: 'boolean' as const} : undefined)
+      if (flag) used.push(name)
       if (!flag) {
         problems.push(`${shown}: no flag --${name}`)
       } else if (flag.type === 'option' && value === undefined) {
@@ -187,6 +190,8 @@ export function invocationProblems(words: string[], commands: Commands): string[
       positional += 1
     }
   }
+  // Flags oclif refuses together (--example with --out, …).
+  for (const name of used) for (const other of spec.flags[name]?.exclusive ?? []) if (used.includes(other) && name < other) problems.push(`${shown}: --${name} cannot be used with --${other}`)
   if (spec.strict && positional > spec.args.length) problems.push(`${shown}: ${positional} arguments, takes ${spec.args.length}`)
   const required = spec.args.filter((a) => a.required).length
   if (positional < required) problems.push(`${shown}: missing argument ${spec.args[positional]!.name}`)
@@ -231,9 +236,9 @@ describe('the workflows', () => {
 
   it('run the commands they are for', () => {
     const names = (f: string) => runsOf(parse(read(f)) as Workflow).flatMap((r) => airlockInvocations(r).map((w) => w.slice(0, 1).join(' ')))
-    expect(names('preflight.yml')).toEqual(['preflight', 'preflight'])
+    expect(names('preflight.yml')).toEqual(['preflight', 'preflight', 'preflight'])
     expect(names('promote-canary.yml')).toEqual(['promote', 'apply'])
-    expect(names('postsession.yml')).toEqual(['postsession', 'postsession', 'postsession', 'postsession'])
+    expect(names('postsession.yml')).toEqual(['postsession', 'postsession', 'postsession', 'postsession', 'postsession', 'postsession'])
     expect(read('preflight.yml')).toContain('npx airlock preflight --junit preflight.junit.xml --sarif preflight.sarif --out preflight.receipt.json')
   })
 
@@ -298,6 +303,7 @@ describe('the checks catch what is wrong', () => {
     ['a topic without its command', 'airlock policy', 'airlock policy: no such command'],
     ['a misspelt flag', 'npx airlock promote agent-runner --to canary --digset sha256:00', 'airlock promote: no flag --digset'],
     ['a flag of another command', 'airlock preflight --digest sha256:00', 'airlock preflight: no flag --digest'],
+    ['flags that exclude each other', 'airlock preflight --example --out r.json', 'airlock preflight: --example cannot be used with --out'],
     ['an option without its value', 'airlock preflight --junit', 'airlock preflight: --junit needs a value'],
     ['a value given to a switch', 'airlock promote agent-runner --to canary --apply=yes', 'airlock promote: --apply takes no value'],
     ['a missing argument', 'airlock gate run --host', 'airlock gate run: missing argument suite'],
