@@ -106,6 +106,8 @@ export abstract class GateRunCommand extends AirlockCommand {
     const gates = suiteGates(await requireGateSuites(head.repo, head.commit, this.limits), suite)
     // Gates that run changes (the rollback drill, in a throwaway clone) get this command's side of
     // the pipeline: who acts, the anchor, the evidence key. Built only when the suite has one.
+    const recording = flags.apply || flags.out !== undefined
+    if (recording) await (await import('../control-plane/gates/run-suite.js')).requireCleanWorkTree(head.repo, head.commit)
     const pipeline = gates.some((g) => g.uses === 'builtin/rollback-drill') ? await this.gatePipeline(head.repo, flags) : undefined
     const display = await this.display(suite, gates.map((g) => g.id))
     const {run, statement} = await runGateSuite({
@@ -124,6 +126,7 @@ export abstract class GateRunCommand extends AirlockCommand {
       env: {AIRLOCK_ROOT: this.config.root},
       onEvent: display.onEvent,
       pipeline,
+      recording,
     })
     await display.done()
     const outputs = await import('../control-plane/gates/outputs.js')
@@ -139,8 +142,15 @@ export abstract class GateRunCommand extends AirlockCommand {
       await appendFile(process.env.GITHUB_STEP_SUMMARY, outputs.stepSummary(run, where))
     }
     if (!this.jsonEnabled()) {
-      const notRun = run.gates.filter((g) => g.status === 'not_run').length
-      this.log(`\n${suite}: ${run.result} — ${run.passedTests.length} passed, ${run.warnedTests.length} warned, ${run.failedTests.length} failed, ${notRun} not run${flags.host ? '' : ' (without --host, gates that need a lab host are not run and do not fail the run)'}`)
+      // Each gate counted once, by how it ended; the not-run ones that fail the run said so.
+      const count = (status: string) => run.gates.filter((g) => g.status === status).length
+      const blocking = run.failedTests.length - run.gates.filter((g) => g.status === 'fail' && g.mode === 'enforce' && g.required).length
+      this.log(`\n${suite}: ${run.result} — ${count('pass')} passed, ${run.warnedTests.length} warned, ${count('fail') - run.warnedTests.length} failed, ${count('not_run')} not run${blocking > 0 ? ` (${blocking} of them required, which fails the run)` : ''}${flags.host ? '' : '; without --host, gates that need a lab host are not run and do not fail the run'}`)
+      // A finding is named by rule, file and line (a secret never appears, only its keyed fingerprint).
+      const shown = run.findings.filter((f) => !f.suppression).slice(0, 20)
+      for (const f of shown) this.log(`  ${t(f.ruleId)}  ${t(f.file)}${f.line ? `:${f.line}` : ''}${f.fingerprint ? `  fingerprint ${f.fingerprint.slice(0, 16)}` : ''}`)
+      const more = run.findings.filter((f) => !f.suppression).length - shown.length
+      if (more > 0) this.log(`  … ${more} more finding(s): --json or --sarif FILE lists them all`)
       if (receipt && 'committed' in receipt) this.log(`Recorded the signed receipt ${t(receipt.committed.path)} in commit ${t(receipt.committed.commit)}`)
       else if (receipt) this.log(`Wrote the signed receipt to ${t(receipt.file)}`)
       else if (!example) this.log('Nothing recorded: --apply commits the signed receipt to docs/evidence/, --out FILE writes it to a file.')

@@ -30,6 +30,11 @@ export interface GateRunInput {
   /** Added to the environment of `run:` gates (e.g. AIRLOCK_ROOT, where airlock is installed). */
   env?: Record<string, string>
   onEvent?: (event: GateEvent) => void
+  /**
+   * The run will be signed (--apply, --out): the work tree must be the commit's, since `run:`
+   * gates and the scan read it and the receipt speaks for the commit (else UNCOMMITTED_CHANGES).
+   */
+  recording?: boolean
   /** The command's side of the pipeline, for gates that run changes (the rollback drill); without it they are not_run. */
   pipeline?: GatePipeline
 }
@@ -41,11 +46,20 @@ export async function requireGateSuites(repo: Repository, commit: string, limits
   return suites
 }
 
+/** A run to be signed needs the work tree to be the commit's (tracked files; untracked ones are scanned, and named in the receipt's evidence). */
+export async function requireCleanWorkTree(repo: Repository, commit: string): Promise<void> {
+  const modified = await repo.modifiedTracked()
+  if (modified.length > 0) {
+    throw new AirlockError('UNCOMMITTED_CHANGES', `${modified.length} tracked file(s) differ from ${commit.slice(0, 12)} (first: ${modified[0]}); a signed receipt speaks for the commit, so commit them (airlock change) or set them aside (git stash) first`, {files: modified.slice(0, 20)})
+  }
+}
+
 export async function runGateSuite(input: GateRunInput): Promise<{run: SuiteRun; statement: TestResultStatement; suites: GateSuites}> {
   const builtins = input.builtins ?? BUILTINS
   const suites = await requireGateSuites(input.repo, input.commit, input.limits, builtins)
   const gates = suiteGates(suites, input.suite)
   const {repo, commit, limits} = input
+  if (input.recording) await requireCleanWorkTree(repo, commit)
   const run = await runSuite({
     suite: input.suite,
     gates,

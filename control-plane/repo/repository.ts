@@ -568,6 +568,17 @@ export class Repository {
   }
 
   /** Paths among `paths` whose work-tree or index state differs from HEAD (uncommitted changes). */
+  /** Tracked files whose work-tree content differs from HEAD (git diff HEAD; isomorphic-git where git is missing). */
+  async modifiedTracked(): Promise<string[]> {
+    const r = await runGit(['diff', '--name-only', '-z', '--no-renames', 'HEAD', '--'], {cwd: this.dir})
+    if (r.code === 'ENOENT') {
+      const rows = await git.statusMatrix({fs: this.fs, dir: this.dir, cache: this.cache})
+      return rows.filter(([, head, work]) => head === 1 && work !== 1).map(([path]) => path)
+    }
+    if (r.exitCode !== 0) throw new AirlockError('INVALID_INPUT', `${this.dir}: git diff failed: ${String(r.stderr).trim() || `exit ${r.exitCode}`}`, {path: this.dir})
+    return String(r.stdout).split('\0').filter(Boolean)
+  }
+
   async uncommitted(paths: string[]): Promise<string[]> {
     if (paths.length === 0) return []
     const filepaths = paths.map((p) => repoPath(p))

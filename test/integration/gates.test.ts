@@ -107,6 +107,26 @@ describe('a gate receipt comes only from the run that made it', () => {
   })
 })
 
+describe('a signed run speaks for the commit', () => {
+  it('refuses --out and --apply while a tracked file differs from HEAD (UNCOMMITTED_CHANGES, exit 3), naming it; a plain run goes ahead', async () => {
+    const file = join(fleet.dir, 'README.md')
+    const text = await readFile(file, 'utf8').catch(() => null)
+    const target = text === null ? join(fleet.dir, 'manifests', 'egress.yaml') : file
+    const before = await readFile(target, 'utf8')
+    await writeFile(target, `${before}\n# an edit nobody committed\n`)
+    try {
+      const out = join(fleet.dir, '..', 'dirty.receipt.json')
+      const r = await airlock(['postsession', '--out', out, '--json'], {cwd: fleet.dir, env: fleet.env})
+      expect(r.exitCode).toBe(3)
+      expect(r.json.error).toMatchObject({code: 'UNCOMMITTED_CHANGES', details: {files: [target.slice(fleet.dir.length + 1)]}})
+      const plain = await airlock(['postsession', '--json'], {cwd: fleet.dir, env: fleet.env})
+      expect(plain.json.error).toBeUndefined()
+    } finally {
+      await writeFile(target, before)
+    }
+  })
+})
+
 describe('airlock preflight --apply on a fresh fleet', () => {
   it('passes with the host gates not run, and commits a signed receipt through the pipeline, which evidence verify accepts; JUnit is well-formed', async () => {
     const junit = join(fleet.dir, '..', 'preflight.xml')
