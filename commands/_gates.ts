@@ -88,10 +88,12 @@ export abstract class GateRunCommand extends AirlockCommand {
         [
           '',
           'Next:',
-          '  airlock gate list --example            what each suite runs (manifests/gates.yaml)',
-          '  airlock init DIR --org ORG             your own fleet: keys, trust.yaml, policies, gates.yaml; then pin it (airlock trust pin)',
-          '  airlock preflight --repo DIR --apply   run it there and record the signed receipt in docs/evidence/',
-          '  airlock preflight --host               on a lab host with nested virtualization: the host gates run too',
+          '  airlock gate list --example                 what each suite runs (manifests/gates.yaml)',
+          '  airlock gate report --example               the claim level each control area\'s signed receipts support',
+          '  airlock init DIR --apply                    a fleet of your own: keys, trust.yaml, policies, gates.yaml, its anchor pinned',
+          '  AIRLOCK_EVIDENCE_KEY=DIR/keys/evidence.key airlock preflight --repo DIR --apply',
+          '                                              run it there and record the signed receipt in DIR/docs/evidence/',
+          '  airlock preflight --repo DIR --host         on a lab host with nested virtualization: the host gates run too',
         ].join('\n'),
       )
     }
