@@ -17,7 +17,8 @@ export const REDACTED = '[REDACTED]'
 const DEFAULT_RULES: readonly RedactionRule[] = [
   {id: 'private-key', pattern: /-----BEGIN[ A-Z0-9]*PRIVATE KEY-----[\s\S]*?(?:-----END[ A-Z0-9]*PRIVATE KEY-----|$)/g},
   // A PEM body without its BEGIN line (cut off, or printed alone): base64 lines of a key's width.
-  {id: 'pem-body', pattern: /^[A-Za-z0-9+/]{40,}={0,2}$/gm},
+  // (Mixed case: a hex digest or commit id on a line of its own is evidence, not a key.)
+  {id: 'pem-body', pattern: /^(?=[A-Za-z0-9+/]*[A-Z])(?=[A-Za-z0-9+/]*[a-z])[A-Za-z0-9+/]{40,}={0,2}$/gm},
   {id: 'aws-access-key-id', pattern: /(?:AKIA|ASIA|AGPA|AIDA|AROA|ANPA|ANVA|AIPA)[A-Z0-9]{16}/g},
   {id: 'github-token', pattern: /(?<![A-Za-z0-9])(?:ghp|gho|ghu|ghs|ghr)_[A-Za-z0-9]{20,255}/g},
   {id: 'github-fine-grained-token', pattern: /(?<![A-Za-z0-9])github_pat_[A-Za-z0-9_]{20,255}/g},
@@ -32,6 +33,22 @@ const DEFAULT_RULES: readonly RedactionRule[] = [
 ]
 
 const rules: readonly RedactionRule[] = DEFAULT_RULES
+
+/**
+ * Output as a reader sees its characters, so nothing hidden splits a secret from its rule:
+ * terminal escape sequences removed, CR and other C0/C1 controls (but newline and tab) removed,
+ * zero-width and direction-format characters removed, and compatibility forms folded (NFKC:
+ * full-width letters become ASCII). Redact after this, then sanitize for the terminal.
+ */
+export function plainText(text: string): string {
+  return text
+    .replace(/\u001b\[[0-?]*[ -/]*[@-~]/g, '')
+    .replace(/\u001b\][^\u0007\u001b]*(?:\u0007|\u001b\\)?/g, '')
+    .replace(/\u001b[@-_]?/g, '')
+    .replace(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g, '')
+    .replace(/[\u00ad\u061c\u115f\u1160\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\u3164\ufeff\uffa0]/g, '')
+    .normalize('NFKC')
+}
 
 /** `text` with every match of a rule replaced by [REDACTED]. */
 export function redact(text: string): string {

@@ -17,7 +17,7 @@ import {createHash} from 'node:crypto'
 import {execa} from 'execa'
 import type {Limits} from '../limits.js'
 import {forTerminal} from '../terminal.js'
-import {redact} from './redact.js'
+import {plainText, redact} from './redact.js'
 import type {GateResult} from './types.js'
 
 /** Characters of output's end kept in the receipt. */
@@ -91,7 +91,7 @@ export function gateEnvironment(env: NodeJS.ProcessEnv, extra: Record<string, st
 /** The last `EXCERPT_BYTES` of the kept output, redacted whole first, starting at a line. */
 export function excerptOf(tail: string, cutAtStart: boolean): string {
   // The kept tail may begin inside a secret (the rest was dropped): its first line goes.
-  const whole = redact(cutAtStart ? tail.slice(tail.indexOf('\n') + 1) : tail)
+  const whole = redact(plainText(cutAtStart ? tail.slice(tail.indexOf('\n') + 1) : tail))
   if (Buffer.byteLength(whole) <= EXCERPT_BYTES) return whole
   const window = Buffer.from(whole).subarray(-EXCERPT_BYTES).toString('utf8').replace(/^\uFFFD+/, '')
   const nl = window.indexOf('\n')

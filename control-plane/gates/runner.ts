@@ -66,7 +66,8 @@ export async function runSuite(opts: RunSuiteOptions): Promise<SuiteRun> {
     // Secrets never in evidence: what a gate says (it may quote a file or a command) is redacted here, once for every output.
     const record: GateRunRecord = {id: gate.id, status: result.status, reason: redact(result.reason), mode: gate.mode, required: gate.required, elapsedMs, ...(result.evidence ? {evidence: redactDeep(result.evidence) as Record<string, unknown>} : {})}
     records.set(gate.id, record)
-    if (result.findings) findings.push(...result.findings)
+    // A finding's message and file are text a repository chose (a script's syntax error quotes it): redacted too.
+    if (result.findings) findings.push(...result.findings.map((f) => ({...f, message: redact(f.message), file: redact(f.file)})))
     opts.onEvent?.({type: 'ended', id: gate.id, at: opts.clock(), record})
   }
 

@@ -49,8 +49,9 @@ describe('redact', () => {
     const text = [`AKIAIOSFODNN7EXAMPLE_x xAKIAIOSFODNN7EXAMPLE ghp_${'a'.repeat(36)}_y`, body, '"SecretAccessKey": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"', 'postgres://user:pa55word@db:5432/x', `sk-ant-${'Q'.repeat(30)}`, `digest sha256:${'ab'.repeat(32)}`].join('\n')
     const out = redact(text)
     for (const secret of ['IOSFODNN7EXAMPLE', 'a'.repeat(36), body.slice(10, 40), 'wJalrXUtnFEMI', 'pa55word', 'Q'.repeat(30)]) expect(out).not.toContain(secret)
-    // A hex digest is not a secret.
+    // A hex digest is not a secret, nor a commit id or a digest alone on its line (evidence, not a key).
     expect(out).toContain(`sha256:${'ab'.repeat(32)}`)
+    expect(redact(`${'0123456789abcdef'.repeat(4)}\n${'a1'.repeat(20)}`)).toBe(`${'0123456789abcdef'.repeat(4)}\n${'a1'.repeat(20)}`)
   })
 
   it('an excerpt is redacted before it is cut and starts at a line, so no secret is cut in two', () => {
@@ -64,6 +65,13 @@ describe('redact', () => {
     expect(Buffer.from(tail).subarray(-EXCERPT_BYTES).toString()).toMatch(/^NN7EXAMPL1 /)
     // A kept tail that starts mid-stream loses its first line.
     expect(excerptOf(`DNN7EXAMPL1 rest\nok\n`, true)).toBe('ok\n')
+  })
+
+  it('no escape sequence, CR, zero-width or full-width form hides a secret from its rule in an excerpt', () => {
+    const tail = ['aws: AKIA\u001b[31mQYLPMN5HHHFPZAM2\u001b[0m', 'AKIAQYLP\rMN5HHHFPZAM2', 'AKIA\u200bQYLPMN5HHHFPZAM2', 'ＡＫＩＡQYLPMN5HHHFPZAM2', 'ok'].join('\n')
+    const e = excerptOf(`${tail}\n`, false)
+    expect(e).not.toMatch(/QYLP|MN5H/)
+    expect(e.endsWith('ok\n')).toBe(true)
   })
 
   it('a run: gate sees no airlock secret and nothing named like a credential', () => {

@@ -193,10 +193,10 @@ describe('run: gates', () => {
     expect(await run('echo checks...; echo PASS=6 FAIL=0', {expect: {pass: 6, fail: 0}})).toMatchObject({status: 'pass', reason: 'exited 0, PASS=6 FAIL=0'})
   })
 
-  it('redacts secrets and escapes controls in the excerpt', async () => {
+  it('redacts secrets and drops terminal controls from the excerpt', async () => {
     const r = await run(`printf 'key AKIA%s\\npassword=hunter2hunter2\\n\\033[2Jdone\\n' IOSFODNN7EXAMPLE`)
     const excerpt = (r.evidence as {output: {excerpt: string}}).output.excerpt
-    expect(excerpt).toBe('key [REDACTED]\npassword=[REDACTED]\n\\x1b[2Jdone\n')
+    expect(excerpt).toBe('key [REDACTED]\npassword=[REDACTED]\ndone\n')
     expect(excerpt).not.toContain('IOSFODNN7EXAMPLE')
     expect(excerpt).not.toContain('hunter2')
   })
