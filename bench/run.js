@@ -99,3 +99,5 @@ await import('./egress.js')
 await import('./tools.js')
 await import('./secrets.js')
 await import('./registry-limits.js')
+// Preflight: `airlock preflight` on the example fleet and on generated fleets (the scaffold, 500 and 2,000 sandbox specs).
+await import('./preflight.js')
