@@ -208,6 +208,26 @@ export class Repository {
     return object.toString('utf8')
   }
 
+  /** A blob's bytes, as stored. */
+  async readBlobBytes(oid: string): Promise<Buffer> {
+    const {object, type} = await this.readObject(oid)
+    if (type !== 'blob') throw brokenObject(oid, `is a ${type}, not a file`)
+    return Buffer.from(object)
+  }
+
+  /** Every blob of `commit`'s tree (links and submodules included, by mode): path → id and mode. */
+  async treeFiles(commit: string): Promise<Map<string, {oid: string; mode: string}>> {
+    const out = new Map<string, {oid: string; mode: string}>()
+    const walk = async (tree: string, prefix: string): Promise<void> => {
+      for (const [name, e] of await this.treeEntries(tree)) {
+        if (e.type === 'tree') await walk(e.oid, `${prefix}${name}/`)
+        else out.set(`${prefix}${name}`, {oid: e.oid, mode: e.mode})
+      }
+    }
+    await walk((await this.readCommit(commit)).tree, '')
+    return out
+  }
+
   /** Entries of the folder `path` at `commit` (empty when the folder is absent or not a folder). */
   async listDir(commit: string, path: string): Promise<TreeEntry[]> {
     const filepath = path === '' ? '' : repoPath(path)

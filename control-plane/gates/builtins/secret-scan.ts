@@ -61,7 +61,7 @@ export async function runSecretScan(ctx: GateContext): Promise<GateResult> {
     if (!(error instanceof AirlockError)) throw error
     return {status: 'fail', reason: `the secrets baseline does not load: ${error.message}`, evidence: {baseline: {file: SECRETS_BASELINE_FILE, error: error.code}, fingerprintKey: key.source, keyId: key.id}}
   }
-  const report = await scanWorkTree({dir: ctx.dir, repo: ctx.repo, key, maxFileBytes: ctx.limits.maxSecretScanFileBytes, signal: ctx.signal, ...(w.threads !== undefined ? {threads: w.threads} : {})})
+  const report = await scanWorkTree({dir: ctx.dir, repo: ctx.repo, commit: ctx.commit, key, maxFileBytes: ctx.limits.maxSecretScanFileBytes, signal: ctx.signal, ...(w.threads !== undefined ? {threads: w.threads} : {})})
   const files = new Set((await ctx.repo.unignoredFiles()).map((f) => f.path))
   const external: ExternalRun[] = []
   for (const tool of w.external) external.push(await runExternal(tool, {dir: ctx.dir, key: key.key, files, maxFileBytes: ctx.limits.maxSecretScanFileBytes, signal: ctx.signal}))
@@ -78,7 +78,10 @@ export async function runSecretScan(ctx: GateContext): Promise<GateResult> {
   if (baseline && !applied.sameKey) notes.push(`the baseline was made under key ${baseline.keyId}, not this scan's ${key.id}: it matches nothing`)
   if (report.skipped.large > 0) notes.push(`${plural(report.skipped.large, 'file')} over maxSecretScanFileBytes (${ctx.limits.maxSecretScanFileBytes} bytes) not scanned`)
   if (report.skipped.unreadable > 0) notes.push(`${plural(report.skipped.unreadable, 'file')} could not be read`)
-  if (report.skipped.binary > 0) notes.push(`${plural(report.skipped.binary, 'binary file')} (a NUL in the first 8000 bytes) not scanned`)
+  if (report.fromCommit > 0) notes.push(`${plural(report.fromCommit, 'file')} scanned as committed, the work tree not holding ${report.fromCommit === 1 ? 'it' : 'them'} as committed`)
+  if (report.decoded.binary > 0) notes.push(`${plural(report.decoded.binary, 'binary file')} scanned for printable runs`)
+  if (report.decoded.utf16 > 0) notes.push(`${plural(report.decoded.utf16, 'file')} read as UTF-16`)
+  if (report.decoded.windowed > 0) notes.push(`${plural(report.decoded.windowed, 'file')} over maxSecretScanFileBytes (${ctx.limits.maxSecretScanFileBytes} bytes) scanned in overlapping windows`)
   if (report.skipped.notRegular > 0) notes.push(`${plural(report.skipped.notRegular, 'path')} not a regular file in the work tree (a link, a FIFO, a folder linked elsewhere) not read`)
   const status = failing.length > 0 || report.skipped.unreadable > 0 ? 'fail' : 'pass'
   const head =
@@ -93,7 +96,7 @@ export async function runSecretScan(ctx: GateContext): Promise<GateResult> {
     evidence: {
       engine: report.engine,
       profiler: secretLintProfiler.isEnabled ? 'on' : 'off',
-      files: {listed: report.listed, untracked: report.untracked, scanned: report.scanned, bytes: report.bytes, skipped: report.skipped, largeFiles: report.largeFiles, unreadable: report.unreadable},
+      files: {fromCommit: report.fromCommit, decoded: report.decoded, listed: report.listed, untracked: report.untracked, scanned: report.scanned, bytes: report.bytes, skipped: report.skipped, largeFiles: report.largeFiles, unreadable: report.unreadable},
       limits: {maxSecretScanFileBytes: ctx.limits.maxSecretScanFileBytes},
       threads: report.threads,
       fingerprintKey: key.source,

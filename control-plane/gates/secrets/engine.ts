@@ -8,7 +8,7 @@
  * the body of the scan's worker threads (run from `dist/` as JavaScript, from sources by Node's
  * type stripping).
  */
-import {createHmac} from 'node:crypto'
+import {createHash, createHmac} from 'node:crypto'
 import {constants} from 'node:fs'
 import {open, realpath} from 'node:fs/promises'
 import {dirname, join} from 'node:path'
@@ -121,7 +121,8 @@ export interface EngineFinding {
 }
 
 export type FileOutcome =
-  | {status: 'scanned'; bytes: number; findings: EngineFinding[]}
+  /** `decoded`: read as UTF-16, or a binary file's printable runs; `windows`: larger than one read, scanned in overlapping windows. */
+  | {status: 'scanned'; bytes: number; findings: EngineFinding[]; oid?: string; decoded?: 'utf-16le' | 'utf-16be' | 'binary'; windows?: boolean}
   | {status: 'binary' | 'large' | 'missing' | 'not-regular'; bytes: number}
 
 const kebab = (s: string) =>
@@ -183,7 +184,8 @@ export async function scanText(content: string, file: string, key: Uint8Array): 
 const SNIFF = 8000
 
 /**
- * Reads and scans one work-tree file: regular files only, at most `maxBytes`, text only. Neither
+ * Reads and scans one work-tree file, whole: regular files only, read in windows of at most
+ * `maxBytes`; UTF-16 decoded, and a binary file's printable runs scanned in place. Neither
  * the file nor a folder on its way may be a link out of the work tree (a folder replaced by a
  * link to ~/.aws would put someone's real secret's fingerprint in a receipt): the folder must be
  * where the path says, and the file is opened without following a link and without blocking (a
@@ -203,25 +205,101 @@ export async function scanFile(abs: string, file: string, maxBytes: number, key:
   } catch (error) {
     return {status: (error as NodeJS.ErrnoException).code === 'ENOENT' ? 'missing' : 'not-regular', bytes: 0}
   }
-  let buf: Buffer
   try {
     const st = await fh.stat()
     if (!st.isFile()) return {status: 'not-regular', bytes: 0}
-    if (st.size > maxBytes) return {status: 'large', bytes: st.size}
-    buf = Buffer.alloc(Math.min(st.size, maxBytes + 1))
-    let n = 0
-    while (n < buf.length) {
-      const {bytesRead} = await fh.read(buf, n, buf.length - n, n)
-      if (bytesRead === 0) break
-      n += bytesRead
-    }
-    buf = buf.subarray(0, n)
+    return await scanWindows(
+      st.size,
+      async (start, length) => {
+        const buf = Buffer.alloc(length)
+        let n = 0
+        while (n < length) {
+          const {bytesRead} = await fh.read(buf, n, length - n, start + n)
+          if (bytesRead === 0) break
+          n += bytesRead
+        }
+        return buf.subarray(0, n)
+      },
+      file,
+      maxBytes,
+      key,
+    )
   } finally {
     await fh.close()
   }
-  if (buf.length > maxBytes) return {status: 'large', bytes: buf.length}
-  if (buf.subarray(0, SNIFF).includes(0)) return {status: 'binary', bytes: buf.length}
-  return {status: 'scanned', bytes: buf.length, findings: await scanText(buf.toString('utf8'), file, key)}
+}
+
+/** A committed blob, scanned as a work-tree file is (the commit's content, whatever the work tree holds). */
+export function scanBytes(bytes: Buffer, file: string, maxBytes: number, key: Uint8Array): Promise<FileOutcome & {status: 'scanned'}> {
+  return scanWindows(bytes.length, async (start, length) => bytes.subarray(start, start + length), file, maxBytes, key)
+}
+
+/**
+ * Reads `size` bytes in windows of at most `maxBytes` (even, so UTF-16 stays aligned), each
+ * overlapping the last by OVERLAP bytes so a secret across a boundary is whole in one of them: a
+ * file larger than a window is scanned all the same, never skipped. Also the git blob id of what
+ * was read, so a caller can tell whether it is what a commit holds.
+ */
+async function scanWindows(size: number, read: (start: number, length: number) => Promise<Buffer>, file: string, maxBytes: number, key: Uint8Array): Promise<FileOutcome & {status: 'scanned'}> {
+  const window = Math.max(2 * OVERLAP, maxBytes - (maxBytes % 2))
+  const found = new Map<string, EngineFinding>()
+  const hash = createHash('sha1').update(`blob ${size}\0`)
+  let pos = 0
+  let newlines = 0
+  let total = 0
+  let kind: TextKind = 'text'
+  for (;;) {
+    const readStart = pos === 0 ? 0 : pos - OVERLAP
+    const bytes = await read(readStart, Math.min(window, size - readStart))
+    // Lines before this window: those counted so far, less those in the overlap read again.
+    const before = newlines - countNewlines(bytes.subarray(0, pos - readStart))
+    hash.update(bytes.subarray(pos - readStart))
+    total += Math.max(0, bytes.length - (pos - readStart))
+    const decoded = textOf(bytes)
+    if (decoded.kind !== 'text') kind = decoded.kind
+    for (const f of await scanText(decoded.text, file, key)) {
+      const g = {...f, line: f.line + before}
+      found.set(`${g.ruleId}\0${g.line}\0${g.fingerprint}`, g)
+    }
+    newlines = before + countNewlines(bytes)
+    if (bytes.length === 0 || readStart + bytes.length >= size) break
+    pos = readStart + bytes.length
+  }
+  // A file that changed size while read has no id to compare (it is not what any commit holds).
+  const oid = total === size ? hash.digest('hex') : ''
+  return {status: 'scanned', bytes: size, findings: [...found.values()], oid, ...(kind !== 'text' ? {decoded: kind} : {}), ...(size > maxBytes ? {windows: true} : {})}
+}
+
+/** Bytes each window of a large file shares with the one before. */
+const OVERLAP = 64 * 1024
+
+type TextKind = 'text' | 'utf-16le' | 'utf-16be' | 'binary'
+
+const countNewlines = (b: Buffer) => {
+  let n = 0
+  for (let i = b.indexOf(10); i !== -1; i = b.indexOf(10, i + 1)) n++
+  return n
+}
+
+/**
+ * The text a scanner can read in `bytes`: UTF-8 when there is no NUL in the first SNIFF bytes;
+ * UTF-16 by its byte-order mark or by NULs on every other byte; otherwise (binary) every control
+ * byte but tab and newlines becomes a space and the rest is read byte for byte, so the printable
+ * runs (a key pasted into a binary file) are scanned where they are, on their lines.
+ */
+function textOf(bytes: Buffer): {text: string; kind: TextKind} {
+  const head = bytes.subarray(0, SNIFF)
+  if (!head.includes(0)) return {text: bytes.toString('utf8'), kind: 'text'}
+  if (bytes[0] === 0xff && bytes[1] === 0xfe) return {text: new TextDecoder('utf-16le').decode(bytes.subarray(2)), kind: 'utf-16le'}
+  if (bytes[0] === 0xfe && bytes[1] === 0xff) return {text: new TextDecoder('utf-16be').decode(bytes.subarray(2)), kind: 'utf-16be'}
+  let even = 0
+  let odd = 0
+  for (let i = 0; i < head.length; i++) if (head[i] === 0) i % 2 === 0 ? even++ : odd++
+  const half = head.length / 2
+  if (odd > 0.4 * half && even < 0.1 * half) return {text: new TextDecoder('utf-16le').decode(bytes), kind: 'utf-16le'}
+  if (even > 0.4 * half && odd < 0.1 * half) return {text: new TextDecoder('utf-16be').decode(bytes), kind: 'utf-16be'}
+  const plain = Buffer.from(bytes.map((b) => (b < 9 || b === 11 || b === 12 || (b > 13 && b < 32) || b === 127 ? 32 : b)))
+  return {text: plain.toString('latin1'), kind: 'binary'}
 }
 
 /** A worker's job and answer. */

@@ -17,7 +17,7 @@ import {join} from 'node:path'
 import {Worker} from 'node:worker_threads'
 import {AirlockError} from '../../errors.js'
 import type {Finding} from '../types.js'
-import {SECRETLINT_PRESET, SECRETLINT_VERSION, scanFile, type FileOutcome, type WorkerAnswer, type WorkerJob} from './engine.js'
+import {SECRETLINT_PRESET, SECRETLINT_VERSION, scanBytes, scanFile, type FileOutcome, type WorkerAnswer, type WorkerJob} from './engine.js'
 
 export {airlockRuleId, fingerprintOf, scanText, SECRETLINT_PRESET, SECRETLINT_VERSION} from './engine.js'
 
@@ -71,7 +71,13 @@ export interface SecretScanOptions {
   /** The work tree. */
   dir: string
   /** Lists the files to scan (Repository.unignoredFiles: tracked and untracked-not-ignored). */
-  repo: {unignoredFiles(): Promise<Array<{path: string; tracked: boolean}>>}
+  repo: {unignoredFiles(): Promise<Array<{path: string; tracked: boolean}>>; treeFiles?(commit: string): Promise<Map<string, {oid: string; mode: string}>>; readBlobBytes?(oid: string): Promise<Buffer>}
+  /**
+   * The commit a receipt will speak for: each of its files is scanned as committed wherever the
+   * work tree does not hold exactly that (edited, deleted, swapped during the scan, hidden by
+   * skip-worktree or a sparse checkout), so no work-tree game hides what the commit holds.
+   */
+  commit?: string
   key: ScanKey
   /** Files larger than this are skipped (and named). */
   maxFileBytes: number
@@ -91,6 +97,10 @@ export interface SecretScanReport {
   /** Bytes of text scanned. */
   bytes: number
   skipped: {binary: number; large: number; missing: number; notRegular: number; unreadable: number}
+  /** Files read otherwise than as UTF-8 text in one piece: UTF-16, a binary file's printable runs, larger than one window. */
+  decoded: {utf16: number; binary: number; windowed: number}
+  /** Files of the commit scanned from its blobs, the work tree not holding them as committed. */
+  fromCommit: number
   /** Files over the size limit (the first 20), which the scan did not read. */
   largeFiles: string[]
   /** Files that could not be read (the first 20): the scan did not see them. */
@@ -191,6 +201,8 @@ export async function scanWorkTree(opts: SecretScanOptions): Promise<SecretScanR
     scanned: 0,
     bytes: 0,
     skipped: {binary: 0, large: 0, missing: 0, notRegular: 0, unreadable: 0},
+    decoded: {utf16: 0, binary: 0, windowed: 0},
+    fromCommit: 0,
     largeFiles: [],
     unreadable: [],
     threads,
@@ -202,6 +214,12 @@ export async function scanWorkTree(opts: SecretScanOptions): Promise<SecretScanR
     if (o.status === 'scanned') {
       report.scanned++
       report.bytes += o.bytes
+      if (o.decoded === 'binary') report.decoded.binary++
+      else if (o.decoded) report.decoded.utf16++
+      if (o.windows) {
+        report.decoded.windowed++
+        if (report.largeFiles.length < MAX_NAMED) report.largeFiles.push(file)
+      }
       for (const f of o.findings) report.findings.push({tool: EMBEDDED_TOOL, ruleId: f.ruleId, level: 'error', message: secretMessage(f.ruleId, f.fingerprint), file, line: f.line, column: f.column, fingerprint: f.fingerprint})
     } else if (o.status === 'unreadable') {
       report.skipped.unreadable++
@@ -213,7 +231,28 @@ export async function scanWorkTree(opts: SecretScanOptions): Promise<SecretScanR
     else if (o.status === 'missing') report.skipped.missing++
     else report.skipped.notRegular++
   }
+  if (opts.commit && opts.repo.treeFiles && opts.repo.readBlobBytes) await scanCommitted(opts, files, outcomes, report)
   return report
+}
+
+/** The commit's files the work tree does not hold as committed, scanned from their blobs. */
+async function scanCommitted(opts: SecretScanOptions, files: string[], outcomes: Outcome[], report: SecretScanReport): Promise<void> {
+  const at = new Map(files.map((f, i) => [f, outcomes[i]!]))
+  const seen = new Set(report.findings.map((f) => `${f.file}\0${f.ruleId}\0${f.line}\0${f.fingerprint}`))
+  for (const [file, entry] of await opts.repo.treeFiles!(opts.commit!)) {
+    if (entry.mode !== '100644' && entry.mode !== '100755') continue
+    const o = at.get(file)
+    if (o?.status === 'scanned' && o.oid === entry.oid) continue
+    opts.signal?.throwIfAborted()
+    const r = await scanBytes(await opts.repo.readBlobBytes!(entry.oid), file, opts.maxFileBytes, opts.key.key)
+    report.fromCommit++
+    for (const f of r.findings) {
+      const key = `${file}\0${f.ruleId}\0${f.line}\0${f.fingerprint}`
+      if (seen.has(key)) continue
+      seen.add(key)
+      report.findings.push({tool: EMBEDDED_TOOL, ruleId: f.ruleId, level: 'error', message: secretMessage(f.ruleId, f.fingerprint), file, line: f.line, column: f.column, fingerprint: f.fingerprint})
+    }
+  }
 }
 
 /** A fingerprint for a finding without a secret (sandbox, policy): stable across line moves. */

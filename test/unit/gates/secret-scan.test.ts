@@ -117,17 +117,20 @@ describe('the embedded scan', () => {
         ['airlock-secret-scan', 'secret/aws/aws-access-key-id', 'src/app.ts', 4],
         ['airlock-secret-scan', 'secret/github/github-token', 'src/config.env', 2],
         ['airlock-secret-scan', 'secret/privatekey/private-key', 'deploy/id_rsa', 1],
+        // In a binary file's printable run, and past the first window of a file over the limit.
+        ['airlock-secret-scan', 'secret/github/github-token', 'logo.bin', 1],
+        ['airlock-secret-scan', 'secret/github/github-token', 'big.log', 2],
       ]),
     )
     for (const f of result.findings ?? []) expect(f.fingerprint).toMatch(/^[0-9a-f]{64}$/)
-    expect(result.reason).toMatch(/^3 possible secrets in 3 files/)
+    expect(result.reason).toMatch(/^5 possible secrets in 5 files/)
   })
 
-  it('scans untracked files git does not ignore, not ignored ones; skips binaries and files over the limit, naming them', () => {
+  it('scans untracked files git does not ignore, not ignored ones; binaries for their printable runs, files over the limit in windows, naming them', () => {
     expect((result.findings ?? []).map((f) => f.file)).not.toContain('build/out.env')
     const files = (result.evidence as {files: Record<string, unknown>}).files
-    expect(files).toMatchObject({untracked: 1, skipped: {binary: 1, large: 1}, largeFiles: ['big.log']})
-    expect(result.reason).toMatch(/1 file over maxSecretScanFileBytes \(65536 bytes\) not scanned/)
+    expect(files).toMatchObject({untracked: 1, skipped: {binary: 0, large: 0}, decoded: {binary: 1, windowed: 1}, largeFiles: ['big.log']})
+    expect(result.reason).toMatch(/1 binary file scanned for printable runs; 1 file over maxSecretScanFileBytes \(65536 bytes\) scanned in overlapping windows/)
   })
 
   it('says which external scanners did not run, and where the fingerprint key came from', async () => {
@@ -213,21 +216,47 @@ describe('the embedded scan', () => {
     // A tracked folder swapped for a link to somewhere else (a keyless writer, or an agent, planting it).
     const outside = join(t.dir, 'outside')
     await mkdir(outside, {recursive: true})
-    await writeFile(join(outside, 'app.ts'), `const k = "${AWS_KEY}"\n`)
+    await writeFile(join(outside, 'app.ts'), `const k = "${GH_TOKEN}"\n`)
     await rename(join(dir, 'src'), join(t.dir, 'src-moved'))
     await symlink(outside, join(dir, 'src'))
     const named = join(dir, `notes-${AWS_KEY}.txt`)
     await writeFile(named, 'nothing secret inside\n')
     try {
       const r = await runSecretScan(ctx())
-      expect((r.findings ?? []).map((f) => f.file).filter((f) => f.startsWith('src/'))).toEqual([])
+      // src/app.ts is scanned as committed (the work tree does not hold it): its AWS key, never the outside file's token.
+      expect((r.findings ?? []).filter((f) => f.file.startsWith('src/')).map((f) => [f.file, f.ruleId, f.line])).toEqual([['src/app.ts', 'secret/aws/aws-access-key-id', 4]])
       expect((r.evidence as {files: {skipped: {notRegular: number}}}).files.skipped.notRegular).toBeGreaterThan(0)
       expect(r.reason).toMatch(/not a regular file in the work tree/)
       expect(JSON.stringify(r)).not.toContain(AWS_KEY.slice(4))
+      expect((r.evidence as {files: {fromCommit: number}}).files.fromCommit).toBeGreaterThan(0)
     } finally {
       await rm(join(dir, 'src'))
       await rename(join(t.dir, 'src-moved'), join(dir, 'src'))
       await rm(named)
+    }
+  })
+
+  it('scans UTF-16 files, and what the commit holds whatever the work tree shows (skip-worktree, a file moved away)', async () => {
+    const utf16 = join(dir, 'creds.env')
+    await writeFile(utf16, Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from(`GITHUB_TOKEN=${GH_TOKEN}\n`, 'utf16le')]))
+    await git(dir, 'add', 'creds.env')
+    await git(dir, 'commit', '-qm', 'utf-16')
+    const commit = (await git(dir, 'rev-parse', 'HEAD')).trim()
+    try {
+      const r = await runSecretScan(ctx({commit}))
+      expect((r.findings ?? []).filter((f) => f.file === 'creds.env').map((f) => [f.ruleId, f.line])).toEqual([['secret/github/github-token', 1]])
+      // Hidden from the work tree: skip-worktree and a harmless file in its place; then gone altogether.
+      await git(dir, 'update-index', '--skip-worktree', 'creds.env')
+      await writeFile(utf16, 'nothing here\n')
+      const hidden = await runSecretScan(ctx({commit}))
+      expect((hidden.findings ?? []).filter((f) => f.file === 'creds.env')).toHaveLength(1)
+      await rm(utf16)
+      const gone = await runSecretScan(ctx({commit}))
+      expect((gone.findings ?? []).filter((f) => f.file === 'creds.env')).toHaveLength(1)
+    } finally {
+      await git(dir, 'update-index', '--no-skip-worktree', 'creds.env')
+      await git(dir, 'rm', '-q', '-f', 'creds.env')
+      await git(dir, 'commit', '-qm', 'no utf-16')
     }
   })
 
@@ -308,7 +337,9 @@ describe('the secrets baseline', () => {
 
   it('a committed baseline lets its findings pass, reported as baselined; a work-tree edit alone does not', async () => {
     const first = await runSecretScan(ctx())
-    const entries = first.findings!.map((f) => ({fingerprint: f.fingerprint!, ruleId: f.ruleId, file: f.file, reason: 'test fixture, revoked'}))
+    // One entry a fingerprint: the same token in three files is one secret.
+    const unique = [...new Map(first.findings!.map((f) => [f.fingerprint!, f])).values()]
+    const entries = unique.map((f) => ({fingerprint: f.fingerprint!, ruleId: f.ruleId, file: f.file, reason: 'test fixture, revoked'}))
     const text = renderBaseline(entries, resolveScanKey({anchor: ANCHOR}).id)
     await writeFile(join(dir, '.airlock-secrets-baseline'), text)
     const uncommitted = await runSecretScan(ctx())
@@ -318,8 +349,8 @@ describe('the secrets baseline', () => {
     await git(dir, 'commit', '-qm', 'baseline')
     const commit = (await git(dir, 'rev-parse', 'HEAD')).trim()
     const passed = await runSecretScan(ctx({commit}))
-    expect(passed.status).toBe('pass')
-    expect(passed.reason).toMatch(/^no secrets in .*; 3 baselined/)
+    expect(passed.status, passed.reason).toBe('pass')
+    expect(passed.reason).toMatch(/^no secrets in .*; 5 baselined/)
     expect(passed.findings!.every((f) => f.level === 'note' && f.suppression?.justification === 'test fixture, revoked')).toBe(true)
     // Under another key the baseline matches nothing, and says so.
     const other = await runSecretScan(ctx({commit, anchor: 'cd'.repeat(20)}))
