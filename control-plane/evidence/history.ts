@@ -47,6 +47,12 @@ export interface HistoryOptions {
   limits: Limits
   /** The verifier's reference time (the command's `now`): nothing may be dated after it plus the skew. */
   now: Date
+  /**
+   * Inside a rollback drill's throwaway clone: the drill's own id. A commit carrying the
+   * `Airlock-Drill` trailer verifies only where this equals it, so a drill's commits, signed by
+   * the real evidence key, never verify in a fleet (the signature covers the trailer).
+   */
+  drill?: string
 }
 
 export interface HistoryReport {
@@ -91,9 +97,17 @@ interface Walk {
   trust: (tree: string) => Promise<TrustPolicy>
   /** How many commits checked needed a signature. */
   signed: number
+  drill: string | null
 }
 
-function newWalk(reader: CommitReader, opts: Pick<HistoryOptions, 'limits' | 'now' | 'verifiedTimes'>, anchor: string | null, preAnchor: ReadonlySet<string>): Walk {
+/** The `Airlock-Drill` trailer of a commit message, or null. */
+export function drillOf(message: string): string | null {
+  // Trailers are the message's last paragraph (a reason in the body cannot make one).
+  const last = message.trimEnd().split(/\n[ \t]*\n/).pop() ?? ''
+  return /^Airlock-Drill: (\S+)$/m.exec(last)?.[1] ?? null
+}
+
+function newWalk(reader: CommitReader, opts: Pick<HistoryOptions, 'limits' | 'now' | 'verifiedTimes' | 'drill'>, anchor: string | null, preAnchor: ReadonlySet<string>): Walk {
   const byOid = new Map<string, TrustPolicy>()
   const empty = emptyTrust()
   // Each distinct trust.yaml is parsed once.
@@ -104,7 +118,7 @@ function newWalk(reader: CommitReader, opts: Pick<HistoryOptions, 'limits' | 'no
     if (!t) byOid.set(oid, (t = parseTrust(await reader.readBlob(oid), TRUST_FILE, oid, opts.limits)))
     return t
   }
-  return {reader, limits: opts.limits, now: opts.now, anchor, preAnchor, times: new Map(), verifiedTimes: opts.verifiedTimes ?? new Map(), signers: new Map(), trust, signed: 0}
+  return {reader, limits: opts.limits, now: opts.now, anchor, preAnchor, times: new Map(), verifiedTimes: opts.verifiedTimes ?? new Map(), signers: new Map(), trust, signed: 0, drill: opts.drill ?? null}
 }
 
 /** The trust policies of `commits`; one that does not parse is a MALFORMED finding and trusts no key. */
@@ -347,6 +361,8 @@ async function checkCommit(w: Walk, c: CommitInfo, addedIn: Map<string, string>)
   const clean = parents.length > 1 && (await w.reader.cleanMergeTree(c.parents)) === c.tree
   const touched = await changesSignedFolders(w.reader, c, parents)
   const out = checkTime(w, c, since, touched)
+  const drill = drillOf(c.message)
+  if (drill !== null && drill !== w.drill) out.push({code: 'DRILL_COMMIT', commit: c.oid, message: `commit ${short(c.oid)} was made by a rollback drill (Airlock-Drill: ${drill}) in a throwaway clone; it verifies nowhere else`})
   if (clean) return [...out, ...(await checkCleanMerge(w, c, parents))]
   if (touched) out.push(...(await checkSignedChange(w, c, parents)))
   out.push(...(await checkReceipts(w, c, parents, addedIn)))
@@ -358,7 +374,7 @@ async function checkCommit(w: Walk, c: CommitInfo, addedIn: Map<string, string>)
  * parents are trusted, judged at `now`: what apply runs on the commit it is about to publish, so
  * it never publishes what `evidence verify` would refuse. Empty: the commit verifies.
  */
-export async function checkNewCommit(reader: CommitReader, commitOid: string, opts: {limits: Limits; now: Date}): Promise<EvidenceProblem[]> {
+export async function checkNewCommit(reader: CommitReader, commitOid: string, opts: {limits: Limits; now: Date; drill?: string}): Promise<EvidenceProblem[]> {
   const w = newWalk(reader, opts, null, new Set())
   try {
     return await checkCommit(w, await reader.readCommit(commitOid), new Map())

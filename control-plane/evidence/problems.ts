@@ -8,6 +8,8 @@ export type EvidenceProblemCode = Extract<
   | 'RECEIPT_MODIFIED' | 'RECEIPT_DELETED' | 'BASE_MISMATCH'
   // commits: signatures, time
   | 'UNSIGNED_COMMIT' | 'BAD_COMMIT_SIGNATURE' | 'UNTRUSTED_COMMIT_SIGNER' | 'BACKDATED' | 'FUTURE_DATED'
+  // a rollback drill's commit, outside the drill that made it
+  | 'DRILL_COMMIT'
   // history: anchor, roots, completeness, objects, layout
   | 'ANCHOR_NOT_PINNED' | 'ANCHOR_NOT_IN_HISTORY' | 'MULTIPLE_ROOTS' | 'UNANCHORED_PARENT' | 'HISTORY_INCOMPLETE' | 'BROKEN_OBJECT' | 'NOT_A_FOLDER'
   // this clone's memory: a branch moved back from what was verified on it before

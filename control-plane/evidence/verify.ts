@@ -40,13 +40,13 @@ export interface EvidenceReport {
  * without one the history is walked from the repository's single root, so every problem is
  * still named, but the first problem is ANCHOR_NOT_PINNED and nothing verifies.
  */
-export async function verifyEvidence(repo: Repository, opts: {limits: Limits; anchor?: string | null; now: Date}): Promise<EvidenceReport> {
+export async function verifyEvidence(repo: Repository, opts: {limits: Limits; anchor?: string | null; now: Date; drill?: string}): Promise<EvidenceReport> {
   const head = await repo.head()
   if (!head.oid) throw new AirlockError('INVALID_INPUT', `${head.ref} has no commit yet`)
   const headTrust = await loadTrust(repo, head.oid, opts.limits)
   const problems: EvidenceProblem[] = []
   const receipts = new Map<string, ReceiptResult>()
-  const history = await verifyHistory(repo, head.oid, {anchor: opts.anchor ?? null, limits: opts.limits, now: opts.now})
+  const history = await verifyHistory(repo, head.oid, {anchor: opts.anchor ?? null, limits: opts.limits, now: opts.now, ...(opts.drill ? {drill: opts.drill} : {})})
   // A receipt the walk saw added is judged under the trust policy it was added on (as the walk
   // judged it): a key removed from trust.yaml since (a leaked one) leaves what it signed before
   // valid, and signs nothing new. One already there at the anchor, under the anchor's.

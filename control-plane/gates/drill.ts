@@ -28,6 +28,7 @@
  * (both named); `not_run` when a prerequisite is missing (no pipeline context, no anchor, no
  * usable key), never `pass`. Invalid input (a duration, an unknown image or channel) throws.
  */
+import {randomBytes} from 'node:crypto'
 import {mkdtemp, rm} from 'node:fs/promises'
 import {tmpdir} from 'node:os'
 import {join, resolve} from 'node:path'
@@ -107,6 +108,12 @@ export interface RollbackDrill {
   digests: {before: string | null; test: string | null; after: string | null}
   imageKey: 'given' | 'throwaway' | null
   anchor: string | null
+  /**
+   * The drill's id: every commit it makes carries it (`Airlock-Drill: <id>`, under the evidence
+   * key's signature), and such a commit verifies only in the history check of this drill — never
+   * in the fleet, should anything copy it out of the throwaway clone.
+   */
+  id: string
   sourceCommit: string
   /** The clone's last commit (gone with the clone; it names what was verified). */
   finalCommit: string | null
@@ -193,6 +200,7 @@ export async function runRollbackDrill(opts: RollbackDrillOptions): Promise<Roll
     digests: {before: null, test: null, after: null},
     imageKey: null,
     anchor: null,
+    id: randomBytes(12).toString('hex'),
     sourceCommit: opts.commit,
     finalCommit: null,
     receipts: [],
@@ -305,7 +313,7 @@ async function drill(opts: RollbackDrillOptions, report: RollbackDrill, run: Dri
 
     // Every step: the pipeline in the clone, with the anchor handed in (never the clone's config).
     // No record step: what happens in the clone is a rehearsal, never an event of the fleet's audit log.
-    const ctx: PipelineContext = {...pipeline.context, now: opts.now, anchor: anchorInput, reason: `rollback drill: ${name}/${channel} in a throwaway clone`, record: undefined}
+    const ctx: PipelineContext = {...pipeline.context, now: opts.now, anchor: anchorInput, reason: `rollback drill: ${name}/${channel} in a throwaway clone`, record: undefined, drill: report.id}
     const mode: Mode = {kind: 'apply', signer: async () => signer, toolVersion: pipeline.toolVersion}
     const apply = async (step: DrillStepName, command: string, timed: boolean, request: ChangeRequest) => {
       current = step
@@ -357,7 +365,7 @@ async function drill(opts: RollbackDrillOptions, report: RollbackDrill, run: Dri
     abortCheck()
     const started = clock()
     const after = (await loadImage(clone, rolled.commit, name, opts.limits)).channels[channel]?.digest ?? null
-    const evidence = await verifyEvidence(clone, {limits: opts.limits, anchor: run.anchor, now: opts.now})
+    const evidence = await verifyEvidence(clone, {limits: opts.limits, anchor: run.anchor, now: opts.now, drill: report.id})
     steps.push({step: 'verify', command: `airlock evidence verify --trust-anchor ${run.anchor}`, elapsedMs: clock() - started, timed: true, commit: evidence.head})
     report.digests.after = after
     const ours = evidence.receipts.filter((r) => report.receipts.includes(r.path))

@@ -101,13 +101,14 @@ async function readCache(repo: Repository): Promise<Cache> {
  * says so, and the pipeline refuses to apply on it. Without a pinned anchor nothing verifies
  * (the history is still walked from its root, so the other problems are named).
  */
-export async function verifyBase(repo: Repository, head: string, opts: {anchor: string | null; limits: Limits; now: Date; branch?: string}): Promise<BaseVerification> {
-  const key = opts.anchor ? `${RULES}:${opts.anchor}` : null
+export async function verifyBase(repo: Repository, head: string, opts: {anchor: string | null; limits: Limits; now: Date; branch?: string; drill?: string}): Promise<BaseVerification> {
+  // What verifies inside a drill is remembered apart from what verifies anywhere.
+  const key = opts.anchor ? `${RULES}:${opts.anchor}${opts.drill ? `:drill:${opts.drill}` : ''}` : null
   const cache = Object.fromEntries(Object.entries(await readCache(repo)).filter(([k]) => k.startsWith(`${RULES}:`)))
   const entry = key ? cache[key] : undefined
   const tips = new Set(Array.isArray(entry?.tips) ? entry.tips.filter((t) => typeof t === 'string') : [])
   const times = new Map(Object.entries(entry?.times ?? {}).filter(([t, s]) => tips.has(t) && Number.isSafeInteger(s)))
-  const report = await verifyHistory(repo, head, {anchor: opts.anchor, verified: tips, verifiedTimes: times, limits: opts.limits, now: opts.now})
+  const report = await verifyHistory(repo, head, {anchor: opts.anchor, verified: tips, verifiedTimes: times, limits: opts.limits, now: opts.now, ...(opts.drill ? {drill: opts.drill} : {})})
   // Rollback: a force-push that takes a branch back to an older verified commit (before a key
   // was removed, before a stricter policy) is what a writer without keys can do with signed
   // history. This clone remembers what it verified on each branch; the branch moves on from it.
@@ -161,10 +162,10 @@ export interface ResolvedHead {
 }
 
 /** HEAD and what its history verification says (for read-only views, which show it). */
-export async function inspectHead(repo: Repository, opts: {anchor: AnchorInput; limits: Limits; now: Date}): Promise<ResolvedHead> {
+export async function inspectHead(repo: Repository, opts: {anchor: AnchorInput; limits: Limits; now: Date; drill?: string}): Promise<ResolvedHead> {
   const {branch, commit} = await repo.base()
   const anchor = await resolveAnchor(repo, opts.anchor)
-  const verification = await verifyBase(repo, commit, {anchor: anchor.commit, limits: opts.limits, now: opts.now, branch})
+  const verification = await verifyBase(repo, commit, {anchor: anchor.commit, limits: opts.limits, now: opts.now, branch, ...(opts.drill ? {drill: opts.drill} : {})})
   return {repo, branch, commit, verification, source: {kind: 'head', branch, commit, verified: verification.verified, anchor: {...verification.anchor, from: anchor.from}}}
 }
 
@@ -173,7 +174,7 @@ export async function inspectHead(repo: Repository, opts: {anchor: AnchorInput; 
  * and manifests are read nowhere else (a writer without keys could have put anything in an
  * unsigned commit, or in a root a fresh clone takes as its own).
  */
-export async function verifiedHead(repo: Repository, opts: {anchor: AnchorInput; limits: Limits; now: Date}): Promise<ResolvedHead> {
+export async function verifiedHead(repo: Repository, opts: {anchor: AnchorInput; limits: Limits; now: Date; drill?: string}): Promise<ResolvedHead> {
   const head = await inspectHead(repo, opts)
   const refused = baseRefusal(head.commit, head.verification)
   if (refused) throw refused

@@ -66,6 +66,11 @@ export interface PipelineContext {
   anchor: AnchorInput
   limits: Limits
   verifier: SignatureVerifier
+  /**
+   * Inside a rollback drill's throwaway clone only: the drill's id. Every commit gets an
+   * `Airlock-Drill` trailer, and only a history verified with the same id accepts such commits.
+   */
+  drill?: string
   /** The record step's sink: it sees every outcome, refusals included (the audit log's writer). */
   record?: (outcome: import('./pipeline.js').Outcome) => Promise<void>
 }

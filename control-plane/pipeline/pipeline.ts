@@ -41,7 +41,7 @@ export async function resolveBase(repo: Repository | null, request: ChangeReques
   const head = await repo.head()
   if (!head.oid) throw new AirlockError('INVALID_INPUT', `${head.ref} has no commit yet; nothing to plan against`, {branch: head.ref})
   const anchor = await resolveAnchor(repo, ctx.anchor)
-  const v = await verifyBase(repo, head.oid, {anchor: anchor.commit, limits: ctx.limits, now: ctx.now, branch: head.ref})
+  const v = await verifyBase(repo, head.oid, {anchor: anchor.commit, limits: ctx.limits, now: ctx.now, branch: head.ref, ...(ctx.drill ? {drill: ctx.drill} : {})})
   return {base: {branch: head.ref, commit: head.oid}, record: {verified: v.verified, anchor: v.anchor, problems: v.problems}}
 }
 
@@ -324,7 +324,7 @@ async function apply(repo: Repository, plan: Plan, input: PipelineInput, mode: E
   const signer = await mode.signer()
   const key = 'newKey' in input && input.newKey ? await stagePrivateFile(input.newKey.file, input.newKey.pem) : null
   try {
-    const applied = await applyPlan(repo, plan, {signer, now: ctx.now, toolVersion: mode.toolVersion, limits: ctx.limits})
+    const applied = await applyPlan(repo, plan, {signer, now: ctx.now, toolVersion: mode.toolVersion, limits: ctx.limits, ...(ctx.drill ? {drill: ctx.drill} : {})})
     await key?.commit()
     return {status: 'applied', plan, applied}
   } catch (error) {

@@ -17,6 +17,8 @@ export interface ApplyContext {
   now: Date
   toolVersion: string
   limits: Limits
+  /** A rollback drill's id: the commit carries it as a trailer (and so verifies only in that drill). */
+  drill?: string
 }
 
 export interface ApplyResult {
@@ -30,7 +32,7 @@ export interface ApplyResult {
  * rollback target are written only for the operations that move a channel, from what the
  * builder computed; a value that is not one line of text is never written.
  */
-export function commitMessage(plan: Plan): string {
+export function commitMessage(plan: Plan, drill?: string): string {
   const d = plan.details
   const moves = plan.operation === 'promote' || plan.operation === 'rollback'
   const trailers: Array<[string, unknown]> = [
@@ -42,6 +44,7 @@ export function commitMessage(plan: Plan): string {
     ['Airlock-Rollback-Target', !moves || d.rollbackTarget === undefined ? undefined : (d.rollbackTarget ?? 'none')],
     ['Airlock-Receipt', plan.receiptPath],
     ['Airlock-Requested-By', plan.requestedBy.actor],
+    ['Airlock-Drill', drill],
   ]
   const oneLine = (v: unknown) => (typeof v === 'string' || typeof v === 'number') && !/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/.test(String(v))
   const lines = trailers.filter(([, v]) => v !== undefined && v !== null && oneLine(v)).map(([k, v]) => `${k}: ${String(v)}`)
@@ -57,7 +60,7 @@ export function commitMessage(plan: Plan): string {
  * never found later.
  */
 async function checkOwnCommit(repo: Repository, commit: string, ctx: ApplyContext): Promise<void> {
-  const [problem] = await checkNewCommit(repo, commit, {limits: ctx.limits, now: ctx.now})
+  const [problem] = await checkNewCommit(repo, commit, {limits: ctx.limits, now: ctx.now, ...(ctx.drill ? {drill: ctx.drill} : {})})
   if (problem) {
     throw new AirlockError('KEY_INVALID', `evidence verify would refuse this change, so it is not made: ${problem.code} ${problem.message} (is ${ctx.signer.keyid.slice(0, 16)}… an evidence key valid now in ${TRUST_FILE}?)`, {keyid: ctx.signer.keyid, problem})
   }
@@ -123,7 +126,7 @@ export async function applyPlan(repo: Repository, plan: Plan, ctx: ApplyContext)
     const commit = await repo.createCommit({
       base: plan.baseCommit,
       changes: files,
-      message: commitMessage(plan),
+      message: commitMessage(plan, ctx.drill),
       author,
       committer,
       time,

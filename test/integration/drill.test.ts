@@ -16,6 +16,9 @@ import {localIdentity} from '../../control-plane/identity/jwt.js'
 import {DEFAULT_LIMITS} from '../../control-plane/limits.js'
 import {parseImage} from '../../control-plane/manifests/load.js'
 import {Repository} from '../../control-plane/repo/repository.js'
+import {execute} from '../../control-plane/pipeline/pipeline.js'
+import {verifyEvidence} from '../../control-plane/evidence/verify.js'
+import {drillOf} from '../../control-plane/evidence/history.js'
 import {verifyBundleFor, verifyPinned} from '../../platform/images/policy.js'
 import {signImageBundle} from '../../platform/images/sign.js'
 import {airlock, git, GIT_IDENTITY, initFleet, tempDir} from '../helpers.js'
@@ -290,6 +293,36 @@ describe('rollback drill', () => {
       expect(await drillFolders(tmp.dir)).toEqual([])
     } finally {
       await tmp.cleanup()
+    }
+  })
+
+  it("a drill's commit never verifies outside its drill: copied into the fleet it is DRILL_COMMIT", async () => {
+    const t = await tempDir('airlock-drill-replay-')
+    try {
+      // A copy of the fleet stands for the fleet a drill commit is copied into (the source stays untouched).
+      const dir = join(t.dir, 'copy')
+      await git(t.dir, 'clone', '-q', fleet.dir, dir)
+      const copy = await Repository.open(dir)
+      const anchor = (await repo.config('airlock.trustAnchor'))!
+      const now = new Date()
+      const text = await readFile(join(dir, IMAGE), 'utf8')
+      // The commit a drill makes: the pipeline with the drill's id in its context, signed by the real evidence key.
+      const ctx = {...pipeline(now).context, anchor: {flag: anchor}, drill: 'd1a2b3c4d5e6f7a8b9c0d1e2'}
+      const outcome = await execute(copy, {request: {kind: 'change', files: [{path: IMAGE, content: `${text}# a drill's edit\n`}]}}, {kind: 'apply', signer: () => loadSigner({file: fleet.key}), toolVersion: 'test'}, ctx)
+      expect(outcome.status).toBe('applied')
+      const made = await copy.readCommit((await copy.head()).oid!)
+      expect(made.message).toMatch(/^Airlock-Drill: d1a2b3c4d5e6f7a8b9c0d1e2$/m)
+      // Verified as the fleet verifies (no drill id): refused, naming the drill; inside the drill: fine.
+      const fleetView = await verifyEvidence(copy, {limits: DEFAULT_LIMITS, anchor, now})
+      expect(fleetView.ok).toBe(false)
+      expect(fleetView.problems.map((p) => p.code)).toContain('DRILL_COMMIT')
+      expect((await verifyEvidence(copy, {limits: DEFAULT_LIMITS, anchor, now, drill: ctx.drill})).ok).toBe(true)
+      const cli = await airlock(['evidence', 'verify', '--trust-anchor', anchor, '--json'], {cwd: dir})
+      expect(cli.exitCode).toBe(1)
+      // A reason in the body cannot make the trailer: only the last paragraph counts.
+      expect(drillOf('airlock: x\n\nAirlock-Drill: body\n\nAirlock-Operation: change\n')).toBeNull()
+    } finally {
+      await t.cleanup()
     }
   })
 

@@ -32,6 +32,7 @@ export function drillEvidence(d: RollbackDrill): Record<string, unknown> {
     digests: d.digests,
     imageKey: d.imageKey,
     anchor: d.anchor,
+    id: d.id,
     sourceCommit: d.sourceCommit,
     finalCommit: d.finalCommit,
     receipts: d.receipts,
