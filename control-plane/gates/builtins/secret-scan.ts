@@ -79,8 +79,7 @@ export async function runSecretScan(ctx: GateContext): Promise<GateResult> {
   if (report.skipped.large > 0) notes.push(`${plural(report.skipped.large, 'file')} over maxSecretScanFileBytes (${ctx.limits.maxSecretScanFileBytes} bytes) not scanned`)
   if (report.skipped.unreadable > 0) notes.push(`${plural(report.skipped.unreadable, 'file')} could not be read`)
   if (report.fromCommit > 0) notes.push(`${plural(report.fromCommit, 'file')} scanned as committed, the work tree not holding ${report.fromCommit === 1 ? 'it' : 'them'} as committed`)
-  if (report.decoded.binary > 0) notes.push(`${plural(report.decoded.binary, 'binary file')} scanned for printable runs`)
-  if (report.decoded.utf16 > 0) notes.push(`${plural(report.decoded.utf16, 'file')} read as UTF-16`)
+  if (report.decoded.binary > 0) notes.push(`${plural(report.decoded.binary, 'file')} with NUL bytes (binary, UTF-16, UTF-32) scanned as bytes and as wide text`)
   if (report.decoded.windowed > 0) notes.push(`${plural(report.decoded.windowed, 'file')} over maxSecretScanFileBytes (${ctx.limits.maxSecretScanFileBytes} bytes) scanned in overlapping windows`)
   if (report.skipped.notRegular > 0) notes.push(`${plural(report.skipped.notRegular, 'path')} not a regular file in the work tree (a link, a FIFO, a folder linked elsewhere) not read`)
   const status = failing.length > 0 || report.skipped.unreadable > 0 ? 'fail' : 'pass'

@@ -121,8 +121,8 @@ export interface EngineFinding {
 }
 
 export type FileOutcome =
-  /** `decoded`: read as UTF-16, or a binary file's printable runs; `windows`: larger than one read, scanned in overlapping windows. */
-  | {status: 'scanned'; bytes: number; findings: EngineFinding[]; oid?: string; decoded?: 'utf-16le' | 'utf-16be' | 'binary'; windows?: boolean}
+  /** `decoded`: a NUL somewhere (binary, UTF-16, UTF-32), read as its bytes and as its bytes without NULs; `windows`: larger than one read, scanned in overlapping windows. */
+  | {status: 'scanned'; bytes: number; findings: EngineFinding[]; oid?: string; decoded?: 'binary'; windows?: boolean}
   | {status: 'binary' | 'large' | 'missing' | 'not-regular'; bytes: number}
 
 const kebab = (s: string) =>
@@ -180,12 +180,9 @@ export async function scanText(content: string, file: string, key: Uint8Array): 
   return out
 }
 
-/** Bytes sniffed for a NUL to call a file binary (as git and ripgrep do). */
-const SNIFF = 8000
-
 /**
  * Reads and scans one work-tree file, whole: regular files only, read in windows of at most
- * `maxBytes`; UTF-16 decoded, and a binary file's printable runs scanned in place. Neither
+ * `maxBytes`; a file with NULs (binary, UTF-16, UTF-32) read both as its bytes and without them. Neither
  * the file nor a folder on its way may be a link out of the work tree (a folder replaced by a
  * link to ~/.aws would put someone's real secret's fingerprint in a receipt): the folder must be
  * where the path says, and the file is opened without following a link and without blocking (a
@@ -255,11 +252,13 @@ async function scanWindows(size: number, read: (start: number, length: number) =
     const before = newlines - countNewlines(bytes.subarray(0, pos - readStart))
     hash.update(bytes.subarray(pos - readStart))
     total += Math.max(0, bytes.length - (pos - readStart))
-    const decoded = textOf(bytes)
+    const decoded = textsOf(bytes)
     if (decoded.kind !== 'text') kind = decoded.kind
-    for (const f of await scanText(decoded.text, file, key)) {
-      const g = {...f, line: f.line + before}
-      found.set(`${g.ruleId}\0${g.line}\0${g.fingerprint}`, g)
+    for (const text of decoded.texts) {
+      for (const f of await scanText(text, file, key)) {
+        const g = {...f, line: f.line + before}
+        found.set(`${g.ruleId}\0${g.line}\0${g.fingerprint}`, g)
+      }
     }
     newlines = before + countNewlines(bytes)
     if (bytes.length === 0 || readStart + bytes.length >= size) break
@@ -273,7 +272,7 @@ async function scanWindows(size: number, read: (start: number, length: number) =
 /** Bytes each window of a large file shares with the one before. */
 const OVERLAP = 64 * 1024
 
-type TextKind = 'text' | 'utf-16le' | 'utf-16be' | 'binary'
+type TextKind = 'text' | 'binary'
 
 const countNewlines = (b: Buffer) => {
   let n = 0
@@ -282,24 +281,19 @@ const countNewlines = (b: Buffer) => {
 }
 
 /**
- * The text a scanner can read in `bytes`: UTF-8 when there is no NUL in the first SNIFF bytes;
- * UTF-16 by its byte-order mark or by NULs on every other byte; otherwise (binary) every control
- * byte but tab and newlines becomes a space and the rest is read byte for byte, so the printable
- * runs (a key pasted into a binary file) are scanned where they are, on their lines.
+ * The texts a scanner reads in `bytes`. Without a NUL anywhere in the window: UTF-8 text. With
+ * one, no single decoding is trusted (a UTF-16 head can hide ASCII after it, UTF-32 looks like
+ * binary): two readings, each byte for byte with every control byte but tab and newlines as a
+ * space — the bytes as they are (ASCII runs in binary data), and the bytes with every NUL
+ * removed (ASCII in UTF-16 or UTF-32 of either byte order, BOM or not). Newlines stay where they
+ * are in both, so lines are counted as in the file.
  */
-function textOf(bytes: Buffer): {text: string; kind: TextKind} {
-  const head = bytes.subarray(0, SNIFF)
-  if (!head.includes(0)) return {text: bytes.toString('utf8'), kind: 'text'}
-  if (bytes[0] === 0xff && bytes[1] === 0xfe) return {text: new TextDecoder('utf-16le').decode(bytes.subarray(2)), kind: 'utf-16le'}
-  if (bytes[0] === 0xfe && bytes[1] === 0xff) return {text: new TextDecoder('utf-16be').decode(bytes.subarray(2)), kind: 'utf-16be'}
-  let even = 0
-  let odd = 0
-  for (let i = 0; i < head.length; i++) if (head[i] === 0) i % 2 === 0 ? even++ : odd++
-  const half = head.length / 2
-  if (odd > 0.4 * half && even < 0.1 * half) return {text: new TextDecoder('utf-16le').decode(bytes), kind: 'utf-16le'}
-  if (even > 0.4 * half && odd < 0.1 * half) return {text: new TextDecoder('utf-16be').decode(bytes), kind: 'utf-16be'}
-  const plain = Buffer.from(bytes.map((b) => (b < 9 || b === 11 || b === 12 || (b > 13 && b < 32) || b === 127 ? 32 : b)))
-  return {text: plain.toString('latin1'), kind: 'binary'}
+function textsOf(bytes: Buffer): {texts: string[]; kind: TextKind} {
+  if (!bytes.includes(0)) return {texts: [bytes.toString('utf8')], kind: 'text'}
+  const printable = (b: number) => (b < 9 || b === 11 || b === 12 || (b > 13 && b < 32) || b === 127 ? 32 : b)
+  const asIs = Buffer.from(bytes.map(printable)).toString('latin1')
+  const wide = Buffer.from(bytes.filter((b) => b !== 0).map(printable)).toString('latin1')
+  return {texts: [asIs, wide], kind: 'binary'}
 }
 
 /** A worker's job and answer. */

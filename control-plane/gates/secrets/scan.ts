@@ -97,8 +97,8 @@ export interface SecretScanReport {
   /** Bytes of text scanned. */
   bytes: number
   skipped: {binary: number; large: number; missing: number; notRegular: number; unreadable: number}
-  /** Files read otherwise than as UTF-8 text in one piece: UTF-16, a binary file's printable runs, larger than one window. */
-  decoded: {utf16: number; binary: number; windowed: number}
+  /** Files read otherwise than as UTF-8 text in one piece: with NULs (binary, UTF-16, UTF-32), larger than one window. */
+  decoded: {binary: number; windowed: number}
   /** Files of the commit scanned from its blobs, the work tree not holding them as committed. */
   fromCommit: number
   /** Files over the size limit (the first 20), which the scan did not read. */
@@ -201,7 +201,7 @@ export async function scanWorkTree(opts: SecretScanOptions): Promise<SecretScanR
     scanned: 0,
     bytes: 0,
     skipped: {binary: 0, large: 0, missing: 0, notRegular: 0, unreadable: 0},
-    decoded: {utf16: 0, binary: 0, windowed: 0},
+    decoded: {binary: 0, windowed: 0},
     fromCommit: 0,
     largeFiles: [],
     unreadable: [],
@@ -215,7 +215,6 @@ export async function scanWorkTree(opts: SecretScanOptions): Promise<SecretScanR
       report.scanned++
       report.bytes += o.bytes
       if (o.decoded === 'binary') report.decoded.binary++
-      else if (o.decoded) report.decoded.utf16++
       if (o.windows) {
         report.decoded.windowed++
         if (report.largeFiles.length < MAX_NAMED) report.largeFiles.push(file)
@@ -239,19 +238,28 @@ export async function scanWorkTree(opts: SecretScanOptions): Promise<SecretScanR
 async function scanCommitted(opts: SecretScanOptions, files: string[], outcomes: Outcome[], report: SecretScanReport): Promise<void> {
   const at = new Map(files.map((f, i) => [f, outcomes[i]!]))
   const seen = new Set(report.findings.map((f) => `${f.file}\0${f.ruleId}\0${f.line}\0${f.fingerprint}`))
-  for (const [file, entry] of await opts.repo.treeFiles!(opts.commit!)) {
-    if (entry.mode !== '100644' && entry.mode !== '100755') continue
-    const o = at.get(file)
-    if (o?.status === 'scanned' && o.oid === entry.oid) continue
-    opts.signal?.throwIfAborted()
-    const r = await scanBytes(await opts.repo.readBlobBytes!(entry.oid), file, opts.maxFileBytes, opts.key.key)
-    report.fromCommit++
+  const tree = await opts.repo.treeFiles!(opts.commit!)
+  const push = (file: string, r: {findings: Array<{ruleId: string; line: number; column: number; fingerprint: string}>}) => {
     for (const f of r.findings) {
       const key = `${file}\0${f.ruleId}\0${f.line}\0${f.fingerprint}`
       if (seen.has(key)) continue
       seen.add(key)
       report.findings.push({tool: EMBEDDED_TOOL, ruleId: f.ruleId, level: 'error', message: secretMessage(f.ruleId, f.fingerprint), file, line: f.line, column: f.column, fingerprint: f.fingerprint})
     }
+  }
+  // The paths themselves: a name can hold a secret (each path is one line; a finding names its path).
+  const paths = [...tree.keys()]
+  const named = await scanBytes(Buffer.from(paths.join('\n')), '.', opts.maxFileBytes, opts.key.key)
+  for (const f of named.findings) push(paths[f.line - 1] ?? '.', {findings: [{...f, line: 1}]})
+  for (const [file, entry] of tree) {
+    // A link's blob is its target text, which can hold a secret as well as any file (submodules have no blob here).
+    if (entry.mode !== '100644' && entry.mode !== '100755' && entry.mode !== '120000') continue
+    const o = at.get(file)
+    if (o?.status === 'scanned' && o.oid === entry.oid) continue
+    opts.signal?.throwIfAborted()
+    const r = await scanBytes(await opts.repo.readBlobBytes!(entry.oid), file, opts.maxFileBytes, opts.key.key)
+    report.fromCommit++
+    push(file, r)
   }
 }
 

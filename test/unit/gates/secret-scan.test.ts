@@ -130,7 +130,7 @@ describe('the embedded scan', () => {
     expect((result.findings ?? []).map((f) => f.file)).not.toContain('build/out.env')
     const files = (result.evidence as {files: Record<string, unknown>}).files
     expect(files).toMatchObject({untracked: 1, skipped: {binary: 0, large: 0}, decoded: {binary: 1, windowed: 1}, largeFiles: ['big.log']})
-    expect(result.reason).toMatch(/1 binary file scanned for printable runs; 1 file over maxSecretScanFileBytes \(65536 bytes\) scanned in overlapping windows/)
+    expect(result.reason).toMatch(/1 file with NUL bytes \(binary, UTF-16, UTF-32\) scanned as bytes and as wide text; 1 file over maxSecretScanFileBytes \(65536 bytes\) scanned in overlapping windows/)
   })
 
   it('says which external scanners did not run, and where the fingerprint key came from', async () => {
@@ -236,7 +236,31 @@ describe('the embedded scan', () => {
     }
   })
 
-  it('scans UTF-16 files, and what the commit holds whatever the work tree shows (skip-worktree, a file moved away)', async () => {
+  it('scans UTF-16 and UTF-32 text (BOM or not, after a UTF-16 head), link targets and names, and what the commit holds whatever the work tree shows', async () => {
+    const key = `AKIA${'QYLPMN5HHHFPZAM2'}`
+    const wide = Buffer.concat([Buffer.from('header text for a resource table\n'.repeat(150), 'utf16le'), Buffer.from(`aws_access_key_id = ${key}\n`)])
+    const line32 = `token ${GH_TOKEN}\n`
+    const utf32 = Buffer.alloc(4 * line32.length)
+    ;[...line32].forEach((c, i) => utf32.writeUInt32BE(c.charCodeAt(0), i * 4))
+    await writeFile(join(dir, 'app.res'), wide)
+    await writeFile(join(dir, 'notes32.txt'), utf32)
+    await symlink(PEM, join(dir, 'id_link'))
+    await writeFile(join(dir, `cfg-${GH_TOKEN}.txt`), 'x\n')
+    await git(dir, 'add', 'app.res', 'notes32.txt', 'id_link', `cfg-${GH_TOKEN}.txt`)
+    await git(dir, 'commit', '-qm', 'hidden forms')
+    try {
+      const r = await runSecretScan(ctx({commit: (await git(dir, 'rev-parse', 'HEAD')).trim()}))
+      const by = (file: string) => (r.findings ?? []).filter((f) => f.file === file).map((f) => f.ruleId)
+      expect(by('app.res')).toContain('secret/aws/aws-access-key-id')
+      expect(by('notes32.txt')).toContain('secret/github/github-token')
+      expect(by('id_link')).toContain('secret/privatekey/private-key')
+      expect((r.findings ?? []).some((f) => f.file === 'cfg-[REDACTED].txt' && f.ruleId === 'secret/github/github-token')).toBe(true)
+      expect(JSON.stringify(r)).not.toContain(GH_TOKEN.slice(4))
+    } finally {
+      await git(dir, 'rm', '-q', '-f', 'app.res', 'notes32.txt', 'id_link', `cfg-${GH_TOKEN}.txt`)
+      await git(dir, 'commit', '-qm', 'no hidden forms')
+    }
+
     const utf16 = join(dir, 'creds.env')
     await writeFile(utf16, Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from(`GITHUB_TOKEN=${GH_TOKEN}\n`, 'utf16le')]))
     await git(dir, 'add', 'creds.env')
