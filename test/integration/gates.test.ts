@@ -237,6 +237,45 @@ describe('a suite with gates that fail, hang, need a host, run in shadow and lie
     expect(list.json.suites[0].gates.find((g: {id: string}) => g.id === 'acceptance')).toMatchObject({run: 'bash "$AIRLOCK_ROOT/platform/validate/acceptance.sh"', requires: ['host'], expect: {pass: 6, fail: 0}})
   })
 
+  it('preflight and postsession themselves, end to end: a gate forced to fail, one to hang, one not run, one in shadow; each exits as the rule says', {timeout: 120_000}, async () => {
+    const file = join(fleet.dir, 'manifests', 'gates.yaml')
+    const original = await readFile(file, 'utf8')
+    const suites = `apiVersion: airlock/v1
+kind: GateSuite
+suites:
+  preflight:
+    gates:
+      - {id: history, uses: builtin/history}
+      - {id: secret-scan, uses: builtin/secret-scan, with: {external: false}}
+      - {id: forced-fail, run: "exit 4"}
+      - {id: forced-hang, run: "sleep 600", timeout: 2s}
+      - {id: lab-only, run: "true", requires: [host]}
+      - {id: shadowed, run: "exit 1", mode: shadow}
+  postsession:
+    gates:
+      - {id: rollback-drill, uses: builtin/rollback-drill, with: {recovery_target: 10m}, timeout: 10m}
+      - {id: lab-only, run: "true", requires: [host]}
+      - {id: shadowed, run: "exit 1", mode: shadow}
+`
+    await writeFile(file, suites)
+    await commitChange(fleet.dir, fleet.env, 'suites with forced outcomes')
+    try {
+      const pre = await airlock(['preflight', '--json'], {cwd: fleet.dir, env: fleet.env})
+      expect(pre.exitCode).toBe(1)
+      const by = Object.fromEntries((pre.json.gates as Array<{id: string; status: string; reason: string}>).map((g) => [g.id, [g.status, g.reason]]))
+      expect(by).toMatchObject({history: ['pass', expect.any(String)], 'secret-scan': ['pass', expect.any(String)], 'forced-fail': ['fail', 'exited with 4'], 'forced-hang': ['fail', 'timed out after 2s; its process group was killed'], 'lab-only': ['not_run', 'requires a lab host (--host)'], shadowed: ['fail', 'exited with 1']})
+      expect(pre.json).toMatchObject({suite: 'preflight', result: 'FAILED', failedTests: ['preflight/forced-fail', 'preflight/forced-hang'], warnedTests: ['preflight/shadowed']})
+      // postsession: the drill passes, the host gate is not run, the shadow gate fails without failing the run.
+      const post = await airlock(['postsession', '--json'], {cwd: fleet.dir, env: fleet.env})
+      expect(post.exitCode, post.stderr).toBe(0)
+      expect(post.json).toMatchObject({suite: 'postsession', result: 'WARNED', passedTests: ['postsession/rollback-drill'], warnedTests: ['postsession/shadowed'], failedTests: []})
+      expect(post.json.gates.find((g: {id: string}) => g.id === 'lab-only')).toMatchObject({status: 'not_run'})
+    } finally {
+      await writeFile(file, original)
+      await commitChange(fleet.dir, fleet.env, 'the scaffolded suites again')
+    }
+  })
+
   it('a bad gates file (a needs cycle) is refused naming the file, line and field (exit 2)', async () => {
     const file = join(fleet.dir, 'manifests', 'gates.yaml')
     const text = await readFile(file, 'utf8')
