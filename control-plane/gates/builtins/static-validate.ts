@@ -153,7 +153,15 @@ async function checkSandboxSpecs(ctx: GateContext, findings: Finding[]): Promise
   const identity = declared
     ? {principal: {type: 'AgentKernel::User', id: 'gate:static-validate'}, entities: entitiesForClaims({sub: 'gate:static-validate', org_id: trust.org, roles: declared.roles, mfa_verified: declared.mfa_verified}, true), authenticated: false, source: `the principal gates.yaml declares (roles ${declared.roles.join(', ') || 'none'}, mfa_verified ${declared.mfa_verified})`}
     : localIdentity(git.name || process.env.GIT_AUTHOR_NAME || 'operator', git.email || process.env.GIT_AUTHOR_EMAIL || 'operator@localhost')
-  const reports = await checkSandboxes(specs, {repo, commit, trust, images, identity, limits, engine, verifyImage: async (image, digest) => void (await verifyPinned(repo, commit, image, digest, trust, now, limits))})
+  // Many specs name the same pinned digest: each is verified once for the run (a failure too).
+  const verified = new Map<string, Promise<void>>()
+  const verifyImage = (image: Parameters<typeof verifyPinned>[2], digest: string) => {
+    const key = `${image.name}\0${digest}`
+    let v = verified.get(key)
+    if (!v) verified.set(key, (v = verifyPinned(repo, commit, image, digest, trust, now, limits).then(() => undefined)))
+    return v
+  }
+  const reports = await checkSandboxes(specs, {repo, commit, trust, images, identity, limits, engine, verifyImage})
   for (const r of reports) for (const f of r.findings) findings.push({tool: TOOL, ruleId: `sandbox/${f.rule}`, level: 'error', message: f.message, file: f.file, ...(f.line !== undefined ? {line: f.line} : {}), ...(f.column !== undefined ? {column: f.column} : {})})
   return specs.length
 }
