@@ -13,6 +13,24 @@ import {FINGERPRINT_KEY, policyFindings, sandboxFindings, toolPolicyFindings, to
 import type {Finding} from '../../../control-plane/gates/types.js'
 import {ROOT, tempDir} from '../../helpers.js'
 
+/** The parts of a SARIF log the assertions read (each log is checked against the SARIF schema too). */
+interface SarifResult {
+  ruleId: string
+  ruleIndex: number
+  level: string
+  message: {text: string}
+  partialFingerprints: Record<string, string>
+  suppressions?: unknown[]
+  locations: Array<{physicalLocation: {artifactLocation: {uri: string; uriBaseId: string}; region: {startLine: number}}}>
+}
+interface SarifRun {
+  tool: {driver: {name: string; version: string; informationUri: string; rules: Array<{id: string}>}}
+  automationDetails: {id: string}
+  results: SarifResult[]
+  properties: {airlock: {truncated: {results: number; kept: number; limit: number}; droppedTools: string[]}}
+}
+const sarifRuns = (log: unknown) => (log as {runs: SarifRun[]}).runs
+
 let validate: ValidateFunction
 let t: Awaited<ReturnType<typeof tempDir>>
 
@@ -63,7 +81,7 @@ describe('toSarif', () => {
     expect(read).toEqual(log)
     expectValid(read)
     expect(read.version).toBe('2.1.0')
-    const runs = read.runs as any[]
+    const runs = sarifRuns(read)
     expect(runs.map((r) => r.tool.driver.name)).toEqual(['airlock-secret-scan', 'gitleaks', 'airlock-sandbox-check', 'airlock-policy', 'airlock-tool-policy'])
     const ids = runs.map((r) => r.automationDetails.id)
     expect(ids).toEqual(['airlock/preflight/airlock-secret-scan/', 'airlock/preflight/gitleaks/', 'airlock/preflight/airlock-sandbox-check/', 'airlock/preflight/airlock-policy/', 'airlock/preflight/airlock-tool-policy/'])
@@ -81,19 +99,19 @@ describe('toSarif', () => {
         expect(loc.region.startLine).toBeGreaterThanOrEqual(1)
       }
     }
-    const secretRun = runs[0]
-    expect(secretRun.results.find((r: any) => r.ruleId === 'secret/github/github-token' && r.level === 'error').partialFingerprints[FINGERPRINT_KEY]).toBe('0123456789abcdef'.repeat(4))
-    expect(secretRun.results.find((r: any) => r.level === 'note').suppressions).toEqual([{kind: 'external', state: 'accepted', justification: 'revoked fixture'}])
-    expect(secretRun.results.find((r: any) => r.ruleId === 'secret/privatekey/private-key').locations[0].physicalLocation.artifactLocation.uri).toBe('deploy/id%20rsa')
+    const secretRun = runs[0]!
+    expect(secretRun.results.find((r) => r.ruleId === 'secret/github/github-token' && r.level === 'error')!.partialFingerprints[FINGERPRINT_KEY]).toBe('0123456789abcdef'.repeat(4))
+    expect(secretRun.results.find((r) => r.level === 'note')!.suppressions).toEqual([{kind: 'external', state: 'accepted', justification: 'revoked fixture'}])
+    expect(secretRun.results.find((r) => r.ruleId === 'secret/privatekey/private-key')!.locations[0].physicalLocation.artifactLocation.uri).toBe('deploy/id%20rsa')
     // A finding with no line (a schema that does not parse) points at line 1 of its file.
-    const noLine = runs[3].results.find((r: any) => r.message.text === 'schema does not parse')
+    const noLine = runs[3]!.results.find((r) => r.message.text === 'schema does not parse')!
     expect(noLine.locations[0].physicalLocation).toEqual({artifactLocation: {uri: 'policies/schema.cedarschema', uriBaseId: '%SRCROOT%'}, region: {startLine: 1}})
   })
 
   it('keeps rule ids and fingerprints stable from one run to the next', () => {
     const a = toSarif([secret(), ...sandboxFindings([{rule: 'PRIVILEGED', file: 'manifests/sandboxes/x.yaml', line: 4, field: 'spec.security.privileged', message: 'must be false'}])], OPTS)
     const b = toSarif([...sandboxFindings([{rule: 'PRIVILEGED', file: 'manifests/sandboxes/x.yaml', line: 9, field: 'spec.security.privileged', message: 'must be false'}]), secret()], OPTS)
-    const fp = (log: any, tool: string) => log.runs.find((r: any) => r.tool.driver.name === tool).results[0].partialFingerprints[FINGERPRINT_KEY]
+    const fp = (log: unknown, tool: string) => sarifRuns(log).find((r) => r.tool.driver.name === tool)!.results[0]!.partialFingerprints[FINGERPRINT_KEY]
     // The sandbox finding moved down five lines: same fingerprint.
     expect(fp(a, 'airlock-sandbox-check')).toBe(fp(b, 'airlock-sandbox-check'))
     expect(fp(a, 'airlock-secret-scan')).toBe(fp(b, 'airlock-secret-scan'))
@@ -101,22 +119,23 @@ describe('toSarif', () => {
 
   it('caps results per run (errors first) and runs per file to the upload limits, and says so', () => {
     const many = Array.from({length: 30}, (_, i) => secret({line: i + 1, level: i % 3 === 0 ? 'error' : 'warning', fingerprint: i.toString(16).padStart(64, '0')}))
-    const log = toSarif(many, {...OPTS, limits: {maxResultsPerRun: 10}}) as any
+    const log = toSarif(many, {...OPTS, limits: {maxResultsPerRun: 10}})
     expectValid(log)
-    expect(log.runs[0].results).toHaveLength(10)
-    expect(log.runs[0].results.every((r: any) => r.level === 'error')).toBe(true)
-    expect(log.runs[0].properties.airlock.truncated).toEqual({results: 30, kept: 10, limit: 10})
+    const [first] = sarifRuns(log)
+    expect(first!.results).toHaveLength(10)
+    expect(first!.results.every((r) => r.level === 'error')).toBe(true)
+    expect(first!.properties.airlock.truncated).toEqual({results: 30, kept: 10, limit: 10})
     const tools = Array.from({length: 4}, (_, i) => secret({tool: `tool-${i}`}))
-    const capped = toSarif(tools, {...OPTS, limits: {maxRuns: 2}}) as any
+    const capped = toSarif(tools, {...OPTS, limits: {maxRuns: 2}})
     expectValid(capped)
-    expect(capped.runs).toHaveLength(2)
-    expect(capped.runs[1].properties.airlock.droppedTools).toEqual(['tool-2', 'tool-3'])
+    expect(sarifRuns(capped)).toHaveLength(2)
+    expect(sarifRuns(capped)[1]!.properties.airlock.droppedTools).toEqual(['tool-2', 'tool-3'])
     // The compressed size: results halved until the log fits.
     const big = Array.from({length: 400}, (_, i) => secret({line: i + 1, message: `m${i} ${'x'.repeat(200)}`, fingerprint: undefined}))
-    const small = toSarif(big, {...OPTS, limits: {maxGzipBytes: 4000}}) as any
+    const small = toSarif(big, {...OPTS, limits: {maxGzipBytes: 4000}})
     expectValid(small)
-    expect(small.runs[0].results.length).toBeLessThan(400)
-    expect(small.runs[0].properties.airlock.truncated.results).toBe(400)
+    expect(sarifRuns(small)[0]!.results.length).toBeLessThan(400)
+    expect(sarifRuns(small)[0]!.properties.airlock.truncated.results).toBe(400)
   })
 
   it('refuses a finding outside the repository', () => {
