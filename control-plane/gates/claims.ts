@@ -129,7 +129,7 @@ export async function claimReport(repo: Repository, commit: string, opts: {ancho
   const judged: Judged[] = []
   for (const r of receipts) {
     const base = r.statement.predicate.baseCommit
-    const file = /^[0-9a-f]{40}$/.test(base) ? await gatesAt(base).catch(() => null) : null
+    const file = /^[0-9a-f]{40}$/.test(base) ? await gatesAt(base) : null
     const specs = new Map((file?.suites.get(r.statement.predicate.suite) ?? []).map((g) => [g.id, g]))
     judged.push({r, specs})
   }

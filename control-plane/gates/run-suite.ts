@@ -31,8 +31,9 @@ export interface GateRunInput {
   env?: Record<string, string>
   onEvent?: (event: GateEvent) => void
   /**
-   * The run will be signed (--apply, --out): the work tree must be the commit's, since `run:`
-   * gates and the scan read it and the receipt speaks for the commit (else UNCOMMITTED_CHANGES).
+   * The run will be signed (--apply, --out): the work tree must still be the commit's when the
+   * gates have run, since `run:` gates read it and the receipt speaks for the commit (else
+   * UNCOMMITTED_CHANGES; the command checks it before the run too, so nothing runs for nothing).
    */
   recording?: boolean
   /** The command's side of the pipeline, for gates that run changes (the rollback drill); without it they are not_run. */
@@ -59,7 +60,6 @@ export async function runGateSuite(input: GateRunInput): Promise<{run: SuiteRun;
   const suites = await requireGateSuites(input.repo, input.commit, input.limits, builtins)
   const gates = suiteGates(suites, input.suite)
   const {repo, commit, limits} = input
-  if (input.recording) await requireCleanWorkTree(repo, commit)
   const run = await runSuite({
     suite: input.suite,
     gates,
@@ -71,6 +71,8 @@ export async function runGateSuite(input: GateRunInput): Promise<{run: SuiteRun;
     context: {repo, commit, dir: repo.dir, limits, now: input.now, anchor: input.anchor, pipeline: input.pipeline, lastPassing: (gateId) => lastPassingRecord(repo, commit, input.suite, gateId, limits)},
     runCommand: (gate, ctx) => runCommandGate({run: gate.run!, expect: gate.expect, timeoutMs: gate.timeoutMs}, {dir: ctx.dir, signal: ctx.signal, limits: ctx.limits, env: input.env}),
   })
+  // A gate that edited tracked files while it ran (and a run that speaks for the commit) is not signed.
+  if (input.recording) await requireCleanWorkTree(repo, commit)
   const statement = await suiteStatement(repo, {commit, branch: input.branch}, run, suites, {limits, toolVersion: input.toolVersion})
   return {run, statement, suites}
 }
