@@ -83,6 +83,17 @@ export type ErrorCode =
   | 'APPROVAL_REPLAYED'
   /** The Cedar engine (wasm) trapped or threw: nothing it said is trusted, so whatever was asked is denied. */
   | 'POLICY_ENGINE_FAILED'
+  // 1: the audit log (control-plane/audit/)
+  /** The audit log cannot be written (a mutating command fails closed) or read. */
+  | 'AUDIT_UNAVAILABLE'
+  /** An entry, a checkpoint or a published checkpoint does not verify: the message names the first bad one. */
+  | 'AUDIT_TAMPERED'
+  /** The log ends in a partial line (an append interrupted, e.g. by kill -9): reported, never merged or dropped. */
+  | 'AUDIT_TORN_TAIL'
+  /** A signed checkpoint that does not verify (forged, another log's origin, a smaller tree than one before). */
+  | 'AUDIT_CHECKPOINT_INVALID'
+  /** A SIEM sink that did not take a batch (after the retries); the cursor stays where it was. */
+  | 'AUDIT_SINK_FAILED'
   // 1: an image signature did not verify (the reason is the code: IMAGE_NO_SIGNATURE, …)
   | ImageErrorCode
   // 1: a registry or runtime could not be read, or answered with the wrong thing
@@ -97,6 +108,8 @@ export type ErrorCode =
   | 'CONFLICT'
   | 'LOCK_HELD'
   | 'UNCOMMITTED_CHANGES'
+  /** Another process holds the audit log's lock past the wait. */
+  | 'AUDIT_LOCKED'
 
 /** Why an image signature does not verify; each is its own top-level code, `IMAGE_<reason>`. */
 export const IMAGE_REASONS = ['SIGNATURE_ERROR', 'SUBJECT_MISMATCH', 'UNTRUSTED_SIGNER', 'NO_TIMESTAMP', 'TLOG_ERROR', 'CERTIFICATE_ERROR', 'NOT_PINNED', 'NO_SIGNATURE', 'THRESHOLD_NOT_MET'] as const
@@ -198,6 +211,12 @@ const EXIT_CODES: Record<ErrorCode, 1 | 2 | 3> = {
   LIFETIME_EXCEEDED: 1,
   INVALID_TOKEN: 1,
   DENIED: 1,
+  AUDIT_UNAVAILABLE: 1,
+  AUDIT_TAMPERED: 1,
+  AUDIT_TORN_TAIL: 1,
+  AUDIT_CHECKPOINT_INVALID: 1,
+  AUDIT_SINK_FAILED: 1,
+  AUDIT_LOCKED: 3,
   EVIDENCE_MISSING: 1,
   APPROVAL_REPLAYED: 1,
   POLICY_ENGINE_FAILED: 1,
