@@ -6,4 +6,4 @@ import {mkdtempSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 
-process.env.AIRLOCK_AUDIT_DIR ??= mkdtempSync(join(tmpdir(), 'airlock-test-audit-'))
+process.env.AIRLOCK_AUDIT_DIR = mkdtempSync(join(tmpdir(), 'airlock-test-audit-'))
