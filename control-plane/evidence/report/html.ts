@@ -59,10 +59,18 @@ function nobleAsFunctionBody(): string {
   return body
 }
 
-/** The page's one script: noble, the verification rules (rules.ts, as written there), the button's wiring. */
-export function pageScript(): string {
+/**
+ * The verifier alone, as classic-script statements: `noble` (the @noble/ed25519 API) and the
+ * functions of rules.ts, as written there. The page runs it; tests run it in Chromium as it is.
+ */
+export function verifierSource(): string {
   const rules = PAGE_FUNCTIONS.map((f) => f.toString()).join('\n\n')
-  const script = `"use strict";\n(function () {\nvar noble = (function () {\n${nobleAsFunctionBody()}\n})();\n${rules}\n${PAGE_UI}\nstartPage(noble);\n})();\n`
+  return `var noble = (function () {\n${nobleAsFunctionBody()}\n})();\n${rules}\n`
+}
+
+/** The page's one script: the verifier and the button's wiring, in a closure. */
+export function pageScript(): string {
+  const script = `"use strict";\n(function () {\n${verifierSource()}${PAGE_UI}\nstartPage(noble);\n})();\n`
   // An inline script ends at the first `</script`; `<!--` changes how it is parsed.
   if (/<\/script|<!--/i.test(script)) throw new AirlockError('INVALID_INPUT', 'the report page script holds "</script" or "<!--"; it cannot be inlined', {})
   return script
