@@ -1,6 +1,6 @@
 import {createHash} from 'node:crypto'
 import * as noble from '@noble/ed25519'
-import {describe, expect, it} from 'vitest'
+import {beforeAll, describe, expect, it} from 'vitest'
 import {verifierKeyOf, verifyNote} from '../../../control-plane/audit/note.js'
 import {countSigners} from '../../../control-plane/crypto/envelope.js'
 import {emptyTrust} from '../../../control-plane/manifests/load.js'
@@ -81,12 +81,13 @@ describe('renderHtml', () => {
   })
 })
 
-describe('the page rules, run in Node, agree with airlock\'s own verifiers', async () => {
-  const webcrypto = await webCryptoEngine()
-  const engines: Ed25519Engine[] = [webcrypto!, nobleEngine(noble)]
+describe("the page rules, run in Node, agree with airlock's own verifiers", () => {
+  /** Node 22's WebCrypto has Ed25519 (OpenSSL underneath), so both engines run here too. */
+  const engines: Array<[string, () => Promise<Ed25519Engine | null>]> = [
+    ['webcrypto', webCryptoEngine],
+    ['noble', async () => nobleEngine(noble)],
+  ]
   const {model, evidence, audit, stranger} = makeFixture()
-
-  it('Node 22 has WebCrypto Ed25519 (the self-test passes)', () => expect(webcrypto?.name).toBe('webcrypto'))
 
   /** What countSigners says of a receipt, for the same keys at the same time (threshold one). */
   function nodeReceipt(receipt: (typeof model.receipts)[number], keys: PageKey[]) {
@@ -109,8 +110,14 @@ describe('the page rules, run in Node, agree with airlock\'s own verifiers', asy
     ['no signature', () => ({receipt: {...model.receipts[0]!, envelope: {...model.receipts[0]!.envelope, signatures: []}}, keys: model.keys}), 'THRESHOLD_NOT_MET', /carries no signature/],
   ]
 
-  for (const engine of engines) {
-    describe(`with the ${engine.name} engine`, () => {
+  for (const [name, make] of engines) {
+    describe(`with the ${name} engine`, () => {
+      let engine: Ed25519Engine
+      beforeAll(async () => {
+        engine = (await make())!
+      })
+
+      it('is that engine (the WebCrypto self-test passes)', () => expect(engine?.name).toBe(name))
       for (const [name, make, nodeCode, why] of receiptCases) {
         it(`a receipt ${name}: ${nodeCode}`, async () => {
           const {receipt, keys} = make()
@@ -156,6 +163,12 @@ describe('the page rules, run in Node, agree with airlock\'s own verifiers', asy
       it('a checkpoint listed with a size or root other than the signed ones is refused', async () => {
         expect((await verifyCheckpoint({...model.checkpoints[0]!, size: 11}, model.keys, engine, noble)).why).toMatch(/tree size 10, not 11/)
         expect((await verifyCheckpoint({...model.checkpoints[0]!, root: model.checkpoints[1]!.root}, model.keys, engine, noble)).why).toMatch(/root hash/)
+      })
+
+      it('an audit key of the wrong length refuses the checkpoint whole, as verifyNote does (KEY_INVALID)', async () => {
+        const short = {...keyOf(stranger, ['audit']), publicKey: Buffer.alloc(31, 1).toString('base64')}
+        expect(nodeNote(model.checkpoints[0]!.text, ORIGIN, [...model.keys, short])).toBe('KEY_INVALID')
+        expect(await verifyCheckpoint(model.checkpoints[0]!, [...model.keys, short], engine, noble)).toMatchObject({ok: false, why: expect.stringMatching(/has 31 bytes, not 32/)})
       })
 
       it('a checkpoint published after its audit key was retired is refused', async () => {

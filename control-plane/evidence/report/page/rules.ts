@@ -39,6 +39,8 @@ export interface NoblePoint {
 /** What computes Ed25519 for the page once rules 1–3 hold. */
 export interface Ed25519Engine {
   name: 'webcrypto' | 'noble'
+  /** Rule 2's verdict per key (hex), worked out once: a report checks thousands of signatures by a few keys. */
+  keyProblems: Map<string, string>
   verify(publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array): Promise<boolean>
 }
 
@@ -160,7 +162,12 @@ export function ed25519KeyProblem(noble: NobleApi, publicKey: Uint8Array): strin
 /** Rules 1–3, then the engine (rule 4). */
 export async function ed25519Verify(engine: Ed25519Engine, noble: NobleApi, publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array): Promise<Ed25519Result> {
   if (signature.length !== 64) return {ok: false, why: 'the signature has ' + signature.length + ' bytes, not 64'}
-  const keyProblem = ed25519KeyProblem(noble, publicKey)
+  const id = toHex(publicKey)
+  let keyProblem = engine.keyProblems.get(id)
+  if (keyProblem === undefined) {
+    keyProblem = ed25519KeyProblem(noble, publicKey)
+    engine.keyProblems.set(id, keyProblem)
+  }
   if (keyProblem) return {ok: false, why: keyProblem}
   let s = 0n
   for (let i = 63; i >= 32; i--) s = (s << 8n) | BigInt(signature[i]!)
@@ -193,13 +200,14 @@ export async function webCryptoEngine(): Promise<Ed25519Engine | null> {
   } catch {
     return null
   }
-  return {name: 'webcrypto', verify}
+  return {name: 'webcrypto', keyProblems: new Map(), verify}
 }
 
 /** @noble/ed25519, strict (zip215: false), with R's small-order component refused first (rule 4). */
 export function nobleEngine(noble: NobleApi): Ed25519Engine {
   return {
     name: 'noble',
+    keyProblems: new Map(),
     async verify(publicKey, message, signature) {
       try {
         if (!noble.Point.fromBytes(signature.subarray(0, 32), false).isTorsionFree()) return false
@@ -294,7 +302,8 @@ export async function noteKeyIdOf(name: string, publicKey: Uint8Array): Promise<
  * A published checkpoint, as verifyNote (audit/note.ts) checks it against the audit keys named for
  * the log's origin, valid when it was published:
  * 0. the note parses, and its text is the checkpoint the report lists (origin, size, root);
- * 1. a signature line whose name and key ID match no such key is ignored (witnesses, rotated keys);
+ * 1. the keys say which key signed: two different keys under one name and key ID are refused;
+ *    a signature line whose name and key ID match no such key is ignored (witnesses, rotated keys);
  * 2. every line by such a key must verify: a forged line does not hide behind a good one;
  * 3. at least one such key signed.
  */
@@ -315,8 +324,12 @@ export async function verifyCheckpoint(checkpoint: PageCheckpoint, keys: PageKey
   for (const key of keys) {
     if (!keyValidAt(key, 'audit', checkpoint.publishedAt)) continue
     const raw = base64Lenient(key.publicKey)
-    if (raw.length !== 32) continue
-    known.set(checkpoint.origin + '+' + (await noteKeyIdOf(checkpoint.origin, raw)), raw)
+    // As verifyNote's step 1: a trust list that cannot say which key signed is refused whole.
+    if (raw.length !== 32) return {ok: false, why: 'audit key ' + key.keyid.slice(0, 16) + '… has ' + raw.length + ' bytes, not 32', signers: []}
+    const id = checkpoint.origin + '+' + (await noteKeyIdOf(checkpoint.origin, raw))
+    const other = known.get(id)
+    if (other && toHex(other) !== toHex(raw)) return {ok: false, why: 'two different audit keys are named ' + id, signers: []}
+    known.set(id, raw)
   }
   const data = new TextEncoder().encode(note.text)
   const signers: string[] = []

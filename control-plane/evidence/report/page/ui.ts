@@ -43,6 +43,7 @@ function startPage(noble) {
       var r = await verifyReceipt(model.receipts[i], model.keys, engine, noble);
       mark('receipt-' + i, r);
       if (r.ok) verified++; else failed++;
+      if (i % 100 === 99) summary.textContent = 'Verifying… ' + (i + 1) + ' of ' + model.receipts.length + ' receipts';
     }
     for (var j = 0; j < model.checkpoints.length; j++) {
       var c = await verifyCheckpoint(model.checkpoints[j], model.keys, engine, noble);
