@@ -9,7 +9,7 @@ p.meta, .muted { color: var(--muted); }
 code { font: 12px ui-monospace, SFMono-Regular, Menlo, monospace; word-break: break-all; }
 table { border-collapse: collapse; width: 100%; }
 th, td { border: 1px solid var(--line); padding: 4px 6px; text-align: left; vertical-align: top; }
-th { background: #f6f8fa; position: sticky; top: 0; }
+th { background: #f6f8fa; }
 .status-evidenced { color: var(--ok); font-weight: 600; }
 .status-partial { color: var(--warn); font-weight: 600; }
 .status-gap { color: var(--bad); font-weight: 600; }
