@@ -1,4 +1,5 @@
 import {createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify, type KeyObject} from 'node:crypto'
+import {ed25519} from '@noble/curves/ed25519.js'
 import {AirlockError} from '../errors.js'
 import {sha256Hex} from './digest.js'
 import {readPrivateFile} from './keyfile.js'
@@ -35,18 +36,40 @@ function signerOf(privateKey: KeyObject): Signer {
   }
 }
 
-/** Key objects of the few keys a history is signed with, made once each (a walk verifies thousands of signatures). */
-const verifyingKeys = new Map<string, KeyObject>()
+/** Key objects of the few keys a history is signed with, made once each (a walk verifies thousands of signatures); null: a key nothing verifies under. */
+const verifyingKeys = new Map<string, KeyObject | null>()
 
+/**
+ * Why an Ed25519 public key verifies nothing: not a canonical encoding of a curve point, a
+ * small-order point, or a point with a small-order component. OpenSSL (and so Node, and Chromium's
+ * WebCrypto) accepts such keys, and forged signatures verify under them; the compliance report's
+ * page applies the same rule in the browser (evidence/report/page/rules.ts), so a signature never
+ * passes in one and fails in the other. Keys made by `keys generate` always pass.
+ */
+export function ed25519KeyProblem(publicKey: Uint8Array): string | null {
+  if (publicKey.length !== 32) return `an Ed25519 public key has 32 bytes, this one has ${publicKey.length}`
+  let point: ReturnType<typeof ed25519.Point.fromBytes>
+  try {
+    point = ed25519.Point.fromBytes(publicKey, false)
+  } catch {
+    return 'the key is not a canonical encoding of a curve point'
+  }
+  if (point.isSmallOrder()) return 'the key is a small-order point'
+  if (!point.isTorsionFree()) return 'the key has a small-order component'
+  return null
+}
+
+/** Ed25519 (RFC 8032) as Node verifies it, under a key of prime order only (ed25519KeyProblem). */
 export function verifyEd25519(publicKey: Uint8Array, data: Uint8Array, signature: Uint8Array): boolean {
   if (signature.length !== 64) return false
   const id = Buffer.from(publicKey).toString('hex')
   let key = verifyingKeys.get(id)
-  if (!key) {
+  if (key === undefined) {
     if (verifyingKeys.size >= 256) verifyingKeys.clear()
-    verifyingKeys.set(id, (key = publicKeyObject(publicKey)))
+    key = ed25519KeyProblem(publicKey) === null ? publicKeyObject(publicKey) : null
+    verifyingKeys.set(id, key)
   }
-  return verify(null, data, key, signature)
+  return key !== null && verify(null, data, key, signature)
 }
 
 export function generateSigner(): {signer: Signer; pem: string} {
