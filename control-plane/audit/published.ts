@@ -238,3 +238,63 @@ async function addedAt(repo: Repository, commit: string, path: string, oid: stri
     c = await repo.readCommit(parent)
   }
 }
+
+/** What `audit publish` asks the pipeline for, and what it read to ask it. */
+export interface PublishRequest {
+  request: {kind: 'audit-publish'; checkpoint: string; proof: string[]}
+  origin: string
+  /** The local checkpoint's path, tree size and root (base64). */
+  checkpoint: {path: string; size: number; root: string}
+  /** The last checkpoint published for this origin at the commit read (null: none yet). */
+  previous: {path: string; size: number; root: string} | null
+}
+
+/**
+ * The request publishing the newest checkpoint of the log in `dir`: its signed note, byte for
+ * byte, and the consistency proof from the last checkpoint published for the log's origin at
+ * `commit`, computed from the log's leaves (SHA-256(0x00 ‖ fingerprint) of each entry). Nothing
+ * here is trusted: the change kind verifies the note against the base's audit keys and the proof
+ * against both signed roots. With nothing newer published, the proof is empty and the pipeline
+ * says whether the checkpoint is already published, a rollback or a fork.
+ */
+export async function publishRequest(repo: Repository, commit: string, dir: string, limits: Limits = DEFAULT_LIMITS): Promise<PublishRequest> {
+  const [{readFile}, {join}, log, {consistencyProofAt, leafHash}] = await Promise.all([import('node:fs/promises'), import('node:path'), import('./log.js'), import('./merkle.js')])
+  const origin = await log.readOrigin(dir)
+  const size = await log.latestCheckpointSize(dir)
+  if (size === 0) throw new AirlockError('USAGE', `the audit log in ${dir} has no checkpoint yet; make one with \`airlock audit checkpoint\``, {dir})
+  const path = join(dir, log.AUDIT_FILES.checkpoints, log.checkpointName(size))
+  const text = await readFile(path, 'utf8').catch((error: unknown) => {
+    throw new AirlockError('AUDIT_UNAVAILABLE', `audit log unavailable: ${path}: ${(error as Error).message}`, {path})
+  })
+  let checkpoint
+  try {
+    checkpoint = parseCheckpoint(parseNote(text, {maxBytes: limits.maxFileBytes}).text)
+  } catch (error) {
+    if (!(error instanceof AirlockError)) throw error
+    throw invalid('MALFORMED', `${path}: not a signed checkpoint (${error.message})`, {file: path})
+  }
+  if (checkpoint.origin !== origin || checkpoint.size !== size) {
+    throw invalid('MISPLACED', `${path}: a checkpoint of ${JSON.stringify(checkpoint.origin)} at size ${checkpoint.size}, in the log of ${JSON.stringify(origin)} under size ${size}`, {file: path})
+  }
+  const previous = await lastPublished(repo, commit, origin, limits)
+  const proof: string[] = []
+  if (previous && previous.size < size) {
+    // One buffer of leaf hashes (32 bytes an entry), not an object per entry.
+    const leaves = Buffer.alloc(size * 32)
+    let n = 0
+    for await (const entry of log.readEntries(dir)) {
+      if (n === size) break
+      if (entry.index !== n) throw new AirlockError('AUDIT_TAMPERED', `${join(dir, log.AUDIT_FILES.events)}:${entry.lineNumber}: entry ${entry.index} where entry ${n} belongs; run \`airlock audit verify\``, {line: entry.lineNumber})
+      leaves.set(leafHash(Buffer.from(entry.fingerprint, 'hex')), n * 32)
+      n++
+    }
+    if (n < size) throw new AirlockError('AUDIT_TAMPERED', `the audit log in ${dir} holds ${n} entries, fewer than its checkpoint of size ${size}; run \`airlock audit verify\``, {dir, entries: n, size})
+    proof.push(...consistencyProofAt((i) => leaves.subarray(i * 32, i * 32 + 32), previous.size, size).map(encodeHash))
+  }
+  return {
+    request: {kind: 'audit-publish', checkpoint: text, proof},
+    origin,
+    checkpoint: {path, size, root: encodeHash(checkpoint.rootHash)},
+    previous: previous ? {path: previous.path, size: previous.size, root: previous.root} : null,
+  }
+}

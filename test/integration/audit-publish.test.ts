@@ -11,6 +11,7 @@ import {readFile, mkdir, writeFile} from 'node:fs/promises'
 import {dirname, join} from 'node:path'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 import {consistencyProof, leafHash, rootFromLeafHashes} from '../../control-plane/audit/merkle.js'
+import {AuditLog, readEntries, writeCheckpoint} from '../../control-plane/audit/log.js'
 import {formatCheckpoint, signNote} from '../../control-plane/audit/note.js'
 import {checkpointPath, consistencyPath, formatConsistency, listPublished, parseConsistency, publishedCheckpoints} from '../../control-plane/audit/published.js'
 import {generateSigner, loadSigner, type Signer} from '../../control-plane/crypto/keys.js'
@@ -192,5 +193,76 @@ describe('what is refused, with nothing committed', () => {
   it('the honest checkpoint still publishes afterwards', async () => {
     expect((await publish(checkpointOf(), proofFor(8))).status).toBe('applied')
     expect((await listPublished(await open(), await head(), {origin: ORIGIN})).map((p) => p.size)).toEqual([3, 8, 12])
+  })
+})
+
+describe('`airlock audit publish` from a real audit log', () => {
+  let dir: string
+  let origin: string
+
+  /** Appends `n` events to the log in `at` and signs a checkpoint of the whole log with the audit key. */
+  async function appendAndCheckpoint(at: string, n: number): Promise<number> {
+    const log = await AuditLog.open(at)
+    for (let i = 0; i < n; i++) await log.append({class_uid: 6003, activity_id: 1, message: `event ${i}`})
+    await log.close()
+    const fps: Uint8Array[] = []
+    for await (const e of readEntries(at)) fps.push(Buffer.from(e.fingerprint, 'hex'))
+    await writeCheckpoint(at, log.origin, auditKey, fps.length, rootFromLeafHashes(leaves(fps)))
+    return fps.length
+  }
+
+  const run = (at: string, ...extra: string[]) => airlock(['audit', 'publish', '--audit-dir', at, '--reason', 'witness', '--json', ...extra], {cwd: fleet.dir, env: fleet.env})
+
+  beforeAll(async () => {
+    dir = join(dirname(fleet.dir), 'audit')
+    await appendAndCheckpoint(dir, 4)
+    origin = (await readFile(join(dir, 'origin'), 'utf8')).trim()
+  })
+
+  it('plans by default and changes nothing; --apply commits the checkpoint', async () => {
+    const before = await head()
+    const planned = await run(dir)
+    expect(planned.exitCode, planned.stdout + planned.stderr).toBe(0)
+    expect(planned.json.outcome).toBe('planned')
+    expect(planned.json.audit).toMatchObject({origin, checkpoint: {size: 4}, previous: null})
+    expect(await head()).toBe(before)
+    const applied = await run(dir, '--apply')
+    expect(applied.exitCode, applied.stdout + applied.stderr).toBe(0)
+    expect(applied.json.outcome).toBe('applied')
+    expect(await readFile(join(fleet.dir, checkpointPath(origin, 4)), 'utf8')).toBe(await readFile(join(dir, 'checkpoints', '00000000000000000004.checkpoint'), 'utf8'))
+  })
+
+  it('after the log grows, the next checkpoint with the proof computed from the log; evidence verify passes', async () => {
+    await appendAndCheckpoint(dir, 3)
+    const r = await run(dir, '--apply')
+    expect(r.exitCode, r.stdout + r.stderr).toBe(0)
+    expect(r.json.audit.previous).toMatchObject({size: 4})
+    expect(r.json.plan.changes.map((c: {path: string}) => c.path)).toEqual([checkpointPath(origin, 7), consistencyPath(origin, 7)])
+    const v = await airlock(['evidence', 'verify', '--json'], {cwd: fleet.dir})
+    expect(v.exitCode, v.stdout).toBe(0)
+  })
+
+  it('a log rewritten after publishing is refused: the same size with another root, or a longer history that does not extend it', async () => {
+    const forged = join(dirname(fleet.dir), 'audit-rewritten')
+    await mkdir(forged, {mode: 0o700})
+    await writeFile(join(forged, 'origin'), `${origin}\n`)
+    await appendAndCheckpoint(forged, 7)
+    const before = await head()
+    const fork = await run(forged, '--apply')
+    expect(fork.exitCode).toBe(1)
+    expect(fork.json.error).toMatchObject({code: 'AUDIT_CHECKPOINT_INVALID', details: {reason: 'FORK'}})
+    await appendAndCheckpoint(forged, 2)
+    const longer = await run(forged, '--apply')
+    expect(longer.exitCode).toBe(1)
+    expect(longer.json.error).toMatchObject({code: 'AUDIT_CHECKPOINT_INVALID', details: {reason: 'INCONSISTENT'}})
+    expect(await head()).toBe(before)
+  })
+
+  it('a log with no checkpoint yet is a usage error', async () => {
+    const empty = join(dirname(fleet.dir), 'audit-empty')
+    await (await AuditLog.open(empty)).close()
+    const r = await run(empty)
+    expect(r.exitCode).toBe(2)
+    expect(r.json.error.code).toBe('USAGE')
   })
 })
