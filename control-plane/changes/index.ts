@@ -8,6 +8,7 @@ import type {ChangeRequest} from '../plan/plan.js'
 import type {Base, Draft, PipelineContext} from '../pipeline/draft.js'
 import type {Repository} from '../repo/repository.js'
 import {buildAddKey} from './add-key.js'
+import {buildAuditPublish} from './audit-publish.js'
 import {buildDesiredStateChange} from './desired-state.js'
 import {buildGateReceipt, checkGateReceiptBase} from './gate-receipt.js'
 import {buildInit} from './init.js'
@@ -33,6 +34,7 @@ const CHANGE_KINDS: {[K in Exclude<Kind, 'init'>]: Builder<K>} = {
     await checkGateReceiptBase(repo, base, draft.statement!, ctx.limits)
     return draft
   },
+  'audit-publish': ({repo, commit}, req, ctx) => buildAuditPublish(repo, commit, req, ctx.now, ctx.limits),
 }
 
 /** Step 2 — build the changes a request asks for, read at the base commit. */

@@ -32,11 +32,20 @@ export interface DesiredStateKind {
   editable: boolean
   /** Whether a change may delete it. */
   deletable: boolean
+  /**
+   * The one kind of change (its plan operation) that writes a file of a kind no change may edit
+   * (audit checkpoints: audit-publish, after its own checks); absent: only apply writes it.
+   */
+  writtenBy?: string
   /** Checks new content as its loader does; throws located errors (file, line, field). */
   check?(text: string, path: string, ctx: KindContext): void | Promise<void>
   /** Checks, once per change, what the kind's files say together (e.g. a policy set against its schema). */
   checkTogether?(paths: string[], ctx: KindContext): Promise<void>
 }
+
+/** Published audit checkpoints and the consistency proofs between them: a folder per log origin, a file per tree size (audit/published.ts). */
+export const CHECKPOINT_FILE = /^docs\/evidence\/audit\/[a-z0-9._~-]+\/[0-9]{20}\.checkpoint$/
+export const CONSISTENCY_FILE = /^docs\/evidence\/audit\/[a-z0-9._~-]+\/[0-9]{20}\.consistency$/
 
 const under = (folder: string, rest: RegExp) => (path: string) => path.startsWith(`${folder}/`) && rest.test(path.slice(folder.length + 1))
 
@@ -255,6 +264,34 @@ export const DESIRED_STATE: readonly DesiredStateKind[] = [
     resource: 'Receipt',
     editable: false,
     deletable: false,
+  },
+  {
+    kind: 'AuditCheckpoint',
+    where: `${EVIDENCE_DIR}/audit/ORIGIN/<size, 20 digits>.checkpoint`,
+    folder: `${EVIDENCE_DIR}/audit`,
+    matches: (p) => CHECKPOINT_FILE.test(p),
+    resource: 'AuditLog',
+    editable: false,
+    deletable: false,
+    // Verified against the base's audit keys and the last published checkpoint by the change
+    // that writes it (changes/audit-publish.ts); here, that it reads as a checkpoint where it lies.
+    writtenBy: 'audit-publish',
+    async check(text, path, ctx) {
+      ;(await import('../audit/published.js')).readCheckpointFile(path, text, ctx.limits)
+    },
+  },
+  {
+    kind: 'AuditConsistencyProof',
+    where: `${EVIDENCE_DIR}/audit/ORIGIN/<size, 20 digits>.consistency`,
+    folder: `${EVIDENCE_DIR}/audit`,
+    matches: (p) => CONSISTENCY_FILE.test(p),
+    resource: 'AuditLog',
+    editable: false,
+    deletable: false,
+    writtenBy: 'audit-publish',
+    async check(text, path) {
+      ;(await import('../audit/published.js')).parseConsistency(text, path)
+    },
   },
   {
     kind: 'SecretsBaseline',

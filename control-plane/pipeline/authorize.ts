@@ -39,8 +39,10 @@ export function channelAsk(action: string, image: string, channel: string): Ask 
   return {action, resource: {type: 'AgentKernel::Channel', id: `${image}/${channel}`}, attrs: {image, name: channel}}
 }
 
-/** What to ask Cedar: the channel move, or ChangeDesiredState once per kind of file touched. */
+/** What to ask Cedar: the draft's own asks, the channel move, or ChangeDesiredState once per kind of file touched. */
 function asks(draft: Draft, limits: Limits): Ask[] {
+  // A kind of change with an action of its own (publishing an audit checkpoint).
+  if (draft.asks) return draft.asks
   // Recording a gate suite's result: ChangeDesiredState on the GateResult kind (the receipt is all it writes).
   if (draft.statement) return [{action: 'ChangeDesiredState', resource: {type: 'AgentKernel::DesiredState', id: 'GateResult'}, attrs: {kind: 'GateResult', channels: []}}]
   if (draft.channel) {

@@ -45,6 +45,11 @@ export interface Draft {
   statement?: import('../gates/types.js').TestResultStatement
   /** Digests whose signatures must verify before anything is planned. */
   pins: Pin[]
+  /**
+   * A kind of change authorized as its own action on its own resource (audit-publish:
+   * PublishCheckpoint on the AuditLog), not as ChangeDesiredState on the kinds of file it writes.
+   */
+  asks?: Array<import('./authorize.js').Ask>
 }
 
 /** Signature checks live on the platform side (Sigstore); the commands hand them in. */

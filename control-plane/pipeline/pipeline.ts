@@ -57,7 +57,7 @@ async function validate(repo: Repository | null, base: Base, draft: Draft, ctx: 
   for (const change of draft.changes) {
     if (!inSignedFolder(change.path)) throw new AirlockError('USAGE', `${change.path}: a change writes desired state only (manifests/, policies/, bundles/, .airlock-secrets-baseline)`, {file: change.path})
     const kind = requireKind(change.path, change.after ?? change.before)
-    if (!kind.editable) throw new AirlockError('INVALID_INPUT', `${change.path}: a ${kind.kind} is written only by airlock's apply, never by a change`, {file: change.path})
+    if (!kind.editable && kind.writtenBy !== draft.operation) throw new AirlockError('INVALID_INPUT', `${change.path}: a ${kind.kind} is written only by airlock's apply, never by a change`, {file: change.path})
     if (change.after === null) {
       if (!kind.deletable) throw new AirlockError('INVALID_INPUT', `${change.path}: a change may not delete the ${kind.kind}`, {file: change.path})
       continue

@@ -41,8 +41,13 @@ export type ChangeRequest =
   | {kind: 'change'; files: Array<{path: string; content: string | null}>}
   /** A gate suite run's test-result statement (JSON text), committed as its receipt. */
   | {kind: 'gate-receipt'; statement: string}
+  /**
+   * Publishing an audit log's checkpoint (a C2SP signed note, byte for byte) with the RFC 6962
+   * consistency proof (base64 hashes) from the last checkpoint published for its origin.
+   */
+  | {kind: 'audit-publish'; checkpoint: string; proof: string[]}
 
-export const REQUEST_KINDS = ['promote', 'rollback', 'store-signature', 'add-key', 'policy-bundle', 'init', 'change', 'gate-receipt'] as const
+export const REQUEST_KINDS = ['promote', 'rollback', 'store-signature', 'add-key', 'policy-bundle', 'init', 'change', 'gate-receipt', 'audit-publish'] as const
 
 /** The base a plan was computed on and whether its history verifies back to the trust anchor. */
 export interface BaseRecord {
@@ -54,7 +59,7 @@ export interface BaseRecord {
 export interface Plan {
   apiVersion: 'airlock/v1'
   kind: 'Plan'
-  operation: 'promote' | 'rollback' | 'trust-add-key' | 'init' | 'policy-bundle' | 'image-sign' | 'image-fetch-signature' | 'change' | 'gate-receipt'
+  operation: 'promote' | 'rollback' | 'trust-add-key' | 'init' | 'policy-bundle' | 'image-sign' | 'image-fetch-signature' | 'change' | 'gate-receipt' | 'audit-publish'
   request: ChangeRequest
   summary: string
   reason: string
