@@ -323,6 +323,35 @@ async function checkReceipts(w: Walk, c: CommitInfo, parents: CommitInfo[], adde
       }
     }
   }
+  out.push(...(await checkPublishedAppendOnly(w, c, parents)))
+  return out
+}
+
+/**
+ * Published audit checkpoints (docs/evidence/audit/<origin>/…) are append-only as receipts are:
+ * a signed commit that deletes or changes one would let a host that rewrote its log drop the
+ * root that convicts it. A merge bringing one unchanged from another parent changes nothing.
+ */
+async function checkPublishedAppendOnly(w: Walk, c: CommitInfo, parents: CommitInfo[]): Promise<EvidenceProblem[]> {
+  const out: EvidenceProblem[] = []
+  const folder = `${EVIDENCE_DIR}/audit`
+  const audit = await w.reader.oidInTree(c.tree, folder)
+  for (const p of parents) {
+    const there = await w.reader.oidInTree(p.tree, folder)
+    if (!there || there === audit) continue
+    const [was, is] = await Promise.all([w.reader.treeEntries(there), audit ? w.reader.treeEntries(audit) : new Map<string, TreeItem>()])
+    const gone = (path: string, changed: boolean) =>
+      out.push({code: changed ? 'RECEIPT_MODIFIED' : 'RECEIPT_DELETED', receipt: path, commit: c.oid, message: `${path}: ${changed ? 'changed' : 'deleted'} in commit ${short(c.oid)}; published checkpoints are append-only`})
+    for (const {name: origin, a: before, b: now} of await w.reader.changedTreeEntries(there, audit)) {
+      if (!before) continue
+      if (was.get(origin)?.type !== 'tree') {
+        gone(`${folder}/${origin}`, now !== null)
+        continue
+      }
+      const into = is.get(origin)?.type === 'tree' ? now : null
+      for (const {name, a, b} of await w.reader.changedTreeEntries(before, into)) if (a) gone(`${folder}/${origin}/${name}`, b !== null)
+    }
+  }
   return out
 }
 

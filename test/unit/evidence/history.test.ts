@@ -166,6 +166,21 @@ describe('when a receipt is deleted (RECEIPT_DELETED)', () => {
   })
 })
 
+describe('published audit checkpoints are append-only, even for a trusted key', () => {
+  const CP = 'docs/evidence/audit/airlock.audit_h_0011223344556677/00000000000000000002.checkpoint'
+  it('a deleted one is RECEIPT_DELETED, a changed one RECEIPT_MODIFIED; a new one beside them is fine', async () => {
+    const f = await fleet()
+    const c1 = await f.change(f.root, '2026-03-02T00:00:00Z', K, {[CP]: 'checkpoint v1\n'})
+    expect(codes(await f.verify(c1))).toEqual([])
+    const deleted = await f.change(c1, '2026-03-03T00:00:00Z', K, {[CP]: null})
+    expect((await f.verify(deleted)).problems).toEqual([expect.objectContaining({code: 'RECEIPT_DELETED', receipt: CP, commit: deleted})])
+    const changed = await f.change(c1, '2026-03-03T00:00:00Z', K, {[CP]: 'checkpoint v2\n'})
+    expect((await f.verify(changed)).problems).toEqual([expect.objectContaining({code: 'RECEIPT_MODIFIED', receipt: CP, commit: changed})])
+    const added = await f.change(c1, '2026-03-03T00:00:00Z', K, {[CP.replace('0002.', '0005.')]: 'checkpoint v3\n'})
+    expect(codes(await f.verify(added))).toEqual([])
+  })
+})
+
 describe('when a receipt names another base than the one it was added on (BASE_MISMATCH)', () => {
   it('a receipt replayed onto another commit', async () => {
     const f = await fleet()
