@@ -199,7 +199,12 @@ export function outcomeEvent(outcome: Outcome, ctx: OutcomeContext): AuditEvent 
     response: {code: error ? exitFor(error) : 0, message: outcome.status, ...(error ? {error: error.code, error_message: text(error.message)} : {})},
   }
   event.message = `${operation} ${outcome.status}${error ? `: ${error.code}` : ''}`
-  if (plan?.subjects.length) event.resources = plan.subjects.map((s) => ({name: s.name, uid: Object.entries(s.digest).map(([alg, hex]) => `${alg}:${hex}`)[0] ?? s.name}))
+  // What the change is about: its subjects (image digests) and the Cedar resource it was authorized on.
+  const resources = [
+    ...(plan?.subjects ?? []).map((s) => ({name: s.name, uid: Object.entries(s.digest).map(([alg, hex]) => `${alg}:${hex}`)[0] ?? s.name, type: 'subject'})),
+    ...(auth ? [{uid: auth.resource, type: 'cedar resource'}] : []),
+  ]
+  if (resources.length) event.resources = resources
   if (auth) Object.assign(event, authorizationControl(auth))
   event.unmapped = {
     airlock: {
@@ -236,6 +241,8 @@ export interface AuthenticationInput {
   issuer?: string
   audience?: string
   reason?: string
+  /** Why it was refused, as an error code (e.g. the AirlockError's), when there is one. */
+  code?: string
   /** Where the token was presented: the CLI's --token (JWT/OIDC) or the policy server. */
   via: 'jwt' | 'policy-serve'
   host: string
@@ -246,7 +253,7 @@ export interface AuthenticationInput {
 export function authenticationEvent(i: AuthenticationInput): AuditEvent {
   return {
     ...header(CLASS.authentication, {id: 1, name: 'Logon'}, {now: i.now, toolVersion: i.toolVersion, profiles: [], severity: i.accepted ? 'Informational' : 'Medium'}),
-    ...status(i.accepted, i.accepted ? undefined : {code: 'TOKEN_REFUSED', message: i.reason ?? 'the token was refused'}),
+    ...status(i.accepted, i.accepted ? undefined : {...(i.code ? {code: i.code} : {}), message: i.reason ?? 'the token was refused'}),
     message: `token ${i.accepted ? 'accepted' : 'refused'} (${i.via})`,
     auth_protocol_id: 4,
     auth_protocol: 'OpenID',

@@ -16,6 +16,7 @@ import {
   toolDecisionEvent,
   type AuditEvent,
 } from '../../../control-plane/audit/ocsf.js'
+import {redactEvent} from '../../../control-plane/audit/redact.js'
 import {AirlockError} from '../../../control-plane/errors.js'
 import type {AuthorizationRecord, Plan} from '../../../control-plane/plan/plan.js'
 import {OcsfSchema, type ProblemKind} from './ocsf-validate.js'
@@ -69,6 +70,8 @@ function valid(event: AuditEvent): void {
   expect(event.type_uid).toBe(event.class_uid * 100 + event.activity_id)
   expect(event.metadata.version).toBe(OCSF_VERSION)
   expect(event.time).toBe(now.getTime())
+  // Redacted as the store writes it (IP addresses too), it is still the same valid event.
+  expect(schema.validate(redactEvent(event, {key: Buffer.alloc(32, 1), ipAddresses: true}))).toEqual([])
 }
 
 describe('the vendored schema', () => {
@@ -83,6 +86,7 @@ describe('outcome events (API Activity 6003)', () => {
     valid(e)
     expect(e).toMatchObject({class_uid: 6003, activity_id: 3, status_id: 1, action_id: 1, disposition_id: 1, policy: {uid: 'release-managers'}, api: {operation: 'promote', request: {uid: `sha256:${'c'.repeat(64)}`}}})
     expect(e.metadata.profiles).toContain('security_control')
+    expect(e.resources).toEqual([{name: 'registry.example/agent-base', uid: `sha256:${D}`, type: 'subject'}, {uid: 'Airlock::Channel::"agent-base/stable"', type: 'cedar resource'}])
     expect((e.unmapped as {airlock: Record<string, unknown>}).airlock).toMatchObject({commit: 'e'.repeat(40), base_commit: 'b'.repeat(40), reason: 'weekly release'})
   })
 
