@@ -200,7 +200,9 @@ function gateRefs(claim: AreaClaim | undefined, ctx: RowContext): EvidenceRef[] 
 }
 
 function policyRefs(def: ControlDef, ctx: RowContext): EvidenceRef[] {
-  return ctx.files.filter((f) => def.policies.some((p) => (p.endsWith('/') ? f.startsWith(p) : f === p))).map((f) => ({kind: 'policy', ref: f, summary: `at HEAD ${ctx.head.slice(0, 12)}`}))
+  // Read at HEAD: the time is HEAD's commit time, so the same history gives the same report.
+  const time = new Date(ctx.headTime * 1000).toISOString()
+  return ctx.files.filter((f) => def.policies.some((p) => (p.endsWith('/') ? f.startsWith(p) : f === p))).map((f) => ({kind: 'policy', ref: f, summary: `at HEAD ${ctx.head.slice(0, 12)}`, time}))
 }
 
 function checkpointRefs(ctx: RowContext): EvidenceRef[] {
