@@ -130,17 +130,23 @@ function gateRuns(reads: Read[]): GateRunPoint[] {
  * population, in the order `git rev-list ANCHOR..HEAD | sort` gives, so an auditor recomputes it.
  */
 export async function commitRange(repo: Repository, head: string, anchor: string | null): Promise<Array<{oid: string; time: number}>> {
-  const seen = new Set<string>()
-  const out: Array<{oid: string; time: number}> = []
-  const queue = [head]
-  for (let i = 0; i < queue.length; i++) {
-    const oid = queue[i]!
-    if (oid === anchor || seen.has(oid)) continue
-    seen.add(oid)
-    const c = await repo.readCommit(oid)
-    out.push({oid, time: c.time})
-    queue.push(...c.parents)
+  // git's ANCHOR..HEAD: reachable from HEAD and not from the anchor (a merge may reach older history).
+  const walk = async (from: string, skip: Set<string>, visit: (oid: string, time: number) => void) => {
+    const seen = new Set<string>()
+    const queue = [from]
+    for (let i = 0; i < queue.length; i++) {
+      const oid = queue[i]!
+      if (skip.has(oid) || seen.has(oid)) continue
+      seen.add(oid)
+      const c = await repo.readCommit(oid)
+      visit(oid, c.time)
+      queue.push(...c.parents)
+    }
   }
+  const before = new Set<string>()
+  if (anchor) await walk(anchor, new Set(), (oid) => before.add(oid))
+  const out: Array<{oid: string; time: number}> = []
+  await walk(head, before, (oid, time) => out.push({oid, time}))
   return out.sort((a, b) => (a.oid < b.oid ? -1 : a.oid > b.oid ? 1 : 0))
 }
 

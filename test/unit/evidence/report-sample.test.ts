@@ -10,7 +10,9 @@ import {generateSigner, loadSigner, type Signer} from '../../../control-plane/cr
 import {AirlockError} from '../../../control-plane/errors.js'
 import {drawIndexes, sampleControl, type SampleOptions} from '../../../control-plane/evidence/report/sample.js'
 import {DEFAULT_LIMITS} from '../../../control-plane/limits.js'
-import {git} from '../../helpers.js'
+import {git, tempDir} from '../../helpers.js'
+import {commitRange} from '../../../control-plane/evidence/report/build.js'
+import {Repository} from '../../../control-plane/repo/repository.js'
 import {reportFleet, type ReportFleet} from './report-fleet.js'
 
 /** The procedure as SAMPLE_PROCEDURE says it, over the whole array. */
@@ -54,6 +56,31 @@ describe('drawIndexes', () => {
     expect(() => drawIndexes(root('r'), 'AU-2', 5, 0)).toThrow(expect.objectContaining({code: 'USAGE'}))
     expect(() => drawIndexes(root('r'), 'AU-2', -1, 1)).toThrow(expect.objectContaining({code: 'INVALID_INPUT'}))
     expect(() => drawIndexes(root('r'), 'AU-2', 2 ** 60, 1)).toThrow(expect.objectContaining({code: 'INVALID_INPUT'}))
+  })
+})
+
+describe('commitRange', () => {
+  it("is git's ANCHOR..HEAD sorted by id, also when a merge reaches history older than the anchor", async () => {
+    const t = await tempDir()
+    try {
+      const g = (...args: string[]) => git(t.dir, ...args)
+      await g('init', '-q', '-b', 'main')
+      const c = async (m: string) => (await g('commit', '-q', '--allow-empty', '-m', m), g('rev-parse', 'HEAD'))
+      const c0 = await c('c0')
+      const anchor = await c('c1')
+      await c('c2')
+      await g('checkout', '-q', '-b', 'old', c0)
+      await c('b1')
+      await g('checkout', '-q', 'main')
+      await g('merge', '-q', '--no-ff', '-m', 'merge old', 'old')
+      const head = await g('rev-parse', 'HEAD')
+      const range = await commitRange(await Repository.open(t.dir), head, anchor)
+      const expected = (await g('rev-list', `${anchor}..${head}`)).split('\n').sort()
+      expect(expected).toHaveLength(3)
+      expect(range.map((r) => r.oid)).toEqual(expected)
+    } finally {
+      await t.cleanup()
+    }
   })
 })
 
