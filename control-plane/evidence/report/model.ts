@@ -60,7 +60,11 @@ export interface ControlRow {
   /** Stated plainly when status is not evidenced. */
   gap: string | null
   evidence: EvidenceRef[]
-  population: Population | null
+  /**
+   * What an auditor samples from: for log-based controls one per audit-log origin (the newest
+   * published checkpoint of each), for change controls the one commit range; empty: none yet.
+   */
+  populations: Population[]
 }
 
 /** A receipt as the page verifies it: the DSSE envelope as committed, and the key that must have signed it. */
