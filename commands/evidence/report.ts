@@ -33,8 +33,9 @@ export default class EvidenceReport extends AirlockCommand {
     const [{buildReport}, {resolveAnchor}] = await Promise.all([import('../../control-plane/evidence/report/build.js'), import('../../control-plane/pipeline/base.js')])
     const anchor = await resolveAnchor(repo, anchorInput(flags))
     const frameworks = flags.framework === 'all' ? [...FRAMEWORKS] : [flags.framework as Framework]
-    // LEAD: the published checkpoints, from control-plane/audit/published.ts publishedCheckpoints(repo, head), once merged.
-    const checkpoints: ReportCheckpoint[] = []
+    // The audit log's checkpoints as published at HEAD (the history they are part of is verified with the rest).
+    const head = await repo.head()
+    const checkpoints: ReportCheckpoint[] = head.oid ? await (await import('../../control-plane/audit/published.js')).publishedCheckpoints(repo, head.oid, {limits: this.limits}) : []
     const model = await buildReport(repo, {frameworks, limits: this.limits, now: this.now, anchor: anchor.commit, checkpoints})
     const controls = model.controls.map((c) => ({framework: c.framework, id: c.id, status: c.status, gap: c.gap}))
     const base = {head: model.repository.head, anchor: model.repository.anchor, frameworks, format, controls}

@@ -22,8 +22,9 @@ export default class EvidenceSample extends AirlockCommand {
     const [{sampleControl}, {resolveAnchor}, {readRegularFile}] = await Promise.all([import('../../control-plane/evidence/report/sample.js'), import('../../control-plane/pipeline/base.js'), import('../../control-plane/repo/files.js')])
     const anchor = await resolveAnchor(repo, anchorInput(flags))
     const checkpointText = flags.checkpoint ? await readRegularFile(flags.checkpoint, {maxBytes: 1024 * 1024, label: `--checkpoint ${flags.checkpoint}`}) : undefined
-    // LEAD: the published checkpoints, from control-plane/audit/published.ts publishedCheckpoints(repo, head), once merged.
-    const checkpoints: ReportCheckpoint[] = []
+    // The audit log's checkpoints as published at HEAD (the history they are part of is verified with the rest).
+    const head = await repo.head()
+    const checkpoints: ReportCheckpoint[] = head.oid ? await (await import('../../control-plane/audit/published.js')).publishedCheckpoints(repo, head.oid, {limits: this.limits}) : []
     const result = await sampleControl(repo, {control: flags.control, size: flags.size, limits: this.limits, now: this.now, anchor: anchor.commit, ...(checkpointText !== undefined ? {checkpointText} : {}), checkpoints})
     if (!this.jsonEnabled()) {
       const p = result.population

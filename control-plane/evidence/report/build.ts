@@ -7,6 +7,7 @@
  * A history that does not verify gives no report (VERIFICATION_FAILED): a report over evidence
  * that does not verify would show an auditor something other than what is there.
  */
+import {redactReceiptText} from '../../audit/redact.js'
 import {AirlockError} from '../../errors.js'
 import {claimReport, CLAIM_LEVELS, CONTROL_AREAS, type AreaClaim, type ClaimLevel} from '../../gates/claims.js'
 import {TEST_RESULT_PREDICATE_TYPE, type TestResultStatement} from '../../gates/types.js'
@@ -35,12 +36,10 @@ export interface ReportOptions {
 export const DEFAULT_MAX_REFS = 50
 
 /**
- * The report's free text (receipt summaries, gap lines) on its way into the model.
- * LEAD: switch this to `redactReceiptText` from control-plane/audit/redact.ts once it is merged
- * (issue 19 §5, the redaction used for receipts). Until then the text passes unchanged: receipt
- * text was redacted when the receipt was written; nothing here claims to redact it again.
+ * The report's free text (receipt summaries, gap lines) on its way into the model: the redaction
+ * receipts get (typed placeholders without a keyed hash), again, for receipts written before it.
  */
-export const redactFreeText = (text: string): string => text
+export const redactFreeText = (text: string): string => redactReceiptText(text)
 
 interface Read {
   parsed: ParsedReceipt

@@ -108,7 +108,7 @@ function matrix(model: ReportModel, anchor: Map<string, string>): string {
 <td class="status-${esc(c.status)}">${esc(c.status)}</td>
 <td>${c.gap === null ? '' : esc(c.gap)}</td>
 <td>${evidenceCell(c, anchor)}</td>
-<td>${c.population ? `<a href="#population-${i}">${esc(c.population.count)} ${c.population.kind === 'log' ? 'log entries' : 'commits'}</a>` : '<span class="muted">none</span>'}</td></tr>`,
+<td>${c.populations.length ? c.populations.map((p, j) => `<a href="#population-${i}${j ? `-${j}` : ''}">${esc(p.count)} ${p.kind === 'log' ? 'log entries' : 'commits'}</a>`).join('<br>') : '<span class="muted">none</span>'}</td></tr>`,
   )
   const count = (s: ControlRow['status']) => model.controls.filter((c) => c.status === s).length
   return `<h2 id="matrix">Control matrix</h2>
@@ -118,12 +118,12 @@ function matrix(model: ReportModel, anchor: Map<string, string>): string {
 }
 
 function populations(model: ReportModel, anchor: Map<string, string>): string {
-  const rows = model.controls.flatMap((c, i) => {
-    const p = c.population
-    if (!p) return []
+  const rows = model.controls.flatMap((c, i) =>
+    c.populations.map((p, j) => {
     const cp = p.checkpoint ? `${refLink(p.checkpoint.path, anchor)}<br>origin <code>${esc(p.checkpoint.origin)}</code>, size ${esc(p.checkpoint.size)}, root <code>${esc(p.checkpoint.root)}</code>` : '<span class="status-gap">no signed checkpoint bounds it</span>'
-    return [`<tr id="population-${i}"><td>${esc(c.framework)}</td><td>${esc(c.id)}</td><td>${esc(p.kind)}</td><td><code>${esc(p.from)}</code></td><td><code>${esc(p.to)}</code></td><td>${esc(p.count)}</td><td>${cp}</td></tr>`]
-  })
+    return `<tr id="population-${i}${j ? `-${j}` : ''}"><td>${esc(c.framework)}</td><td>${esc(c.id)}</td><td>${esc(p.kind)}</td><td><code>${esc(p.from)}</code></td><td><code>${esc(p.to)}</code></td><td>${esc(p.count)}</td><td>${cp}</td></tr>`
+    }),
+  )
   const body = rows.length === 0 ? '<p class="muted">No control has a population.</p>' : `<table id="populations"><thead><tr><th>Framework</th><th>Control</th><th>Kind</th><th>From</th><th>To</th><th>Count</th><th>Bounded by</th></tr></thead><tbody>${rows.join('\n')}</tbody></table>`
   return `<h2 id="populations-heading">Populations</h2>
 <p class="muted">The set an auditor samples from: a range of audit-log entries or of commits, bounded by a signed checkpoint, so its completeness can be checked.</p>

@@ -78,7 +78,7 @@ export function makeFixture(): Fixture {
         status: 'evidenced',
         gap: null,
         evidence: [{kind: 'receipt', ref: receipts[0]!.path, summary: `promote: ${INJECTION}`, time: receipts[0]!.time}],
-        population: {kind: 'commits', from: '1'.repeat(40), to: 'c'.repeat(40), count: 42, checkpoint: null},
+        populations: [{kind: 'commits', from: '1'.repeat(40), to: 'c'.repeat(40), count: 42, checkpoint: null}],
       },
       {
         framework: 'hipaa',
@@ -89,7 +89,7 @@ export function makeFixture(): Fixture {
         status: 'partial',
         gap: 'The log is checkpointed on one host only; no external witness cosigns.',
         evidence: [{kind: 'checkpoint', ref: checkpoints[1]!.path, summary: 'checkpoint of 25 entries', time: checkpoints[1]!.publishedAt}],
-        population: {kind: 'log', from: '0', to: '24', count: 25, checkpoint: {path: checkpoints[1]!.path, origin: ORIGIN, size: 25, root: checkpoints[1]!.root}},
+        populations: [{kind: 'log', from: '0', to: '24', count: 25, checkpoint: {path: checkpoints[1]!.path, origin: ORIGIN, size: 25, root: checkpoints[1]!.root}}],
       },
       {
         framework: 'fedramp',
@@ -100,7 +100,7 @@ export function makeFixture(): Fixture {
         status: 'gap',
         gap: `No gate checks egress on a live host. </script><script>window.__pwned = 3</script>`,
         evidence: [],
-        population: null,
+        populations: [],
       },
     ],
     receipts,
