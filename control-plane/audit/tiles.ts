@@ -1,0 +1,680 @@
+/**
+ * The audit log's Merkle tree kept on disk, so an inclusion or consistency proof at ten million
+ * entries costs a few dozen small reads instead of a scan of the log.
+ *
+ * Layout, under `<audit dir>/tiles/` (the hashes are the C2SP tlog-tiles hash tiles of height 8,
+ * each level's tiles concatenated into one file):
+ *
+ * ```
+ * <L>.hashes   tree level 8·L: the root of every complete subtree of 256^L leaves, in order, 32 bytes each
+ *              (0.hashes holds the leaf hashes; 1.hashes one hash per 256 leaves; …)
+ * offsets      the byte offset in events.jsonl of every 256th entry (0, 256, 512, …), 8 bytes big-endian each
+ * state.json   {version, size, bytes, last}: entries covered, bytes of events.jsonl read, last fingerprint
+ * lock         held while the tiles are brought up to the log and read (holder pid inside)
+ * ```
+ *
+ * A node at tree level h = 8·L + r is folded from 2^r consecutive hashes of `<L>.hashes` (at most
+ * 128, one read); a subtree that is not complete (the right edge) from at most log2(n) complete ones.
+ *
+ * The tiles are a cache, never evidence: they are rebuilt from events.jsonl when missing, corrupt
+ * or not matching the log, and nothing is accepted because the tiles say so — a proof is made only
+ * once the root they give equals a signed checkpoint's (prove.ts), and checked only against one.
+ * They are written without fsync: a crash that loses their tail is found by the checks in
+ * `updateTiles` or, at the latest, by that root comparison, and costs a rebuild.
+ */
+import {hash} from 'node:crypto'
+import {closeSync, constants, fstatSync, ftruncateSync, linkSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, renameSync, rmSync, statSync, truncateSync, writeFileSync, writeSync} from 'node:fs'
+import {join} from 'node:path'
+import {AirlockError} from '../errors.js'
+import {tempName} from '../repo/files.js'
+import {emptyRoot, HASH_SIZE, leafHash} from './merkle.js'
+
+/** Tree levels per tile level: a tile holds 256 hashes, as in C2SP tlog-tiles. */
+export const TILE_HEIGHT = 8
+export const TILE_WIDTH = 2 ** TILE_HEIGHT
+export const TILES_FOLDER = 'tiles'
+export const LOG_FILE = 'events.jsonl'
+
+/** How the tiles read the log and wait for their lock; one object, overridable by callers. */
+export interface TileLimits {
+  /** Longest line of events.jsonl read (AUDIT_TAMPERED beyond): no event is near this. */
+  maxLineBytes: number
+  /** Bytes read from events.jsonl at a time. */
+  chunkBytes: number
+  /** How long to wait for another process holding the tiles' lock (AUDIT_LOCKED after). */
+  lockWaitMs: number
+}
+
+export const DEFAULT_TILE_LIMITS: Readonly<TileLimits> = Object.freeze({maxLineBytes: 64 * 1024 * 1024, chunkBytes: 1024 * 1024, lockWaitMs: 30_000})
+
+const NODE_PREFIX = 0x01
+
+/** SHA-256(0x01 ‖ left ‖ right) through one reused buffer: building the tiles hashes every leaf about twice. */
+const scratch = Buffer.alloc(1 + 2 * HASH_SIZE)
+function node(left: Uint8Array, right: Uint8Array): Uint8Array {
+  scratch[0] = NODE_PREFIX
+  scratch.set(left, 1)
+  scratch.set(right, 1 + HASH_SIZE)
+  return hash('sha256', scratch, 'buffer')
+}
+
+/** Folds 2^r consecutive hashes of one level (a flat buffer) into the root of their perfect subtree. */
+function fold(hashes: Uint8Array[]): Uint8Array {
+  let row = hashes
+  while (row.length > 1) {
+    const next: Uint8Array[] = []
+    for (let i = 0; i < row.length; i += 2) next.push(node(row[i]!, row[i + 1]!))
+    row = next
+  }
+  return row[0]!
+}
+
+/** Hashes at tile level L held by a tree of `size` leaves: its complete subtrees of 256^L leaves. */
+function countAt(size: number, level: number): number {
+  return Math.floor(size / TILE_WIDTH ** level)
+}
+
+/** The tile levels a tree of `size` leaves has (0.hashes, 1.hashes, … while each holds a hash). */
+function levelsOf(size: number): number {
+  let levels = 0
+  while (countAt(size, levels) > 0) levels++
+  return levels
+}
+
+/** Why the cache cannot be used as it is; `updateTiles` rebuilds it, nothing else sees this. */
+class StaleTiles extends Error {}
+
+/**
+ * The tiles' hashes: appending leaf hashes (kept in memory until `flush`), and reading any node of
+ * the tree of the first `size` leaves. Synchronous positional reads and writes on open descriptors:
+ * a proof is some thirty reads of at most 4 KiB.
+ */
+export class TileTree {
+  readonly #folder: string
+  #size: number
+  readonly #fds: number[] = []
+  /** Per level: the hashes of its last, incomplete tile (count mod 256 of them), to fold when it fills. */
+  readonly #pending: Uint8Array[][] = []
+  /** Per level: hashes appended since the last flush, and how many the file held before them. */
+  readonly #unwritten: Uint8Array[][] = []
+  readonly #written: number[] = []
+
+  private constructor(folder: string, size: number) {
+    this.#folder = folder
+    this.#size = size
+  }
+
+  /**
+   * The tiles of a tree of `size` leaves in `folder`. Each level's file must hold at least its
+   * hashes (more is the tail of an interrupted update: overwritten by the next one); fewer is
+   * a stale cache.
+   */
+  static open(folder: string, size: number): TileTree {
+    const tree = new TileTree(folder, size)
+    try {
+      for (let level = 0; level < levelsOf(size) + 1; level++) {
+        const count = countAt(size, level)
+        const fd = tree.#fd(level)
+        if (fstatSync(fd).size < count * HASH_SIZE) throw new StaleTiles(`${level}.hashes holds fewer than the ${count} hashes of ${size} entries`)
+        const partial = count % TILE_WIDTH
+        tree.#pending.push(partial === 0 ? [] : tree.#read(level, count - partial, partial))
+        tree.#unwritten.push([])
+        tree.#written.push(count)
+      }
+    } catch (error) {
+      tree.close()
+      throw error
+    }
+    return tree
+  }
+
+  /** Entries (leaves) the tree holds, flushed or not. */
+  get size(): number {
+    return this.#size
+  }
+
+  /** Appends one leaf hash; each tile it completes is folded into the level above. */
+  append(leaf: Uint8Array): void {
+    let h = leaf
+    for (let level = 0; ; level++) {
+      if (level === this.#pending.length) {
+        this.#pending.push([])
+        this.#unwritten.push([])
+        this.#written.push(0)
+      }
+      this.#pending[level]!.push(h)
+      this.#unwritten[level]!.push(h)
+      if (this.#pending[level]!.length < TILE_WIDTH) break
+      h = fold(this.#pending[level]!)
+      this.#pending[level] = []
+    }
+    this.#size++
+  }
+
+  /** Writes the appended hashes to their level files, each at its place (never O_APPEND: a rerun rewrites the same bytes). */
+  flush(): void {
+    for (const [level, hashes] of this.#unwritten.entries()) {
+      if (hashes.length === 0) continue
+      const bytes = Buffer.concat(hashes)
+      const fd = this.#fd(level)
+      for (let done = 0; done < bytes.length; ) done += writeSync(fd, bytes, done, bytes.length - done, this.#written[level]! * HASH_SIZE + done)
+      this.#written[level]! += hashes.length
+      this.#unwritten[level] = []
+    }
+  }
+
+  /** The root of the perfect subtree of 2^height leaves starting at leaf index·2^height (which must be complete). */
+  node(height: number, index: number): Uint8Array {
+    const width = 2 ** height
+    if (!Number.isSafeInteger(index) || index < 0 || (index + 1) * width > this.#size) {
+      throw new AirlockError('INVALID_INPUT', `no complete subtree of ${width} leaves at ${index * width} in a tree of ${this.#size}`, {height, index, size: this.#size})
+    }
+    this.flush()
+    const level = Math.floor(height / TILE_HEIGHT)
+    const below = 2 ** (height - level * TILE_HEIGHT)
+    return fold(this.#read(level, index * below, below))
+  }
+
+  /** MTH(D[start:end]): complete subtrees read, the right edge folded from them (RFC 6962 §2.1 splits). */
+  subtree(start: number, end: number): Uint8Array {
+    const n = end - start
+    if (n <= 0) throw new AirlockError('INVALID_INPUT', `empty leaf range ${start}..${end}`, {start, end})
+    let k = 1
+    let height = 0
+    while (k * 2 <= n) {
+      k *= 2
+      height++
+    }
+    // A perfect, aligned range is one stored node; otherwise split at the largest power of two below n.
+    if (k === n && start % k === 0) return this.node(height, start / k)
+    if (k === n) k /= 2
+    return node(this.subtree(start, start + k), this.subtree(start + k, end))
+  }
+
+  /** The tree head of the first `size` leaves. */
+  root(size: number): Uint8Array {
+    if (!Number.isSafeInteger(size) || size < 0 || size > this.#size) throw new AirlockError('INVALID_INPUT', `no tree of size ${size} in tiles of ${this.#size} entries`, {size, tiles: this.#size})
+    return size === 0 ? emptyRoot() : this.subtree(0, size)
+  }
+
+  close(): void {
+    for (const fd of this.#fds) if (fd !== undefined) closeSync(fd)
+    this.#fds.length = 0
+  }
+
+  #fd(level: number): number {
+    let fd = this.#fds[level]
+    if (fd === undefined) {
+      fd = openSync(join(this.#folder, `${level}.hashes`), constants.O_RDWR | constants.O_CREAT | constants.O_NOFOLLOW, 0o600)
+      this.#fds[level] = fd
+    }
+    return fd
+  }
+
+  #read(level: number, from: number, count: number): Uint8Array[] {
+    const buf = Buffer.alloc(count * HASH_SIZE)
+    const fd = this.#fd(level)
+    for (let done = 0; done < buf.length; ) {
+      const n = readSync(fd, buf, done, buf.length - done, from * HASH_SIZE + done)
+      if (n === 0) throw new StaleTiles(`${level}.hashes ends before hash ${from + count}`)
+      done += n
+    }
+    const out: Uint8Array[] = []
+    for (let i = 0; i < count; i++) out.push(buf.subarray(i * HASH_SIZE, (i + 1) * HASH_SIZE))
+    return out
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Proofs from the tiles: RFC 6962's PATH and SUBPROOF (as merkle.ts has them), each subtree root
+// read from the tiles instead of recomputed from every leaf.
+
+/** The audit path of leaf `index` in the tree of the first `size` leaves (RFC 9162 §2.1.3.1). */
+export function inclusionFromTiles(tree: TileTree, index: number, size: number): Uint8Array[] {
+  checkSizes(tree, size)
+  if (!Number.isSafeInteger(index) || index < 0 || index >= size) throw new AirlockError('INVALID_INPUT', `leaf index ${index} is not in a tree of size ${size}`, {index, size})
+  const proof: Uint8Array[] = []
+  let start = 0
+  let end = size
+  let m = index
+  while (end - start > 1) {
+    const k = splitPoint(end - start)
+    if (m < k) {
+      proof.unshift(tree.subtree(start + k, end))
+      end = start + k
+    } else {
+      proof.unshift(tree.subtree(start, start + k))
+      start += k
+      m -= k
+    }
+  }
+  return proof
+}
+
+/** The consistency proof from the tree of `oldSize` leaves to that of `newSize` (RFC 9162 §2.1.4.1). */
+export function consistencyFromTiles(tree: TileTree, oldSize: number, newSize: number): Uint8Array[] {
+  checkSizes(tree, newSize)
+  if (!Number.isSafeInteger(oldSize) || oldSize <= 0 || oldSize > newSize) {
+    throw new AirlockError('INVALID_INPUT', `no consistency proof from size ${oldSize} to ${newSize} (0 < old ≤ new)`, {oldSize, newSize})
+  }
+  const proof: Uint8Array[] = []
+  let start = 0
+  let end = newSize
+  let m = oldSize
+  let whole = true
+  while (m !== end - start) {
+    const k = splitPoint(end - start)
+    if (m <= k) {
+      proof.unshift(tree.subtree(start + k, end))
+      end = start + k
+    } else {
+      proof.unshift(tree.subtree(start, start + k))
+      start += k
+      m -= k
+      whole = false
+    }
+  }
+  if (!whole) proof.unshift(tree.subtree(start, end))
+  return proof
+}
+
+function checkSizes(tree: TileTree, size: number): void {
+  if (!Number.isSafeInteger(size) || size < 0 || size > tree.size) throw new AirlockError('INVALID_INPUT', `no tree of size ${size} in tiles of ${tree.size} entries`, {size, tiles: tree.size})
+}
+
+/** The largest power of two smaller than n (n ≥ 2). */
+function splitPoint(n: number): number {
+  let k = 1
+  while (k * 2 < n) k *= 2
+  return k
+}
+
+// ---------------------------------------------------------------------------------------------
+// The log's lines, as far as the tree needs them (docs/audit.md): the fingerprint sits at a fixed
+// place in an entry and in a pruned entry, so no JSON parser is needed.
+
+const ENTRY_HEAD = Buffer.from('{"attestation_list":[{"fingerprint":{"algorithm_id":3,"value":"')
+const PRUNED_HEAD = Buffer.from('{"pruned":{"uid":"')
+const PRUNED_FINGERPRINT = Buffer.from('","fingerprint":"')
+const HEX_LENGTH = 2 * HASH_SIZE
+/** What follows the 64 hex digits of an entry's fingerprint: the end of the value, of the object, and the comma. */
+const FINGERPRINT_CLOSE = Buffer.from('"},')
+
+/** The fingerprint a line of events.jsonl states (not recomputed), or null for a line that is neither form of entry. */
+export function statedFingerprint(line: Uint8Array): {fingerprint: Buffer; pruned: boolean} | null {
+  const buf = Buffer.from(line.buffer, line.byteOffset, line.length)
+  if (startsWith(buf, ENTRY_HEAD, 0)) {
+    const hex = buf.subarray(ENTRY_HEAD.length, ENTRY_HEAD.length + HEX_LENGTH)
+    return isHex(hex) && buf[ENTRY_HEAD.length + HEX_LENGTH] === 0x22 ? {fingerprint: Buffer.from(hex.toString('latin1'), 'hex'), pruned: false} : null
+  }
+  if (startsWith(buf, PRUNED_HEAD, 0)) {
+    let at = PRUNED_HEAD.length
+    while (at < buf.length && buf[at]! >= 0x30 && buf[at]! <= 0x39) at++
+    if (at === PRUNED_HEAD.length || !startsWith(buf, PRUNED_FINGERPRINT, at)) return null
+    at += PRUNED_FINGERPRINT.length
+    const hex = buf.subarray(at, at + HEX_LENGTH)
+    return isHex(hex) && buf[at + HEX_LENGTH] === 0x22 ? {fingerprint: Buffer.from(hex.toString('latin1'), 'hex'), pruned: true} : null
+  }
+  return null
+}
+
+/** Where the fingerprint object starts in an entry: just inside `{"attestation_list":[{`. */
+const ATTESTATION_OPEN = Buffer.from('{"attestation_list":[{').length
+
+/**
+ * The fingerprint of an entry line computed by docs/audit.md's rule: SHA-256 over the line with the
+ * fingerprint object and the comma after it removed. Null for a line not shaped like an entry
+ * (a pruned entry has no body to hash).
+ */
+export function computedFingerprint(line: Uint8Array): Buffer | null {
+  const buf = Buffer.from(line.buffer, line.byteOffset, line.length)
+  const end = ENTRY_HEAD.length + HEX_LENGTH
+  if (!startsWith(buf, ENTRY_HEAD, 0) || !startsWith(buf, FINGERPRINT_CLOSE, end)) return null
+  return hash('sha256', Buffer.concat([buf.subarray(0, ATTESTATION_OPEN), buf.subarray(end + FINGERPRINT_CLOSE.length)]), 'buffer')
+}
+
+function startsWith(buf: Buffer, head: Buffer, at: number): boolean {
+  return buf.length >= at + head.length && buf.compare(head, 0, head.length, at, at + head.length) === 0
+}
+
+/** Lowercase hex only: an entry's fingerprint is written one way. */
+function isHex(bytes: Buffer): boolean {
+  if (bytes.length !== HEX_LENGTH) return false
+  for (const b of bytes) if (!((b >= 0x30 && b <= 0x39) || (b >= 0x61 && b <= 0x66))) return false
+  return true
+}
+
+/**
+ * The complete lines of `file` from byte `from` on, each with its byte offset; a last line with no
+ * newline (torn, or being written) is left for later. Synchronous reads of `chunkBytes`.
+ */
+function* linesFrom(file: string, from: number, limits: TileLimits): Generator<{line: Buffer; offset: number}> {
+  const fd = openSync(file, constants.O_RDONLY | constants.O_NOFOLLOW)
+  try {
+    let buf = Buffer.alloc(limits.chunkBytes)
+    let held = 0 // bytes in buf not yet split into lines
+    let pos = from // file offset of buf[0]
+    for (;;) {
+      if (held === buf.length) {
+        if (buf.length >= limits.maxLineBytes) throw new AirlockError('AUDIT_TAMPERED', `${LOG_FILE}: a line at byte ${pos} is longer than ${limits.maxLineBytes} bytes`, {file: LOG_FILE, offset: pos})
+        const bigger = Buffer.alloc(Math.min(buf.length * 2, limits.maxLineBytes))
+        buf.copy(bigger, 0, 0, held)
+        buf = bigger
+      }
+      const n = readSync(fd, buf, held, buf.length - held, pos + held)
+      if (n === 0) return
+      held += n
+      let start = 0
+      for (let nl = buf.indexOf(0x0a, start); nl !== -1 && nl < held; nl = buf.indexOf(0x0a, start)) {
+        yield {line: buf.subarray(start, nl), offset: pos + start}
+        start = nl + 1
+      }
+      buf.copy(buf, 0, start, held)
+      held -= start
+      pos += start
+    }
+  } finally {
+    closeSync(fd)
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The cache kept up to the log
+
+interface TileState {
+  version: 1
+  /** Entries the tiles cover. */
+  size: number
+  /** Bytes of events.jsonl read: the end of entry size−1's line. */
+  bytes: number
+  /** Entry size−1's fingerprint (hex), to tell a log replaced under the cache; null when size is 0. */
+  last: string | null
+}
+
+const EMPTY_STATE: Readonly<TileState> = Object.freeze({version: 1, size: 0, bytes: 0, last: null})
+
+export interface TilesUpdate {
+  /** Entries the tiles cover now. */
+  size: number
+  /** Of which read from the log by this update. */
+  added: number
+  /** Why the cache was rebuilt from the whole log, or null when it was only brought up to date. */
+  rebuilt: string | null
+}
+
+/** A log line read through the offsets: its bytes (no newline) and where it starts. */
+export interface EntryLine {
+  index: number
+  line: Buffer
+  offset: number
+}
+
+/** Open tiles, up to date with the log, under their lock. */
+export interface TilesSession {
+  readonly tree: TileTree
+  readonly update: TilesUpdate
+  /** Entry `index`'s line, read from the nearest recorded offset (at most 255 lines skipped). */
+  entry(index: number): EntryLine
+  /** Throws the tiles away and builds them again from the whole log (e.g. after a root that does not match a checkpoint). */
+  rebuild(reason: string): TilesUpdate
+}
+
+/**
+ * Brings the tiles of audit folder `dir` up to its log, reading only the entries added since the
+ * last update (the whole log when the cache is missing or does not match it). The log's appender
+ * may call it after a batch; proofs call it anyway.
+ */
+export async function updateTiles(dir: string, limits: Partial<TileLimits> = {}): Promise<TilesUpdate> {
+  return withTiles(dir, (s) => s.update, limits)
+}
+
+/** Runs `use` on the tiles of `dir`, brought up to the log, under the tiles' lock (released after). */
+export async function withTiles<T>(dir: string, use: (session: TilesSession) => T | Promise<T>, limits: Partial<TileLimits> = {}): Promise<T> {
+  const lim = {...DEFAULT_TILE_LIMITS, ...limits}
+  const folder = join(dir, TILES_FOLDER)
+  const log = join(dir, LOG_FILE)
+  try {
+    if (!statSync(log).isFile()) throw new AirlockError('AUDIT_UNAVAILABLE', `${log}: not a regular file`, {file: log})
+  } catch (error) {
+    if (error instanceof AirlockError) throw error
+    const code = (error as NodeJS.ErrnoException).code
+    throw new AirlockError('AUDIT_UNAVAILABLE', `${log}: cannot read the audit log (${code === 'ENOENT' ? 'no such file' : (code ?? (error as Error).message)})`, {file: log, errno: code})
+  }
+  mkdirSync(folder, {recursive: true, mode: 0o700})
+  const release = await lock(folder, lim)
+  let cache: Cache | undefined
+  try {
+    cache = Cache.open(folder, log, lim)
+    const c = cache
+    let update = c.update(c.staleReason)
+    const session: TilesSession = {
+      get tree() {
+        return c.tree
+      },
+      get update() {
+        return update
+      },
+      entry: (index) => c.entry(index),
+      rebuild: (reason) => {
+        c.reset()
+        update = c.update(reason)
+        return update
+      },
+    }
+    return await use(session)
+  } finally {
+    cache?.close()
+    release()
+  }
+}
+
+/** The state, the tree and the offsets file, with the checks that decide whether they can be kept. */
+class Cache {
+  state: TileState
+  tree: TileTree
+  readonly offsets: number
+  /** Why the stored cache was thrown away on opening, if it was. */
+  staleReason: string | null = null
+
+  private constructor(
+    readonly folder: string,
+    readonly log: string,
+    readonly limits: TileLimits,
+  ) {
+    this.offsets = openSync(join(folder, 'offsets'), constants.O_RDWR | constants.O_CREAT | constants.O_NOFOLLOW, 0o600)
+    this.state = EMPTY_STATE
+    this.tree = TileTree.open(folder, 0)
+  }
+
+  /** The cache as stored when it still describes the log, else an empty one that knows why. */
+  static open(folder: string, log: string, limits: TileLimits): Cache {
+    const cache = new Cache(folder, log, limits)
+    try {
+      const state = readState(folder)
+      if (typeof state === 'string') throw new StaleTiles(state)
+      cache.state = state
+      cache.tree.close()
+      cache.tree = TileTree.open(folder, state.size)
+      cache.check()
+    } catch (error) {
+      if (!(error instanceof StaleTiles)) {
+        cache.close()
+        throw error
+      }
+      cache.reset()
+      cache.staleReason = error.message
+    }
+    return cache
+  }
+
+  /** Throws StaleTiles unless the log still holds, at the recorded offsets, the last entry the tiles were built from. */
+  check(): void {
+    const {size, bytes, last} = this.state
+    if (fstatSync(this.offsets).size < Math.ceil(size / TILE_WIDTH) * 8) throw new StaleTiles('the offsets file is shorter than its entries need')
+    if (statSync(this.log).size < bytes) throw new StaleTiles(`the log is shorter than the ${bytes} bytes the tiles were built from`)
+    if (size === 0) return
+    const entry = this.entry(size - 1)
+    if (entry.offset + entry.line.length + 1 !== bytes) throw new StaleTiles(`entry ${size - 1} does not end at byte ${bytes} of the log`)
+    const stated = statedFingerprint(entry.line)
+    if (!stated || stated.fingerprint.toString('hex') !== last) throw new StaleTiles(`entry ${size - 1} is not the one the tiles were built from`)
+    if (!Buffer.from(this.tree.node(0, size - 1)).equals(leafHash(stated.fingerprint))) throw new StaleTiles(`the tiles' leaf hash of entry ${size - 1} is not its fingerprint's`)
+  }
+
+  /** Reads the entries appended to the log since the state, adds them, and saves the state. */
+  update(rebuilt: string | null): TilesUpdate {
+    let {size, bytes, last} = this.state
+    const before = size
+    const offsets: Buffer[] = []
+    for (const {line, offset} of linesFrom(this.log, bytes, this.limits)) {
+      const stated = statedFingerprint(line)
+      if (!stated) throw new AirlockError('AUDIT_TAMPERED', `${LOG_FILE} line ${size + 1} (entry ${size}): not an audit entry (no fingerprint where docs/audit.md puts it)`, {file: LOG_FILE, line: size + 1, index: size})
+      if (size % TILE_WIDTH === 0) {
+        const o = Buffer.alloc(8)
+        o.writeBigUInt64BE(BigInt(offset))
+        offsets.push(o)
+      }
+      this.tree.append(leafHash(stated.fingerprint))
+      size++
+      bytes = offset + line.length + 1
+      last = stated.fingerprint.toString('hex')
+    }
+    if (size !== before || rebuilt !== null) {
+      // Hashes and offsets first, the state last: a crash in between leaves a state that claims less than the files hold.
+      this.tree.flush()
+      writeAt(this.offsets, Buffer.concat(offsets), Math.ceil(before / TILE_WIDTH) * 8)
+      this.state = {version: 1, size, bytes, last}
+      writeState(this.folder, this.state)
+    }
+    return {size, added: size - before, rebuilt}
+  }
+
+  entry(index: number): EntryLine {
+    const {size} = this.state
+    if (!Number.isSafeInteger(index) || index < 0 || index >= size) throw new AirlockError('INVALID_INPUT', `entry ${index} is not among the log's ${size} entries`, {index, size})
+    const first = index - (index % TILE_WIDTH)
+    const o = Buffer.alloc(8)
+    if (readSync(this.offsets, o, 0, 8, (first / TILE_WIDTH) * 8) !== 8) throw new StaleTiles(`the offsets file has no offset for entry ${first}`)
+    let at = first
+    for (const found of linesFrom(this.log, Number(o.readBigUInt64BE()), this.limits)) {
+      if (at === index) return {index, line: Buffer.from(found.line), offset: found.offset}
+      at++
+    }
+    throw new StaleTiles(`the log ends before entry ${index}`)
+  }
+
+  /** Empties the cache, to be built again from the start of the log. */
+  reset(): void {
+    this.tree.close()
+    for (const name of readdirSync(this.folder)) if (/^\d+\.hashes$/.test(name)) truncateSync(join(this.folder, name), 0)
+    ftruncateSync(this.offsets, 0)
+    rmSync(join(this.folder, STATE_FILE), {force: true})
+    this.state = EMPTY_STATE
+    this.tree = TileTree.open(this.folder, 0)
+  }
+
+  close(): void {
+    this.tree.close()
+    closeSync(this.offsets)
+  }
+}
+
+const STATE_FILE = 'state.json'
+const LOCK_FILE = 'lock'
+
+/** The stored state, or why it cannot be used. */
+function readState(folder: string): TileState | string {
+  let text: string
+  try {
+    text = readFileSync(join(folder, STATE_FILE), 'utf8')
+  } catch (error) {
+    return `no ${STATE_FILE} (${(error as NodeJS.ErrnoException).code ?? 'unreadable'})`
+  }
+  let value: unknown
+  try {
+    value = JSON.parse(text)
+  } catch {
+    return `${STATE_FILE} is not JSON`
+  }
+  const s = value as Partial<TileState> | null
+  const natural = (n: unknown): n is number => Number.isSafeInteger(n) && (n as number) >= 0
+  if (!s || typeof s !== 'object' || s.version !== 1 || !natural(s.size) || !natural(s.bytes) || !(s.last === null || (typeof s.last === 'string' && /^[0-9a-f]{64}$/.test(s.last))) || (s.size === 0) !== (s.last === null)) {
+    return `${STATE_FILE} is not a tiles state`
+  }
+  return {version: 1, size: s.size, bytes: s.bytes, last: s.last}
+}
+
+/** Written to a temporary file and renamed: a reader sees the old state or the new one. */
+function writeState(folder: string, state: TileState): void {
+  const path = join(folder, STATE_FILE)
+  const tmp = tempName(path)
+  try {
+    const fd = openSync(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600)
+    try {
+      writeAt(fd, Buffer.from(`${JSON.stringify(state)}\n`), 0)
+    } finally {
+      closeSync(fd)
+    }
+    renameSync(tmp, path)
+  } catch (error) {
+    rmSync(tmp, {force: true})
+    throw error
+  }
+}
+
+function writeAt(fd: number, data: Buffer, position: number): void {
+  for (let done = 0; done < data.length; ) done += writeSync(fd, data, done, data.length - done, position + done)
+}
+
+/**
+ * The tiles' lock: a file created with its holder's pid inside (linked into place, so it never
+ * exists empty). A lock whose holder is no longer running is taken over; a live holder is waited
+ * for up to `lockWaitMs`, then AUDIT_LOCKED.
+ */
+async function lock(folder: string, limits: TileLimits): Promise<() => void> {
+  const path = join(folder, LOCK_FILE)
+  const mine = `${process.pid}\n`
+  const tmp = tempName(path)
+  writeFileSync(tmp, mine, {mode: 0o600, flag: 'wx'})
+  try {
+    const deadline = performance.now() + limits.lockWaitMs
+    for (;;) {
+      try {
+        linkSync(tmp, path)
+        return () => {
+          if (readText(path) === mine) rmSync(path, {force: true})
+        }
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw new AirlockError('AUDIT_UNAVAILABLE', `${path}: cannot take the tiles' lock (${(error as NodeJS.ErrnoException).code})`, {file: path})
+      }
+      const holder = readText(path)
+      const pid = holder === null ? null : Number(holder.trim())
+      if (pid !== null && !alive(pid)) {
+        // Taken over only if it still names the dead holder (another waiter may have just done so).
+        if (readText(path) === holder) rmSync(path, {force: true})
+        continue
+      }
+      if (performance.now() > deadline) throw new AirlockError('AUDIT_LOCKED', `${path}: held by process ${holder?.trim() ?? '?'} for more than ${limits.lockWaitMs} ms`, {file: path, holder: pid})
+      await new Promise((r) => setTimeout(r, 20))
+    }
+  } finally {
+    rmSync(tmp, {force: true})
+  }
+}
+
+function readText(path: string): string | null {
+  try {
+    return readFileSync(path, 'utf8')
+  } catch {
+    return null
+  }
+}
+
+function alive(pid: number): boolean {
+  if (!Number.isSafeInteger(pid) || pid <= 0) return false
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM'
+  }
+}

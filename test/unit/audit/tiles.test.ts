@@ -1,0 +1,191 @@
+/**
+ * The tiles against merkle.ts's in-memory proofs (themselves checked against transparency-dev/merkle's
+ * vectors): equal roots and proofs for many (index, size) pairs across tile boundaries, built in one
+ * go or resumed; then the cache kept up to a real log, and rebuilt when it is lost or wrong.
+ */
+import {createHash} from 'node:crypto'
+import {appendFileSync, mkdtempSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync} from 'node:fs'
+import {tmpdir} from 'node:os'
+import {join} from 'node:path'
+import {describe, expect, it} from 'vitest'
+import {consistencyProof, inclusionProof, leafHash, MerkleLog, rootFromLeafHashes, verifyConsistency, verifyInclusion} from '../../../control-plane/audit/merkle.js'
+import {computedFingerprint, consistencyFromTiles, inclusionFromTiles, statedFingerprint, TileTree, updateTiles, withTiles} from '../../../control-plane/audit/tiles.js'
+import {AirlockError} from '../../../control-plane/errors.js'
+import {entryLine, prunedLine, TestLog} from './prove-log.js'
+
+const hex = (bs: readonly Uint8Array[]): string[] => bs.map((b) => Buffer.from(b).toString('hex'))
+const leaves = (n: number, from = 0): Uint8Array[] => Array.from({length: n}, (_, i) => leafHash(createHash('sha256').update(`leaf ${from + i}`).digest()))
+
+function build(n: number): {tree: TileTree; hashes: Uint8Array[]} {
+  const tree = TileTree.open(mkdtempSync(join(tmpdir(), 'airlock-tiles-')), 0)
+  const hashes = leaves(n)
+  for (const h of hashes) tree.append(h)
+  tree.flush()
+  return {tree, hashes}
+}
+
+function code(fn: () => unknown): string | undefined {
+  try {
+    fn()
+  } catch (error) {
+    return error instanceof AirlockError ? error.code : `not an AirlockError: ${String(error)}`
+  }
+  return undefined
+}
+
+describe('proofs from the tiles equal merkle.ts\'s', () => {
+  it('for every (index, size) and every (old, new) up to 70 leaves', () => {
+    const {tree, hashes} = build(70)
+    for (let size = 1; size <= 70; size++) {
+      expect(hex([tree.root(size)])).toEqual(hex([rootFromLeafHashes(hashes.slice(0, size))]))
+      for (let index = 0; index < size; index++) expect(hex(inclusionFromTiles(tree, index, size))).toEqual(hex(inclusionProof(hashes.slice(0, size), index)))
+      for (let old = 1; old <= size; old++) expect(hex(consistencyFromTiles(tree, old, size))).toEqual(hex(consistencyProof(hashes, old, size)))
+    }
+    tree.close()
+  })
+
+  it('at tile boundaries (size 1, powers of two and ±1, across the second tile level)', () => {
+    const n = 256 * 256 + 300
+    const {tree, hashes} = build(n)
+    const sizes = [1, 2, 3, 255, 256, 257, 511, 512, 513, 4095, 4096, 4097, 65535, 65536, 65537, n]
+    for (const size of sizes) {
+      const prefix = hashes.slice(0, size)
+      const root = rootFromLeafHashes(prefix)
+      expect(hex([tree.root(size)])).toEqual(hex([root]))
+      for (const index of new Set([0, 1, size >> 1, size - 2, size - 1, 255, 256, 65535].filter((i) => i >= 0 && i < size))) {
+        const proof = inclusionFromTiles(tree, index, size)
+        expect(hex(proof)).toEqual(hex(inclusionProof(prefix, index)))
+        expect(verifyInclusion(hashes[index]!, index, size, proof, root)).toBe(true)
+      }
+      for (const old of new Set([1, 255, 256, 257, 65536, size - 1, size].filter((o) => o >= 1 && o <= size))) {
+        const proof = consistencyFromTiles(tree, old, size)
+        expect(hex(proof)).toEqual(hex(consistencyProof(prefix, old, size)))
+      }
+    }
+    tree.close()
+  }, 120_000)
+
+  it('when the tiles were built in several sessions (partial tiles resumed from disk)', () => {
+    const folder = mkdtempSync(join(tmpdir(), 'airlock-tiles-'))
+    const hashes = leaves(256 * 3 + 77)
+    let size = 0
+    for (const step of [1, 254, 1, 256, 300, 1, 0, 955]) {
+      const tree = TileTree.open(folder, size)
+      for (const h of hashes.slice(size, size + step)) tree.append(h)
+      tree.flush()
+      size = tree.size
+      tree.close()
+      if (size >= hashes.length) break
+    }
+    const tree = TileTree.open(folder, hashes.length)
+    const log = new MerkleLog()
+    for (const [i, h] of hashes.entries()) {
+      log.append(h)
+      if (i % 97 === 0 || i === hashes.length - 1) expect(hex([tree.root(i + 1)])).toEqual(hex([log.root()]))
+    }
+    for (const old of [1, 256, 511, 800]) expect(verifyConsistency(old, hashes.length, tree.root(old), log.root(), consistencyFromTiles(tree, old, hashes.length))).toBe(true)
+    tree.close()
+  })
+
+  it('refuses what no tree holds, with INVALID_INPUT', () => {
+    const {tree} = build(10)
+    expect(code(() => inclusionFromTiles(tree, 10, 10))).toBe('INVALID_INPUT')
+    expect(code(() => inclusionFromTiles(tree, 0, 11))).toBe('INVALID_INPUT')
+    expect(code(() => inclusionFromTiles(tree, -1, 5))).toBe('INVALID_INPUT')
+    expect(code(() => consistencyFromTiles(tree, 0, 5))).toBe('INVALID_INPUT')
+    expect(code(() => consistencyFromTiles(tree, 6, 5))).toBe('INVALID_INPUT')
+    expect(code(() => tree.root(11))).toBe('INVALID_INPUT')
+    expect(code(() => tree.node(1, 5))).toBe('INVALID_INPUT')
+    tree.close()
+  })
+})
+
+describe('an entry line', () => {
+  it('states its fingerprint, and hashes to it by docs/audit.md\'s rule', () => {
+    const {line, fingerprint} = entryLine('o', 3, 'ab'.repeat(32))
+    expect(statedFingerprint(Buffer.from(line))?.fingerprint.toString('hex')).toBe(fingerprint)
+    expect(computedFingerprint(Buffer.from(line))?.toString('hex')).toBe(fingerprint)
+    expect(statedFingerprint(Buffer.from(prunedLine(3, fingerprint, null)))).toEqual({fingerprint: Buffer.from(fingerprint, 'hex'), pruned: true})
+    expect(computedFingerprint(Buffer.from(prunedLine(3, fingerprint, null)))).toBeNull()
+    expect(statedFingerprint(Buffer.from(line.replace(fingerprint, fingerprint.toUpperCase())))).toBeNull()
+    expect(statedFingerprint(Buffer.from('{"attestation_list":[]}'))).toBeNull()
+  })
+})
+
+describe('the cache kept up to the log', () => {
+  const tilesOf = (log: TestLog) => join(log.dir, 'tiles')
+
+  it('reads only the entries added since, and its root is the log\'s', async () => {
+    const log = TestLog.temp().append(600)
+    expect(await updateTiles(log.dir)).toEqual({size: 600, added: 600, rebuilt: 'no state.json (ENOENT)'})
+    expect(await updateTiles(log.dir)).toEqual({size: 600, added: 0, rebuilt: null})
+    log.append(1)
+    expect(await updateTiles(log.dir)).toEqual({size: 601, added: 1, rebuilt: null})
+    log.append(300)
+    await withTiles(log.dir, (s) => {
+      expect(s.update).toEqual({size: 901, added: 300, rebuilt: null})
+      expect(hex([s.tree.root(901)])).toEqual(hex([log.merkle.root()]))
+      for (const i of [0, 255, 256, 511, 512, 900]) expect(s.entry(i).line.toString()).toBe(log.lines[i])
+    })
+  })
+
+  it('leaves a torn last line for later, and takes it once it is whole', async () => {
+    const log = TestLog.temp().append(5)
+    const {line} = entryLine(log.origin, 5, log.fingerprints[4]!)
+    appendFileSync(join(log.dir, 'events.jsonl'), line.slice(0, 40))
+    expect((await updateTiles(log.dir)).size).toBe(5)
+    appendFileSync(join(log.dir, 'events.jsonl'), `${line.slice(40)}\n`)
+    expect(await updateTiles(log.dir)).toEqual({size: 6, added: 1, rebuilt: null})
+  })
+
+  it('takes pruned entries by the fingerprint they keep', async () => {
+    const log = TestLog.temp().append(4)
+    log.lines[1] = prunedLine(1, log.fingerprints[1]!, log.fingerprints[0]!)
+    log.rewrite()
+    await withTiles(log.dir, (s) => expect(hex([s.tree.root(4)])).toEqual(hex([log.merkle.root()])))
+  })
+
+  it('refuses a line that is no entry with AUDIT_TAMPERED naming it', async () => {
+    const log = TestLog.temp().append(3)
+    appendFileSync(join(log.dir, 'events.jsonl'), '{"hello":"world"}\n')
+    await expect(updateTiles(log.dir)).rejects.toMatchObject({code: 'AUDIT_TAMPERED', details: {line: 4, index: 3}})
+  })
+
+  it('refuses a folder without a log with AUDIT_UNAVAILABLE', async () => {
+    await expect(updateTiles(mkdtempSync(join(tmpdir(), 'airlock-nolog-')))).rejects.toMatchObject({code: 'AUDIT_UNAVAILABLE'})
+  })
+
+  describe('rebuilt from the log when', () => {
+    const cases: [string, (log: TestLog) => void, RegExp][] = [
+      ['the folder is deleted', (log) => rmSync(tilesOf(log), {recursive: true}), /no state\.json/],
+      ['state.json is not JSON', (log) => writeFileSync(join(tilesOf(log), 'state.json'), '{'), /not JSON/],
+      ['state.json says something else', (log) => writeFileSync(join(tilesOf(log), 'state.json'), '{"version":1,"size":3,"bytes":1,"last":null}'), /not a tiles state/],
+      ['a level file lost its tail', (log) => truncateSync(join(tilesOf(log), '0.hashes'), 32 * 400), /0\.hashes holds fewer/],
+      ['the offsets are gone', (log) => truncateSync(join(tilesOf(log), 'offsets'), 0), /offsets/],
+      ['the last leaf hash is wrong', (log) => patch(join(tilesOf(log), '0.hashes'), 32 * 599), /leaf hash of entry 599/],
+      ['the log was replaced by another as long', (log) => {
+        const other = TestLog.temp('airlock.audit/test-host/fedcba9876543210').append(600)
+        writeFileSync(join(log.dir, 'events.jsonl'), readFileSync(join(other.dir, 'events.jsonl')))
+      }, /entry 599 is not the one/],
+      ['the log is shorter than the tiles', (log) => truncateSync(join(log.dir, 'events.jsonl'), statSync(join(log.dir, 'events.jsonl')).size - 10), /shorter/],
+    ]
+    for (const [what, damage, reason] of cases) {
+      it(what, async () => {
+        const log = TestLog.temp().append(600)
+        await updateTiles(log.dir)
+        damage(log)
+        const update = await updateTiles(log.dir)
+        expect(update.rebuilt).toMatch(reason)
+        expect(update.added).toBe(update.size)
+        expect(await updateTiles(log.dir)).toMatchObject({rebuilt: null, added: 0})
+      })
+    }
+  })
+})
+
+/** Overwrites the 32 bytes at `at` with other bytes. */
+function patch(file: string, at: number): void {
+  const bytes = readFileSync(file)
+  bytes.fill(0x42, at, at + 32)
+  writeFileSync(file, bytes)
+}
