@@ -87,6 +87,14 @@ describe('proofs from the tiles equal merkle.ts\'s', () => {
     tree.close()
   })
 
+  it('for any leaf range, aligned or not (MTH of D[start:end])', () => {
+    const {tree, hashes} = build(300)
+    for (const [start, end] of [[1, 3], [3, 7], [5, 261], [256, 300], [0, 300], [299, 300]] as const) {
+      expect(hex([tree.subtree(start, end)])).toEqual(hex([rootFromLeafHashes(hashes.slice(start, end))]))
+    }
+    tree.close()
+  })
+
   it('refuses what no tree holds, with INVALID_INPUT', () => {
     const {tree} = build(10)
     expect(code(() => inclusionFromTiles(tree, 10, 10))).toBe('INVALID_INPUT')
