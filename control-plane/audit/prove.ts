@@ -7,13 +7,16 @@
  * root they give equals the checkpoint's (the tiles are rebuilt once from the log when it does
  * not), and only for an entry whose line still hashes to its fingerprint.
  */
-import {readdir, readFile} from 'node:fs/promises'
+import {readdir} from 'node:fs/promises'
 import {join} from 'node:path'
 import {AirlockError} from '../errors.js'
 import {readRegularFile} from '../repo/files.js'
 import {leafHash, verifyInclusion} from './merkle.js'
 import {formatTlogProof, parseCheckpoint, parseNote, parseTlogProof, verifyNote, type Checkpoint, type VerifierKey} from './note.js'
-import {computedFingerprint, inclusionFromTiles, statedFingerprint, withTiles, type TileLimits} from './tiles.js'
+import {fingerprintOf, parseLine, type LogEntry} from './entry.js'
+import {readOrigin} from './log.js'
+import {AUDIT_FILES} from './store.js'
+import {inclusionFromTiles, withTiles, type TileLimits} from './tiles.js'
 
 export const CHECKPOINTS_FOLDER = 'checkpoints'
 const CHECKPOINT_NAME = /^(\d{20})\.checkpoint$/
@@ -58,7 +61,7 @@ export async function proveEntry(dir: string, index: number, opts: {checkpoint?:
   const cp = await loadCheckpoint(dir, opts.checkpoint)
   // Step 1.
   const origin = await readOrigin(dir)
-  if (origin !== null && cp.tree.origin !== origin) {
+  if (cp.tree.origin !== origin) {
     throw new AirlockError('AUDIT_CHECKPOINT_INVALID', `${cp.source}: a checkpoint of log ${JSON.stringify(cp.tree.origin)}, not of this one (${JSON.stringify(origin)})`, {file: cp.source, origin: cp.tree.origin, expected: origin})
   }
   // Step 2.
@@ -68,26 +71,24 @@ export async function proveEntry(dir: string, index: number, opts: {checkpoint?:
   }
   return withTiles(
     dir,
-    (tiles) => {
+    async (tiles) => {
       // Step 3.
       const holds = () => tiles.tree.size >= size && Buffer.from(tiles.tree.root(size)).equals(rootHash)
       if (!holds()) {
-        tiles.rebuild(`the tiles' root at size ${size} is not ${cp.source}'s`)
+        await tiles.rebuild(`the tiles' root at size ${size} is not ${cp.source}'s`)
         if (tiles.tree.size < size) throw new AirlockError('AUDIT_TAMPERED', `the log holds ${tiles.tree.size} entries, fewer than the ${size} of ${cp.source}`, {size: tiles.tree.size, checkpoint: size})
         if (!holds()) throw new AirlockError('AUDIT_TAMPERED', `the log's first ${size} entries do not hash to the root of ${cp.source}: an entry was changed, removed or reordered (run \`airlock audit verify\` to find it)`, {size, checkpoint: cp.source})
       }
       // Step 4.
-      const {line} = tiles.entry(index)
-      const stated = statedFingerprint(line)
-      const computed = stated && !stated.pruned ? computedFingerprint(line) : null
-      if (!stated || (!stated.pruned && !computed?.equals(stated.fingerprint))) {
-        throw new AirlockError('AUDIT_TAMPERED', `events.jsonl line ${index + 1} (entry ${index}): the line does not hash to the fingerprint it states`, {file: 'events.jsonl', line: index + 1, index})
+      const entry = await tiles.entry(index)
+      if (!entry.pruned && fingerprintOf(entry.line).toString('hex') !== entry.fingerprint) {
+        throw new AirlockError('AUDIT_TAMPERED', `${AUDIT_FILES.events} line ${entry.lineNumber} (entry ${index}): the line does not hash to the fingerprint it states`, {file: AUDIT_FILES.events, line: entry.lineNumber, index})
       }
       // The root can match while a hash below it is wrong (a leaf under an intact tile): the path is checked too.
-      const leaf = leafHash(stated.fingerprint)
+      const leaf = leafHash(Buffer.from(entry.fingerprint, 'hex'))
       let proof = inclusionFromTiles(tiles.tree, index, size)
       if (!verifyInclusion(leaf, index, size, proof, rootHash)) {
-        tiles.rebuild(`the tiles' audit path of entry ${index} does not lead to ${cp.source}'s root`)
+        await tiles.rebuild(`the tiles' audit path of entry ${index} does not lead to ${cp.source}'s root`)
         proof = tiles.tree.size >= size ? inclusionFromTiles(tiles.tree, index, size) : []
         if (!verifyInclusion(leaf, index, size, proof, rootHash)) throw new AirlockError('AUDIT_TAMPERED', `entry ${index} is not in the tree of ${cp.source}: the log changed under it`, {index, checkpoint: cp.source})
       }
@@ -96,8 +97,8 @@ export async function proveEntry(dir: string, index: number, opts: {checkpoint?:
         index,
         size,
         origin: cp.tree.origin,
-        fingerprint: stated.fingerprint.toString('hex'),
-        entry: line.toString('utf8'),
+        fingerprint: entry.fingerprint,
+        entry: entry.line.toString('utf8'),
         checkpoint: cp.source,
       }
     },
@@ -134,16 +135,6 @@ async function newestCheckpoint(dir: string): Promise<string> {
   const newest = names.filter((n) => CHECKPOINT_NAME.test(n)).sort().at(-1)
   if (!newest) throw new AirlockError('USAGE', `${folder}: no checkpoint yet; run \`airlock audit checkpoint\` first`, {file: folder})
   return join(folder, newest)
-}
-
-/** The log's origin (one line), or null for a folder without one. */
-async function readOrigin(dir: string): Promise<string | null> {
-  try {
-    return (await readFile(join(dir, 'origin'), 'utf8')).replace(/\n$/, '')
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null
-    throw new AirlockError('AUDIT_UNAVAILABLE', `${join(dir, 'origin')}: cannot read (${(error as NodeJS.ErrnoException).code})`, {file: join(dir, 'origin')})
-  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -211,27 +202,24 @@ export function checkEntryProof(proofText: string | Uint8Array, entryLine: strin
   let line = typeof entryLine === 'string' ? Buffer.from(entryLine, 'utf8') : Buffer.from(entryLine)
   if (line.at(-1) === 0x0a) line = line.subarray(0, -1)
   if (line.includes(0x0a)) return fail('ENTRY_MALFORMED', 'the entry holds more than one line; give the one line of the entry proven')
-  const stated = statedFingerprint(line)
-  if (!stated) return fail('ENTRY_MALFORMED', 'the entry is not an audit entry line (no fingerprint where docs/audit.md puts it)')
-  result.fingerprint = stated.fingerprint.toString('hex')
-  if (stated.pruned) return fail('ENTRY_PRUNED', `the entry is pruned: its body is gone, so the proof shows only fingerprint ${result.fingerprint}; check the archived entry instead`)
-  let event: {attestation_list?: [{uid?: unknown; chain_uid?: unknown}]}
+  let entry: LogEntry
   try {
-    event = JSON.parse(line.toString('utf8')) as typeof event
-  } catch {
-    return fail('ENTRY_MALFORMED', 'the entry is not a JSON object')
+    entry = parseLine(line, 1, 0)
+  } catch (error) {
+    if (error instanceof AirlockError) return fail('ENTRY_MALFORMED', `the entry is not an audit entry line: ${error.message.replace(/^events\.jsonl line 1 \(byte 0\): /, '')}`)
+    throw error
   }
+  result.fingerprint = entry.fingerprint
+  if (entry.pruned) return fail('ENTRY_PRUNED', `the entry is pruned: its body is gone, so the proof shows only fingerprint ${entry.fingerprint}; check the archived entry instead`)
   // Step 3.
-  const computed = computedFingerprint(line)
-  if (!computed?.equals(stated.fingerprint)) return fail('FINGERPRINT_MISMATCH', `the entry does not hash to the fingerprint it states (${result.fingerprint}); it was changed`)
+  if (fingerprintOf(line).toString('hex') !== entry.fingerprint) return fail('FINGERPRINT_MISMATCH', `the entry does not hash to the fingerprint it states (${entry.fingerprint}); it was changed`)
   // Step 4.
-  const attestation = event.attestation_list?.[0]
-  if (attestation?.uid !== String(index)) return fail('INDEX_MISMATCH', `the entry is entry ${JSON.stringify(attestation?.uid ?? null)}, not entry ${index} the proof is for`)
+  if (entry.index !== index) return fail('INDEX_MISMATCH', `the entry is entry ${entry.index}, not entry ${index} the proof is for`)
   // Step 5.
-  if (attestation.chain_uid !== tree.origin) return fail('ORIGIN_MISMATCH', `the entry is of log ${JSON.stringify(attestation.chain_uid ?? null)}, the checkpoint of log ${JSON.stringify(tree.origin)}`)
+  if (entry.chainUid !== tree.origin) return fail('ORIGIN_MISMATCH', `the entry is of log ${JSON.stringify(entry.chainUid)}, the checkpoint of log ${JSON.stringify(tree.origin)}`)
   if (opts.origin !== undefined && opts.origin !== tree.origin) return fail('ORIGIN_MISMATCH', `the checkpoint is of log ${JSON.stringify(tree.origin)}, not ${JSON.stringify(opts.origin)}`)
   // Step 6.
-  if (!verifyInclusion(leafHash(stated.fingerprint), index, tree.size, proof.proof, tree.rootHash)) {
+  if (!verifyInclusion(leafHash(Buffer.from(entry.fingerprint, 'hex')), index, tree.size, proof.proof, tree.rootHash)) {
     return fail('NOT_INCLUDED', `the proof's audit path does not lead from entry ${index} to the root of the checkpoint (size ${tree.size})`)
   }
   return {...result, ok: true}

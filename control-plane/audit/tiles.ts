@@ -24,28 +24,26 @@
  */
 import {hash} from 'node:crypto'
 import {closeSync, constants, fstatSync, ftruncateSync, linkSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, renameSync, rmSync, statSync, truncateSync, writeFileSync, writeSync} from 'node:fs'
+import type {FileHandle} from 'node:fs/promises'
 import {join} from 'node:path'
 import {AirlockError} from '../errors.js'
 import {tempName} from '../repo/files.js'
+import {parseLine, type LogEntry} from './entry.js'
 import {emptyRoot, HASH_SIZE, leafHash} from './merkle.js'
+import {AUDIT_FILES, DEFAULT_READ_LIMITS, lineBatches, openEvents, type ReadLimits} from './store.js'
 
 /** Tree levels per tile level: a tile holds 256 hashes, as in C2SP tlog-tiles. */
 export const TILE_HEIGHT = 8
 export const TILE_WIDTH = 2 ** TILE_HEIGHT
 export const TILES_FOLDER = 'tiles'
-export const LOG_FILE = 'events.jsonl'
 
-/** How the tiles read the log and wait for their lock; one object, overridable by callers. */
-export interface TileLimits {
-  /** Longest line of events.jsonl read (AUDIT_TAMPERED beyond): no event is near this. */
-  maxLineBytes: number
-  /** Bytes read from events.jsonl at a time. */
-  chunkBytes: number
+/** How the tiles read the log (log.ts's reader limits) and wait for their lock; one object, overridable by callers. */
+export interface TileLimits extends ReadLimits {
   /** How long to wait for another process holding the tiles' lock (AUDIT_LOCKED after). */
   lockWaitMs: number
 }
 
-export const DEFAULT_TILE_LIMITS: Readonly<TileLimits> = Object.freeze({maxLineBytes: 64 * 1024 * 1024, chunkBytes: 1024 * 1024, lockWaitMs: 30_000})
+export const DEFAULT_TILE_LIMITS: Readonly<TileLimits> = Object.freeze({...DEFAULT_READ_LIMITS, lockWaitMs: 30_000})
 
 const NODE_PREFIX = 0x01
 
@@ -290,95 +288,6 @@ function splitPoint(n: number): number {
 }
 
 // ---------------------------------------------------------------------------------------------
-// The log's lines, as far as the tree needs them (docs/audit.md): the fingerprint sits at a fixed
-// place in an entry and in a pruned entry, so no JSON parser is needed.
-
-const ENTRY_HEAD = Buffer.from('{"attestation_list":[{"fingerprint":{"algorithm_id":3,"value":"')
-const PRUNED_HEAD = Buffer.from('{"pruned":{"uid":"')
-const PRUNED_FINGERPRINT = Buffer.from('","fingerprint":"')
-const HEX_LENGTH = 2 * HASH_SIZE
-/** What follows the 64 hex digits of an entry's fingerprint: the end of the value, of the object, and the comma. */
-const FINGERPRINT_CLOSE = Buffer.from('"},')
-
-/** The fingerprint a line of events.jsonl states (not recomputed), or null for a line that is neither form of entry. */
-export function statedFingerprint(line: Uint8Array): {fingerprint: Buffer; pruned: boolean} | null {
-  const buf = Buffer.from(line.buffer, line.byteOffset, line.length)
-  if (startsWith(buf, ENTRY_HEAD, 0)) {
-    const hex = buf.subarray(ENTRY_HEAD.length, ENTRY_HEAD.length + HEX_LENGTH)
-    return isHex(hex) && buf[ENTRY_HEAD.length + HEX_LENGTH] === 0x22 ? {fingerprint: Buffer.from(hex.toString('latin1'), 'hex'), pruned: false} : null
-  }
-  if (startsWith(buf, PRUNED_HEAD, 0)) {
-    let at = PRUNED_HEAD.length
-    while (at < buf.length && buf[at]! >= 0x30 && buf[at]! <= 0x39) at++
-    if (at === PRUNED_HEAD.length || !startsWith(buf, PRUNED_FINGERPRINT, at)) return null
-    at += PRUNED_FINGERPRINT.length
-    const hex = buf.subarray(at, at + HEX_LENGTH)
-    return isHex(hex) && buf[at + HEX_LENGTH] === 0x22 ? {fingerprint: Buffer.from(hex.toString('latin1'), 'hex'), pruned: true} : null
-  }
-  return null
-}
-
-/** Where the fingerprint object starts in an entry: just inside `{"attestation_list":[{`. */
-const ATTESTATION_OPEN = Buffer.from('{"attestation_list":[{').length
-
-/**
- * The fingerprint of an entry line computed by docs/audit.md's rule: SHA-256 over the line with the
- * fingerprint object and the comma after it removed. Null for a line not shaped like an entry
- * (a pruned entry has no body to hash).
- */
-export function computedFingerprint(line: Uint8Array): Buffer | null {
-  const buf = Buffer.from(line.buffer, line.byteOffset, line.length)
-  const end = ENTRY_HEAD.length + HEX_LENGTH
-  if (!startsWith(buf, ENTRY_HEAD, 0) || !startsWith(buf, FINGERPRINT_CLOSE, end)) return null
-  return hash('sha256', Buffer.concat([buf.subarray(0, ATTESTATION_OPEN), buf.subarray(end + FINGERPRINT_CLOSE.length)]), 'buffer')
-}
-
-function startsWith(buf: Buffer, head: Buffer, at: number): boolean {
-  return buf.length >= at + head.length && buf.compare(head, 0, head.length, at, at + head.length) === 0
-}
-
-/** Lowercase hex only: an entry's fingerprint is written one way. */
-function isHex(bytes: Buffer): boolean {
-  if (bytes.length !== HEX_LENGTH) return false
-  for (const b of bytes) if (!((b >= 0x30 && b <= 0x39) || (b >= 0x61 && b <= 0x66))) return false
-  return true
-}
-
-/**
- * The complete lines of `file` from byte `from` on, each with its byte offset; a last line with no
- * newline (torn, or being written) is left for later. Synchronous reads of `chunkBytes`.
- */
-function* linesFrom(file: string, from: number, limits: TileLimits): Generator<{line: Buffer; offset: number}> {
-  const fd = openSync(file, constants.O_RDONLY | constants.O_NOFOLLOW)
-  try {
-    let buf = Buffer.alloc(limits.chunkBytes)
-    let held = 0 // bytes in buf not yet split into lines
-    let pos = from // file offset of buf[0]
-    for (;;) {
-      if (held === buf.length) {
-        if (buf.length >= limits.maxLineBytes) throw new AirlockError('AUDIT_TAMPERED', `${LOG_FILE}: a line at byte ${pos} is longer than ${limits.maxLineBytes} bytes`, {file: LOG_FILE, offset: pos})
-        const bigger = Buffer.alloc(Math.min(buf.length * 2, limits.maxLineBytes))
-        buf.copy(bigger, 0, 0, held)
-        buf = bigger
-      }
-      const n = readSync(fd, buf, held, buf.length - held, pos + held)
-      if (n === 0) return
-      held += n
-      let start = 0
-      for (let nl = buf.indexOf(0x0a, start); nl !== -1 && nl < held; nl = buf.indexOf(0x0a, start)) {
-        yield {line: buf.subarray(start, nl), offset: pos + start}
-        start = nl + 1
-      }
-      buf.copy(buf, 0, start, held)
-      held -= start
-      pos += start
-    }
-  } finally {
-    closeSync(fd)
-  }
-}
-
-// ---------------------------------------------------------------------------------------------
 // The cache kept up to the log
 
 interface TileState {
@@ -402,27 +311,20 @@ export interface TilesUpdate {
   rebuilt: string | null
 }
 
-/** A log line read through the offsets: its bytes (no newline) and where it starts. */
-export interface EntryLine {
-  index: number
-  line: Buffer
-  offset: number
-}
-
 /** Open tiles, up to date with the log, under their lock. */
 export interface TilesSession {
   readonly tree: TileTree
   readonly update: TilesUpdate
-  /** Entry `index`'s line, read from the nearest recorded offset (at most 255 lines skipped). */
-  entry(index: number): EntryLine
+  /** Entry `index` as log.ts reads it, from the nearest recorded offset (at most 255 lines skipped). */
+  entry(index: number): Promise<LogEntry>
   /** Throws the tiles away and builds them again from the whole log (e.g. after a root that does not match a checkpoint). */
-  rebuild(reason: string): TilesUpdate
+  rebuild(reason: string): Promise<TilesUpdate>
 }
 
 /**
  * Brings the tiles of audit folder `dir` up to its log, reading only the entries added since the
  * last update (the whole log when the cache is missing or does not match it). The log's appender
- * may call it after a batch; proofs call it anyway.
+ * may call it after a checkpoint; proofs call it anyway.
  */
 export async function updateTiles(dir: string, limits: Partial<TileLimits> = {}): Promise<TilesUpdate> {
   return withTiles(dir, (s) => s.update, limits)
@@ -432,21 +334,17 @@ export async function updateTiles(dir: string, limits: Partial<TileLimits> = {})
 export async function withTiles<T>(dir: string, use: (session: TilesSession) => T | Promise<T>, limits: Partial<TileLimits> = {}): Promise<T> {
   const lim = {...DEFAULT_TILE_LIMITS, ...limits}
   const folder = join(dir, TILES_FOLDER)
-  const log = join(dir, LOG_FILE)
-  try {
-    if (!statSync(log).isFile()) throw new AirlockError('AUDIT_UNAVAILABLE', `${log}: not a regular file`, {file: log})
-  } catch (error) {
-    if (error instanceof AirlockError) throw error
-    const code = (error as NodeJS.ErrnoException).code
-    throw new AirlockError('AUDIT_UNAVAILABLE', `${log}: cannot read the audit log (${code === 'ENOENT' ? 'no such file' : (code ?? (error as Error).message)})`, {file: log, errno: code})
-  }
-  mkdirSync(folder, {recursive: true, mode: 0o700})
-  const release = await lock(folder, lim)
+  const path = join(dir, AUDIT_FILES.events)
+  const events = await openEvents(dir)
+  if (!events) throw new AirlockError('AUDIT_UNAVAILABLE', `${path}: no audit log here (no such file)`, {file: path})
+  let release: (() => void) | undefined
   let cache: Cache | undefined
   try {
-    cache = Cache.open(folder, log, lim)
+    mkdirSync(folder, {recursive: true, mode: 0o700})
+    release = await lock(folder, lim)
+    cache = await Cache.open(folder, {handle: events, path}, lim)
     const c = cache
-    let update = c.update(c.staleReason)
+    let update = await c.update(c.staleReason)
     const session: TilesSession = {
       get tree() {
         return c.tree
@@ -455,17 +353,23 @@ export async function withTiles<T>(dir: string, use: (session: TilesSession) => 
         return update
       },
       entry: (index) => c.entry(index),
-      rebuild: (reason) => {
+      rebuild: async (reason) => {
         c.reset()
-        update = c.update(reason)
+        update = await c.update(reason)
         return update
       },
     }
     return await use(session)
   } finally {
     cache?.close()
-    release()
+    release?.()
+    await events.close()
   }
+}
+
+interface EventsFile {
+  handle: FileHandle
+  path: string
 }
 
 /** The state, the tree and the offsets file, with the checks that decide whether they can be kept. */
@@ -478,24 +382,24 @@ class Cache {
 
   private constructor(
     readonly folder: string,
-    readonly log: string,
+    readonly events: EventsFile,
     readonly limits: TileLimits,
   ) {
-    this.offsets = openSync(join(folder, 'offsets'), constants.O_RDWR | constants.O_CREAT | constants.O_NOFOLLOW, 0o600)
+    this.offsets = openSync(join(folder, OFFSETS_FILE), constants.O_RDWR | constants.O_CREAT | constants.O_NOFOLLOW, 0o600)
     this.state = EMPTY_STATE
     this.tree = TileTree.open(folder, 0)
   }
 
   /** The cache as stored when it still describes the log, else an empty one that knows why. */
-  static open(folder: string, log: string, limits: TileLimits): Cache {
-    const cache = new Cache(folder, log, limits)
+  static async open(folder: string, events: EventsFile, limits: TileLimits): Promise<Cache> {
+    const cache = new Cache(folder, events, limits)
     try {
       const state = readState(folder)
       if (typeof state === 'string') throw new StaleTiles(state)
       cache.state = state
       cache.tree.close()
       cache.tree = TileTree.open(folder, state.size)
-      cache.check()
+      await cache.check()
     } catch (error) {
       if (!(error instanceof StaleTiles)) {
         cache.close()
@@ -507,36 +411,51 @@ class Cache {
     return cache
   }
 
-  /** Throws StaleTiles unless the log still holds, at the recorded offsets, the last entry the tiles were built from. */
-  check(): void {
+  /** Throws StaleTiles unless the log still holds, where the offsets say, the last entry the tiles were built from. */
+  async check(): Promise<void> {
     const {size, bytes, last} = this.state
-    if (fstatSync(this.offsets).size < Math.ceil(size / TILE_WIDTH) * 8) throw new StaleTiles('the offsets file is shorter than its entries need')
-    if (statSync(this.log).size < bytes) throw new StaleTiles(`the log is shorter than the ${bytes} bytes the tiles were built from`)
+    if (fstatSync(this.offsets).size < Math.ceil(size / TILE_WIDTH) * 8) throw new StaleTiles(`the ${OFFSETS_FILE} file is shorter than its entries need`)
+    if ((await this.events.handle.stat()).size < bytes) throw new StaleTiles(`the log is shorter than the ${bytes} bytes the tiles were built from`)
     if (size === 0) return
-    const entry = this.entry(size - 1)
+    let entry: LogEntry
+    try {
+      entry = await this.entry(size - 1)
+    } catch (error) {
+      // A line that no longer parses where one did: the log changed under the cache.
+      if (error instanceof AirlockError && error.code === 'AUDIT_TAMPERED') throw new StaleTiles(`entry ${size - 1} is not where the tiles recorded it (${error.message})`)
+      throw error
+    }
     if (entry.offset + entry.line.length + 1 !== bytes) throw new StaleTiles(`entry ${size - 1} does not end at byte ${bytes} of the log`)
-    const stated = statedFingerprint(entry.line)
-    if (!stated || stated.fingerprint.toString('hex') !== last) throw new StaleTiles(`entry ${size - 1} is not the one the tiles were built from`)
-    if (!Buffer.from(this.tree.node(0, size - 1)).equals(leafHash(stated.fingerprint))) throw new StaleTiles(`the tiles' leaf hash of entry ${size - 1} is not its fingerprint's`)
+    if (entry.fingerprint !== last) throw new StaleTiles(`entry ${size - 1} is not the one the tiles were built from`)
+    if (!Buffer.from(this.tree.node(0, size - 1)).equals(leafHash(Buffer.from(last, 'hex')))) throw new StaleTiles(`the tiles' leaf hash of entry ${size - 1} is not its fingerprint's`)
   }
 
-  /** Reads the entries appended to the log since the state, adds them, and saves the state. */
-  update(rebuilt: string | null): TilesUpdate {
+  /**
+   * Reads the entries appended to the log since the state (a torn last line is left for later:
+   * the appender recovers it), adds them, and saves the state. Each entry's uid must be its
+   * position, else AUDIT_TAMPERED naming the line: a tree over a misnumbered log proves nothing.
+   */
+  async update(rebuilt: string | null): Promise<TilesUpdate> {
     let {size, bytes, last} = this.state
     const before = size
     const offsets: Buffer[] = []
-    for (const {line, offset} of linesFrom(this.log, bytes, this.limits)) {
-      const stated = statedFingerprint(line)
-      if (!stated) throw new AirlockError('AUDIT_TAMPERED', `${LOG_FILE} line ${size + 1} (entry ${size}): not an audit entry (no fingerprint where docs/audit.md puts it)`, {file: LOG_FILE, line: size + 1, index: size})
-      if (size % TILE_WIDTH === 0) {
-        const o = Buffer.alloc(8)
-        o.writeBigUInt64BE(BigInt(offset))
-        offsets.push(o)
+    const lines = lineBatches(this.events.handle, this.events.path, {start: bytes, startLine: size + 1}, this.limits)
+    for (let r = await lines.next(); !r.done; r = await lines.next()) {
+      for (const raw of r.value) {
+        const entry = parseLine(raw.line, raw.lineNumber, raw.offset)
+        if (entry.index !== size) {
+          throw new AirlockError('AUDIT_TAMPERED', `${this.events.path} line ${raw.lineNumber}: entry ${entry.index} where entry ${size} belongs`, {file: this.events.path, line: raw.lineNumber, index: size})
+        }
+        if (size % TILE_WIDTH === 0) {
+          const o = Buffer.alloc(8)
+          o.writeBigUInt64BE(BigInt(raw.offset))
+          offsets.push(o)
+        }
+        this.tree.append(leafHash(Buffer.from(entry.fingerprint, 'hex')))
+        size++
+        bytes = raw.offset + raw.line.length + 1
+        last = entry.fingerprint
       }
-      this.tree.append(leafHash(stated.fingerprint))
-      size++
-      bytes = offset + line.length + 1
-      last = stated.fingerprint.toString('hex')
     }
     if (size !== before || rebuilt !== null) {
       // Hashes and offsets first, the state last: a crash in between leaves a state that claims less than the files hold.
@@ -548,16 +467,24 @@ class Cache {
     return {size, added: size - before, rebuilt}
   }
 
-  entry(index: number): EntryLine {
+  /** Entry `index` read from the offset of the first entry of its tile. */
+  async entry(index: number): Promise<LogEntry> {
     const {size} = this.state
     if (!Number.isSafeInteger(index) || index < 0 || index >= size) throw new AirlockError('INVALID_INPUT', `entry ${index} is not among the log's ${size} entries`, {index, size})
     const first = index - (index % TILE_WIDTH)
     const o = Buffer.alloc(8)
-    if (readSync(this.offsets, o, 0, 8, (first / TILE_WIDTH) * 8) !== 8) throw new StaleTiles(`the offsets file has no offset for entry ${first}`)
+    if (readSync(this.offsets, o, 0, 8, (first / TILE_WIDTH) * 8) !== 8) throw new StaleTiles(`the ${OFFSETS_FILE} file has no offset for entry ${first}`)
+    const lines = lineBatches(this.events.handle, this.events.path, {start: Number(o.readBigUInt64BE()), startLine: first + 1}, this.limits)
     let at = first
-    for (const found of linesFrom(this.log, Number(o.readBigUInt64BE()), this.limits)) {
-      if (at === index) return {index, line: Buffer.from(found.line), offset: found.offset}
-      at++
+    for (let r = await lines.next(); !r.done; r = await lines.next()) {
+      for (const raw of r.value) {
+        if (at === index) {
+          const entry = parseLine(Buffer.from(raw.line), raw.lineNumber, raw.offset)
+          if (entry.index !== index) throw new StaleTiles(`${this.events.path} line ${raw.lineNumber} is entry ${entry.index}, not ${index}`)
+          return entry
+        }
+        at++
+      }
     }
     throw new StaleTiles(`the log ends before entry ${index}`)
   }
@@ -579,6 +506,7 @@ class Cache {
 }
 
 const STATE_FILE = 'state.json'
+const OFFSETS_FILE = 'offsets'
 const LOCK_FILE = 'lock'
 
 /** The stored state, or why it cannot be used. */

@@ -1,29 +1,23 @@
 /**
- * Real audit logs for the proof tests, written by docs/audit.md's rules (until log.ts's appender
- * is on this branch): entries with their fingerprint and hash chain, pruned entries, checkpoints
- * signed as C2SP notes with a real Ed25519 key named by the log's origin.
+ * Audit logs for the proof tests, their lines made by log.ts's serializer and written straight to
+ * events.jsonl (so a test can edit, cut or replace them): entries with their fingerprint and hash
+ * chain, pruned entries, checkpoints signed as C2SP notes with a real Ed25519 key named by the origin.
  */
-import {createHash} from 'node:crypto'
 import {mkdirSync, mkdtempSync, writeFileSync, appendFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {generateSigner, type Signer} from '../../../control-plane/crypto/keys.js'
 import {leafHash, MerkleLog} from '../../../control-plane/audit/merkle.js'
 import {formatCheckpoint, signNote, verifierKeyOf, type VerifierKey} from '../../../control-plane/audit/note.js'
+import {prunedLine as pruned, serializeEntry} from '../../../control-plane/audit/log.js'
 
-export const sha256hex = (s: string | Buffer): string => createHash('sha256').update(s).digest('hex')
-
-/** One entry's line (no newline) and its fingerprint. */
+/** One entry's line (no newline) and its fingerprint, by log.ts's serializer. */
 export function entryLine(origin: string, index: number, prev: string | null, body: Record<string, unknown> = {}): {line: string; fingerprint: string} {
-  const link = prev === null ? '' : `"prev_event":{"fingerprint":{"algorithm_id":3,"value":"${prev}"},"uid":"${index - 1}"},`
-  const rest = `{"attestation_list":[{"chain_uid":${JSON.stringify(origin)},${link}"uid":"${index}"}],"activity_id":1,"class_uid":6003,"type_uid":600301,"time":${1_700_000_000_000 + index},"message":${JSON.stringify(`event ${index}`)}${Object.keys(body).length ? `,${JSON.stringify(body).slice(1, -1)}` : ''}}`
-  const fingerprint = sha256hex(rest)
-  const open = '{"attestation_list":[{'
-  return {line: `${open}"fingerprint":{"algorithm_id":3,"value":"${fingerprint}"},${rest.slice(open.length)}`, fingerprint}
+  return serializeEntry({activity_id: 1, class_uid: 6003, type_uid: 600301, time: 1_700_000_000_000 + index, message: `event ${index}`, ...body}, {index, prev, origin})
 }
 
 export function prunedLine(index: number, fingerprint: string, prev: string | null): string {
-  return `{"pruned":{"uid":"${index}","fingerprint":"${fingerprint}","prev":${prev === null ? 'null' : `"${prev}"`},"time":1700000000000}}`
+  return pruned({index, fingerprint, prev, time: 1_700_000_000_000})
 }
 
 /** A log folder being written: its lines, fingerprints, and a signer for its checkpoints. */

@@ -4,10 +4,13 @@
  * a checkpoint of another log, an unknown or forged signer — is the problem that names it; the
  * prover refuses what it cannot prove with the exact code.
  */
-import {readFileSync, rmSync, writeFileSync} from 'node:fs'
+import {mkdtempSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
+import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {describe, expect, it} from 'vitest'
 import {checkEntryProof, proveEntry} from '../../../control-plane/audit/prove.js'
+import {AuditLog, writeCheckpoint} from '../../../control-plane/audit/log.js'
+import {leafHash, MerkleLog} from '../../../control-plane/audit/merkle.js'
 import {parseTlogProof, verifierKeyOf} from '../../../control-plane/audit/note.js'
 import {generateSigner} from '../../../control-plane/crypto/keys.js'
 import {entryLine, prunedLine, TestLog} from './prove-log.js'
@@ -104,6 +107,22 @@ describe('a proof from a real log', () => {
     it('for a proof that is not one: throws MALFORMED', async () => {
       expect(() => checkEntryProof('c2sp.org/tlog-proof@v1\nindex x\n\n', log.lines[0]!, [log.key])).toThrow(expect.objectContaining({code: 'MALFORMED'}))
     })
+  })
+})
+
+describe('a log written by log.ts\'s appender', () => {
+  it('proves its entries, checked with the key that signed the checkpoint', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'airlock-prove-'))
+    const log = await AuditLog.open(dir)
+    const merkle = new MerkleLog()
+    const results = await Promise.all(Array.from({length: 300}, (_, i) => log.append({class_uid: 6003, activity_id: 1, type_uid: 600301, message: `event ${i}`})))
+    await log.close()
+    for (const r of results) merkle.append(leafHash(Buffer.from(r.fingerprint, 'hex')))
+    const {signer} = generateSigner()
+    await writeCheckpoint(dir, log.origin, signer, merkle.size, merkle.root())
+    const p = await proveEntry(dir, 257)
+    expect(p.fingerprint).toBe(results[257]!.fingerprint)
+    expect(checkEntryProof(p.text, p.entry, [verifierKeyOf(log.origin, signer.publicKey)])).toMatchObject({ok: true, index: 257, size: 300, origin: log.origin})
   })
 })
 
