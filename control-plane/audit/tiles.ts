@@ -33,9 +33,11 @@ import {emptyRoot, HASH_SIZE, leafHash} from './merkle.js'
 import {AUDIT_FILES, DEFAULT_READ_LIMITS, lineBatches, openEvents, type ReadLimits} from './store.js'
 
 /** Tree levels per tile level: a tile holds 256 hashes, as in C2SP tlog-tiles. */
-export const TILE_HEIGHT = 8
-export const TILE_WIDTH = 2 ** TILE_HEIGHT
+/** Tree levels per stored level by default (see TileTree); recorded in state.json, a change rebuilds. */
+export const DEFAULT_TILE_HEIGHT = 2
 export const TILES_FOLDER = 'tiles'
+/** Every 256th entry's byte offset is recorded: reading entry i skips at most 255 lines. */
+const OFFSET_STRIDE = 256
 
 /** How the tiles read the log (log.ts's reader limits) and wait for their lock; one object, overridable by callers. */
 export interface TileLimits extends ReadLimits {
@@ -45,79 +47,86 @@ export interface TileLimits extends ReadLimits {
 
 export const DEFAULT_TILE_LIMITS: Readonly<TileLimits> = Object.freeze({...DEFAULT_READ_LIMITS, lockWaitMs: 30_000})
 
-const NODE_PREFIX = 0x01
-
-/** SHA-256(0x01 ‖ left ‖ right) through one reused buffer: building the tiles hashes every leaf about twice. */
+/** SHA-256(prefix ‖ data…) through one reused buffer: no allocation but the digest's. */
 const scratch = Buffer.alloc(1 + 2 * HASH_SIZE)
-function node(left: Uint8Array, right: Uint8Array): Uint8Array {
-  scratch[0] = NODE_PREFIX
+function node(left: Uint8Array, right: Uint8Array): Buffer {
+  scratch[0] = 0x01
   scratch.set(left, 1)
   scratch.set(right, 1 + HASH_SIZE)
   return hash('sha256', scratch, 'buffer')
 }
 
-/** Folds 2^r consecutive hashes of one level (a flat buffer) into the root of their perfect subtree. */
-function fold(hashes: Uint8Array[]): Uint8Array {
-  let row = hashes
-  while (row.length > 1) {
-    const next: Uint8Array[] = []
-    for (let i = 0; i < row.length; i += 2) next.push(node(row[i]!, row[i + 1]!))
-    row = next
+/** RFC 6962's leaf hash SHA-256(0x00 ‖ fingerprint) of a 32-byte fingerprint, as merkle.ts's leafHash. */
+export function leafOfFingerprint(fingerprint: Uint8Array): Buffer {
+  scratch[0] = 0x00
+  scratch.set(fingerprint, 1)
+  return hash('sha256', scratch.subarray(0, 1 + HASH_SIZE), 'buffer')
+}
+
+/** Folds `count` (a power of two) consecutive hashes of a flat buffer into their perfect subtree's root, in place. */
+function fold(buf: Buffer, count: number): Buffer {
+  for (let n = count; n > 1; n /= 2) {
+    for (let i = 0; i < n / 2; i++) node(buf.subarray(2 * i * HASH_SIZE, (2 * i + 1) * HASH_SIZE), buf.subarray((2 * i + 1) * HASH_SIZE, (2 * i + 2) * HASH_SIZE)).copy(buf, i * HASH_SIZE)
   }
-  return row[0]!
-}
-
-/** Hashes at tile level L held by a tree of `size` leaves: its complete subtrees of 256^L leaves. */
-function countAt(size: number, level: number): number {
-  return Math.floor(size / TILE_WIDTH ** level)
-}
-
-/** The tile levels a tree of `size` leaves has (0.hashes, 1.hashes, … while each holds a hash). */
-function levelsOf(size: number): number {
-  let levels = 0
-  while (countAt(size, levels) > 0) levels++
-  return levels
+  return Buffer.from(buf.subarray(0, HASH_SIZE))
 }
 
 /** Why the cache cannot be used as it is; `updateTiles` rebuilds it, nothing else sees this. */
 class StaleTiles extends Error {}
 
+/** Hashes buffered per stored level before they are written. */
+const WRITE_BATCH = 8192
+
 /**
- * The tiles' hashes: appending leaf hashes (kept in memory until `flush`), and reading any node of
- * the tree of the first `size` leaves. Synchronous positional reads and writes on open descriptors:
- * a proof is some thirty reads of at most 4 KiB.
+ * The tree's hashes on disk, one file per stored level: `<L>.hashes` holds tree level L·height,
+ * the root of every complete subtree of 2^(L·height) leaves in order, 32 bytes each. A node at
+ * tree level L·height + r is folded from 2^r consecutive hashes of `<L>.hashes` (one read).
+ *
+ * The height trades space for proof time: 8 (C2SP tlog-tiles' 256-hash tiles) stores 32.1 bytes
+ * an entry but folds up to 255 hashes a stored level per proof node; 1 stores every level (64
+ * bytes an entry) and folds none; 2, the default, stores 42.7 and folds at most 1.
+ *
+ * Appended hashes are kept in memory until `flush` (or a read) writes them, each at its place.
+ * Reads and writes are synchronous and positional on open descriptors.
  */
 export class TileTree {
   readonly #folder: string
+  readonly height: number
+  readonly #width: number
   #size: number
   readonly #fds: number[] = []
-  /** Per level: the hashes of its last, incomplete tile (count mod 256 of them), to fold when it fills. */
-  readonly #pending: Uint8Array[][] = []
-  /** Per level: hashes appended since the last flush, and how many the file held before them. */
-  readonly #unwritten: Uint8Array[][] = []
+  /** Per stored level: the hashes of its last, incomplete group of `width` (to fold when it fills), and how many. */
+  readonly #pending: Buffer[] = []
+  readonly #pendingCount: number[] = []
+  /** Per stored level: hashes appended and not yet written, how many, and how many the file held before them. */
+  readonly #unwritten: Buffer[] = []
+  readonly #unwrittenCount: number[] = []
   readonly #written: number[] = []
 
-  private constructor(folder: string, size: number) {
+  private constructor(folder: string, size: number, height: number) {
+    if (!Number.isInteger(height) || height < 1 || height > 8) throw new AirlockError('INVALID_INPUT', `tile height ${height} is not from 1 to 8`, {height})
     this.#folder = folder
     this.#size = size
+    this.height = height
+    this.#width = 2 ** height
   }
 
   /**
    * The tiles of a tree of `size` leaves in `folder`. Each level's file must hold at least its
-   * hashes (more is the tail of an interrupted update: overwritten by the next one); fewer is
-   * a stale cache.
+   * hashes (more is the tail of an interrupted update, overwritten by the next one); fewer is a
+   * stale cache (StaleTiles, internal: `withTiles` rebuilds).
    */
-  static open(folder: string, size: number): TileTree {
-    const tree = new TileTree(folder, size)
+  static open(folder: string, size: number, height = DEFAULT_TILE_HEIGHT): TileTree {
+    const tree = new TileTree(folder, size, height)
     try {
-      for (let level = 0; level < levelsOf(size) + 1; level++) {
-        const count = countAt(size, level)
+      for (let level = 0; level === 0 || tree.#countAt(level - 1) >= tree.#width; level++) {
+        const count = tree.#countAt(level)
         const fd = tree.#fd(level)
         if (fstatSync(fd).size < count * HASH_SIZE) throw new StaleTiles(`${level}.hashes holds fewer than the ${count} hashes of ${size} entries`)
-        const partial = count % TILE_WIDTH
-        tree.#pending.push(partial === 0 ? [] : tree.#read(level, count - partial, partial))
-        tree.#unwritten.push([])
-        tree.#written.push(count)
+        tree.#addLevel(count)
+        const partial = count % tree.#width
+        if (partial > 0) tree.#readInto(level, count - partial, partial, tree.#pending[level]!)
+        tree.#pendingCount[level] = partial
       }
     } catch (error) {
       tree.close()
@@ -131,34 +140,31 @@ export class TileTree {
     return this.#size
   }
 
-  /** Appends one leaf hash; each tile it completes is folded into the level above. */
+  /** Appends one leaf hash; each group of `width` it completes is folded into the stored level above. */
   append(leaf: Uint8Array): void {
-    let h = leaf
+    if (leaf.length !== HASH_SIZE) throw new AirlockError('INVALID_INPUT', `a leaf hash has ${HASH_SIZE} bytes, not ${leaf.length}`)
+    let h: Uint8Array = leaf
     for (let level = 0; ; level++) {
-      if (level === this.#pending.length) {
-        this.#pending.push([])
-        this.#unwritten.push([])
-        this.#written.push(0)
-      }
-      this.#pending[level]!.push(h)
-      this.#unwritten[level]!.push(h)
-      if (this.#pending[level]!.length < TILE_WIDTH) break
-      h = fold(this.#pending[level]!)
-      this.#pending[level] = []
+      if (level === this.#pending.length) this.#addLevel(0)
+      if (this.#unwrittenCount[level] === WRITE_BATCH) this.#flushLevel(level)
+      this.#unwritten[level]!.set(h, this.#unwrittenCount[level]!++ * HASH_SIZE)
+      const at = this.#pendingCount[level]!++
+      this.#pending[level]!.set(h, at * HASH_SIZE)
+      if (at + 1 < this.#width) break
+      h = fold(this.#pending[level]!, this.#width)
+      this.#pendingCount[level] = 0
     }
     this.#size++
   }
 
+  /** Appends the leaf of a fingerprint (SHA-256(0x00 ‖ fingerprint)). */
+  appendFingerprint(fingerprint: Uint8Array): void {
+    this.append(leafOfFingerprint(fingerprint))
+  }
+
   /** Writes the appended hashes to their level files, each at its place (never O_APPEND: a rerun rewrites the same bytes). */
   flush(): void {
-    for (const [level, hashes] of this.#unwritten.entries()) {
-      if (hashes.length === 0) continue
-      const bytes = Buffer.concat(hashes)
-      const fd = this.#fd(level)
-      for (let done = 0; done < bytes.length; ) done += writeSync(fd, bytes, done, bytes.length - done, this.#written[level]! * HASH_SIZE + done)
-      this.#written[level]! += hashes.length
-      this.#unwritten[level] = []
-    }
+    for (let level = 0; level < this.#unwritten.length; level++) this.#flushLevel(level)
   }
 
   /** The root of the perfect subtree of 2^height leaves starting at leaf index·2^height (which must be complete). */
@@ -168,9 +174,11 @@ export class TileTree {
       throw new AirlockError('INVALID_INPUT', `no complete subtree of ${width} leaves at ${index * width} in a tree of ${this.#size}`, {height, index, size: this.#size})
     }
     this.flush()
-    const level = Math.floor(height / TILE_HEIGHT)
-    const below = 2 ** (height - level * TILE_HEIGHT)
-    return fold(this.#read(level, index * below, below))
+    const level = Math.floor(height / this.height)
+    const below = 2 ** (height - level * this.height)
+    const buf = Buffer.alloc(below * HASH_SIZE)
+    this.#readInto(level, index * below, below, buf)
+    return below === 1 ? buf : fold(buf, below)
   }
 
   /** MTH(D[start:end]): complete subtrees read, the right edge folded from them (RFC 6962 §2.1 splits). */
@@ -200,6 +208,27 @@ export class TileTree {
     this.#fds.length = 0
   }
 
+  /** Hashes stored at `level` for the tree's size: its complete subtrees of 2^(level·height) leaves. */
+  #countAt(level: number): number {
+    return Math.floor(this.#size / 2 ** (level * this.height))
+  }
+
+  #addLevel(written: number): void {
+    this.#pending.push(Buffer.alloc(this.#width * HASH_SIZE))
+    this.#pendingCount.push(0)
+    this.#unwritten.push(Buffer.alloc(WRITE_BATCH * HASH_SIZE))
+    this.#unwrittenCount.push(0)
+    this.#written.push(written)
+  }
+
+  #flushLevel(level: number): void {
+    const n = this.#unwrittenCount[level]!
+    if (n === 0) return
+    writeAt(this.#fd(level), this.#unwritten[level]!.subarray(0, n * HASH_SIZE), this.#written[level]! * HASH_SIZE)
+    this.#written[level]! += n
+    this.#unwrittenCount[level] = 0
+  }
+
   #fd(level: number): number {
     let fd = this.#fds[level]
     if (fd === undefined) {
@@ -209,17 +238,14 @@ export class TileTree {
     return fd
   }
 
-  #read(level: number, from: number, count: number): Uint8Array[] {
-    const buf = Buffer.alloc(count * HASH_SIZE)
+  #readInto(level: number, from: number, count: number, buf: Buffer): void {
     const fd = this.#fd(level)
-    for (let done = 0; done < buf.length; ) {
-      const n = readSync(fd, buf, done, buf.length - done, from * HASH_SIZE + done)
+    const bytes = count * HASH_SIZE
+    for (let done = 0; done < bytes; ) {
+      const n = readSync(fd, buf, done, bytes - done, from * HASH_SIZE + done)
       if (n === 0) throw new StaleTiles(`${level}.hashes ends before hash ${from + count}`)
       done += n
     }
-    const out: Uint8Array[] = []
-    for (let i = 0; i < count; i++) out.push(buf.subarray(i * HASH_SIZE, (i + 1) * HASH_SIZE))
-    return out
   }
 }
 
@@ -292,6 +318,8 @@ function splitPoint(n: number): number {
 
 interface TileState {
   version: 1
+  /** Tree levels per stored level (TileTree). */
+  height: number
   /** Entries the tiles cover. */
   size: number
   /** Bytes of events.jsonl read: the end of entry size−1's line. */
@@ -300,7 +328,7 @@ interface TileState {
   last: string | null
 }
 
-const EMPTY_STATE: Readonly<TileState> = Object.freeze({version: 1, size: 0, bytes: 0, last: null})
+const EMPTY_STATE: Readonly<TileState> = Object.freeze({version: 1, height: DEFAULT_TILE_HEIGHT, size: 0, bytes: 0, last: null})
 
 export interface TilesUpdate {
   /** Entries the tiles cover now. */
@@ -396,9 +424,10 @@ class Cache {
     try {
       const state = readState(folder)
       if (typeof state === 'string') throw new StaleTiles(state)
+      if (state.height !== DEFAULT_TILE_HEIGHT) throw new StaleTiles(`the tiles have height ${state.height}, not ${DEFAULT_TILE_HEIGHT}`)
       cache.state = state
       cache.tree.close()
-      cache.tree = TileTree.open(folder, state.size)
+      cache.tree = TileTree.open(folder, state.size, state.height)
       await cache.check()
     } catch (error) {
       if (!(error instanceof StaleTiles)) {
@@ -414,7 +443,7 @@ class Cache {
   /** Throws StaleTiles unless the log still holds, where the offsets say, the last entry the tiles were built from. */
   async check(): Promise<void> {
     const {size, bytes, last} = this.state
-    if (fstatSync(this.offsets).size < Math.ceil(size / TILE_WIDTH) * 8) throw new StaleTiles(`the ${OFFSETS_FILE} file is shorter than its entries need`)
+    if (fstatSync(this.offsets).size < Math.ceil(size / OFFSET_STRIDE) * 8) throw new StaleTiles(`the ${OFFSETS_FILE} file is shorter than its entries need`)
     if ((await this.events.handle.stat()).size < bytes) throw new StaleTiles(`the log is shorter than the ${bytes} bytes the tiles were built from`)
     if (size === 0) return
     let entry: LogEntry
@@ -446,12 +475,12 @@ class Cache {
         if (entry.index !== size) {
           throw new AirlockError('AUDIT_TAMPERED', `${this.events.path} line ${raw.lineNumber}: entry ${entry.index} where entry ${size} belongs`, {file: this.events.path, line: raw.lineNumber, index: size})
         }
-        if (size % TILE_WIDTH === 0) {
+        if (size % OFFSET_STRIDE === 0) {
           const o = Buffer.alloc(8)
           o.writeBigUInt64BE(BigInt(raw.offset))
           offsets.push(o)
         }
-        this.tree.append(leafHash(Buffer.from(entry.fingerprint, 'hex')))
+        this.tree.appendFingerprint(Buffer.from(entry.fingerprint, 'hex'))
         size++
         bytes = raw.offset + raw.line.length + 1
         last = entry.fingerprint
@@ -460,8 +489,8 @@ class Cache {
     if (size !== before || rebuilt !== null) {
       // Hashes and offsets first, the state last: a crash in between leaves a state that claims less than the files hold.
       this.tree.flush()
-      writeAt(this.offsets, Buffer.concat(offsets), Math.ceil(before / TILE_WIDTH) * 8)
-      this.state = {version: 1, size, bytes, last}
+      writeAt(this.offsets, Buffer.concat(offsets), Math.ceil(before / OFFSET_STRIDE) * 8)
+      this.state = {version: 1, height: this.tree.height, size, bytes, last}
       writeState(this.folder, this.state)
     }
     return {size, added: size - before, rebuilt}
@@ -471,9 +500,9 @@ class Cache {
   async entry(index: number): Promise<LogEntry> {
     const {size} = this.state
     if (!Number.isSafeInteger(index) || index < 0 || index >= size) throw new AirlockError('INVALID_INPUT', `entry ${index} is not among the log's ${size} entries`, {index, size})
-    const first = index - (index % TILE_WIDTH)
+    const first = index - (index % OFFSET_STRIDE)
     const o = Buffer.alloc(8)
-    if (readSync(this.offsets, o, 0, 8, (first / TILE_WIDTH) * 8) !== 8) throw new StaleTiles(`the ${OFFSETS_FILE} file has no offset for entry ${first}`)
+    if (readSync(this.offsets, o, 0, 8, (first / OFFSET_STRIDE) * 8) !== 8) throw new StaleTiles(`the ${OFFSETS_FILE} file has no offset for entry ${first}`)
     const lines = lineBatches(this.events.handle, this.events.path, {start: Number(o.readBigUInt64BE()), startLine: first + 1}, this.limits)
     let at = first
     for (let r = await lines.next(); !r.done; r = await lines.next()) {
@@ -525,10 +554,10 @@ function readState(folder: string): TileState | string {
   }
   const s = value as Partial<TileState> | null
   const natural = (n: unknown): n is number => Number.isSafeInteger(n) && (n as number) >= 0
-  if (!s || typeof s !== 'object' || s.version !== 1 || !natural(s.size) || !natural(s.bytes) || !(s.last === null || (typeof s.last === 'string' && /^[0-9a-f]{64}$/.test(s.last))) || (s.size === 0) !== (s.last === null)) {
+  if (!s || typeof s !== 'object' || s.version !== 1 || !natural(s.height) || !natural(s.size) || !natural(s.bytes) || !(s.last === null || (typeof s.last === 'string' && /^[0-9a-f]{64}$/.test(s.last))) || (s.size === 0) !== (s.last === null)) {
     return `${STATE_FILE} is not a tiles state`
   }
-  return {version: 1, size: s.size, bytes: s.bytes, last: s.last}
+  return {version: 1, height: s.height, size: s.size, bytes: s.bytes, last: s.last}
 }
 
 /** Written to a temporary file and renamed: a reader sees the old state or the new one. */
