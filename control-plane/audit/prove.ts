@@ -16,7 +16,7 @@ import {formatTlogProof, parseCheckpoint, parseNote, parseTlogProof, verifyNote,
 import {fingerprintOf, parseLine, type LogEntry} from './entry.js'
 import {readOrigin} from './log.js'
 import {AUDIT_FILES} from './store.js'
-import {inclusionFromTiles, withTiles, type TileLimits} from './tiles.js'
+import {consistencyFromTiles, inclusionFromTiles, withTiles, type TileLimits} from './tiles.js'
 
 export const CHECKPOINTS_FOLDER = 'checkpoints'
 const CHECKPOINT_NAME = /^(\d{20})\.checkpoint$/
@@ -101,6 +101,32 @@ export async function proveEntry(dir: string, index: number, opts: {checkpoint?:
         entry: entry.line.toString('utf8'),
         checkpoint: cp.source,
       }
+    },
+    opts.limits,
+  )
+}
+
+/** A consistency proof between two sizes of a log, with the roots it joins (as the tiles give them). */
+export interface LogConsistency {
+  oldSize: number
+  newSize: number
+  oldRoot: Uint8Array
+  newRoot: Uint8Array
+  proof: Uint8Array[]
+}
+
+/**
+ * The RFC 6962 consistency proof from size `oldSize` to `newSize` of the log in `dir`, from its
+ * tiles (logarithmic, not a scan). The roots come from the same tiles, so they are as trusted as
+ * a cache: the caller compares them with the signed checkpoints it publishes (verifyConsistency
+ * against those roots), and a mismatch means `airlock audit verify`, not a proof.
+ */
+export async function consistencyOf(dir: string, oldSize: number, newSize: number, opts: {limits?: Partial<TileLimits>} = {}): Promise<LogConsistency> {
+  return withTiles(
+    dir,
+    (tiles) => {
+      if (!Number.isSafeInteger(newSize) || newSize > tiles.tree.size) throw new AirlockError('USAGE', `the log holds ${tiles.tree.size} entries, not ${newSize}`, {size: tiles.tree.size, newSize})
+      return {oldSize, newSize, oldRoot: tiles.tree.root(oldSize), newRoot: tiles.tree.root(newSize), proof: consistencyFromTiles(tiles.tree, oldSize, newSize)}
     },
     opts.limits,
   )

@@ -2,19 +2,20 @@
  * The audit log's Merkle tree kept on disk, so an inclusion or consistency proof at ten million
  * entries costs a few dozen small reads instead of a scan of the log.
  *
- * Layout, under `<audit dir>/tiles/` (the hashes are the C2SP tlog-tiles hash tiles of height 8,
- * each level's tiles concatenated into one file):
+ * Layout, under `<audit dir>/tiles/`, for a height h (2 by default; 8 would make each level's
+ * file the concatenation of C2SP tlog-tiles' 256-hash tiles):
  *
  * ```
- * <L>.hashes   tree level 8·L: the root of every complete subtree of 256^L leaves, in order, 32 bytes each
- *              (0.hashes holds the leaf hashes; 1.hashes one hash per 256 leaves; …)
+ * <L>.hashes   tree level h·L: the root of every complete subtree of 2^(h·L) leaves, in order, 32 bytes each
+ *              (0.hashes holds the leaf hashes; 1.hashes one hash per 2^h leaves; …)
  * offsets      the byte offset in events.jsonl of every 256th entry (0, 256, 512, …), 8 bytes big-endian each
- * state.json   {version, size, bytes, last}: entries covered, bytes of events.jsonl read, last fingerprint
+ * state.json   {version, height, size, bytes, last}: entries covered, bytes of events.jsonl read, last fingerprint
  * lock         held while the tiles are brought up to the log and read (holder pid inside)
  * ```
  *
- * A node at tree level h = 8·L + r is folded from 2^r consecutive hashes of `<L>.hashes` (at most
- * 128, one read); a subtree that is not complete (the right edge) from at most log2(n) complete ones.
+ * A node at tree level h·L + r is folded from 2^r consecutive hashes of `<L>.hashes` (one read);
+ * a subtree that is not complete (the right edge) from at most log2(n) complete ones. Appending
+ * costs a leaf hash and, amortized, one node hash an entry.
  *
  * The tiles are a cache, never evidence: they are rebuilt from events.jsonl when missing, corrupt
  * or not matching the log, and nothing is accepted because the tiles say so — a proof is made only
@@ -503,7 +504,8 @@ class Cache {
     const first = index - (index % OFFSET_STRIDE)
     const o = Buffer.alloc(8)
     if (readSync(this.offsets, o, 0, 8, (first / OFFSET_STRIDE) * 8) !== 8) throw new StaleTiles(`the ${OFFSETS_FILE} file has no offset for entry ${first}`)
-    const lines = lineBatches(this.events.handle, this.events.path, {start: Number(o.readBigUInt64BE()), startLine: first + 1}, this.limits)
+    // Small reads: at most 256 lines are wanted, not a megabyte chunk (a longer line is carried over as usual).
+    const lines = lineBatches(this.events.handle, this.events.path, {start: Number(o.readBigUInt64BE()), startLine: first + 1}, {...this.limits, chunkBytes: Math.min(this.limits.chunkBytes, ENTRY_READ_BYTES)})
     let at = first
     for (let r = await lines.next(); !r.done; r = await lines.next()) {
       for (const raw of r.value) {
@@ -536,6 +538,8 @@ class Cache {
 
 const STATE_FILE = 'state.json'
 const OFFSETS_FILE = 'offsets'
+/** Bytes read at a time when looking for one entry. */
+const ENTRY_READ_BYTES = 64 * 1024
 const LOCK_FILE = 'lock'
 
 /** The stored state, or why it cannot be used. */
@@ -554,7 +558,7 @@ function readState(folder: string): TileState | string {
   }
   const s = value as Partial<TileState> | null
   const natural = (n: unknown): n is number => Number.isSafeInteger(n) && (n as number) >= 0
-  if (!s || typeof s !== 'object' || s.version !== 1 || !natural(s.height) || !natural(s.size) || !natural(s.bytes) || !(s.last === null || (typeof s.last === 'string' && /^[0-9a-f]{64}$/.test(s.last))) || (s.size === 0) !== (s.last === null)) {
+  if (!s || typeof s !== 'object' || s.version !== 1 || !natural(s.height) || !natural(s.size) || !natural(s.bytes) || !(s.last === null || (typeof s.last === 'string' && /^[0-9a-f]{64}$/.test(s.last))) || (s.size === 0) !== (s.last === null) || (s.size === 0 && s.bytes !== 0)) {
     return `${STATE_FILE} is not a tiles state`
   }
   return {version: 1, height: s.height, size: s.size, bytes: s.bytes, last: s.last}

@@ -8,9 +8,11 @@ import {mkdtempSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {describe, expect, it} from 'vitest'
-import {checkEntryProof, proveEntry} from '../../../control-plane/audit/prove.js'
+import {checkEntryProof, consistencyOf, proveEntry} from '../../../control-plane/audit/prove.js'
 import {AuditLog, writeCheckpoint} from '../../../control-plane/audit/log.js'
-import {leafHash, MerkleLog} from '../../../control-plane/audit/merkle.js'
+import {consistencyProof, leafHash, MerkleLog, rootFromLeafHashes, verifyConsistency} from '../../../control-plane/audit/merkle.js'
+
+const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex')
 import {parseTlogProof, verifierKeyOf} from '../../../control-plane/audit/note.js'
 import {generateSigner} from '../../../control-plane/crypto/keys.js'
 import {entryLine, prunedLine, TestLog} from './prove-log.js'
@@ -171,6 +173,21 @@ describe('the prover refuses', () => {
     log.lines.length = 15
     log.rewrite()
     await expect(proveEntry(log.dir, 3)).rejects.toMatchObject({code: 'AUDIT_TAMPERED', message: expect.stringContaining('fewer than the 20')})
+  })
+})
+
+describe('consistencyOf', () => {
+  it('gives merkle.ts\'s proof and roots, which verify, between sizes of a real log', async () => {
+    const log = TestLog.temp().append(600)
+    const leaves = log.fingerprints.map((f) => leafHash(Buffer.from(f, 'hex')))
+    for (const [a, b] of [[1, 600], [256, 600], [257, 513], [599, 600], [600, 600]] as const) {
+      const c = await consistencyOf(log.dir, a, b)
+      expect(c.proof.map(hex)).toEqual(consistencyProof(leaves, a, b).map(hex))
+      expect(hex(c.oldRoot)).toBe(hex(rootFromLeafHashes(leaves.slice(0, a))))
+      expect(verifyConsistency(a, b, c.oldRoot, c.newRoot, c.proof)).toBe(true)
+    }
+    await expect(consistencyOf(log.dir, 1, 601)).rejects.toMatchObject({code: 'USAGE'})
+    await expect(consistencyOf(log.dir, 0, 600)).rejects.toMatchObject({code: 'INVALID_INPUT'})
   })
 })
 
