@@ -56,81 +56,8 @@ function fingerprint(i) {
 console.log(`machine: ${machine()}`)
 console.log(`tile height: ${HEIGHT ?? "default (2)"}`)
 
-// 1. The tiles of 10M leaves, timed at each size on the way.
-const folder = join(work, 'tiles')
-mkdirSync(folder)
-const tree = TileTree.open(folder, 0, HEIGHT)
-const built = {}
-const t0 = process.hrtime.bigint()
-for (let i = 0; i < SIZES.at(-1); i++) {
-  tree.appendFingerprint(fingerprint(i))
-  if ((i + 1) % 1_048_576 === 0) tree.flush()
-  if (SIZES.includes(i + 1)) {
-    tree.flush()
-    built[i + 1] = ms(t0)
-  }
-}
-const tileBytes = readdirSync(folder).filter((f) => f.endsWith('.hashes')).map((f) => statSync(join(folder, f)).size).reduce((a, b) => a + b, 0)
-console.log(`\ntiles from synthetic fingerprints (leaf hash + tile folding + writes; no log parsing):`)
-for (const n of SIZES) console.log(`  ${n.toLocaleString('en')} entries: ${(built[n] / 1000).toFixed(1)} s cumulative, ${Math.round(n / (built[n] / 1000)).toLocaleString('en')} entries/s`)
-console.log(`  on disk at ${SIZES.at(-1).toLocaleString("en")}: ${(tileBytes / 2 ** 20).toFixed(1)} MiB (${(tileBytes / SIZES.at(-1)).toFixed(2)} bytes/entry)`)
-
-// 2. Proofs at each size (each size's tree is the prefix of the 10M one: the same tiles).
-const roots = Object.fromEntries(SIZES.map((n) => [n, tree.root(n)]))
-console.log(`\nproofs from the tiles (median of ${PROOFS} random indices / older sizes; hot page cache):`)
-console.log('  size         | inclusion: hashes  bytes  median µs  p99 µs | consistency: hashes  bytes  median µs  p99 µs')
-const rows = []
-for (const n of SIZES) {
-  const r = rng(n)
-  const inc = []
-  const con = []
-  let incHashes = 0
-  let conHashes = 0
-  for (let k = 0; k < PROOFS; k++) {
-    const index = Math.floor(r() * n)
-    let t = process.hrtime.bigint()
-    const p = inclusionFromTiles(tree, index, n)
-    inc.push(ms(t) * 1000)
-    incHashes = Math.max(incHashes, p.length)
-    if (k < 50 && !verifyInclusion(leafHash(fingerprint(index)), index, n, p, roots[n])) throw new Error(`inclusion proof of ${index} at ${n} does not verify`)
-    const old = 1 + Math.floor(r() * (n - 1))
-    t = process.hrtime.bigint()
-    const c = consistencyFromTiles(tree, old, n)
-    con.push(ms(t) * 1000)
-    conHashes = Math.max(conHashes, c.length)
-    if (k < 50 && !verifyConsistency(old, n, tree.root(old), roots[n], c)) throw new Error(`consistency proof ${old}→${n} does not verify`)
-  }
-  const p99 = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length * 0.99)]
-  const row = {n, incHashes, incMed: median(inc), incP99: p99(inc), conHashes, conMed: median(con), conP99: p99(con)}
-  rows.push(row)
-  console.log(
-    `  ${n.toLocaleString('en').padEnd(12)} | ${String(row.incHashes).padStart(17)}  ${String(row.incHashes * 32).padStart(5)}  ${row.incMed.toFixed(1).padStart(9)}  ${row.incP99.toFixed(1).padStart(6)} |` +
-      ` ${String(row.conHashes).padStart(19)}  ${String(row.conHashes * 32).padStart(5)}  ${row.conMed.toFixed(1).padStart(9)}  ${row.conP99.toFixed(1).padStart(6)}`,
-  )
-}
-console.log('  (hashes and bytes: the largest proof met; an inclusion proof has at most ceil(log2 n) hashes of 32 bytes)')
-
-// The same proofs computed by merkle.ts over the leaf hashes in memory (what a scan costs).
-console.log('\nthe same proof by merkle.ts from leaf hashes held in memory (recomputes every subtree; median of 3):')
-for (const n of SIZES.slice(0, 2)) {
-  const leaves = Array.from({length: n}, (_, i) => leafHash(fingerprint(i)))
-  const at = (i) => leaves[i]
-  const inc = []
-  const con = []
-  for (let k = 0; k < 3; k++) {
-    let t = process.hrtime.bigint()
-    inclusionProofAt(at, n, Math.floor(n / 3) + k)
-    inc.push(ms(t))
-    t = process.hrtime.bigint()
-    consistencyProofAt(at, Math.floor(n / 3) + k, n)
-    con.push(ms(t))
-  }
-  console.log(`  ${n.toLocaleString('en').padEnd(12)} inclusion ${median(inc).toFixed(0)} ms, consistency ${median(con).toFixed(0)} ms`)
-}
-tree.close()
-rmSync(folder, {recursive: true, force: true})
-
-// 3. A real log: lines by log.ts's serializer, tiles by updateTiles, proofs by proveEntry.
+// 3. A real log: lines by log.ts's serializer, tiles by updateTiles, proofs by proveEntry. Run first,
+// on a small heap: the 10M tree's arrays below would otherwise make its garbage collection the measure.
 const dir = join(work, 'audit')
 mkdirSync(join(dir, 'checkpoints'), {recursive: true})
 const origin = 'airlock.audit/bench-host/0123456789abcdef'
@@ -177,10 +104,86 @@ for (let k = 0; k < 201; k++) {
   await proveEntry(dir, index)
   ends.push(ms(t1))
 }
-console.log(`\na real log (${LOG_ENTRIES.toLocaleString('en')} entries, ${(logBytes / 2 ** 20).toFixed(0)} MiB, lines from log.ts's serializer):`)
+console.log(`\n3. a real log (${LOG_ENTRIES.toLocaleString('en')} entries, ${(logBytes / 2 ** 20).toFixed(0)} MiB, lines from log.ts's serializer):`)
 console.log(`  updateTiles, whole log: ${(fullMs / 1000).toFixed(2)} s (${Math.round(full.size / (fullMs / 1000)).toLocaleString('en')} entries/s, ${(logBytes / 2 ** 20 / (fullMs / 1000)).toFixed(0)} MiB/s)`)
 console.log(`  updateTiles after ${incremental.added} appends: ${incMs.toFixed(1)} ms (reads only the new entries)`)
 console.log(`  proveEntry end to end (lock, cache check, checkpoint, entry read, proof, text): median ${median(ends).toFixed(2)} ms over ${ends.length}`)
+
+rmSync(dir, {recursive: true, force: true})
+
+// 1. The tiles of 10M leaves, timed at each size on the way.
+const folder = join(work, 'tiles')
+mkdirSync(folder)
+const tree = TileTree.open(folder, 0, HEIGHT)
+const built = {}
+const t0 = process.hrtime.bigint()
+for (let i = 0; i < SIZES.at(-1); i++) {
+  tree.appendFingerprint(fingerprint(i))
+  if ((i + 1) % 1_048_576 === 0) tree.flush()
+  if (SIZES.includes(i + 1)) {
+    tree.flush()
+    built[i + 1] = ms(t0)
+  }
+}
+const tileBytes = readdirSync(folder).filter((f) => f.endsWith('.hashes')).map((f) => statSync(join(folder, f)).size).reduce((a, b) => a + b, 0)
+console.log(`\n1. tiles from synthetic fingerprints (leaf hash + tile folding + writes; no log parsing):`)
+for (const n of SIZES) console.log(`  ${n.toLocaleString('en')} entries: ${(built[n] / 1000).toFixed(1)} s cumulative, ${Math.round(n / (built[n] / 1000)).toLocaleString('en')} entries/s`)
+console.log(`  on disk at ${SIZES.at(-1).toLocaleString("en")}: ${(tileBytes / 2 ** 20).toFixed(1)} MiB (${(tileBytes / SIZES.at(-1)).toFixed(2)} bytes/entry)`)
+
+// 2. Proofs at each size (each size's tree is the prefix of the 10M one: the same tiles).
+const roots = Object.fromEntries(SIZES.map((n) => [n, tree.root(n)]))
+console.log(`\n2. proofs from the tiles (median of ${PROOFS} random indices / older sizes; hot page cache):`)
+console.log('  size         | inclusion: hashes  bytes  median µs  p99 µs | consistency: hashes  bytes  median µs  p99 µs')
+const rows = []
+for (const n of SIZES) {
+  const r = rng(n)
+  const inc = []
+  const con = []
+  let incHashes = 0
+  let conHashes = 0
+  for (let k = 0; k < PROOFS; k++) {
+    const index = Math.floor(r() * n)
+    let t = process.hrtime.bigint()
+    const p = inclusionFromTiles(tree, index, n)
+    inc.push(ms(t) * 1000)
+    incHashes = Math.max(incHashes, p.length)
+    if (k < 50 && !verifyInclusion(leafHash(fingerprint(index)), index, n, p, roots[n])) throw new Error(`inclusion proof of ${index} at ${n} does not verify`)
+    const old = 1 + Math.floor(r() * (n - 1))
+    t = process.hrtime.bigint()
+    const c = consistencyFromTiles(tree, old, n)
+    con.push(ms(t) * 1000)
+    conHashes = Math.max(conHashes, c.length)
+    if (k < 50 && !verifyConsistency(old, n, tree.root(old), roots[n], c)) throw new Error(`consistency proof ${old}→${n} does not verify`)
+  }
+  const p99 = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length * 0.99)]
+  const row = {n, incHashes, incMed: median(inc), incP99: p99(inc), conHashes, conMed: median(con), conP99: p99(con)}
+  rows.push(row)
+  console.log(
+    `  ${n.toLocaleString('en').padEnd(12)} | ${String(row.incHashes).padStart(17)}  ${String(row.incHashes * 32).padStart(5)}  ${row.incMed.toFixed(1).padStart(9)}  ${row.incP99.toFixed(1).padStart(6)} |` +
+      ` ${String(row.conHashes).padStart(19)}  ${String(row.conHashes * 32).padStart(5)}  ${row.conMed.toFixed(1).padStart(9)}  ${row.conP99.toFixed(1).padStart(6)}`,
+  )
+}
+console.log('  (hashes and bytes: the largest proof met; an inclusion proof has at most ceil(log2 n) hashes of 32 bytes)')
+
+// The same proofs computed by merkle.ts over the leaf hashes in memory (what a scan costs).
+console.log('\n   the same proof by merkle.ts from leaf hashes held in memory (recomputes every subtree; median of 3):')
+for (const n of SIZES.slice(0, 2)) {
+  const leaves = Array.from({length: n}, (_, i) => leafHash(fingerprint(i)))
+  const at = (i) => leaves[i]
+  const inc = []
+  const con = []
+  for (let k = 0; k < 3; k++) {
+    let t = process.hrtime.bigint()
+    inclusionProofAt(at, n, Math.floor(n / 3) + k)
+    inc.push(ms(t))
+    t = process.hrtime.bigint()
+    consistencyProofAt(at, Math.floor(n / 3) + k, n)
+    con.push(ms(t))
+  }
+  console.log(`  ${n.toLocaleString('en').padEnd(12)} inclusion ${median(inc).toFixed(0)} ms, consistency ${median(con).toFixed(0)} ms`)
+}
+tree.close()
+rmSync(folder, {recursive: true, force: true})
 
 rmSync(work, {recursive: true, force: true})
 console.log(`\n${JSON.stringify({tiles: built, tileBytes, proofs: rows, realLog: {entries: LOG_ENTRIES, bytes: logBytes, fullMs, incrementalMs: incMs, proveEntryMedianMs: median(ends)}})}`)

@@ -100,7 +100,7 @@ export class TileTree {
   readonly #pending: Buffer[] = []
   readonly #pendingCount: number[] = []
   /** Per stored level: hashes appended and not yet written, how many, and how many the file held before them. */
-  readonly #unwritten: Buffer[] = []
+  readonly #unwritten: (Buffer | null)[] = []
   readonly #unwrittenCount: number[] = []
   readonly #written: number[] = []
 
@@ -148,7 +148,9 @@ export class TileTree {
     for (let level = 0; ; level++) {
       if (level === this.#pending.length) this.#addLevel(0)
       if (this.#unwrittenCount[level] === WRITE_BATCH) this.#flushLevel(level)
-      this.#unwritten[level]!.set(h, this.#unwrittenCount[level]!++ * HASH_SIZE)
+      // Allocated at the first append: a tree opened to be read (every proof) writes nothing.
+      const out = (this.#unwritten[level] ??= Buffer.allocUnsafe(WRITE_BATCH * HASH_SIZE))
+      out.set(h, this.#unwrittenCount[level]!++ * HASH_SIZE)
       const at = this.#pendingCount[level]!++
       this.#pending[level]!.set(h, at * HASH_SIZE)
       if (at + 1 < this.#width) break
@@ -217,7 +219,7 @@ export class TileTree {
   #addLevel(written: number): void {
     this.#pending.push(Buffer.alloc(this.#width * HASH_SIZE))
     this.#pendingCount.push(0)
-    this.#unwritten.push(Buffer.alloc(WRITE_BATCH * HASH_SIZE))
+    this.#unwritten.push(null)
     this.#unwrittenCount.push(0)
     this.#written.push(written)
   }
