@@ -90,6 +90,32 @@ describe('appends across processes', () => {
   })
 })
 
+describe('failing closed', () => {
+  it('a folder its user cannot write (0500): opening, hence every append, fails with AUDIT_UNAVAILABLE naming the path and EACCES', async () => {
+    const {chmodSync, chownSync} = await import('node:fs')
+    const dir = join(scratch.dir, 'readonly')
+    await execa(NODE, ['--input-type=module', '-e', appender(dir, 'ro', 2, 2)])
+    // Root writes through any mode: as root, the child runs as nobody (setpriv), owning the folder.
+    const asRoot = process.getuid?.() === 0
+    if (asRoot) {
+      chmodSync(scratch.dir, 0o755)
+      for (const f of ['', 'origin', 'redaction.key', 'events.jsonl', 'state.json']) chownSync(join(dir, f), 65534, 65534)
+    }
+    chmodSync(dir, 0o500)
+    const script = `
+      const {AuditLog} = await import(${JSON.stringify(LOG_JS)})
+      try { await AuditLog.open(${JSON.stringify(dir)}); console.log('opened') } catch (e) { console.log(JSON.stringify({code: e.code, message: e.message})) }
+    `
+    const cmd = asRoot ? ['setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', NODE, '--input-type=module', '-e', script]] as const : [NODE, ['--input-type=module', '-e', script]] as const
+    const r = await execa(cmd[0], [...cmd[1]])
+    chmodSync(dir, 0o700)
+    const out = JSON.parse(r.stdout) as {code: string; message: string}
+    expect(out.code).toBe('AUDIT_UNAVAILABLE')
+    expect(out.message).toContain(join(dir, 'lock'))
+    expect(out.message).toContain('EACCES')
+  })
+})
+
 describe('airlock audit checkpoint | verify', () => {
   let fleet: Fleet
   let auditKey: string
