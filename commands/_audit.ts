@@ -58,3 +58,13 @@ export async function verifierKeysFrom(values: readonly string[]): Promise<Verif
   }
   return out
 }
+
+/** Whether --repo or the working directory is a git repository (then its trust decides). */
+export async function inRepository(repo: string | undefined): Promise<boolean> {
+  if (repo) return true
+  const {findTopLevel} = await import('../control-plane/repo/repository.js')
+  return findTopLevel(process.cwd()).then(
+    () => true,
+    () => false,
+  )
+}
