@@ -1,6 +1,6 @@
 import {Flags} from '@oclif/core'
 import {AirlockCommand} from '../_base.js'
-import {auditDir, auditDirFlag, auditKeysOf, auditTrust, auditTrustFlags} from '../_audit.js'
+import {auditDir, auditDirFlag, auditKeysOf, auditTrust, auditTrustFlags, inRepository} from '../_audit.js'
 import {forTerminal as t} from '../../control-plane/terminal.js'
 import type {CheckpointResult} from '../../control-plane/audit/checkpoint.js'
 
@@ -20,7 +20,7 @@ export default class AuditCheckpoint extends AirlockCommand {
     const dir = await auditDir(flags)
     const [{loadSigner}, {checkpointLog, readOrigin}, {AirlockError}] = await Promise.all([import('../../control-plane/crypto/keys.js'), import('../../control-plane/audit/log.js'), import('../../control-plane/errors.js')])
     const signer = await loadSigner({file: flags['audit-key'], env: process.env.AIRLOCK_AUDIT_KEY}, 'audit')
-    if (flags.trust || (await this.inRepository(flags.repo))) {
+    if (flags.trust || (await inRepository(flags.repo))) {
       // Whoever can append cannot checkpoint: only a key the fleet lists with role audit signs.
       const origin = await readOrigin(dir)
       const {trust} = await auditTrust(flags, this)
@@ -35,15 +35,5 @@ export default class AuditCheckpoint extends AirlockCommand {
       this.log(`origin ${t(result.origin)}, tree size ${result.size}, root ${Buffer.from(result.root, 'hex').toString('base64')}`)
     }
     return result
-  }
-
-  /** Whether --repo or the working directory is a git repository (then its trust decides). */
-  private async inRepository(repo: string | undefined): Promise<boolean> {
-    if (repo) return true
-    const {findTopLevel} = await import('../../control-plane/repo/repository.js')
-    return findTopLevel(process.cwd()).then(
-      () => true,
-      () => false,
-    )
   }
 }

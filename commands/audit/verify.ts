@@ -1,6 +1,6 @@
 import {Flags} from '@oclif/core'
 import {AirlockCommand} from '../_base.js'
-import {auditDir, auditDirFlag, auditKeysOf, auditTrust, auditTrustFlags, verifierKeysFrom} from '../_audit.js'
+import {auditDir, auditDirFlag, auditKeysOf, auditTrust, auditTrustFlags, inRepository, verifierKeysFrom} from '../_audit.js'
 import {readInput} from '../_policy.js'
 import {forTerminal as t} from '../../control-plane/terminal.js'
 import type {AuditProblem, AuditVerifyReport} from '../../control-plane/audit/verify.js'
@@ -23,7 +23,13 @@ export default class AuditVerify extends AirlockCommand {
     const dir = await auditDir(flags)
     const [{verifyLog, readOrigin}, {AirlockError}] = await Promise.all([import('../../control-plane/audit/log.js'), import('../../control-plane/errors.js')])
     const origin = await readOrigin(dir)
-    const keys = flags.key?.length ? await verifierKeysFrom(flags.key) : await auditKeysOf((await auditTrust(flags, this)).trust, origin, this.now)
+    // Outside a repository with no --key or --trust, no key is known: the entries are still
+    // verified, and every checkpoint is reported as signed by an unknown key.
+    const keys = flags.key?.length
+      ? await verifierKeysFrom(flags.key)
+      : flags.trust || (await inRepository(flags.repo))
+        ? await auditKeysOf((await auditTrust(flags, this)).trust, origin, this.now)
+        : []
     const fromCheckpoint = flags['from-checkpoint'] ? await readInput(flags['from-checkpoint']) : undefined
     const report = await verifyLog(dir, {keys, now: this.now, ...(fromCheckpoint !== undefined ? {fromCheckpoint} : {})})
     if (!this.jsonEnabled()) this.log(renderReport(report))

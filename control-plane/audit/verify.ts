@@ -15,7 +15,7 @@ import {join} from 'node:path'
 import {AirlockError} from '../errors.js'
 import {nodeHash, verifyConsistency} from './merkle.js'
 import {parseCheckpoint, parseNote, verifyNote, type Checkpoint, type VerifierKey} from './note.js'
-import {fingerprintOf, parseLine} from './entry.js'
+import {fingerprintOf, leafOf, parseLine} from './entry.js'
 import {AUDIT_FILES, lineBatches, openEvents, readOrigin, RECOVERY_MARKER, type ReadLimits} from './store.js'
 
 export type AuditProblemCode =
@@ -241,8 +241,6 @@ interface Scan {
   stopped: boolean
 }
 
-const LEAF_PREFIX = 0x00
-
 /** Reads every entry in order; stops at the first bad one. */
 async function scanEntries(dir: string, origin: string, sizes: Set<number>, limits?: ReadLimits): Promise<Scan> {
   const tree = new LeafTree()
@@ -251,8 +249,6 @@ async function scanEntries(dir: string, origin: string, sizes: Set<number>, limi
   const problems: AuditProblem[] = []
   const recoveries: LogRecovery[] = []
   const marker = Buffer.from(RECOVERY_MARKER)
-  const leafInput = Buffer.alloc(33)
-  leafInput[0] = LEAF_PREFIX
   let size = 0
   let bytes = 0
   let pruned = 0
@@ -289,13 +285,15 @@ async function scanEntries(dir: string, origin: string, sizes: Set<number>, limi
           const at = (code: AuditProblemCode, what: string): AuditProblem => ({code, index: size, line: raw.lineNumber, offset: raw.offset, message: `entry ${size} (events.jsonl line ${raw.lineNumber}, byte ${raw.offset}): ${what}`})
           let problem: AuditProblem | null = null
           let fingerprint: Buffer | null = null
+          let claimed = ''
           try {
             // Step 2: the line has the layout of an entry or a pruned stub.
             const entry = parseLine(raw.line, raw.lineNumber, raw.offset)
+            claimed = entry.fingerprint
             // Step 3: the entry's own bytes give its fingerprint (an edited entry does not).
             fingerprint = entry.pruned ? Buffer.from(entry.fingerprint, 'hex') : fingerprintOf(raw.line)
             if (!entry.pruned && entry.chainUid !== origin) problem = at('OTHER_ORIGIN', `chain_uid ${JSON.stringify(entry.chainUid)} is another log's (this one is ${origin})`)
-            else if (!entry.pruned && fingerprint.toString('hex') !== entry.fingerprint) problem = at('EDITED', `its fingerprint ${entry.fingerprint.slice(0, 16)}… is not the SHA-256 of its contents (${fingerprint.toString('hex').slice(0, 16)}…): the entry was changed after it was written`)
+            else if (!entry.pruned && !fingerprint.equals(Buffer.from(entry.fingerprint, 'hex'))) problem = at('EDITED', `its fingerprint ${entry.fingerprint.slice(0, 16)}… is not the SHA-256 of its contents (${fingerprint.toString('hex').slice(0, 16)}…): the entry was changed after it was written`)
             // Step 4: it names the entry before it (a deleted, swapped or inserted entry breaks the chain).
             else if (entry.prev !== last) problem = at('CHAIN_BROKEN', `prev_event names ${entry.prev === null ? 'no entry' : `${entry.prev.slice(0, 16)}…`}, but the entry before it is ${last === null ? 'none' : `${last.slice(0, 16)}…`}: an entry was deleted, swapped or inserted`)
             // Step 5: its uid is its position.
@@ -311,11 +309,10 @@ async function scanEntries(dir: string, origin: string, sizes: Set<number>, limi
             stopped = true
             break
           }
-          fingerprint!.copy(leafInput, 1)
-          const leaf = hash('sha256', leafInput, 'buffer')
+          const leaf = leafOf(fingerprint!)
           tree.push(leaf)
           range.push(leaf)
-          last = fingerprint!.toString('hex')
+          last = claimed
           size++
           bytes = raw.offset + raw.line.length + 1
           if (sizes.has(size)) roots.set(size, range.root())
