@@ -1,29 +1,9 @@
 import {Args, Flags} from '@oclif/core'
 import {AirlockCommand} from '../_base.js'
-import {auditKeysOf, auditTrust, auditTrustFlags} from '../_audit.js'
+import {auditKeysOf, auditTrust, auditTrustFlags, verifierKeysFrom} from '../_audit.js'
 import {readInput} from '../_policy.js'
 import {forTerminal as t} from '../../control-plane/terminal.js'
 import type {ProofCheck} from '../../control-plane/audit/prove.js'
-import type {VerifierKey} from '../../control-plane/audit/note.js'
-
-/**
- * --key values: a C2SP verifier key, else a file holding one. Read as a key first: an origin
- * (`airlock.audit/<host>/<hex>`) holds slashes, so a key cannot be told from a path by its shape.
- */
-async function verifierKeys(values: readonly string[]): Promise<VerifierKey[]> {
-  const {parseVerifierKey} = await import('../../control-plane/audit/note.js')
-  const out: VerifierKey[] = []
-  for (const v of values) {
-    let key: VerifierKey | undefined
-    try {
-      key = parseVerifierKey(v)
-    } catch {
-      key = parseVerifierKey((await readInput(v)).trim())
-    }
-    out.push(key)
-  }
-  return out
-}
 
 /** An entry line may be as long as the log reads (16 MiB), and a little more for its newline. */
 const MAX_ENTRY_BYTES = 16 * 1024 * 1024 + 1
@@ -48,7 +28,7 @@ export default class AuditCheckProof extends AirlockCommand {
     let keysFrom: string
     let keys
     if (flags.key?.length) {
-      keys = await verifierKeys(flags.key)
+      keys = await verifierKeysFrom(flags.key)
       keysFrom = '--key'
     } else {
       // trust.yaml's audit keys sign every host's log: named here by the origin the checkpoint claims, which the entry must then belong to.
