@@ -383,7 +383,17 @@ export async function withTiles<T>(dir: string, use: (session: TilesSession) => 
       get update() {
         return update
       },
-      entry: (index) => c.entry(index),
+      // An offset that leads elsewhere (the log rewritten, e.g. pruned, to the same length) rebuilds the cache once.
+      entry: async (index) => {
+        try {
+          return await c.entry(index)
+        } catch (error) {
+          if (!(error instanceof StaleTiles)) throw error
+          c.reset()
+          update = await c.update(error.message)
+          return c.entry(index)
+        }
+      },
       rebuild: async (reason) => {
         c.reset()
         update = await c.update(reason)

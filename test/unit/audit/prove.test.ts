@@ -205,6 +205,20 @@ describe('the tiles are never trusted', () => {
     expect(readFileSync(file).subarray(32 * 300, 32 * 301).equals(Buffer.alloc(32))).toBe(false)
   })
 
+  it('an offset that leads to another entry is found when the entry is read, and the tiles rebuilt', async () => {
+    const log = TestLog.temp().append(700)
+    log.checkpoint()
+    await proveEntry(log.dir, 0)
+    const file = join(log.dir, 'tiles', 'offsets')
+    const offsets = readFileSync(file)
+    offsets.copy(offsets, 8, 0, 8) // entries 256… now said to start where entry 0 does
+    writeFileSync(file, offsets)
+    const p = await proveEntry(log.dir, 300)
+    expect(p.entry).toBe(log.lines[300])
+    expect(checkEntryProof(p.text, p.entry, [log.key]).ok).toBe(true)
+    expect(readFileSync(file).subarray(8, 16).equals(offsets.subarray(0, 8))).toBe(false)
+  })
+
   it('lost tiles are rebuilt', async () => {
     const log = TestLog.temp().append(300)
     log.checkpoint()

@@ -12,6 +12,7 @@ import {consistencyProof, inclusionProof, leafHash, MerkleLog, rootFromLeafHashe
 import {consistencyFromTiles, inclusionFromTiles, TileTree, updateTiles, withTiles} from '../../../control-plane/audit/tiles.js'
 import {AirlockError} from '../../../control-plane/errors.js'
 import {entryLine, prunedLine, TestLog} from './prove-log.js'
+import {gonePid} from '../../helpers.js'
 
 const hex = (bs: readonly Uint8Array[]): string[] => bs.map((b) => Buffer.from(b).toString('hex'))
 const leaves = (n: number, from = 0): Uint8Array[] => Array.from({length: n}, (_, i) => leafHash(createHash('sha256').update(`leaf ${from + i}`).digest()))
@@ -169,6 +170,24 @@ describe('the cache kept up to the log', () => {
 
   it('refuses a folder without a log with AUDIT_UNAVAILABLE', async () => {
     await expect(updateTiles(mkdtempSync(join(tmpdir(), 'airlock-nolog-')))).rejects.toMatchObject({code: 'AUDIT_UNAVAILABLE'})
+  })
+
+  it('lets one updater at a time in: concurrent updates all end with the same tiles', async () => {
+    const log = TestLog.temp().append(1000)
+    const updates = await Promise.all(Array.from({length: 4}, () => updateTiles(log.dir)))
+    expect(updates.map((u) => u.size)).toEqual([1000, 1000, 1000, 1000])
+    expect(updates.filter((u) => u.added === 1000)).toHaveLength(1)
+    await withTiles(log.dir, (s) => expect(hex([s.tree.root(1000)])).toEqual(hex([log.merkle.root()])))
+  })
+
+  it('waits for a live lock holder, then AUDIT_LOCKED; takes over the lock of one that is gone', async () => {
+    const log = TestLog.temp().append(10)
+    await updateTiles(log.dir)
+    writeFileSync(join(tilesOf(log), 'lock'), `${process.pid}\n`)
+    await expect(updateTiles(log.dir, {lockWaitMs: 0})).rejects.toMatchObject({code: 'AUDIT_LOCKED', details: {holder: process.pid}})
+    writeFileSync(join(tilesOf(log), 'lock'), `${await gonePid()}\n`)
+    expect(await updateTiles(log.dir, {lockWaitMs: 0})).toMatchObject({size: 10, rebuilt: null})
+    expect(() => statSync(join(tilesOf(log), 'lock'))).toThrow()
   })
 
   describe('rebuilt from the log when', () => {
