@@ -4,7 +4,7 @@
  * signed by `airlock audit checkpoint`; the proof checked with trust.yaml's audit keys at the
  * verified HEAD and with --key from outside any repository, and every refusal with its exit code.
  */
-import {mkdtemp, readFile, writeFile} from 'node:fs/promises'
+import {mkdtemp, readFile, rm, writeFile} from 'node:fs/promises'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
@@ -35,7 +35,10 @@ beforeAll(async () => {
   if (c.exitCode !== 0) throw new Error(`audit checkpoint: ${c.stdout}${c.stderr}`)
   verifierKey = verifierKeyOf(origin, (await loadSigner({file: join(fleet.dir, 'keys', 'audit.key')})).publicKey).text
 }, 180_000)
-afterAll(() => fleet.cleanup())
+afterAll(async () => {
+  await fleet.cleanup()
+  await rm(work, {recursive: true, force: true})
+})
 
 describe('audit prove', () => {
   it('writes the proof and the entry; check-proof passes with trust.yaml at the verified HEAD', async () => {
