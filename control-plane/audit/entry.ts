@@ -5,7 +5,7 @@
  * stream a log of any size through a fixed buffer. The event's body after them is never parsed
  * here: the fingerprint covers its bytes.
  */
-import {createHash, hash} from 'node:crypto'
+import {hash} from 'node:crypto'
 import {AirlockError} from '../errors.js'
 
 /** An OCSF event without `attestation_list`: the serializer puts that first. */
@@ -76,11 +76,54 @@ const B = {
  * fingerprint object and its comma left out (docs/audit.md).
  */
 export function serializeEntry(event: AuditEvent, at: {index: number; prev: string | null; origin: string}): {line: string; fingerprint: string} {
+  const {bytes, fingerprint} = encodeEntry(event, at)
+  return {line: bytes.toString('utf8', 0, bytes.length - 1), fingerprint}
+}
+
+/**
+ * serializeEntry's bytes, with the final `\n`: what appends write. The line is encoded once, into
+ * its own buffer; the fingerprint is hashed over that buffer with `HEAD` laid over the end of the
+ * fingerprint's place, which the fingerprint object then overwrites.
+ */
+export function encodeEntry(event: AuditEvent, at: {index: number; prev: string | null; origin: string}): {bytes: Buffer; fingerprint: string} {
+  const arena = new Arena(0)
+  const {fingerprint} = encodeEntryInto(arena, event, at)
+  return {bytes: arena.bytes(), fingerprint}
+}
+
+/** A growing buffer a batch of entries is encoded into, so a batch is one allocation and one write. */
+export class Arena {
+  #buf: Buffer
+  #pos = 0
+  constructor(capacity: number) {
+    this.#buf = Buffer.allocUnsafe(capacity)
+  }
+  get length(): number {
+    return this.#pos
+  }
+  /** Room for `n` more bytes at the end; returns where they start. */
+  reserve(n: number): {buf: Buffer; at: number} {
+    if (this.#pos + n > this.#buf.length) {
+      const grown = Buffer.allocUnsafe(Math.max(this.#buf.length * 2, this.#pos + n))
+      this.#buf.copy(grown, 0, 0, this.#pos)
+      this.#buf = grown
+    }
+    const at = this.#pos
+    this.#pos += n
+    return {buf: this.#buf, at}
+  }
+  bytes(): Buffer {
+    return this.#buf.subarray(0, this.#pos)
+  }
+}
+
+/** Appends one entry's line and `\n` to the arena; returns its fingerprint and length. */
+export function encodeEntryInto(arena: Arena, event: AuditEvent, at: {index: number; prev: string | null; origin: string}): {fingerprint: string; length: number} {
   const {index, prev, origin} = at
   if (!Number.isSafeInteger(index) || index < 0) throw new AirlockError('INVALID_INPUT', `audit entry index ${index} is not a non-negative safe integer`)
   if ((index === 0) !== (prev === null)) throw new AirlockError('INVALID_INPUT', `audit entry ${index}: entry 0 and only entry 0 has no previous fingerprint`)
   if (prev !== null && !isHex64(prev)) throw new AirlockError('INVALID_INPUT', `audit entry ${index}: the previous fingerprint is not 64 lowercase hex digits`)
-  if (!/^[\x21-\x7e]+$/.test(origin) || origin.includes('"') || origin.includes('\\') || origin.includes('+')) {
+  if (!ORIGIN_TEXT.test(origin)) {
     throw new AirlockError('INVALID_INPUT', `audit origin ${JSON.stringify(origin)} is not printable ASCII without quotes, backslashes, plus signs or spaces`)
   }
   if (Object.hasOwn(event, 'attestation_list') || Object.hasOwn(event, 'pruned')) {
@@ -89,10 +132,20 @@ export function serializeEntry(event: AuditEvent, at: {index: number; prev: stri
   const body = JSON.stringify(event)
   if (typeof body !== 'string' || !body.startsWith('{')) throw new AirlockError('INVALID_INPUT', 'an audit event must be a JSON object')
   const inner = body.slice(1)
-  const chain = `${CHAIN}${origin}",${prev === null ? '' : `${PREV_OPEN}${prev}${PREV_UID}${index - 1}${PREV_CLOSE}`}${UID}${index}${ATT_CLOSE}${inner === '}' ? '}' : `,${inner}`}`
-  const fingerprint = createHash('sha256').update(HEAD).update(chain).digest('hex')
-  return {line: `${HEAD}${FP_OPEN}${fingerprint}${FP_CLOSE}${chain}`, fingerprint}
+  const chain = `${CHAIN}${origin}",${prev === null ? '' : `${PREV_OPEN}${prev}${PREV_UID}${index - 1}${PREV_CLOSE}`}${UID}${index}${ATT_CLOSE}${inner === '}' ? '}' : `,${inner}`}\n`
+  const length = HOLE_END + Buffer.byteLength(chain)
+  const {buf, at: lineAt} = arena.reserve(length)
+  buf.write(chain, lineAt + HOLE_END)
+  const start = lineAt + HOLE_END - HEAD_BYTES.length
+  HEAD_BYTES.copy(buf, start)
+  const fingerprint = hash('sha256', buf.subarray(start, lineAt + length - 1), 'hex')
+  B.head.copy(buf, lineAt)
+  buf.write(fingerprint, lineAt + B.head.length, 'latin1')
+  B.fpClose.copy(buf, lineAt + B.head.length + 64, 0, FP_CLOSE.length)
+  return {fingerprint, length}
 }
+
+const ORIGIN_TEXT = /^[\x21\x23-\x2a\x2c-\x5b\x5d-\x7e]+$/
 
 /** A pruned stub line (docs/audit.md): what retention leaves of an entry. */
 export function prunedLine(stub: {index: number; fingerprint: string; prev: string | null; time: number}): string {
@@ -118,9 +171,13 @@ export function fingerprintOf(line: Buffer): Buffer {
   }
 }
 
-/** The claimed fingerprint's bytes of a full entry (hex at FINGERPRINT_AT), or of a pruned stub. */
-export function claimedFingerprint(entry: LogEntry): Buffer {
-  return Buffer.from(entry.fingerprint, 'hex')
+const leafInput = Buffer.alloc(33)
+
+/** The Merkle leaf of an entry: SHA-256(0x00 ‖ fingerprint) (docs/audit.md), one-shot over a scratch buffer. */
+export function leafOf(fingerprint: Uint8Array | string): Buffer {
+  if (typeof fingerprint === 'string') leafInput.write(fingerprint, 1, 32, 'hex')
+  else leafInput.set(fingerprint, 1)
+  return hash('sha256', leafInput, 'buffer')
 }
 
 /** Why a line is not an entry; thrown by parseLine as AUDIT_TAMPERED with details.problem MALFORMED. */

@@ -18,14 +18,16 @@ import {join, resolve} from 'node:path'
 import {AirlockError} from '../errors.js'
 import type {Signer} from '../crypto/keys.js'
 import {makeFolder, tempName, writeFileAtomic} from '../repo/files.js'
-import {leafHash, MerkleLog} from './merkle.js'
-import {formatCheckpoint, isValidKeyName, signNote} from './note.js'
-import {parseLine, serializeEntry, type AuditEvent} from './entry.js'
+import {MerkleLog} from './merkle.js'
+import {formatCheckpoint, signNote} from './note.js'
+import {Arena, encodeEntryInto, leafOf, parseLine, type AuditEvent} from './entry.js'
 import {acquireAuditLock, unavailable, DEFAULT_AUDIT_LOCK, type AuditLockOptions} from './lock.js'
-import {AUDIT_FILES, lineBatches} from './store.js'
+import {AUDIT_FILES, isValidOrigin, lineBatches, RECOVERY_MARKER} from './store.js'
 
 export {serializeEntry, prunedLine, fingerprintOf, parseLine, type AuditEvent, type LogEntry} from './entry.js'
-export {readEntries, AUDIT_FILES} from './store.js'
+export {readEntries, readOrigin, AUDIT_FILES, RECOVERY_MARKER} from './store.js'
+export {checkpointLog} from './checkpoint.js'
+export {verifyLog, type AuditVerifyReport, type AuditProblem, type AuditProblemCode, type VerifyLogOptions} from './verify.js'
 
 /** --audit-dir, else AIRLOCK_AUDIT_DIR, else $XDG_STATE_HOME/airlock/audit, else ~/.local/state/airlock/audit. */
 export function auditDirFrom(flag: string | undefined, env: NodeJS.ProcessEnv, home: string = homedir()): string {
@@ -79,21 +81,6 @@ export function checkpointName(size: number): string {
 export function newOrigin(host: string = hostname()): string {
   const clean = host.toLowerCase().replace(/[^a-z0-9.-]+/g, '-').replace(/^[-.]+|[-.]+$/g, '').slice(0, 63) || 'host'
   return `airlock.audit/${clean}/${randomBytes(8).toString('hex')}`
-}
-
-/** Reads `origin` from an audit folder; AUDIT_UNAVAILABLE when absent or not a valid origin. */
-export async function readOrigin(dir: string): Promise<string> {
-  const path = join(dir, AUDIT_FILES.origin)
-  const text = await readFile(path, 'utf8').catch((error: unknown) => {
-    throw unavailable(path, error)
-  })
-  const origin = text.endsWith('\n') ? text.slice(0, -1) : text
-  if (!isValidOrigin(origin)) throw new AirlockError('AUDIT_UNAVAILABLE', `audit log unavailable: ${path} does not hold one origin line (a C2SP key name in printable ASCII)`, {path})
-  return origin
-}
-
-function isValidOrigin(origin: string): boolean {
-  return isValidKeyName(origin) && /^[\x21-\x7e]+$/.test(origin) && !origin.includes('"') && !origin.includes('\\')
 }
 
 export class AuditLog {
@@ -240,14 +227,16 @@ export class AuditLog {
     try {
       const recovery = await this.#catchUp()
       const state = this.#state!
-      const lines: string[] = []
+      // About a kilobyte an event; the arena grows if they are larger.
+      const arena = new Arena(Math.min(64 << 20, (events.length + 1) * 1024))
       const leaves: string[] = []
       let prev = state.last
       let index = state.size
+      let lastLength = 0
       const add = (event: AuditEvent) => {
-        const {line, fingerprint} = serializeEntry(event, {index, prev, origin: this.origin})
-        lines.push(line, '\n')
+        const {fingerprint, length} = encodeEntryInto(arena, event, {index, prev, origin: this.origin})
         leaves.push(fingerprint)
+        lastLength = length
         prev = fingerprint
         return {index: index++, fingerprint}
       }
@@ -260,13 +249,12 @@ export class AuditLog {
           return error as Error
         }
       })
-      if (lines.length === 0) return results
-      const data = Buffer.from(lines.join(''))
-      await writeAll(this.#handle, data)
+      if (arena.length === 0) return results
+      const written = await writeAll(this.#handle, [arena.bytes()])
       await this.#handle.datasync()
-      for (const fp of leaves) state.log.append(leafHash(Buffer.from(fp, 'hex')))
-      state.lastOffset = state.bytes + data.length - (Buffer.byteLength(lines[lines.length - 2]!) + 1)
-      state.bytes += data.length
+      for (const fp of leaves) state.log.append(leafOf(fp))
+      state.lastOffset = state.bytes + written - lastLength
+      state.bytes += written
       state.size = index
       state.last = prev
       await this.#maybeCheckpoint()
@@ -300,7 +288,7 @@ export class AuditLog {
       }
       for (const raw of r.value) {
         const entry = parseLine(raw.line, raw.lineNumber, raw.offset)
-        state.log.append(leafHash(Buffer.from(entry.fingerprint, 'hex')))
+        state.log.append(leafOf(entry.fingerprint))
         state.size++
         state.last = entry.fingerprint
         state.lastOffset = raw.offset
@@ -351,9 +339,6 @@ export interface TornRecovery {
   path: string
 }
 
-/** The marker verify looks for to list recoveries without parsing every line. */
-export const RECOVERY_MARKER = '"airlock_log_recovery":'
-
 /**
  * The log-recovery event: OCSF Event Log Activity (1008), activity Other (99), saying where the
  * torn fragment was, how long it was and its SHA-256, and where it was moved.
@@ -375,13 +360,21 @@ function recoveryEvent(r: TornRecovery, now: Date): AuditEvent {
   }
 }
 
-async function writeAll(handle: FileHandle, data: Buffer): Promise<void> {
-  let at = 0
-  while (at < data.length) {
-    const {bytesWritten} = await handle.write(data, at, data.length - at, null)
+/** Writes every chunk, in order, with writev (one system call per IOV_MAX chunks); a short write continues where it stopped. */
+async function writeAll(handle: FileHandle, chunks: Buffer[]): Promise<number> {
+  const total = chunks.reduce((n, c) => n + c.length, 0)
+  let left = chunks
+  let done = 0
+  while (done < total) {
+    const {bytesWritten} = await handle.writev(left)
     if (bytesWritten <= 0) throw new AirlockError('AUDIT_UNAVAILABLE', 'audit log unavailable: a write wrote nothing')
-    at += bytesWritten
+    done += bytesWritten
+    let skip = bytesWritten
+    let i = 0
+    while (i < left.length && skip >= left[i]!.length) skip -= left[i++]!.length
+    left = i < left.length ? [left[i]!.subarray(skip), ...left.slice(i + 1)] : []
   }
+  return total
 }
 
 /**
@@ -448,7 +441,7 @@ async function loadState(dir: string, handle: FileHandle, fileSize: number): Pro
     if (r.done) break
     for (const raw of r.value) {
       const entry = parseLine(raw.line, raw.lineNumber, raw.offset)
-      state.log.append(leafHash(Buffer.from(entry.fingerprint, 'hex')))
+      state.log.append(leafOf(entry.fingerprint))
       state.size++
       state.last = entry.fingerprint
       state.lastOffset = raw.offset

@@ -232,3 +232,25 @@ describe('AuditLog', () => {
     expect(readdirSync(dir)).not.toContain('torn')
   })
 })
+
+describe('the append lock', () => {
+  it('takes over a lock left by a dead process, and waits for a live one until AUDIT_LOCKED', async () => {
+    const {execa} = await import('execa')
+    const {hostname} = await import('node:os')
+    const dir = tempDir()
+    const log = await AuditLog.open(dir)
+    await log.append({n: 0})
+    const gone = execa('true')
+    await gone
+    writeFileSync(join(dir, 'lock'), JSON.stringify({pid: gone.pid, host: hostname(), since: '2026-01-01T00:00:00Z', nonce: 'dead'}))
+    expect((await log.append({n: 1})).index).toBe(1)
+    expect(readdirSync(dir)).not.toContain('lock')
+    await log.close()
+    const held = join(dir, 'lock')
+    writeFileSync(held, JSON.stringify({pid: process.pid, host: hostname(), since: '2026-01-01T00:00:00Z', nonce: 'live'}))
+    const err = await caught(AuditLog.open(dir, {lock: {waitMs: 30}}))
+    expect(err.code).toBe('AUDIT_LOCKED')
+    expect(err.message).toContain(`pid ${process.pid}`)
+    expect(readFileSync(held, 'utf8')).toContain('live')
+  })
+})
