@@ -11,6 +11,9 @@ import {dirname, join} from 'node:path'
 import {AirlockError} from '../errors.js'
 import {makeFolder, readRegularFile, writeFileAtomic} from '../repo/files.js'
 import {deliver, redactUrl, type Clock, type Sink, type SinkLimits} from './sink.js'
+import {parseLine} from './entry.js'
+import {AUDIT_FILES, lineBatches, openEvents, readEntries} from './store.js'
+import {readOrigin} from './log.js'
 
 /** One entry as the streamer needs it: its index, its line as written (no \n), whether it is a pruned stub. */
 export interface StreamEntry {
@@ -19,7 +22,7 @@ export interface StreamEntry {
   pruned: boolean
 }
 
-/** Where entries come from: the log (logSource in stream-source.ts) or, in tests, anything. */
+/** Where entries come from: the log (logSource) or, in tests, anything. */
 export interface StreamSource {
   /** The log's origin (the `chain_uid` of its entries). */
   origin: string
@@ -166,4 +169,58 @@ async function sendBatch(opts: StreamOptions, entries: StreamEntry[], file: stri
   report.batches += events.length > 0 ? 1 : 0
   opts.onBatch?.({first, last, events: events.length, skippedPruned: skipped, attempts, cursor: last + 1})
   return true
+}
+
+/** The log's entries as the export reads them (a torn tail is reported after every complete line). */
+export async function* logEntries(dir: string): AsyncIterable<StreamEntry> {
+  for await (const e of readEntries(dir)) yield {index: e.index, line: e.line.toString('utf8'), pruned: e.pruned}
+}
+
+/**
+ * The log as a stream source: complete lines only (a line being appended, or a torn tail, is not
+ * sent until it is whole; `audit verify` reports torn tails), read from the byte offset where the
+ * last read stopped, so following a large log costs only what was appended. When the file was
+ * replaced (a prune renames a new one in) or shrank, the position is found again from the start.
+ * An entry whose uid is not its position is AUDIT_TAMPERED.
+ */
+export async function logSource(dir: string): Promise<StreamSource> {
+  const origin = await readOrigin(dir)
+  const path = join(dir, AUDIT_FILES.events)
+  // Where the next entry (index `next`) starts in the file `ino`.
+  let at = {ino: -1, offset: 0, next: 0}
+  const read = async (from: number, max: number): Promise<{entries: StreamEntry[]; complete: number}> => {
+    const handle = await openEvents(dir)
+    if (!handle) return {entries: [], complete: 0}
+    try {
+      const st = await handle.stat()
+      if (st.ino !== at.ino || st.size < at.offset || from < at.next) at = {ino: st.ino, offset: 0, next: 0}
+      const entries: StreamEntry[] = []
+      const it = lineBatches(handle, path, {start: at.offset, startLine: at.next + 1})
+      let complete = at.next
+      for (;;) {
+        const r = await it.next()
+        if (r.done) break
+        for (const raw of r.value) {
+          const entry = parseLine(raw.line, raw.lineNumber, raw.offset)
+          if (entry.index !== raw.lineNumber - 1) throw new AirlockError('AUDIT_TAMPERED', `${path} line ${raw.lineNumber}: uid ${entry.index} is not its position ${raw.lineNumber - 1}`, {line: raw.lineNumber})
+          complete = entry.index + 1
+          if (entry.index < from) {
+            at = {ino: st.ino, offset: raw.offset + raw.line.length + 1, next: entry.index + 1}
+            continue
+          }
+          if (entries.length < max) entries.push({index: entry.index, line: raw.line.toString('utf8'), pruned: entry.pruned})
+        }
+        if (entries.length >= max) break
+      }
+      await it.return(undefined as never)
+      return {entries, complete}
+    } finally {
+      await handle.close()
+    }
+  }
+  return {
+    origin,
+    size: async () => (await read(Number.MAX_SAFE_INTEGER, Number.POSITIVE_INFINITY)).complete,
+    read: async (from, max) => (await read(from, max)).entries,
+  }
 }

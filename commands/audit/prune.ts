@@ -1,0 +1,41 @@
+import {Flags} from '@oclif/core'
+import type {PruneReport} from '../../control-plane/audit/prune.js'
+import {forTerminal as t} from '../../control-plane/terminal.js'
+import {AirlockCommand} from '../_base.js'
+import {auditDirFrom} from '../../control-plane/audit/log.js'
+
+export default class AuditPrune extends AirlockCommand {
+  static override summary = 'Remove event bodies older than the retention, keeping every fingerprint: the log still verifies and every checkpoint and proof still holds.'
+  static override description =
+    'Prints the plan (how many bodies, which entries, how many bytes) unless --apply is given. Only entries under the last checkpoint are pruned. With --archive (or "archive": true in the audit folder’s config.json) the bodies are first sealed into archive/<first>-<last>.jsonl with a DSSE envelope signed by the audit key. A retention shorter than config.json’s retentionFloorDays is refused.'
+  static override flags = {
+    'retention-days': Flags.integer({description: 'keep the bodies of events younger than this many days', required: true, min: 1}),
+    apply: Flags.boolean({description: 'replace the bodies (default: print the plan)', default: false}),
+    archive: Flags.boolean({description: 'seal the bodies into a signed archive segment first', default: false}),
+    'audit-key': Flags.string({description: 'the audit signing key (PEM) that seals the archive (default: $AIRLOCK_AUDIT_KEY)'}),
+    // TODO(lead): commands/_audit.ts from the log branch, once merged, replaces this flag.
+    'audit-dir': Flags.string({description: 'the audit folder (default: $AIRLOCK_AUDIT_DIR, else $XDG_STATE_HOME/airlock/audit)'}),
+  }
+
+  async run(): Promise<PruneReport> {
+    const {flags} = await this.parse(AuditPrune)
+    const [{pruneLog}, {loadSigner}] = await Promise.all([import('../../control-plane/audit/prune.js'), import('../../control-plane/crypto/keys.js')])
+    const keyGiven = flags['audit-key'] !== undefined || process.env.AIRLOCK_AUDIT_KEY
+    const signer = flags.apply && keyGiven ? await loadSigner({file: flags['audit-key'], env: process.env.AIRLOCK_AUDIT_KEY}, 'audit') : undefined
+    const report = await pruneLog(auditDirFrom(flags['audit-dir'], process.env), {retentionDays: flags['retention-days'], now: this.now, archive: flags.archive}, {apply: flags.apply, signer})
+    if (!this.jsonEnabled()) this.log(render(report))
+    return report
+  }
+}
+
+function render(r: PruneReport): string {
+  const why = {retention: 'the next event is within the retention', checkpoint: `entries from ${r.checkpointSize} are not under a checkpoint yet`, end: 'the end of the log'}[r.limitedBy]
+  const lines = [`retention ${r.retentionDays} days (floor ${r.floorDays}): events before ${r.cutoff}; last checkpoint at ${r.checkpointSize} entries`]
+  if (r.bodies === 0) lines.push(`nothing to prune (${why})`)
+  else lines.push(`${r.applied ? 'pruned' : 'would prune'} ${r.bodies} bodies, entries ${r.first}..${r.last} (stopped by ${why}); events.jsonl ${r.bytesBefore} → ${r.bytesAfter} bytes`)
+  if (r.waitingForCheckpoint > 0) lines.push(`${r.waitingForCheckpoint} older events wait for a checkpoint (airlock audit checkpoint)`)
+  if (r.archived) lines.push(`sealed into ${t(r.archived.file)} (sha256 ${r.archived.sha256}), envelope ${t(r.archived.envelope)}`)
+  else if (r.archive && !r.applied && r.bodies > 0) lines.push(`would seal into ${t(r.archive)}`)
+  if (!r.applied && r.bodies > 0) lines.push('plan only: run again with --apply')
+  return lines.join('\n')
+}
