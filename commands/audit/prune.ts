@@ -34,6 +34,7 @@ function render(r: PruneReport): string {
   if (r.bodies === 0) lines.push(`nothing to prune (${why})`)
   else lines.push(`${r.applied ? 'pruned' : 'would prune'} ${r.bodies} bodies, entries ${r.first}..${r.last} (stopped by ${why}); events.jsonl ${r.bytesBefore} → ${r.bytesAfter} bytes`)
   if (r.waitingForCheckpoint > 0) lines.push(`${r.waitingForCheckpoint} older events wait for a checkpoint (airlock audit checkpoint)`)
+  for (const s of r.streamsBehind) lines.push(`warning: the SIEM stream ${t(s.cursor)} has sent entries up to ${s.next}; its sink ${r.applied ? 'will never get' : 'would never get'} the bodies pruned after that`)
   if (r.archived) lines.push(`sealed into ${t(r.archived.file)} (sha256 ${r.archived.sha256}), envelope ${t(r.archived.envelope)}`)
   else if (r.archive && !r.applied && r.bodies > 0) lines.push(`would seal into ${t(r.archive)}`)
   if (!r.applied && r.bodies > 0) lines.push('plan only: run again with --apply')

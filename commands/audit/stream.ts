@@ -79,7 +79,8 @@ export default class AuditStream extends AirlockCommand {
       if (!this.jsonEnabled()) {
         const pruned = report.skippedPruned ? `, ${report.skippedPruned} pruned entries skipped` : ''
         const retried = report.retries ? `, ${report.retries} tries retried` : ''
-        this.log(`${t(report.sink)}: ${report.events} events in ${report.batches} batches (entries ${report.from}..${report.cursor - 1})${pruned}${retried}; cursor at ${report.cursor}${report.stopped ? ' (stopped)' : ''}`)
+        const range = report.cursor > report.from ? ` (entries ${report.from}..${report.cursor - 1})` : ''
+        this.log(`${t(report.sink)}: ${report.events} events in ${report.batches} batches${range}${pruned}${retried}; cursor at ${report.cursor}${report.stopped ? ' (stopped)' : ''}`)
       }
       return report
     } finally {

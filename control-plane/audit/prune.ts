@@ -311,6 +311,22 @@ export interface PruneOptions {
 export interface PruneReport extends PrunePlan {
   applied: boolean
   archived: PruneResult['archive']
+  /** SIEM stream cursors (stream/*.cursor) that have not sent every body being pruned: that sink never gets them. */
+  streamsBehind: Array<{cursor: string; next: number}>
+}
+
+/** The stream cursors whose next entry to send is at or before `last`. */
+async function streamsBehind(dir: string, last: number | null): Promise<PruneReport['streamsBehind']> {
+  if (last === null) return []
+  const {readdir} = await import('node:fs/promises')
+  const {readCursor} = await import('./stream.js')
+  const names = (await readdir(join(dir, 'stream')).catch(() => [] as string[])).filter((n) => n.endsWith('.cursor')).sort()
+  const behind: PruneReport['streamsBehind'] = []
+  for (const name of names) {
+    const next = await readCursor(join(dir, 'stream', name)).catch(() => 0)
+    if (next <= last) behind.push({cursor: `stream/${name}`, next})
+  }
+  return behind
 }
 
 /**
@@ -329,10 +345,11 @@ export async function pruneLog(dir: string, request: PruneRequest, opts: PruneOp
     for await (const entry of readEntries(dir)) entries.push(entry)
     const limit = await checkpointLimit(dir, origin, entries, opts.keys)
     const {selected, ...plan} = planPrune(entries, limit, {...request, archive}, config)
-    if (!opts.apply) return {...plan, applied: false, archived: null}
+    const behind = await streamsBehind(dir, plan.last)
+    if (!opts.apply) return {...plan, applied: false, archived: null, streamsBehind: behind}
     if (archive && selected.length > 0 && !opts.signer) throw new AirlockError('KEY_MISSING', 'no audit key to seal the archive with: pass --audit-key FILE or set AIRLOCK_AUDIT_KEY', {})
     const result = await applyPrune(dir, origin, entries, {...plan, selected}, {signer: opts.signer, now: request.now, hooks: opts.hooks})
-    return {...plan, applied: selected.length > 0, archived: result.archive}
+    return {...plan, applied: selected.length > 0, archived: result.archive, streamsBehind: behind}
   } finally {
     await release?.()
   }

@@ -1,5 +1,5 @@
 import {execa} from 'execa'
-import {readdir, readFile, writeFile} from 'node:fs/promises'
+import {mkdir, readdir, readFile, writeFile} from 'node:fs/promises'
 import {join} from 'node:path'
 import {afterEach, beforeEach, describe, expect, it} from 'vitest'
 import {AuditLog, readEntries, writeCheckpoint, fingerprintOf, type LogEntry} from '../../control-plane/audit/log.js'
@@ -53,12 +53,16 @@ async function checkpoint(size: number): Promise<void> {
 const prune = (...args: string[]) => airlock(['audit', 'prune', '--audit-dir', dir, '--json', ...args], {env: {AIRLOCK_AUDIT_KEY: keyFile}})
 
 describe('audit prune', () => {
-  it('plans by default: which bodies, which range, how many bytes, and changes nothing', async () => {
+  it('plans by default: which bodies, which range, how many bytes, which SIEM streams are behind, and changes nothing', async () => {
     const before = await readFile(join(dir, 'events.jsonl'))
+    await mkdir(join(dir, 'stream'))
+    await writeFile(join(dir, 'stream', '0123456789abcdef.cursor'), '{"next":5}\n')
+    await writeFile(join(dir, 'stream', 'fedcba9876543210.cursor'), '{"next":20}\n')
     const r = await prune('--retention-days', '30')
     expect(r.exitCode, r.stdout + r.stderr).toBe(0)
     expect(r.json).toMatchObject({applied: false, bodies: 12, first: 0, last: 11, checkpointSize: 12, limitedBy: 'checkpoint', waitingForCheckpoint: 8, bytesBefore: before.length})
     expect(r.json.bytesAfter).toBeLessThan(before.length)
+    expect(r.json.streamsBehind).toEqual([{cursor: 'stream/0123456789abcdef.cursor', next: 5}])
     expect(await readFile(join(dir, 'events.jsonl'))).toEqual(before)
   })
 
@@ -100,6 +104,18 @@ describe('audit prune', () => {
     const stubs = (await entries()).slice(0, 12)
     const bodies = segment.toString().trimEnd().split('\n')
     expect(bodies.map((b) => fingerprintOf(Buffer.from(b)).toString('hex'))).toEqual(stubs.map((s) => s.fingerprint))
+  })
+
+  it('audit export after a prune: the stubs are skipped and counted, the bodies kept are exported', async () => {
+    await prune('--retention-days', '30', '--apply')
+    const out = join(tmp.dir, 'export.csv')
+    const r = await airlock(['audit', 'export', '--audit-dir', dir, '--since', '0', '--until', '15', '--format', 'csv', '--out', out, '--json'])
+    expect(r.json, r.stderr).toMatchObject({format: 'csv', events: 3, skippedPruned: 12, first: 12, last: 14, out})
+    const rows = (await readFile(out, 'utf8')).split('\r\n')
+    expect(rows[0]).toBe('index,time,class_uid,type_uid,activity,status,actor,operation,resource,decision,fingerprint')
+    expect(rows.slice(1, -1).map((row) => row.split(',')[0])).toEqual(['12', '13', '14'])
+    const json = await airlock(['audit', 'export', '--audit-dir', dir, '--since', new Date(Date.now() - DAY).toISOString(), '--format', 'ocsf'])
+    expect((JSON.parse(json.stdout) as unknown[]).length).toBe(5)
   })
 
   it('refuses a retention shorter than the configured floor (USAGE naming the floor)', async () => {
