@@ -19,13 +19,15 @@ import {AirlockError} from '../errors.js'
 import type {Signer} from '../crypto/keys.js'
 import {makeFolder, tempName, writeFileAtomic} from '../repo/files.js'
 import {leafHash, MerkleLog} from './merkle.js'
-import {formatCheckpoint, isValidKeyName, signNote} from './note.js'
+import {formatCheckpoint, signNote} from './note.js'
 import {parseLine, serializeEntry, type AuditEvent} from './entry.js'
 import {acquireAuditLock, unavailable, DEFAULT_AUDIT_LOCK, type AuditLockOptions} from './lock.js'
-import {AUDIT_FILES, lineBatches} from './store.js'
+import {AUDIT_FILES, isValidOrigin, lineBatches, RECOVERY_MARKER} from './store.js'
 
 export {serializeEntry, prunedLine, fingerprintOf, parseLine, type AuditEvent, type LogEntry} from './entry.js'
-export {readEntries, AUDIT_FILES} from './store.js'
+export {readEntries, readOrigin, AUDIT_FILES, RECOVERY_MARKER} from './store.js'
+export {checkpointLog} from './checkpoint.js'
+export {verifyLog, type AuditVerifyReport, type AuditProblem, type AuditProblemCode, type VerifyLogOptions} from './verify.js'
 
 /** --audit-dir, else AIRLOCK_AUDIT_DIR, else $XDG_STATE_HOME/airlock/audit, else ~/.local/state/airlock/audit. */
 export function auditDirFrom(flag: string | undefined, env: NodeJS.ProcessEnv, home: string = homedir()): string {
@@ -79,21 +81,6 @@ export function checkpointName(size: number): string {
 export function newOrigin(host: string = hostname()): string {
   const clean = host.toLowerCase().replace(/[^a-z0-9.-]+/g, '-').replace(/^[-.]+|[-.]+$/g, '').slice(0, 63) || 'host'
   return `airlock.audit/${clean}/${randomBytes(8).toString('hex')}`
-}
-
-/** Reads `origin` from an audit folder; AUDIT_UNAVAILABLE when absent or not a valid origin. */
-export async function readOrigin(dir: string): Promise<string> {
-  const path = join(dir, AUDIT_FILES.origin)
-  const text = await readFile(path, 'utf8').catch((error: unknown) => {
-    throw unavailable(path, error)
-  })
-  const origin = text.endsWith('\n') ? text.slice(0, -1) : text
-  if (!isValidOrigin(origin)) throw new AirlockError('AUDIT_UNAVAILABLE', `audit log unavailable: ${path} does not hold one origin line (a C2SP key name in printable ASCII)`, {path})
-  return origin
-}
-
-function isValidOrigin(origin: string): boolean {
-  return isValidKeyName(origin) && /^[\x21-\x7e]+$/.test(origin) && !origin.includes('"') && !origin.includes('\\')
 }
 
 export class AuditLog {
@@ -350,9 +337,6 @@ export interface TornRecovery {
   /** Where the fragment was moved, relative to the audit folder. */
   path: string
 }
-
-/** The marker verify looks for to list recoveries without parsing every line. */
-export const RECOVERY_MARKER = '"airlock_log_recovery":'
 
 /**
  * The log-recovery event: OCSF Event Log Activity (1008), activity Other (99), saying where the

@@ -5,9 +5,10 @@
  * AUDIT_TAMPERED (no event airlock writes comes near it).
  */
 import {constants} from 'node:fs'
-import {open, stat, type FileHandle} from 'node:fs/promises'
+import {open, readFile, stat, type FileHandle} from 'node:fs/promises'
 import {join} from 'node:path'
 import {AirlockError} from '../errors.js'
+import {isValidKeyName} from './note.js'
 import {parseLine, type LogEntry} from './entry.js'
 import {unavailable} from './lock.js'
 
@@ -173,3 +174,22 @@ export async function* readEntries(dir: string, opts: {from?: number; limits?: R
     await handle.close()
   }
 }
+
+/** The marker verify looks for to list recoveries without parsing every line. */
+export const RECOVERY_MARKER = '"airlock_log_recovery":'
+
+/** Reads `origin` from an audit folder; AUDIT_UNAVAILABLE when absent or not a valid origin. */
+export async function readOrigin(dir: string): Promise<string> {
+  const path = join(dir, AUDIT_FILES.origin)
+  const text = await readFile(path, 'utf8').catch((error: unknown) => {
+    throw unavailable(path, error)
+  })
+  const origin = text.endsWith('\n') ? text.slice(0, -1) : text
+  if (!isValidOrigin(origin)) throw new AirlockError('AUDIT_UNAVAILABLE', `audit log unavailable: ${path} does not hold one origin line (a C2SP key name in printable ASCII)`, {path})
+  return origin
+}
+
+export function isValidOrigin(origin: string): boolean {
+  return isValidKeyName(origin) && /^[\x21-\x7e]+$/.test(origin) && !origin.includes('"') && !origin.includes('\\')
+}
+
