@@ -31,6 +31,7 @@ import {parseCheckpoint, parseNote, verifyNote, type VerifierKey} from './note.j
 import {acquireAuditLock, DEFAULT_AUDIT_LOCK} from './lock.js'
 import {readOrigin} from './log.js'
 import {readEntries} from './store.js'
+import {verifyLog} from './verify.js'
 
 const DAY_MS = 86_400_000
 
@@ -93,6 +94,22 @@ export async function checkpointLimit(dir: string, origin: string, entries: read
   const root = rootFromLeafHashes(entries.slice(0, checkpoint.size).map((e) => leafHash(Buffer.from(e.fingerprint, 'hex'))))
   if (!Buffer.from(root).equals(checkpoint.rootHash)) throw new AirlockError('AUDIT_TAMPERED', `${file}: its root is not the root of the log's first ${checkpoint.size} entries`, {file})
   return {size: checkpoint.size, file}
+}
+
+/**
+ * Step 2 with the fleet's audit keys: the whole log verified (verifyLog: fingerprints, chain, tree,
+ * each checkpoint's signature and consistency) before anything is pruned; the limit is the largest
+ * checkpoint that verified. A log that does not verify is not pruned: the bodies are evidence.
+ */
+export async function verifiedLimit(dir: string, keys: readonly VerifierKey[], now: Date): Promise<CheckpointLimit> {
+  const report = await verifyLog(dir, {keys, now})
+  const problem = report.problems[0]
+  if (problem) {
+    const code = ['BAD_CHECKPOINT_SIGNATURE', 'UNKNOWN_CHECKPOINT_KEY', 'OTHER_ORIGIN', 'ROLLED_BACK'].includes(problem.code) ? 'AUDIT_CHECKPOINT_INVALID' : problem.code === 'TORN_TAIL' ? 'AUDIT_TORN_TAIL' : 'AUDIT_TAMPERED'
+    throw new AirlockError(code, `the log does not verify, nothing pruned: ${problem.message}`, {problem: problem.code, ...(problem.index === undefined ? {} : {index: problem.index}), ...(problem.path === undefined ? {} : {path: problem.path})})
+  }
+  const best = report.checkpoints.filter((c) => c.ok && c.source === 'local').sort((a, b) => (b.size ?? 0) - (a.size ?? 0))[0]
+  return {size: report.checkpointed, file: best?.path ?? null}
 }
 
 export interface PruneRequest {
@@ -301,7 +318,7 @@ export interface PruneOptions {
   apply: boolean
   /** The audit key, to seal the archive with (needed when the plan archives). */
   signer?: Signer
-  /** Audit keys the last checkpoint must be signed by (the fleet's trust); without them its root is still checked against the log. */
+  /** The fleet's audit keys: with them the whole log is verified first (verifyLog) and only verified checkpoints count; without them the last checkpoint's root is still checked against the log, its signature is not. */
   keys?: readonly VerifierKey[]
   hooks?: PruneHooks
   /** How long to wait for the log's lock. */
@@ -343,7 +360,7 @@ export async function pruneLog(dir: string, request: PruneRequest, opts: PruneOp
   try {
     const entries: LogEntry[] = []
     for await (const entry of readEntries(dir)) entries.push(entry)
-    const limit = await checkpointLimit(dir, origin, entries, opts.keys)
+    const limit = opts.keys ? await verifiedLimit(dir, opts.keys, request.now) : await checkpointLimit(dir, origin, entries)
     const {selected, ...plan} = planPrune(entries, limit, {...request, archive}, config)
     const behind = await streamsBehind(dir, plan.last)
     if (!opts.apply) return {...plan, applied: false, archived: null, streamsBehind: behind}
