@@ -1,0 +1,56 @@
+import {Flags} from '@oclif/core'
+import {AirlockCommand} from '../_base.js'
+import {auditDir, auditDirFlag, auditKeysOf, auditTrust, auditTrustFlags, verifierKeysFrom} from '../_audit.js'
+import {readInput} from '../_policy.js'
+import {forTerminal as t} from '../../control-plane/terminal.js'
+import type {AuditProblem, AuditVerifyReport} from '../../control-plane/audit/verify.js'
+import type {ErrorCode} from '../../control-plane/errors.js'
+
+export default class AuditVerify extends AirlockCommand {
+  static override summary = 'Verify the audit log: every fingerprint, the hash chain, the Merkle tree, and every signed checkpoint.'
+  static override description =
+    'Checkpoints are checked with --key verifier keys, else with the role-audit keys of trust.yaml at the verified HEAD (or --trust FILE). ' +
+    '--from-checkpoint FILE names a checkpoint you trust (the last one you verified): the log must extend it. Exit 1 names the first bad entry or checkpoint.'
+  static override flags = {
+    ...auditDirFlag,
+    ...auditTrustFlags,
+    'from-checkpoint': Flags.string({description: 'a signed checkpoint you trust: a smaller or different log is rolled back or forked'}),
+    key: Flags.string({description: 'a C2SP verifier key (<origin>+<key id>+<key>) or a file holding one; repeat for each', multiple: true}),
+  }
+
+  async run(): Promise<AuditVerifyReport> {
+    const {flags} = await this.parse(AuditVerify)
+    const dir = await auditDir(flags)
+    const [{verifyLog, readOrigin}, {AirlockError}] = await Promise.all([import('../../control-plane/audit/log.js'), import('../../control-plane/errors.js')])
+    const origin = await readOrigin(dir)
+    const keys = flags.key?.length ? await verifierKeysFrom(flags.key) : await auditKeysOf((await auditTrust(flags, this)).trust, origin, this.now)
+    const fromCheckpoint = flags['from-checkpoint'] ? await readInput(flags['from-checkpoint']) : undefined
+    const report = await verifyLog(dir, {keys, now: this.now, ...(fromCheckpoint !== undefined ? {fromCheckpoint} : {})})
+    if (!this.jsonEnabled()) this.log(renderReport(report))
+    if (!report.ok) {
+      const p = report.problems[0]!
+      throw new AirlockError(errorCodeOf(p), p.message, {...report, problem: p.code})
+    }
+    return report
+  }
+}
+
+/** The error a failed verification ends with: the torn tail, a checkpoint, or an entry. */
+function errorCodeOf(p: AuditProblem): ErrorCode {
+  if (p.code === 'TORN_TAIL') return 'AUDIT_TORN_TAIL'
+  if (p.path !== undefined) return 'AUDIT_CHECKPOINT_INVALID'
+  return 'AUDIT_TAMPERED'
+}
+
+function renderReport(r: AuditVerifyReport): string {
+  const checked = r.checkpoints.filter((c) => !c.unchecked)
+  const lines = [
+    `audit log ${t(r.dir)} (origin ${t(r.origin)})`,
+    `entries: ${r.size} (${r.bytes} bytes${r.pruned ? `, ${r.pruned} pruned` : ''}), root ${Buffer.from(r.root, 'hex').toString('base64')}`,
+    `checkpoints: ${checked.filter((c) => c.ok).length}/${checked.length} verified; the latest covers ${r.checkpointed}; ${r.uncheckpointed} entries not yet under any checkpoint`,
+    ...r.recoveries.map((x) => `recovery: entry ${x.index} records a torn tail of ${x.length} bytes at byte ${x.offset}, moved to ${t(x.path)} (sha256 ${t(x.sha256)})`),
+    ...r.problems.map((p) => `FAIL ${p.code.padEnd(24)} ${t(p.message)}`),
+    r.ok ? 'OK' : 'FAILED',
+  ]
+  return lines.join('\n')
+}
