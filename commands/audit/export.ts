@@ -3,7 +3,7 @@ import {AirlockError} from '../../control-plane/errors.js'
 import type {ExportFormat, ExportSummary} from '../../control-plane/audit/export.js'
 import {forTerminal as t} from '../../control-plane/terminal.js'
 import {AirlockCommand} from '../_base.js'
-import {auditDirFrom} from '../../control-plane/audit/log.js'
+import {auditDir, auditDirFlag} from '../_audit.js'
 
 export default class AuditExport extends AirlockCommand {
   static override summary = 'Export a range of the audit log as OCSF JSON, JSON lines or CSV.'
@@ -14,8 +14,7 @@ export default class AuditExport extends AirlockCommand {
     until: Flags.string({description: 'end of the range, excluded: a log index or a time'}),
     format: Flags.string({description: 'ocsf: a JSON array; jsonl: the lines as written; csv: flat columns', options: ['ocsf', 'jsonl', 'csv'], default: 'ocsf'}),
     out: Flags.string({description: 'write the export to this file (replaced atomically, mode 0600)'}),
-    // TODO(lead): commands/_audit.ts from the log branch, once merged, replaces this flag.
-    'audit-dir': Flags.string({description: 'the audit folder (default: $AIRLOCK_AUDIT_DIR, else $XDG_STATE_HOME/airlock/audit)'}),
+    ...auditDirFlag,
   }
 
   async run(): Promise<ExportSummary & {out: string | null}> {
@@ -24,7 +23,7 @@ export default class AuditExport extends AirlockCommand {
     if (this.jsonEnabled() && !flags.out) throw new AirlockError('USAGE', '--json prints the summary: give --out FILE for the export itself', {field: '--out'})
     const range = {since: parseBound(flags.since, '--since'), ...(flags.until ? {until: parseBound(flags.until, '--until')} : {})}
     const summary = {} as ExportSummary
-    const chunks = exportLog(logEntries(auditDirFrom(flags['audit-dir'], process.env)), range, flags.format as ExportFormat, summary)
+    const chunks = exportLog(logEntries(await auditDir(flags)), range, flags.format as ExportFormat, summary)
     if (flags.out) {
       const {writeFileAtomic} = await import('../../control-plane/repo/files.js')
       const parts: Buffer[] = []

@@ -4,7 +4,7 @@ import type {StreamReport} from '../../control-plane/audit/stream.js'
 import {forTerminal as t} from '../../control-plane/terminal.js'
 import {AirlockCommand} from '../_base.js'
 import {readInput} from '../_policy.js'
-import {auditDirFrom} from '../../control-plane/audit/log.js'
+import {auditDir, auditDirFlag} from '../_audit.js'
 
 /** A duration flag that also takes milliseconds (`250ms`), for the streamer's short waits. */
 async function millis(text: string, flag: string): Promise<number> {
@@ -43,8 +43,7 @@ export default class AuditStream extends AirlockCommand {
     'max-attempts': Flags.integer({description: 'tries of one batch before AUDIT_SINK_FAILED (default: 10 with --once, no limit when following)', min: 1}),
     'poll-interval': Flags.string({description: 'following: how often the log is looked at', default: '1s', hidden: true}),
     backoff: Flags.string({description: 'the first retry delay (doubled per try, up to 60s)', default: '500ms', hidden: true}),
-    // TODO(lead): commands/_audit.ts from the log branch, once merged, replaces this flag.
-    'audit-dir': Flags.string({description: 'the audit folder (default: $AIRLOCK_AUDIT_DIR, else $XDG_STATE_HOME/airlock/audit)'}),
+    ...auditDirFlag,
   }
 
   async run(): Promise<StreamReport> {
@@ -52,7 +51,7 @@ export default class AuditStream extends AirlockCommand {
     const [{streamLog, logSource}, {DEFAULT_SINK_LIMITS, parseHeader, systemClock}] = await Promise.all([import('../../control-plane/audit/stream.js'), import('../../control-plane/audit/sink.js')])
     const url = sinkUrl(flags.to)
     const headers = Object.fromEntries((flags.header ?? []).map(parseHeader))
-    const dir = auditDirFrom(flags['audit-dir'], process.env)
+    const dir = await auditDir(flags)
     const stop = new AbortController()
     const onSignal = () => stop.abort()
     process.once('SIGINT', onSignal)

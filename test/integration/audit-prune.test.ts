@@ -6,6 +6,7 @@ import {AuditLog, readEntries, writeCheckpoint, fingerprintOf, type LogEntry} fr
 import {inclusionProofAt, leafHash, rootFromLeafHashes, verifyInclusion} from '../../control-plane/audit/merkle.js'
 import {checkEnvelopeSignatures, type Envelope} from '../../control-plane/crypto/dsse.js'
 import {generateSigner, type Signer} from '../../control-plane/crypto/keys.js'
+import {verifierKeyOf} from '../../control-plane/audit/note.js'
 import {airlock, NODE, ROOT, tempDir} from '../helpers.js'
 
 const DAY = 86_400_000
@@ -50,7 +51,14 @@ const leaves = (es: LogEntry[]) => es.map((e) => leafHash(Buffer.from(e.fingerpr
 async function checkpoint(size: number): Promise<void> {
   await writeCheckpoint(dir, origin, signer, size, rootFromLeafHashes(leaves(await entries()).slice(0, size)))
 }
-const prune = (...args: string[]) => airlock(['audit', 'prune', '--audit-dir', dir, '--json', ...args], {env: {AIRLOCK_AUDIT_KEY: keyFile}})
+const verifierKey = () => verifierKeyOf(origin, signer.publicKey).text
+/** --key as a file: _audit.ts reads a key inline only when its name has no '/', and an origin has two. */
+async function keyArg(text: string): Promise<string> {
+  const file = join(tmp.dir, `verifier-${Math.random().toString(36).slice(2)}.key`)
+  await writeFile(file, `${text}\n`)
+  return file
+}
+const prune = async (...args: string[]) => airlock(['audit', 'prune', '--audit-dir', dir, '--key', await keyArg(verifierKey()), '--json', ...args], {env: {AIRLOCK_AUDIT_KEY: keyFile}})
 
 describe('audit prune', () => {
   it('plans by default: which bodies, which range, how many bytes, which SIEM streams are behind, and changes nothing', async () => {
@@ -82,6 +90,9 @@ describe('audit prune', () => {
     expect(Buffer.from(rootAfter)).toEqual(Buffer.from(rootBefore))
     expect(verifyInclusion(leaves(after)[5]!, 5, after.length, proof, rootAfter)).toBe(true)
     expect(chainProblems(after)).toEqual([])
+    const verify = await airlock(['audit', 'verify', '--audit-dir', dir, '--key', await keyArg(verifierKey()), '--json'])
+    expect(verify.exitCode, verify.stdout + verify.stderr).toBe(0)
+    expect(verify.json).toMatchObject({ok: true, size: 25, pruned: 12})
     // Again: nothing more to prune until a later checkpoint covers the rest.
     expect((await prune('--retention-days', '30', '--apply')).json).toMatchObject({bodies: 0, applied: false})
     await checkpoint(25)
@@ -127,6 +138,13 @@ describe('audit prune', () => {
     expect((await entries()).some((e) => e.pruned)).toBe(false)
   })
 
+  it('refuses to prune under a checkpoint signed by a key it was not given (AUDIT_CHECKPOINT_INVALID)', async () => {
+    const r = await airlock(['audit', 'prune', '--audit-dir', dir, '--key', await keyArg(verifierKeyOf(origin, generateSigner().signer.publicKey).text), '--retention-days', '30', '--apply', '--json'])
+    expect(r.exitCode).toBe(1)
+    expect(r.json.error.code).toBe('AUDIT_CHECKPOINT_INVALID')
+    expect((await entries()).some((e) => e.pruned)).toBe(false)
+  })
+
   it('refuses to prune an edited body (AUDIT_TAMPERED), pruning nothing', async () => {
     const text = await readFile(join(dir, 'events.jsonl'), 'utf8')
     await writeFile(join(dir, 'events.jsonl'), text.replace('"event 3"', '"event X"'))
@@ -140,7 +158,9 @@ describe('audit prune', () => {
     const before = await readFile(join(dir, 'events.jsonl'))
     const script = `
       const {pruneLog} = await import(${JSON.stringify(join(ROOT, 'dist/control-plane/audit/prune.js'))})
-      await pruneLog(${JSON.stringify(dir)}, {retentionDays: 30, now: new Date(), archive: false}, {apply: true, hooks: {beforeRename: () => process.kill(process.pid, 'SIGKILL')}})
+      const {parseVerifierKey} = await import(${JSON.stringify(join(ROOT, 'dist/control-plane/audit/note.js'))})
+      const keys = [parseVerifierKey(${JSON.stringify(verifierKey())})]
+      await pruneLog(${JSON.stringify(dir)}, {retentionDays: 30, now: new Date(), archive: false}, {apply: true, keys, hooks: {beforeRename: () => process.kill(process.pid, 'SIGKILL')}})
     `
     const crashed = await execa(NODE, ['--input-type=module', '-e', script], {reject: false})
     expect(crashed.signal).toBe('SIGKILL')
