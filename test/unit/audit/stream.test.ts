@@ -123,3 +123,31 @@ describe('streamLog following the log', () => {
     expect(sentAt).toEqual([[0, 30_000], [2, 40_000], [5, 70_000]])
   })
 })
+
+describe('logSource: the log as the streamer reads it', () => {
+  it('reads complete lines from where it stopped, leaves a line being written for later, and finds its place again in a replaced file', async () => {
+    const {AuditLog, prunedLine} = await import('../../../control-plane/audit/log.js')
+    const {logSource} = await import('../../../control-plane/audit/stream.js')
+    const {appendFile, rename} = await import('node:fs/promises')
+    const log = await AuditLog.open(dir)
+    for (let i = 0; i < 5; i++) await log.append({class_uid: 6003, time: i})
+    const source = await logSource(dir)
+    expect(source.origin).toBe(log.origin)
+    expect(await source.size()).toBe(5)
+    expect((await source.read(0, 3)).map((e) => e.index)).toEqual([0, 1, 2])
+    expect((await source.read(3, 10)).map((e) => e.index)).toEqual([3, 4])
+    await log.append({class_uid: 6003, time: 5})
+    await log.close()
+    // An append in progress: half a line at the end is not an entry yet.
+    await appendFile(join(dir, 'events.jsonl'), '{"attestation_list":[{"fingerprint"')
+    expect((await source.read(5, 10)).map((e) => e.index)).toEqual([5])
+    // The file replaced (as prune does): entry 1 became a stub; the source starts over and sees it.
+    const lines = (await readFile(join(dir, 'events.jsonl'), 'utf8')).split('\n').slice(0, 6)
+    const e1 = JSON.parse(lines[1]!) as {attestation_list: [{fingerprint: {value: string}; prev_event: {fingerprint: {value: string}}}]}
+    lines[1] = prunedLine({index: 1, fingerprint: e1.attestation_list[0].fingerprint.value, prev: e1.attestation_list[0].prev_event.fingerprint.value, time: 1})
+    await writeFile(join(dir, 'new.jsonl'), `${lines.join('\n')}\n`)
+    await rename(join(dir, 'new.jsonl'), join(dir, 'events.jsonl'))
+    expect((await source.read(1, 2)).map((e) => [e.index, e.pruned])).toEqual([[1, true], [2, false]])
+    expect(await source.size()).toBe(6)
+  })
+})
