@@ -169,4 +169,19 @@ describe('audit prune', () => {
     const r = await prune('--retention-days', '30', '--apply')
     expect(r.json, r.stderr).toMatchObject({applied: true, bodies: 12})
   })
+
+  // SEAM BUG for the lead (log.ts): AuditLog keeps the events.jsonl handle it opened; prune renames
+  // a new file in, so a log opened before the prune appends to the old, unlinked inode and the
+  // event is lost. Fix in AuditLog.#commit, under the lock: if fstat(handle).ino !== stat(path).ino,
+  // reopen the handle and drop the in-memory state. Unskip once fixed.
+  it.skip('an AuditLog opened before a prune appends to the new file', async () => {
+    const log = await AuditLog.open(dir)
+    const r = await prune('--retention-days', '30', '--apply')
+    expect(r.json).toMatchObject({applied: true})
+    await log.append({class_uid: 6003, activity_id: 3, type_uid: 600303, time: Date.now(), message: 'after the prune'})
+    await log.close()
+    const after = await entries()
+    expect(after).toHaveLength(26)
+    expect(chainProblems(after)).toEqual([])
+  })
 })
