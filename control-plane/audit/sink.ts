@@ -72,14 +72,17 @@ export function postBatch(sink: Sink, body: Buffer, headers: Record<string, stri
     const allHeaders = {...sink.headers, ...headers, 'content-length': String(body.length)}
     const req = send(sink.url, {method: 'POST', headers: allHeaders, agent: false, ...(sink.ca ? {ca: sink.ca} : {})}, (res) => {
       let read = 0
-      // The answer is read to its end (a 2xx counts only once the sink finished it), never kept.
+      const status = () => classify(res.statusCode ?? 0, res.headers['retry-after'], now)
+      // The answer is read to its end (a 2xx counts only once the sink finished it), never kept;
+      // past maxResponseBytes the status alone decides (the body says nothing airlock reads).
       res.on('data', (chunk: Buffer) => {
         read += chunk.length
-        if (read > limits.maxResponseBytes) res.destroy()
+        if (read > limits.maxResponseBytes) settle(status())
       })
       res.on('error', (error) => settle({kind: 'retry', reason: `the answer broke off (${error.message})`}))
-      res.on('aborted', () => settle({kind: 'retry', reason: 'the answer broke off'}))
-      res.on('end', () => settle(classify(res.statusCode ?? 0, res.headers['retry-after'], now)))
+      res.on('end', () => settle(status()))
+      // Closed before its end: the connection dropped mid-answer.
+      res.on('close', () => settle({kind: 'retry', reason: 'the answer broke off'}))
     })
     const timer = setTimeout(() => settle({kind: 'retry', reason: `no answer within ${limits.requestTimeoutMs} ms`}), limits.requestTimeoutMs)
     req.on('error', (error: NodeJS.ErrnoException) => settle({kind: 'retry', reason: `${error.code ?? 'transport error'}: ${error.message}`}))

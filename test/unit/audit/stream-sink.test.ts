@@ -139,3 +139,18 @@ describe('--header', () => {
     }
   })
 })
+
+describe('answers that break off or run long', () => {
+  it('retries an answer cut off mid-body, and takes a 2xx whose body runs past the cap by its status', async () => {
+    const s = await sink((n, _q, res) => {
+      if (n === 0) {
+        res.writeHead(200, {'content-length': '100'})
+        res.write('partial')
+        setTimeout(() => res.socket?.destroy(), 5)
+      } else res.writeHead(200).end('x'.repeat(4096))
+    })
+    const r = await send(s.url, fakeClock())
+    expect(r).toMatchObject({delivered: true, report: {attempts: 2}})
+    expect(r.report.failures[0]).toMatch(/broke off/)
+  })
+})
