@@ -47,8 +47,14 @@ export async function verifierKeysFrom(values: readonly string[]): Promise<Verif
   const {parseVerifierKey} = await import('../control-plane/audit/note.js')
   const out: VerifierKey[] = []
   for (const v of values) {
-    const text = /^[^\s/]+\+[0-9a-f]{8}\+\S+$/.test(v) ? v : (await readInput(v)).trim()
-    out.push(parseVerifierKey(text))
+    // An origin holds slashes, so a key can look like a path: a key that parses is a key.
+    let key: VerifierKey
+    try {
+      key = parseVerifierKey(v)
+    } catch {
+      key = parseVerifierKey((await readInput(v)).trim())
+    }
+    out.push(key)
   }
   return out
 }

@@ -47,8 +47,9 @@ export async function acquireAuditLock(dir: string, opts: AuditLockOptions = DEF
       const who = found === 'unreadable' ? 'a holder that cannot be read' : `pid ${found.holder.pid} on ${found.holder.host} since ${found.holder.since}`
       throw new AirlockError('AUDIT_LOCKED', `${path}: held by ${who} for longer than ${opts.waitMs} ms`, {lockFile: path})
     }
-    await new Promise((r) => setTimeout(r, pause))
-    pause = Math.min(pause * 2, 50)
+    // Short, jittered waits: a batch holds the lock for one write and one fdatasync (milliseconds).
+    await new Promise((r) => setTimeout(r, pause * (0.5 + Math.random())))
+    pause = Math.min(pause * 2, 8)
   }
 }
 
