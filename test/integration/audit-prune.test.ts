@@ -52,13 +52,7 @@ async function checkpoint(size: number): Promise<void> {
   await writeCheckpoint(dir, origin, signer, size, rootFromLeafHashes(leaves(await entries()).slice(0, size)))
 }
 const verifierKey = () => verifierKeyOf(origin, signer.publicKey).text
-/** --key as a file: _audit.ts reads a key inline only when its name has no '/', and an origin has two. */
-async function keyArg(text: string): Promise<string> {
-  const file = join(tmp.dir, `verifier-${Math.random().toString(36).slice(2)}.key`)
-  await writeFile(file, `${text}\n`)
-  return file
-}
-const prune = async (...args: string[]) => airlock(['audit', 'prune', '--audit-dir', dir, '--key', await keyArg(verifierKey()), '--json', ...args], {env: {AIRLOCK_AUDIT_KEY: keyFile}})
+const prune = (...args: string[]) => airlock(['audit', 'prune', '--audit-dir', dir, '--key', verifierKey(), '--json', ...args], {env: {AIRLOCK_AUDIT_KEY: keyFile}})
 
 describe('audit prune', () => {
   it('plans by default: which bodies, which range, how many bytes, which SIEM streams are behind, and changes nothing', async () => {
@@ -90,7 +84,7 @@ describe('audit prune', () => {
     expect(Buffer.from(rootAfter)).toEqual(Buffer.from(rootBefore))
     expect(verifyInclusion(leaves(after)[5]!, 5, after.length, proof, rootAfter)).toBe(true)
     expect(chainProblems(after)).toEqual([])
-    const verify = await airlock(['audit', 'verify', '--audit-dir', dir, '--key', await keyArg(verifierKey()), '--json'])
+    const verify = await airlock(['audit', 'verify', '--audit-dir', dir, '--key', verifierKey(), '--json'])
     expect(verify.exitCode, verify.stdout + verify.stderr).toBe(0)
     expect(verify.json).toMatchObject({ok: true, size: 25, pruned: 12})
     // Again: nothing more to prune until a later checkpoint covers the rest.
@@ -139,7 +133,7 @@ describe('audit prune', () => {
   })
 
   it('refuses to prune under a checkpoint signed by a key it was not given (AUDIT_CHECKPOINT_INVALID)', async () => {
-    const r = await airlock(['audit', 'prune', '--audit-dir', dir, '--key', await keyArg(verifierKeyOf(origin, generateSigner().signer.publicKey).text), '--retention-days', '30', '--apply', '--json'])
+    const r = await airlock(['audit', 'prune', '--audit-dir', dir, '--key', verifierKeyOf(origin, generateSigner().signer.publicKey).text, '--retention-days', '30', '--apply', '--json'])
     expect(r.exitCode).toBe(1)
     expect(r.json.error.code).toBe('AUDIT_CHECKPOINT_INVALID')
     expect((await entries()).some((e) => e.pruned)).toBe(false)
