@@ -254,3 +254,23 @@ describe('the append lock', () => {
     expect(readFileSync(held, 'utf8')).toContain('live')
   })
 })
+
+describe('readEntries in small chunks', () => {
+  it('reads lines that span chunks and lines longer than a chunk the same, and refuses a line over the limit', async () => {
+    const dir = tempDir()
+    const log = await AuditLog.open(dir)
+    for (let i = 0; i < 20; i++) await log.append({n: i, pad: 'y'.repeat(i * 37)})
+    await log.close()
+    const whole = await all(dir)
+    for (const chunkBytes of [7, 64, 333, 4096]) {
+      const small: LogEntry[] = []
+      for await (const e of readEntries(dir, {limits: {chunkBytes, maxLineBytes: 1 << 20}})) small.push(e)
+      expect(small.map((e) => [e.index, e.offset, e.fingerprint, e.line.toString()])).toEqual(whole.map((e) => [e.index, e.offset, e.fingerprint, e.line.toString()]))
+    }
+    const err = await caught((async () => {
+      for await (const _ of readEntries(dir, {limits: {chunkBytes: 64, maxLineBytes: 500}})) void _
+    })())
+    expect(err.code).toBe('AUDIT_TAMPERED')
+    expect(err.message).toMatch(/line \d+ \(byte \d+\): longer than 500 bytes/)
+  })
+})
