@@ -274,3 +274,22 @@ describe('readEntries in small chunks', () => {
     expect(err.message).toMatch(/line \d+ \(byte \d+\): longer than 500 bytes/)
   })
 })
+
+describe('events.jsonl replaced under an open log', () => {
+  it('appends to the file the path names now (as retention leaves it), not to the old one', async () => {
+    const {renameSync} = await import('node:fs')
+    const dir = tempDir()
+    const log = await AuditLog.open(dir)
+    for (let i = 0; i < 3; i++) await log.append({n: i})
+    const entries = await all(dir)
+    const lines = readFileSync(join(dir, 'events.jsonl'), 'utf8').split('\n')
+    lines[0] = prunedLine({index: 0, fingerprint: entries[0]!.fingerprint, prev: null, time: 1})
+    writeFileSync(join(dir, 'events.new'), lines.join('\n'))
+    renameSync(join(dir, 'events.new'), join(dir, 'events.jsonl'))
+    expect((await log.append({n: 3})).index).toBe(3)
+    await log.close()
+    const after = await all(dir)
+    expect(after.map((e) => [e.index, e.pruned])).toEqual([[0, true], [1, false], [2, false], [3, false]])
+    expect(after[3]!.prev).toBe(after[2]!.fingerprint)
+  })
+})
