@@ -185,30 +185,64 @@ function malformed(lineNumber: number, offset: number, what: string): AirlockErr
   return new AirlockError('AUDIT_TAMPERED', `events.jsonl line ${lineNumber} (byte ${offset}): ${what}`, {problem: 'MALFORMED', line: lineNumber, offset})
 }
 
+/** Where a full entry's chain fields are in its line (byte offsets), for readers that compare bytes. */
+export interface LineLayout {
+  /** The claimed fingerprint's 64 hex digits. */
+  fpAt: number
+  /** The previous fingerprint's 64 hex digits; −1 on entry 0. */
+  prevAt: number
+  /** chain_uid's value: [chainAt, chainEnd). */
+  chainAt: number
+  chainEnd: number
+  index: number
+}
+
 /** Reads the chain fields of one line (without its `\n`); anything else than docs/audit.md's layout is AUDIT_TAMPERED. */
 export function parseLine(line: Buffer, lineNumber: number, offset: number): LogEntry {
   const bad = (what: string) => malformed(lineNumber, offset, what)
   if (startsAt(line, 0, B.prunedOpen)) return parsePruned(line, lineNumber, offset, bad)
+  const l = locateEntry(line, lineNumber, offset)
+  return {
+    index: l.index,
+    line,
+    fingerprint: line.toString('latin1', l.fpAt, l.fpAt + 64),
+    prev: l.prevAt < 0 ? null : line.toString('latin1', l.prevAt, l.prevAt + 64),
+    pruned: false,
+    offset,
+    lineNumber,
+    chainUid: line.toString('latin1', l.chainAt, l.chainEnd),
+  }
+}
+
+/** Whether a line is a pruned stub (read it with parseLine). */
+export function isPrunedLine(line: Buffer): boolean {
+  return startsAt(line, 0, B.prunedOpen)
+}
+
+/** The layout of a full entry's line, with no string made; AUDIT_TAMPERED as parseLine. */
+export function locateEntry(line: Buffer, lineNumber: number, offset: number): LineLayout {
+  const bad = (what: string) => malformed(lineNumber, offset, what)
   if (!startsAt(line, 0, B.head)) throw bad(`does not start with ${HEAD}${FP_OPEN} (or is not a pruned stub)`)
   let at = B.head.length
-  const fingerprint = hexAt(line, at)
-  if (fingerprint === null) throw bad('the fingerprint is not 64 lowercase hex digits')
+  const fpAt = at
+  if (!isHexAt(line, at)) throw bad('the fingerprint is not 64 lowercase hex digits')
   at += 64
   if (!startsAt(line, at, B.fpClose)) throw bad('the fingerprint object is not followed by chain_uid')
   at += B.fpClose.length
   const quote = line.indexOf(0x22, at)
   if (quote < 0) throw bad('chain_uid is not closed')
   for (let i = at; i < quote; i++) if (line[i]! <= 0x20 || line[i]! >= 0x7f || line[i] === 0x5c) throw bad('chain_uid holds a character an origin cannot hold')
-  const chainUid = line.toString('latin1', at, quote)
+  const chainAt = at
+  const chainEnd = quote
   at = quote + 1
   if (line[at] !== 0x2c) throw bad('chain_uid is not followed by a comma')
   at++
-  let prev: string | null = null
+  let prevAt = -1
   let prevIndex: number | null = null
   if (startsAt(line, at, B.prevOpen)) {
     at += B.prevOpen.length
-    prev = hexAt(line, at)
-    if (prev === null) throw bad('the previous fingerprint is not 64 lowercase hex digits')
+    if (!isHexAt(line, at)) throw bad('the previous fingerprint is not 64 lowercase hex digits')
+    prevAt = at
     at += 64
     if (!startsAt(line, at, B.prevUid)) throw bad('prev_event has no uid after its fingerprint')
     at += B.prevUid.length
@@ -228,9 +262,19 @@ export function parseLine(line: Buffer, lineNumber: number, offset: number): Log
   if (!startsAt(line, at, B.attClose)) throw bad('attestation_list does not end after uid')
   at += B.attClose.length
   if (prevIndex !== null && prevIndex !== index - 1) throw bad(`prev_event.uid ${prevIndex} is not uid ${index} − 1`)
-  if (prev === null && index !== 0) throw bad(`entry ${index} has no prev_event; only entry 0 may lack one`)
+  if (prevAt < 0 && index !== 0) throw bad(`entry ${index} has no prev_event; only entry 0 may lack one`)
   if (at === line.length - 1 ? line[at] !== 0x7d : line[at] !== 0x2c || line[line.length - 1] !== 0x7d) throw bad('the event does not close as a JSON object')
-  return {index, line, fingerprint, prev, pruned: false, offset, lineNumber, chainUid}
+  return {fpAt, prevAt, chainAt, chainEnd, index}
+}
+
+const HEX = Buffer.from('0123456789abcdef', 'latin1')
+
+/** Lowercase hex of `bytes` into `out` at `at` (no string made). */
+export function hexInto(bytes: Uint8Array, out: Buffer, at = 0): void {
+  for (let i = 0; i < bytes.length; i++) {
+    out[at + 2 * i] = HEX[bytes[i]! >> 4]!
+    out[at + 2 * i + 1] = HEX[bytes[i]! & 15]!
+  }
 }
 
 function parsePruned(line: Buffer, lineNumber: number, offset: number, bad: (what: string) => AirlockError): LogEntry {
@@ -262,18 +306,26 @@ function parsePruned(line: Buffer, lineNumber: number, offset: number, bad: (wha
   return {index: n.value, line, fingerprint, prev, pruned: true, offset, lineNumber, chainUid: null}
 }
 
+/** Whether `what` is at `at` (a plain loop: the constants are short, a native call costs more than comparing them). */
 function startsAt(buf: Buffer, at: number, what: Buffer): boolean {
-  return buf.length - at >= what.length && buf.compare(what, 0, what.length, at, at + what.length) === 0
+  if (buf.length - at < what.length) return false
+  for (let i = 0; i < what.length; i++) if (buf[at + i] !== what[i]) return false
+  return true
+}
+
+/** 64 lowercase hex digits at `at`. */
+function isHexAt(buf: Buffer, at: number): boolean {
+  if (buf.length - at < 64) return false
+  for (let i = at; i < at + 64; i++) {
+    const c = buf[i]!
+    if (!((c >= 0x30 && c <= 0x39) || (c >= 0x61 && c <= 0x66))) return false
+  }
+  return true
 }
 
 /** 64 lowercase hex digits at `at`, or null. */
 function hexAt(buf: Buffer, at: number): string | null {
-  if (buf.length - at < 64) return null
-  for (let i = at; i < at + 64; i++) {
-    const c = buf[i]!
-    if (!((c >= 0x30 && c <= 0x39) || (c >= 0x61 && c <= 0x66))) return null
-  }
-  return buf.toString('latin1', at, at + 64)
+  return isHexAt(buf, at) ? buf.toString('latin1', at, at + 64) : null
 }
 
 /** A decimal with no leading zero, at most 2^53−1, ending at the byte `end`. */

@@ -12,7 +12,7 @@
  */
 import {createHash, randomBytes} from 'node:crypto'
 import {constants} from 'node:fs'
-import {link, lstat, open, readdir, readFile, unlink, writeFile, type FileHandle} from 'node:fs/promises'
+import {link, lstat, open, readdir, readFile, stat, unlink, writeFile, type FileHandle} from 'node:fs/promises'
 import {homedir, hostname} from 'node:os'
 import {join, resolve} from 'node:path'
 import {AirlockError} from '../errors.js'
@@ -87,7 +87,7 @@ export class AuditLog {
   readonly dir: string
   readonly origin: string
   readonly redactionKey: Uint8Array
-  readonly #handle: FileHandle
+  #handle: FileHandle
   readonly #opts: AuditLogOptions
   readonly #now: () => Date
   #state: MerkleState | null = null
@@ -127,18 +127,7 @@ export class AuditLog {
     const keyPath = join(abs, AUDIT_FILES.redactionKey)
     const redactionKey = await createOnce(keyPath, () => randomBytes(32))
     if (redactionKey.length !== 32) throw new AirlockError('AUDIT_UNAVAILABLE', `audit log unavailable: ${keyPath} holds ${redactionKey.length} bytes, not 32`, {path: keyPath})
-    const eventsPath = join(abs, AUDIT_FILES.events)
-    let handle: FileHandle
-    try {
-      handle = await open(eventsPath, constants.O_RDWR | constants.O_APPEND | constants.O_CREAT | constants.O_NOFOLLOW, 0o600)
-      const fst = await handle.stat()
-      if (!fst.isFile()) {
-        await handle.close()
-        throw new AirlockError('AUDIT_UNAVAILABLE', `audit log unavailable: ${eventsPath} is not a regular file`, {path: eventsPath})
-      }
-    } catch (error) {
-      throw unavailable(eventsPath, error)
-    }
+    const handle = await openEventsForAppend(join(abs, AUDIT_FILES.events))
     try {
       const release = await acquireAuditLock(abs, opts.lock ?? DEFAULT_AUDIT_LOCK)
       await release()
@@ -275,6 +264,7 @@ export class AuditLog {
    */
   async #catchUp(): Promise<TornRecovery | null> {
     const path = join(this.dir, AUDIT_FILES.events)
+    await this.#reopenIfReplaced(path)
     const size = (await this.#handle.stat()).size
     if (!this.#state || size < this.#state.bytes) this.#state = (await loadState(this.dir, this.#handle, size)) ?? emptyState()
     const state = this.#state
@@ -295,6 +285,20 @@ export class AuditLog {
         state.bytes = raw.offset + raw.line.length + 1
       }
     }
+  }
+
+  /**
+   * events.jsonl replaced under the lock (retention rewrites it and renames the new file into
+   * place): this handle still points at the old file, so appending through it would lose events.
+   * Reopen the file the path names now, and re-read its state.
+   */
+  async #reopenIfReplaced(path: string): Promise<void> {
+    const [held, named] = await Promise.all([this.#handle.stat(), stat(path).catch(() => null)])
+    if (named && named.ino === held.ino && named.dev === held.dev) return
+    const handle = await openEventsForAppend(path)
+    await this.#handle.close().catch(() => {})
+    this.#handle = handle
+    this.#state = null
   }
 
   /** Moves the partial last line to torn/<offset>.partial (fsync'd) and truncates the log to its last complete line. */
@@ -375,6 +379,20 @@ async function writeAll(handle: FileHandle, chunks: Buffer[]): Promise<number> {
     left = i < left.length ? [left[i]!.subarray(skip), ...left.slice(i + 1)] : []
   }
   return total
+}
+
+/** Opens (creating, 0600) events.jsonl for appending; not a regular file, or a link, is AUDIT_UNAVAILABLE. */
+async function openEventsForAppend(eventsPath: string): Promise<FileHandle> {
+  let handle: FileHandle | null = null
+  try {
+    handle = await open(eventsPath, constants.O_RDWR | constants.O_APPEND | constants.O_CREAT | constants.O_NOFOLLOW, 0o600)
+    const fst = await handle.stat()
+    if (!fst.isFile()) throw new AirlockError('AUDIT_UNAVAILABLE', `audit log unavailable: ${eventsPath} is not a regular file`, {path: eventsPath})
+    return handle
+  } catch (error) {
+    await handle?.close().catch(() => {})
+    throw unavailable(eventsPath, error)
+  }
 }
 
 /**

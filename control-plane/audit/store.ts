@@ -58,15 +58,23 @@ export async function* lineBatches(handle: FileHandle, path: string, from: {star
   let carry: Buffer | null = null
   let carryOffset = pos
   const tooLong = (n: number, offset: number) => new AirlockError('AUDIT_TAMPERED', `${path} line ${n} (byte ${offset}): longer than ${limits.maxLineBytes} bytes`, {problem: 'MALFORMED', line: n, offset})
-  for (;;) {
+  // The next chunk is read while this one's lines are being used (double buffering).
+  const readAt = async (at: number): Promise<{chunk: Buffer; bytesRead: number}> => {
     const chunk = Buffer.allocUnsafe(limits.chunkBytes)
-    let bytesRead: number
     try {
-      ;({bytesRead} = await handle.read(chunk, 0, chunk.length, pos))
+      const {bytesRead} = await handle.read(chunk, 0, chunk.length, at)
+      return {chunk, bytesRead}
     } catch (error) {
       throw unavailable(path, error)
     }
+  }
+  let next = readAt(pos)
+  for (;;) {
+    const {chunk, bytesRead} = await next
     if (bytesRead === 0) break
+    next = readAt(pos + bytesRead)
+    // A failed read ahead is reported when it is awaited, not as an unhandled rejection.
+    next.catch(() => {})
     const data = chunk.subarray(0, bytesRead)
     const lines: RawLine[] = []
     let at = 0

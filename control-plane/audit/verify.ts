@@ -15,7 +15,7 @@ import {join} from 'node:path'
 import {AirlockError} from '../errors.js'
 import {nodeHash, verifyConsistency} from './merkle.js'
 import {parseCheckpoint, parseNote, verifyNote, type Checkpoint, type VerifierKey} from './note.js'
-import {fingerprintOf, leafOf, parseLine} from './entry.js'
+import {fingerprintOf, hexInto, isPrunedLine, leafOf, locateEntry, parseLine} from './entry.js'
 import {AUDIT_FILES, lineBatches, openEvents, readOrigin, RECOVERY_MARKER, type ReadLimits} from './store.js'
 
 export type AuditProblemCode =
@@ -252,7 +252,11 @@ async function scanEntries(dir: string, origin: string, sizes: Set<number>, limi
   let size = 0
   let bytes = 0
   let pruned = 0
-  let last: string | null = null
+  // The previous entry's fingerprint as hex bytes, and scratch for this one's: compared, never made into strings.
+  const lastHex = Buffer.alloc(64)
+  const hexScratch = Buffer.alloc(64)
+  const originBytes = Buffer.from(origin, 'latin1')
+  let hasLast = false
   let stopped = false
   if (sizes.has(0)) roots.set(0, range.root())
   const handle = await openEvents(dir)
@@ -285,21 +289,40 @@ async function scanEntries(dir: string, origin: string, sizes: Set<number>, limi
           const at = (code: AuditProblemCode, what: string): AuditProblem => ({code, index: size, line: raw.lineNumber, offset: raw.offset, message: `entry ${size} (events.jsonl line ${raw.lineNumber}, byte ${raw.offset}): ${what}`})
           let problem: AuditProblem | null = null
           let fingerprint: Buffer | null = null
-          let claimed = ''
+          const line = raw.line
+          const lastText = () => (hasLast ? `${lastHex.toString('latin1', 0, 16)}…` : 'none')
           try {
-            // Step 2: the line has the layout of an entry or a pruned stub.
-            const entry = parseLine(raw.line, raw.lineNumber, raw.offset)
-            claimed = entry.fingerprint
-            // Step 3: the entry's own bytes give its fingerprint (an edited entry does not).
-            fingerprint = entry.pruned ? Buffer.from(entry.fingerprint, 'hex') : fingerprintOf(raw.line)
-            if (!entry.pruned && entry.chainUid !== origin) problem = at('OTHER_ORIGIN', `chain_uid ${JSON.stringify(entry.chainUid)} is another log's (this one is ${origin})`)
-            else if (!entry.pruned && !fingerprint.equals(Buffer.from(entry.fingerprint, 'hex'))) problem = at('EDITED', `its fingerprint ${entry.fingerprint.slice(0, 16)}… is not the SHA-256 of its contents (${fingerprint.toString('hex').slice(0, 16)}…): the entry was changed after it was written`)
-            // Step 4: it names the entry before it (a deleted, swapped or inserted entry breaks the chain).
-            else if (entry.prev !== last) problem = at('CHAIN_BROKEN', `prev_event names ${entry.prev === null ? 'no entry' : `${entry.prev.slice(0, 16)}…`}, but the entry before it is ${last === null ? 'none' : `${last.slice(0, 16)}…`}: an entry was deleted, swapped or inserted`)
-            // Step 5: its uid is its position.
-            else if (entry.index !== size) problem = at('INDEX_GAP', `its uid is ${entry.index}, but it is entry ${size} of the log`)
-            else if (entry.pruned) pruned++
-            else if (raw.line.includes(marker)) recoveries.push(recoveryOf(raw.line, size))
+            if (isPrunedLine(line)) {
+              // Step 2 (pruned): the stub's layout; its recorded fingerprint is the leaf.
+              const entry = parseLine(line, raw.lineNumber, raw.offset)
+              fingerprint = Buffer.from(entry.fingerprint, 'hex')
+              if ((entry.prev === null) !== !hasLast || (entry.prev !== null && entry.prev !== lastHex.toString('latin1'))) problem = at('CHAIN_BROKEN', `the pruned stub's prev is ${entry.prev === null ? 'null' : `${entry.prev.slice(0, 16)}…`}, but the entry before it is ${lastText()}: an entry was deleted, swapped or inserted`)
+              else if (entry.index !== size) problem = at('INDEX_GAP', `its uid is ${entry.index}, but it is entry ${size} of the log`)
+              else {
+                pruned++
+                lastHex.write(entry.fingerprint, 0, 'latin1')
+              }
+            } else {
+              // Step 2: the line has the layout of an entry (compared as bytes: no string is made for a good entry).
+              const l = locateEntry(line, raw.lineNumber, raw.offset)
+              // Step 3: the entry's own bytes give its fingerprint (an edited entry does not).
+              fingerprint = fingerprintOf(line)
+              hexInto(fingerprint, hexScratch)
+              if (l.chainEnd - l.chainAt !== originBytes.length || line.compare(originBytes, 0, originBytes.length, l.chainAt, l.chainEnd) !== 0) {
+                problem = at('OTHER_ORIGIN', `chain_uid ${JSON.stringify(line.toString('latin1', l.chainAt, l.chainEnd))} is another log's (this one is ${origin})`)
+              } else if (line.compare(hexScratch, 0, 64, l.fpAt, l.fpAt + 64) !== 0) {
+                problem = at('EDITED', `its fingerprint ${line.toString('latin1', l.fpAt, l.fpAt + 16)}… is not the SHA-256 of its contents (${hexScratch.toString('latin1', 0, 16)}…): the entry was changed after it was written`)
+              } else if ((l.prevAt < 0) !== !hasLast || (l.prevAt >= 0 && line.compare(lastHex, 0, 64, l.prevAt, l.prevAt + 64) !== 0)) {
+                // Step 4: it names the entry before it (a deleted, swapped or inserted entry breaks the chain).
+                problem = at('CHAIN_BROKEN', `prev_event names ${l.prevAt < 0 ? 'no entry' : `${line.toString('latin1', l.prevAt, l.prevAt + 16)}…`}, but the entry before it is ${lastText()}: an entry was deleted, swapped or inserted`)
+              } else if (l.index !== size) {
+                // Step 5: its uid is its position.
+                problem = at('INDEX_GAP', `its uid is ${l.index}, but it is entry ${size} of the log`)
+              } else {
+                if (line.includes(marker)) recoveries.push(recoveryOf(line, size))
+                hexScratch.copy(lastHex)
+              }
+            }
           } catch (error) {
             if (!(error instanceof AirlockError) || error.code !== 'AUDIT_TAMPERED') throw error
             problem = {...at('MALFORMED', error.message.replace(/^events\.jsonl /, '')), message: `entry ${size}: ${error.message}`}
@@ -309,12 +332,12 @@ async function scanEntries(dir: string, origin: string, sizes: Set<number>, limi
             stopped = true
             break
           }
+          hasLast = true
           const leaf = leafOf(fingerprint!)
           tree.push(leaf)
           range.push(leaf)
-          last = claimed
           size++
-          bytes = raw.offset + raw.line.length + 1
+          bytes = raw.offset + line.length + 1
           if (sizes.has(size)) roots.set(size, range.root())
         }
         if (stopped) break

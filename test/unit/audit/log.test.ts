@@ -254,3 +254,42 @@ describe('the append lock', () => {
     expect(readFileSync(held, 'utf8')).toContain('live')
   })
 })
+
+describe('readEntries in small chunks', () => {
+  it('reads lines that span chunks and lines longer than a chunk the same, and refuses a line over the limit', async () => {
+    const dir = tempDir()
+    const log = await AuditLog.open(dir)
+    for (let i = 0; i < 20; i++) await log.append({n: i, pad: 'y'.repeat(i * 37)})
+    await log.close()
+    const whole = await all(dir)
+    for (const chunkBytes of [7, 64, 333, 4096]) {
+      const small: LogEntry[] = []
+      for await (const e of readEntries(dir, {limits: {chunkBytes, maxLineBytes: 1 << 20}})) small.push(e)
+      expect(small.map((e) => [e.index, e.offset, e.fingerprint, e.line.toString()])).toEqual(whole.map((e) => [e.index, e.offset, e.fingerprint, e.line.toString()]))
+    }
+    const err = await caught((async () => {
+      for await (const _ of readEntries(dir, {limits: {chunkBytes: 64, maxLineBytes: 500}})) void _
+    })())
+    expect(err.code).toBe('AUDIT_TAMPERED')
+    expect(err.message).toMatch(/line \d+ \(byte \d+\): longer than 500 bytes/)
+  })
+})
+
+describe('events.jsonl replaced under an open log', () => {
+  it('appends to the file the path names now (as retention leaves it), not to the old one', async () => {
+    const {renameSync} = await import('node:fs')
+    const dir = tempDir()
+    const log = await AuditLog.open(dir)
+    for (let i = 0; i < 3; i++) await log.append({n: i})
+    const entries = await all(dir)
+    const lines = readFileSync(join(dir, 'events.jsonl'), 'utf8').split('\n')
+    lines[0] = prunedLine({index: 0, fingerprint: entries[0]!.fingerprint, prev: null, time: 1})
+    writeFileSync(join(dir, 'events.new'), lines.join('\n'))
+    renameSync(join(dir, 'events.new'), join(dir, 'events.jsonl'))
+    expect((await log.append({n: 3})).index).toBe(3)
+    await log.close()
+    const after = await all(dir)
+    expect(after.map((e) => [e.index, e.pruned])).toEqual([[0, true], [1, false], [2, false], [3, false]])
+    expect(after[3]!.prev).toBe(after[2]!.fingerprint)
+  })
+})
