@@ -23,6 +23,9 @@ import {formatCheckpoint, signNote} from './note.js'
 import {Arena, encodeEntryInto, leafOf, parseLine, type AuditEvent} from './entry.js'
 import {acquireAuditLock, unavailable, DEFAULT_AUDIT_LOCK, type AuditLockOptions} from './lock.js'
 import {AUDIT_FILES, isValidOrigin, lineBatches, RECOVERY_MARKER} from './store.js'
+import {readAuditConfig, type AuditConfig} from './config.js'
+import {logRecoveryEvent} from './ocsf.js'
+import {redactEvent} from './redact.js'
 
 export {serializeEntry, prunedLine, fingerprintOf, parseLine, type AuditEvent, type LogEntry} from './entry.js'
 export {readEntries, readOrigin, AUDIT_FILES, RECOVERY_MARKER} from './store.js'
@@ -48,7 +51,10 @@ export interface AutoCheckpoint {
 
 export interface AuditLogOptions {
   now?: () => Date
+  /** Replaces the default redaction (redact.ts's redactEvent under this log's redaction.key and config.json), e.g. in tests of the store. */
   redact?: (e: AuditEvent) => AuditEvent
+  /** The airlock version events written by the log itself (recoveries) carry. */
+  toolVersion?: string
   checkpoint?: AutoCheckpoint
   lock?: AuditLockOptions
   /** Save state.json after this many entries since the last save (default 4096; also on close). */
@@ -89,6 +95,7 @@ export class AuditLog {
   readonly redactionKey: Uint8Array
   #handle: FileHandle
   readonly #opts: AuditLogOptions
+  readonly #config: AuditConfig
   readonly #now: () => Date
   #state: MerkleState | null = null
   #queue: Pending[] = []
@@ -97,7 +104,8 @@ export class AuditLog {
   #lastCheckpoint: {size: number; at: number}
   #savedAt = 0
 
-  private constructor(dir: string, origin: string, redactionKey: Uint8Array, handle: FileHandle, opts: AuditLogOptions, lastCheckpoint: number) {
+  private constructor(dir: string, origin: string, redactionKey: Uint8Array, handle: FileHandle, opts: AuditLogOptions, lastCheckpoint: number, config: AuditConfig) {
+    this.#config = config
     this.dir = dir
     this.origin = origin
     this.redactionKey = redactionKey
@@ -131,7 +139,7 @@ export class AuditLog {
     try {
       const release = await acquireAuditLock(abs, opts.lock ?? DEFAULT_AUDIT_LOCK)
       await release()
-      const log = new AuditLog(abs, origin, new Uint8Array(redactionKey), handle, opts, await latestCheckpointSize(abs))
+      const log = new AuditLog(abs, origin, new Uint8Array(redactionKey), handle, opts, await latestCheckpointSize(abs), await readAuditConfig(abs))
       return log
     } catch (error) {
       await handle.close()
@@ -144,7 +152,8 @@ export class AuditLog {
     if (this.#closed) return Promise.reject(new AirlockError('AUDIT_UNAVAILABLE', `audit log unavailable: ${this.dir} is closed`, {path: this.dir}))
     let redacted: AuditEvent
     try {
-      redacted = this.#opts.redact ? this.#opts.redact(event) : event
+      // Redaction before persistence, on by default: secrets and personal data become typed placeholders with a keyed hash.
+      redacted = this.#opts.redact ? this.#opts.redact(event) : redactEvent(event, {key: this.redactionKey, ipAddresses: this.#config.redactIpAddresses})
     } catch (error) {
       return Promise.reject(error)
     }
@@ -229,7 +238,7 @@ export class AuditLog {
         prev = fingerprint
         return {index: index++, fingerprint}
       }
-      if (recovery) add(recoveryEvent(recovery, this.#now()))
+      if (recovery) add(logRecoveryEvent({now: this.#now(), offset: recovery.offset, length: recovery.length, sha256: recovery.sha256, path: recovery.path, host: hostname(), toolVersion: this.#opts.toolVersion ?? 'unknown'}))
       // An event the serializer refuses (INVALID_INPUT) fails alone; the others are written.
       const results = events.map((e) => {
         try {
@@ -347,23 +356,6 @@ export interface TornRecovery {
  * The log-recovery event: OCSF Event Log Activity (1008), activity Other (99), saying where the
  * torn fragment was, how long it was and its SHA-256, and where it was moved.
  */
-function recoveryEvent(r: TornRecovery, now: Date): AuditEvent {
-  return {
-    activity_id: 99,
-    activity_name: 'Recover',
-    category_uid: 1,
-    class_uid: 1008,
-    class_name: 'Event Log Activity',
-    type_uid: 100899,
-    severity_id: 4,
-    status_id: 1,
-    time: now.getTime(),
-    message: `audit log recovery: a partial last line of ${r.length} bytes at byte ${r.offset} (an interrupted append) was moved to ${r.path}`,
-    metadata: {product: {name: 'airlock', vendor_name: 'airlock'}, version: '1.3.0'},
-    unmapped: {airlock_log_recovery: {offset: r.offset, length: r.length, sha256: r.sha256, path: r.path}},
-  }
-}
-
 /** Writes every chunk, in order, with writev (one system call per IOV_MAX chunks); a short write continues where it stopped. */
 async function writeAll(handle: FileHandle, chunks: Buffer[]): Promise<number> {
   const total = chunks.reduce((n, c) => n + c.length, 0)

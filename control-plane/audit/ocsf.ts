@@ -392,10 +392,11 @@ export function approvalEvent(i: ApprovalInput): AuditEvent {
 // The log's own events
 
 /** A torn last line moved aside by the store before its next append (6003 Other "Recover"). */
-export function logRecoveryEvent(i: {now: Date; offset: number; length: number; sha256: string; host: string; toolVersion: string}): AuditEvent {
+export function logRecoveryEvent(i: {now: Date; offset: number; length: number; sha256: string; path?: string; host: string; toolVersion: string}): AuditEvent {
   const event = apiActivity('Other', {now: i.now, toolVersion: i.toolVersion, host: i.host, actor: airlockActor(), operation: 'audit recover', ok: true, activityName: 'Recover', severity: 'Medium'})
   event.message = `a torn tail of ${i.length} bytes at offset ${i.offset} was moved aside`
-  event.unmapped = {airlock: {torn: {offset: i.offset, length: i.length, sha256: i.sha256, moved_to: `torn/${i.offset}.partial`}}}
+  // The key `audit verify` lists recoveries by (store.ts RECOVERY_MARKER).
+  event.unmapped = {airlock_log_recovery: {offset: i.offset, length: i.length, sha256: i.sha256, path: i.path ?? `torn/${i.offset}.partial`}}
   return event
 }
 

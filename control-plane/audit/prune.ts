@@ -17,6 +17,7 @@
  * 5. The rewrite: events.jsonl is replaced atomically (temporary file, fsync, rename, fsync of the
  *    folder) under the log's lock; a crash before the rename leaves the log as it was.
  */
+import {readAuditConfig} from './config.js'
 import {createHash} from 'node:crypto'
 import {constants} from 'node:fs'
 import {open, rename, unlink} from 'node:fs/promises'
@@ -43,28 +44,10 @@ export interface RetentionConfig {
   archive: boolean
 }
 
-/** config.json in the audit folder; absent means no floor and no archive. Malformed is INVALID_INPUT naming the field. */
+/** config.json in the audit folder (config.ts); absent means no floor and no archive. */
 export async function readRetentionConfig(dir: string): Promise<RetentionConfig> {
-  const file = join(dir, 'config.json')
-  let text: string
-  try {
-    text = await readRegularFile(file, {maxBytes: 64 * 1024})
-  } catch (error) {
-    if ((error as AirlockError).details?.errno === 'ENOENT') return {retentionFloorDays: 0, archive: false}
-    throw error
-  }
-  let config: Record<string, unknown>
-  try {
-    config = JSON.parse(text) as Record<string, unknown>
-  } catch (error) {
-    throw new AirlockError('INVALID_INPUT', `${file}: not JSON (${(error as Error).message})`, {file})
-  }
-  if (config === null || typeof config !== 'object' || Array.isArray(config)) throw new AirlockError('INVALID_INPUT', `${file}: not a JSON object`, {file})
-  const floor = config.retentionFloorDays ?? 0
-  if (typeof floor !== 'number' || !Number.isSafeInteger(floor) || floor < 0) throw new AirlockError('INVALID_INPUT', `${file}: retentionFloorDays: not a whole number of days`, {file, field: 'retentionFloorDays'})
-  const archive = config.archive ?? false
-  if (typeof archive !== 'boolean') throw new AirlockError('INVALID_INPUT', `${file}: archive: not true or false`, {file, field: 'archive'})
-  return {retentionFloorDays: floor, archive}
+  const {retentionFloorDays, archive} = await readAuditConfig(dir)
+  return {retentionFloorDays, archive}
 }
 
 /** The last checkpoint in checkpoints/ that commits to this log: its size (0 when there is none). */
