@@ -7,12 +7,10 @@ import {Flags} from '@oclif/core'
 import type {Limits} from '../control-plane/limits.js'
 import type {VerifierKey} from '../control-plane/audit/note.js'
 import type {TrustPolicy} from '../control-plane/manifests/models.js'
-import {anchorFlag} from './_base.js'
+import {anchorFlag, auditDirFlag} from './_base.js'
 import {readInput} from './_policy.js'
 
-export const auditDirFlag = {
-  'audit-dir': Flags.string({description: 'the audit log folder (default: $AIRLOCK_AUDIT_DIR, else $XDG_STATE_HOME/airlock/audit, else ~/.local/state/airlock/audit)'}),
-}
+export {auditDirFlag}
 
 /** Where the audit keys come from when --key is not given. */
 export const auditTrustFlags = {

@@ -4,7 +4,7 @@ import {asAirlockError, exitFor, toErrorJson, type Outcome as Exit} from '../con
 import {DEFAULT_LIMITS, type Limits} from '../control-plane/limits.js'
 import type {Signer} from '../control-plane/crypto/keys.js'
 import type {ChangeRequest, Plan} from '../control-plane/plan/plan.js'
-import type {PipelineContext} from '../control-plane/pipeline/draft.js'
+import type {PipelineContext, RecordedEvent} from '../control-plane/pipeline/draft.js'
 import type {CandidateResult, Mode, Outcome, PipelineInput} from '../control-plane/pipeline/pipeline.js'
 import {forTerminal, guardHumanOutput, jsonText, messageLines} from '../control-plane/terminal.js'
 import {identityFlags} from './_identity.js'
@@ -13,6 +13,7 @@ import type {ApplyResult} from '../control-plane/plan/apply.js'
 import type {Repository} from '../control-plane/repo/repository.js'
 import type {GatePipeline} from '../control-plane/gates/types.js'
 import type {Requester} from '../control-plane/plan/plan.js'
+import type {AuditEvent, AuditLog} from '../control-plane/audit/log.js'
 
 /**
  * Reports an error: the small JSON shape on stdout with --json, one line on stderr otherwise.
@@ -41,6 +42,11 @@ export abstract class AirlockCommand extends Command {
   /** How the command ended when it did not throw; `finally` turns it into the exit code. */
   protected outcome: Exit = 'ok'
 
+  /** This host's audit log, once the command records into it; closed (flushed) in `finally`. */
+  private auditLog: AuditLog | null = null
+  /** A command that changes something or enforces a decision: an event it cannot record fails it (fail closed). */
+  private auditRequired = false
+
   /** Writes data (JSON lines) to stdout past the human-output guard: JSON escapes its own strings. */
   protected writeData: (text: string) => void = (text) => void process.stdout.write(text)
 
@@ -63,8 +69,61 @@ export abstract class AirlockCommand extends Command {
 
   protected override async finally(err: Error | undefined): Promise<void> {
     if (!err) process.exitCode = exitFor(this.outcome)
+    if (this.auditLog) {
+      const log = this.auditLog
+      this.auditLog = null
+      // Every append already waited for its fdatasync; closing saves the state cache (and makes a checkpoint when one is due).
+      await log.close().catch((error: unknown) => this.warnUnrecorded(error))
+    }
     return super.finally(err)
   }
+
+  /**
+   * Opens this host's audit log (--audit-dir, $AIRLOCK_AUDIT_DIR, else the XDG state folder) for
+   * the events this command records. `required`: the command changes something or enforces a
+   * decision, and fails closed (AUDIT_UNAVAILABLE) when the log cannot be written; otherwise an
+   * unwritable log is a warning. With AIRLOCK_AUDIT_KEY set (a key of role audit), a checkpoint
+   * is signed whenever one is due (every 1,024 entries or 60 s).
+   */
+  protected async openAudit(flags: {'audit-dir'?: string}, required: boolean): Promise<void> {
+    this.auditRequired ||= required
+    if (this.auditLog) return
+    const {AuditLog, auditDirFrom} = await import('../control-plane/audit/log.js')
+    try {
+      let checkpoint: {signer: Signer; onClose: false} | undefined
+      if (process.env.AIRLOCK_AUDIT_KEY) {
+        const {loadSigner} = await import('../control-plane/crypto/keys.js')
+        checkpoint = {signer: await loadSigner({env: process.env.AIRLOCK_AUDIT_KEY}, 'audit'), onClose: false}
+      }
+      this.auditLog = await AuditLog.open(auditDirFrom(flags['audit-dir'], process.env), {toolVersion: this.config.version, ...(checkpoint ? {checkpoint} : {})})
+    } catch (error) {
+      if (this.auditRequired) throw error
+      this.warnUnrecorded(error)
+    }
+  }
+
+  /** Appends one event (the log redacts it before it is written); resolves once it is on disk. */
+  protected async recordAudit(event: AuditEvent): Promise<RecordedEvent | undefined> {
+    if (!this.auditLog) {
+      if (this.auditRequired) {
+        const {AirlockError} = await import('../control-plane/errors.js')
+        throw new AirlockError('AUDIT_UNAVAILABLE', 'audit log unavailable: it was not opened')
+      }
+      return undefined
+    }
+    try {
+      return await this.auditLog.append(event)
+    } catch (error) {
+      if (this.auditRequired) throw error
+      this.warnUnrecorded(error)
+      return undefined
+    }
+  }
+
+  private warnUnrecorded(error: unknown): void {
+    process.stderr.write(messageLines('airlock: warning: not recorded in the audit log: ', asAirlockError(error).message))
+  }
+
 
   /** `--json` output: one plain JSON object (oclif's own logJson colourises it token by token). */
   protected override logJson(json: unknown): void {
@@ -111,19 +170,38 @@ export abstract class AirlockCommand extends Command {
    */
   protected async pipelineContext(repo: Repository, flags: PipelineFlags): Promise<PipelineContext> {
     await this.oneShotWasm()
+    // --apply changes the repository: a change that cannot be recorded is not made (fail closed).
+    await this.openAudit(flags, flags.apply === true)
     const [{actingIdentity}, {verifyPinned, verifyBundleFor}] = await Promise.all([import('./_identity.js'), import('../platform/images/policy.js')])
     const {now, limits} = this
+    const requestedBy = await this.requester(flags.actor)
     return {
       now,
       reason: flags.reason ?? '',
-      requestedBy: await this.requester(flags.actor),
-      identity: await actingIdentity(flags, repo, now),
+      requestedBy,
+      identity: await actingIdentity(flags, repo, now, {record: (e) => this.recordAudit(e), toolVersion: this.config.version}),
+      record: (outcome, extra) => this.recordOutcome(outcome, requestedBy.actor, flags, extra),
       anchor: anchorInput(flags),
       limits,
       verifier: {
         pinned: (r, commit, image, digest, trust, extra) => verifyPinned(r, commit, image, digest, trust, now, limits, extra),
         bundle: (r, commit, image, digest, bundle, trust) => verifyBundleFor(r, commit, image, digest, bundle, trust, now, limits),
       },
+    }
+  }
+
+  /** The record step's sink: the outcome as an OCSF event (API Activity, with the authorization decision). */
+  private async recordOutcome(outcome: Outcome, actor: string, flags: PipelineFlags, extra: {drill?: string; operation?: string} = {}): Promise<RecordedEvent | undefined> {
+    const {outcomeEvent} = await import('../control-plane/audit/ocsf.js')
+    const {hostname} = await import('node:os')
+    const mode = flags.apply ? 'apply' : flags.out ? 'save' : 'plan'
+    try {
+      return await this.recordAudit(outcomeEvent(outcome, {now: new Date(), actor, host: hostname(), toolVersion: this.config.version, mode, ...extra}))
+    } catch (error) {
+      // After the commit: the change stands, and the command says it was not recorded.
+      if (outcome.status !== 'applied') throw error
+      const {AirlockError} = await import('../control-plane/errors.js')
+      throw new AirlockError('AUDIT_UNAVAILABLE', `the change was applied (commit ${outcome.applied.commit}) but could not be recorded in the audit log: ${asAirlockError(error).message}`, {commit: outcome.applied.commit})
     }
   }
 
@@ -182,7 +260,11 @@ export abstract class AirlockCommand extends Command {
   }
 }
 
-export type PipelineFlags = {reason?: string; actor?: string; 'trust-anchor'?: string; jwt?: string; jwks?: string; issuer?: string; audience?: string; ca?: string}
+export type PipelineFlags = {reason?: string; actor?: string; 'trust-anchor'?: string; jwt?: string; jwks?: string; issuer?: string; audience?: string; ca?: string; apply?: boolean; out?: string; 'audit-dir'?: string}
+
+export const auditDirFlag = {
+  'audit-dir': Flags.string({description: 'the audit log folder (default: $AIRLOCK_AUDIT_DIR, else $XDG_STATE_HOME/airlock/audit, else ~/.local/state/airlock/audit)', helpGroup: 'AUDIT'}),
+}
 
 export const anchorFlag = {
   'trust-anchor': Flags.string({description: 'the commit trust starts at, a full commit id (default: $AIRLOCK_TRUST_ANCHOR, else git config airlock.trustAnchor, which `airlock trust pin` and `airlock init` set)'}),
@@ -191,6 +273,7 @@ export const anchorFlag = {
 export const planFlags = {
   ...identityFlags,
   ...anchorFlag,
+  ...auditDirFlag,
   apply: Flags.boolean({description: 'make the change (default: print the plan only)', default: false}),
   out: Flags.string({description: 'save the plan to FILE, for `airlock apply FILE`'}),
   reason: Flags.string({description: 'why: recorded in the commit and the receipt', default: ''}),

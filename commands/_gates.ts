@@ -2,12 +2,13 @@ import {Flags} from '@oclif/core'
 import type {GateEvent, SuiteRun} from '../control-plane/gates/runner.js'
 import type {GateRunRecord, TestResultStatement} from '../control-plane/gates/types.js'
 import {forTerminal as t} from '../control-plane/terminal.js'
-import {AirlockCommand, anchorFlag} from './_base.js'
+import {AirlockCommand, anchorFlag, auditDirFlag} from './_base.js'
 import {identityFlags} from './_identity.js'
 
 export const gateRunFlags = {
   ...identityFlags,
   ...anchorFlag,
+  ...auditDirFlag,
   host: Flags.boolean({description: 'this is a lab host (nested virtualization): run the gates that require one (default: they are not_run and do not fail the run)', default: false}),
   jobs: Flags.integer({description: 'gates run at once', default: 2, min: 1, max: 64}),
   junit: Flags.string({description: 'also write the run as JUnit XML to FILE (a testcase per gate)'}),
@@ -58,6 +59,7 @@ type GateRunFlags = {
   audience?: string
   ca?: string
   example?: boolean
+  'audit-dir'?: string
 }
 
 export interface GateRunOutput {
@@ -110,6 +112,9 @@ export abstract class GateRunCommand extends AirlockCommand {
     // the pipeline: who acts, the anchor, the evidence key. Built only when the suite has one.
     const recording = flags.apply || flags.out !== undefined
     if (recording) await (await import('../control-plane/gates/run-suite.js')).requireCleanWorkTree(head.repo, head.commit)
+    // Each gate's result goes into this host's audit log; a run whose receipt is recorded fails closed without it.
+    await this.openAudit(flags, recording)
+    const {auditDirFrom} = await import('../control-plane/audit/log.js')
     const pipeline = gates.some((g) => g.uses === 'builtin/rollback-drill') ? await this.gatePipeline(head.repo, flags) : undefined
     const display = await this.display(suite, gates.map((g) => g.id))
     const {run, statement} = await runGateSuite({
@@ -129,8 +134,23 @@ export abstract class GateRunCommand extends AirlockCommand {
       onEvent: display.onEvent,
       pipeline,
       recording,
+      auditDir: auditDirFrom(flags['audit-dir'], process.env),
     })
     await display.done()
+    const [{gateFindingEvent}, {hostname}] = await Promise.all([import('../control-plane/audit/ocsf.js'), import('node:os')])
+    const uses = new Map(gates.map((g) => [g.id, g]))
+    for (const g of run.gates) {
+      const spec = uses.get(g.id)
+      await this.recordAudit(
+        gateFindingEvent({
+          now: new Date(),
+          suite,
+          gate: {id: g.id, ...(spec?.uses ? {uses: spec.uses} : {}), ...(spec?.run ? {run: spec.run} : {}), status: g.status, reason: g.reason, mode: g.mode, required: g.required},
+          run: {commit: head.commit, result: run.result, host: hostname()},
+          toolVersion: this.config.version,
+        }),
+      )
+    }
     const outputs = await import('../control-plane/gates/outputs.js')
     const {writeFileAtomic} = await import('../control-plane/repo/files.js')
     if (flags.junit) await writeFileAtomic(flags.junit, outputs.junitXml(run))

@@ -1,4 +1,4 @@
-import {userInfo} from 'node:os'
+import {hostname, userInfo} from 'node:os'
 import {Flags} from '@oclif/core'
 import {AirlockError} from '../control-plane/errors.js'
 import type {Identity} from '../control-plane/identity/jwt.js'
@@ -14,6 +14,12 @@ export const identityFlags = {
 }
 
 type IdentityFlags = {jwt?: string; jwks?: string; issuer?: string; audience?: string; ca?: string}
+
+/** Where an accepted or refused token is recorded (the audit log's Authentication events). */
+export interface Recorder {
+  record: (event: import('../control-plane/audit/log.js').AuditEvent) => Promise<unknown>
+  toolVersion: string
+}
 
 /** The principal of a verified token: --jwks from a file or an https:// URL; iss and aud required. */
 export async function tokenIdentity(flags: IdentityFlags, now: Date): Promise<Identity> {
@@ -37,11 +43,27 @@ export async function tokenIdentity(flags: IdentityFlags, now: Date): Promise<Id
  * Who is acting: the verified token's principal, or, for an operator at a terminal, the git
  * identity as an unauthenticated user with no roles and no MFA.
  */
-export async function actingIdentity(flags: IdentityFlags, repo: Repository, now: Date): Promise<Identity> {
-  if (flags.jwt) return tokenIdentity(flags, now)
+export async function actingIdentity(flags: IdentityFlags, repo: Repository, now: Date, recorder?: Recorder): Promise<Identity> {
+  if (flags.jwt) return recorder ? recordedTokenIdentity(flags, now, recorder) : tokenIdentity(flags, now)
   const {localIdentity} = await import('../control-plane/identity/jwt.js')
   const git = await repo.gitIdentity()
   const name = git.name || process.env.GIT_AUTHOR_NAME || userInfo().username
   const email = git.email || process.env.GIT_AUTHOR_EMAIL || `${userInfo().username}@localhost`
   return localIdentity(name, email)
+}
+
+/** tokenIdentity, with the token's acceptance or refusal recorded (Authentication 3002) before the answer is used. */
+export async function recordedTokenIdentity(flags: IdentityFlags, now: Date, {record, toolVersion}: Recorder): Promise<Identity> {
+  const {authenticationEvent} = await import('../control-plane/audit/ocsf.js')
+  const base = {now, via: 'jwt' as const, host: hostname(), toolVersion, ...(flags.issuer ? {issuer: flags.issuer} : {}), ...(flags.audience ? {audience: flags.audience} : {})}
+  let identity: Identity
+  try {
+    identity = await tokenIdentity(flags, now)
+  } catch (error) {
+    const e = error instanceof AirlockError ? error : null
+    await record(authenticationEvent({...base, accepted: false, reason: e?.message ?? 'the token was refused', ...(e ? {code: e.code} : {})}))
+    throw error
+  }
+  await record(authenticationEvent({...base, accepted: true, subject: identity.principal.id}))
+  return identity
 }

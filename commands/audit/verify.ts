@@ -10,7 +10,7 @@ export default class AuditVerify extends AirlockCommand {
   static override summary = 'Verify the audit log: every fingerprint, the hash chain, the Merkle tree, and every signed checkpoint.'
   static override description =
     'Checkpoints are checked with --key verifier keys, else with the role-audit keys of trust.yaml at the verified HEAD (or --trust FILE). ' +
-    '--from-checkpoint FILE names a checkpoint you trust (the last one you verified): the log must extend it. Exit 1 names the first bad entry or checkpoint.'
+    '--from-checkpoint FILE names a checkpoint you trust (the last one you verified): the log must extend it. In a repository (without --key or --trust), every checkpoint of this log published under docs/evidence/audit/ at the verified HEAD must be one the log extends: a log rewritten after publishing is caught. Exit 1 names the first bad entry or checkpoint.'
   static override flags = {
     ...auditDirFlag,
     ...auditTrustFlags,
@@ -31,7 +31,15 @@ export default class AuditVerify extends AirlockCommand {
         ? await auditKeysOf((await auditTrust(flags, this)).trust, origin, this.now)
         : []
     const fromCheckpoint = flags['from-checkpoint'] ? await readInput(flags['from-checkpoint']) : undefined
-    const report = await verifyLog(dir, {keys, now: this.now, ...(fromCheckpoint !== undefined ? {fromCheckpoint} : {})})
+    // Git is the witness: in a repository (keys from its trust.yaml), every checkpoint of this log
+    // published at the verified HEAD must be one the log still extends.
+    let witnessed: Array<{path: string; text: string}> = []
+    if (!flags.key?.length && !flags.trust && (await inRepository(flags.repo))) {
+      const [{verifiedHead}, {publishedCheckpoints}] = await Promise.all([import('../_policy.js'), import('../../control-plane/audit/published.js')])
+      const head = await verifiedHead(flags, this)
+      witnessed = (await publishedCheckpoints(head.repo, head.commit, {origin, limits: this.limits})).map((p) => ({path: p.path, text: p.text}))
+    }
+    const report = await verifyLog(dir, {keys, now: this.now, witnessed, ...(fromCheckpoint !== undefined ? {fromCheckpoint} : {})})
     if (!this.jsonEnabled()) this.log(renderReport(report))
     if (!report.ok) {
       const p = report.problems[0]!

@@ -45,8 +45,10 @@ export interface AutoCheckpoint {
   signer: Signer
   /** Checkpoint after this many new entries (default 1024). */
   every?: number
-  /** Checkpoint at the first append this long after the last checkpoint (default 60 s). */
+  /** Checkpoint at the first append this long after the last checkpoint (default 60 s; the last one's file time counts across processes). */
   intervalMs?: number
+  /** close() checkpoints whatever is new (default true); false: only when due by `every` or `intervalMs` (one-shot commands). */
+  onClose?: boolean
 }
 
 export interface AuditLogOptions {
@@ -104,7 +106,7 @@ export class AuditLog {
   #lastCheckpoint: {size: number; at: number}
   #savedAt = 0
 
-  private constructor(dir: string, origin: string, redactionKey: Uint8Array, handle: FileHandle, opts: AuditLogOptions, lastCheckpoint: number, config: AuditConfig) {
+  private constructor(dir: string, origin: string, redactionKey: Uint8Array, handle: FileHandle, opts: AuditLogOptions, lastCheckpoint: {size: number; at: number | null}, config: AuditConfig) {
     this.#config = config
     this.dir = dir
     this.origin = origin
@@ -112,7 +114,7 @@ export class AuditLog {
     this.#handle = handle
     this.#opts = opts
     this.#now = opts.now ?? (() => new Date())
-    this.#lastCheckpoint = {size: lastCheckpoint, at: this.#now().getTime()}
+    this.#lastCheckpoint = {size: lastCheckpoint.size, at: lastCheckpoint.at ?? this.#now().getTime()}
   }
 
   /**
@@ -139,7 +141,7 @@ export class AuditLog {
     try {
       const release = await acquireAuditLock(abs, opts.lock ?? DEFAULT_AUDIT_LOCK)
       await release()
-      const log = new AuditLog(abs, origin, new Uint8Array(redactionKey), handle, opts, await latestCheckpointSize(abs), await readAuditConfig(abs))
+      const log = new AuditLog(abs, origin, new Uint8Array(redactionKey), handle, opts, await lastCheckpointOf(abs), await readAuditConfig(abs))
       return log
     } catch (error) {
       await handle.close()
@@ -175,7 +177,8 @@ export class AuditLog {
     this.#closed = true
     try {
       const state = this.#state
-      if (state && this.#opts.checkpoint && state.size > this.#lastCheckpoint.size) {
+      const auto = this.#opts.checkpoint
+      if (state && auto && state.size > this.#lastCheckpoint.size && (auto.onClose !== false || this.#due(state.size))) {
         const release = await acquireAuditLock(this.dir, this.#opts.lock ?? DEFAULT_AUDIT_LOCK)
         try {
           await this.#catchUp()
@@ -333,8 +336,12 @@ export class AuditLog {
     const auto = this.#opts.checkpoint
     const state = this.#state
     if (!auto || !state || state.size <= this.#lastCheckpoint.size) return
-    const due = state.size - this.#lastCheckpoint.size >= (auto.every ?? 1024) || this.#now().getTime() - this.#lastCheckpoint.at >= (auto.intervalMs ?? 60_000)
-    if (due) await this.#checkpoint()
+    if (this.#due(state.size)) await this.#checkpoint()
+  }
+
+  #due(size: number): boolean {
+    const auto = this.#opts.checkpoint!
+    return size - this.#lastCheckpoint.size >= (auto.every ?? 1024) || this.#now().getTime() - this.#lastCheckpoint.at >= (auto.intervalMs ?? 60_000)
   }
 
   async #checkpoint(): Promise<void> {
@@ -356,6 +363,14 @@ export interface TornRecovery {
  * The log-recovery event: OCSF Event Log Activity (1008), activity Other (99), saying where the
  * torn fragment was, how long it was and its SHA-256, and where it was moved.
  */
+/** The newest checkpoint's size and file time (null time: none yet, counted from now). */
+async function lastCheckpointOf(dir: string): Promise<{size: number; at: number | null}> {
+  const size = await latestCheckpointSize(dir)
+  if (size === 0) return {size, at: null}
+  const st = await stat(join(dir, AUDIT_FILES.checkpoints, checkpointName(size))).catch(() => null)
+  return {size, at: st ? st.mtimeMs : null}
+}
+
 /** Writes every chunk, in order, with writev (one system call per IOV_MAX chunks); a short write continues where it stopped. */
 async function writeAll(handle: FileHandle, chunks: Buffer[]): Promise<number> {
   const total = chunks.reduce((n, c) => n + c.length, 0)

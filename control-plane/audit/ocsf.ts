@@ -156,6 +156,8 @@ export interface OutcomeContext {
   mode: string
   /** The operation, when the outcome carries no plan (a refusal before one was made). */
   operation?: string
+  /** Inside a rollback drill's throwaway clone: the drill's id (a rehearsal, not a change of the fleet). */
+  drill?: string
 }
 
 /** The deciding policies of an authorization: `id (file:line)` → {uid: id, name: the whole reference}. */
@@ -211,6 +213,7 @@ export function outcomeEvent(outcome: Outcome, ctx: OutcomeContext): AuditEvent 
       operation,
       outcome: outcome.status,
       mode: ctx.mode,
+      ...(ctx.drill ? {drill: ctx.drill} : {}),
       ...(plan
         ? {
             base_commit: plan.baseCommit,

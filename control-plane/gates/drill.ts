@@ -120,6 +120,8 @@ export interface RollbackDrill {
   /** Receipts the drill's promote and rollback wrote in the clone. */
   receipts: string[]
   verification: {ok: boolean; receipts: number; receiptsVerified: number; commitsWalked: number; problems: Array<{code: string; message: string}>} | null
+  /** Where the record step put each step's event in this host's audit log (empty: nothing recorded). */
+  audit: Array<{index: number; fingerprint: string; operation: string | null; status: string; commit: string | null}>
 }
 
 /** A pipeline step in the clone that did not apply: its outcome's reason. */
@@ -204,6 +206,7 @@ export async function runRollbackDrill(opts: RollbackDrillOptions): Promise<Roll
     sourceCommit: opts.commit,
     finalCommit: null,
     receipts: [],
+    audit: [],
     verification: null,
   }
   const notRun = (reason: string): RollbackDrill => ({...report, status: 'not_run', reason})
@@ -312,8 +315,17 @@ async function drill(opts: RollbackDrillOptions, report: RollbackDrill, run: Dri
     report.digests.test = test
 
     // Every step: the pipeline in the clone, with the anchor handed in (never the clone's config).
-    // No record step: what happens in the clone is a rehearsal, never an event of the fleet's audit log.
-    const ctx: PipelineContext = {...pipeline.context, now: opts.now, anchor: anchorInput, reason: `rollback drill: ${name}/${channel} in a throwaway clone`, record: undefined, drill: report.id}
+    // The record step writes each outcome to this host's audit log marked with the drill's id (a
+    // rehearsal, never a change of the fleet); where each went is kept so the gate checks the log.
+    const sink = pipeline.context.record
+    const record: PipelineContext['record'] = sink
+      ? async (outcome, extra) => {
+          const at = await sink(outcome, extra)
+          if (at) report.audit.push({...at, operation: outcome.plan?.operation ?? null, status: outcome.status, commit: outcome.status === 'applied' ? outcome.applied.commit : null})
+          return at
+        }
+      : undefined
+    const ctx: PipelineContext = {...pipeline.context, now: opts.now, anchor: anchorInput, reason: `rollback drill: ${name}/${channel} in a throwaway clone`, record, drill: report.id}
     const mode: Mode = {kind: 'apply', signer: async () => signer, toolVersion: pipeline.toolVersion}
     const apply = async (step: DrillStepName, command: string, timed: boolean, request: ChangeRequest) => {
       current = step

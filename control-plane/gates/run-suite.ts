@@ -38,6 +38,8 @@ export interface GateRunInput {
   recording?: boolean
   /** The command's side of the pipeline, for gates that run changes (the rollback drill); without it they are not_run. */
   pipeline?: GatePipeline
+  /** This host's audit log folder (the audit-integrity gate verifies it; the rollback drill checks its steps were recorded). */
+  auditDir?: string
 }
 
 /** The gates file at the verified commit; a fleet without one is told how to add it. */
@@ -68,7 +70,7 @@ export async function runGateSuite(input: GateRunInput): Promise<{run: SuiteRun;
     builtins,
     clock: input.clock,
     onEvent: input.onEvent,
-    context: {repo, commit, dir: repo.dir, limits, now: input.now, anchor: input.anchor, pipeline: input.pipeline, lastPassing: (gateId) => lastPassingRecord(repo, commit, input.suite, gateId, limits)},
+    context: {repo, commit, dir: repo.dir, limits, now: input.now, anchor: input.anchor, pipeline: input.pipeline, ...(input.auditDir ? {auditDir: input.auditDir} : {}), lastPassing: (gateId) => lastPassingRecord(repo, commit, input.suite, gateId, limits)},
     runCommand: (gate, ctx) => runCommandGate({run: gate.run!, expect: gate.expect, timeoutMs: gate.timeoutMs}, {dir: ctx.dir, signal: ctx.signal, limits: ctx.limits, env: input.env}),
   })
   // A gate that edited tracked files while it ran (and a run that speaks for the commit) is not signed.

@@ -70,6 +70,8 @@ export interface GateContext {
    * drill, in a throwaway clone): absent, such a gate is `not_run`. Optional (added by the drill).
    */
   pipeline?: GatePipeline
+  /** This host's audit log folder, when the command knows it (audit-integrity, rollback-drill). */
+  auditDir?: string
 }
 
 /**

@@ -58,6 +58,12 @@ export interface SignatureVerifier {
   bundle(repo: Repository, commit: string, image: GoldenImage, digest: string, bundle: NonNullable<Pin['bundle']>, trust: TrustPolicy): Promise<{record: SignatureVerification; inputs: PlanInput[]}>
 }
 
+/** Where the record step's event went: its index and fingerprint in this host's audit log. */
+export interface RecordedEvent {
+  index: number
+  fingerprint: string
+}
+
 export interface PipelineContext {
   /** The reference time of the command: verification and authorization happen now. */
   now: Date
@@ -76,6 +82,9 @@ export interface PipelineContext {
    * `Airlock-Drill` trailer, and only a history verified with the same id accepts such commits.
    */
   drill?: string
-  /** The record step's sink: it sees every outcome, refusals included (the audit log's writer). */
-  record?: (outcome: import('./pipeline.js').Outcome) => Promise<void>
+  /**
+   * The record step's sink: it sees every outcome, refusals included (the audit log's writer),
+   * with the drill's id inside a rollback drill; it answers where the event went in the log.
+   */
+  record?: (outcome: import('./pipeline.js').Outcome, extra?: {drill?: string; operation?: string}) => Promise<RecordedEvent | void>
 }

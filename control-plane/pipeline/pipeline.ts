@@ -348,8 +348,10 @@ async function stage(repo: Repository, plan: Plan): Promise<string[]> {
 }
 
 /** Step 8 — record: every outcome, refusals included (the audit log writes it here). */
-async function record(outcome: Outcome, ctx: PipelineContext): Promise<void> {
-  await ctx.record?.(outcome)
+async function record(outcome: Outcome, ctx: PipelineContext, input: PipelineInput): Promise<void> {
+  // What was asked, for a refusal that came before any plan (the plan names it otherwise).
+  const operation = 'request' in input ? input.request.kind : 'saved' in input ? input.saved.operation : undefined
+  await ctx.record?.(outcome, {...(ctx.drill ? {drill: ctx.drill} : {}), ...(operation ? {operation} : {})})
 }
 
 /**
@@ -394,12 +396,12 @@ export async function execute(repo: Repository | null, input: PipelineInput, mod
     // Only what nothing anticipated escapes (INTERNAL); the command prints it with its stack.
     const e = asAirlockError(error)
     if (e.code === 'INTERNAL') {
-      await record({status: 'refused', plan, error: e}, ctx)
+      await record({status: 'refused', plan, error: e}, ctx, input)
       throw error
     }
     outcome = {status: 'refused', plan, error: e}
   }
   outcome = withTried(outcome)
-  await record(outcome, ctx)
+  await record(outcome, ctx, input)
   return outcome
 }

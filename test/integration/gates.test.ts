@@ -60,11 +60,11 @@ function wellFormed(xml: string): boolean {
 }
 
 describe('the scaffolded suites on a fresh fleet', () => {
-  it('postsession: audit-integrity not run (optional until the audit log exists), the drill not run without the command\'s pipeline (required: fails the run)', async () => {
+  it('postsession: audit-integrity not run (no audit folder given), the drill not run without the command\'s pipeline (required: fails the run)', async () => {
     const h = await head()
     const {run} = await runGateSuite({...h, suite: 'postsession', host: false, jobs: 2, limits, now: new Date(), clock, toolVersion: 'test'})
     expect(run.gates.map((g) => [g.id, g.status, g.reason])).toEqual([
-      ['audit-integrity', 'not_run', 'the audit log does not exist yet (issue 19)'],
+      ['audit-integrity', 'not_run', 'no audit log folder was given to the run'],
       ['rollback-drill', 'not_run', expect.stringMatching(/^no pipeline context was handed to the drill/)],
       ['secret-rescan', 'pass', expect.stringMatching(/^no secrets in \d+ files/)],
       ['digest-align', 'not_run', 'requires a lab host (--host)'],

@@ -37,7 +37,34 @@ export function drillEvidence(d: RollbackDrill): Record<string, unknown> {
     finalCommit: d.finalCommit,
     receipts: d.receipts,
     verification: d.verification,
+    audit: d.audit,
   }
+}
+
+/**
+ * What is wrong with the drill's audit trail (null: nothing): with a record step, every applied
+ * step has an event, and each event is in the log at the index given, with the fingerprint given,
+ * marked with the drill's id and the step's commit.
+ */
+async function checkLogged(d: RollbackDrill, ctx: GateContext): Promise<string | null> {
+  if (!ctx.pipeline?.context.record) return null
+  const applied = d.steps.filter((s) => s.commit && s.receipt)
+  const missing = applied.filter((s) => !d.audit.some((a) => a.commit === s.commit))
+  if (missing.length) return `the audit log did not record the drill's ${missing.map((s) => s.step).join(', ')}`
+  if (!ctx.auditDir || d.audit.length === 0) return null
+  const {readEntries} = await import('../../audit/log.js')
+  const want = new Map(d.audit.map((a) => [a.index, a]))
+  const first = Math.min(...want.keys())
+  for await (const e of readEntries(ctx.auditDir, {from: first})) {
+    const a = want.get(e.index)
+    if (!a) continue
+    if (e.fingerprint !== a.fingerprint) return `audit-log entry ${e.index} is not the drill's event (fingerprint ${e.fingerprint.slice(0, 12)}, recorded ${a.fingerprint.slice(0, 12)})`
+    const event = JSON.parse(e.line.toString('utf8')) as {unmapped?: {airlock?: {drill?: string; commit?: string}}}
+    if (event.unmapped?.airlock?.drill !== d.id || (a.commit && event.unmapped.airlock.commit !== a.commit)) return `audit-log entry ${e.index} does not name the drill ${d.id}`
+    want.delete(e.index)
+    if (want.size === 0) break
+  }
+  return want.size ? `audit-log entries ${[...want.keys()].join(', ')} are missing from ${ctx.auditDir}` : null
 }
 
 export const rollbackDrill: BuiltinGate = {
@@ -70,7 +97,12 @@ export const rollbackDrill: BuiltinGate = {
       limits: ctx.limits,
       signal: ctx.signal,
     })
-    return {status: d.status, reason: d.reason, evidence: drillEvidence(d)}
+    if (d.status !== 'pass') return {status: d.status, reason: d.reason, evidence: drillEvidence(d)}
+    // The drill's steps went into this host's audit log: each must be there as the record step said.
+    const logged = await checkLogged(d, ctx)
+    if (logged) return {status: 'fail', reason: `${d.reason}; but ${logged}`, evidence: drillEvidence(d)}
+    const where = d.audit.length ? `; its ${d.audit.length} steps are audit-log entries ${d.audit.map((a) => a.index).join(', ')}` : '; no audit log recorded its steps'
+    return {status: d.status, reason: `${d.reason}${where}`, evidence: drillEvidence(d)}
   },
 }
 
