@@ -114,7 +114,9 @@ async function desiredStateFile(flags: HeadFlags & {policy?: string}, path: stri
 export async function egressPolicy(flags: HeadFlags & {policy?: string}, ctx: ReadContext) {
   const [{parseEgress}, {EGRESS_FILE}] = await Promise.all([import('../control-plane/policy/egress/egress.js'), import('../control-plane/manifests/models.js')])
   const {text, file, source} = await desiredStateFile(flags, EGRESS_FILE, 'egress policy', ctx)
-  return {policy: parseEgress(text, file, ctx.limits), source}
+  const {createHash} = await import('node:crypto')
+  // The file's SHA-256: what the audit log names as the policy that decided.
+  return {policy: parseEgress(text, file, ctx.limits), source, sha256: createHash('sha256').update(text).digest('hex')}
 }
 
 /** The tool policy the tool commands work on (manifests/tool-policy.yaml, or --policy FILE). */

@@ -1,7 +1,7 @@
 import {Args, Flags} from '@oclif/core'
 import type {EgressDecision} from '../../control-plane/policy/egress/egress.js'
 import type {TrustSource} from '../../control-plane/pipeline/base.js'
-import {AirlockCommand, anchorFlag} from '../_base.js'
+import {AirlockCommand, anchorFlag, auditDirFlag} from '../_base.js'
 import {forTerminal as t} from '../../control-plane/terminal.js'
 
 export default class EgressCheck extends AirlockCommand {
@@ -11,6 +11,7 @@ export default class EgressCheck extends AirlockCommand {
   static override examples = ['<%= config.bin %> egress check https://pypi.org/simple/', '<%= config.bin %> egress check 169.254.169.254:80 --json']
   static override args = {target: Args.string({description: 'URL (http, https, ws, wss) or HOST[:PORT]', required: true})}
   static override flags = {
+    ...auditDirFlag,
     policy: Flags.string({description: 'an EgressPolicy file (default: manifests/egress.yaml at HEAD, whose history must verify)'}),
     ...anchorFlag,
   }
@@ -18,8 +19,13 @@ export default class EgressCheck extends AirlockCommand {
   async run(): Promise<EgressDecision & {policy: string; trustSource: TrustSource}> {
     const {args, flags} = await this.parse(EgressCheck)
     const [{parseTarget, checkEgress}, {egressPolicy}] = await Promise.all([import('../../control-plane/policy/egress/egress.js'), import('../_policy.js')])
-    const {policy, source} = await egressPolicy(flags, this)
+    // An enforced decision that cannot be recorded is not given (fail closed).
+    await this.openAudit(flags, true)
+    const {policy, source, sha256} = await egressPolicy(flags, this)
     const decision = checkEgress(policy, parseTarget(args.target))
+    const [{egressDecisionEvent}, {hostname}] = await Promise.all([import('../../control-plane/audit/ocsf.js'), import('node:os')])
+    const actor = (await this.requester(undefined)).actor
+    await this.recordAudit(egressDecisionEvent({now: this.now, host: hostname(), toolVersion: this.config.version, actor, policy: {file: policy.file, sha256}, rule: decision.rule, destination: {host: decision.host, port: decision.port}, decision: decision.decision}))
     if (decision.decision === 'deny') this.failCheck()
     this.log(`${decision.decision.toUpperCase()} ${t(decision.host)}:${t(String(decision.port))}\n  rule ${t(decision.rule)}`)
     return {...decision, policy: policy.file, trustSource: source}

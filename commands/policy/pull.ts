@@ -1,10 +1,11 @@
 import {join} from 'node:path'
 import {setTimeout as sleep} from 'node:timers/promises'
+import {hostname} from 'node:os'
 import {Flags} from '@oclif/core'
 import {AirlockError} from '../../control-plane/errors.js'
 import type {PullReport} from '../../control-plane/policy/pull.js'
 import type {TrustSource} from '../../control-plane/pipeline/base.js'
-import {AirlockCommand, anchorFlag} from '../_base.js'
+import {AirlockCommand, anchorFlag, auditDirFlag} from '../_base.js'
 import {bundleCacheDir, readInput, trustOf} from '../_policy.js'
 import {forTerminal as t, jsonText} from '../../control-plane/terminal.js'
 
@@ -13,6 +14,7 @@ export default class PolicyPull extends AirlockCommand {
   static override description =
     'When the server cannot give a valid bundle, --offline-mode decides: fail_closed (deny everything), cached_with_expiry (the verified cache until --max-age after it was fetched, never past its expiry), cached_indefinite (the verified cache), default_policy (the embedded default policy). Exit 1 when everything is denied.'
   static override flags = {
+    ...auditDirFlag,
     server: Flags.string({description: 'bundle server URL, e.g. https://policy.internal:8443', required: true}),
     scope: Flags.string({description: 'global, org:ID, team:ORG/TEAM or user:ID', required: true}),
     ca: Flags.string({description: 'CA certificate (PEM) the server certificate must chain to'}),
@@ -50,6 +52,8 @@ export default class PolicyPull extends AirlockCommand {
     }
     if (server.protocol !== 'https:' && server.protocol !== 'http:') throw new AirlockError('USAGE', '--server: https:// (or http:// to a loopback test server)', {field: '--server'})
     const {trust, source: trustSource} = await trustOf(flags, this)
+    // What the host enforces from now on is recorded; a pull that cannot be recorded is not taken (fail closed).
+    await this.openAudit(flags, true)
     const ca = flags.ca ? await readInput(flags.ca) : undefined
     const apiKey = flags['api-key-env'] ? process.env[flags['api-key-env']] : undefined
     const cacheDir = await bundleCacheDir(flags['cache-dir'])
@@ -80,6 +84,8 @@ export default class PolicyPull extends AirlockCommand {
         limits: this.limits,
       })
       this.outcome = report.effective === 'deny-all' ? 'check_failed' : 'ok'
+      const {bundlePullEvent} = await import('../../control-plane/audit/ocsf.js')
+      await this.recordAudit(bundlePullEvent({now: new Date(), host: hostname(), toolVersion: this.config.version, server: server.origin + server.pathname, ...report}))
       if (flags.watch && this.jsonEnabled()) process.stdout.write(`${jsonText({...report, trustSource})}\n`)
       else if (!this.jsonEnabled()) this.log(`${t(report.scope)}: ${t(report.effective.toUpperCase())}${report.version ? ` v${t(String(report.version))}` : ''} — ${t(report.reason)}`)
       if (!flags.watch || (flags.count !== undefined && n >= flags.count)) break

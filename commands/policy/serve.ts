@@ -1,13 +1,14 @@
 import {resolve} from 'node:path'
 import {Flags} from '@oclif/core'
 import {AirlockError} from '../../control-plane/errors.js'
-import {AirlockCommand, anchorFlag} from '../_base.js'
+import {AirlockCommand, anchorFlag, auditDirFlag} from '../_base.js'
 import {anchorInput, openRepository, readInput} from '../_policy.js'
 import {forTerminal as t, jsonText} from '../../control-plane/terminal.js'
 
 export default class PolicyServe extends AirlockCommand {
   static override summary = 'Serve signed policy bundles over HTTPS (GET /v1/bundles/<scope>, ETag / 304, /healthz, /readyz).'
   static override flags = {
+    ...auditDirFlag,
     bundles: Flags.string({description: 'bundle folder (default: bundles/ at the newest HEAD whose history verifies back to the pinned trust anchor)'}),
     ...anchorFlag,
     'tls-cert': Flags.string({description: 'TLS certificate (PEM)'}),
@@ -49,7 +50,12 @@ export default class PolicyServe extends AirlockCommand {
       source = headSource(repo, verify)
       from = `bundles/ at the verified HEAD of ${repo.dir}`
     }
-    const running = await startBundleServer({...(source ? {source} : {bundlesDir: from}), host: flags.host, port: flags.port, tls, insecureHttp: flags['insecure-http'], apiKey})
+    // Every API key presented is an Authentication event in this host's log (appends are group-committed, not waited for).
+    if (apiKey) await this.openAudit(flags, true)
+    const [{authenticationEvent}, {hostname}] = await Promise.all([import('../../control-plane/audit/ocsf.js'), import('node:os')])
+    const onAuthentication = ({accepted, scope}: {accepted: boolean; remote: string | null; scope: string}) =>
+      void this.recordAudit(authenticationEvent({now: new Date(), accepted, via: 'policy-serve', host: hostname(), toolVersion: this.config.version, ...(accepted ? {} : {reason: `missing or wrong API key (bundle ${scope})`, code: 'INVALID_TOKEN'})})).catch(() => {})
+    const running = await startBundleServer({...(source ? {source} : {bundlesDir: from}), host: flags.host, port: flags.port, tls, insecureHttp: flags['insecure-http'], apiKey, onAuthentication})
     // One line saying where it listens (JSON with --json), then serve until SIGINT/SIGTERM.
     process.stdout.write(this.jsonEnabled() ? `${jsonText({url: running.url, bundles: from})}\n` : `Serving ${t(from)} on ${t(running.url)}\n`)
     await new Promise<void>((done) => {

@@ -1,6 +1,6 @@
 import {Args, Flags} from '@oclif/core'
 import type {ApprovalStatement} from '../../control-plane/policy/tools/approval.js'
-import {AirlockCommand} from '../_base.js'
+import {AirlockCommand, auditDirFlag} from '../_base.js'
 import {egressFlag, egressFor, paramsFlag, readParams, toolPolicyFlags} from './_call.js'
 import {forTerminal as t} from '../../control-plane/terminal.js'
 
@@ -11,6 +11,7 @@ export default class ToolApprove extends AirlockCommand {
   static override examples = [`<%= config.bin %> tool approve send_email --params @call.json --reason 'weekly report to the finance list' --ttl 15m > approval.token`]
   static override args = {tool: Args.string({description: 'the tool', required: true})}
   static override flags = {
+    ...auditDirFlag,
     ...toolPolicyFlags,
     ...egressFlag,
     ...paramsFlag,
@@ -23,6 +24,8 @@ export default class ToolApprove extends AirlockCommand {
 
   async run(): Promise<{token: string; statement: ApprovalStatement}> {
     const {args, flags} = await this.parse(ToolApprove)
+    // An approval is a credential: one that cannot be recorded is not issued (fail closed).
+    await this.openAudit(flags, true)
     const [{checkTool}, {makeApproval}, {toolPolicy, trustOf}, {loadSigner}, {AirlockError}, {freeText}, {keysFor}] = await Promise.all([
       import('../../control-plane/policy/tools/tools.js'),
       import('../../control-plane/policy/tools/approval.js'),
@@ -53,6 +56,8 @@ export default class ToolApprove extends AirlockCommand {
       now: this.now,
       ttlMs,
     })
+    const [{approvalEvent}, {hostname}] = await Promise.all([import('../../control-plane/audit/ocsf.js'), import('node:os')])
+    await this.recordAudit(approvalEvent({now: this.now, host: hostname(), toolVersion: this.config.version, actor: requester.actor, policy: {file: policy.file, sha256: policy.hash.replace(/^sha256:/, '')}, kind: 'issued', tool: args.tool, nonce: made.statement.nonce, paramsDigest: made.statement.paramsDigest, approvedBy: made.statement.approvedBy, expiresAt: made.statement.expiresAt}))
     if (this.jsonEnabled()) return made
     if (decision.decision === 'allow') process.stderr.write(`airlock: note: ${t(args.tool)} needs no approval (rule ${t(decision.rule)}); the token is made anyway\n`)
     process.stderr.write(`airlock: approved ${t(args.tool)} with parameters ${made.statement.paramsDigest} until ${made.statement.expiresAt}\n`)

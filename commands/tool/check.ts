@@ -1,7 +1,7 @@
 import {Args, Flags} from '@oclif/core'
 import type {ToolDecision, ToolFinding} from '../../control-plane/policy/tools/tools.js'
 import type {TrustSource} from '../../control-plane/pipeline/base.js'
-import {AirlockCommand} from '../_base.js'
+import {AirlockCommand, auditDirFlag} from '../_base.js'
 import {egressFlag, egressFor, paramsFlag, readParams, toolPolicyFlags, warnFindings} from './_call.js'
 import {forTerminal as t} from '../../control-plane/terminal.js'
 
@@ -18,6 +18,7 @@ A parameter whose schema says x-airlock-egress: true is judged by the egress pol
   ]
   static override args = {tool: Args.string({description: 'the tool the agent calls', required: true})}
   static override flags = {
+    ...auditDirFlag,
     ...toolPolicyFlags,
     ...egressFlag,
     ...paramsFlag,
@@ -28,6 +29,8 @@ A parameter whose schema says x-airlock-egress: true is judged by the egress pol
 
   async run(): Promise<ToolDecision & {policy: string; policyHash: string; findings: ToolFinding[]; trustSource: TrustSource; approvalUsed?: string}> {
     const {args, flags} = await this.parse(ToolCheck)
+    // An enforced decision that cannot be recorded is not given (fail closed).
+    await this.openAudit(flags, true)
     const [{checkTool}, {toolPolicy}] = await Promise.all([import('../../control-plane/policy/tools/tools.js'), import('../_policy.js')])
     const {policy, source} = await toolPolicy(flags, this)
     const call = {tool: args.tool, ...(await readParams(flags.params, policy))}
@@ -38,13 +41,24 @@ A parameter whose schema says x-airlock-egress: true is judged by the egress pol
       approval = approvalCheck(token, (await trustOf(flags, this)).trust, this.now, this.limits)
     }
     const decision = checkTool(policy, call, approval, await egressFor(policy, args.tool, flags, this))
+    const [{approvalEvent, toolDecisionEvent}, {hostname}] = await Promise.all([import('../../control-plane/audit/ocsf.js'), import('node:os')])
+    const actor = (await this.requester(undefined)).actor
+    const ref = {file: policy.file, sha256: policy.hash.replace(/^sha256:/, '')}
     let approvalUsed: string | undefined
     if (decision.decision === 'allow' && decision.approval) {
       // Single use: the call is allowed only if this check is the one that records the approval used.
       const [{consumeApproval}, {stateDir}] = await Promise.all([import('../../control-plane/policy/tools/used-approvals.js'), import('../_policy.js')])
       const {nonce, expiresAt, approvedBy} = decision.approval
-      approvalUsed = (await consumeApproval(await stateDir(flags['state-dir']), {nonce, expiresAt, approvedBy, tool: decision.tool, paramsDigest: decision.paramsDigest!}, this.now, this.limits)).entry
+      const approval = {now: this.now, host: hostname(), toolVersion: this.config.version, actor, policy: ref, tool: decision.tool, nonce, paramsDigest: decision.paramsDigest!, approvedBy, expiresAt}
+      try {
+        approvalUsed = (await consumeApproval(await stateDir(flags['state-dir']), {nonce, expiresAt, approvedBy, tool: decision.tool, paramsDigest: decision.paramsDigest!}, this.now, this.limits)).entry
+      } catch (error) {
+        if ((error as {code?: string}).code === 'APPROVAL_REPLAYED') await this.recordAudit(approvalEvent({...approval, kind: 'replayed'}))
+        throw error
+      }
+      await this.recordAudit(approvalEvent({...approval, kind: 'consumed'}))
     }
+    await this.recordAudit(toolDecisionEvent({now: this.now, host: hostname(), toolVersion: this.config.version, actor, policy: ref, rule: decision.rule, tool: decision.tool, decision: decision.decision, parameters: call.params}))
     if (decision.decision !== 'allow') this.failCheck()
     await warnFindings(policy, this.jsonEnabled())
     const lines = [`${decision.decision.toUpperCase()} ${t(decision.tool)}`, `  rule ${t(decision.rule)}`]

@@ -392,6 +392,33 @@ export function approvalEvent(i: ApprovalInput): AuditEvent {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Policy bundles pulled by a host
+
+export interface BundlePullInput {
+  now: Date
+  host: string
+  toolVersion: string
+  server: string
+  scope: string
+  /** What holds after the pull: fetched, unchanged, cached, default or deny-all. */
+  effective: string
+  reason: string
+  version: number | null
+  digest: string | null
+  failure: {code: string; message: string} | null
+}
+
+/** A signed policy bundle pulled (6003 Read): which version now holds, or why the host fell back. */
+export function bundlePullEvent(i: BundlePullInput): AuditEvent {
+  const ok = i.failure === null && i.effective !== 'deny-all'
+  const event = apiActivity('Read', {now: i.now, toolVersion: i.toolVersion, host: i.host, actor: airlockActor(), operation: 'policy pull', ok, ...(ok ? {} : {detail: {code: i.failure?.code ?? 'DENY_ALL', message: text(i.failure?.message ?? i.reason)}})})
+  event.message = `policy bundle ${i.scope}: ${i.effective}${i.version !== null ? ` v${i.version}` : ''}`
+  event.resources = [{name: i.scope, type: 'policy bundle', ...(i.digest ? {uid: i.digest} : {})}]
+  event.unmapped = {airlock: {server: i.server, scope: i.scope, effective: i.effective, reason: text(i.reason), version: i.version, digest: i.digest, ...(i.failure ? {failure: {code: i.failure.code}} : {})}}
+  return event
+}
+
+// ---------------------------------------------------------------------------------------------
 // The log's own events
 
 /** A torn last line moved aside by the store before its next append (6003 Other "Recover"). */

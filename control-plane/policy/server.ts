@@ -33,6 +33,8 @@ export interface ServeOptions {
   /** Plain HTTP, allowed only on a loopback address. */
   insecureHttp?: boolean
   apiKey?: string
+  /** Told of every API key presented or missing (the audit log's Authentication events); never waited for. */
+  onAuthentication?: (a: {accepted: boolean; remote: string | null; scope: string}) => void
 }
 
 /** A folder of bundles, each file re-read when its size or time changes. */
@@ -130,7 +132,9 @@ export async function startBundleServer(opts: ServeOptions): Promise<{server: Se
     }
     const m = /^\/v1\/bundles\/([^/]+)$/.exec(url.pathname)
     if (!m) return send(res, 404, '{"error":"not found"}')
-    if (!authorized(req)) return send(res, 401, '{"error":"missing or wrong API key"}')
+    const accepted = authorized(req)
+    if (key) opts.onAuthentication?.({accepted, remote: req.socket.remoteAddress ?? null, scope: m[1]!})
+    if (!accepted) return send(res, 401, '{"error":"missing or wrong API key"}')
     let path: string
     try {
       path = bundlePath(parseScope(decodeURIComponent(m[1]!)))
