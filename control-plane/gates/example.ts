@@ -70,7 +70,8 @@ suites:
     gates:
       - id: audit-integrity
         uses: builtin/audit-integrity
-        # not_run until the audit log exists (issue 19); make it required then.
+        # This host's audit log verifies (entries, chain, signed and published checkpoints);
+        # not_run on a host with no log yet, so not required.
         required: false
       - id: rollback-drill
         uses: builtin/rollback-drill
