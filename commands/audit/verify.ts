@@ -35,9 +35,11 @@ export default class AuditVerify extends AirlockCommand {
     // published at the verified HEAD must be one the log still extends.
     let witnessed: Array<{path: string; text: string}> = []
     if (!flags.key?.length && !flags.trust && (await inRepository(flags.repo))) {
-      const [{verifiedHead}, {publishedCheckpoints}] = await Promise.all([import('../_policy.js'), import('../../control-plane/audit/published.js')])
+      const [{verifiedHead}, {witnessFor, replacedMessage}, {hostname}] = await Promise.all([import('../_policy.js'), import('../../control-plane/audit/published.js'), import('node:os')])
       const head = await verifiedHead(flags, this)
-      witnessed = (await publishedCheckpoints(head.repo, head.commit, {origin, limits: this.limits})).map((p) => ({path: p.path, text: p.text}))
+      const witness = await witnessFor(head.repo, head.commit, origin, hostname(), this.limits)
+      if (witness.replaced.length) throw new AirlockError('AUDIT_CHECKPOINT_INVALID', replacedMessage(origin, witness.replaced), {problem: 'ORIGIN_REPLACED', origin, replaced: witness.replaced})
+      witnessed = witness.witnessed.map((p) => ({path: p.path, text: p.text}))
     }
     const report = await verifyLog(dir, {keys, now: this.now, witnessed, ...(fromCheckpoint !== undefined ? {fromCheckpoint} : {})})
     if (!this.jsonEnabled()) this.log(renderReport(report))

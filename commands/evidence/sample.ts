@@ -13,6 +13,7 @@ export default class EvidenceSample extends AirlockCommand {
     ...anchorFlag,
     control: Flags.string({description: 'the control id, e.g. CM-3, CC8.1, AU-2, 164.312(b)', required: true}),
     size: Flags.integer({description: 'how many members to draw (at most the population)', required: true, min: 1}),
+    nonce: Flags.string({description: "a value of the auditor's own, chosen after the checkpoint (or head commit) was fixed, mixed into the seed: whoever appends cannot grind the root for a sample that avoids chosen entries"}),
     checkpoint: Flags.string({description: 'a signed checkpoint note bounding the log population (signed by an audit key of trust.yaml)'}),
   }
 
@@ -25,11 +26,11 @@ export default class EvidenceSample extends AirlockCommand {
     // The audit log's checkpoints as published at HEAD (the history they are part of is verified with the rest).
     const head = await repo.head()
     const checkpoints: ReportCheckpoint[] = head.oid ? await (await import('../../control-plane/audit/published.js')).publishedCheckpoints(repo, head.oid, {limits: this.limits}) : []
-    const result = await sampleControl(repo, {control: flags.control, size: flags.size, limits: this.limits, now: this.now, anchor: anchor.commit, ...(checkpointText !== undefined ? {checkpointText} : {}), checkpoints})
+    const result = await sampleControl(repo, {control: flags.control, size: flags.size, limits: this.limits, now: this.now, anchor: anchor.commit, ...(checkpointText !== undefined ? {checkpointText} : {}), ...(flags.nonce !== undefined ? {nonce: flags.nonce} : {}), checkpoints})
     if (!this.jsonEnabled()) {
       const p = result.population
       this.log(`${t(result.control)}: ${p.kind === 'log' ? `log entries ${p.from}..${p.to} of ${t(p.checkpoint?.origin ?? '')}` : `commits since the trust anchor, sorted by id`} (${p.count})`)
-      this.log(`seed (${result.seedFrom}): ${t(result.seed)}`)
+      this.log(`seed (${result.seedFrom}${flags.nonce !== undefined ? `, with your nonce: SHA-256(seed || nonce)` : '; add --nonce VALUE of your own so no one who appends can choose the sample'}): ${t(result.seed)}`)
       this.log(`procedure: ${result.procedure}`)
       if (result.indexes.length < result.asked) this.log(`asked for ${result.asked}; the population holds ${p.count}: all drawn`)
       for (const [i, m] of result.members.entries()) this.log(`${String(i + 1).padStart(4)}  ${p.kind === 'commits' ? `#${result.indexes[i]}  ` : ''}${t(m)}`)

@@ -87,8 +87,17 @@ export function checkpointName(size: number): string {
 
 /** The log's origin for this host: a valid C2SP key name. */
 export function newOrigin(host: string = hostname()): string {
-  const clean = host.toLowerCase().replace(/[^a-z0-9.-]+/g, '-').replace(/^[-.]+|[-.]+$/g, '').slice(0, 63) || 'host'
-  return `airlock.audit/${clean}/${randomBytes(8).toString('hex')}`
+  return `airlock.audit/${originHostName(host)}/${randomBytes(8).toString('hex')}`
+}
+
+/** A host name as an origin holds it (lower case, letters, digits, dots and dashes). */
+export function originHostName(host: string = hostname()): string {
+  return host.toLowerCase().replace(/[^a-z0-9.-]+/g, '-').replace(/^[-.]+|[-.]+$/g, '').slice(0, 63) || 'host'
+}
+
+/** The host segment of an origin airlock made (airlock.audit/<host>/<16 hex>); null for any other origin. */
+export function hostOfOrigin(origin: string): string | null {
+  return /^airlock\.audit\/([^/]+)\/[0-9a-f]{16}$/.exec(origin)?.[1] ?? null
 }
 
 export class AuditLog {

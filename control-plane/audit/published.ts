@@ -239,6 +239,25 @@ async function addedAt(repo: Repository, commit: string, path: string, oid: stri
   }
 }
 
+/**
+ * What git witnesses for this host's log: the checkpoints published for its origin, and any other
+ * origin published for the same host — by the machine's host name or by the host the log's own
+ * origin names. A host whose log now has another origin than the one it published under replaced
+ * its log after publishing: nothing in the new log can show the old one was kept.
+ */
+export async function witnessFor(repo: Repository, commit: string, origin: string, host: string, limits: Limits = DEFAULT_LIMITS): Promise<{witnessed: WitnessedCheckpoint[]; replaced: string[]}> {
+  const {hostOfOrigin, originHostName} = await import('./log.js')
+  const hosts = new Set([originHostName(host), hostOfOrigin(origin)].filter((h): h is string => h !== null))
+  const all = await listPublished(repo, commit, {limits})
+  const replaced = [...new Set(all.filter((c) => c.origin !== origin && hosts.has(hostOfOrigin(c.origin) ?? '')).map((c) => c.origin))]
+  return {witnessed: await publishedCheckpoints(repo, commit, {origin, limits}), replaced}
+}
+
+/** The one line saying a log was replaced after publishing (audit verify and the audit-integrity gate). */
+export function replacedMessage(origin: string, replaced: readonly string[]): string {
+  return `this host published checkpoints under ${replaced.length === 1 ? 'origin' : 'origins'} ${replaced.join(', ')}, but its log's origin is now ${origin}: a log replaced after publishing (restore the published log, or have the fleet record its retirement)`
+}
+
 /** What `audit publish` asks the pipeline for, and what it read to ask it. */
 export interface PublishRequest {
   request: {kind: 'audit-publish'; checkpoint: string; proof: string[]}

@@ -68,7 +68,7 @@ export function luhn(text: string): boolean {
  * UnionPay 62, Maestro 50/56–69). The issuer prefix keeps epoch milliseconds (17…) out.
  */
 function isCard(text: string): boolean {
-  const d = text.replace(/[ -]/g, '')
+  const d = text.replace(/[ .-]/g, '')
   if (d.length < 13 || d.length > 19) return false
   const two = Number(d.slice(0, 2))
   const four = Number(d.slice(0, 4))
@@ -109,15 +109,39 @@ export const REDACTION_RULES: readonly RedactionRule[] = [
   {type: 'api-key', scope: 'secret', pattern: /(?<![A-Za-z0-9])sk-(?:ant-|proj-)?[A-Za-z0-9_-]{20,}/g},
   {type: 'url-credential', scope: 'secret', pattern: new RegExp(`((?<![a-z0-9+.-])[a-z][a-z0-9+.-]*:\\/\\/[^\\s:@/${S}]+:)[^\\s@/${S}]+(?=@)`, 'gi'), keepPrefix: true},
   {type: 'bearer-token', scope: 'secret', pattern: /(\bBearer\s+)[A-Za-z0-9._~+/=-]{16,}/gi, keepPrefix: true},
+  {type: 'npm-token', scope: 'secret', pattern: /(?<![A-Za-z0-9])npm_[A-Za-z0-9]{36}(?![A-Za-z0-9])/g},
+  {type: 'stripe-key', scope: 'secret', pattern: /(?<![A-Za-z0-9])(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{16,}/g},
+  {type: 'google-api-key', scope: 'secret', pattern: /(?<![A-Za-z0-9_-])AIza[0-9A-Za-z_-]{30,40}(?![A-Za-z0-9_-])/g},
+  {type: 'gitlab-token', scope: 'secret', pattern: /(?<![A-Za-z0-9])(?:glpat|glptt|gldt|glrt|glsoat|glcbt|gloas)-[0-9A-Za-z_-]{20,}/g},
+  {type: 'sendgrid-key', scope: 'secret', pattern: /(?<![A-Za-z0-9])SG\.[\w-]{16,32}\.[\w-]{16,64}/g},
+  {type: 'shopify-token', scope: 'secret', pattern: /(?<![A-Za-z0-9])shp(?:at|ca|pa|ss)_[a-fA-F0-9]{32}/g},
+  {type: 'azure-storage-key', scope: 'secret', pattern: /(AccountKey=)[A-Za-z0-9+/]{40,}={0,2}/g, keepPrefix: true},
+  {type: 'basic-auth', scope: 'secret', pattern: /(\bBasic\s+)[A-Za-z0-9+/]{8,}={0,2}/gi, keepPrefix: true},
+  // curl -u user:password, --user user:password
+  {type: 'credential', scope: 'secret', pattern: /((?:^|[\s"'=])(?:-u|--user)[\s=]+[^\s:"']+:)[^\s"']+/g, keepPrefix: true},
+  // --password VALUE, --token=VALUE, -p's long forms and their kin on a command line.
+  {type: 'credential', scope: 'secret', pattern: /(--?[A-Za-z-]*(?:password|passwd|passphrase|token|secret|api-?key|access-?key)[A-Za-z-]*(?:=|\s+))[^\s"'-][^\s"']*/gi, keepPrefix: true},
+  // key: value, key=value, key => value, "key": "value", and the same JSON-escaped inside a string
+  // (\"password\": \"…\"). A quoted value is taken whole, spaces included, its quotes kept.
   {
     type: 'credential',
     scope: 'secret',
-    pattern: new RegExp(`(\\b[A-Za-z_]*(?:password|passwd|pwd|token|secret|api[_-]?key|access[_-]?key)[A-Za-z_]*["']?\\s*[:=]\\s*["']?)[^\\s"'&;,${S}]+`, 'gi'),
+    pattern: new RegExp(`(\\b[A-Za-z_]*(?:password|passwd|passphrase|pwd|token|secret|api[_-]?key|access[_-]?key|private[_-]?key|client[_-]?secret)[A-Za-z_]*["'\\\\]*\\s*(?:=>|[:=])\\s*(\\\\?["']))(?:(?!\\\\?\\2)[^${S}])+`, 'gi'),
     keepPrefix: true,
   },
+  {
+    type: 'credential',
+    scope: 'secret',
+    pattern: new RegExp(`(\\b[A-Za-z_]*(?:password|passwd|passphrase|pwd|token|secret|api[_-]?key|access[_-]?key|private[_-]?key|client[_-]?secret)[A-Za-z_]*["'\\\\]*\\s*(?:=>|[:=])\\s*)[^\\s"'&;,\\\\${S}]+`, 'gi'),
+    keepPrefix: true,
+  },
+  // pass=VALUE (but PASS=6, a count as gates print it, is not a password).
+  {type: 'credential', scope: 'secret', pattern: new RegExp(`(\\bpass\\s*(?:=>|[:=])\\s*)(?!\\d+(?![^\\s"'&;,\\\\${S}]))[^\\s"'&;,\\\\${S}]+`, 'gi'), keepPrefix: true},
   {type: 'email', scope: 'personal', pattern: /(?<![A-Za-z0-9._%+-])[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}(?![A-Za-z0-9-])/g},
-  {type: 'card', scope: 'personal', pattern: /(?<![\w.+-])\d(?:[ -]?\d){12,18}(?!\w|[.-]\d)/g, accept: isCard},
+  {type: 'card', scope: 'personal', pattern: /(?<![\w.+-])\d(?:[ .-]?\d){12,18}(?!\w|[.-]\d)/g, accept: isCard},
   {type: 'ssn', scope: 'personal', pattern: /(?<![\w.+-])\d{3}([- ])\d{2}\1\d{4}(?!\w|[.-]\d)/g, accept: isSsn},
+  // Nine digits in a row are an SSN only where the text says so (otherwise they are ids and counts).
+  {type: 'ssn', scope: 'personal', pattern: /(\b(?:ssn|social security(?: number| no\.?)?)\W{0,5})\d{9}(?!\d)/gi, keepPrefix: true},
   // E.164 (+ and up to 15 digits, separators allowed), NANP (555) 123-4567 / 555-123-4567 /
   // 555.123.4567, and national trunk-0 forms (020 7946 0958). Never bare digit runs: those are
   // timestamps, counts and ids.
@@ -172,6 +196,35 @@ const keyedPass = (opts: RedactOptions): RedactionPass => ({
   placeholder: (type, value) => `[REDACTED:${type}:${createHmac('sha256', opts.key).update(value, 'utf8').digest('hex').slice(0, 16)}]`,
 })
 
+/** Shorter strings hold nothing a rule finds (the shortest, `pass=x` or `a@b.co`, has six characters). */
+const SHORTEST = 6
+/** Strings up to this long are remembered with their redaction: events repeat most of their values. */
+const CACHED_LENGTH = 256
+const CACHE_ENTRIES = 4096
+
+/** One cache of redacted strings per key and setting (a log keeps one key for its life). */
+const caches = new WeakMap<Uint8Array, Map<boolean, {pass: RedactionPass; done: Map<string, string>}>>()
+
+function cachedPass(opts: RedactOptions): (text: string) => string {
+  let byIp = caches.get(opts.key)
+  if (!byIp) caches.set(opts.key, (byIp = new Map()))
+  const ip = opts.ipAddresses === true
+  let c = byIp.get(ip)
+  if (!c) byIp.set(ip, (c = {pass: keyedPass(opts), done: new Map()}))
+  const {pass, done} = c
+  return (text) => {
+    if (text.length < SHORTEST) return text
+    if (text.length > CACHED_LENGTH) return redactWith(text, pass)
+    let out = done.get(text)
+    if (out === undefined) {
+      out = redactWith(text, pass)
+      if (done.size >= CACHE_ENTRIES) done.clear()
+      done.set(text, out)
+    }
+    return out
+  }
+}
+
 /** Free text for the audit log: secrets and personal data as keyed placeholders. */
 export function redactText(text: string, opts: RedactOptions): string {
   return redactWith(text, keyedPass(opts))
@@ -182,9 +235,9 @@ export function redactText(text: string, opts: RedactOptions): string {
  * the schema's names and are kept). Returns a new object; numbers, booleans and null are kept.
  */
 export function redactEvent<T>(event: T, opts: RedactOptions): T {
-  const pass = keyedPass(opts)
+  const redactString = cachedPass(opts)
   const walk = (v: unknown): unknown => {
-    if (typeof v === 'string') return redactWith(v, pass)
+    if (typeof v === 'string') return redactString(v)
     if (Array.isArray(v)) return v.map(walk)
     if (v !== null && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, walk(x)]))
     return v

@@ -20,6 +20,8 @@ import {AUDIT_FILES, lineBatches, openEvents, readOrigin, RECOVERY_MARKER, type 
 
 export type AuditProblemCode =
   | 'EDITED'
+  /** A pruned stub after an entry that kept its body: retention prunes the oldest first, so this body was removed out of order. */
+  | 'BODY_REMOVED'
   | 'CHAIN_BROKEN'
   | 'INDEX_GAP'
   | 'TORN_TAIL'
@@ -252,6 +254,8 @@ async function scanEntries(dir: string, origin: string, sizes: Set<number>, limi
   let size = 0
   let bytes = 0
   let pruned = 0
+  // Entries read that kept their body: a pruned stub may only come before all of them.
+  let bodies = 0
   // The previous entry's fingerprint as hex bytes, and scratch for this one's: compared, never made into strings.
   const lastHex = Buffer.alloc(64)
   const hexScratch = Buffer.alloc(64)
@@ -296,13 +300,15 @@ async function scanEntries(dir: string, origin: string, sizes: Set<number>, limi
               // Step 2 (pruned): the stub's layout; its recorded fingerprint is the leaf.
               const entry = parseLine(line, raw.lineNumber, raw.offset)
               fingerprint = Buffer.from(entry.fingerprint, 'hex')
-              if ((entry.prev === null) !== !hasLast || (entry.prev !== null && entry.prev !== lastHex.toString('latin1'))) problem = at('CHAIN_BROKEN', `the pruned stub's prev is ${entry.prev === null ? 'null' : `${entry.prev.slice(0, 16)}…`}, but the entry before it is ${lastText()}: an entry was deleted, swapped or inserted`)
+              if (bodies > 0) problem = at('BODY_REMOVED', `a pruned stub after ${bodies} entries that kept their bodies: retention prunes the oldest entries first (a prefix of the log), so this body was removed out of order`)
+              else if ((entry.prev === null) !== !hasLast || (entry.prev !== null && entry.prev !== lastHex.toString('latin1'))) problem = at('CHAIN_BROKEN', `the pruned stub's prev is ${entry.prev === null ? 'null' : `${entry.prev.slice(0, 16)}…`}, but the entry before it is ${lastText()}: an entry was deleted, swapped or inserted`)
               else if (entry.index !== size) problem = at('INDEX_GAP', `its uid is ${entry.index}, but it is entry ${size} of the log`)
               else {
                 pruned++
                 lastHex.write(entry.fingerprint, 0, 'latin1')
               }
             } else {
+              bodies++
               // Step 2: the line has the layout of an entry (compared as bytes: no string is made for a good entry).
               const l = locateEntry(line, raw.lineNumber, raw.offset)
               // Step 3: the entry's own bytes give its fingerprint (an edited entry does not).

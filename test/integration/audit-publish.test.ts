@@ -199,6 +199,8 @@ describe('what is refused, with nothing committed', () => {
 describe('`airlock audit publish` from a real audit log', () => {
   let dir: string
   let origin: string
+  /** The size last published (each `audit publish` run records its own outcome in the log it publishes). */
+  let published = 0
 
   /** Appends `n` events to the log in `at` and signs a checkpoint of the whole log with the audit key. */
   async function appendAndCheckpoint(at: string, n: number): Promise<number> {
@@ -233,11 +235,14 @@ describe('`airlock audit publish` from a real audit log', () => {
   })
 
   it('after the log grows, the next checkpoint with the proof computed from the log; evidence verify passes', async () => {
-    await appendAndCheckpoint(dir, 3)
+    // 4 events, the first publish's plan and apply (recorded in this log), then 3 more.
+    const size = await appendAndCheckpoint(dir, 3)
+    expect(size).toBe(9)
     const r = await run(dir, '--apply')
     expect(r.exitCode, r.stdout + r.stderr).toBe(0)
     expect(r.json.audit.previous).toMatchObject({size: 4})
-    expect(r.json.plan.changes.map((c: {path: string}) => c.path)).toEqual([checkpointPath(origin, 7), consistencyPath(origin, 7)])
+    expect(r.json.plan.changes.map((c: {path: string}) => c.path)).toEqual([checkpointPath(origin, size), consistencyPath(origin, size)])
+    published = size
     const v = await airlock(['evidence', 'verify', '--json'], {cwd: fleet.dir})
     expect(v.exitCode, v.stdout).toBe(0)
   })
@@ -246,7 +251,7 @@ describe('`airlock audit publish` from a real audit log', () => {
     const forged = join(dirname(fleet.dir), 'audit-rewritten')
     await mkdir(forged, {mode: 0o700})
     await writeFile(join(forged, 'origin'), `${origin}\n`)
-    await appendAndCheckpoint(forged, 7)
+    await appendAndCheckpoint(forged, published)
     const before = await head()
     const fork = await run(forged, '--apply')
     expect(fork.exitCode).toBe(1)

@@ -4,7 +4,10 @@
  * which entries an auditor looks at.
  *
  * Seed: the bounding checkpoint's root hash (32 bytes) for a log population; the head commit id
- * (20 bytes) for a commit population. Draw i (0 ≤ i < n) over a population of `count`:
+ * (20 bytes) for a commit population. Whoever appends shapes the next root (and whoever commits
+ * the next commit id), so they could grind for a sample that avoids chosen entries: the auditor
+ * adds a nonce of their own, chosen after the checkpoint or commit is fixed (`--nonce`), and the
+ * seed is then SHA-256(root or commit id ‖ UTF-8(nonce)). Draw i (0 ≤ i < n) over a population of `count`:
  *   h_i = SHA-256(seed ‖ UTF-8(control id) ‖ i as 8-byte big-endian), read as a big-endian integer;
  *   j   = i + (h_i mod (count − i));
  *   swap positions i and j of the identity permutation 0…count−1 (Fisher–Yates); member i is
@@ -23,7 +26,12 @@ import {commitRange, newestPerOrigin} from './build.js'
 import {controlById, type ControlDef} from './controls.js'
 import type {Population, ReportCheckpoint} from './model.js'
 
-export const SAMPLE_PROCEDURE = 'draw i = 0..n-1: j = i + (SHA-256(seed || UTF-8(control id) || uint64be(i)) mod (count - i)); swap positions i and j of 0..count-1 (sparse Fisher-Yates); member i = position i'
+/** The seed: the signed value itself, or SHA-256 of it and the auditor's nonce. */
+export function seedOf(signed: Uint8Array, nonce: string | undefined): Uint8Array {
+  return nonce === undefined ? signed : createHash('sha256').update(signed).update(nonce, 'utf8').digest()
+}
+
+export const SAMPLE_PROCEDURE = 'seed = the root or commit id, or SHA-256(it || UTF-8(nonce)) with --nonce; draw i = 0..n-1: j = i + (SHA-256(seed || UTF-8(control id) || uint64be(i)) mod (count - i)); swap positions i and j of 0..count-1 (sparse Fisher-Yates); member i = position i'
 
 /** The members drawn, as population indexes (0 ≤ index < count), in draw order. Pure. */
 export function drawIndexes(seed: Uint8Array, controlId: string, count: number, size: number): number[] {
@@ -53,6 +61,8 @@ export interface SampleResult {
   population: Population
   /** Where the seed comes from, and the seed (base64 root hash, or the commit id). */
   seedFrom: 'checkpoint root' | 'head commit'
+  /** The auditor's nonce mixed into the seed, when given. */
+  nonce?: string
   seed: string
   procedure: string
   /** How many were asked for, and how many drawn (at most the population). */
@@ -65,6 +75,8 @@ export interface SampleResult {
 export interface SampleOptions {
   control: string
   size: number
+  /** The auditor's own value, chosen after the bound is fixed: mixed into the seed (seedOf). */
+  nonce?: string
   limits: Limits
   now: Date
   anchor: string | null
@@ -83,20 +95,20 @@ export async function sampleControl(repo: Repository, opts: SampleOptions): Prom
   if (!verified.ok) {
     throw new AirlockError('VERIFICATION_FAILED', `the history does not verify, so it gives no population to sample (airlock evidence verify names the ${verified.problems.length} problem(s))`, {problems: verified.problems.slice(0, 20)})
   }
-  if (def.population === 'commits') return sampleCommits(repo, def, verified.head, verified.anchor.commit, opts.size)
+  if (def.population === 'commits') return sampleCommits(repo, def, verified.head, verified.anchor.commit, opts.size, opts.nonce)
   const bound = opts.checkpointText !== undefined ? await checkedCheckpoint(repo, verified.head, opts.checkpointText, opts.limits) : pickPublished(def, opts.checkpoints ?? [])
   const population: Population = {kind: 'log', from: '0', to: String(bound.size - 1), count: bound.size, checkpoint: bound}
-  const indexes = drawIndexes(Buffer.from(bound.root, 'base64'), def.id, bound.size, opts.size)
-  return {control: def.id, population, seedFrom: 'checkpoint root', seed: bound.root, procedure: SAMPLE_PROCEDURE, asked: opts.size, indexes, members: indexes.map(String)}
+  const indexes = drawIndexes(seedOf(Buffer.from(bound.root, 'base64'), opts.nonce), def.id, bound.size, opts.size)
+  return {control: def.id, population, seedFrom: 'checkpoint root', seed: bound.root, procedure: SAMPLE_PROCEDURE, ...(opts.nonce !== undefined ? {nonce: opts.nonce} : {}), asked: opts.size, indexes, members: indexes.map(String)}
 }
 
-async function sampleCommits(repo: Repository, def: ControlDef, head: string, anchor: string | null, size: number): Promise<SampleResult> {
+async function sampleCommits(repo: Repository, def: ControlDef, head: string, anchor: string | null, size: number, nonce?: string): Promise<SampleResult> {
   const commits = await commitRange(repo, head, anchor)
   if (commits.length === 0) throw new AirlockError('INVALID_INPUT', `--control ${def.id}: no commit after the trust anchor: the population is empty`)
   const oldest = commits.reduce((a, b) => (b.time < a.time || (b.time === a.time && b.oid < a.oid) ? b : a))
   const population: Population = {kind: 'commits', from: oldest.oid, to: head, count: commits.length, checkpoint: null}
-  const indexes = drawIndexes(Buffer.from(head, 'hex'), def.id, commits.length, size)
-  return {control: def.id, population, seedFrom: 'head commit', seed: head, procedure: SAMPLE_PROCEDURE, asked: size, indexes, members: indexes.map((i) => commits[i]!.oid)}
+  const indexes = drawIndexes(seedOf(Buffer.from(head, 'hex'), nonce), def.id, commits.length, size)
+  return {control: def.id, population, seedFrom: 'head commit', seed: head, procedure: SAMPLE_PROCEDURE, ...(nonce !== undefined ? {nonce} : {}), asked: size, indexes, members: indexes.map((i) => commits[i]!.oid)}
 }
 
 /** The newest published checkpoint, when there is exactly one log (origin) to sample. */

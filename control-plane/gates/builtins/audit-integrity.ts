@@ -10,6 +10,7 @@
  *     require_checkpoint: true   # default false: fail when no verified checkpoint covers the log
  */
 import {lstat} from 'node:fs/promises'
+import {hostname} from 'node:os'
 import {join} from 'node:path'
 import {inputError} from '../../errors.js'
 import type {BuiltinGate, GateContext, GateResult} from '../types.js'
@@ -29,7 +30,7 @@ export const auditIntegrity: BuiltinGate = {
     if (!ctx.auditDir) return {status: 'not_run', reason: 'no audit log folder was given to the run'}
     const events = await lstat(join(ctx.auditDir, 'events.jsonl')).catch(() => null)
     if (!events || events.size === 0) return {status: 'not_run', reason: `no audit log on this host yet (${ctx.auditDir})`}
-    const [{verifyLog, readOrigin}, {loadTrust, keysFor}, {verifierKeyOf}, {publishedCheckpoints}] = await Promise.all([
+    const [{verifyLog, readOrigin}, {loadTrust, keysFor}, {verifierKeyOf}, {witnessFor, replacedMessage}] = await Promise.all([
       import('../../audit/log.js'),
       import('../../manifests/load.js'),
       import('../../audit/note.js'),
@@ -40,7 +41,8 @@ export const auditIntegrity: BuiltinGate = {
     const keys = keysFor(trust, 'audit', ctx.now)
       .filter((k) => k.algorithm === 'ed25519')
       .map((k) => verifierKeyOf(origin, k.publicKey))
-    const published = await publishedCheckpoints(ctx.repo, ctx.commit, {origin, limits: ctx.limits})
+    const {witnessed: published, replaced} = await witnessFor(ctx.repo, ctx.commit, origin, hostname(), ctx.limits)
+    if (replaced.length) return {status: 'fail', reason: `ORIGIN_REPLACED: ${replacedMessage(origin, replaced)}`, evidence: {origin, replaced}}
     const r = await verifyLog(ctx.auditDir, {keys, now: ctx.now, witnessed: published.map((p) => ({path: p.path, text: p.text}))})
     const evidence = {origin, entries: r.size, root: r.root, pruned: r.pruned, checkpoints: r.checkpoints.filter((c) => c.ok).length, published: published.length, checkpointed: r.checkpointed, uncheckpointed: r.uncheckpointed, recoveries: r.recoveries.length}
     if (!r.ok) {

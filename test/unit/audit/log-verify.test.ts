@@ -80,11 +80,15 @@ describe('verifyLog on a good log', () => {
     const entries = []
     for await (const e of readEntries(dir)) entries.push(e)
     const ls = lines(dir)
-    for (const i of [0, 2, 3]) ls[i] = prunedLine({index: i, fingerprint: entries[i]!.fingerprint, prev: entries[i]!.prev, time: 1})
+    for (const i of [0, 1, 2]) ls[i] = prunedLine({index: i, fingerprint: entries[i]!.fingerprint, prev: entries[i]!.prev, time: 1})
     writeLines(dir, ls)
     const report = await verify(dir, origin)
     expect(report.problems).toEqual([])
     expect(report).toMatchObject({ok: true, pruned: 3, uncheckpointed: 0})
+    // Retention prunes the oldest first: a stub after an entry that kept its body is a body removed.
+    ls[4] = prunedLine({index: 4, fingerprint: entries[4]!.fingerprint, prev: entries[4]!.prev, time: 1})
+    writeLines(dir, ls)
+    expect((await verify(dir, origin)).problems).toEqual([expect.objectContaining({code: 'BODY_REMOVED', index: 4})])
   })
 
   it('makes checkpoints every N entries and on close, each consistent with the one before', async () => {
