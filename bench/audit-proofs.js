@@ -11,11 +11,15 @@
 // 3. On a real log: a full tile build by updateTiles, an incremental one after 1,000 appends, and
 //    proveEntry end to end (lock, cache check, checkpoint, entry read, proof, tlog-proof text).
 //
-// Prints the figures; writes nothing but its temporary folder (removed at the end).
+// Prints the figures and writes the `audit-proofs` section of docs/benchmarks.md (part of
+// `npm run bench`). BENCH_PROOF_SIZES=100000,1000000 (or BENCH_SIZES) leaves out the 10M tree.
 import {appendFileSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync} from 'node:fs'
-import {tmpdir} from 'node:os'
+import {cpus, loadavg, tmpdir} from 'node:os'
 import {join} from 'node:path'
-import {machine, median} from './report.js'
+import {machine, median, writeSection} from './report.js'
+
+const LOAD = loadavg().map((x) => x.toFixed(2)).join(', ')
+const STARTED = new Date().toISOString().slice(0, 16).replace('T', ' ')
 
 const dist = new URL('../dist/control-plane/audit/', import.meta.url)
 const {TileTree, inclusionFromTiles, consistencyFromTiles, updateTiles} = await import(new URL('tiles.js', dist))
@@ -25,7 +29,7 @@ const {serializeEntry} = await import(new URL('entry.js', dist))
 const {formatCheckpoint, signNote} = await import(new URL('note.js', dist))
 const {generateSigner} = await import(new URL('../crypto/keys.js', dist))
 
-const SIZES = (process.env.BENCH_SIZES ?? "100000,1000000,10000000").split(",").map(Number)
+const SIZES = (process.env.BENCH_PROOF_SIZES ?? process.env.BENCH_SIZES ?? "100000,1000000,10000000").split(",").map(Number)
 const HEIGHT = process.env.BENCH_HEIGHT ? Number(process.env.BENCH_HEIGHT) : undefined
 const PROOFS = Number(process.env.BENCH_PROOFS ?? 2001)
 const LOG_ENTRIES = Number(process.env.BENCH_LOG_ENTRIES ?? 1_000_000)
@@ -167,6 +171,7 @@ console.log('  (hashes and bytes: the largest proof met; an inclusion proof has 
 
 // The same proofs computed by merkle.ts over the leaf hashes in memory (what a scan costs).
 console.log('\n   the same proof by merkle.ts from leaf hashes held in memory (recomputes every subtree; median of 3):')
+const scans = []
 for (const n of SIZES.slice(0, 2)) {
   const leaves = Array.from({length: n}, (_, i) => leafHash(fingerprint(i)))
   const at = (i) => leaves[i]
@@ -180,10 +185,33 @@ for (const n of SIZES.slice(0, 2)) {
     consistencyProofAt(at, Math.floor(n / 3) + k, n)
     con.push(ms(t))
   }
+  scans.push({n, inc: median(inc), con: median(con)})
   console.log(`  ${n.toLocaleString('en').padEnd(12)} inclusion ${median(inc).toFixed(0)} ms, consistency ${median(con).toFixed(0)} ms`)
 }
 tree.close()
 rmSync(folder, {recursive: true, force: true})
 
 rmSync(work, {recursive: true, force: true})
+const fmtN = (n) => n.toLocaleString('en')
+writeSection(
+  'audit-proofs',
+  `## Audit log: inclusion and consistency proofs (issue 19) — ${STARTED.slice(0, 10)}
+
+Machine: ${machine()}. \`node bench/audit-proofs.js\` (part of \`npm run bench\`), started ${STARTED} UTC. Load average when it started: ${LOAD} (1, 5, 15 min; on ${cpus().length} cores). Proofs are read from the tiles (control-plane/audit/tiles.ts, tile height ${HEIGHT ?? 'default (2)'}): the tree of ${fmtN(SIZES.at(-1))} leaves is built from synthetic fingerprints (an events.jsonl that long would be about 4 GB; parsing a real log is measured apart, below). At each size, the median and 99th percentile of ${fmtN(PROOFS)} inclusion proofs of random entries and as many consistency proofs from random older sizes, each checked against the root; hashes and bytes are the largest proof met.
+
+| entries | inclusion: hashes | bytes | median | p99 | consistency: hashes | bytes | median | p99 |
+| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |
+${rows.map((r) => `| ${fmtN(r.n)} | ${r.incHashes} | ${r.incHashes * 32} | ${r.incMed.toFixed(1)} µs | ${r.incP99.toFixed(1)} µs | ${r.conHashes} | ${r.conHashes * 32} | ${r.conMed.toFixed(1)} µs | ${r.conP99.toFixed(1)} µs |`).join('\n')}
+
+Size and time grow with log2(n): ${rows.length > 1 ? `from ${fmtN(rows[0].n)} to ${fmtN(rows.at(-1).n)} entries (${(rows.at(-1).n / rows[0].n).toFixed(0)}× more) an inclusion proof goes from ${rows[0].incHashes} to ${rows.at(-1).incHashes} hashes and its median time from ${rows[0].incMed.toFixed(1)} to ${rows.at(-1).incMed.toFixed(1)} µs` : 'one size measured'}. For contrast, the same proof computed by merkle.ts from the leaf hashes in memory (every subtree recomputed, median of 3): ${scans.map((x) => `${fmtN(x.n)} entries: inclusion ${x.inc.toFixed(0)} ms, consistency ${x.con.toFixed(0)} ms`).join('; ')}.
+
+| building the tiles | time |
+| --- | ---: |
+${SIZES.map((n) => `| ${fmtN(n)} synthetic leaves (cumulative: leaf hash, tile folding, writes) | ${(built[n] / 1000).toFixed(1)} s (${fmtN(Math.round(n / (built[n] / 1000)))} entries/s) |`).join('\n')}
+| tiles on disk at ${fmtN(SIZES.at(-1))} | ${(tileBytes / 2 ** 20).toFixed(1)} MiB (${(tileBytes / SIZES.at(-1)).toFixed(2)} bytes/entry) |
+| \`updateTiles\` over a real log of ${fmtN(LOG_ENTRIES)} entries (${(logBytes / 2 ** 20).toFixed(0)} MiB, lines from log.ts's serializer) | ${(fullMs / 1000).toFixed(2)} s (${fmtN(Math.round(full.size / (fullMs / 1000)))} entries/s) |
+| \`updateTiles\` after ${fmtN(incremental.added)} more appends (reads only the new entries) | ${incMs.toFixed(1)} ms |
+| \`proveEntry\` end to end (lock, cache check, checkpoint, entry read, proof, tlog-proof text), median of ${ends.length} | ${median(ends).toFixed(2)} ms |
+`,
+)
 console.log(`\n${JSON.stringify({tiles: built, tileBytes, proofs: rows, realLog: {entries: LOG_ENTRIES, bytes: logBytes, fullMs, incrementalMs: incMs, proveEntryMedianMs: median(ends)}})}`)

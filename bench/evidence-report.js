@@ -1,17 +1,20 @@
 // Report generation for a history with 10,000 signed receipts (`airlock evidence report`): a fleet
 // of two signed commits, the second adding 10,000 signed DSSE receipts (receiptFleet), then in one process the model from the verified history (buildReport: verify every
 // receipt and commit, claim levels, populations), and each rendering (Markdown, OSCAL, and HTML
-// when its renderer is built), each timed; then the CLI end to end. Prints ms; writes no docs.
-//   node bench/evidence-report.js [--receipts N] [--keep]
+// when its renderer is built), each timed; then the CLI end to end. Prints ms and writes the
+// `evidence-report` section of docs/benchmarks.md (part of `npm run bench`).
+//   node bench/evidence-report.js [--receipts N] [--keep]     (or BENCH_REPORT_RECEIPTS=N)
 import {execFileSync} from 'node:child_process'
 import {createHash} from 'node:crypto'
 import {existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync} from 'node:fs'
-import {tmpdir} from 'node:os'
+import {cpus, loadavg, tmpdir} from 'node:os'
 import {join} from 'node:path'
-import {machine, ROOT} from './report.js'
+import {machine, ROOT, writeSection} from './report.js'
 
+const LOAD = loadavg().map((x) => x.toFixed(2)).join(', ')
+const STARTED = new Date().toISOString().slice(0, 16).replace('T', ' ')
 const arg = process.argv.indexOf('--receipts')
-const receipts = arg > 0 ? Number(process.argv[arg + 1]) : 10_000
+const receipts = arg > 0 ? Number(process.argv[arg + 1]) : Number(process.env.BENCH_REPORT_RECEIPTS ?? 10_000)
 
 const ms = (start) => Number(process.hrtime.bigint() - start) / 1e6
 const sha = (s) => createHash('sha256').update(s).digest('hex')
@@ -104,20 +107,41 @@ try {
   const oscal = JSON.stringify(renderOscal(model), null, 2)
   const oscalMs = ms(t)
   let htmlLine = 'html: renderer not built'
+  let htmlRow = null
   if (html) {
     t = process.hrtime.bigint()
     const page = html(model)
-    htmlLine = `html: ${ms(t).toFixed(0)} ms (${(page.length / 1e6).toFixed(1)} MB)`
+    const htmlMs = ms(t)
+    htmlLine = `html: ${htmlMs.toFixed(0)} ms (${(page.length / 1e6).toFixed(1)} MB)`
+    htmlRow = `| render HTML (\`renderHtml\`) | ${htmlMs.toFixed(0)} ms | ${(page.length / 1e6).toFixed(1)} MB |`
   }
   console.log(`model (verify ${model.receipts.length} receipts and the history, claims, populations): ${build.toFixed(0)} ms`)
   console.log(`md: ${mdMs.toFixed(1)} ms (${(md.length / 1e3).toFixed(0)} kB); oscal: ${oscalMs.toFixed(1)} ms (${(oscal.length / 1e3).toFixed(0)} kB); ${htmlLine}`)
 
+  const cli = {}
   for (const format of ['md', 'oscal']) {
     t = process.hrtime.bigint()
     execFileSync(process.execPath, [join(ROOT, 'bin', 'run.js'), 'evidence', 'report', '--format', format, '--out', join(tmp, 'out')], {cwd: fleet, stdio: ['ignore', 'ignore', 'inherit']})
-    console.log(`cli evidence report --format ${format}: ${ms(t).toFixed(0)} ms`)
+    cli[format] = ms(t)
+    console.log(`cli evidence report --format ${format}: ${cli[format].toFixed(0)} ms`)
   }
   console.log(machine())
+  writeSection(
+    'evidence-report',
+    `## Compliance report over ${receipts.toLocaleString('en')} receipts (issue 19) — ${STARTED.slice(0, 10)}
+
+Machine: ${machine()}. \`node bench/evidence-report.js\` (part of \`npm run bench\`), started ${STARTED} UTC. Load average when it started: ${LOAD} (1, 5, 15 min; on ${cpus().length} cores). A fleet of two signed commits, the second adding ${receipts.toLocaleString('en')} signed DSSE receipts (nine in ten promote/rollback change receipts, one in ten a preflight gate run), packed as a clone has it. One run each: the report model in one process (every receipt and commit verified from the trust anchor, claim levels for SOC 2, HIPAA and FedRAMP, populations), each rendering of that model, then the command end to end as a user runs it.
+
+| what | time | output |
+| --- | ---: | ---: |
+| report model (\`buildReport\`: verify ${model.receipts.length.toLocaleString('en')} receipts and the history, claims, populations) | ${build.toFixed(0)} ms | |
+| render Markdown | ${mdMs.toFixed(1)} ms | ${(md.length / 1e3).toFixed(0)} kB |
+| render OSCAL (JSON) | ${oscalMs.toFixed(1)} ms | ${(oscal.length / 1e3).toFixed(0)} kB |
+${htmlRow ?? '| render HTML | renderer not built | |'}
+| \`airlock evidence report --format md\`, whole process | ${cli.md.toFixed(0)} ms | |
+| \`airlock evidence report --format oscal\`, whole process | ${cli.oscal.toFixed(0)} ms | |
+`,
+  )
 } finally {
   // --keep: leave the fleet for a profiler (its path is printed).
   if (process.argv.includes('--keep')) console.log(`kept ${tmp}`)

@@ -101,3 +101,9 @@ await import('./secrets.js')
 await import('./registry-limits.js')
 // Preflight: `airlock preflight` on the example fleet and on generated fleets (the scaffold, 500 and 2,000 sandbox specs).
 await import('./preflight.js')
+// The audit log (issue 19): durable appends and `audit verify` against raw SHA-256; proofs from the
+// tiles at 100k/1M/10M entries (BENCH_PROOF_SIZES=100000,1000000 leaves out the 10M tree); the
+// compliance report over 10,000 signed receipts (BENCH_REPORT_RECEIPTS=N for fewer).
+await import('./audit.js')
+await import('./audit-proofs.js')
+await import('./evidence-report.js')
