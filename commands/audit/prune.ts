@@ -12,6 +12,7 @@ export default class AuditPrune extends AirlockCommand {
     'retention-days': Flags.integer({description: 'keep the bodies of events younger than this many days', required: true, min: 1}),
     apply: Flags.boolean({description: 'replace the bodies (default: print the plan)', default: false}),
     archive: Flags.boolean({description: 'seal the bodies into a signed archive segment first', default: false}),
+    'ignore-streams': Flags.boolean({description: 'prune bodies a SIEM stream (airlock audit stream) has not sent yet (default: refused, unless --archive keeps them)', default: false}),
     'audit-key': Flags.string({description: 'the audit signing key (PEM) that seals the archive (default: $AIRLOCK_AUDIT_KEY)'}),
     ...auditDirFlag,
     ...auditTrustFlags,
@@ -27,7 +28,7 @@ export default class AuditPrune extends AirlockCommand {
     const {readOrigin} = await import('../../control-plane/audit/log.js')
     // The checkpoints that bound the prune are checked with the fleet's audit keys: the whole log is verified first.
     const keys = flags.key?.length ? await verifierKeysFrom(flags.key) : await auditKeysOf((await auditTrust(flags, this)).trust, await readOrigin(dir), this.now)
-    const report = await pruneLog(dir, {retentionDays: flags['retention-days'], now: this.now, archive: flags.archive}, {apply: flags.apply, signer, keys})
+    const report = await pruneLog(dir, {retentionDays: flags['retention-days'], now: this.now, archive: flags.archive, ignoreStreams: flags['ignore-streams']}, {apply: flags.apply, signer, keys})
     if (!this.jsonEnabled()) this.log(render(report))
     return report
   }

@@ -99,6 +99,8 @@ export interface PruneRequest {
   retentionDays: number
   now: Date
   archive: boolean
+  /** Prune bodies a SIEM stream has not sent yet (without it, such a prune is refused unless archived). */
+  ignoreStreams?: boolean
 }
 
 export interface PrunePlan {
@@ -347,6 +349,12 @@ export async function pruneLog(dir: string, request: PruneRequest, opts: PruneOp
     const {selected, ...plan} = planPrune(entries, limit, {...request, archive}, config)
     const behind = await streamsBehind(dir, plan.last)
     if (!opts.apply) return {...plan, applied: false, archived: null, streamsBehind: behind}
+    // A sink outage longer than the retention must not lose events: bodies a stream has not sent
+    // yet are pruned only into a signed archive, or when the operator says so.
+    const unsent = plan.first === null ? [] : behind.filter((b) => b.next <= plan.last!)
+    if (selected.length > 0 && unsent.length > 0 && !archive && !request.ignoreStreams) {
+      throw new AirlockError('USAGE', `${unsent.map((b) => `the SIEM stream ${b.cursor} has sent entries up to ${b.next}`).join('; ')}: pruning entries ${plan.first}..${plan.last} would drop bodies its sink never got; run \`airlock audit stream --once\` first, keep them with --archive, or pass --ignore-streams`, {streamsBehind: unsent, field: '--ignore-streams'})
+    }
     if (archive && selected.length > 0 && !opts.signer) throw new AirlockError('KEY_MISSING', 'no audit key to seal the archive with: pass --audit-key FILE or set AIRLOCK_AUDIT_KEY', {})
     const result = await applyPrune(dir, origin, entries, {...plan, selected}, {signer: opts.signer, now: request.now, hooks: opts.hooks})
     return {...plan, applied: selected.length > 0, archived: result.archive, streamsBehind: behind}

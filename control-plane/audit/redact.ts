@@ -198,6 +198,18 @@ const keyedPass = (opts: RedactOptions): RedactionPass => ({
 
 /** Shorter strings hold nothing a rule finds (the shortest, `pass=x` or `a@b.co`, has six characters). */
 const SHORTEST = 6
+/**
+ * A short plain word — letters, digits, `_ . / -`, at most 12 characters, fewer than 7 digits —
+ * holds nothing a rule finds: every secret shape is longer or needs `: = @ +` or a space, every
+ * number a rule finds has 7 digits or more, and an IP address (when redacted) has dots.
+ */
+const PLAIN = /^[A-Za-z0-9_./-]{0,12}$/
+const digits = (text: string): number => {
+  let n = 0
+  for (let i = 0; i < text.length; i++) if (text.charCodeAt(i) >= 48 && text.charCodeAt(i) <= 57) n++
+  return n
+}
+
 /** Strings up to this long are remembered with their redaction: events repeat most of their values. */
 const CACHED_LENGTH = 256
 const CACHE_ENTRIES = 4096
@@ -213,7 +225,7 @@ function cachedPass(opts: RedactOptions): (text: string) => string {
   if (!c) byIp.set(ip, (c = {pass: keyedPass(opts), done: new Map()}))
   const {pass, done} = c
   return (text) => {
-    if (text.length < SHORTEST) return text
+    if (text.length < SHORTEST || (PLAIN.test(text) && !(ip && text.includes('.')) && digits(text) < 7)) return text
     if (text.length > CACHED_LENGTH) return redactWith(text, pass)
     let out = done.get(text)
     if (out === undefined) {

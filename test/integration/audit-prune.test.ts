@@ -1,5 +1,5 @@
 import {execa} from 'execa'
-import {mkdir, readdir, readFile, writeFile} from 'node:fs/promises'
+import {mkdir, readdir, readFile, rm, writeFile} from 'node:fs/promises'
 import {join} from 'node:path'
 import {afterEach, beforeEach, describe, expect, it} from 'vitest'
 import {AuditLog, readEntries, writeCheckpoint, fingerprintOf, type LogEntry} from '../../control-plane/audit/log.js'
@@ -72,7 +72,15 @@ describe('audit prune', () => {
     const before = await entries()
     const proof = inclusionProofAt((i) => leaves(before)[i]!, before.length, 5)
     const rootBefore = rootFromLeafHashes(leaves(before))
-    const r = await prune('--retention-days', '30', '--apply')
+    // A SIEM stream has sent only entries up to 5: its sink would never get the rest.
+    await mkdir(join(dir, 'stream'), {recursive: true})
+    await writeFile(join(dir, 'stream', '0123456789abcdef.cursor'), '{"next":5}\n')
+    const refused = await prune('--retention-days', '30', '--apply')
+    expect(refused.exitCode).toBe(2)
+    expect(refused.json.error).toMatchObject({code: 'USAGE', details: {streamsBehind: [{cursor: 'stream/0123456789abcdef.cursor', next: 5}]}})
+    expect((await entries()).every((e) => !e.pruned)).toBe(true)
+    const r = await prune('--retention-days', '30', '--apply', '--ignore-streams')
+    await rm(join(dir, 'stream'), {recursive: true, force: true})
     expect(r.exitCode, r.stdout + r.stderr).toBe(0)
     expect(r.json).toMatchObject({applied: true, bodies: 12, first: 0, last: 11})
     const after = await entries()
