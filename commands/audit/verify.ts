@@ -25,10 +25,16 @@ export default class AuditVerify extends AirlockCommand {
     const origin = await readOrigin(dir)
     // Outside a repository with no --key or --trust, no key is known: the entries are still
     // verified, and every checkpoint is reported as signed by an unknown key.
+    // The audit threshold comes with trust.yaml's keys; --key names keys one by one (each counts).
+    let threshold = 1
     const keys = flags.key?.length
       ? await verifierKeysFrom(flags.key)
       : flags.trust || (await inRepository(flags.repo))
-        ? await auditKeysOf((await auditTrust(flags, this)).trust, origin, this.now)
+        ? await (async () => {
+            const {trust} = await auditTrust(flags, this)
+            threshold = trust.thresholds.audit
+            return auditKeysOf(trust, origin, this.now)
+          })()
         : []
     const fromCheckpoint = flags['from-checkpoint'] ? await readInput(flags['from-checkpoint']) : undefined
     // Git is the witness: in a repository (keys from its trust.yaml), every checkpoint of this log
@@ -41,7 +47,7 @@ export default class AuditVerify extends AirlockCommand {
       if (witness.replaced.length) throw new AirlockError('AUDIT_CHECKPOINT_INVALID', replacedMessage(origin, witness.replaced), {problem: 'ORIGIN_REPLACED', origin, replaced: witness.replaced})
       witnessed = witness.witnessed.map((p) => ({path: p.path, text: p.text}))
     }
-    const report = await verifyLog(dir, {keys, now: this.now, witnessed, ...(fromCheckpoint !== undefined ? {fromCheckpoint} : {})})
+    const report = await verifyLog(dir, {keys, threshold, now: this.now, witnessed, ...(fromCheckpoint !== undefined ? {fromCheckpoint} : {})})
     if (!this.jsonEnabled()) this.log(renderReport(report))
     if (!report.ok) {
       const p = report.problems[0]!

@@ -89,6 +89,8 @@ export interface AuditVerifyReport {
 export interface VerifyLogOptions {
   /** The known audit keys (C2SP verifier keys named by the log's origin). */
   keys: readonly VerifierKey[]
+  /** How many distinct known keys must have signed a checkpoint (trust.yaml's thresholds.audit; default 1). */
+  threshold?: number
   /** A checkpoint note the caller trusts (e.g. the last one it verified): the log must extend it. */
   fromCheckpoint?: string
   /** Checkpoints published into the fleet repository (git witnesses them): the log must extend each. */
@@ -200,7 +202,9 @@ function checkCandidate(c: Candidate, origin: string, opts: VerifyLogOptions & {
   // Step 8: signed by a known audit key, every known signature valid: whoever can append cannot forge one.
   if (opts.signatures) {
     try {
-      verifyNote(c.text, opts.keys)
+      const signed = verifyNote(c.text, opts.keys).verifiedBy.length
+      const need = opts.threshold ?? 1
+      if (signed < need) return p('UNKNOWN_CHECKPOINT_KEY', `signed by ${signed} known audit key(s); the audit threshold is ${need}`)
     } catch (error) {
       const code = error instanceof AirlockError ? error.code : 'INTERNAL'
       if (code === 'BAD_SIGNATURE') return p('BAD_CHECKPOINT_SIGNATURE', (error as Error).message)

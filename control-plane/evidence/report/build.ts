@@ -73,6 +73,10 @@ export async function buildReport(repo: Repository, opts: ReportOptions): Promis
     receipts: reads.map(reportReceipt),
     checkpoints,
     keys: await reportKeys(repo, head, opts.limits),
+    thresholds: await (async () => {
+      const t = (await loadTrust(repo, head, opts.limits)).thresholds
+      return {evidence: t.evidence, audit: t.audit}
+    })(),
     timeline: timeline(reads),
     gateRuns: gateRuns(reads),
   }

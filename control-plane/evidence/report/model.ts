@@ -117,6 +117,8 @@ export interface ReportModel {
   receipts: ReportReceipt[]
   checkpoints: ReportCheckpoint[]
   keys: ReportKey[]
+  /** trust.yaml's signature thresholds at HEAD: how many distinct keys a receipt (evidence) and a checkpoint (audit) need. */
+  thresholds: {evidence: number; audit: number}
   timeline: TimelineEvent[]
   gateRuns: GateRunPoint[]
 }

@@ -43,7 +43,7 @@ export const auditIntegrity: BuiltinGate = {
       .map((k) => verifierKeyOf(origin, k.publicKey))
     const {witnessed: published, replaced} = await witnessFor(ctx.repo, ctx.commit, origin, hostname(), ctx.limits)
     if (replaced.length) return {status: 'fail', reason: `ORIGIN_REPLACED: ${replacedMessage(origin, replaced)}`, evidence: {origin, replaced}}
-    const r = await verifyLog(ctx.auditDir, {keys, now: ctx.now, witnessed: published.map((p) => ({path: p.path, text: p.text}))})
+    const r = await verifyLog(ctx.auditDir, {keys, threshold: trust.thresholds.audit, now: ctx.now, witnessed: published.map((p) => ({path: p.path, text: p.text}))})
     const evidence = {origin, entries: r.size, root: r.root, pruned: r.pruned, checkpoints: r.checkpoints.filter((c) => c.ok).length, published: published.length, checkpointed: r.checkpointed, uncheckpointed: r.uncheckpointed, recoveries: r.recoveries.length}
     if (!r.ok) {
       const p = r.problems[0]!

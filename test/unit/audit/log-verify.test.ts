@@ -91,6 +91,16 @@ describe('verifyLog on a good log', () => {
     expect((await verify(dir, origin)).problems).toEqual([expect.objectContaining({code: 'BODY_REMOVED', index: 4})])
   })
 
+  it("counts a checkpoint only when as many known keys signed it as trust.yaml's audit threshold asks", async () => {
+    const {dir, origin} = await makeLog(3)
+    await checkpointLog(dir, signer, NOW)
+    const second = generateSigner().signer
+    const keys = [...keysOf(origin), ...keysOf(origin, second)]
+    expect(await verifyLog(dir, {keys, threshold: 1, now: NOW})).toMatchObject({ok: true, checkpointed: 3})
+    const two = await verifyLog(dir, {keys, threshold: 2, now: NOW})
+    expect(two.problems).toEqual([expect.objectContaining({code: 'UNKNOWN_CHECKPOINT_KEY', message: expect.stringMatching(/signed by 1 known audit key\(s\); the audit threshold is 2/)})])
+  })
+
   it('makes checkpoints every N entries and on close, each consistent with the one before', async () => {
     const dir = tempDir()
     const log = await AuditLog.open(dir, {checkpoint: {signer, every: 4}})

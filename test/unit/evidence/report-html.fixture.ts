@@ -106,6 +106,7 @@ export function makeFixture(): Fixture {
     receipts,
     checkpoints,
     keys: [keyOf(evidence, ['evidence']), keyOf(audit, ['audit'])],
+    thresholds: {evidence: 1, audit: 1},
     timeline: [
       {time: '2026-02-02T00:00:00.000Z', operation: 'rollback', image: 'agent-runner', channel: 'canary', digest: `sha256:${'12'.repeat(32)}`, receipt: receipts[1]!.path},
       {time: '2026-02-01T00:00:00.000Z', operation: 'promote', image: `agent-runner${INJECTION}`, channel: 'canary', digest: `sha256:${'34'.repeat(32)}`, receipt: receipts[0]!.path},

@@ -128,6 +128,14 @@ describe("the page rules, run in Node, agree with airlock's own verifiers", () =
         })
       }
 
+      it("a receipt or checkpoint with fewer signers than trust.yaml's threshold fails, as countSigners and the pipeline say", async () => {
+        const {model} = makeFixture()
+        const receipt = await verifyReceipt(model.receipts[0]!, model.keys, engine, noble, 2)
+        expect(receipt).toMatchObject({ok: false, why: expect.stringMatching(/signed by 1 evidence key\(s\) valid then; trust.yaml asks for 2/)})
+        const checkpoint = await verifyCheckpoint(model.checkpoints[0]!, model.keys, engine, noble, 2)
+        expect(checkpoint).toMatchObject({ok: false, why: expect.stringMatching(/signed by 1 audit key\(s\); trust.yaml asks for 2/)})
+      })
+
       const nodeNote = (text: string, origin: string, keys: PageKey[]) => {
         try {
           verifyNote(text, keys.filter((k) => k.roles.includes('audit')).map((k) => verifierKeyOf(origin, Buffer.from(k.publicKey, 'base64'))))

@@ -229,12 +229,12 @@ export function keyValidAt(key: PageKey, role: string, time: string): boolean {
 }
 
 /**
- * A receipt, as countSigners (envelope.ts) counts it with a threshold of one: a signature by a key
+ * A receipt, as countSigners (envelope.ts) counts it against trust.yaml's evidence threshold: signatures by keys
  * of role evidence, valid at the receipt's ledger time, over PAE(payloadType, payload). When none
  * does, the reason names the first signature at fault, most telling first: one that does not
  * match, one by an evidence key not valid then, one by a key that is not an evidence key.
  */
-export async function verifyReceipt(receipt: PageReceipt, keys: PageKey[], engine: Ed25519Engine, noble: NobleApi): Promise<Verdict> {
+export async function verifyReceipt(receipt: PageReceipt, keys: PageKey[], engine: Ed25519Engine, noble: NobleApi, threshold = 1): Promise<Verdict> {
   const env = receipt.envelope
   const message = dssePae(env.payloadType, base64Lenient(env.payload))
   const seen: string[] = []
@@ -258,7 +258,8 @@ export async function verifyReceipt(receipt: PageReceipt, keys: PageKey[], engin
     if (!keyValidAt(key, 'evidence', receipt.time)) retired = retired || 'signed by ' + short + ', an evidence key not valid at ' + receipt.time
   }
   const signers = seen.filter((id) => keyValidAt(keys.find((k) => k.keyid === id)!, 'evidence', receipt.time))
-  if (signers.length > 0) return {ok: true, why: '', signers}
+  if (signers.length >= threshold && signers.length > 0) return {ok: true, why: '', signers}
+  if (signers.length > 0) return {ok: false, why: 'signed by ' + signers.length + ' evidence key(s) valid then; trust.yaml asks for ' + threshold, signers: []}
   const why = bad || retired || unknown || 'carries no signature'
   return {ok: false, why, signers: []}
 }
@@ -307,7 +308,7 @@ export async function noteKeyIdOf(name: string, publicKey: Uint8Array): Promise<
  * 2. every line by such a key must verify: a forged line does not hide behind a good one;
  * 3. at least one such key signed.
  */
-export async function verifyCheckpoint(checkpoint: PageCheckpoint, keys: PageKey[], engine: Ed25519Engine, noble: NobleApi): Promise<Verdict> {
+export async function verifyCheckpoint(checkpoint: PageCheckpoint, keys: PageKey[], engine: Ed25519Engine, noble: NobleApi, threshold = 1): Promise<Verdict> {
   let note: ReturnType<typeof parseSignedNote>
   try {
     note = parseSignedNote(checkpoint.text)
@@ -345,6 +346,7 @@ export async function verifyCheckpoint(checkpoint: PageCheckpoint, keys: PageKey
     const by = note.signatures.map((s) => s.name + '+' + s.keyId).join(', ')
     return {ok: false, why: 'signed by none of the ' + known.size + ' audit keys valid at ' + checkpoint.publishedAt + ' (signed by ' + by + ')', signers: []}
   }
+  if (signers.length < threshold) return {ok: false, why: 'signed by ' + signers.length + ' audit key(s); trust.yaml asks for ' + threshold, signers: []}
   return {ok: true, why: '', signers}
 }
 

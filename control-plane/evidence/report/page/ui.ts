@@ -40,13 +40,13 @@ function startPage(noble) {
     var verified = 0;
     var failed = 0;
     for (var i = 0; i < model.receipts.length; i++) {
-      var r = await verifyReceipt(model.receipts[i], model.keys, engine, noble);
+      var r = await verifyReceipt(model.receipts[i], model.keys, engine, noble, (model.thresholds || {}).evidence || 1);
       mark('receipt-' + i, r);
       if (r.ok) verified++; else failed++;
       if (i % 100 === 99) summary.textContent = 'Verifying… ' + (i + 1) + ' of ' + model.receipts.length + ' receipts';
     }
     for (var j = 0; j < model.checkpoints.length; j++) {
-      var c = await verifyCheckpoint(model.checkpoints[j], model.keys, engine, noble);
+      var c = await verifyCheckpoint(model.checkpoints[j], model.keys, engine, noble, (model.thresholds || {}).audit || 1);
       mark('checkpoint-' + j, c);
       if (c.ok) verified++; else failed++;
     }
