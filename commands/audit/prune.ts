@@ -27,8 +27,15 @@ export default class AuditPrune extends AirlockCommand {
     const dir = await auditDir(flags)
     const {readOrigin} = await import('../../control-plane/audit/log.js')
     // The checkpoints that bound the prune are checked with the fleet's audit keys: the whole log is verified first.
-    const keys = flags.key?.length ? await verifierKeysFrom(flags.key) : await auditKeysOf((await auditTrust(flags, this)).trust, await readOrigin(dir), this.now)
-    const report = await pruneLog(dir, {retentionDays: flags['retention-days'], now: this.now, archive: flags.archive, ignoreStreams: flags['ignore-streams']}, {apply: flags.apply, signer, keys})
+    let threshold = 1
+    const keys = flags.key?.length
+      ? await verifierKeysFrom(flags.key)
+      : await (async () => {
+          const {trust} = await auditTrust(flags, this)
+          threshold = trust.thresholds.audit
+          return auditKeysOf(trust, await readOrigin(dir), this.now)
+        })()
+    const report = await pruneLog(dir, {retentionDays: flags['retention-days'], now: this.now, archive: flags.archive, ignoreStreams: flags['ignore-streams']}, {apply: flags.apply, signer, keys, threshold})
     if (!this.jsonEnabled()) this.log(render(report))
     return report
   }

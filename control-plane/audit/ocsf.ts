@@ -48,7 +48,16 @@ export type ApiActivity = keyof typeof API_ACTIVITY
 const SEVERITY = {Informational: 1, Low: 2, Medium: 3, High: 4} as const
 type Severity = keyof typeof SEVERITY
 
-const text = (s: string): string => (s.length > MAX_EVENT_TEXT ? `${s.slice(0, MAX_EVENT_TEXT - 1)}…` : s)
+/**
+ * Free text cut to MAX_EVENT_TEXT. The log redacts after this, so the cut falls where a secret
+ * cannot be split: after a whitespace (a token is kept whole or dropped whole), and a text with
+ * none near the end is cut to nothing past its last whitespace at all.
+ */
+const text = (s: string): string => {
+  if (s.length <= MAX_EVENT_TEXT) return s
+  const space = s.slice(0, MAX_EVENT_TEXT).search(/\s\S*$/)
+  return `${s.slice(0, space > 0 ? space : 0)}…`
+}
 
 /** The classification, time and metadata every event starts with. */
 function header(cls: (typeof CLASS)[keyof typeof CLASS], activity: {id: number; name: string}, o: {now: Date; toolVersion: string; profiles: string[]; severity: Severity}): AuditEvent {

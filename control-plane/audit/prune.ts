@@ -84,8 +84,8 @@ export async function checkpointLimit(dir: string, origin: string, entries: read
  * each checkpoint's signature and consistency) before anything is pruned; the limit is the largest
  * checkpoint that verified. A log that does not verify is not pruned: the bodies are evidence.
  */
-export async function verifiedLimit(dir: string, keys: readonly VerifierKey[], now: Date): Promise<CheckpointLimit> {
-  const report = await verifyLog(dir, {keys, now})
+export async function verifiedLimit(dir: string, keys: readonly VerifierKey[], now: Date, threshold = 1): Promise<CheckpointLimit> {
+  const report = await verifyLog(dir, {keys, threshold, now})
   const problem = report.problems[0]
   if (problem) {
     const code = ['BAD_CHECKPOINT_SIGNATURE', 'UNKNOWN_CHECKPOINT_KEY', 'OTHER_ORIGIN', 'ROLLED_BACK'].includes(problem.code) ? 'AUDIT_CHECKPOINT_INVALID' : problem.code === 'TORN_TAIL' ? 'AUDIT_TORN_TAIL' : 'AUDIT_TAMPERED'
@@ -305,6 +305,8 @@ export interface PruneOptions {
   signer?: Signer
   /** The fleet's audit keys: with them the whole log is verified first (verifyLog) and only verified checkpoints count; without them the last checkpoint's root is still checked against the log, its signature is not. */
   keys?: readonly VerifierKey[]
+  /** How many of `keys` must have signed a checkpoint (trust.yaml's thresholds.audit). */
+  threshold?: number
   hooks?: PruneHooks
   /** How long to wait for the log's lock. */
   lockWaitMs?: number
@@ -345,7 +347,7 @@ export async function pruneLog(dir: string, request: PruneRequest, opts: PruneOp
   try {
     const entries: LogEntry[] = []
     for await (const entry of readEntries(dir)) entries.push(entry)
-    const limit = opts.keys ? await verifiedLimit(dir, opts.keys, request.now) : await checkpointLimit(dir, origin, entries)
+    const limit = opts.keys ? await verifiedLimit(dir, opts.keys, request.now, opts.threshold) : await checkpointLimit(dir, origin, entries)
     const {selected, ...plan} = planPrune(entries, limit, {...request, archive}, config)
     const behind = await streamsBehind(dir, plan.last)
     if (!opts.apply) return {...plan, applied: false, archived: null, streamsBehind: behind}

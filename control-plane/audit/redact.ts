@@ -93,7 +93,7 @@ const phoneDigits = (text: string): boolean => {
  * before the narrower ones they contain), then personal data, then the excerpt heuristics.
  */
 export const REDACTION_RULES: readonly RedactionRule[] = [
-  {type: 'private-key', scope: 'secret', pattern: /-----BEGIN[ A-Z0-9]*PRIVATE KEY-----[\s\S]*?(?:-----END[ A-Z0-9]*PRIVATE KEY-----|$)/g},
+  {type: 'private-key', scope: 'secret', pattern: /-----BEGIN[ A-Z0-9]*PRIVATE KEY(?: BLOCK)?-----[\s\S]*?(?:-----END[ A-Z0-9]*PRIVATE KEY(?: BLOCK)?-----|$)/g},
   // A GCP service account key's private_key, in its JSON form (the PEM escaped with \n).
   {type: 'gcp-private-key', scope: 'secret', pattern: new RegExp(`("private_key"\\s*:\\s*")(?:[^"\\\\${S}]|\\\\.)+`, 'g'), keepPrefix: true},
   // A PEM body without its BEGIN line (cut off, or printed alone): base64 lines of a key's width.
@@ -109,6 +109,14 @@ export const REDACTION_RULES: readonly RedactionRule[] = [
   {type: 'api-key', scope: 'secret', pattern: /(?<![A-Za-z0-9])sk-(?:ant-|proj-)?[A-Za-z0-9_-]{20,}/g},
   {type: 'url-credential', scope: 'secret', pattern: new RegExp(`((?<![a-z0-9+.-])[a-z][a-z0-9+.-]*:\\/\\/[^\\s:@/${S}]+:)[^\\s@/${S}]+(?=@)`, 'gi'), keepPrefix: true},
   {type: 'bearer-token', scope: 'secret', pattern: /(\bBearer\s+)[A-Za-z0-9._~+/=-]{16,}/gi, keepPrefix: true},
+  {type: 'huggingface-token', scope: 'secret', pattern: /(?<![A-Za-z0-9])hf_[A-Za-z0-9]{30,}/g},
+  {type: 'groq-key', scope: 'secret', pattern: /(?<![A-Za-z0-9])gsk_[A-Za-z0-9]{40,}/g},
+  {type: 'linear-key', scope: 'secret', pattern: /(?<![A-Za-z0-9])lin_api_[A-Za-z0-9]{30,}/g},
+  {type: 'docker-token', scope: 'secret', pattern: /(?<![A-Za-z0-9])dckr_pat_[A-Za-z0-9_-]{20,}/g},
+  {type: 'figma-token', scope: 'secret', pattern: /(?<![A-Za-z0-9])figd_[A-Za-z0-9_-]{30,}/g},
+  {type: 'tailscale-key', scope: 'secret', pattern: /(?<![A-Za-z0-9])tskey-[A-Za-z0-9-]{20,}/g},
+  {type: 'grafana-token', scope: 'secret', pattern: /(?<![A-Za-z0-9])gl(?:sa|c)_[A-Za-z0-9_+/=-]{32,}/g},
+  {type: 'databricks-token', scope: 'secret', pattern: /(?<![A-Za-z0-9])dapi[a-f0-9]{32}(?:-\d)?(?![A-Za-z0-9])/g},
   {type: 'npm-token', scope: 'secret', pattern: /(?<![A-Za-z0-9])npm_[A-Za-z0-9]{36}(?![A-Za-z0-9])/g},
   {type: 'stripe-key', scope: 'secret', pattern: /(?<![A-Za-z0-9])(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{16,}/g},
   {type: 'google-api-key', scope: 'secret', pattern: /(?<![A-Za-z0-9_-])AIza[0-9A-Za-z_-]{30,40}(?![A-Za-z0-9_-])/g},

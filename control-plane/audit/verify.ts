@@ -144,6 +144,11 @@ export async function verifyLogWith(dir: string, opts: VerifyLogOptions & {signa
     }
     checked.push(result)
   }
+  // Step 12: retention prunes only what a verified checkpoint covers; a stub beyond it holds a
+  // fingerprint nothing signed, for a body nobody may have seen.
+  if (scan.pruned > checkpointed && !scan.problems.length) {
+    problems.push({code: 'BODY_REMOVED', index: checkpointed, message: `entry ${checkpointed}: pruned, but the last verified checkpoint covers only ${checkpointed} entries: retention prunes only under a signed checkpoint, so this body was removed by hand`})
+  }
   return {
     ok: problems.length === 0,
     dir,

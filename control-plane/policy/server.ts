@@ -33,8 +33,8 @@ export interface ServeOptions {
   /** Plain HTTP, allowed only on a loopback address. */
   insecureHttp?: boolean
   apiKey?: string
-  /** Told of every API key presented or missing (the audit log's Authentication events); never waited for. */
-  onAuthentication?: (a: {accepted: boolean; remote: string | null; scope: string}) => void
+  /** Told of every API key presented or missing (the audit log's Authentication events): answered only once recorded; a failure is a 503. */
+  onAuthentication?: (a: {accepted: boolean; remote: string | null; scope: string}) => Promise<void>
 }
 
 /** A folder of bundles, each file re-read when its size or time changes. */
@@ -133,7 +133,14 @@ export async function startBundleServer(opts: ServeOptions): Promise<{server: Se
     const m = /^\/v1\/bundles\/([^/]+)$/.exec(url.pathname)
     if (!m) return send(res, 404, '{"error":"not found"}')
     const accepted = authorized(req)
-    if (key) opts.onAuthentication?.({accepted, remote: req.socket.remoteAddress ?? null, scope: m[1]!})
+    if (key && opts.onAuthentication) {
+      try {
+        await opts.onAuthentication({accepted, remote: req.socket.remoteAddress ?? null, scope: m[1]!})
+      } catch {
+        // Fail closed: an authentication that cannot be recorded is not answered.
+        return send(res, 503, '{"error":"the audit log cannot be written"}')
+      }
+    }
     if (!accepted) return send(res, 401, '{"error":"missing or wrong API key"}')
     let path: string
     try {

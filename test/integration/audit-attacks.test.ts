@@ -113,6 +113,18 @@ describe('a host operator without the audit key, after a checkpoint was publishe
   })
 })
 
+describe('a host operator who deletes the log after publishing', () => {
+  it('audit-integrity fails (TRUNCATED), not not_run, when git holds checkpoints this host published', async () => {
+    await rm(join(audit, 'events.jsonl'))
+    expect(await gate()).toMatchObject({status: 'fail', reason: expect.stringMatching(/^TRUNCATED: this host published checkpoints of airlock\.audit\//)})
+    await rm(audit, {recursive: true, force: true})
+    expect(await gate()).toMatchObject({status: 'fail', reason: expect.stringMatching(/^TRUNCATED: .* is gone$/)})
+    // Put the folder back for whatever runs after.
+    const {mkdir} = await import('node:fs/promises')
+    await mkdir(join(audit, 'checkpoints'), {recursive: true, mode: 0o700})
+  })
+})
+
 describe('the evidence sample, seeded by a root whoever appends shapes', () => {
   it("the auditor's nonce changes the draw, and the same nonce draws the same sample again", () => {
     const root = Buffer.alloc(32, 1)

@@ -29,7 +29,15 @@ export const auditIntegrity: BuiltinGate = {
   async run(ctx: GateContext): Promise<GateResult> {
     if (!ctx.auditDir) return {status: 'not_run', reason: 'no audit log folder was given to the run'}
     const events = await lstat(join(ctx.auditDir, 'events.jsonl')).catch(() => null)
-    if (!events || events.size === 0) return {status: 'not_run', reason: `no audit log on this host yet (${ctx.auditDir})`}
+    if (!events || events.size === 0) {
+      // No log is a host that never recorded, unless git holds checkpoints this host published: then its log is gone.
+      const [{readOrigin}, {witnessFor}] = await Promise.all([import('../../audit/log.js'), import('../../audit/published.js')])
+      const origin = await readOrigin(ctx.auditDir).catch(() => null)
+      const w = await witnessFor(ctx.repo, ctx.commit, origin ?? 'airlock.audit/-/none', hostname(), ctx.limits)
+      const published = [...new Set([...w.witnessed.map((p) => p.origin), ...w.replaced])]
+      if (published.length) return {status: 'fail', reason: `TRUNCATED: this host published checkpoints of ${published.join(', ')}, but its audit log (${ctx.auditDir}) is ${events ? 'empty' : 'gone'}`, evidence: {published}}
+      return {status: 'not_run', reason: `no audit log on this host yet (${ctx.auditDir})`}
+    }
     const [{verifyLog, readOrigin}, {loadTrust, keysFor}, {verifierKeyOf}, {witnessFor, replacedMessage}] = await Promise.all([
       import('../../audit/log.js'),
       import('../../manifests/load.js'),

@@ -91,6 +91,17 @@ describe('verifyLog on a good log', () => {
     expect((await verify(dir, origin)).problems).toEqual([expect.objectContaining({code: 'BODY_REMOVED', index: 4})])
   })
 
+  it('refuses stubs beyond the last verified checkpoint (BODY_REMOVED): nothing signed those fingerprints', async () => {
+    const {dir, origin} = await makeLog(6)
+    const entries = []
+    for await (const e of readEntries(dir)) entries.push(e)
+    const ls = lines(dir)
+    for (const i of [0, 1, 2, 3]) ls[i] = prunedLine({index: i, fingerprint: entries[i]!.fingerprint, prev: entries[i]!.prev, time: 1})
+    writeLines(dir, ls)
+    // No checkpoint at all: every stub is beyond one.
+    expect((await verify(dir, origin)).problems).toEqual([expect.objectContaining({code: 'BODY_REMOVED', index: 0})])
+  })
+
   it("counts a checkpoint only when as many known keys signed it as trust.yaml's audit threshold asks", async () => {
     const {dir, origin} = await makeLog(3)
     await checkpointLog(dir, signer, NOW)
