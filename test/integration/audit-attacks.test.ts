@@ -118,7 +118,7 @@ describe('a host operator who deletes the log after publishing', () => {
     await rm(join(audit, 'events.jsonl'))
     expect(await gate()).toMatchObject({status: 'fail', reason: expect.stringMatching(/^TRUNCATED: this host published checkpoints of airlock\.audit\//)})
     await rm(audit, {recursive: true, force: true})
-    expect(await gate()).toMatchObject({status: 'fail', reason: expect.stringMatching(/^TRUNCATED: .* is gone$/)})
+    expect(await gate()).toMatchObject({status: 'fail', reason: expect.stringMatching(/^TRUNCATED: .* is (gone|empty)$/)})
     // Put the folder back for whatever runs after.
     const {mkdir} = await import('node:fs/promises')
     await mkdir(join(audit, 'checkpoints'), {recursive: true, mode: 0o700})
