@@ -128,7 +128,7 @@ export const REDACTION_RULES: readonly RedactionRule[] = [
   // curl -u user:password, --user user:password
   {type: 'credential', scope: 'secret', pattern: /((?:^|[\s"'=])(?:-u|--user)[\s=]+[^\s:"']+:)[^\s"']+/g, keepPrefix: true},
   // --password VALUE, --token=VALUE, -p's long forms and their kin on a command line.
-  {type: 'credential', scope: 'secret', pattern: /(--?[A-Za-z-]*(?:password|passwd|passphrase|token|secret|api-?key|access-?key)[A-Za-z-]*(?:=|\s+))[^\s"'-][^\s"']*/gi, keepPrefix: true},
+  {type: 'credential', scope: 'secret', pattern: /((?<![A-Za-z0-9_-])--?[A-Za-z-]*(?:password|passwd|passphrase|token|secret|api-?key|access-?key)[A-Za-z-]*(?:=|\s+))[^\s"'(-][^\s"']*/gi, keepPrefix: true},
   // key: value, key=value, key => value, "key": "value", and the same JSON-escaped inside a string
   // (\"password\": \"…\"). A quoted value is taken whole, spaces included, its quotes kept.
   {
