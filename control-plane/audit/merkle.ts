@@ -8,7 +8,7 @@
  * Provers throw AirlockError('INVALID_INPUT'); verifiers never throw and answer false for anything
  * that is not a valid proof, including malformed arguments.
  */
-import {createHash} from 'node:crypto'
+import {createHash, hash} from 'node:crypto'
 import {AirlockError} from '../errors.js'
 
 /** SHA-256: every hash in the tree is this long. */
@@ -31,14 +31,27 @@ export function emptyRoot(): Uint8Array {
   return sha256()
 }
 
+/** SHA-256 of bytes already joined, one call (the one-shot hash costs less per call than a hash object). */
+function sha256Of(data: Buffer): Uint8Array {
+  const d = hash('sha256', data, 'buffer')
+  return new Uint8Array(d.buffer, d.byteOffset, d.length)
+}
+
 /** MTH({d}) = SHA-256(0x00 ‖ d): the prefix keeps a leaf from passing for an inner node. */
 export function leafHash(entry: Uint8Array): Uint8Array {
-  return sha256(LEAF_PREFIX, entry)
+  const data = Buffer.allocUnsafe(1 + entry.length)
+  data[0] = LEAF_PREFIX[0]!
+  data.set(entry, 1)
+  return sha256Of(data)
 }
 
 /** SHA-256(0x01 ‖ left ‖ right). */
 export function nodeHash(left: Uint8Array, right: Uint8Array): Uint8Array {
-  return sha256(NODE_PREFIX, left, right)
+  const data = Buffer.allocUnsafe(1 + left.length + right.length)
+  data[0] = NODE_PREFIX[0]!
+  data.set(left, 1)
+  data.set(right, 1 + left.length)
+  return sha256Of(data)
 }
 
 /** The Merkle Tree Hash of RFC 6962 §2.1 over leaf hashes already computed with leafHash. */
