@@ -298,12 +298,7 @@ export class AuditLog {
         return this.#recoverTorn(r.value.fragment)
       }
       for (const raw of r.value) {
-        const entry = parseLine(raw.line, raw.lineNumber, raw.offset)
-        state.log.append(leafOf(entry.fingerprint))
-        state.size++
-        state.last = entry.fingerprint
-        state.lastOffset = raw.offset
-        state.bytes = raw.offset + raw.line.length + 1
+        advance(state, raw)
       }
     }
   }
@@ -372,6 +367,16 @@ export interface TornRecovery {
  * The log-recovery event: OCSF Event Log Activity (1008), activity Other (99), saying where the
  * torn fragment was, how long it was and its SHA-256, and where it was moved.
  */
+/** The Merkle state past one more complete line of the log (parsed: a malformed line throws). */
+function advance(state: MerkleState, raw: {line: Buffer; lineNumber: number; offset: number}): void {
+  const entry = parseLine(raw.line, raw.lineNumber, raw.offset)
+  state.log.append(leafOf(entry.fingerprint))
+  state.size++
+  state.last = entry.fingerprint
+  state.lastOffset = raw.offset
+  state.bytes = raw.offset + raw.line.length + 1
+}
+
 /** The newest checkpoint's size and file time (null time: none yet, counted from now). */
 async function lastCheckpointOf(dir: string): Promise<{size: number; at: number | null}> {
   const size = await latestCheckpointSize(dir)
@@ -474,12 +479,7 @@ async function loadState(dir: string, handle: FileHandle, fileSize: number): Pro
     const r = await it.next()
     if (r.done) break
     for (const raw of r.value) {
-      const entry = parseLine(raw.line, raw.lineNumber, raw.offset)
-      state.log.append(leafOf(entry.fingerprint))
-      state.size++
-      state.last = entry.fingerprint
-      state.lastOffset = raw.offset
-      state.bytes = raw.offset + raw.line.length + 1
+      advance(state, raw)
     }
   }
   return state

@@ -71,19 +71,27 @@ export function inclusionProofAt(leafHashAt: LeafHashAt, treeSize: number, index
   checkSize(index, 'index')
   if (index >= treeSize) throw new AirlockError('INVALID_INPUT', `leaf index ${index} is not in a tree of size ${treeSize}`, {index, treeSize})
   const at = checked(leafHashAt)
+  return inclusionPath((start, end) => subtreeRoot(at, start, end), index, treeSize)
+}
+
+/** The root of the subtree of leaves [start, end): from the leaves, or from a store of interior hashes (tiles). */
+export type SubtreeRoot = (start: number, end: number) => Uint8Array
+
+/** PATH(index, D[0:size]) of RFC 6962 §2.1.1, each sibling's root from `root` (the caller checked the sizes). */
+export function inclusionPath(root: SubtreeRoot, index: number, size: number): Uint8Array[] {
   const proof: Uint8Array[] = []
-  // PATH(m, D[start:end]): descend towards the leaf, collecting the other side's root at each split;
-  // the RFC lists them leaf first, so they are prepended on the way down.
+  // Descend towards the leaf, collecting the other side's root at each split; the RFC lists them
+  // leaf first, so they are prepended on the way down.
   let start = 0
-  let end = treeSize
+  let end = size
   let m = index
   while (end - start > 1) {
     const k = splitPoint(end - start)
     if (m < k) {
-      proof.unshift(subtreeRoot(at, start + k, end))
+      proof.unshift(root(start + k, end))
       end = start + k
     } else {
-      proof.unshift(subtreeRoot(at, start, start + k))
+      proof.unshift(root(start, start + k))
       start += k
       m -= k
     }
@@ -106,8 +114,13 @@ export function consistencyProofAt(leafHashAt: LeafHashAt, oldSize: number, newS
   if (oldSize === 0) throw new AirlockError('INVALID_INPUT', 'there is no consistency proof from the empty tree', {oldSize, newSize})
   if (oldSize > newSize) throw new AirlockError('INVALID_INPUT', `old size ${oldSize} is larger than new size ${newSize}`, {oldSize, newSize})
   const at = checked(leafHashAt)
+  return consistencyPath((start, end) => subtreeRoot(at, start, end), oldSize, newSize)
+}
+
+/** SUBPROOF(oldSize, D[0:newSize], true) of RFC 6962 §2.1.2, each subtree's root from `root` (0 < oldSize ≤ newSize, checked by the caller). */
+export function consistencyPath(root: SubtreeRoot, oldSize: number, newSize: number): Uint8Array[] {
   const proof: Uint8Array[] = []
-  // SUBPROOF(m, D[start:end], b), unrolled: each step's sibling goes after the rest of the proof.
+  // Unrolled: each step's sibling goes after the rest of the proof.
   let start = 0
   let end = newSize
   let m = oldSize
@@ -115,16 +128,16 @@ export function consistencyProofAt(leafHashAt: LeafHashAt, oldSize: number, newS
   while (m !== end - start) {
     const k = splitPoint(end - start)
     if (m <= k) {
-      proof.unshift(subtreeRoot(at, start + k, end))
+      proof.unshift(root(start + k, end))
       end = start + k
     } else {
-      proof.unshift(subtreeRoot(at, start, start + k))
+      proof.unshift(root(start, start + k))
       start += k
       m -= k
       whole = false
     }
   }
-  if (!whole) proof.unshift(subtreeRoot(at, start, end))
+  if (!whole) proof.unshift(root(start, end))
   return proof
 }
 
@@ -267,7 +280,7 @@ function subtreeRoot(at: LeafHashAt, start: number, end: number): Uint8Array {
 }
 
 /** The largest power of two smaller than n (n ≥ 2). */
-function splitPoint(n: number): number {
+export function splitPoint(n: number): number {
   let k = 1
   while (k * 2 < n) k *= 2
   return k

@@ -30,7 +30,7 @@ import {join} from 'node:path'
 import {AirlockError} from '../errors.js'
 import {tempName} from '../repo/files.js'
 import {parseLine, type LogEntry} from './entry.js'
-import {emptyRoot, HASH_SIZE, leafHash} from './merkle.js'
+import {consistencyPath, emptyRoot, HASH_SIZE, inclusionPath, leafHash} from './merkle.js'
 import {AUDIT_FILES, DEFAULT_READ_LIMITS, lineBatches, openEvents, type ReadLimits} from './store.js'
 
 /** Tree levels per tile level: a tile holds 256 hashes, as in C2SP tlog-tiles. */
@@ -260,22 +260,7 @@ export class TileTree {
 export function inclusionFromTiles(tree: TileTree, index: number, size: number): Uint8Array[] {
   checkSizes(tree, size)
   if (!Number.isSafeInteger(index) || index < 0 || index >= size) throw new AirlockError('INVALID_INPUT', `leaf index ${index} is not in a tree of size ${size}`, {index, size})
-  const proof: Uint8Array[] = []
-  let start = 0
-  let end = size
-  let m = index
-  while (end - start > 1) {
-    const k = splitPoint(end - start)
-    if (m < k) {
-      proof.unshift(tree.subtree(start + k, end))
-      end = start + k
-    } else {
-      proof.unshift(tree.subtree(start, start + k))
-      start += k
-      m -= k
-    }
-  }
-  return proof
+  return inclusionPath((start, end) => tree.subtree(start, end), index, size)
 }
 
 /** The consistency proof from the tree of `oldSize` leaves to that of `newSize` (RFC 9162 §2.1.4.1). */
@@ -284,36 +269,11 @@ export function consistencyFromTiles(tree: TileTree, oldSize: number, newSize: n
   if (!Number.isSafeInteger(oldSize) || oldSize <= 0 || oldSize > newSize) {
     throw new AirlockError('INVALID_INPUT', `no consistency proof from size ${oldSize} to ${newSize} (0 < old ≤ new)`, {oldSize, newSize})
   }
-  const proof: Uint8Array[] = []
-  let start = 0
-  let end = newSize
-  let m = oldSize
-  let whole = true
-  while (m !== end - start) {
-    const k = splitPoint(end - start)
-    if (m <= k) {
-      proof.unshift(tree.subtree(start + k, end))
-      end = start + k
-    } else {
-      proof.unshift(tree.subtree(start, start + k))
-      start += k
-      m -= k
-      whole = false
-    }
-  }
-  if (!whole) proof.unshift(tree.subtree(start, end))
-  return proof
+  return consistencyPath((start, end) => tree.subtree(start, end), oldSize, newSize)
 }
 
 function checkSizes(tree: TileTree, size: number): void {
   if (!Number.isSafeInteger(size) || size < 0 || size > tree.size) throw new AirlockError('INVALID_INPUT', `no tree of size ${size} in tiles of ${tree.size} entries`, {size, tiles: tree.size})
-}
-
-/** The largest power of two smaller than n (n ≥ 2). */
-function splitPoint(n: number): number {
-  let k = 1
-  while (k * 2 < n) k *= 2
-  return k
 }
 
 // ---------------------------------------------------------------------------------------------

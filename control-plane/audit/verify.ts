@@ -13,7 +13,7 @@ import {hash} from 'node:crypto'
 import {readdir, readFile} from 'node:fs/promises'
 import {join} from 'node:path'
 import {AirlockError} from '../errors.js'
-import {nodeHash, verifyConsistency} from './merkle.js'
+import {consistencyPath, nodeHash, splitPoint, verifyConsistency} from './merkle.js'
 import {parseCheckpoint, parseNote, verifyNote, type Checkpoint, type VerifierKey} from './note.js'
 import {fingerprintOf, hexInto, isPrunedLine, leafOf, locateEntry, parseLine} from './entry.js'
 import {AUDIT_FILES, lineBatches, openEvents, readOrigin, RECOVERY_MARKER, type ReadLimits} from './store.js'
@@ -434,34 +434,14 @@ class LeafTree {
       const found = this.#memo.get(key)
       if (found) return found
     }
-    let k = 1
-    while (k * 2 < n) k *= 2
+    const k = splitPoint(n)
     const r = Buffer.from(nodeHash(this.subtree(start, start + k), this.subtree(start + k, end)))
     if (key >= 0) this.#memo.set(key, r)
     return r
   }
 
-  /** SUBPROOF(m, D[0:n], true) of RFC 6962 §2.1.2. */
+  /** SUBPROOF(m, D[0:n], true) of RFC 6962 §2.1.2, the subtree roots memoized. */
   consistencyProof(m: number, n: number): Uint8Array[] {
-    const proof: Uint8Array[] = []
-    let start = 0
-    let end = n
-    let size = m
-    let whole = true
-    while (size !== end - start) {
-      let k = 1
-      while (k * 2 < end - start) k *= 2
-      if (size <= k) {
-        proof.unshift(this.subtree(start + k, end))
-        end = start + k
-      } else {
-        proof.unshift(this.subtree(start, start + k))
-        start += k
-        size -= k
-        whole = false
-      }
-    }
-    if (!whole) proof.unshift(this.subtree(start, end))
-    return proof
+    return consistencyPath((start, end) => this.subtree(start, end), m, n)
   }
 }

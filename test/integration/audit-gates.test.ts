@@ -9,7 +9,7 @@ import {chmod, mkdtemp, readFile, rm, writeFile} from 'node:fs/promises'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
-import {readEntries} from '../../control-plane/audit/log.js'
+import {loggedEvents} from '../audit-events.js'
 import {airlock, commitChange, initFleet} from '../helpers.js'
 
 let fleet: Awaited<ReturnType<typeof initFleet>>
@@ -23,11 +23,7 @@ afterAll(async () => {
   await rm(audit, {recursive: true, force: true})
 })
 
-async function events(): Promise<Array<Record<string, any>>> {
-  const out: Array<Record<string, any>> = []
-  for await (const e of readEntries(audit)) out.push(JSON.parse(e.line.toString('utf8')))
-  return out
-}
+const events = () => loggedEvents(audit)
 
 const SUITES = `apiVersion: airlock/v1
 kind: GateSuite
@@ -70,8 +66,8 @@ describe('the audit log written by the commands and read by the gates', () => {
     expect(got[0]).toMatchObject({status_id: 2, api: {operation: 'promote'}, unmapped: {airlock: {outcome: 'refused', mode: 'apply'}}})
     expect(got[1]).toMatchObject({status_id: 1, api: {operation: 'change'}, unmapped: {airlock: {outcome: 'applied', commit: r.json.applied.commit, reason: 'a tweak'}}})
     // The decision that allowed it, with the deciding policy (the security_control profile).
-    expect(got[1].metadata.profiles).toContain('security_control')
-    expect(got[1].policy?.uid ?? got[1].authorizations?.[0]?.policy?.uid).toBeTruthy()
+    expect(got[1]!.metadata.profiles).toContain('security_control')
+    expect(got[1]!.policy?.uid ?? got[1]!.authorizations?.[0]?.policy?.uid).toBeTruthy()
   })
 
   it('postsession records every gate, and the drill checks its own steps in the log; audit-integrity passes', async () => {
@@ -81,13 +77,13 @@ describe('the audit log written by the commands and read by the gates', () => {
     expect(r.exitCode, r.stderr).toBe(0)
     const by = Object.fromEntries((r.json.gates as Array<{id: string; status: string; reason: string}>).map((g) => [g.id, g]))
     expect(by['audit-integrity']).toMatchObject({status: 'pass'})
-    expect(by['audit-integrity'].reason).toMatch(/^\d+ entries verify/)
+    expect(by['audit-integrity']!.reason).toMatch(/^\d+ entries verify/)
     expect(by['rollback-drill']).toMatchObject({status: 'pass'})
-    expect(by['rollback-drill'].reason).toMatch(/its \d+ steps are audit-log entries \d+/)
+    expect(by['rollback-drill']!.reason).toMatch(/its \d+ steps are audit-log entries \d+/)
     const after = await events()
     const drill = after.slice(before).filter((e) => e.unmapped?.airlock?.drill)
-    expect(drill.map((e) => e.unmapped.airlock.operation)).toEqual(expect.arrayContaining(['promote', 'rollback']))
-    expect(after.slice(before).filter((e) => e.class_uid === 2003).map((e) => e.compliance.control).sort()).toEqual(['audit-integrity', 'rollback-drill'])
+    expect(drill.map((e) => e.unmapped?.airlock?.operation)).toEqual(expect.arrayContaining(['promote', 'rollback']))
+    expect(after.slice(before).filter((e) => e.class_uid === 2003).map((e) => e.compliance?.control).sort()).toEqual(['audit-integrity', 'rollback-drill'])
   })
 
   it('audit-integrity fails once an entry is edited, naming it', async () => {

@@ -91,9 +91,10 @@ describe('Ed25519: one rule in Node, in WebCrypto and in @noble/ed25519', () => 
       await page.route('**', (r) => (r.request().url().startsWith('file:') ? r.continue() : r.abort()))
       await page.goto(pathToFileURL(file).href)
       const got = await page.evaluate(async (cases) => {
-        const w = window as unknown as Record<string, any>
+        // The page's globals, as the script above set them (the same functions the report inlines).
+        const w = window as unknown as {webCryptoEngine: typeof webCryptoEngine; nobleEngine: typeof nobleEngine; ed25519Verify: typeof ed25519Verify; noble: typeof noble}
         const hex = (s: string) => new Uint8Array((s.match(/../g) ?? []).map((b) => parseInt(b, 16)))
-        const webcrypto = await w.webCryptoEngine()
+        const webcrypto = (await w.webCryptoEngine())!
         const engines = [webcrypto, w.nobleEngine(w.noble)]
         const out: Array<{raw: boolean; rule: boolean[]; engines: string[]}> = []
         for (const c of cases) {

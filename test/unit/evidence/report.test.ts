@@ -171,28 +171,43 @@ describe('renderMarkdown', () => {
   })
 })
 
+/** The parts of an OSCAL Assessment Results document these tests read (the NIST schema checks the rest). */
+interface OscalView {
+  'assessment-results': {
+    uuid: string
+    metadata: {'oscal-version': string}
+    'import-ap'?: unknown
+    results: Array<{
+      findings: Array<{target: {'target-id': string; type: string; status: {state: string; remarks?: string}}}>
+      observations: Array<{title: string; methods: string[]; collected: string; 'relevant-evidence': Array<{href: string}>}>
+      'reviewed-controls': {'control-selections': Array<{'include-controls': Array<{'control-id': string}>}>}
+    }>
+  }
+}
+const oscalOf = (m: typeof model): OscalView => renderOscal(m) as unknown as OscalView
+
 describe('renderOscal', () => {
   it('validates against NIST OSCAL 1.2.2 assessment-results schema', () => {
     const doc = renderOscal(model)
     expect(validate(doc), JSON.stringify(validate.errors?.slice(0, 5))).toBe(true)
-    const ar = doc['assessment-results'] as any
+    const ar = (doc as unknown as OscalView)['assessment-results']
     expect(ar.metadata['oscal-version']).toBe('1.2.2')
-    const result = ar.results[0]
+    const result = ar.results[0]!
     expect(result.findings).toHaveLength(14)
-    const au2 = result.findings.find((f: any) => f.target['target-id'] === 'au-2_smt')
+    const au2 = result.findings.find((f) => f.target['target-id'] === 'au-2_smt')!
     expect(au2.target).toMatchObject({type: 'statement-id', status: {state: 'not-satisfied'}})
     expect(au2.target.status.remarks).toContain('no audit checkpoint has been published')
-    expect(result.findings.find((f: any) => f.target['target-id'] === 'cm-3_smt').target.status.state).toBe('satisfied')
+    expect(result.findings.find((f) => f.target['target-id'] === 'cm-3_smt')!.target.status.state).toBe('satisfied')
     // One observation per piece of evidence, pointing at its repository path.
     const paths = new Set(model.controls.flatMap((c) => c.evidence.map((e) => e.ref)))
-    expect(new Set(result.observations.map((o: any) => o['relevant-evidence'][0].href))).toEqual(paths)
-    expect(result.observations.find((o: any) => o.title.startsWith('gate ')).methods).toEqual(['TEST'])
+    expect(new Set(result.observations.map((o) => o['relevant-evidence'][0]!.href))).toEqual(paths)
+    expect(result.observations.find((o) => o.title.startsWith('gate '))!.methods).toEqual(['TEST'])
   })
 
   it('the same history gives the same document; another head, other uuids', () => {
     expect(JSON.stringify(renderOscal(model))).toBe(JSON.stringify(renderOscal(structuredClone(model))))
-    const other = renderOscal({...model, repository: {...model.repository, head: 'f'.repeat(40)}}) as any
-    expect(other['assessment-results'].uuid).not.toBe((renderOscal(model) as any)['assessment-results'].uuid)
+    const other = oscalOf({...model, repository: {...model.repository, head: 'f'.repeat(40)}})
+    expect(other['assessment-results'].uuid).not.toBe(oscalOf(model)['assessment-results'].uuid)
   })
 
   it('uuids are RFC 9562 version 5 (checked against a known vector)', () => {
@@ -201,16 +216,16 @@ describe('renderOscal', () => {
   })
 
   describe('when the document is broken, the schema rejects it', () => {
-    const broken = (edit: (ar: any) => void) => {
-      const doc = structuredClone(renderOscal(model)) as any
+    const broken = (edit: (ar: OscalView['assessment-results']) => void) => {
+      const doc = structuredClone(oscalOf(model))
       edit(doc['assessment-results'])
       return validate(doc)
     }
-    it('a finding state OSCAL does not have', () => expect(broken((ar) => (ar.results[0].findings[0].target.status.state = 'error'))).toBe(false))
+    it('a finding state OSCAL does not have', () => expect(broken((ar) => (ar.results[0]!.findings[0]!.target.status.state = 'error'))).toBe(false))
     it('no import-ap', () => expect(broken((ar) => delete ar['import-ap'])).toBe(false))
     it('a version-1 uuid', () => expect(broken((ar) => (ar.uuid = 'c232ab00-9414-11ec-b3c8-9f6bdeced846'))).toBe(false))
-    it('a control id that is not a token', () => expect(broken((ar) => (ar.results[0]['reviewed-controls']['control-selections'][0]['include-controls'][0]['control-id'] = '164.312(b)'))).toBe(false))
-    it('a collected time without a time zone', () => expect(broken((ar) => (ar.results[0].observations[0].collected = '2026-01-01T00:00:00'))).toBe(false))
+    it('a control id that is not a token', () => expect(broken((ar) => (ar.results[0]!['reviewed-controls']['control-selections'][0]!['include-controls'][0]!['control-id'] = '164.312(b)'))).toBe(false))
+    it('a collected time without a time zone', () => expect(broken((ar) => (ar.results[0]!.observations[0]!.collected = '2026-01-01T00:00:00'))).toBe(false))
   })
 
   it('the vendored schema is the NIST release asset recorded in SOURCE.md', async () => {
