@@ -95,19 +95,19 @@ describe('failing closed', () => {
     const {chmodSync, chownSync} = await import('node:fs')
     const dir = join(scratch.dir, 'readonly')
     await execa(NODE, ['--input-type=module', '-e', appender(dir, 'ro', 2, 2)])
-    // Root writes through any mode: as root, the child runs as nobody (setpriv), owning the folder.
+    // Root writes through any mode: as root, the child loads the log module and then drops to
+    // nobody (who owns the folder) before opening it — the repository need not be readable by nobody.
     const asRoot = process.getuid?.() === 0
-    if (asRoot) {
-      chmodSync(scratch.dir, 0o755)
-      for (const f of ['', 'origin', 'redaction.key', 'events.jsonl', 'state.json']) chownSync(join(dir, f), 65534, 65534)
-    }
+    if (asRoot) chmodSync(scratch.dir, 0o755)
+    if (asRoot) for (const f of ['', 'origin', 'redaction.key', 'events.jsonl', 'state.json']) chownSync(join(dir, f), 65534, 65534)
     chmodSync(dir, 0o500)
+    const drop = asRoot ? 'process.setgroups([]); process.setgid(65534); process.setuid(65534)' : ''
     const script = `
       const {AuditLog} = await import(${JSON.stringify(LOG_JS)})
+      ${drop}
       try { await AuditLog.open(${JSON.stringify(dir)}); console.log('opened') } catch (e) { console.log(JSON.stringify({code: e.code, message: e.message})) }
     `
-    const cmd = asRoot ? ['setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', NODE, '--input-type=module', '-e', script]] as const : [NODE, ['--input-type=module', '-e', script]] as const
-    const r = await execa(cmd[0], [...cmd[1]])
+    const r = await execa(NODE, ['--input-type=module', '-e', script])
     chmodSync(dir, 0o700)
     const out = JSON.parse(r.stdout) as {code: string; message: string}
     expect(out.code).toBe('AUDIT_UNAVAILABLE')
