@@ -42,3 +42,27 @@ export function registryLimits(flags: Given, limits: Limits): RegistryLimits {
     registryDeadlineMs: ms(flags.deadline, REGISTRY_LIMIT_FLAGS.registryDeadlineMs, limits.registryDeadlineMs),
   }
 }
+
+/** How a registry is reached: its CA and, on loopback only, plain HTTP (as image fetch-signature has them). */
+export const registryAccessFlags = {
+  ca: Flags.string({description: 'PEM CA bundle the registry (or server) certificate must chain to'}),
+  'plain-http': Flags.boolean({description: 'plain HTTP, only for a registry on 127.0.0.1 / localhost', default: false}),
+}
+
+/**
+ * A registry client as every command makes one: AIRLOCK_REGISTRY_TOKEN, else the token flow with
+ * AIRLOCK_REGISTRY_USER/PASSWORD or what docker login left (asked for only if the registry
+ * challenges, sent only to the token service it names), the CA, plain HTTP on loopback only.
+ * Returns a maker of clients: each client has its own byte budget and deadline (a watching pull
+ * makes one per pull).
+ */
+export async function registryClients(registry: string, access: {ca?: string; plainHttp: boolean}, limits: RegistryLimits) {
+  const {RegistryClient} = await import('../platform/registry/client.js')
+  return () => new RegistryClient(registry, {
+    token: process.env.AIRLOCK_REGISTRY_TOKEN || undefined,
+    credentials: async () => (await import('../platform/registry/credentials.js')).registryCredentials(registry, process.env),
+    ca: access.ca,
+    plainHttp: access.plainHttp,
+    limits,
+  })
+}

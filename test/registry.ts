@@ -37,7 +37,8 @@ export interface Registry {
   host: string
   url: string
   pushBlob(repo: string, bytes: Buffer): Promise<{digest: string; size: number}>
-  pushManifest(repo: string, reference: string, manifest: object, mediaType?: string): Promise<{digest: string; size: number; bytes: Buffer}>
+  /** A manifest (an object, or its exact bytes) under a tag or its digest. */
+  pushManifest(repo: string, reference: string, manifest: object | Buffer, mediaType?: string): Promise<{digest: string; size: number; bytes: Buffer}>
   close(): Promise<void>
 }
 
@@ -135,7 +136,7 @@ export async function startRegistry(opts: {tokens?: TokenService & {config: stri
       return {digest, size: bytes.length}
     },
     async pushManifest(repo, reference, manifest, mediaType = OCI_MANIFEST) {
-      const bytes = Buffer.from(JSON.stringify(manifest))
+      const bytes = Buffer.isBuffer(manifest) ? manifest : Buffer.from(JSON.stringify(manifest))
       const put = await fetch(`${url}/v2/${repo}/manifests/${reference}`, {method: 'PUT', body: bytes, headers: {'content-type': mediaType, ...(await auth(repo))}})
       if (put.status !== 201) throw new Error(`manifest push ${reference}: ${put.status} ${await put.text()}`)
       return {digest: sha256(bytes), size: bytes.length, bytes}
@@ -198,4 +199,17 @@ export async function attachSigTag(reg: Registry, repo: string, image: {digest: 
 /** The payload `cosign sign` v2 signs for an image. */
 export function simpleSigningPayload(reference: string, digest: string): Buffer {
   return Buffer.from(JSON.stringify({critical: {identity: {'docker-reference': reference}, image: {'docker-manifest-digest': digest}, type: 'cosign container image signature'}, optional: null}))
+}
+
+/**
+ * A policy bundle pushed as `policy publish` pushes it (control-plane/policy/distribution/oci.ts
+ * bundleArtifact: empty config, one layer of the DSSE bytes) under `tag`, with no check at all:
+ * for tests that plant what an attacker with push access could.
+ */
+export async function pushBundleArtifact(reg: Registry, repo: string, tag: string, bundle: Buffer, payload: import('../control-plane/policy/bundle.js').BundlePayload): Promise<string> {
+  const {bundleArtifact, EMPTY_CONFIG} = await import('../control-plane/policy/distribution/oci.js')
+  const a = bundleArtifact(bundle, payload)
+  await reg.pushBlob(repo, EMPTY_CONFIG)
+  await reg.pushBlob(repo, bundle)
+  return (await reg.pushManifest(repo, tag, a.manifest)).digest
 }

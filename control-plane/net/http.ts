@@ -20,6 +20,8 @@ export interface HttpResponse {
 export interface HttpOptions {
   method?: 'GET' | 'HEAD' | 'PUT' | 'POST'
   headers?: Record<string, string>
+  /** The request body (a PUT or POST), sent with its content-length. */
+  body?: Buffer
   ca?: string
   timeoutMs: number
   maxBytes: number
@@ -49,9 +51,11 @@ export function httpRequest(url: URL, opts: HttpOptions): Promise<HttpResponse> 
     if (opts.signal?.aborted) return reject(deadline())
     const tooLarge = () => new FetchFailure('TOO_LARGE', `${url.href}: response larger than ${opts.maxBytes} bytes`)
     const send = url.protocol === 'https:' ? request : httpRequestRaw
-    const req = send(url, {method: opts.method ?? 'GET', headers: opts.headers ?? {}, ...(opts.ca ? {ca: opts.ca} : {})}, (res) => {
+    const headers = opts.body ? {...opts.headers, 'content-length': String(opts.body.length)} : (opts.headers ?? {})
+    const req = send(url, {method: opts.method ?? 'GET', headers, ...(opts.ca ? {ca: opts.ca} : {})}, (res) => {
       res.on('error', (error: NodeJS.ErrnoException) => fail(new FetchFailure(error.code ?? 'UNREACHABLE', `${url.href}: ${error.message}`)))
-      const announced = Number(res.headers['content-length'])
+      // A HEAD's content-length announces the size of what a GET would answer, not a body.
+      const announced = opts.method === 'HEAD' ? Number.NaN : Number(res.headers['content-length'])
       if (Number.isSafeInteger(announced) && announced > opts.maxBytes) return fail(tooLarge())
       const chunks: Buffer[] = []
       let size = 0
@@ -74,7 +78,7 @@ export function httpRequest(url: URL, opts: HttpOptions): Promise<HttpResponse> 
       opts.signal?.removeEventListener('abort', abort)
     })
     req.on('error', (error: NodeJS.ErrnoException) => fail(new FetchFailure(error.code ?? 'UNREACHABLE', `${url.href}: ${error.message}`)))
-    req.end()
+    req.end(opts.body)
   })
 }
 

@@ -26,8 +26,42 @@ import {bundlePath, parseBundle, parseScope, verifyBundle, type BundlePayload} f
 export type OfflineMode = 'fail_closed' | 'cached_with_expiry' | 'cached_indefinite' | 'default_policy'
 export const OFFLINE_MODES: OfflineMode[] = ['fail_closed', 'cached_with_expiry', 'cached_indefinite', 'default_policy']
 
+/**
+ * Where a bundle comes from: a `policy serve` server, an OCI registry or a static HTTPS bucket.
+ * A source only transports bytes: it is never trusted with anything but whether the bundle it
+ * last gave is still current, and pullBundle believes that only for a verified cached bundle it
+ * gave, by the ETag it gave with it. Everything else is verified here, the same for every source.
+ */
+export interface PullSource {
+  /** Names the source (no secrets): the cache remembers which source an ETag belongs to. */
+  readonly id: string
+  /** For messages: where the bytes came from. */
+  readonly origin: string
+  /**
+   * The scope's bundle: `unchanged` when it is still the one `etag` names (`etag` is null when
+   * this host holds no verified bundle from this source, and then `unchanged` is a failure), else
+   * its bytes and the ETag to send next time. Throws FetchFailure or AirlockError.
+   */
+  fetch(etag: string | null): Promise<{status: 'unchanged'} | {status: 'fetched'; body: string; etag: string | null}>
+}
+
+/** `policy serve`: GET /v1/bundles/<scope> with If-None-Match. */
+export function serverSource(server: string, scope: string, opts: {ca?: string; apiKey?: string; timeoutMs: number; maxBytes: number}): PullSource {
+  const url = new URL(`/v1/bundles/${encodeURIComponent(scope)}`, server)
+  return {
+    id: url.href,
+    origin: url.origin,
+    async fetch(etag) {
+      const r = await httpGet(url, {ca: opts.ca, apiKey: opts.apiKey, etag, timeoutMs: opts.timeoutMs, maxBytes: opts.maxBytes})
+      return r.status === 304 ? {status: 'unchanged'} : {status: 'fetched', body: r.body, etag: r.etag}
+    },
+  }
+}
+
 export interface PullOptions {
-  server: string
+  /** Where the bundle comes from (else the `policy serve` at `server`). */
+  source?: PullSource
+  server?: string
   scope: string
   trust: TrustPolicy
   now: Date
@@ -61,6 +95,8 @@ interface CacheMeta {
   scope: string
   fetchedAt: string
   etag: string | null
+  /** The source the bundle and its ETag came from (PullSource.id); absent in caches made before sources. */
+  source?: string
   version: number
   digest: string
 }
@@ -119,26 +155,32 @@ export async function pullBundle(opts: PullOptions): Promise<PullReport> {
     expiresAt: c.payload.expiresAt,
     policies: c.payload.policies.length,
   })
-  const url = new URL(`/v1/bundles/${encodeURIComponent(opts.scope)}`, opts.server)
   try {
-    const r = await httpGet(url, {ca: opts.ca, apiKey: opts.apiKey, etag: good?.meta.etag, timeoutMs: opts.timeoutMs, maxBytes: opts.maxBytes})
+    if (!opts.source && !opts.server) throw new AirlockError('INTERNAL', 'pullBundle: no source and no server')
+    const source = opts.source ?? serverSource(opts.server!, opts.scope, {ca: opts.ca, apiKey: opts.apiKey, timeoutMs: opts.timeoutMs, maxBytes: opts.maxBytes})
+    // The only ETag sent is that of a bundle this host holds verified, from this same source.
+    const etag = good && good.meta.source === source.id ? good.meta.etag : null
+    const r = await source.fetch(etag)
     const fetchedAt = opts.now.toISOString()
-    if (r.status === 304) {
-      if (!good) throw new FetchFailure('HTTP_ERROR', `${url.href} answered 304 but there is no valid cache`)
+    if (r.status === 'unchanged') {
+      // A source that answers "not modified" to anything (a misconfigured bucket, a proxy) makes
+      // nothing acceptable: it is believed only about the verified bundle whose ETag was sent.
+      if (!good || etag === null) throw new FetchFailure('NOT_MODIFIED_WITHOUT_CACHE', `${source.origin} answered "not modified", but this host sent no ETag of a verified cached bundle from it`)
       if (good.expired) throw new AirlockError('EXPIRED', `the server has nothing newer than the cached bundle, which expired at ${good.payload.expiresAt}`)
       await writeFileAtomic(files.meta, `${JSON.stringify({...good.meta, fetchedAt})}\n`)
-      return fromCache(good, 'unchanged', 'the server confirmed the cached bundle (304)', null, fetchedAt)
+      return fromCache(good, 'unchanged', `${source.origin} confirmed the cached bundle (${etag.startsWith('sha256:') ? 'same digest' : '304'})`, null, fetchedAt)
     }
-    const {envelope, payload} = parseBundle(r.body, url.href, limits)
+    const where = source.id
+    const {envelope, payload} = parseBundle(r.body, where, limits)
     // Anti-downgrade against what this host holds (the floor); an equal version must be the same bundle.
-    const v = verifyBundle(envelope, payload, {trust: opts.trust, now: opts.now, scope: opts.scope, minVersion: floor?.payload.version, source: url.href, limits})
+    const v = verifyBundle(envelope, payload, {trust: opts.trust, now: opts.now, scope: opts.scope, minVersion: floor?.payload.version, source: where, limits})
     if (floor && payload.version === floor.payload.version && v.digest !== floor.digest) {
-      throw new AirlockError('EQUAL_VERSION_CONFLICT', `${url.href}: version ${payload.version} again, with different content than the cached one`, {version: payload.version})
+      throw new AirlockError('EQUAL_VERSION_CONFLICT', `${where}: version ${payload.version} again, with different content than the cached one`, {version: payload.version})
     }
     await makeFolder(opts.cacheDir, {mode: 0o700})
     await writeFileAtomic(files.bundle, r.body, 0o600)
-    await writeFileAtomic(files.meta, `${JSON.stringify({scope: opts.scope, fetchedAt, etag: r.etag, version: payload.version, digest: v.digest} satisfies CacheMeta)}\n`, 0o600)
-    return {...base, effective: 'fetched', reason: `verified v${payload.version} from ${url.origin}`, version: payload.version, digest: v.digest, fetchedAt, expiresAt: payload.expiresAt, policies: payload.policies.length}
+    await writeFileAtomic(files.meta, `${JSON.stringify({scope: opts.scope, fetchedAt, etag: r.etag, source: source.id, version: payload.version, digest: v.digest} satisfies CacheMeta)}\n`, 0o600)
+    return {...base, effective: 'fetched', reason: `verified v${payload.version} from ${source.origin}`, version: payload.version, digest: v.digest, fetchedAt, expiresAt: payload.expiresAt, policies: payload.policies.length}
   } catch (error) {
     const failure = {code: error instanceof AirlockError || error instanceof FetchFailure ? error.code : 'UNREACHABLE', message: (error as Error).message}
     if (error instanceof AirlockError && error.code === 'INVALID_INPUT') failure.code = 'GARBAGE'

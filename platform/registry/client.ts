@@ -28,6 +28,7 @@ export const MEDIA = {
   dockerList: 'application/vnd.docker.distribution.manifest.list.v2+json',
   sigstoreBundle: 'application/vnd.dev.sigstore.bundle.v0.3+json',
   simpleSigning: 'application/vnd.dev.cosign.simplesigning.v1+json',
+  ociEmpty: 'application/vnd.oci.empty.v1+json',
 } as const
 
 const MANIFEST_ACCEPT = [MEDIA.ociManifest, MEDIA.ociIndex, MEDIA.dockerManifest, MEDIA.dockerList].join(', ')
@@ -123,6 +124,55 @@ export function parseImageRef(ref: string): ImageRef {
   return {registry, repository, digest}
 }
 
+/** An artifact's place in a registry: `oci://registry/repository[:tag][@sha256:<hex>]`. */
+export interface OciRef {
+  registry: string
+  repository: string
+  tag: string | null
+  digest: string | null
+}
+
+const REPOSITORY = /^[a-z0-9]+([._-]{1,2}[a-z0-9]+)*(\/[a-z0-9]+([._-]{1,2}[a-z0-9]+)*)*$/
+/** The OCI distribution spec's tag grammar. */
+export const TAG = /^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$/
+
+/**
+ * `oci://registry/repository[:tag][@sha256:<hex>]` (the registry host is required; docker.io is
+ * Docker Hub's registry-1.docker.io, and a one-part repository there is library/…). `field` names
+ * the flag in messages.
+ */
+export function parseOciRef(text: string, field: string): OciRef {
+  const bad = (why: string) => new AirlockError('USAGE', `${field}: "${text}" ${why}`, {field})
+  if (!text.startsWith('oci://')) throw bad('is not oci://REGISTRY/REPOSITORY[:TAG]')
+  let rest = text.slice('oci://'.length)
+  let digest: string | null = null
+  const at = rest.indexOf('@')
+  if (at >= 0) {
+    digest = parseDigestRef(rest.slice(at + 1), field).digest
+    rest = rest.slice(0, at)
+  }
+  const slash = rest.indexOf('/')
+  if (slash <= 0) throw bad('names no registry host and repository (oci://REGISTRY/REPOSITORY[:TAG])')
+  let registry = rest.slice(0, slash)
+  let name = rest.slice(slash + 1)
+  let tag: string | null = null
+  const colon = name.lastIndexOf(':')
+  if (colon >= 0) {
+    tag = name.slice(colon + 1)
+    name = name.slice(0, colon)
+    if (!TAG.test(tag)) throw bad(`has the tag "${tag}", which is not a valid OCI tag ([A-Za-z0-9_][A-Za-z0-9._-]{0,127})`)
+  }
+  if (!/^[A-Za-z0-9.-]+(:\d+)?$|^\[[0-9a-fA-F:]+\](:\d+)?$/.test(registry)) throw bad(`names "${registry}", which is not a registry host`)
+  if (registry === 'docker.io' || registry === 'index.docker.io') registry = 'registry-1.docker.io'
+  if (registry === 'registry-1.docker.io' && !name.includes('/')) name = `library/${name}`
+  if (!REPOSITORY.test(name)) throw bad(`names "${name}", which is not a valid repository name`)
+  return {registry, repository: name, tag, digest}
+}
+
+export function formatOciRef(ref: OciRef): string {
+  return `oci://${ref.registry}/${ref.repository}${ref.tag ? `:${ref.tag}` : ''}${ref.digest ? `@${ref.digest}` : ''}`
+}
+
 /** The pull scope of a /v2/<repository>/… path. */
 function scopeOf(path: string): string {
   const m = /^\/v2\/(.+?)\/(?:manifests|blobs|referrers|tags)\//.exec(path)
@@ -182,12 +232,12 @@ export class RegistryClient {
    * command's byte budget, whichever is smaller; the request's deadline and the command's.
    * `cap` is the limit on this kind of response (null: a token service's answer).
    */
-  private async send(url: URL, headers: Record<string, string>, cap: 'maxRegistryManifestBytes' | 'maxRegistryBlobBytes' | null, what: string): Promise<HttpResponse> {
+  private async send(url: URL, headers: Record<string, string>, cap: 'maxRegistryManifestBytes' | 'maxRegistryBlobBytes' | null, what: string, method: 'GET' | 'HEAD' | 'PUT' | 'POST' = 'GET', body?: Buffer): Promise<HttpResponse> {
     const {limits} = this.opts
     const own = cap ? limits[cap] : MAX_TOKEN_BYTES
     const left = Math.max(0, limits.maxRegistryBytes - this.received)
     try {
-      const res = await httpRequest(url, {headers, ca: this.opts.ca, timeoutMs: limits.registryRequestMs, maxBytes: Math.min(own, left), signal: this.deadline})
+      const res = await httpRequest(url, {method, headers, ...(body ? {body} : {}), ca: this.opts.ca, timeoutMs: limits.registryRequestMs, maxBytes: Math.min(own, left), signal: this.deadline})
       this.received += res.body.length
       return res
     } catch (error) {
@@ -249,20 +299,38 @@ export class RegistryClient {
   }
 
   /** GET with redirects followed (at most five hops, never to a URL already visited). */
-  private async get(path: string, accept: string, cap: 'maxRegistryManifestBytes' | 'maxRegistryBlobBytes'): Promise<HttpResponse & {url: string}> {
+  private get(path: string, accept: string, cap: 'maxRegistryManifestBytes' | 'maxRegistryBlobBytes'): Promise<HttpResponse & {url: string}> {
+    return this.call('GET', path, {accept, cap, ok: [200]})
+  }
+
+  /**
+   * One request to the registry: the token flow on a 401 (the push scope for a PUT or POST),
+   * redirects followed for GET and HEAD only (at most five hops, never to a URL already visited),
+   * any status but `ok` an error naming it. `path` may be an absolute URL on the registry's own
+   * origin (an upload's Location); anywhere else is refused.
+   */
+  private async call(
+    method: 'GET' | 'HEAD' | 'PUT' | 'POST',
+    path: string,
+    o: {accept: string; cap: 'maxRegistryManifestBytes' | 'maxRegistryBlobBytes'; ok: number[]; body?: Buffer; contentType?: string},
+  ): Promise<HttpResponse & {url: string}> {
     let url = new URL(path, this.origin)
+    const own = new URL(this.origin).origin
+    if (url.origin !== own) throw new RegistryError('BAD_RESPONSE', `${this.origin} sent the client to ${url.origin}; refused`)
+    const pushing = method === 'PUT' || method === 'POST'
+    const scope = pushing ? scopeOf(url.pathname).replace(/:pull$/, ':pull,push') : scopeOf(url.pathname)
     const seen = new Set<string>()
     for (let hop = 0; ; hop++) {
       if (seen.has(url.href)) throw new RegistryError('REDIRECT_LOOP', `${url.href} redirects back to itself`)
       if (hop > MAX_REDIRECTS) throw new RegistryError('REDIRECT_LOOP', `more than ${MAX_REDIRECTS} redirects from ${this.origin}${path}`)
       seen.add(url.href)
-      const headers: Record<string, string> = {accept}
-      const scope = scopeOf(path)
+      const headers: Record<string, string> = {accept: o.accept}
+      if (o.contentType) headers['content-type'] = o.contentType
       const auth = this.tokens.get(scope) ?? (this.opts.token ? `Bearer ${this.opts.token}` : undefined)
       // Only the registry itself sees a token, never a redirect's target (a blob store).
-      if (auth && url.origin === new URL(this.origin).origin) headers.authorization = auth
-      const res = await this.send(url, headers, cap, url.href)
-      if ([301, 302, 303, 307, 308].includes(res.status)) {
+      if (auth && url.origin === own) headers.authorization = auth
+      const res = await this.send(url, headers, o.cap, `${method === 'GET' ? '' : `${method} `}${url.href}`, method, o.body)
+      if (!pushing && [301, 302, 303, 307, 308].includes(res.status)) {
         const location = res.headers.location
         if (!location) throw new RegistryError('BAD_RESPONSE', `${url.href} answered ${res.status} without a Location`)
         const next = new URL(location, url)
@@ -270,8 +338,8 @@ export class RegistryClient {
         url = next
         continue
       }
-      if (res.status === 200) return {...res, url: url.href}
-      if (res.status === 401 && url.origin === new URL(this.origin).origin && !this.tokens.has(scope)) {
+      if (o.ok.includes(res.status)) return {...res, url: url.href}
+      if (res.status === 401 && url.origin === own && !this.tokens.has(scope)) {
         // The token flow (Docker Hub, GHCR, Harbor, Quay, ECR): fetch a token, ask again once.
         this.tokens.set(scope, await this.fetchToken(url, res, scope))
         seen.delete(url.href)
@@ -279,11 +347,60 @@ export class RegistryClient {
         continue
       }
       if (res.status === 401 || res.status === 403) {
-        throw new RegistryError('AUTH_REQUIRED', `${url.href} answered ${res.status}${this.tokens.has(scope) ? ' to the token its token service gave' : this.opts.token ? ' to the token given' : ''}; give credentials (AIRLOCK_REGISTRY_USER and AIRLOCK_REGISTRY_PASSWORD, or docker login) or AIRLOCK_REGISTRY_TOKEN`)
+        throw new RegistryError('AUTH_REQUIRED', `${method === 'GET' ? '' : `${method} `}${url.href} answered ${res.status}${this.tokens.has(scope) ? ' to the token its token service gave' : this.opts.token ? ' to the token given' : ''}; give credentials (AIRLOCK_REGISTRY_USER and AIRLOCK_REGISTRY_PASSWORD, or docker login) or AIRLOCK_REGISTRY_TOKEN`)
       }
       if (res.status === 404) throw new RegistryError('NOT_FOUND', `${url.href}: not found`)
-      throw new RegistryError(res.status >= 500 ? 'SERVER_ERROR' : 'HTTP_ERROR', `${url.href} answered HTTP ${res.status}`)
+      throw new RegistryError(res.status >= 500 ? 'SERVER_ERROR' : 'HTTP_ERROR', `${method === 'GET' ? '' : `${method} `}${url.href} answered HTTP ${res.status}`)
     }
+  }
+
+  /**
+   * What `reference` (a tag or a digest) names, by a HEAD: its digest (Docker-Content-Digest,
+   * null when the registry sends none), media type and size; null when there is nothing there.
+   * Nothing a HEAD says is trusted: a digest it names is fetched by that digest and checked.
+   */
+  async resolve(repository: string, reference: string): Promise<{digest: string | null; mediaType: string; size: number} | null> {
+    try {
+      const res = await this.call('HEAD', `/v2/${repository}/manifests/${reference}`, {accept: MANIFEST_ACCEPT, cap: 'maxRegistryManifestBytes', ok: [200]})
+      const digest = String(res.headers['docker-content-digest'] ?? '')
+      return {digest: /^sha256:[0-9a-f]{64}$/.test(digest) ? digest : null, mediaType: String(res.headers['content-type'] ?? '').split(';')[0]!.trim(), size: Number(res.headers['content-length'] ?? -1)}
+    } catch (error) {
+      if (error instanceof RegistryError && error.reason === 'NOT_FOUND') return null
+      throw error
+    }
+  }
+
+  /** Whether the registry holds the blob `digest` (a HEAD). */
+  async hasBlob(repository: string, digest: string): Promise<boolean> {
+    try {
+      await this.call('HEAD', `/v2/${repository}/blobs/${digest}`, {accept: '*/*', cap: 'maxRegistryBlobBytes', ok: [200]})
+      return true
+    } catch (error) {
+      if (error instanceof RegistryError && error.reason === 'NOT_FOUND') return false
+      throw error
+    }
+  }
+
+  /** Uploads a blob in one piece (POST, then PUT with its digest), unless the registry holds it already. */
+  async pushBlob(repository: string, bytes: Buffer): Promise<{digest: string; size: number; uploaded: boolean}> {
+    const digest = sha256Of(bytes)
+    if (await this.hasBlob(repository, digest)) return {digest, size: bytes.length, uploaded: false}
+    const start = await this.call('POST', `/v2/${repository}/blobs/uploads/`, {accept: '*/*', cap: 'maxRegistryManifestBytes', ok: [202]})
+    const location = start.headers.location
+    if (!location) throw new RegistryError('BAD_RESPONSE', `${start.url} started an upload without a Location`)
+    const put = new URL(location, start.url)
+    put.searchParams.set('digest', digest)
+    await this.call('PUT', put.href, {accept: '*/*', cap: 'maxRegistryManifestBytes', ok: [201], body: bytes, contentType: 'application/octet-stream'})
+    return {digest, size: bytes.length, uploaded: true}
+  }
+
+  /** Puts a manifest under `reference` (a tag or its digest); returns its digest, checked against what the registry says it stored. */
+  async pushManifest(repository: string, reference: string, bytes: Buffer, mediaType: string): Promise<string> {
+    const digest = sha256Of(bytes)
+    const res = await this.call('PUT', `/v2/${repository}/manifests/${reference}`, {accept: '*/*', cap: 'maxRegistryManifestBytes', ok: [201], body: bytes, contentType: mediaType})
+    const stored = res.headers['docker-content-digest']
+    if (typeof stored === 'string' && stored !== digest) throw new AirlockError('DIGEST_MISMATCH', `${this.registry}/${repository}:${reference}: the registry says it stored ${stored}, the manifest sent is ${digest}`, {asked: digest, got: stored})
+    return digest
   }
 
   /** The manifest at `reference` (a digest or a tag); by digest, its bytes must hash to it. */
