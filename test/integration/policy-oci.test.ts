@@ -92,14 +92,14 @@ beforeAll(async () => {
   if (!RUN_REGISTRY_TESTS) return
   tokens = await startTokenService(t.dir, {hostbot: 'pull-secret'})
   reg = await startRegistry({tokens})
-})
+}, 300_000)
 afterAll(async () => {
   await reg?.close()
   await tokens?.close()
   await t?.cleanup()
 })
 
-describe.runIf(RUN_REGISTRY_TESTS)('policy pull --from oci:// (docker-registry with token auth)', () => {
+describe.runIf(RUN_REGISTRY_TESTS)('policy pull --from oci:// (docker-registry with token auth)', {timeout: 300_000}, () => {
   it('fetches and verifies through the token flow; the same digest next time is `unchanged` with no blob read; a new version is fetched', async () => {
     const p = payload(2)
     const {repo, ref} = await planted(signed(p), p)
@@ -226,7 +226,7 @@ describe.runIf(RUN_REGISTRY_TESTS)('policy pull --from oci:// (docker-registry w
   })
 })
 
-describe('policy pull --from https:// (a static bucket)', () => {
+describe('policy pull --from https:// (a static bucket)', {timeout: 300_000}, () => {
   async function bucket(answer: (req: import('node:http').IncomingMessage) => {status: number; body?: Buffer; etag?: string}) {
     const server = createHttps({cert: CERT, key: KEY}, (req, res) => {
       const a = answer(req)
