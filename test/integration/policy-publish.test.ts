@@ -13,7 +13,7 @@ import {parseBundle, signBundle, BUNDLE_PAYLOAD_TYPE} from '../../control-plane/
 import {scopeOfTag, scopeTag, versionTag} from '../../control-plane/policy/distribution/oci.js'
 import {parseScope} from '../../control-plane/policy/bundle.js'
 import {canonicalJson} from '../../control-plane/crypto/digest.js'
-import {airlock, initFleet, tempDir, type Fleet} from '../helpers.js'
+import {airlock, git, initFleet, tempDir, type Fleet} from '../helpers.js'
 import {pushBundleArtifact, RUN_REGISTRY_TESTS, startRegistry, startTokenService, type Registry, type TokenService} from '../registry.js'
 
 const CREDS = {AIRLOCK_REGISTRY_USER: 'publisher', AIRLOCK_REGISTRY_PASSWORD: 'push-secret', AIRLOCK_REGISTRY_TOKEN: undefined}
@@ -131,6 +131,16 @@ describe.runIf(RUN_REGISTRY_TESTS)('policy publish --to oci:// (docker-registry 
       expect(r.json.version).toBeGreaterThan(0)
     } finally {
       await writeFile(file, committed)
+    }
+    // A commit made without keys (a writer with push access to the repository): nothing is published from it.
+    await writeFile(file, committed.replace(/"payload": "[^"]+"/, '"payload": "e30="'))
+    await git(fleet.dir, 'commit', '-qam', 'swap the bundle, unsigned')
+    try {
+      const r = await publish(to, ['--scope', 'org:acme', '--apply'])
+      expect(r.exitCode).toBe(1)
+      expect(r.json.error.code).toBe('BASE_UNVERIFIED')
+    } finally {
+      await git(fleet.dir, 'reset', '-q', '--hard', 'HEAD~1')
     }
     const none = await publish(to, ['--scope', 'org:globex'])
     expect(none.exitCode).toBe(2)
