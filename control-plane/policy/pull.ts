@@ -1,6 +1,7 @@
 /**
- * `airlock policy pull`: fetch a scope's bundle, verify it, keep it in a local cache, and say
- * which policy is in effect and why. When the server cannot give a valid bundle (unreachable,
+ * `airlock policy pull`: fetch a scope's bundle from a source (a `policy serve` server, an OCI
+ * registry, a static HTTPS bucket: only transport), verify it, keep it in a local cache, and say
+ * which policy is in effect and why. When the source cannot give a valid bundle (unreachable,
  * slow, 5xx, garbage, an untrusted certificate, a bundle that fails verification), the
  * offline mode decides, and nothing looser:
  *   fail_closed        → everything denied
