@@ -1,7 +1,7 @@
-import {Args, Flags} from '@oclif/core'
+import {Args} from '@oclif/core'
 import {AirlockCommand, planFlags, type PlanOutcome} from '../_base.js'
 import {readInput} from '../_policy.js'
-import {registryFlags, registryLimits} from '../_registry.js'
+import {registryAccessFlags, registryClients, registryFlags, registryLimits} from '../_registry.js'
 
 export default class ImageFetchSignature extends AirlockCommand {
   static override summary = "Find a golden image's signature in its OCI registry and store it beside the manifests (plan by default)."
@@ -14,8 +14,7 @@ Registries that answer 401 with a Bearer challenge (Docker Hub, GHCR, Harbor, Qu
   static override args = {ref: Args.string({description: 'registry/repository@sha256:<64 hex> of a managed image', required: true})}
   static override flags = {
     ...planFlags,
-    ca: Flags.string({description: 'PEM CA bundle the registry certificate must chain to'}),
-    'plain-http': Flags.boolean({description: 'plain HTTP, only for a registry on 127.0.0.1 / localhost', default: false}),
+    ...registryAccessFlags,
     ...registryFlags,
   }
 
@@ -23,7 +22,7 @@ Registries that answer 401 with a Bearer challenge (Docker Hub, GHCR, Harbor, Qu
     const {args, flags} = await this.parse(ImageFetchSignature)
     const repo = await this.repository(flags.repo)
     const limits = registryLimits(flags, this.limits)
-    const [{parseImageRef, RegistryClient}, {bundleFromSigTag}, {findImageByRef, loadTrust, keysFor}, {ImageVerificationError}, {trustKeyObject}] = await Promise.all([
+    const [{parseImageRef}, {bundleFromSigTag}, {findImageByRef, loadTrust, keysFor}, {ImageVerificationError}, {trustKeyObject}] = await Promise.all([
       import('../../platform/registry/client.js'),
       import('../../platform/registry/cosign.js'),
       import('../../control-plane/manifests/load.js'),
@@ -36,14 +35,7 @@ Registries that answer 401 with a Bearer challenge (Docker Hub, GHCR, Harbor, Qu
     // The base's image keys, only to give a converted keyed cosign v2 signature the hint cosign
     // gives it; whether any candidate verifies is the pipeline's step, on a verified base.
     const keys = keysFor(await loadTrust(repo, base.commit, this.limits), 'image', this.now).map((k) => trustKeyObject(k))
-    const client = new RegistryClient(ref.registry, {
-      token: process.env.AIRLOCK_REGISTRY_TOKEN || undefined,
-      // Asked for only if the registry challenges; sent only to the token service it names.
-      credentials: async () => (await import('../../platform/registry/credentials.js')).registryCredentials(ref.registry, process.env),
-      ca: flags.ca ? await readInput(flags.ca) : undefined,
-      plainHttp: flags['plain-http'],
-      limits,
-    })
+    const client = (await registryClients(ref.registry, {ca: flags.ca ? await readInput(flags.ca) : undefined, plainHttp: flags['plain-http']}, limits))()
     // Lazily: the pipeline asks for the next candidate only when the one before did not verify.
     async function* candidates() {
       for await (const sig of client.signatures(ref)) {

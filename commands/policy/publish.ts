@@ -66,8 +66,8 @@ Credentials as image fetch-signature has them: AIRLOCK_REGISTRY_USER/PASSWORD, d
     const client = (await registryClients(ref.registry, {ca: flags.ca ? await readInput(flags.ca) : undefined, plainHttp: flags['plain-http']}, limits))()
     const repo = {...ref, tag: null}
     const record = async (ok: boolean, detail: {version: number; digest: string; failure: {code: string; message: string} | null; reason: string}) => {
-      const {bundlePullEvent} = await import('../../control-plane/audit/ocsf.js')
-      await this.recordAudit(publishEvent(bundlePullEvent({now: new Date(), host: hostname(), toolVersion: this.config.version, server: formatOciRef(repo), scope: scopeName(scope), effective: ok ? 'published' : 'refused', ...detail})))
+      const {bundlePublishEvent} = await import('../../control-plane/audit/ocsf.js')
+      await this.recordAudit(bundlePublishEvent({now: new Date(), host: hostname(), toolVersion: this.config.version, destination: formatOciRef(repo), scope: scopeName(scope), effective: ok ? 'published' : 'refused', ...detail}))
     }
     let plan
     try {
@@ -91,12 +91,6 @@ Credentials as image fetch-signature has them: AIRLOCK_REGISTRY_USER/PASSWORD, d
     if (!this.jsonEnabled()) this.log(render(result))
     return result
   }
-}
-
-/** A pull event turned into the publish's: API Activity Create, operation `policy publish`. */
-function publishEvent(event: Record<string, unknown> & {class_uid: number}) {
-  const create = 1
-  return {...event, activity_id: create, activity_name: 'Create', type_uid: event.class_uid * 100 + create, type_name: 'API Activity: Create', api: {operation: 'policy publish'}, message: String(event.message).replace(/^policy bundle/, 'policy bundle publish')} as typeof event
 }
 
 function render(r: PublishResult): string {

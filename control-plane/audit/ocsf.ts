@@ -427,6 +427,16 @@ export function bundlePullEvent(i: BundlePullInput): AuditEvent {
   return event
 }
 
+/** A signed policy bundle pushed to a registry (6003 Create): where, which version, or why refused. */
+export function bundlePublishEvent(i: Omit<BundlePullInput, 'server'> & {destination: string}): AuditEvent {
+  const ok = i.failure === null
+  const event = apiActivity('Create', {now: i.now, toolVersion: i.toolVersion, host: i.host, actor: airlockActor(), operation: 'policy publish', ok, ...(ok ? {} : {detail: {code: i.failure?.code ?? 'REFUSED', message: text(i.failure?.message ?? i.reason)}})})
+  event.message = `policy bundle publish ${i.scope}: ${i.effective}${i.version !== null ? ` v${i.version}` : ''}`
+  event.resources = [{name: i.scope, type: 'policy bundle', ...(i.digest ? {uid: i.digest} : {})}]
+  event.unmapped = {airlock: {destination: i.destination, scope: i.scope, effective: i.effective, reason: text(i.reason), version: i.version, digest: i.digest, ...(i.failure ? {failure: {code: i.failure.code}} : {})}}
+  return event
+}
+
 // ---------------------------------------------------------------------------------------------
 // The log's own events
 

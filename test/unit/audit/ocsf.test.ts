@@ -7,6 +7,8 @@ import {describe, expect, it} from 'vitest'
 import {
   approvalEvent,
   authenticationEvent,
+  bundlePublishEvent,
+  bundlePullEvent,
   checkpointEvent,
   egressDecisionEvent,
   gateFindingEvent,
@@ -180,6 +182,21 @@ describe('decisions (6003 with security_control)', () => {
       valid(e)
       expect(e).toMatchObject({activity_id: ids[kind], status_id: kind === 'replayed' ? 2 : 1, action_id: kind === 'replayed' ? 2 : 1})
     }
+  })
+})
+
+describe('policy bundles', () => {
+  it('a pull and a publish (6003 Read, Create), refusals as failures with their code', () => {
+    const base = {now, host, toolVersion, scope: 'org:acme', version: 3, digest: `sha256:${D}`}
+    const pull = bundlePullEvent({...base, server: 'oci://127.0.0.1:5000/p:org-acme', effective: 'fetched', reason: 'v3 verified', failure: null})
+    valid(pull)
+    expect(pull).toMatchObject({activity_id: 2, status_id: 1, api: {operation: 'policy pull'}})
+    const pub = bundlePublishEvent({...base, destination: 'oci://127.0.0.1:5000/p', effective: 'published', reason: 'pushed org-acme', failure: null})
+    valid(pub)
+    expect(pub).toMatchObject({activity_id: 1, type_uid: 600301, api: {operation: 'policy publish'}, unmapped: {airlock: {destination: 'oci://127.0.0.1:5000/p', version: 3}}})
+    const refused = bundlePublishEvent({...base, destination: 'oci://r/p', effective: 'refused', reason: 'older', failure: {code: 'DOWNGRADE', message: 'older'}})
+    valid(refused)
+    expect(refused).toMatchObject({status_id: 2, status_code: 'DOWNGRADE'})
   })
 })
 
