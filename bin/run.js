@@ -44,13 +44,14 @@ const closed = new Promise((resolve) => {
 })
 
 const argv = process.argv.slice(2)
-const oclif = await import('@oclif/core')
+// The bundled CLI (scripts/bundle.js): oclif and the commands' shared code in a few files.
+const oclif = await import('../dist/bundle/main.js')
 try {
   await oclif.run(argv, import.meta.url)
   if (!process.stdout.destroyed) await Promise.race([oclif.flush(), closed])
 } catch (error) {
   // Errors outside a command (unknown command or topic): same JSON shape and exit table.
   if (error?.oclif?.exit === 0) process.exit(0)
-  const {reportError} = await import('../dist/commands/_base.js')
+  const {reportError} = await import('../dist/bundle/errors.js')
   process.exitCode = reportError(error?.oclif ? Object.assign(error, {parse: true}) : error, argv.includes('--json'))
 }

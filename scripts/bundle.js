@@ -1,0 +1,121 @@
+// Bundles the CLI into dist/bundle/ (after tsc has written dist/): every `airlock` command is a
+// fresh process, and loading ~1,000 small modules one by one (resolve, read, compile each) was
+// most of a command's start. esbuild writes
+//   dist/bundle/main.js      @oclif/core's run, what bin/run.js calls
+//   dist/bundle/commands.js  oclif's explicit command table: one lazy loader per command
+//   dist/bundle/errors.js    reportError, for errors raised outside a command
+// and shared chunks beside them; a module reached only through `import()` (Sigstore, Cedar, the
+// registry client, isomorphic-git, …) lands in a chunk loaded only by the command that needs it.
+//
+// The tsc output in dist/ stays: benchmarks and scripts import it, and it holds the files a
+// bundled module reaches by its own location (validators.cjs, the secret scan's worker). So that
+// such a location means the same thing bundled, `import.meta.url` in airlock's own sources is
+// rewritten to the URL of the module's tsc-built twin in dist/.
+import {readdirSync, readFileSync, rmSync, statSync, writeFileSync} from 'node:fs'
+import {dirname, join, relative, sep} from 'node:path'
+import {fileURLToPath} from 'node:url'
+import * as esbuild from 'esbuild'
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..')
+const out = join(root, 'dist', 'bundle')
+const OWN = ['commands', 'control-plane', 'platform'].map((d) => join(root, d) + sep)
+
+/** Command ids from commands/ (oclif's own rule: folders are topics, `_*` files are not commands). */
+function commandFiles(dir = join(root, 'commands'), topics = []) {
+  return readdirSync(dir)
+    .sort()
+    .flatMap((name) => {
+      const file = join(dir, name)
+      if (statSync(file).isDirectory()) return commandFiles(file, [...topics, name])
+      if (!name.endsWith('.ts') || name.startsWith('_') || name.endsWith('.d.ts')) return []
+      return [{id: [...topics, name.slice(0, -3)].join(':'), file}]
+    })
+}
+
+const commands = commandFiles()
+// oclif's explicit strategy wants an object of command classes (anything with a static `run`).
+// Each entry is a stand-in whose `run` imports the real class only when that command runs;
+// `--help` and command lookup read oclif.manifest.json and never load this table.
+const commandTable = [
+  'const lazy = (load) => ({',
+  '  async run(argv, config) {',
+  '    const Command = (await load()).default',
+  '    Object.assign(Command, {id: this.id, plugin: this.plugin})',
+  '    return Command.run(argv, config)',
+  '  },',
+  '})',
+  'export const commands = {',
+  ...commands.map(({id, file}) => `  ${JSON.stringify(id)}: lazy(() => import(${JSON.stringify(file)})),`),
+  '}',
+].join('\n')
+
+// What bin/run.js calls: oclif's run and flush, from the same bundled @oclif/core the commands use.
+// What the commands take from @oclif/core, from its own files: the package's index also loads
+// semver (for a Node version check bin/run.js already made) and everything else it exports.
+const OCLIF = "export {Command} from '@oclif/core/command'\nexport * as Flags from '@oclif/core/flags'\nexport * as Args from '@oclif/core/args'\n"
+const MAIN = "export {run} from '@oclif/core/run'\nexport {flush} from '@oclif/core/flush'\n"
+
+/** `import.meta.url` of an own source file → the URL of its tsc-built twin in dist/. */
+const ownSources = {
+  name: 'own-sources',
+  setup(build) {
+    build.onLoad({filter: /\.ts$/}, (args) => {
+      if (!OWN.some((d) => args.path.startsWith(d))) return undefined
+      let text = readFileSync(args.path, 'utf8')
+      const twin = relative(out, join(root, 'dist', relative(root, args.path))).split(sep).join('/').replace(/\.ts$/, '.js')
+      if (args.path === join(root, 'control-plane', 'repo', 'repository.ts')) {
+        // isomorphic-git through createRequire spares the unbundled CLI Node's export scan of its
+        // CommonJS source; bundled, it is a plain import, so pako's alias below applies to it.
+        const call = "createRequire(import.meta.url)('isomorphic-git')"
+        if (!text.includes(call)) throw new Error(`scripts/bundle.js: ${call} not found in repository.ts; update the bundle's rewrite`)
+        text = `import __isomorphicGit from 'isomorphic-git'\n${text.replace(call, '__isomorphicGit')}`
+      }
+      text = text.replaceAll('import.meta.url', `new URL(${JSON.stringify(twin)}, import.meta.url).href`)
+      return {contents: text, loader: 'ts'}
+    })
+  },
+}
+
+rmSync(out, {recursive: true, force: true})
+const result = await esbuild.build({
+  absWorkingDir: root,
+  entryPoints: {
+    main: 'airlock:main',
+    commands: 'airlock:commands',
+    errors: join(root, 'commands', '_base.ts'),
+  },
+  plugins: [
+    {
+      name: 'command-table',
+      setup(build) {
+        build.onResolve({filter: /^airlock:(main|commands)$/}, (args) => ({path: args.path, namespace: 'airlock'}))
+        build.onResolve({filter: /^@oclif\/core$/}, (args) => (args.importer.startsWith(join(root, 'commands') + sep) ? {path: 'airlock:oclif', namespace: 'airlock'} : undefined))
+        const virtual = {'airlock:main': MAIN, 'airlock:commands': commandTable, 'airlock:oclif': OCLIF}
+        build.onLoad({filter: /.*/, namespace: 'airlock'}, (args) => ({contents: virtual[args.path], loader: 'js', resolveDir: root}))
+      },
+    },
+    ownSources,
+  ],
+  alias: {pako: join(root, 'control-plane', 'repo', 'pako-zlib.ts')},
+  bundle: true,
+  splitting: true,
+  format: 'esm',
+  platform: 'node',
+  target: 'node22',
+  outdir: out,
+  entryNames: '[name]',
+  chunkNames: 'chunk-[hash]',
+  // CommonJS packages inside an ES module bundle still call require() for Node's built-ins.
+  banner: {js: "import {createRequire as __airlockCreateRequire} from 'node:module';const require = __airlockCreateRequire(import.meta.url);"},
+  // Left to Node: packages that find files beside themselves (cedar-wasm's .wasm), or that are only
+  // ever reached through a runtime require() of a path esbuild cannot see.
+  external: ['@cedar-policy/cedar-wasm', '@cedar-policy/cedar-wasm/*'],
+  mainFields: ['module', 'main'],
+  legalComments: 'none',
+  metafile: true,
+  logLevel: 'warning',
+})
+
+writeFileSync(join(out, 'meta.json'), JSON.stringify(result.metafile))
+const sizes = Object.entries(result.metafile.outputs).filter(([f]) => f.endsWith('.js'))
+console.log(`dist/bundle: ${commands.length} commands, ${sizes.length} files, ${(sizes.reduce((n, [, o]) => n + o.bytes, 0) / 1e6).toFixed(1)} MB`)
