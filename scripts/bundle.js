@@ -65,10 +65,12 @@ const ownSources = {
       const twin = relative(out, join(root, 'dist', relative(root, args.path))).split(sep).join('/').replace(/\.ts$/, '.js')
       if (args.path === join(root, 'control-plane', 'repo', 'repository.ts')) {
         // isomorphic-git through createRequire spares the unbundled CLI Node's export scan of its
-        // CommonJS source; bundled, it is a plain import, so pako's alias below applies to it.
+        // CommonJS source. Bundled, it is esbuild's own lazy require (so pako's alias below applies
+        // to it), run on the first use of a git function: a command that only finds the work
+        // tree's top (authorize --policies, policy test) never evaluates isomorphic-git's ~400 kB.
         const call = "createRequire(import.meta.url)('isomorphic-git')"
         if (!text.includes(call)) throw new Error(`scripts/bundle.js: ${call} not found in repository.ts; update the bundle's rewrite`)
-        text = `import __isomorphicGit from 'isomorphic-git'\n${text.replace(call, '__isomorphicGit')}`
+        text = text.replace(call, "new Proxy({}, {get: (_, name) => require('isomorphic-git')[name]})")
       }
       text = text.replaceAll('import.meta.url', `new URL(${JSON.stringify(twin)}, import.meta.url).href`)
       return {contents: text, loader: 'ts'}
