@@ -89,8 +89,45 @@ const table = [
   }),
 ].join('\n')
 
-// Where the time goes: one profiled run per command, self time summed by module (a package of
-// node_modules, a folder of airlock's sources, Node's own internals, the Cedar WebAssembly).
+// Where the time goes: one profiled run per command, self time summed by module. Bundle code is
+// put back to the module it came from by the `// path` line esbuild writes above each module;
+// a package of node_modules, a folder of airlock's sources, Node's module loader or other
+// internals, the Cedar WebAssembly, a native function by its name.
+const labels = new Map()
+function bundleLabel(url, line) {
+  if (!labels.has(url)) {
+    const marks = []
+    readFileSync(new URL(url), 'utf8')
+      .split('\n')
+      .forEach((text, i) => {
+        const m = /^\/\/ (\S+\.(?:[cm]?[jt]s|json))$/.exec(text)
+        if (m) marks.push([i, m[1]])
+      })
+    labels.set(url, marks)
+  }
+  const marks = labels.get(url)
+  let lo = 0
+  let hi = marks.length - 1
+  let found = null
+  while (lo <= hi) {
+    const mid = (lo + hi) >> 1
+    if (marks[mid][0] <= line) (found = marks[mid][1]), (lo = mid + 1)
+    else hi = mid - 1
+  }
+  if (!found) return 'bundle glue'
+  const pkg = /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(found)?.[1]
+  return pkg ?? found.split('/').slice(0, found.startsWith('commands/') ? 1 : 2).join('/')
+}
+function moduleOf({url, functionName, lineNumber}) {
+  if (/\/dist\/bundle\//.test(url)) return bundleLabel(url, lineNumber)
+  const pkg = /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(url)?.[1]
+  if (pkg) return pkg
+  if (url.startsWith('wasm:')) return 'Cedar (WebAssembly)'
+  if (url.startsWith('node:internal/modules')) return "Node's module loader"
+  if (url.startsWith('node:')) return "Node's other internals"
+  if (url) return url.replace(/^file:\/\/\/.*?\/(bin|dist)\//, '$1/')
+  return functionName.startsWith('(') ? functionName : `${functionName} (native)`
+}
 const profiled = rows.filter((r) => !r.env)
 function whereTimeGoes(r) {
   const dir = mkdtempSync(join(tmpdir(), 'airlock-startup-prof-'))
@@ -103,13 +140,11 @@ function whereTimeGoes(r) {
     profile.samples.forEach((id, i) => {
       const us = profile.timeDeltas[i] ?? 0
       total += us
-      const {url, functionName} = byId.get(id).callFrame
-      const pkg = /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(url)?.[1]
-      const key = pkg ?? (url.startsWith('wasm:') ? 'Cedar (WebAssembly)' : url.startsWith('node:') ? "Node's internals (module loader, builtins)" : /\/dist\/bundle\//.test(url) ? 'airlock bundle (own code and what it bundles)' : url ? url.replace(/^file:\/\/\/.*?\/(bin|dist)\//, '$1/') : functionName)
+      const key = moduleOf(byId.get(id).callFrame)
       sums.set(key, (sums.get(key) ?? 0) + us)
     })
-    const top = [...sums].sort((x, y) => y[1] - x[1]).slice(0, 6)
-    return `- ${r.what}: ${(total / 1000).toFixed(0)} ms profiled; ${top.map(([k, us]) => `${k} ${(us / 1000).toFixed(0)} ms`).join(', ')}`
+    const top = [...sums].sort((x, y) => y[1] - x[1]).slice(0, 8)
+    return `- ${r.what}: ${(total / 1000).toFixed(0)} ms profiled; ${top.map(([k, us]) => `${k} ${(us / 1000).toFixed(0)}`).join(', ')}`
   } finally {
     rmSync(dir, {recursive: true, force: true})
   }
