@@ -28,6 +28,7 @@ if (major < MIN_MAJOR) {
   process.exit(child.status ?? 1)
 }
 
+// V8's code cache for the bundle's files (os.tmpdir()/node-compile-cache, or NODE_COMPILE_CACHE).
 const {enableCompileCache} = await import('node:module')
 enableCompileCache?.()
 
