@@ -72,6 +72,13 @@ const ownSources = {
         if (!text.includes(call)) throw new Error(`scripts/bundle.js: ${call} not found in repository.ts; update the bundle's rewrite`)
         text = text.replace(call, "new Proxy({}, {get: (_, name) => require('isomorphic-git')[name]})")
       }
+      if (args.path === join(root, 'control-plane', 'policy', 'tools', 'tools.ts')) {
+        // ajv for tool schemas through createRequire: Node loads its ~100 CommonJS files one by
+        // one on every `tool check`. Bundled, the same require() calls are esbuild's (lazy, in a chunk).
+        const local = "const require = createRequire(import.meta.url)\n    const {Ajv2020} = require('ajv/dist/2020.js')"
+        if (text.split(local).length !== 2) throw new Error(`scripts/bundle.js: ajv's createRequire not found once in tools.ts; update the bundle's rewrite`)
+        text = text.replace(local, "const {Ajv2020} = require('ajv/dist/2020.js')")
+      }
       text = text.replaceAll('import.meta.url', `new URL(${JSON.stringify(twin)}, import.meta.url).href`)
       return {contents: text, loader: 'ts'}
     })
