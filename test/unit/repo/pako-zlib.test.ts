@@ -211,6 +211,11 @@ describe('pako-zlib against pako 1.0.11', () => {
 })
 
 describe('isomorphic-git with pako aliased to the shim', () => {
+  it('`pako` imported through vite is the shim (vitest.config.ts alias)', async () => {
+    const viaVite = (await import('pako' as string)) as {default: typeof shim}
+    expect(viaVite.default).toBe(shim)
+  })
+
   it('isomorphic-git’s pako is the shim (a truncated stream throws)', () => {
     const p = pakoOfIsomorphicGit.default ?? pakoOfIsomorphicGit
     const cut = Buffer.from(deflate(Buffer.from('x'.repeat(5000)))).subarray(0, 10)
