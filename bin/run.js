@@ -45,6 +45,8 @@ const closed = new Promise((resolve) => {
 })
 
 const argv = process.argv.slice(2)
+// With AIRLOCK_DEBUG=1 a stack trace names airlock's sources, not the bundle's chunks.
+if (process.env.AIRLOCK_DEBUG === '1') process.setSourceMapsEnabled(true)
 // The bundled CLI (scripts/bundle.js): oclif and the commands' shared code in a few files.
 const oclif = await import('../dist/bundle/main.js')
 try {

@@ -158,6 +158,9 @@ const result = await esbuild.build({
   external: ['@cedar-policy/cedar-wasm', '@cedar-policy/cedar-wasm/*'],
   mainFields: ['module', 'main'],
   legalComments: 'none',
+  // AIRLOCK_DEBUG=1 stack traces name the sources (bin/run.js turns Node's source maps on then).
+  sourcemap: 'linked',
+  sourcesContent: false,
   metafile: true,
   logLevel: 'warning',
 })
