@@ -11,7 +11,7 @@
 // bundled module reaches by its own location (validators.cjs, the secret scan's worker). So that
 // such a location means the same thing bundled, `import.meta.url` in airlock's own sources is
 // rewritten to the URL of the module's tsc-built twin in dist/.
-import {readdirSync, readFileSync, rmSync, statSync, writeFileSync} from 'node:fs'
+import {existsSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync} from 'node:fs'
 import {dirname, join, relative, sep} from 'node:path'
 import {fileURLToPath} from 'node:url'
 import * as esbuild from 'esbuild'
@@ -79,6 +79,14 @@ const ownSources = {
         if (text.split(local).length !== 2) throw new Error(`scripts/bundle.js: ajv's createRequire not found once in tools.ts; update the bundle's rewrite`)
         text = text.replace(local, "const {Ajv2020} = require('ajv/dist/2020.js')")
       }
+      if (args.path === join(root, 'commands', 'evidence', 'report.ts') && existsSync(join(root, 'control-plane', 'evidence', 'report', 'html.ts'))) {
+        // The HTML renderer is imported through a constant (so tsc does not require it); bundled,
+        // a specifier esbuild cannot read would be looked up beside the chunk and never found.
+        text = text.replace('import(HTML_MODULE)', "import('../../control-plane/evidence/report/html.js')")
+      }
+      // Any other import() esbuild cannot follow would be resolved against a chunk at run time.
+      const opaque = /(?<!typeof )\bimport\((?!['"`])/.exec(text.replace(/^\s*(\/\/|\*).*$/gm, ''))
+      if (opaque) throw new Error(`scripts/bundle.js: ${relative(root, args.path)} imports a module by a computed name; make it a string literal (or teach the bundle where it points)`)
       text = text.replaceAll('import.meta.url', `new URL(${JSON.stringify(twin)}, import.meta.url).href`)
       return {contents: text, loader: 'ts'}
     })
@@ -165,6 +173,17 @@ const result = await esbuild.build({
   logLevel: 'warning',
 })
 
+// The report page inlines the functions of page/rules.ts by their source text, calling one
+// another by name: a function esbuild renamed (two modules of one chunk with the same name)
+// would break the auditor's page. Refuse such a build.
+const RULES = 'control-plane/evidence/report/page/rules.ts'
+for (const [file, output] of Object.entries(result.metafile.outputs)) {
+  if (!output.inputs[RULES]) continue
+  const bundled = readFileSync(join(root, file), 'utf8')
+  for (const [, name] of readFileSync(join(root, RULES), 'utf8').matchAll(/^(?:export )?function (\w+)\(/gm)) {
+    if (!bundled.includes(`function ${name}(`)) throw new Error(`scripts/bundle.js: ${RULES}'s ${name} was renamed in ${file}; the report page calls it by name`)
+  }
+}
 writeFileSync(join(out, 'meta.json'), JSON.stringify(result.metafile))
 const sizes = Object.entries(result.metafile.outputs).filter(([f]) => f.endsWith('.js'))
 console.log(`dist/bundle: ${commands.length} commands, ${sizes.length} files, ${(sizes.reduce((n, [, o]) => n + o.bytes, 0) / 1e6).toFixed(1)} MB`)
