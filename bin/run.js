@@ -47,8 +47,13 @@ const closed = new Promise((resolve) => {
 const argv = process.argv.slice(2)
 // With AIRLOCK_DEBUG=1 a stack trace names airlock's sources, not the bundle's chunks.
 if (process.env.AIRLOCK_DEBUG === '1') process.setSourceMapsEnabled(true)
-// The bundled CLI (scripts/bundle.js): oclif and the commands' shared code in a few files.
-const oclif = await import('../dist/bundle/main.js')
+// The bundled CLI (scripts/bundle.js): oclif, the commands and the core, in chunks each command
+// loads as it needs them.
+const oclif = await import('../dist/bundle/main.js').catch((error) => {
+  if (error?.code !== 'ERR_MODULE_NOT_FOUND' || !String(error.message).includes('dist/bundle/main.js')) throw error
+  process.stderr.write(`airlock: not built (no dist/bundle/main.js); run \`npm run build\` in ${fileURLToPath(new URL('..', import.meta.url))}\n`)
+  process.exit(2)
+})
 try {
   await oclif.run(argv, import.meta.url)
   if (!process.stdout.destroyed) await Promise.race([oclif.flush(), closed])

@@ -4,8 +4,9 @@
 //   dist/bundle/main.js      @oclif/core's run, what bin/run.js calls
 //   dist/bundle/commands.js  oclif's explicit command table: one lazy loader per command
 //   dist/bundle/errors.js    reportError, for errors raised outside a command
-// and shared chunks beside them; a module reached only through `import()` (Sigstore, Cedar, the
-// registry client, isomorphic-git, …) lands in a chunk loaded only by the command that needs it.
+// and shared chunks beside them; a module reached only through `import()` (Sigstore, the
+// registry client, yaml, listr2, secretlint, …) lands in a chunk loaded only by the commands that
+// need it. cedar-wasm stays in node_modules (it reads its .wasm file beside itself).
 //
 // The tsc output in dist/ stays: benchmarks and scripts import it, and it holds the files a
 // bundled module reaches by its own location (validators.cjs, the secret scan's worker). So that
@@ -49,10 +50,10 @@ const commandTable = [
   '}',
 ].join('\n')
 
-// What bin/run.js calls: oclif's run and flush, from the same bundled @oclif/core the commands use.
 // What the commands take from @oclif/core, from its own files: the package's index also loads
 // semver (for a Node version check bin/run.js already made) and everything else it exports.
 const OCLIF = "export {Command} from '@oclif/core/command'\nexport * as Flags from '@oclif/core/flags'\nexport * as Args from '@oclif/core/args'\n"
+// What bin/run.js calls: oclif's run and flush, from the same bundled @oclif/core the commands use.
 const MAIN = "export {run} from '@oclif/core/run'\nexport {flush} from '@oclif/core/flush'\n"
 
 /** `import.meta.url` of an own source file → the URL of its tsc-built twin in dist/. */
@@ -93,7 +94,6 @@ const ownSources = {
   },
 }
 
-rmSync(out, {recursive: true, force: true})
 /**
  * oclif sorts its command list with localeCompare when a plugin loads, which starts ICU's
  * collator (~10 ms, the largest single cost of `--help`). Help and lookups do not depend on that
@@ -129,6 +129,7 @@ const isomorphicGitRead = {
   },
 }
 
+rmSync(out, {recursive: true, force: true})
 const result = await esbuild.build({
   absWorkingDir: root,
   entryPoints: {
@@ -161,8 +162,7 @@ const result = await esbuild.build({
   chunkNames: 'chunk-[hash]',
   // CommonJS packages inside an ES module bundle still call require() for Node's built-ins.
   banner: {js: "import {createRequire as __airlockCreateRequire} from 'node:module';const require = __airlockCreateRequire(import.meta.url);"},
-  // Left to Node: packages that find files beside themselves (cedar-wasm's .wasm), or that are only
-  // ever reached through a runtime require() of a path esbuild cannot see.
+  // Left to Node: cedar-wasm reads its .wasm file beside itself.
   external: ['@cedar-policy/cedar-wasm', '@cedar-policy/cedar-wasm/*'],
   mainFields: ['module', 'main'],
   legalComments: 'none',
