@@ -1,10 +1,17 @@
+import {fileURLToPath} from 'node:url'
 import {defineConfig} from 'vitest/config'
 
+// isomorphic-git's pure-JavaScript zlib (pako) is Node's zlib, as in the bundled CLI
+// (scripts/bundle.js): modules vite loads get it from this alias, isomorphic-git as the
+// repository layer requires it from test/pako-alias.ts.
+const PAKO_SHIM = fileURLToPath(new URL('./control-plane/repo/pako-zlib.ts', import.meta.url))
+
 export default defineConfig({
+  resolve: {alias: [{find: /^pako$/, replacement: PAKO_SHIM}]},
   test: {
     include: ['test/**/*.test.ts'],
     // toThrowAirlockError('CODE'): error class and code both checked.
-    setupFiles: ['test/matchers.ts', 'test/setup-env.ts'],
+    setupFiles: ['test/pako-alias.ts', 'test/matchers.ts', 'test/setup-env.ts'],
     testTimeout: 60_000,
     hookTimeout: 60_000,
     // Integration tests start real processes and git; two workers match the 2-core machines. The

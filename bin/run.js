@@ -28,6 +28,7 @@ if (major < MIN_MAJOR) {
   process.exit(child.status ?? 1)
 }
 
+// V8's code cache for the bundle's files (os.tmpdir()/node-compile-cache, or NODE_COMPILE_CACHE).
 const {enableCompileCache} = await import('node:module')
 enableCompileCache?.()
 
@@ -44,13 +45,21 @@ const closed = new Promise((resolve) => {
 })
 
 const argv = process.argv.slice(2)
-const oclif = await import('@oclif/core')
+// With AIRLOCK_DEBUG=1 a stack trace names airlock's sources, not the bundle's chunks.
+if (process.env.AIRLOCK_DEBUG === '1') process.setSourceMapsEnabled(true)
+// The bundled CLI (scripts/bundle.js): oclif, the commands and the core, in chunks each command
+// loads as it needs them.
+const oclif = await import('../dist/bundle/main.js').catch((error) => {
+  if (error?.code !== 'ERR_MODULE_NOT_FOUND' || !String(error.message).includes('dist/bundle/main.js')) throw error
+  process.stderr.write(`airlock: not built (no dist/bundle/main.js); run \`npm run build\` in ${fileURLToPath(new URL('..', import.meta.url))}\n`)
+  process.exit(2)
+})
 try {
   await oclif.run(argv, import.meta.url)
   if (!process.stdout.destroyed) await Promise.race([oclif.flush(), closed])
 } catch (error) {
   // Errors outside a command (unknown command or topic): same JSON shape and exit table.
   if (error?.oclif?.exit === 0) process.exit(0)
-  const {reportError} = await import('../dist/commands/_base.js')
+  const {reportError} = await import('../dist/bundle/errors.js')
   process.exitCode = reportError(error?.oclif ? Object.assign(error, {parse: true}) : error, argv.includes('--json'))
 }

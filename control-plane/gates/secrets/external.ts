@@ -12,7 +12,6 @@ import {access, mkdtemp, rm} from 'node:fs/promises'
 import {tmpdir} from 'node:os'
 import {delimiter, isAbsolute, join, relative, sep} from 'node:path'
 import type {Finding} from '../types.js'
-import {fingerprintOf} from './engine.js'
 
 export const EXTERNAL_SCANNERS = ['gitleaks', 'betterleaks', 'trufflehog'] as const
 export type ExternalScannerName = (typeof EXTERNAL_SCANNERS)[number]
@@ -118,6 +117,7 @@ export async function runExternal(tool: ExternalScannerName, opts: ExternalOptio
   const cwd = await mkdtemp(join(tmpdir(), 'airlock-scan-'))
   try {
     const {execa} = await import('execa')
+    const {fingerprintOf} = await import('./engine.js')
     const version = await execa(bin, ['version'], {cwd, env, reject: false, timeout: 10_000, maxBuffer: 4096, ...(opts.signal ? {cancelSignal: opts.signal} : {})})
     const v = /\d+\.\d+\.\d+/.exec(String(version.stdout))?.[0]
     const r = await execa(bin, ARGS[tool](opts.dir, Math.max(1, Math.ceil(opts.maxFileBytes / (1024 * 1024)))), {cwd, env, reject: false, maxBuffer: MAX_REPORT_BYTES, stripFinalNewline: false, ...(opts.signal ? {cancelSignal: opts.signal} : {})})
