@@ -89,6 +89,9 @@ export interface ReceiptCheck {
   trust: string | null
   signers: string[]
   problem?: EvidenceProblem
+  /** What its kind calls the operation, and the time its signatures were judged at (ISO). */
+  operation: string
+  appliedAt: string
 }
 
 const short = (oid: string) => oid.slice(0, 12)
@@ -390,7 +393,7 @@ async function checkAddedReceipt(w: Walk, c: CommitInfo, base: CommitInfo | null
   // signature is: a change cannot lower the evidence threshold and meet only the lowered one.
   const [trust] = await trustsOf(w, [base ?? c], out)
   const {signers, problem} = checkReceiptSignatures(receipt, trust!)
-  w.receiptChecks.set(path, {blob, commit: c.oid, trust: trust!.oid, signers, ...(problem ? {problem} : {})})
+  w.receiptChecks.set(path, {blob, commit: c.oid, trust: trust!.oid, signers, ...(problem ? {problem} : {}), operation: receipt.kind.label(receipt.statement), appliedAt: receipt.time.toISOString()})
   if (problem) out.push({...problem, commit: c.oid})
   return out
 }
