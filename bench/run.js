@@ -3,6 +3,7 @@
 // after a warm-up. Writes docs/benchmarks.md.
 import {spawnSync} from 'node:child_process'
 import {existsSync, mkdirSync, rmSync, writeFileSync} from 'node:fs'
+import {loadavg} from 'node:os'
 import {dirname, join} from 'node:path'
 import {fileURLToPath} from 'node:url'
 import {generateFleet} from './generate.js'
@@ -73,6 +74,7 @@ async function main() {
       await generateFleet(dir, size)
     }
   }
+  const loadAtStart = loadavg()[0]
   const rows = []
   const rates = []
   const memory = []
@@ -137,7 +139,8 @@ async function main() {
   const memoryTable = ['| what | peak RSS (median) | target |', '| --- | ---: | ---: |', ...memory.map((m) => `| ${m.what} | ${m.mib.toFixed(0)} MiB | ${m.target ? `≤ ${m.target} MiB` : ''} |`)].join('\n')
   const section =
     `## Core loop (issues 2 and 20) — ${date}\n\nMachine: ${machine()}. Medians of ${RUNS} whole-process runs after one warm-up (\`npm run bench\`); ` +
-    'a warm run finds the caches of .git/airlock/ its warm-up wrote; a cold one starts without them (a fresh CI clone).\n\n' +
+    'a warm run finds the caches of .git/airlock/ its warm-up wrote; a cold one starts without them (a fresh CI clone). ' +
+    `Load average (1 min) ${loadAtStart.toFixed(1)} at the start, ${loadavg()[0].toFixed(1)} at the end: on a shared machine read the ratios, not the times.\n\n` +
     `${table}\n\nRates (issue 20: a cold \`evidence verify\` at least half the rate of \`git log --raw\`):\n\n${rateTable}\n\n` +
     `Peak resident memory (GNU time %M):\n\n${memoryTable}\n`
   console.log(section)
