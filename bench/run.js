@@ -2,7 +2,8 @@
 // run (native git doing the same reads, an empty oclif CLI, `node -e ''`). Medians of N runs
 // after a warm-up. Writes docs/benchmarks.md.
 import {spawnSync} from 'node:child_process'
-import {mkdirSync, rmSync, writeFileSync} from 'node:fs'
+import {existsSync, mkdirSync, rmSync, writeFileSync} from 'node:fs'
+import {loadavg} from 'node:os'
 import {dirname, join} from 'node:path'
 import {fileURLToPath} from 'node:url'
 import {generateFleet} from './generate.js'
@@ -29,8 +30,24 @@ function median(cmd, args, cwd, before = () => {}) {
   return xs[Math.floor(xs.length / 2)]
 }
 
-/** A fresh CI clone: no history verified before, so the whole history is walked. */
+/** A fresh CI clone: no history verified before, no cache of any kind (.git/airlock/), so the whole history is walked. */
 const coldHistory = (dir) => () => rmSync(join(dir, '.git', 'airlock'), {recursive: true, force: true})
+
+/** Peak resident memory of a whole process (GNU time's %M, KiB → MiB): median of RUNS after a warm-up. */
+function peakRss(cmd, args, cwd, before = () => {}) {
+  const once = () => {
+    before()
+    const r = spawnSync('/usr/bin/time', ['-f', '%M', cmd, ...args], {cwd, stdio: ['ignore', 'ignore', 'pipe'], maxBuffer: 1 << 30})
+    if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} exited ${r.status}: ${r.stderr}`)
+    return Number(String(r.stderr).trim().split('\n').pop()) / 1024
+  }
+  once()
+  const xs = Array.from({length: RUNS}, once).sort((a, b) => a - b)
+  return xs[Math.floor(xs.length / 2)]
+}
+
+/** Commits reachable from HEAD. */
+const commitCount = (dir) => Number(spawnSync('git', ['rev-list', '--count', 'HEAD'], {cwd: dir}).stdout.toString().trim())
 
 const sh = (script) => ['sh', ['-c', script]]
 
@@ -40,13 +57,27 @@ const GIT_STATUS = sh(
   "git ls-tree HEAD manifests/images/ | awk '{print $3}' | git cat-file --batch >/dev/null && " +
     "git log --first-parent --format='%H %ct%n%(trailers:only,unfold)' --name-only -- manifests/images >/dev/null",
 )
+// The issue's baseline (issue 20): native git reading the same history, every commit with the
+// files it changed (`git log --raw`).
+const GIT_LOG_RAW = ['git', ['log', '--raw', '--format=%H %P %T%n%B']]
 // Native git doing the reads a promote plan does: resolve HEAD, read the image manifest.
 const gitPromote = (image) => sh(`git symbolic-ref HEAD >/dev/null && git rev-parse HEAD >/dev/null && git cat-file -p HEAD:manifests/images/${image}.yaml >/dev/null`)
 
 async function main() {
-  rmSync(WORK, {recursive: true, force: true})
+  // BENCH_KEEP=1 keeps the generated fleets of an earlier run (same generator) instead of making them again.
+  const keep = process.env.BENCH_KEEP === '1'
+  if (!keep) rmSync(WORK, {recursive: true, force: true})
   mkdirSync(WORK, {recursive: true})
+  const fleet = async (dir, size) => {
+    if (!keep || !existsSync(join(dir, '.git', 'HEAD'))) {
+      rmSync(dir, {recursive: true, force: true})
+      await generateFleet(dir, size)
+    }
+  }
+  const loadAtStart = loadavg()[0]
   const rows = []
+  const rates = []
+  const memory = []
   const add = (what, ms, baseline, baseMs) => rows.push({what, ms, baseline, baseMs})
 
   // --help against an empty oclif CLI.
@@ -61,8 +92,12 @@ async function main() {
 
   console.error('generating 2,000 images × 5,000 commits …')
   const big = join(WORK, 'fleet-2000')
-  await generateFleet(big, {images: 2000, commits: 5000})
-  add('`airlock status` (2,000 images, 5,000 commits)', median(NODE, [BIN, 'status', '--json'], big), 'native git reads', median(...GIT_STATUS, big))
+  await fleet(big, {images: 2000, commits: 5000})
+  const bigLog = median(...GIT_LOG_RAW, big)
+  const bigStatus = median(NODE, [BIN, 'status', '--json'], big)
+  add('`airlock status` (2,000 images, 5,000 commits)', bigStatus, '`git log --raw` over the same history', bigLog)
+  add('`airlock status` (2,000 images, 5,000 commits)', bigStatus, 'native git reads (tree + first-parent `--name-only`)', median(...GIT_STATUS, big))
+  add('`airlock status`, cold: no cache under .git/airlock/ (2,000 images, 5,000 commits)', median(NODE, [BIN, 'status', '--json'], big, coldHistory(big)), '`git log --raw` over the same history', bigLog)
   add('`airlock status img-00042` (one image)', median(NODE, [BIN, 'status', 'img-00042', '--json'], big), null, null)
   add('`airlock promote` plan (2,000 images)', median(NODE, [BIN, 'promote', 'img-00042', '--from', 'canary', '--to', 'stable', '--json'], big), 'native git reads', median(...gitPromote('img-00042'), big))
   add(
@@ -71,12 +106,22 @@ async function main() {
     'native git reads of every commit and its signed-folder changes',
     median(...sh("git log --all --format='%H %P %T' --raw -- manifests bundles policies docs/evidence >/dev/null"), big),
   )
+  // Cold `evidence verify` (no cache) against `git log --raw`, as rates: commits a second.
+  const commits = commitCount(big)
+  const verifyMs = median(NODE, [BIN, 'evidence', 'verify', '--json'], big, coldHistory(big))
+  rates.push({what: `\`airlock evidence verify\`, cold (${commits.toLocaleString('en')} commits, 2,000 images)`, commits, ms: verifyMs, baseMs: bigLog})
+  const promoteArgs = [BIN, 'promote', 'img-00042', '--from', 'canary', '--to', 'stable', '--json']
+  memory.push({what: '`airlock promote` plan (2,000 images, 5,000 commits verified before)', mib: peakRss(NODE, promoteArgs, big), target: 80})
+  memory.push({what: '`airlock promote` plan, cold: all 5,000 commits verified (no cache)', mib: peakRss(NODE, promoteArgs, big, coldHistory(big)), target: null})
+  memory.push({what: "`node -e ''` (the floor)", mib: peakRss(NODE, ['-e', ''], ROOT), target: null})
 
   console.error('generating 10,000 images …')
   const huge = join(WORK, 'fleet-10000')
-  await generateFleet(huge, {images: 10000, commits: 200})
+  await fleet(huge, {images: 10000, commits: 200})
   add('`airlock promote` plan (10,000 images)', median(NODE, [BIN, 'promote', 'img-04242', '--from', 'canary', '--to', 'stable', '--json'], huge), 'native git reads', median(...gitPromote('img-04242'), huge))
-  add('`airlock status` (10,000 images, 200 commits)', median(NODE, [BIN, 'status', '--json'], huge), 'native git reads', median(...GIT_STATUS, huge))
+  const hugeStatus = median(NODE, [BIN, 'status', '--json'], huge)
+  add('`airlock status` (10,000 images, 200 commits)', hugeStatus, '`git log --raw` over the same history', median(...GIT_LOG_RAW, huge))
+  add('`airlock status` (10,000 images, 200 commits)', hugeStatus, 'native git reads (tree + first-parent `--name-only`)', median(...GIT_STATUS, huge))
 
   const date = new Date().toISOString().slice(0, 10)
   const fmt = (ms) => (ms === null ? '' : `${ms.toFixed(0)} ms`)
@@ -85,7 +130,19 @@ async function main() {
     '| --- | ---: | --- | ---: | ---: |',
     ...rows.map((r) => `| ${r.what} | ${fmt(r.ms)} | ${r.baseline ?? ''} | ${fmt(r.baseMs)} | ${r.baseMs ? `${(r.ms / r.baseMs).toFixed(2)}×` : ''} |`),
   ].join('\n')
-  const section = `## Core loop (issue 2) — ${date}\n\nMachine: ${machine()}. Medians of ${RUNS} whole-process runs after one warm-up (\`npm run bench\`).\n\n${table}\n`
+  const rate = (n, ms) => `${Math.round((n * 1000) / ms).toLocaleString('en')} commits/s`
+  const rateTable = [
+    '| what | airlock | `git log --raw` over the same commits | ratio of rates (target ≥ 0.5) |',
+    '| --- | ---: | ---: | ---: |',
+    ...rates.map((r) => `| ${r.what} | ${rate(r.commits, r.ms)} (${r.ms.toFixed(0)} ms) | ${rate(r.commits, r.baseMs)} (${r.baseMs.toFixed(0)} ms) | ${(r.baseMs / r.ms).toFixed(2)} |`),
+  ].join('\n')
+  const memoryTable = ['| what | peak RSS (median) | target |', '| --- | ---: | ---: |', ...memory.map((m) => `| ${m.what} | ${m.mib.toFixed(0)} MiB | ${m.target ? `≤ ${m.target} MiB` : ''} |`)].join('\n')
+  const section =
+    `## Core loop (issues 2 and 20) — ${date}\n\nMachine: ${machine()}. Medians of ${RUNS} whole-process runs after one warm-up (\`npm run bench\`); ` +
+    'a warm run finds the caches of .git/airlock/ its warm-up wrote; a cold one starts without them (a fresh CI clone). ' +
+    `Load average (1 min) ${loadAtStart.toFixed(1)} at the start, ${loadavg()[0].toFixed(1)} at the end: on a shared machine read the ratios, not the times.\n\n` +
+    `${table}\n\nRates (issue 20: a cold \`evidence verify\` at least half the rate of \`git log --raw\`):\n\n${rateTable}\n\n` +
+    `Peak resident memory (GNU time %M):\n\n${memoryTable}\n`
   console.log(section)
   writeSection('core-loop', section)
 }

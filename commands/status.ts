@@ -22,12 +22,20 @@ export default class Status extends AirlockCommand {
     // A read-only view: it shows HEAD whatever its history, and says what that history is.
     const head = await inspectHead(repo, {anchor: anchorInput(flags), limits: this.limits, now: this.now})
     const history = head.verification
+    // The key scan (file reads and a git child) runs while status reads history; a failure of
+    // status is reported before one of the scan, as when they ran one after the other.
+    const [shown, exposed] = await Promise.allSettled([
+      status(repo, {image: args.image, limits: this.limits, verified: history.verified, unverified: history.unverified}),
+      // Private keys git would commit: tracked, or untracked and not ignored.
+      exposedPrivateKeys(repo, this.limits.maxFileBytes),
+    ])
+    if (shown.status === 'rejected') throw shown.reason
+    if (exposed.status === 'rejected') throw exposed.reason
     const report = {
-      ...(await status(repo, {image: args.image, limits: this.limits, verified: history.verified, unverified: history.unverified})),
+      ...shown.value,
       history: {verified: history.verified, anchor: history.anchor, problems: history.problems},
       trustSource: head.source,
-      // Private keys git would commit: tracked, or untracked and not ignored.
-      exposedKeys: await exposedPrivateKeys(repo, this.limits.maxFileBytes),
+      exposedKeys: exposed.value,
     }
     if (!this.jsonEnabled()) {
       const a = report.history.anchor

@@ -67,6 +67,12 @@ export interface HistoryReport {
   unverified: Set<string>
   /** Receipt path → the commit that added it. */
   addedIn: Map<string, string>
+  /**
+   * The signature check of each receipt the walk saw added, by path: which blob, under which
+   * trust.yaml (blob id; null: none), with what result — so `evidence verify` does not verify the
+   * same bytes under the same policy twice.
+   */
+  receiptChecks: Map<string, ReceiptCheck>
   problems: EvidenceProblem[]
   /**
    * HEAD's effective time (seconds): the latest date in its history, which nothing signed on it
@@ -74,6 +80,18 @@ export interface HistoryReport {
    * verified tips keeps it and hands it back in `verifiedTimes`.
    */
   effectiveTime: number | null
+}
+
+/** One receipt's signatures as the walk checked them where it was added. */
+export interface ReceiptCheck {
+  blob: string
+  commit: string
+  trust: string | null
+  signers: string[]
+  problem?: EvidenceProblem
+  /** What its kind calls the operation, and the time its signatures were judged at (ISO). */
+  operation: string
+  appliedAt: string
 }
 
 const short = (oid: string) => oid.slice(0, 12)
@@ -98,6 +116,7 @@ interface Walk {
   /** How many commits checked needed a signature. */
   signed: number
   drill: string | null
+  receiptChecks: Map<string, ReceiptCheck>
 }
 
 /** The `Airlock-Drill` trailer of a commit message, or null. */
@@ -118,7 +137,7 @@ function newWalk(reader: CommitReader, opts: Pick<HistoryOptions, 'limits' | 'no
     if (!t) byOid.set(oid, (t = parseTrust(await reader.readBlob(oid), TRUST_FILE, oid, opts.limits)))
     return t
   }
-  return {reader, limits: opts.limits, now: opts.now, anchor, preAnchor, times: new Map(), verifiedTimes: opts.verifiedTimes ?? new Map(), signers: new Map(), trust, signed: 0, drill: opts.drill ?? null}
+  return {reader, limits: opts.limits, now: opts.now, anchor, preAnchor, times: new Map(), verifiedTimes: opts.verifiedTimes ?? new Map(), signers: new Map(), trust, signed: 0, drill: opts.drill ?? null, receiptChecks: new Map()}
 }
 
 /** The trust policies of `commits`; one that does not parse is a MALFORMED finding and trusts no key. */
@@ -373,7 +392,8 @@ async function checkAddedReceipt(w: Walk, c: CommitInfo, base: CommitInfo | null
   // Judged under the trust policy it was added on (the first commit: its own), as the commit's
   // signature is: a change cannot lower the evidence threshold and meet only the lowered one.
   const [trust] = await trustsOf(w, [base ?? c], out)
-  const {problem} = checkReceiptSignatures(receipt, trust!)
+  const {signers, problem} = checkReceiptSignatures(receipt, trust!)
+  w.receiptChecks.set(path, {blob, commit: c.oid, trust: trust!.oid, signers, ...(problem ? {problem} : {}), operation: receipt.kind.label(receipt.statement), appliedAt: receipt.time.toISOString()})
   if (problem) out.push({...problem, commit: c.oid})
   return out
 }
@@ -415,7 +435,8 @@ export async function checkNewCommit(reader: CommitReader, commitOid: string, op
 
 /** What step 1 collects: the commits not yet known to verify, and what the walk ran into. */
 interface Collected {
-  commits: Map<string, CommitInfo>
+  /** Each commit's parents: the graph only; commits are read again when checked (the reader keeps a bounded few). */
+  commits: Map<string, readonly string[]>
   roots: string[]
   /** The walk reached the anchor, or a commit verified before. */
   reachedKnown: boolean
@@ -464,7 +485,7 @@ async function collect(reader: CommitReader, head: string, anchor: string | null
       problems.push({code: 'BROKEN_OBJECT', commit: oid, message: `commit ${short(oid)}: ${(error as Error).message}`})
       continue
     }
-    out.commits.set(oid, c)
+    out.commits.set(oid, c.parents)
     if (c.parents.length === 0 && reader.shallow.has(oid)) {
       bad.add(oid)
       problems.push({code: 'HISTORY_INCOMPLETE', commit: oid, message: `history ends at shallow commit ${short(oid)}; fetch the full history (git fetch --unshallow) or pin a trust anchor after it`})
@@ -528,29 +549,31 @@ export async function anchorProblem(reader: CommitReader, anchor: string, limits
   return {...problem, message: `the trust anchor ${short(anchor)} ${why}; an anchor must be signed by an evidence key of its own ${TRUST_FILE} (as airlock init's first commit is)`}
 }
 
-/** Parents before children: an iterative post-order walk of the collected commits. */
-function parentsFirst(commits: Map<string, CommitInfo>, head: string): CommitInfo[] {
-  const out: CommitInfo[] = []
+/** Parents before children: an iterative post-order walk of the collected commits (ids). */
+function parentsFirst(commits: Map<string, readonly string[]>, head: string): string[] {
+  const out: string[] = []
   const done = new Set<string>()
   const stack: Array<[string, boolean]> = [[head, false]]
   while (stack.length > 0) {
     const [oid, expanded] = stack.pop()!
-    const c = commits.get(oid)
-    if (!c || done.has(oid)) continue
+    const parents = commits.get(oid)
+    if (!parents || done.has(oid)) continue
     if (expanded) {
       done.add(oid)
-      out.push(c)
+      out.push(oid)
       continue
     }
     stack.push([oid, true])
-    for (const p of c.parents) if (!done.has(p)) stack.push([p, false])
+    for (const p of parents) if (!done.has(p)) stack.push([p, false])
   }
   return out
 }
 
 /** Steps 3–5 on each collected commit, parents first; a commit built on one that does not verify does not verify either. */
-async function checkCollected(w: Walk, ordered: CommitInfo[], bad: Set<string>, problems: EvidenceProblem[], addedIn: Map<string, string>): Promise<void> {
-  for (const c of ordered) {
+async function checkCollected(w: Walk, ordered: string[], bad: Set<string>, problems: EvidenceProblem[], addedIn: Map<string, string>): Promise<void> {
+  for (const oid of ordered) {
+    // Read again (it was read whole by collect): the walk holds ids, not the history.
+    const c = await w.reader.readCommit(oid)
     // The anchor is its own authority: its trust.yaml is where trust starts.
     if (c.oid === w.anchor) w.times.set(c.oid, c.time)
     if (bad.has(c.oid) || c.oid === w.anchor) continue
@@ -615,5 +638,5 @@ export async function verifyHistory(reader: CommitReader, head: string, opts: Hi
   // Without a pinned anchor nothing is trusted: every commit walked is unverified.
   if (!opts.anchor) for (const oid of [head, ...found.commits.keys()]) bad.add(oid)
   const effective = bad.has(head) ? null : (w.times.get(head) ?? opts.verifiedTimes?.get(head) ?? null)
-  return {ok: problems.length === 0, head, anchor: {commit: anchor, pinned: opts.anchor !== null}, walked: found.commits.size, signed: w.signed, unverified: bad, addedIn, problems, effectiveTime: effective}
+  return {ok: problems.length === 0, head, anchor: {commit: anchor, pinned: opts.anchor !== null}, walked: found.commits.size, signed: w.signed, unverified: bad, addedIn, receiptChecks: w.receiptChecks, problems, effectiveTime: effective}
 }

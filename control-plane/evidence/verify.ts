@@ -61,6 +61,20 @@ export async function verifyEvidence(repo: Repository, opts: {limits: Limits; an
   for (const file of await listReceipts(repo, head.oid)) {
     const result: ReceiptResult = {path: file.path, ok: false, signers: []}
     receipts.set(file.path, result)
+    const added = history.addedIn.get(file.path)
+    // The trust policy it was added on (its adding commit's first parent; the first commit's own).
+    const addedOn = added ? ((await repo.readCommit(added)).parents[0] ?? added) : history.anchor.commit
+    // The walk checked these bytes where they were added, under this same trust.yaml: its result
+    // stands (a pure function of the two), without reading or verifying them again.
+    const prior = history.receiptChecks.get(file.path)
+    if (prior && added && prior.blob === file.oid && prior.commit === added) {
+      const trust = await trustAt(addedOn!)
+      if (prior.trust === trust.oid) {
+        Object.assign(result, {ok: !prior.problem, signers: prior.signers, operation: prior.operation, appliedAt: prior.appliedAt})
+        if (prior.problem) problems.push(prior.problem)
+        continue
+      }
+    }
     let parsed: ParsedReceipt
     try {
       parsed = parseReceipt(await repo.readBlob(file.oid), file.path, opts.limits)
@@ -68,9 +82,6 @@ export async function verifyEvidence(repo: Repository, opts: {limits: Limits; an
       problems.push({code: 'MALFORMED', receipt: file.path, message: (error as Error).message})
       continue
     }
-    const added = history.addedIn.get(file.path)
-    // The trust policy it was added on (its adding commit's first parent; the first commit's own).
-    const addedOn = added ? ((await repo.readCommit(added)).parents[0] ?? added) : history.anchor.commit
     const trust = addedOn ? await trustAt(addedOn) : headTrust
     const {signers, problem} = checkReceiptSignatures(parsed, trust)
     Object.assign(result, {ok: !problem, signers, operation: parsed.kind.label(parsed.statement), appliedAt: parsed.time.toISOString()})

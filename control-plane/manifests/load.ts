@@ -2,8 +2,10 @@ import {AirlockError, inputError} from '../errors.js'
 import {parseDuration} from '../duration.js'
 import {keyIdOf} from '../crypto/keys.js'
 import type {Limits} from '../limits.js'
-import {describeMode, type Repository} from '../repo/repository.js'
-import {createPublicKey} from 'node:crypto'
+import {isOid, isRecord, readCache, writeCache} from '../repo/cache.js'
+import {describeMode, type Repository, type TreeEntry} from '../repo/repository.js'
+import {createHash, createPublicKey} from 'node:crypto'
+import goldenImageSchema from './schemas/golden-image.schema.json' with {type: 'json'}
 import {IMAGES_DIR, ROLES, TRUST_FILE, type GoldenImage, type ImageVerificationSpec, type Role, type TrustKey, type TrustPolicy} from './models.js'
 import {checkAnchoredPattern} from './pattern.js'
 import {validateKind} from './validate.js'
@@ -46,8 +48,8 @@ export function parseImage(text: string, file: string, oid: string, limits: Limi
   return {name: value.metadata.name, file, oid, repository: value.spec.repository, tier: value.spec.tier, channels, verification, doc: loaded.doc, text}
 }
 
-/** Every image manifest at `commit`, validated; one bad file fails the whole read. */
-export async function loadImages(repo: Repository, commit: string, limits: Limits): Promise<GoldenImage[]> {
+/** The image manifest files at `commit` (regular files, one per image name, within the limit). */
+async function imageEntries(repo: Repository, commit: string, limits: Limits): Promise<TreeEntry[]> {
   const entries = (await repo.listDir(commit, IMAGES_DIR)).filter((e) => e.type === 'blob' && /\.ya?ml$/.test(e.name))
   if (entries.length > limits.maxImages) throw new AirlockError('TOO_LARGE', `${IMAGES_DIR}: ${entries.length} images, the limit is ${limits.maxImages}`)
   const names = new Map<string, string>()
@@ -58,9 +60,76 @@ export async function loadImages(repo: Repository, commit: string, limits: Limit
     if (other) throw duplicateImage(name, other, e.path)
     names.set(name, e.path)
   }
+  return entries
+}
+
+/** Every image manifest at `commit`, validated; one bad file fails the whole read. */
+export async function loadImages(repo: Repository, commit: string, limits: Limits): Promise<GoldenImage[]> {
   const images: GoldenImage[] = []
-  for (const e of entries) images.push(parseImage(await repo.readBlob(e.oid), e.path, e.oid, limits))
+  for (const e of await imageEntries(repo, commit, limits)) images.push(parseImage(await repo.readBlob(e.oid), e.path, e.oid, limits))
   return images
+}
+
+/** What `status` shows of an image: what its manifest pins, without the document. */
+export type ImageSummary = Pick<GoldenImage, 'name' | 'file' | 'repository' | 'tier'> & {channels: Record<string, {digest: string; previous: string | null}>}
+
+const SUMMARY_CACHE = 'image-summaries.json'
+/** Bump when parseImage's checks change (the GoldenImage schema is part of the key by its digest). */
+const SUMMARY_RULES = 'image-summaries-1'
+let summaryVersion: string | undefined
+
+/**
+ * The cache's version: its rules, the GoldenImage schema (by digest) and the limits parsing
+ * depends on. A manifest validated under other rules or limits is validated again.
+ */
+function summaryKey(limits: Limits): string {
+  summaryVersion ??= `${SUMMARY_RULES}:${createHash('sha256').update(JSON.stringify(goldenImageSchema)).digest('hex').slice(0, 16)}`
+  return `${summaryVersion}:${limits.maxFileBytes}:${limits.maxYamlAliases}:${limits.maxDepth}`
+}
+
+function validSummaries(body: unknown): body is Record<string, Omit<ImageSummary, 'file'>> {
+  if (!isRecord(body)) return false
+  for (const [key, v] of Object.entries(body)) {
+    const oid = key.slice(0, 40)
+    const name = key.slice(41)
+    if (!isOid(oid) || key[40] !== ':' || !name || !isRecord(v) || typeof v.name !== 'string' || v.name !== name.replace(/\.ya?ml$/, '') || typeof v.repository !== 'string' || !Number.isSafeInteger(v.tier)) return false
+    if (!isRecord(v.channels)) return false
+    for (const ch of Object.values(v.channels)) {
+      if (!isRecord(ch) || typeof ch.digest !== 'string' || !(ch.previous === null || typeof ch.previous === 'string')) return false
+    }
+  }
+  return true
+}
+
+/**
+ * Every image at `commit`, as loadImages reads and validates it, summarised for `status`. Each
+ * manifest is parsed and validated once per clone: the summary of a valid one is kept under
+ * .git/airlock/ by its blob id and file name (repo/cache.ts), the rules and the limits.
+ */
+export async function loadImageSummaries(repo: Repository, commit: string, limits: Limits): Promise<ImageSummary[]> {
+  const entries = await imageEntries(repo, commit, limits)
+  const version = summaryKey(limits)
+  const cached = (await readCache(repo.gitdir, SUMMARY_CACHE, version, validSummaries)) ?? {}
+  const used: Record<string, Omit<ImageSummary, 'file'>> = {}
+  let missed = false
+  const out: ImageSummary[] = []
+  for (const e of entries) {
+    const key = `${e.oid}:${e.name}`
+    let summary = Object.hasOwn(cached, key) ? cached[key] : undefined
+    if (!summary) {
+      missed = true
+      const img = parseImage(await repo.readBlob(e.oid), e.path, e.oid, limits)
+      summary = {name: img.name, repository: img.repository, tier: img.tier, channels: Object.fromEntries(Object.entries(img.channels).map(([n, ch]) => [n, {digest: ch.digest, previous: ch.previous}]))}
+    }
+    used[key] = summary
+    // No prototype, as parseImage's channels: a channel's name is only ever a key.
+    const channels = Object.create(null) as ImageSummary['channels']
+    for (const [n, ch] of Object.entries(summary.channels)) channels[n] = {digest: ch.digest, previous: ch.previous}
+    out.push({name: summary.name, file: e.path, repository: summary.repository, tier: summary.tier, channels})
+  }
+  // What is kept is what HEAD holds: the file never grows with history.
+  if (missed || Object.keys(cached).length !== entries.length) await writeCache(repo.gitdir, SUMMARY_CACHE, version, used)
+  return out
 }
 
 /** One image by name at `commit`; an unknown name is an input error listing what exists. */

@@ -6,7 +6,6 @@
  * Verified commits are remembered under .git/airlock/ (local state a push never carries), so a
  * later run walks only what is new.
  */
-import {readFile} from 'node:fs/promises'
 import {join} from 'node:path'
 import {AirlockError} from '../errors.js'
 import {anchorProblem, verifyHistory, type EvidenceProblem} from '../evidence/history.js'
@@ -15,12 +14,14 @@ import {loadTrust, parseTrust} from '../manifests/load.js'
 import {sha256Hex} from '../crypto/digest.js'
 import {TRUST_FILE, type TrustPolicy} from '../manifests/models.js'
 import {fingerprints, type KeyFingerprint} from '../manifests/trust.js'
-import {writeFileAtomic} from '../repo/files.js'
+import {CACHE_DIR, isOid, isRecord, readCache, writeCache} from '../repo/cache.js'
 import type {Repository} from '../repo/repository.js'
 
 export const ANCHOR_CONFIG = 'airlock.trustAnchor'
 export const ANCHOR_ENV = 'AIRLOCK_TRUST_ANCHOR'
-const CACHE_FILE = join('airlock', 'verified.json')
+const CACHE_NAME = 'verified.json'
+const CACHE_FILE = join(CACHE_DIR, CACHE_NAME)
+const CACHE_VERSION = 'verified-2'
 /** Verified tips kept per anchor: each vouches for its whole history. */
 const CACHE_TIPS = 32
 /**
@@ -86,13 +87,25 @@ export async function resolveAnchor(repo: Repository, input: AnchorInput): Promi
  */
 type Cache = Record<string, {tips: string[]; times?: Record<string, number>; branches?: Record<string, string>}>
 
-async function readCache(repo: Repository): Promise<Cache> {
-  try {
-    const value = JSON.parse(await readFile(join(repo.gitdir, CACHE_FILE), 'utf8')) as Cache
-    return value && typeof value === 'object' ? value : {}
-  } catch {
-    return {}
+/** Every entry: verified tips (commit ids), their times (whole seconds), branches → commit ids. */
+function validCache(body: unknown): body is Cache {
+  if (!isRecord(body)) return false
+  for (const entry of Object.values(body)) {
+    if (!isRecord(entry) || !Array.isArray(entry.tips) || !entry.tips.every(isOid)) return false
+    if (entry.times !== undefined && !(isRecord(entry.times) && Object.entries(entry.times).every(([t, v]) => isOid(t) && Number.isSafeInteger(v)))) return false
+    if (entry.branches !== undefined && !(isRecord(entry.branches) && Object.values(entry.branches).every(isOid))) return false
   }
+  return true
+}
+
+/**
+ * The cache of verified tips (repo/cache.ts: versioned, digest-checked, validated; anything else is
+ * an empty cache, so the whole history is walked again). It is keyed by the anchor and the
+ * verifier's rules, and each tip is a commit id: a commit id names its whole history, so nothing
+ * a push or the work tree can carry makes another commit look verified.
+ */
+async function readVerified(repo: Repository): Promise<Cache> {
+  return (await readCache(repo.gitdir, CACHE_NAME, CACHE_VERSION, validCache)) ?? {}
 }
 
 /**
@@ -104,7 +117,7 @@ async function readCache(repo: Repository): Promise<Cache> {
 export async function verifyBase(repo: Repository, head: string, opts: {anchor: string | null; limits: Limits; now: Date; branch?: string; drill?: string}): Promise<BaseVerification> {
   // What verifies inside a drill is remembered apart from what verifies anywhere.
   const key = opts.anchor ? `${RULES}:${opts.anchor}${opts.drill ? `:drill:${opts.drill}` : ''}` : null
-  const cache = Object.fromEntries(Object.entries(await readCache(repo)).filter(([k]) => k.startsWith(`${RULES}:`)))
+  const cache = Object.fromEntries(Object.entries(await readVerified(repo)).filter(([k]) => k.startsWith(`${RULES}:`)))
   const entry = key ? cache[key] : undefined
   const tips = new Set(Array.isArray(entry?.tips) ? entry.tips.filter((t) => typeof t === 'string') : [])
   const times = new Map(Object.entries(entry?.times ?? {}).filter(([t, s]) => tips.has(t) && Number.isSafeInteger(s)))
@@ -129,7 +142,7 @@ export async function verifyBase(repo: Repository, head: string, opts: {anchor: 
     if (opts.branch) branches[opts.branch] = head
     cache[key] = {tips: kept, times: Object.fromEntries(kept.filter((t) => times.has(t)).map((t) => [t, times.get(t)!])), branches}
     // A cache that cannot be written only costs the next run a longer walk.
-    await writeFileAtomic(join(repo.gitdir, CACHE_FILE), `${JSON.stringify(cache)}\n`).catch(() => {})
+    await writeCache(repo.gitdir, CACHE_NAME, CACHE_VERSION, cache)
   }
   return {verified: report.ok, anchor: report.anchor, walked: report.walked, problems: report.problems.slice(0, 20), unverified: report.unverified}
 }

@@ -14,6 +14,7 @@ import {AirlockError} from '../errors.js'
 import {identityText} from '../identity/text.js'
 import {checkInside, tempName, writeFileAtomic} from './files.js'
 import {gitFs} from './git-fs.js'
+import {ObjectStore} from './objects.js'
 import {repoPath} from './paths.js'
 
 /**
@@ -21,6 +22,11 @@ import {repoPath} from './paths.js'
  * 575 kB CommonJS source for export names first (a few tens of ms of every command's start).
  */
 const git = createRequire(import.meta.url)('isomorphic-git') as typeof IsomorphicGit
+
+/** Parsed commits kept for the life of a command, most recently used (each is re-read from its pack after). */
+const COMMITS_KEPT = 2048
+/** Parsed trees kept, most recently used: a walk re-reads the few it is comparing, not every one it saw. */
+const TREES_KEPT = 4096
 
 export interface TreeEntry {
   name: string
@@ -102,10 +108,12 @@ export class Repository {
   private readonly checkedDeep = new Set<string>()
   private readonly commits = new Map<string, Promise<CommitInfo>>()
   private readonly fs: {promises: typeof nodeFs.promises}
+  private readonly objects: ObjectStore
 
   private constructor(readonly dir: string) {
     this.gitdir = join(dir, '.git')
     this.fs = gitFs(this.gitdir)
+    this.objects = new ObjectStore(this.gitdir)
   }
 
   /** Opens the repository at `dir` (its top level), refusing layouts isomorphic-git mis-reads. */
@@ -267,8 +275,11 @@ export class Repository {
    */
   async treeEntries(oid: string): Promise<Map<string, TreeItem>> {
     let found = this.trees.get(oid)
-    if (!found) {
-      if (this.trees.size > 50_000) this.trees.clear()
+    if (found) {
+      this.trees.delete(oid)
+      this.trees.set(oid, found)
+    } else {
+      if (this.trees.size >= TREES_KEPT) this.trees.delete(this.trees.keys().next().value!)
       found = this.readObject(oid).then(({object, type}) => {
         if (type !== 'tree') throw brokenObject(oid, `is a ${type}, not a folder`)
         const entries = parseTree(oid, object)
@@ -322,6 +333,10 @@ export class Repository {
   private async readObject(oid: string): Promise<{object: Buffer; type: string}> {
     if (!/^[0-9a-f]{40}$/.test(oid)) throw brokenObject(oid, 'is not an object id')
     try {
+      // git's own layout first (positional pack reads, node:zlib, a delta-base cache); what it
+      // does not hold after a fresh listing (a version-1 index), isomorphic-git reads.
+      const found = this.objects.read(oid) ?? (this.objects.refresh(), this.objects.read(oid))
+      if (found) return found
       const r = await git.readObject({fs: this.fs, dir: this.dir, oid, format: 'content', cache: this.cache})
       return {object: Buffer.from(r.object as Uint8Array), type: r.type}
     } catch (error) {
@@ -439,8 +454,13 @@ export class Repository {
 
   async readCommit(oid: string): Promise<CommitInfo> {
     let found = this.commits.get(oid)
-    if (!found) {
-      if (this.commits.size > 50_000) this.commits.clear()
+    if (found) {
+      // Least recently used goes first: a walk keeps the commits it is about to read again
+      // (a child's parents), not the whole history.
+      this.commits.delete(oid)
+      this.commits.set(oid, found)
+    } else {
+      if (this.commits.size >= COMMITS_KEPT) this.commits.delete(this.commits.keys().next().value!)
       found = this.readObject(oid).then(({object, type}) => {
         if (type !== 'commit') throw new AirlockError('INVALID_INPUT', `${oid.slice(0, 12)} is a ${type}, not a commit`, {oid, type})
         return parseCommit(oid, object.toString('utf8'))

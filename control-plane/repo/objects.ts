@@ -1,0 +1,352 @@
+/**
+ * git's object database, read as git reads it: loose objects (zlib, checked against their id),
+ * and packfiles through their version-2 index, one entry at a time with positional reads — the
+ * pack is never read whole into memory — inflated by node:zlib, deltas applied here, with a
+ * bounded cache of delta bases (git's delta_base_cache) so a long delta chain is not inflated
+ * again for every object built on it. Memory is the indexes (28 bytes an object) and the base
+ * cache (DELTA_BASE_CACHE_BYTES); nothing grows with the history read.
+ *
+ * What it cannot read (an index of version 1, an object added since the listing) it reports as
+ * absent, and the repository falls back to isomorphic-git for that object.
+ */
+import {createHash} from 'node:crypto'
+import {closeSync, fstatSync, openSync, readdirSync, readFileSync, readSync} from 'node:fs'
+import {join} from 'node:path'
+import {inflateSync} from 'node:zlib'
+
+export interface RawObject {
+  type: 'commit' | 'tree' | 'blob' | 'tag'
+  object: Buffer
+}
+
+const TYPES = [undefined, 'commit', 'tree', 'blob', 'tag'] as const
+const OFS_DELTA = 6
+const REF_DELTA = 7
+/** Bytes of inflated delta bases kept (git's core.deltaBaseCacheLimit is 96 MiB; airlock stays small). */
+const DELTA_BASE_CACHE_BYTES = 8 << 20
+/** Largest object inflated (a delta's result is checked against it too). */
+const MAX_OBJECT_BYTES = 512 << 20
+const EMPTY_TREE = '4b825dc642cb6eb9a060e54bf8d69288fbee4904'
+
+class BadPack extends Error {}
+
+/** One packfile and its version-2 index. */
+class Pack {
+  private fd: number | null = null
+  private readonly count: number
+  private readonly namesAt = 8 + 256 * 4
+  private readonly offsetsAt: number
+  private readonly largeAt: number
+  /** Entry offsets in pack order, to find where an entry's compressed data ends. */
+  private sorted: Float64Array | null = null
+  private size = 0
+
+  constructor(
+    readonly packPath: string,
+    private readonly idx: Buffer,
+  ) {
+    if (idx.length < 8 + 256 * 4 || idx.readUInt32BE(0) !== 0xff744f63 || idx.readUInt32BE(4) !== 2) throw new BadPack(`${packPath}: not a version-2 pack index`)
+    this.count = idx.readUInt32BE(8 + 255 * 4)
+    this.offsetsAt = this.namesAt + this.count * 24
+    this.largeAt = this.offsetsAt + this.count * 4
+    if (idx.length < this.largeAt + 40) throw new BadPack(`${packPath}: truncated pack index`)
+  }
+
+  /** The offset of `oid` in the pack, or -1 when this pack does not hold it. */
+  find(oid: Buffer): number {
+    const first = oid[0]!
+    let lo = first === 0 ? 0 : this.idx.readUInt32BE(8 + (first - 1) * 4)
+    let hi = this.idx.readUInt32BE(8 + first * 4)
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1
+      const cmp = this.idx.compare(oid, 0, 20, this.namesAt + mid * 20, this.namesAt + mid * 20 + 20)
+      if (cmp === 0) return this.offsetOf(mid)
+      if (cmp < 0) lo = mid + 1
+      else hi = mid
+    }
+    return -1
+  }
+
+  private offsetOf(i: number): number {
+    const small = this.idx.readUInt32BE(this.offsetsAt + i * 4)
+    if (!(small & 0x80000000)) return small
+    const at = this.largeAt + (small & 0x7fffffff) * 8
+    return this.idx.readUInt32BE(at) * 2 ** 32 + this.idx.readUInt32BE(at + 4)
+  }
+
+  private open(): number {
+    if (this.fd === null) {
+      this.fd = openSync(this.packPath, 'r')
+      this.size = fstatSync(this.fd).size
+      const head = this.read(0, 12)
+      if (head.toString('latin1', 0, 4) !== 'PACK' || head.readUInt32BE(8) !== this.count) throw new BadPack(`${this.packPath}: does not match its index`)
+    }
+    return this.fd
+  }
+
+  /** Where the entry at `offset` ends: the next entry's offset, or the pack's checksum. */
+  private end(offset: number): number {
+    if (!this.sorted) {
+      const all = new Float64Array(this.count)
+      for (let i = 0; i < this.count; i++) all[i] = this.offsetOf(i)
+      this.sorted = all.sort()
+    }
+    let lo = 0
+    let hi = this.count
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1
+      if (this.sorted[mid]! <= offset) lo = mid + 1
+      else hi = mid
+    }
+    return lo < this.count ? this.sorted[lo]! : this.size - 20
+  }
+
+  read(at: number, length: number): Buffer {
+    const fd = this.fd ?? this.open()
+    const buf = Buffer.allocUnsafe(length)
+    let n = 0
+    while (n < length) {
+      const got = readSync(fd, buf, n, length - n, at + n)
+      if (got === 0) throw new BadPack(`${this.packPath}: truncated at ${at + n}`)
+      n += got
+    }
+    return buf
+  }
+
+  /** The entry at `offset`: its type, and its inflated data (a delta's instructions for deltas) and base. */
+  entry(offset: number): {type: number; data: Buffer; baseOffset?: number; baseOid?: string} {
+    this.open()
+    const end = this.end(offset)
+    if (end <= offset || end > this.size - 20) throw new BadPack(`${this.packPath}: bad entry offset ${offset}`)
+    const raw = this.read(offset, end - offset)
+    let p = 0
+    let c = raw[p++]!
+    const type = (c >> 4) & 7
+    let size = c & 15
+    let shift = 4
+    while (c & 0x80) {
+      c = raw[p++]!
+      size += (c & 0x7f) * 2 ** shift
+      shift += 7
+    }
+    if (size > MAX_OBJECT_BYTES) throw new BadPack(`${this.packPath}: entry at ${offset} is too large`)
+    let baseOffset: number | undefined
+    let baseOid: string | undefined
+    if (type === OFS_DELTA) {
+      c = raw[p++]!
+      let back = c & 0x7f
+      while (c & 0x80) {
+        c = raw[p++]!
+        back = (back + 1) * 128 + (c & 0x7f)
+      }
+      baseOffset = offset - back
+      if (baseOffset < 12 || baseOffset >= offset) throw new BadPack(`${this.packPath}: bad delta base at ${offset}`)
+    } else if (type === REF_DELTA) {
+      baseOid = raw.toString('hex', p, p + 20)
+      p += 20
+    } else if (!TYPES[type]) throw new BadPack(`${this.packPath}: entry at ${offset} has type ${type}`)
+    const data = inflateSync(raw.subarray(p), {maxOutputLength: Math.max(size, 1)})
+    if (data.length !== size) throw new BadPack(`${this.packPath}: entry at ${offset} inflates to ${data.length} bytes, not ${size}`)
+    return {type, data, ...(baseOffset !== undefined ? {baseOffset} : {}), ...(baseOid !== undefined ? {baseOid} : {})}
+  }
+
+  close(): void {
+    if (this.fd !== null) closeSync(this.fd)
+    this.fd = null
+  }
+}
+
+/** A delta's variable-length size header. */
+function deltaSize(d: Buffer, at: {p: number}): number {
+  let size = 0
+  let shift = 0
+  let c
+  do {
+    c = d[at.p++]!
+    size += (c & 0x7f) * 2 ** shift
+    shift += 7
+  } while (c & 0x80)
+  return size
+}
+
+/** git's patch_delta: copy and insert instructions over `base`. */
+export function applyDelta(base: Buffer, delta: Buffer): Buffer {
+  const at = {p: 0}
+  if (deltaSize(delta, at) !== base.length) throw new BadPack('a delta does not match its base')
+  const size = deltaSize(delta, at)
+  if (size > MAX_OBJECT_BYTES) throw new BadPack('a delta result is too large')
+  const out = Buffer.allocUnsafe(size)
+  let o = 0
+  let p = at.p
+  while (p < delta.length) {
+    const op = delta[p++]!
+    if (op & 0x80) {
+      let off = 0
+      let len = 0
+      if (op & 1) off |= delta[p++]!
+      if (op & 2) off |= delta[p++]! << 8
+      if (op & 4) off |= delta[p++]! << 16
+      if (op & 8) off += delta[p++]! * 2 ** 24
+      if (op & 16) len |= delta[p++]!
+      if (op & 32) len |= delta[p++]! << 8
+      if (op & 64) len |= delta[p++]! << 16
+      if (len === 0) len = 0x10000
+      if (off + len > base.length || o + len > size) throw new BadPack('a delta copies out of bounds')
+      base.copy(out, o, off, off + len)
+      o += len
+    } else if (op > 0) {
+      if (p + op > delta.length || o + op > size) throw new BadPack('a delta inserts out of bounds')
+      delta.copy(out, o, p, p + op)
+      o += op
+      p += op
+    } else throw new BadPack('a delta holds a reserved instruction')
+  }
+  if (o !== size) throw new BadPack('a delta result has the wrong size')
+  return out
+}
+
+/** A least-recently-used cache bounded by the bytes it holds. */
+class ByteLru<K, V extends {object: Buffer}> {
+  private readonly map = new Map<K, V>()
+  private bytes = 0
+  constructor(private readonly limit: number) {}
+  get(k: K): V | undefined {
+    const v = this.map.get(k)
+    if (v) {
+      this.map.delete(k)
+      this.map.set(k, v)
+    }
+    return v
+  }
+  set(k: K, v: V): void {
+    if (v.object.length > this.limit / 4 || this.map.has(k)) return
+    this.map.set(k, v)
+    this.bytes += v.object.length
+    for (const [key, old] of this.map) {
+      if (this.bytes <= this.limit) break
+      this.map.delete(key)
+      this.bytes -= old.object.length
+    }
+  }
+}
+
+/** The object database of one git dir. */
+export class ObjectStore {
+  private packs: Pack[] | null = null
+  private readonly bases = new ByteLru<string, RawObject>(DELTA_BASE_CACHE_BYTES)
+  /** Loose object names by fan-out folder, listed once until refresh(). */
+  private readonly loose = new Map<string, Set<string>>()
+
+  constructor(private readonly gitdir: string) {}
+
+  private listPacks(): Pack[] {
+    if (!this.packs) {
+      const dir = join(this.gitdir, 'objects', 'pack')
+      let names: string[] = []
+      try {
+        names = readdirSync(dir).filter((n) => n.endsWith('.idx'))
+      } catch {
+        names = []
+      }
+      this.packs = []
+      for (const name of names) {
+        try {
+          this.packs.push(new Pack(join(dir, `${name.slice(0, -4)}.pack`), readFileSync(join(dir, name))))
+        } catch {
+          // An index this reader does not know (version 1), or one being written: the fallback reads it.
+        }
+      }
+    }
+    return this.packs
+  }
+
+  /** Forgets the pack listing (another process may have added or repacked objects). */
+  refresh(): void {
+    for (const p of this.packs ?? []) p.close()
+    this.packs = null
+    this.loose.clear()
+  }
+
+  /**
+   * The object `oid` (40 lowercase hex), or null when neither a loose object nor a listed pack
+   * holds it. A damaged object throws.
+   */
+  read(oid: string): RawObject | null {
+    if (oid === EMPTY_TREE) return {type: 'tree', object: Buffer.alloc(0)}
+    const loose = this.readLoose(oid)
+    if (loose) return loose
+    const key = Buffer.from(oid, 'hex')
+    for (const pack of this.listPacks()) {
+      const offset = pack.find(key)
+      if (offset >= 0) return this.readPacked(pack, offset)
+    }
+    return null
+  }
+
+  private readLoose(oid: string): RawObject | null {
+    // One listing per fan-out folder, not a failed open per object of a packed repository.
+    const folder = oid.slice(0, 2)
+    let names = this.loose.get(folder)
+    if (!names) {
+      try {
+        names = new Set(readdirSync(join(this.gitdir, 'objects', folder)))
+      } catch {
+        names = new Set()
+      }
+      this.loose.set(folder, names)
+    }
+    if (!names.has(oid.slice(2))) return null
+    let deflated: Buffer
+    try {
+      deflated = readFileSync(join(this.gitdir, 'objects', oid.slice(0, 2), oid.slice(2)))
+    } catch {
+      return null
+    }
+    const wrapped = inflateSync(deflated, {maxOutputLength: MAX_OBJECT_BYTES + 64})
+    // A loose object is checked against its name: a file is what it claims.
+    if (createHash('sha1').update(wrapped).digest('hex') !== oid) throw new BadPack(`loose object ${oid} does not match its id`)
+    const nul = wrapped.indexOf(0)
+    const [type, size] = wrapped.toString('latin1', 0, nul).split(' ')
+    const object = wrapped.subarray(nul + 1)
+    if (!TYPES.includes(type as RawObject['type']) || Number(size) !== object.length) throw new BadPack(`loose object ${oid} has a malformed header`)
+    return {type: type as RawObject['type'], object}
+  }
+
+  /** An entry of a pack, its delta chain resolved base first (bases from the cache where they are). */
+  private readPacked(pack: Pack, offset: number): RawObject {
+    const chain: Array<{offset: number; delta: Buffer}> = []
+    const key = (at: number) => `${pack.packPath}\0${at}`
+    let at = offset
+    let base: RawObject | undefined
+    for (;;) {
+      if (chain.length > 10_000) throw new BadPack(`${pack.packPath}: a delta chain too long at ${offset}`)
+      base = this.bases.get(key(at))
+      if (base) break
+      const e = pack.entry(at)
+      if (e.baseOffset !== undefined) {
+        chain.push({offset: at, delta: e.data})
+        at = e.baseOffset
+        continue
+      }
+      if (e.baseOid !== undefined) {
+        chain.push({offset: at, delta: e.data})
+        const found = this.read(e.baseOid)
+        if (!found) throw new BadPack(`${pack.packPath}: delta base ${e.baseOid} is missing`)
+        base = found
+        break
+      }
+      base = {type: TYPES[e.type]!, object: e.data}
+      if (chain.length > 0) this.bases.set(key(at), base)
+      break
+    }
+    let object = base.object
+    for (let i = chain.length - 1; i >= 0; i--) {
+      object = applyDelta(object, chain[i]!.delta)
+      // Intermediate results are the bases of the rest of the chain (and of its siblings).
+      if (i > 0) this.bases.set(key(chain[i]!.offset), {type: base.type, object})
+    }
+    return {type: base.type, object}
+  }
+}
+
+export {BadPack}
