@@ -155,7 +155,16 @@ async function sharedTemplate(sign: string[]): Promise<string> {
 async function removeEndedRuns(): Promise<void> {
   for (const entry of await readdir(TEMPLATES).catch(() => [] as string[])) {
     const pid = Number(/^\.?(?:build-)?(\d+)-/.exec(entry)?.[1])
-    if (pid && pid !== RUN && !existsSync(`/proc/${pid}`)) await rm(join(TEMPLATES, entry), {recursive: true, force: true})
+    if (pid && pid !== RUN && !running(pid)) await rm(join(TEMPLATES, entry), {recursive: true, force: true})
+  }
+}
+
+function running(pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM'
   }
 }
 
