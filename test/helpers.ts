@@ -1,7 +1,10 @@
-import {mkdtemp, rm} from 'node:fs/promises'
+import {createHash, generateKeyPairSync} from 'node:crypto'
+import {existsSync} from 'node:fs'
+import {mkdir, mkdtemp, readdir, readFile, rename, rm, writeFile} from 'node:fs/promises'
 import {tmpdir} from 'node:os'
 import {dirname, join} from 'node:path'
 import {fileURLToPath} from 'node:url'
+import {isMainThread} from 'node:worker_threads'
 import {execa, type Result} from 'execa'
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..')
@@ -69,48 +72,138 @@ export type Fleet = {dir: string; key: string; imageKey: string; env: Record<str
 /**
  * A scratch fleet made by `airlock init --apply`: a real repository with real keys; each digest in
  * `sign` is then signed with the fleet's image key by `airlock image sign --apply` (one commit
- * each), so it may be promoted. Each call makes new keys.
+ * each), so it may be promoted.
+ *
+ * The fleet is a copy (`cp -a`) of a template made that way once per test run and per `sign` list,
+ * shared by the test files of the run (`sharedTemplate`): fleets of one run share their keys. A
+ * test that needs keys no other fleet holds (a foreign signer) passes `fresh: true`.
  */
-export async function initFleet(opts: {sign?: string[]} = {}): Promise<Fleet> {
-  const t = await tempDir()
+export async function initFleet(opts: {sign?: string[]; fresh?: boolean} = {}): Promise<Fleet> {
+  if (opts.fresh) return buildFleet(opts.sign ?? [])
+  return copyFleet(await sharedTemplate(opts.sign ?? []))
+}
+
+/** `airlock init --apply`, then `airlock image sign --apply` for each digest: new keys each call. */
+async function buildFleet(sign: string[], into?: string): Promise<Fleet> {
+  const t = into ? {dir: into, cleanup: () => rm(into, {recursive: true, force: true})} : await tempDir()
   const dir = join(t.dir, 'fleet')
   const r = await airlock(['init', dir, '--apply'])
   if (r.exitCode !== 0) throw new Error(`init failed: ${r.stderr}`)
   const key = join(dir, 'keys', 'evidence.key')
   const imageKey = join(dir, 'keys', 'image.key')
   const env = {AIRLOCK_EVIDENCE_KEY: key}
-  for (const digest of opts.sign ?? []) {
+  for (const digest of sign) {
     const s = await airlock(['image', 'sign', `agent-runner@${digest}`, '--key', imageKey, '--reason', 'built by the release pipeline', '--apply'], {cwd: dir, env})
     if (s.exitCode !== 0) throw new Error(`image sign failed: ${s.stderr}`)
   }
   return {dir, key, imageKey, env, cleanup: t.cleanup}
 }
 
+/** A fleet of its own: a copy of `from` (repository, work tree, git config, key files and their modes) at `<new tmp>/fleet`. */
+async function copyFleet(from: string): Promise<Fleet> {
+  const t = await tempDir()
+  const dir = join(t.dir, 'fleet')
+  await execa('cp', ['-a', from, dir])
+  const key = join(dir, 'keys', 'evidence.key')
+  return {dir, key, imageKey: join(dir, 'keys', 'image.key'), env: {AIRLOCK_EVIDENCE_KEY: key}, cleanup: t.cleanup}
+}
+
+const TEMPLATES = join(tmpdir(), 'airlock-test-templates')
+
 /**
- * A fleet per test without paying for init and signing in each one. The first `copy()` makes a
- * template with `initFleet(opts)` (a few CLI runs: keys, signatures); every `copy()` is a copy of
- * that template (`cp -a`: repository, work tree, git config, key files and their modes), in a
- * temporary directory of its own, at the same path inside it (`<tmp>/fleet`). Each test still
- * starts from a fleet nothing else has touched; the copies of one file share their keys, so a
- * test that needs a fleet with other keys (a foreign signer) calls `initFleet()`. `dispose()`
- * (afterAll) removes the template.
+ * The vitest run this worker belongs to: the main process, the parent of a `forks` worker or the
+ * process of a `threads` worker. Templates are per run: a run never sees a fleet made by another
+ * run (older commit times, older code).
  */
-export function fleetCopies(opts: {sign?: string[]} = {}): {copy: () => Promise<Fleet>; dispose: () => Promise<void>} {
-  let template: Promise<Fleet> | undefined
+const RUN = isMainThread ? process.ppid : process.pid
+
+/** What the template is made by: the built CLI (dist/, bin/) and the Node that runs it. */
+let codeDigest: Promise<string> | undefined
+async function code(): Promise<string> {
+  codeDigest ??= (async () => {
+    const h = createHash('sha256').update(NODE)
+    const files = (await readdir(join(ROOT, 'dist'), {recursive: true, withFileTypes: true})).filter((e) => e.isFile()).map((e) => join(e.parentPath, e.name)).sort()
+    for (const f of [join(ROOT, 'bin', 'run.js'), ...files]) h.update(f).update(await readFile(f))
+    return h.digest('hex').slice(0, 16)
+  })()
+  return codeDigest
+}
+
+/**
+ * The template fleet of this run for `sign`: `<tmp>/airlock-test-templates/<run>-<code>-<sign>/fleet`,
+ * made by `buildFleet` in a folder of its own and renamed into place (a worker that loses the race
+ * to another one making the same template uses the other's). Templates are never changed: fleets
+ * are copies. Templates of runs that have ended (their process is gone) are removed.
+ */
+async function sharedTemplate(sign: string[]): Promise<string> {
+  const name = `${RUN}-${await code()}-${createHash('sha256').update(JSON.stringify(sign)).digest('hex').slice(0, 12)}`
+  const final = join(TEMPLATES, name)
+  if (existsSync(join(final, 'fleet', '.git', 'HEAD'))) return join(final, 'fleet')
+  await mkdir(TEMPLATES, {recursive: true})
+  await removeEndedRuns()
+  const building = await mkdtemp(join(TEMPLATES, `.build-${name}-`))
+  try {
+    await buildFleet(sign, building)
+    await rename(building, final)
+  } catch (error) {
+    await rm(building, {recursive: true, force: true})
+    if (!existsSync(join(final, 'fleet', '.git', 'HEAD'))) throw error
+  }
+  return join(final, 'fleet')
+}
+
+async function removeEndedRuns(): Promise<void> {
+  for (const entry of await readdir(TEMPLATES).catch(() => [] as string[])) {
+    const pid = Number(/^\.?(?:build-)?(\d+)-/.exec(entry)?.[1])
+    if (pid && pid !== RUN && !running(pid)) await rm(join(TEMPLATES, entry), {recursive: true, force: true})
+  }
+}
+
+function running(pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM'
+  }
+}
+
+/**
+ * A fleet per test without paying for init and signing in each one: every `copy()` is a copy of
+ * the run's template for `opts` (see `initFleet`), in a temporary directory of its own, at the
+ * same path inside it (`<tmp>/fleet`). With `prepare`, the copies are of a fleet of this file
+ * made once from that template and then given to `prepare` (setup every test of the file
+ * repeats: a key generated, a plan saved); `dispose()` (afterAll) removes it. Each test still
+ * starts from a fleet nothing else has touched; the copies share their keys, so a test that
+ * needs a fleet with other keys (a foreign signer) calls `initFleet({fresh: true})`.
+ */
+export function fleetCopies(opts: {sign?: string[]; prepare?: (fleet: Fleet) => Promise<void>} = {}): {copy: () => Promise<Fleet>; dispose: () => Promise<void>} {
+  let prepared: Promise<Fleet> | undefined
   return {
     async copy() {
-      template ??= initFleet(opts)
-      const from = await template
-      const t = await tempDir()
-      const dir = join(t.dir, 'fleet')
-      await execa('cp', ['-a', from.dir, dir])
-      const key = join(dir, 'keys', 'evidence.key')
-      return {dir, key, imageKey: join(dir, 'keys', 'image.key'), env: {AIRLOCK_EVIDENCE_KEY: key}, cleanup: t.cleanup}
+      if (!opts.prepare) return initFleet(opts)
+      prepared ??= initFleet(opts).then(async (fleet) => {
+        await opts.prepare!(fleet)
+        return fleet
+      })
+      return copyFleet((await prepared).dir)
     },
     async dispose() {
-      if (template) await (await template).cleanup()
+      await prepared?.then((fleet) => fleet.cleanup(), () => undefined)
     },
   }
+}
+
+/**
+ * A new Ed25519 private key (PKCS #8 PEM, as `airlock keys generate` writes it) in a 0600 file of
+ * its own, trusted by no fleet: the key of a foreign signer, without making a fleet around it.
+ */
+export async function foreignKey(): Promise<{key: string; cleanup: () => Promise<void>}> {
+  const t = await tempDir('airlock-key-')
+  const key = join(t.dir, 'foreign.key')
+  const {privateKey} = generateKeyPairSync('ed25519')
+  await writeFile(key, privateKey.export({format: 'pem', type: 'pkcs8'}), {mode: 0o600})
+  return {key, cleanup: t.cleanup}
 }
 
 /**

@@ -4,7 +4,7 @@ import {afterAll, afterEach, beforeEach, describe, expect, it} from 'vitest'
 import {loadSigner} from '../../control-plane/crypto/keys.js'
 import {sshSign} from '../../control-plane/crypto/sshsig.js'
 import {Repository} from '../../control-plane/repo/repository.js'
-import {airlock, git, initFleet, fleetCopies, type Fleet} from '../helpers.js'
+import {airlock, foreignKey, git, fleetCopies, type Fleet} from '../helpers.js'
 
 /** A new digest for the canary channel (the example policies let a local operator move canary in a scratch fleet). */
 const NEXT = `sha256:${'a1'.repeat(32)}`
@@ -102,12 +102,27 @@ describe('promote → apply → status → rollback → apply → evidence verif
   })
 })
 
-describe('when evidence is tampered with', () => {
-  async function promoted() {
-    const r = await airlock(['promote', 'agent-runner', '--digest', NEXT, '--to', 'canary', '--reason', 'x', '--apply', '--json'], {cwd: fleet.dir, env: fleet.env})
+/** The receipt of the promotion every copy of `promotedFleets` holds. */
+let promotion: string
+/** Fleets where NEXT was promoted to canary: one `promote --apply` for the file, copied per test. */
+const promotedFleets = fleetCopies({
+  sign: [NEXT, OTHER],
+  prepare: async (f) => {
+    const r = await airlock(['promote', 'agent-runner', '--digest', NEXT, '--to', 'canary', '--reason', 'x', '--apply', '--json'], {cwd: f.dir, env: f.env})
     expect(r.exitCode).toBe(0)
-    return r.json.applied.receipt as string
-  }
+    promotion = r.json.applied.receipt as string
+  },
+})
+afterAll(() => promotedFleets.dispose())
+
+/** The test's fleet becomes a copy of one where NEXT was promoted to canary; returns that promotion's receipt. */
+async function promoted(): Promise<string> {
+  await fleet.cleanup()
+  fleet = await promotedFleets.copy()
+  return promotion
+}
+
+describe('when evidence is tampered with', () => {
 
   it('names an edited receipt (signature and history)', async () => {
     const receipt = await promoted()
@@ -140,7 +155,7 @@ describe('when evidence is tampered with', () => {
 
   it('names a receipt re-signed by a key that is not trusted', async () => {
     const receipt = await promoted()
-    const other = await initFleet()
+    const other = await foreignKey()
     try {
       const path = join(fleet.dir, receipt)
       const env = JSON.parse(await readFile(path, 'utf8'))
@@ -171,7 +186,7 @@ describe('when evidence is tampered with', () => {
   })
 
   it('names a commit signed by a key that the parent trust policy does not hold', async () => {
-    const other = await initFleet()
+    const other = await foreignKey()
     try {
       // airlock itself refuses to make such a commit (its own verifier runs before the ref moves).
       const gen = await airlock(['keys', 'generate', 'intruder', '--role', 'evidence', '--apply', '--evidence-key', other.key, '--json'], {cwd: fleet.dir})
@@ -357,8 +372,8 @@ describe('status', () => {
 
 describe('shallow clones', () => {
   it('reads status, and evidence verify reports the missing history instead of passing it', async () => {
-    const {dir, env} = fleet
-    await airlock(['promote', 'agent-runner', '--digest', NEXT, '--to', 'canary', '--reason', 'x', '--apply'], {cwd: dir, env})
+    await promoted()
+    const {dir} = fleet
     const clone = join(dir, '..', 'shallow')
     await git(join(dir, '..'), 'clone', '-q', '--depth', '1', `file://${dir}`, clone)
     const status = await airlock(['status', '--json'], {cwd: clone})

@@ -41,6 +41,20 @@ afterEach(async () => {
 })
 
 const PROMOTE = ['promote', 'agent-runner', '--to', 'canary', '--digest', NEXT]
+
+/**
+ * The canary promotion of NEXT saved with `promote --out`, written to `out`. Every test's fleet
+ * is a copy of one fleet (the same commits), so the plan saved in the first test that asks is
+ * the plan of each; the others get that file instead of saving it again.
+ */
+let saved: string | undefined
+async function savedPlan(out: string): Promise<void> {
+  if (saved === undefined) {
+    const r = await airlock([...PROMOTE, '--out', out], {cwd: fleet.dir})
+    expect(r.exitCode, r.stderr).toBe(0)
+    saved = await readFile(out, 'utf8')
+  } else await writeFile(out, saved)
+}
 const head = (dir: string) => git(dir, 'rev-parse', 'HEAD')
 const fsck = (dir: string) => execa('git', ['fsck', '--strict', '--no-dangling'], {cwd: dir, reject: false})
 
@@ -86,7 +100,7 @@ describe('identities and free text are data, never syntax', () => {
   it('refuses a saved plan resealed with an injecting requester', async () => {
     const {dir, env} = fleet
     const out = join(dir, '..', 'plan.json')
-    await airlock([...PROMOTE, '--out', out], {cwd: dir})
+    await savedPlan(out)
     const plan = JSON.parse(await readFile(out, 'utf8'))
     plan.requestedBy.actor = 'eve\nAirlock-Operation: rollback'
     const {digest: _old, ...rest} = plan
@@ -345,7 +359,7 @@ describe('errors decided in one place', () => {
     expect(t.json.error).toMatchObject({code: 'SCHEMA_VIOLATION', details: {field: 'spec.__proto__'}})
     await writeFile(join(dir, 'manifests/trust.yaml'), trust)
     const out = join(dir, '..', 'proto-plan.json')
-    await airlock([...PROMOTE, '--out', out], {cwd: dir})
+    await savedPlan(out)
     const plan = JSON.parse(await readFile(out, 'utf8'))
     const {digest: _d, ...rest} = {...plan, request: JSON.parse(`{"__proto__": {"kind": "init"}, ${JSON.stringify(plan.request).slice(1)}`)}
     await writeFile(out, JSON.stringify({...rest, digest: digestOfJson(rest)}))

@@ -35,10 +35,24 @@ async function attackerSigning(dir: string): Promise<string[]> {
 const codes = (r: CliResult) => ((r.json.problems ?? []) as Array<{code: string}>).map((p) => p.code)
 
 describe('a saved plan is a proposal, never a credential', () => {
+  /**
+   * The canary promotion of NEXT saved with `promote --out`, written to `out`. Every test's fleet
+   * is a copy of one fleet (the same commits), so the plan saved in the first test that asks is
+   * the plan of each; the others get that file instead of saving it again.
+   */
+  let saved: string | undefined
+  async function savedPlan(out: string): Promise<void> {
+    if (saved === undefined) {
+      const r = await airlock(['promote', 'agent-runner', '--digest', NEXT, '--to', 'canary', '--out', out, '--json'], {cwd: fleet.dir})
+      expect(r.exitCode, r.stdout + r.stderr).toBe(0)
+      saved = await readFile(out, 'utf8')
+    } else await writeFile(out, saved)
+  }
+
   it('refuses a canary plan edited to pin an unsigned digest and resealed', async () => {
     const {dir, env} = fleet
     const out = join(dir, '..', 'plan.json')
-    expect((await airlock(['promote', 'agent-runner', '--digest', NEXT, '--to', 'canary', '--out', out, '--json'], {cwd: dir})).exitCode).toBe(0)
+    await savedPlan(out)
     const plan = JSON.parse(await readFile(out, 'utf8'))
     plan.changes[0].after = plan.changes[0].after.replaceAll(NEXT, UNSIGNED)
     const {digest: _old, ...rest} = plan
@@ -53,7 +67,7 @@ describe('a saved plan is a proposal, never a credential', () => {
   it('refuses a plan resealed after editing any computed field, naming the field', async () => {
     const {dir, env} = fleet
     const out = join(dir, '..', 'plan.json')
-    await airlock(['promote', 'agent-runner', '--digest', NEXT, '--to', 'canary', '--out', out], {cwd: dir})
+    await savedPlan(out)
     const original = JSON.parse(await readFile(out, 'utf8'))
     const edits: Array<[string, (p: Plan) => void]> = [
       ['summary', (p) => (p.summary = 'harmless')],
@@ -78,7 +92,7 @@ describe('a saved plan is a proposal, never a credential', () => {
   it('re-verifies the request itself: an edited request pinning an unsigned digest fails its signature check', async () => {
     const {dir, env} = fleet
     const out = join(dir, '..', 'plan.json')
-    await airlock(['promote', 'agent-runner', '--digest', NEXT, '--to', 'canary', '--out', out], {cwd: dir})
+    await savedPlan(out)
     const text = (await readFile(out, 'utf8')).replaceAll(NEXT, UNSIGNED).replaceAll(NEXT.slice(7), UNSIGNED.slice(7))
     const plan = JSON.parse(text)
     const {digest: _old, ...rest} = plan
@@ -93,7 +107,7 @@ describe('a saved plan is a proposal, never a credential', () => {
     const out = join(dir, '..', 'plan.json')
     // Saving a denied plan is refused; so a writer forges the authorization into a canary plan.
     expect((await airlock(['promote', 'agent-runner', '--from', 'canary', '--to', 'stable', '--out', out, '--json'], {cwd: dir})).json.error.code).toBe('DENIED')
-    await airlock(['promote', 'agent-runner', '--digest', NEXT, '--to', 'canary', '--out', out], {cwd: dir})
+    await savedPlan(out)
     const plan = JSON.parse(await readFile(out, 'utf8'))
     plan.request = {kind: 'promote', image: 'agent-runner', to: 'stable', from: 'canary'}
     const {digest: _old, ...rest} = plan
@@ -106,7 +120,7 @@ describe('a saved plan is a proposal, never a credential', () => {
   it('refuses a plan whose paths leave the repository, in plan show as in apply', async () => {
     const {dir} = fleet
     const out = join(dir, '..', 'plan.json')
-    await airlock(['promote', 'agent-runner', '--digest', NEXT, '--to', 'canary', '--out', out], {cwd: dir})
+    await savedPlan(out)
     const plan = JSON.parse(await readFile(out, 'utf8'))
     plan.changes[0].path = '.git/hooks/post-commit'
     const {digest: _old, ...rest} = plan

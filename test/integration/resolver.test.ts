@@ -25,13 +25,22 @@ const refused = (r: CliResult, what: string) => {
   expect(r.json.error.code, what).toBe('BASE_UNVERIFIED')
 }
 
-/** A signed policy bundle made the honest way: a policy key, then policy bundle --apply. */
+/** Fleets with a signed policy bundle made the honest way: a policy key, then policy bundle --apply (once for the file). */
+const bundled = fleetCopies({
+  sign: [NEXT],
+  prepare: async ({dir, env}) => {
+    expect((await airlock(['keys', 'generate', 'pol', '--role', 'policy', '--apply'], {cwd: dir, env})).exitCode).toBe(0)
+    const r = await airlock(['policy', 'bundle', '--scope', 'org:acme', '--key', join(dir, 'keys/pol.key'), '--apply', '--json'], {cwd: dir, env})
+    expect(r.exitCode, r.stderr).toBe(0)
+  },
+})
+afterAll(() => bundled.dispose())
+
+/** The test's fleet becomes a copy of one with a signed policy bundle (keys/pol.key); returns the bundle's path. */
 async function publishBundle(): Promise<string> {
-  const {dir, env} = fleet
-  expect((await airlock(['keys', 'generate', 'pol', '--role', 'policy', '--apply'], {cwd: dir, env})).exitCode).toBe(0)
-  const r = await airlock(['policy', 'bundle', '--scope', 'org:acme', '--key', join(dir, 'keys/pol.key'), '--apply', '--json'], {cwd: dir, env})
-  expect(r.exitCode, r.stderr).toBe(0)
-  return join(dir, 'bundles/orgs/acme.bundle.json')
+  await fleet.cleanup()
+  fleet = await bundled.copy()
+  return join(fleet.dir, 'bundles/orgs/acme.bundle.json')
 }
 
 /** The attacker's key added to trust.yaml by a plain commit, without the evidence key. */
@@ -46,8 +55,8 @@ async function sneakKey(role: 'policy' | 'image'): Promise<{key: string; id: str
 
 describe('when HEAD verifies', () => {
   it('names the verified HEAD as trustSource, and --trust FILE as a file', async () => {
-    const {dir} = fleet
     const bundle = await publishBundle()
+    const {dir} = fleet
     const head = await git(dir, 'rev-parse', 'HEAD')
     const anchor = await git(dir, 'config', 'airlock.trustAnchor')
     const v = await airlock(['policy', 'verify', bundle, '--json'], {cwd: dir})
@@ -72,8 +81,8 @@ describe('when HEAD verifies', () => {
 
 describe('when an unsigned commit adds a policy key', () => {
   it('policy verify, policy pull and authorize --from-cache refuse to read trust from it', async () => {
-    const {dir} = fleet
     const bundle = await publishBundle()
+    const {dir} = fleet
     await sneakKey('policy')
     refused(await airlock(['policy', 'verify', bundle, '--json'], {cwd: dir}), 'policy verify')
     refused(await airlock(['policy', 'pull', '--server', 'https://127.0.0.1:1', '--scope', 'org:acme', '--cache-dir', join(dir, '..', 'cache'), '--json'], {cwd: dir}), 'policy pull')
@@ -120,8 +129,8 @@ describe('when an unsigned commit adds an image key', () => {
 
 describe('policy serve from HEAD', () => {
   it('never goes back to an older commit, even a verified one', async () => {
-    const {dir} = fleet
     const bundle = await publishBundle()
+    const {dir} = fleet
     const first = await readFile(bundle, 'utf8')
     const older = await git(dir, 'rev-parse', 'HEAD')
     const r = await airlock(['policy', 'bundle', '--scope', 'org:acme', '--key', join(dir, 'keys/pol.key'), '--apply', '--json'], {cwd: dir, env: fleet.env})

@@ -9,7 +9,7 @@ import {join} from 'node:path'
 import {parse, stringify} from 'yaml'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 import type {SandboxDoc} from '../../control-plane/manifests/sandbox.js'
-import {airlock, commitChange, commitSignedByHand, git, initFleet} from '../helpers.js'
+import {airlock, type CliResult, commitChange, commitSignedByHand, git, initFleet} from '../helpers.js'
 
 type Spec = SandboxDoc['spec']
 type DeepRequired<T> = T extends object ? {[K in keyof T]-?: DeepRequired<T[K]>} : T
@@ -62,45 +62,58 @@ describe('airlock sandbox check', () => {
     expect(text.stdout).toMatch(/^PASS manifests\/sandboxes\/agent-runner\.yaml \(agent-runner\) {2}registry\.example\.com\/golden\/agent-runner@sha256:[0-9a-f]{12}… verified$/m)
   })
 
-  it.each([
-    ['a tag', (s: Full) => ((s as Spec).image = {ref: 'registry.example.com/golden/agent-runner:latest'}), 'image-pinned', 'spec.image.ref', /a tag is never a pin/],
-    ['an image the fleet does not manage', (s: Full) => ((s as Spec).image = {ref: `docker.io/library/alpine@${digest('a')}`}), 'image-managed', 'spec.image.ref', /docker\.io\/library\/alpine is not an image of this fleet/],
-    ['an unknown image name', (s: Full) => ((s as Spec).image = {name: 'nope', channel: 'stable'}), 'image-managed', 'spec.image.name', /nope is not an image of this fleet \(agent-runner\)/],
-    ['an unknown channel', (s: Full) => (s.image.channel = 'nightly'), 'image-managed', 'spec.image.channel', /agent-runner has no channel nightly \(canary, stable\)/],
-    ['an unsigned digest of a managed image', (s: Full) => ((s as Spec).image = {ref: `registry.example.com/golden/agent-runner@${digest('b')}`}), 'image-verified', 'spec.image', /does not verify under agent-runner's signature policy: IMAGE_NO_SIGNATURE/],
-    ['a missing timeout', (s: Full) => delete (s as Spec).timeoutSeconds, 'timeout', 'spec.timeoutSeconds', /no timeout/],
-    ['no memory limit', (s: Full) => delete (s as Spec).resources!.memoryMb, 'resources-bounded', 'spec.resources.memoryMb', /no memory limit/],
-    ['a host mount', (s: Full) => (s as Spec).mounts!.push({type: 'bind', source: '/var/lib/secrets', target: '/data', readOnly: true}), 'no-host-mounts', 'spec.mounts[2].type', /a host path \(\/var\/lib\/secrets\)/],
-    ['the docker socket', (s: Full) => (s as Spec).mounts!.push({type: 'volume', source: '/var/run/docker.sock', target: '/var/run/docker.sock', sizeMb: 1}), 'no-runtime-socket', 'spec.mounts[2].source', /container runtime's socket/],
-    ['an unbounded mount', (s: Full) => (s as Spec).mounts!.push({type: 'tmpfs', target: '/cache'}), 'mounts-bounded', 'spec.mounts[2].sizeMb', /has no size limit/],
-    ['a mount over /proc', (s: Full) => (s as Spec).mounts!.push({type: 'tmpfs', target: '/proc/sys', sizeMb: 1}), 'mount-target', 'spec.mounts[2].target', /not an absolute path outside/],
-    ['seccomp allowing by default', (s: Full) => (s.security.seccomp.defaultAction = 'allow'), 'seccomp-default-deny', 'spec.security.seccomp.defaultAction', /allow lets every system call/],
-    ['no seccomp', (s: Full) => delete (s as Spec).security!.seccomp, 'seccomp-default-deny', 'spec.security.seccomp.defaultAction', /no seccomp default action/],
-    ['CAP_SYS_ADMIN added', (s: Full) => (s.security.capabilities.add = ['CAP_SYS_ADMIN']), 'no-dangerous-capabilities', 'spec.security.capabilities.add[0]', /CAP_SYS_ADMIN lets the workload reach past its sandbox/],
-    ['net_admin added, in lower case', (s: Full) => (s.security.capabilities.add = ['chown', 'net_admin']), 'no-dangerous-capabilities', 'spec.security.capabilities.add[1]', /CAP_NET_ADMIN/],
-    ['ALL added', (s: Full) => (s.security.capabilities.add = ['ALL']), 'no-dangerous-capabilities', 'spec.security.capabilities.add[0]', /ALL grants CAP_SYS_ADMIN/],
-    ["the runtime's defaults kept", (s: Full) => (s.security.capabilities.drop = ['NET_RAW']), 'no-dangerous-capabilities', 'spec.security.capabilities.drop', /CAP_DAC_OVERRIDE is in the runtime's default set and is not dropped/],
-    ['a capability that does not exist', (s: Full) => (s.security.capabilities.add = ['CAP_TELEPORT']), 'capabilities', 'spec.security.capabilities.add[0]', /CAP_TELEPORT is not a Linux capability/],
-    ['a writable root', (s: Full) => (s.security.readOnlyRoot = false), 'read-only-root', 'spec.security.readOnlyRoot', /must be read-only/],
-    ['no user namespace', (s: Full) => delete (s as Spec).security!.userNamespace, 'user-namespace', 'spec.security.userNamespace', /must not be root outside/],
-    ['privileged', (s: Full) => (s.security.privileged = true), 'not-privileged', 'spec.security.privileged', /every capability/],
-    ['egress that is not default-deny', (s: Full) => ((s as Spec).egress = {policy: 'manifests/egress-open.yaml'}), 'egress-default-deny', 'spec.egress.policy', /profile moderate\) lets through what it does not block/],
-    ['a missing egress policy', (s: Full) => ((s as Spec).egress = {policy: 'manifests/none.yaml'}), 'egress-default-deny', 'spec.egress.policy', /no egress policy at manifests\/none\.yaml/],
-    ['an egress profile the policy does not have', (s: Full) => (s.egress.profile = 'moderate'), 'egress-profile', 'spec.egress.profile', /expects profile moderate, but manifests\/egress\.yaml has restrictive/],
-    ['a missing tool policy', (s: Full) => (s.toolPolicy = 'manifests/tools-gone.yaml'), 'tool-policy', 'spec.toolPolicy', /no tool policy at manifests\/tools-gone\.yaml/],
-    ['a tool policy that does not load clean', (s: Full) => (s.toolPolicy = 'manifests/tools-drifted.yaml'), 'tool-policy', 'spec.toolPolicy', /does not load clean: manifests\/tools-drifted\.yaml:\d+:\d+: spec\.allow\[0\]\.schemaHash: the recorded hash/],
-    ['more memory than Cedar allows', (s: Full) => (s.resources.memoryMb = 3072), 'cedar-create', 'spec', /Create is denied for AgentKernel::User::"local:operator@example\.com": forbidden by sandboxes-at-most-2-gib/],
-  ])('finds %s', async (name, edit, rule, field, message) => {
-    const file = await variant(name.replace(/\W+/g, '-'), edit)
-    const r = await airlock(['sandbox', 'check', file, '--json'], {cwd: fleet.dir})
-    expect(r.exitCode).toBe(1)
-    expect(r.json.passed).toBe(false)
-    const found = r.json.sandboxes[0].findings.find((f: {rule: string}) => f.rule === rule)
-    expect(found, JSON.stringify(r.json.sandboxes[0].findings)).toMatchObject({rule, file, field, line: expect.any(Number), column: expect.any(Number)})
-    expect(found.message).toMatch(message)
-    const text = await airlock(['sandbox', 'check', file], {cwd: fleet.dir})
-    expect(text.stdout).toContain(`FAIL ${file}`)
-    expect(text.stdout).toMatch(new RegExp(`${file.replaceAll('/', '\\/').replaceAll('.', '\\.')}:${found.line}:${found.column}: ${field.replaceAll('.', '\\.').replaceAll('[', '\\[').replaceAll(']', '\\]')}: .* \\[${rule}\\]`))
+  describe('each problem of a spec, each in a file of its own (one check of all the files, in JSON and as text)', () => {
+    const cases: Array<[name: string, edit: (s: Full) => void, rule: string, field: string, message: RegExp]> = [
+      ['a tag', (s: Full) => ((s as Spec).image = {ref: 'registry.example.com/golden/agent-runner:latest'}), 'image-pinned', 'spec.image.ref', /a tag is never a pin/],
+      ['an image the fleet does not manage', (s: Full) => ((s as Spec).image = {ref: `docker.io/library/alpine@${digest('a')}`}), 'image-managed', 'spec.image.ref', /docker\.io\/library\/alpine is not an image of this fleet/],
+      ['an unknown image name', (s: Full) => ((s as Spec).image = {name: 'nope', channel: 'stable'}), 'image-managed', 'spec.image.name', /nope is not an image of this fleet \(agent-runner\)/],
+      ['an unknown channel', (s: Full) => (s.image.channel = 'nightly'), 'image-managed', 'spec.image.channel', /agent-runner has no channel nightly \(canary, stable\)/],
+      ['an unsigned digest of a managed image', (s: Full) => ((s as Spec).image = {ref: `registry.example.com/golden/agent-runner@${digest('b')}`}), 'image-verified', 'spec.image', /does not verify under agent-runner's signature policy: IMAGE_NO_SIGNATURE/],
+      ['a missing timeout', (s: Full) => delete (s as Spec).timeoutSeconds, 'timeout', 'spec.timeoutSeconds', /no timeout/],
+      ['no memory limit', (s: Full) => delete (s as Spec).resources!.memoryMb, 'resources-bounded', 'spec.resources.memoryMb', /no memory limit/],
+      ['a host mount', (s: Full) => (s as Spec).mounts!.push({type: 'bind', source: '/var/lib/secrets', target: '/data', readOnly: true}), 'no-host-mounts', 'spec.mounts[2].type', /a host path \(\/var\/lib\/secrets\)/],
+      ['the docker socket', (s: Full) => (s as Spec).mounts!.push({type: 'volume', source: '/var/run/docker.sock', target: '/var/run/docker.sock', sizeMb: 1}), 'no-runtime-socket', 'spec.mounts[2].source', /container runtime's socket/],
+      ['an unbounded mount', (s: Full) => (s as Spec).mounts!.push({type: 'tmpfs', target: '/cache'}), 'mounts-bounded', 'spec.mounts[2].sizeMb', /has no size limit/],
+      ['a mount over /proc', (s: Full) => (s as Spec).mounts!.push({type: 'tmpfs', target: '/proc/sys', sizeMb: 1}), 'mount-target', 'spec.mounts[2].target', /not an absolute path outside/],
+      ['seccomp allowing by default', (s: Full) => (s.security.seccomp.defaultAction = 'allow'), 'seccomp-default-deny', 'spec.security.seccomp.defaultAction', /allow lets every system call/],
+      ['no seccomp', (s: Full) => delete (s as Spec).security!.seccomp, 'seccomp-default-deny', 'spec.security.seccomp.defaultAction', /no seccomp default action/],
+      ['CAP_SYS_ADMIN added', (s: Full) => (s.security.capabilities.add = ['CAP_SYS_ADMIN']), 'no-dangerous-capabilities', 'spec.security.capabilities.add[0]', /CAP_SYS_ADMIN lets the workload reach past its sandbox/],
+      ['net_admin added, in lower case', (s: Full) => (s.security.capabilities.add = ['chown', 'net_admin']), 'no-dangerous-capabilities', 'spec.security.capabilities.add[1]', /CAP_NET_ADMIN/],
+      ['ALL added', (s: Full) => (s.security.capabilities.add = ['ALL']), 'no-dangerous-capabilities', 'spec.security.capabilities.add[0]', /ALL grants CAP_SYS_ADMIN/],
+      ["the runtime's defaults kept", (s: Full) => (s.security.capabilities.drop = ['NET_RAW']), 'no-dangerous-capabilities', 'spec.security.capabilities.drop', /CAP_DAC_OVERRIDE is in the runtime's default set and is not dropped/],
+      ['a capability that does not exist', (s: Full) => (s.security.capabilities.add = ['CAP_TELEPORT']), 'capabilities', 'spec.security.capabilities.add[0]', /CAP_TELEPORT is not a Linux capability/],
+      ['a writable root', (s: Full) => (s.security.readOnlyRoot = false), 'read-only-root', 'spec.security.readOnlyRoot', /must be read-only/],
+      ['no user namespace', (s: Full) => delete (s as Spec).security!.userNamespace, 'user-namespace', 'spec.security.userNamespace', /must not be root outside/],
+      ['privileged', (s: Full) => (s.security.privileged = true), 'not-privileged', 'spec.security.privileged', /every capability/],
+      ['egress that is not default-deny', (s: Full) => ((s as Spec).egress = {policy: 'manifests/egress-open.yaml'}), 'egress-default-deny', 'spec.egress.policy', /profile moderate\) lets through what it does not block/],
+      ['a missing egress policy', (s: Full) => ((s as Spec).egress = {policy: 'manifests/none.yaml'}), 'egress-default-deny', 'spec.egress.policy', /no egress policy at manifests\/none\.yaml/],
+      ['an egress profile the policy does not have', (s: Full) => (s.egress.profile = 'moderate'), 'egress-profile', 'spec.egress.profile', /expects profile moderate, but manifests\/egress\.yaml has restrictive/],
+      ['a missing tool policy', (s: Full) => (s.toolPolicy = 'manifests/tools-gone.yaml'), 'tool-policy', 'spec.toolPolicy', /no tool policy at manifests\/tools-gone\.yaml/],
+      ['a tool policy that does not load clean', (s: Full) => (s.toolPolicy = 'manifests/tools-drifted.yaml'), 'tool-policy', 'spec.toolPolicy', /does not load clean: manifests\/tools-drifted\.yaml:\d+:\d+: spec\.allow\[0\]\.schemaHash: the recorded hash/],
+      ['more memory than Cedar allows', (s: Full) => (s.resources.memoryMb = 3072), 'cedar-create', 'spec', /Create is denied for AgentKernel::User::"local:operator@example\.com": forbidden by sandboxes-at-most-2-gib/],
+    ]
+    let files: string[]
+    let json: CliResult
+    let text: CliResult
+    beforeAll(async () => {
+      files = await Promise.all(cases.map(([name, edit]) => variant(name.replace(/\W+/g, '-'), edit)))
+      json = await airlock(['sandbox', 'check', ...files, '--json'], {cwd: fleet.dir})
+      text = await airlock(['sandbox', 'check', ...files], {cwd: fleet.dir})
+    })
+
+    it.each(cases.map((c, i) => [...c, i] as const))('finds %s', (_name, _edit, rule, field, message, i) => {
+      const file = files[i]!
+      expect(json.exitCode).toBe(1)
+      expect(json.json.passed).toBe(false)
+      const report = json.json.sandboxes[i]
+      expect(report).toMatchObject({file, passed: false})
+      const found = report.findings.find((f: {rule: string}) => f.rule === rule)
+      expect(found, JSON.stringify(report.findings)).toMatchObject({rule, file, field, line: expect.any(Number), column: expect.any(Number)})
+      expect(found.message).toMatch(message)
+      expect(text.exitCode).toBe(1)
+      expect(text.stdout).toContain(`FAIL ${file}`)
+      expect(text.stdout).toMatch(new RegExp(`${file.replaceAll('/', '\\/').replaceAll('.', '\\.')}:${found.line}:${found.column}: ${field.replaceAll('.', '\\.').replaceAll('[', '\\[').replaceAll(']', '\\]')}: .* \\[${rule}\\]`))
+    })
   })
 
   describe('when a path is spelt another way than it resolves, or confinement is switched off', () => {

@@ -58,6 +58,19 @@ describe('with a fleet', () => {
     fleet = await fleets.copy()
   })
   afterEach(() => fleet.cleanup())
+  /** Fleets where NEXT was promoted to canary (reason "r"): one `promote --apply` for the file, copied per test. */
+  const promotedFleets = fleetCopies({
+    sign: [NEXT],
+    prepare: async ({dir, env}) => {
+      expect((await airlock(['promote', 'agent-runner', '--digest', NEXT, '--to', 'canary', '--reason', 'r', '--apply'], {cwd: dir, env})).exitCode).toBe(0)
+    },
+  })
+  afterAll(() => promotedFleets.dispose())
+  /** The test's fleet becomes a copy of one where NEXT was promoted to canary. */
+  const promoted = async () => {
+    await fleet.cleanup()
+    fleet = await promotedFleets.copy()
+  }
 
   it('status names who requested a change and who authored it, and calls no receipted change "outside airlock"', async () => {
     const {dir, env} = fleet
@@ -135,8 +148,8 @@ describe('with a fleet', () => {
   })
 
   it('calls an unsigned commit that names a receipt in its trailers, but changes nothing, no change of airlock\'s', async () => {
-    const {dir, env} = fleet
-    expect((await airlock(['promote', 'agent-runner', '--digest', NEXT, '--to', 'canary', '--reason', 'r', '--apply'], {cwd: dir, env})).exitCode).toBe(0)
+    await promoted()
+    const {dir} = fleet
     const receipt = (await airlock(['status', '--json'], {cwd: dir})).json.images[0].channels.find((x: {channel: string}) => x.channel === 'canary').lastChange.receipt
     // An empty commit (no signed folder changes, so it needs no signature and the history still
     // verifies) claiming to be the last change of canary, requested by someone important.
@@ -192,9 +205,9 @@ describe('with a fleet', () => {
   })
 
   it('refuses a branch taken back to an older verified commit (ROLLED_BACK), in this clone', async () => {
+    await promoted()
     const {dir, env} = fleet
-    const older = await git(dir, 'rev-parse', 'HEAD')
-    expect((await airlock(['promote', 'agent-runner', '--digest', NEXT, '--to', 'canary', '--reason', 'r', '--apply'], {cwd: dir, env})).exitCode).toBe(0)
+    const older = await git(dir, 'rev-parse', 'HEAD^')
     expect((await airlock(['status', '--json'], {cwd: dir})).json.history.verified).toBe(true)
     // A force-push back to the older (signed, verified) commit, as a writer without keys can.
     await git(dir, 'reset', '-q', '--hard', older)

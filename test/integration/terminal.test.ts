@@ -178,10 +178,24 @@ describe('every control class, through each renderer', () => {
 })
 
 describe('plan show claims only what holds', () => {
+  /**
+   * The canary promotion of NEXT saved with `promote --out`, written to `out`. Every test's fleet
+   * is a copy of one fleet (the same commits), so the plan saved in the first test that asks is
+   * the plan of each; the others get that file instead of saving it again.
+   */
+  let saved: string | undefined
+  async function savedPlan(out: string): Promise<void> {
+    if (saved === undefined) {
+      const r = await airlock(['promote', 'agent-runner', '--digest', NEXT, '--to', 'canary', '--out', out], {cwd: fleet.dir})
+      expect(r.exitCode, r.stderr).toBe(0)
+      saved = await readFile(out, 'utf8')
+    } else await writeFile(out, saved)
+  }
+
   it('shows what the request computes now, not a decision edited to deny', async () => {
     const {dir, env} = fleet
     const out = join(dir, '..', 'plan.json')
-    expect((await airlock(['promote', 'agent-runner', '--digest', NEXT, '--to', 'canary', '--out', out], {cwd: dir})).exitCode).toBe(0)
+    await savedPlan(out)
     await reseal(out, (p) => void (p.authorization = {...p.authorization, decision: 'deny', reasons: [], note: 'refused by policy'}), null)
     const shown = await airlock(['plan', 'show', out], {cwd: dir})
     expect(shown.exitCode, shown.stderr).toBe(0)
@@ -196,7 +210,7 @@ describe('plan show claims only what holds', () => {
   it('shows the changes a request makes, not changes emptied from the file (and apply refuses it)', async () => {
     const {dir, env} = fleet
     const out = join(dir, '..', 'plan.json')
-    expect((await airlock(['promote', 'agent-runner', '--digest', NEXT, '--to', 'canary', '--out', out], {cwd: dir})).exitCode).toBe(0)
+    await savedPlan(out)
     await reseal(out, (p) => void (p.changes = []), 'agent-runner-canary')
     const shown = await airlock(['plan', 'show', out], {cwd: dir})
     expect(shown.exitCode).toBe(1)
@@ -213,7 +227,7 @@ describe('plan show claims only what holds', () => {
   it('labels a stale plan as the file\'s claims', async () => {
     const {dir} = fleet
     const out = join(dir, '..', 'plan.json')
-    expect((await airlock(['promote', 'agent-runner', '--digest', NEXT, '--to', 'canary', '--out', out], {cwd: dir})).exitCode).toBe(0)
+    await savedPlan(out)
     await git(dir, 'commit', '-q', '--allow-empty', '-m', 'moves HEAD')
     const shown = await airlock(['plan', 'show', out], {cwd: dir})
     expect(shown.exitCode).toBe(1)

@@ -14,13 +14,16 @@ const OTHER = `sha256:${'b2'.repeat(32)}`
 const IMAGE = 'manifests/images/agent-runner.yaml'
 
 let fleet: Fleet
-const fleets = fleetCopies()
+/** Fleets with a second image key (ECDSA P-256, keys/image2.key): generated once for the file, copied per test. */
+const fleets = fleetCopies({
+  prepare: async ({dir, env}) => {
+    const k = await airlock(['keys', 'generate', 'image2', '--role', 'image', '--algorithm', 'ecdsa-p256', '--reason', 'second signer', '--apply', '--json'], {cwd: dir, env})
+    expect(k.exitCode, k.stdout).toBe(0)
+  },
+})
 afterAll(() => fleets.dispose())
 beforeEach(async () => {
   fleet = await fleets.copy()
-  const {dir, env} = fleet
-  const k = await airlock(['keys', 'generate', 'image2', '--role', 'image', '--algorithm', 'ecdsa-p256', '--reason', 'second signer', '--apply', '--json'], {cwd: dir, env})
-  expect(k.exitCode, k.stdout).toBe(0)
 })
 afterEach(async () => {
   await fleet.cleanup()
