@@ -5,7 +5,7 @@
  * configured, is compared in constant time.
  */
 import {createHash, timingSafeEqual} from 'node:crypto'
-import {statSync} from 'node:fs'
+import {statSync, type Stats} from 'node:fs'
 import {readdir, readFile} from 'node:fs/promises'
 import {createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse} from 'node:http'
 import {createServer as createHttpsServer} from 'node:https'
@@ -39,22 +39,35 @@ export interface ServeOptions {
 }
 
 /**
- * A folder of bundles, each file re-read when it changes: every request stats the file
- * (synchronously: one system call, no trip through the thread pool) and the bytes are read again
- * when its size, times or inode differ, so a bundle replaced in place or renamed over is served
- * from the next request on.
+ * A folder of bundles, each file re-read when it changes: its size, times and inode are looked at
+ * again on every turn of the event loop that serves it (one synchronous stat shared by the
+ * requests of that turn, no trip through the thread pool), and its bytes read again when they
+ * differ, so a bundle replaced in place or renamed over is served from the next turn on.
  */
 export function dirSource(dir: string): BundleSource {
   const cache = new Map<string, {mtimeMs: number; ctimeMs: number; ino: number; size: number; body: Buffer}>()
+  // Files stat'ed in this turn of the event loop, with what the stat found (null: none there).
+  let thisTurn: Map<string, Stats | null> | null = null
+  const statOf = (file: string): Stats | null => {
+    if (!thisTurn) {
+      thisTurn = new Map()
+      setImmediate(() => (thisTurn = null))
+    }
+    let s = thisTurn.get(file)
+    if (s === undefined) {
+      try {
+        s = statSync(file, {throwIfNoEntry: false}) ?? null
+      } catch {
+        s = null
+      }
+      thisTurn.set(file, s)
+    }
+    return s
+  }
   return {
     async read(path) {
       const file = join(dir, path.slice('bundles/'.length))
-      let s
-      try {
-        s = statSync(file, {throwIfNoEntry: false})
-      } catch {
-        return null
-      }
+      const s = statOf(file)
       if (!s?.isFile()) return null
       const hit = cache.get(file)
       if (hit && hit.mtimeMs === s.mtimeMs && hit.ctimeMs === s.ctimeMs && hit.ino === s.ino && hit.size === s.size) return hit.body
