@@ -215,7 +215,13 @@ export class PolicyEngine {
     // copy of the whole request it was decided on, entities included, compared value by value on
     // a hit, so a changed (or mutated in place) entity or context is decided again.
     const {principal: p, action: a, resource: r} = req
-    const key = `${p?.type}\0${p?.id}\0${a?.type}\0${a?.id}\0${r?.type}\0${r?.id}\0${JSON.stringify(req.context)}`
+    let key: string
+    try {
+      key = `${p?.type}\0${p?.id}\0${a?.type}\0${a?.id}\0${r?.type}\0${r?.id}\0${JSON.stringify(req.context)}`
+    } catch {
+      // A context JSON cannot spell (a BigInt, a cycle) is not cached; Cedar says what it makes of it.
+      return this.evaluate(req)
+    }
     const hit = this.decisions.get(key)
     if (hit && sameJson(req, hit.request)) {
       this.decisions.delete(key)
@@ -224,7 +230,12 @@ export class PolicyEngine {
     }
     // Decided on a copy, so what is cached is exactly what Cedar saw; a request holding anything
     // but JSON values (a Date, a Map, a function, a hole) is decided and not cached.
-    const request = jsonCopy(req)
+    let request: Json | typeof NOT_JSON
+    try {
+      request = jsonCopy(req)
+    } catch {
+      request = NOT_JSON // nested deeper than the stack (or a cycle among the entities)
+    }
     if (request === NOT_JSON) return this.evaluate(req)
     const decision = deepFreeze(this.evaluate(plain(request) as AuthorizationRequest))
     this.decisions.delete(key)
