@@ -54,8 +54,9 @@ export default class PolicyServe extends AirlockCommand {
     // answer (concurrent requests share one group commit); one that cannot be recorded is a 503.
     if (apiKey) await this.openAudit(flags, true)
     const [{authenticationEvent}, {hostname}] = await Promise.all([import('../../control-plane/audit/ocsf.js'), import('node:os')])
+    const host = hostname()
     const onAuthentication = async ({accepted, scope}: {accepted: boolean; remote: string | null; scope: string}): Promise<void> => {
-      await this.recordAudit(authenticationEvent({now: new Date(), accepted, via: 'policy-serve', host: hostname(), toolVersion: this.config.version, ...(accepted ? {} : {reason: `missing or wrong API key (bundle ${scope})`, code: 'INVALID_TOKEN'})}))
+      await this.recordAudit(authenticationEvent({now: new Date(), accepted, via: 'policy-serve', host, toolVersion: this.config.version, ...(accepted ? {} : {reason: `missing or wrong API key (bundle ${scope})`, code: 'INVALID_TOKEN'})}))
     }
     const running = await startBundleServer({...(source ? {source} : {bundlesDir: from}), host: flags.host, port: flags.port, tls, insecureHttp: flags['insecure-http'], apiKey, onAuthentication})
     // One line saying where it listens (JSON with --json), then serve until SIGINT/SIGTERM.

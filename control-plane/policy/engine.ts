@@ -168,7 +168,7 @@ export class PolicyEngine {
   private forbids: Set<string> | null = null
   private readonly policies: PolicySource[]
   /** Decisions by exact request, for hosts that ask the same question repeatedly (bounded, LRU). */
-  private readonly decisions: Map<string, PolicyDecision> | null
+  private readonly decisions: Map<string, CachedDecision> | null
   readonly digest: string
 
   private constructor(tree: PolicyTree, private readonly failClosed: FailClosed, private readonly cacheSize: number) {
@@ -208,17 +208,38 @@ export class PolicyEngine {
   }
 
   authorize(req: AuthorizationRequest): PolicyDecision {
-    if (!this.decisions) return this.evaluate(req)
-    // The policy set is fixed for this engine, so the request alone keys its decision.
-    const key = JSON.stringify(req)
+    // Once the engine has trapped nothing is answered from here either (evaluate denies).
+    if (!this.decisions || trapped !== null) return this.evaluate(req)
+    // The policy set is fixed for this engine, so the request alone keys its decision. The map's
+    // key names the question (principal, action, resource, context as JSON); the entry holds a
+    // copy of the whole request it was decided on, entities included, compared value by value on
+    // a hit, so a changed (or mutated in place) entity or context is decided again.
+    const {principal: p, action: a, resource: r} = req
+    let key: string
+    try {
+      key = `${p?.type}\0${p?.id}\0${a?.type}\0${a?.id}\0${r?.type}\0${r?.id}\0${JSON.stringify(req.context)}`
+    } catch {
+      // A context JSON cannot spell (a BigInt, a cycle) is not cached; Cedar says what it makes of it.
+      return this.evaluate(req)
+    }
     const hit = this.decisions.get(key)
-    if (hit) {
+    if (hit && sameJson(req, hit.request)) {
       this.decisions.delete(key)
       this.decisions.set(key, hit)
-      return hit
+      return hit.decision
     }
-    const decision = this.evaluate(req)
-    this.decisions.set(key, decision)
+    // Decided on a copy, so what is cached is exactly what Cedar saw; a request holding anything
+    // but JSON values (a Date, a Map, a function, a hole) is decided and not cached.
+    let request: Json | typeof NOT_JSON
+    try {
+      request = jsonCopy(req)
+    } catch {
+      request = NOT_JSON // nested deeper than the stack (or a cycle among the entities)
+    }
+    if (request === NOT_JSON) return this.evaluate(req)
+    const decision = deepFreeze(this.evaluate(plain(request) as AuthorizationRequest))
+    this.decisions.delete(key)
+    this.decisions.set(key, {request, decision})
     if (this.decisions.size > this.cacheSize) this.decisions.delete(this.decisions.keys().next().value!)
     return decision
   }
@@ -251,6 +272,108 @@ export class PolicyEngine {
     if (fatal.length > 0) return {decision: 'deny', reasons: fatal.map(({message: _m, ...ref}) => ref), errors, failedClosed: true, policySetDigest: this.digest}
     return {decision, reasons: diagnostics.reason.map((id) => this.ref(id)), errors, failedClosed: false, policySetDigest: this.digest}
   }
+}
+
+/** A cached decision with the request it was made for, as JSON values the caller cannot reach. */
+interface CachedDecision {
+  request: Json
+  decision: PolicyDecision
+}
+
+/** A JSON value copied for comparison: objects keep their keys in order beside their values. */
+type Json = string | number | boolean | null | Json[] | JsonObject
+
+class JsonObject {
+  constructor(
+    readonly keys: string[],
+    readonly values: Json[],
+  ) {}
+}
+
+const NOT_JSON = Symbol('not JSON')
+
+function isPlainObject(v: object): boolean {
+  const proto = Object.getPrototypeOf(v)
+  return proto === Object.prototype || proto === null
+}
+
+/** A copy of a JSON value (plain objects, arrays, strings, finite numbers, booleans, null), or NOT_JSON when it holds anything else. */
+function jsonCopy(v: unknown): Json | typeof NOT_JSON {
+  switch (typeof v) {
+    case 'string':
+    case 'boolean':
+      return v
+    case 'number':
+      return Number.isFinite(v) ? v : NOT_JSON
+    case 'object': {
+      if (v === null) return null
+      if (Array.isArray(v)) {
+        if (Object.getPrototypeOf(v) !== Array.prototype) return NOT_JSON
+        const out: Json[] = new Array(v.length)
+        for (let i = 0; i < v.length; i++) {
+          if (!(i in v)) return NOT_JSON
+          const c = jsonCopy(v[i])
+          if (c === NOT_JSON) return NOT_JSON
+          out[i] = c
+        }
+        return out
+      }
+      if (!isPlainObject(v)) return NOT_JSON
+      const keys = Object.keys(v)
+      const values: Json[] = new Array(keys.length)
+      for (let i = 0; i < keys.length; i++) {
+        const c = jsonCopy((v as Record<string, unknown>)[keys[i]!])
+        if (c === NOT_JSON) return NOT_JSON
+        values[i] = c
+      }
+      return new JsonObject(keys, values)
+    }
+    default:
+      return NOT_JSON
+  }
+}
+
+/** The plain JSON value a copy stands for (what Cedar is given). */
+function plain(c: Json): unknown {
+  if (c instanceof JsonObject) {
+    const out: Record<string, unknown> = {}
+    for (let i = 0; i < c.keys.length; i++) out[c.keys[i]!] = plain(c.values[i]!)
+    return out
+  }
+  return Array.isArray(c) ? c.map(plain) : c
+}
+
+/**
+ * Whether `v` is, value by value, the JSON value `copy`: same types, same strings and numbers
+ * (Object.is), same array lengths, the same own keys in the same order. Anything else, or
+ * anything a copy cannot hold, is not the same.
+ */
+function sameJson(v: unknown, copy: Json): boolean {
+  if (typeof copy !== 'object' || copy === null) return Object.is(v, copy)
+  if (typeof v !== 'object' || v === null) return false
+  if (copy instanceof JsonObject) {
+    if (Array.isArray(v) || !isPlainObject(v)) return false
+    const {keys, values} = copy
+    let i = 0
+    // for…in lists own keys in Object.keys order; an inherited enumerable key only makes more.
+    for (const k in v) {
+      if (i >= keys.length || k !== keys[i] || !sameJson((v as Record<string, unknown>)[k], values[i]!)) return false
+      i++
+    }
+    return i === keys.length
+  }
+  if (!Array.isArray(v) || v.length !== copy.length || Object.getPrototypeOf(v) !== Array.prototype) return false
+  for (let i = 0; i < copy.length; i++) if (!(i in v) || !sameJson(v[i], copy[i]!)) return false
+  return true
+}
+
+/** A cached decision is shared by every caller that asks the same question: nobody may change it. */
+function deepFreeze<T>(v: T): T {
+  if (typeof v === 'object' && v !== null && !Object.isFrozen(v)) {
+    Object.freeze(v)
+    for (const x of Object.values(v)) deepFreeze(x)
+  }
+  return v
 }
 
 function effectOf(text: string): 'permit' | 'forbid' | null {

@@ -62,6 +62,7 @@ export function parseTrustedRoot(text: string, file: string, limits: Limits): Tr
 // listings (one tree walk per folder instead of one per file) and parsed trusted roots.
 const folders = new Map<string, Promise<Map<string, string>>>()
 const roots = new Map<string, Promise<{oid: string | null; root: TrustedRoot}>>()
+const policies = new WeakMap<TrustPolicy, Map<string, Promise<{policy: ImagePolicy; inputs: PolicyInput[]}>>>()
 
 /** The files of `folder` at `commit` by name, read once per folder for the process. */
 function listing(repo: Repository, commit: string, folder: string): Promise<Map<string, string>> {
@@ -98,7 +99,31 @@ function trustedRootAt(repo: Repository, commit: string, path: string, limits: L
  * The policy for `image` at `commit`: listed trust.yaml image keys (all of them when the
  * manifest lists neither keys nor identities), its keyless identities, and its trusted root.
  */
-export async function imagePolicy(repo: Repository, commit: string, image: GoldenImage, trust: TrustPolicy, now: Date, limits: Limits): Promise<{policy: ImagePolicy; inputs: PolicyInput[]}> {
+export function imagePolicy(repo: Repository, commit: string, image: GoldenImage, trust: TrustPolicy, now: Date, limits: Limits): Promise<{policy: ImagePolicy; inputs: PolicyInput[]}> {
+  // Worked out once per (trust policy, commit, manifest text, time) for the process: every
+  // bundle of an image, and every digest its channels pin, is checked under the same policy, and
+  // building it parses each trusted key again.
+  let byImage = policies.get(trust)
+  if (!byImage) policies.set(trust, (byImage = new Map()))
+  const key = `${repo.dir}\0${commit}\0${now.getTime()}\0${image.file}\0${image.text}`
+  let found = byImage.get(key)
+  if (!found) {
+    if (byImage.size > 10_000) byImage.clear()
+    found = buildImagePolicy(repo, commit, image, trust, now, limits).then((p) => {
+      // Shared by every caller from now on: nobody may change it.
+      Object.freeze(p.policy.keys)
+      p.inputs.forEach((i) => Object.freeze(i))
+      Object.freeze(p.inputs)
+      Object.freeze(p.policy)
+      return Object.freeze(p)
+    })
+    byImage.set(key, found)
+    found.catch(() => byImage.get(key) === found && byImage.delete(key))
+  }
+  return found
+}
+
+async function buildImagePolicy(repo: Repository, commit: string, image: GoldenImage, trust: TrustPolicy, now: Date, limits: Limits): Promise<{policy: ImagePolicy; inputs: PolicyInput[]}> {
   const spec = image.verification ?? {}
   const valid = keysFor(trust, 'image', now)
   const wanted = spec.keys ?? (spec.identities ? [] : valid.map((k) => k.id))

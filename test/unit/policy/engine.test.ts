@@ -144,4 +144,63 @@ describe('the decision cache', () => {
     expect(again).not.toBe(first)
     expect(again).toEqual(first)
   })
+
+  it('holds at most its size, least recently used out first', async () => {
+    const e = PolicyEngine.create(await tree({'global/a.cedar': '@id("p") permit(principal, action, resource) when { principal.level > 2 };'}), 'any', {cacheSize: 3})
+    const first = [1, 2, 3].map((n) => e.authorize({...run, context: {n}, entities: alice(3)}))
+    // Touch n=1, so n=2 is the least recently used when n=4 comes in.
+    expect(e.authorize({...run, context: {n: 1}, entities: alice(3)})).toBe(first[0])
+    e.authorize({...run, context: {n: 4}, entities: alice(3)})
+    expect(e.authorize({...run, context: {n: 1}, entities: alice(3)})).toBe(first[0])
+    expect(e.authorize({...run, context: {n: 3}, entities: alice(3)})).toBe(first[2])
+    expect(e.authorize({...run, context: {n: 2}, entities: alice(3)})).not.toBe(first[1])
+  })
+
+  describe('when an entity or the context changes', () => {
+    const policy = '@id("p") permit(principal, action, resource) when { principal.level > 2 || (context has n && context.n > 10) || principal.roles.contains("admin") };'
+
+    it('decides a changed entity again', async () => {
+      const e = PolicyEngine.create(await tree({'global/a.cedar': policy}), 'any', {cacheSize: 100})
+      expect(e.authorize({...run, entities: alice(3)}).decision).toBe('allow')
+      expect(e.authorize({...run, entities: alice(2)}).decision).toBe('deny')
+      expect(e.authorize({...run, entities: alice(3)}).decision).toBe('allow')
+    })
+
+    it('decides again when the same entities are changed in place (a set, an attribute, one more entity)', async () => {
+      const e = PolicyEngine.create(await tree({'global/a.cedar': policy}), 'any', {cacheSize: 100})
+      const entities = alice(1)
+      const req = {...run, entities}
+      expect(e.authorize(req).decision).toBe('deny')
+      entities[0]!.attrs.roles.push('admin')
+      expect(e.authorize(req).decision).toBe('allow')
+      entities[0]!.attrs.roles.pop()
+      expect(e.authorize(req).decision).toBe('deny')
+      entities[0]!.attrs.level = 5
+      expect(e.authorize(req).decision).toBe('allow')
+      const before = e.authorize(req)
+      entities.push({uid: {type: 'K::Box', id: 'c'}, attrs: {}, parents: []})
+      expect(e.authorize(req)).not.toBe(before)
+      expect(e.authorize(req)).toBe(e.authorize(req))
+    })
+
+    it('decides a changed context again, changed in place or not', async () => {
+      const e = PolicyEngine.create(await tree({'global/a.cedar': policy}), 'any', {cacheSize: 100})
+      const context: Record<string, unknown> = {n: 20}
+      const req = {...run, context, entities: alice(1)}
+      expect(e.authorize(req).decision).toBe('allow')
+      context.n = 1
+      expect(e.authorize(req).decision).toBe('deny')
+      expect(e.authorize({...run, context: {}, entities: alice(1)}).decision).toBe('deny')
+      expect(e.authorize({...run, context: {n: 20}, entities: alice(1)}).decision).toBe('allow')
+    })
+
+    it('gives every caller the same decision, which nobody can change', async () => {
+      const e = PolicyEngine.create(await tree({'global/a.cedar': policy}), 'any', {cacheSize: 100})
+      const d = e.authorize({...run, entities: alice(1)})
+      expect(() => {
+        ;(d as {decision: string}).decision = 'allow'
+      }).toThrow(TypeError)
+      expect(e.authorize({...run, entities: alice(1)}).decision).toBe('deny')
+    })
+  })
 })
