@@ -68,13 +68,19 @@ async function tagDigest(repo: string, tag: string): Promise<string | null> {
   return r.status === 200 ? r.headers.get('docker-content-digest') : null
 }
 
-/** A proxy to the registry that drops Docker-Content-Digest from every HEAD answer. */
-async function noDigestProxy(): Promise<{host: string; close: () => Promise<void>}> {
+/**
+ * A proxy to the registry that rewrites Docker-Content-Digest on every HEAD answer: drops it
+ * (`digest` null), or names `digest` instead (a registry vouching for what the host holds).
+ */
+async function headProxy(digest: string | null = null): Promise<{host: string; close: () => Promise<void>}> {
   const target = new URL(reg.url)
   const server: Server = createHttp((req, res) => {
     const up = httpRequest({host: target.hostname, port: target.port, method: req.method, path: req.url, headers: req.headers}, (r) => {
       const headers = {...r.headers}
-      if (req.method === 'HEAD') delete headers['docker-content-digest']
+      if (req.method === 'HEAD') {
+        if (digest) headers['docker-content-digest'] = digest
+        else delete headers['docker-content-digest']
+      }
       res.writeHead(r.statusCode ?? 502, headers)
       r.pipe(res)
     })
@@ -128,7 +134,7 @@ describe.runIf(RUN_REGISTRY_TESTS)('policy publish against a registry that chang
     const repo = 'attack/head-race'
     const v1 = payload(1)
     await pushBundleArtifact(reg, repo, scopeTag(SCOPE), signed(v1), v1)
-    const proxy = await noDigestProxy()
+    const proxy = await headProxy()
     try {
       const to = parseOciRef(`oci://${proxy.host}/${repo}`, '--to')
       const c = client(proxy.host)
@@ -163,6 +169,51 @@ describe.runIf(RUN_REGISTRY_TESTS)('policy pull: what a registry writes reaches 
     // C0 controls are escaped by JSON itself. (Bidirectional overrides are not: audit/entry.ts writes
     // JSON.stringify, not terminal.ts jsonText; reported to its owner, not asserted here.)
     expect(lines).not.toMatch(/[\u001b\u0007]/)
+  })
+})
+
+describe.runIf(RUN_REGISTRY_TESTS)('policy pull: what held', {timeout: 300_000}, () => {
+  const pull = (from: string, cache: string, extra: string[] = []) =>
+    airlock(['policy', 'pull', '--from', from, '--scope', 'org:acme', '--trust', join(t.dir, 'trust.yaml'), '--cache-dir', cache, '--timeout', '3s', '--json', ...(from.startsWith('oci://') ? ['--plain-http'] : []), ...extra], {env: {HOME: t.dir, AIRLOCK_AUDIT_DIR: join(t.dir, 'audit-held')}})
+
+  it('a registry naming on HEAD the digest of a bundle the host holds from another source is not believed; an edited cache claiming that source only keeps the verified cached bundle', async () => {
+    const v3 = payload(3)
+    const held = await pushBundleArtifact(reg, 'held/a', scopeTag(SCOPE), signed(v3), v3)
+    const v1 = payload(1, 'old')
+    await pushBundleArtifact(reg, 'held/b', scopeTag(SCOPE), signed(v1), v1)
+    const cache = join(t.dir, 'c-held-head')
+    const first = await pull(`oci://${reg.host}/held/a`, cache)
+    expect(first.json, first.stdout + first.stderr).toMatchObject({effective: 'fetched', version: 3})
+    const proxy = await headProxy(held)
+    try {
+      // Another source (repository b behind the proxy) vouching with the cached digest: the manifest
+      // is asked for by that digest, which b does not hold.
+      const other = await pull(`oci://${proxy.host}/held/b`, cache)
+      expect(other.json.effective).toBe('deny-all')
+      expect(other.json.failure.code).toBe('REGISTRY_NOT_FOUND')
+      // The cache metadata edited to claim source b: "unchanged" keeps only what the cache holds, verified again.
+      const meta = join(cache, 'orgs__acme.bundle.json.meta.json')
+      const m = JSON.parse(await readFile(meta, 'utf8')) as {source: string}
+      await writeFile(meta, JSON.stringify({...m, source: `oci://${proxy.host}/held/b:${scopeTag(SCOPE)}`}))
+      const kept = await pull(`oci://${proxy.host}/held/b`, cache)
+      expect(kept.json).toMatchObject({effective: 'unchanged', version: 3, digest: first.json.digest})
+    } finally {
+      await proxy.close()
+    }
+  })
+
+  it('a bucket answering with a gzip bomb (Content-Encoding: gzip): nothing is inflated, the raw bytes are garbage within the cap', async () => {
+    const {gzipSync} = await import('node:zlib')
+    const bomb = gzipSync(Buffer.alloc(64 * 1024 * 1024, 0x20))
+    const server = createHttp((_req, res) => res.writeHead(200, {'content-type': 'application/json', 'content-encoding': 'gzip', 'content-length': bomb.length}).end(bomb))
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+    try {
+      const r = await pull(`http://127.0.0.1:${(server.address() as {port: number}).port}/org-acme.json`, join(t.dir, 'c-bomb'))
+      expect(r.json.effective).toBe('deny-all')
+      expect(r.json.failure.code).toBe('GARBAGE')
+    } finally {
+      server.close()
+    }
   })
 })
 
