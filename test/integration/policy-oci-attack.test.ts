@@ -150,6 +150,40 @@ describe.runIf(RUN_REGISTRY_TESTS)('policy publish against a registry that chang
   })
 })
 
+describe.runIf(RUN_REGISTRY_TESTS)('policy publish: where credentials go (what held)', {timeout: 300_000}, () => {
+  it('an upload Location on another host gets neither the bundle nor the token: refused', async () => {
+    const seen: Array<string | undefined> = []
+    const sink = createHttp((req, res) => {
+      seen.push(req.headers.authorization)
+      res.writeHead(201).end()
+    })
+    await new Promise<void>((resolve) => sink.listen(0, '127.0.0.1', resolve))
+    const elsewhere = `http://127.0.0.1:${(sink.address() as {port: number}).port}`
+    const target = new URL(reg.url)
+    const proxy = createHttp((req, res) => {
+      const up = httpRequest({host: target.hostname, port: target.port, method: req.method, path: req.url, headers: req.headers}, (r) => {
+        const headers = {...r.headers}
+        if (req.method === 'POST' && headers.location) {
+          const moved = new URL(headers.location, reg.url)
+          headers.location = `${elsewhere}${moved.pathname}${moved.search}`
+        }
+        res.writeHead(r.statusCode ?? 502, headers)
+        r.pipe(res)
+      })
+      req.pipe(up)
+    })
+    await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve))
+    try {
+      const c = new RegistryClient(`127.0.0.1:${(proxy.address() as {port: number}).port}`, {plainHttp: true, token: 'registry-secret', limits: registryLimits({}, DEFAULT_LIMITS)})
+      await expect(c.pushBlob('attack/location', Buffer.from('a bundle'))).rejects.toMatchObject({code: 'REGISTRY_BAD_RESPONSE'})
+      expect(seen).toEqual([])
+    } finally {
+      proxy.close()
+      sink.close()
+    }
+  })
+})
+
 describe.runIf(RUN_REGISTRY_TESTS)('policy pull: what a registry writes reaches the terminal escaped', {timeout: 300_000}, () => {
   it('control characters in a manifest’s artifactType: refused (not a bundle), shown escaped, the audit line is JSON', async () => {
     const repo = 'attack/controls'
