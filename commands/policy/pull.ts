@@ -61,7 +61,11 @@ Registries get the token flow as image fetch-signature has it: AIRLOCK_REGISTRY_
       } catch {
         throw new AirlockError('USAGE', `--server: "${flags.server}" is not a URL`, {field: '--server'})
       }
-      if (server.protocol !== 'https:' && server.protocol !== 'http:') throw new AirlockError('USAGE', '--server: https:// (or http:// to a loopback test server)', {field: '--server'})
+      // Plain HTTP would carry the API key in clear: only to this machine (as --from https:// has it).
+      const {isLoopback} = await import('../../control-plane/policy/server.js')
+      if (server.protocol !== 'https:' && !(server.protocol === 'http:' && isLoopback(server.hostname.replace(/^\[|\]$/g, '')))) {
+        throw new AirlockError('USAGE', `--server: https:// (or http:// to a loopback test server), not ${server.protocol}//${server.host}`, {field: '--server'})
+      }
     }
     if (flags['plain-http'] && !flags.from?.startsWith('oci://')) throw new AirlockError('USAGE', '--plain-http: only with --from oci://… (a bucket or server names http:// in its URL)', {field: '--plain-http'})
     const {trust, source: trustSource} = await trustOf(flags, this)
@@ -93,7 +97,10 @@ Registries get the token flow as image fetch-signature has it: AIRLOCK_REGISTRY_
       const ref = parseOciRef(flags.from!, '--from')
       if (!ref.tag && !ref.digest) ref.tag = scopeTag(scope)
       const limits = registryLimits({...flags, timeout: flags.timeout}, this.limits)
-      source = ociSource(ref, await registryClients(ref.registry, {ca, plainHttp: flags['plain-http']}, limits))
+      const clients = await registryClients(ref.registry, {ca, plainHttp: flags['plain-http']}, limits)
+      // Made once here so a bad --plain-http is a usage error (2), not a pull failure the offline mode hides.
+      clients()
+      source = ociSource(ref, clients)
     } else {
       source = httpsSource(parseBundleUrl(flags.from!, '--from'), {ca, timeoutMs, maxBytes: this.limits.maxReceiptBytes})
     }

@@ -160,8 +160,23 @@ export interface OciPublishPlan {
 
 const failureOf = (error: unknown) => ({code: error instanceof AirlockError ? error.code : 'UNREACHABLE', message: (error as Error).message})
 
-/** Transport failures: the registry said nothing about what it holds. */
-const TRANSPORT = new Set(['REGISTRY_UNREACHABLE', 'REGISTRY_TIMEOUT', 'REGISTRY_AUTH_REQUIRED', 'REGISTRY_SERVER_ERROR', 'REGISTRY_HTTP_ERROR', 'REGISTRY_REDIRECT_LOOP'])
+/**
+ * Failures that say nothing about what the tag holds: transport, and what the publisher could not
+ * read of it (over its own limits, a manifest or blob the tag names gone missing). A newer bundle
+ * that verifies may be behind any of these, so the tag is not replaced (unreadable, not unverified).
+ */
+const TRANSPORT = new Set(['REGISTRY_UNREACHABLE', 'REGISTRY_TIMEOUT', 'REGISTRY_AUTH_REQUIRED', 'REGISTRY_SERVER_ERROR', 'REGISTRY_HTTP_ERROR', 'REGISTRY_REDIRECT_LOOP', 'REGISTRY_TOO_LARGE', 'REGISTRY_NOT_FOUND'])
+
+/**
+ * The manifest digest `tag` names now, or null when there is none. A registry that names no digest
+ * on HEAD has the manifest read by tag and its digest computed: a check against a planned digest
+ * is never skipped.
+ */
+async function tagDigest(client: RegistryClient, repository: string, tag: string): Promise<string | null> {
+  const head = await client.resolve(repository, tag)
+  if (!head) return null
+  return head.digest ?? (await client.manifest(repository, tag)).digest
+}
 
 /**
  * Reads what the moving tag holds and verifies it with `verify` (the puller's own check, without a
@@ -212,13 +227,13 @@ export async function planOciPublish(
       throw new AirlockError('EQUAL_VERSION_CONFLICT', `${formatOciRef(moving)} holds another bundle with the same version ${remote.version} (${remote.digest}); refusing to replace it`, {version: remote.version, remoteDigest: remote.digest})
     }
   }
-  const existing = await client.resolve(repo.repository, pinned.tag)
-  if (existing && existing.digest !== artifact.digest) {
-    throw new AirlockError('CONFLICT', `${formatOciRef(pinned)} already names ${existing.digest ?? 'another manifest'}; a version tag is never moved`, {tag: pinned.tag, remote: existing.digest})
+  const existing = await tagDigest(client, repo.repository, pinned.tag)
+  if (existing && existing !== artifact.digest) {
+    throw new AirlockError('CONFLICT', `${formatOciRef(pinned)} already names ${existing}; a version tag is never moved`, {tag: pinned.tag, remote: existing})
   }
   const movingFrom = remote.state === 'verified' || remote.state === 'unverified' ? remote.manifest : null
   const tags: TagStep[] = [
-    {tag: pinned.tag, action: existing ? 'keep' : 'create', from: existing?.digest ?? null},
+    {tag: pinned.tag, action: existing ? 'keep' : 'create', from: existing},
     {tag: moving.tag, action: remote.state === 'absent' ? 'create' : movingFrom === artifact.digest ? 'keep' : 'move', from: movingFrom},
   ]
   return {
@@ -250,14 +265,21 @@ export async function pushPlanned(client: RegistryClient, repo: OciRef, plan: Oc
   await client.pushBlob(repo.repository, EMPTY_CONFIG)
   await client.pushBlob(repo.repository, bundle)
   const [pinned, moving] = plan.tags as [TagStep, TagStep]
-  if (pinned.action !== 'keep') {
+  // Each tag is checked again just before it is written (another publisher since the plan):
+  // a version tag naming another artifact is never moved, a scope tag that moved is not overwritten.
+  // (OCI has no compare-and-swap: a push landing between this check and the PUT is not seen.)
+  const pinnedNow = await tagDigest(client, repo.repository, pinned.tag)
+  if (pinnedNow !== null && pinnedNow !== plan.artifact.digest) {
+    throw new AirlockError('CONFLICT', `${formatOciRef({...repo, tag: pinned.tag})} names ${pinnedNow} since the plan; a version tag is never moved`, {tag: pinned.tag, planned: pinned.from, now: pinnedNow})
+  }
+  if (pinnedNow === null) {
     await client.pushManifest(repo.repository, pinned.tag, plan.artifact.manifest, MEDIA.ociManifest)
     pushed.push(pinned.tag)
   }
   if (moving.action !== 'keep') {
-    const now = await client.resolve(repo.repository, moving.tag)
-    if (now?.digest !== undefined && now.digest !== null && now.digest !== moving.from) {
-      throw new AirlockError('CONFLICT', `${formatOciRef({...repo, tag: moving.tag})} moved to ${now?.digest ?? 'nothing'} since the plan (it named ${moving.from ?? 'nothing'}); plan again`, {tag: moving.tag, planned: moving.from, now: now?.digest ?? null})
+    const now = await tagDigest(client, repo.repository, moving.tag)
+    if (now !== moving.from) {
+      throw new AirlockError('CONFLICT', `${formatOciRef({...repo, tag: moving.tag})} names ${now ?? 'nothing'} now, not ${moving.from ?? 'nothing'} as when planned; plan again`, {tag: moving.tag, planned: moving.from, now})
     }
     await client.pushManifest(repo.repository, moving.tag, plan.artifact.manifest, MEDIA.ociManifest)
     pushed.push(moving.tag)
