@@ -435,8 +435,13 @@ export async function checkNewCommit(reader: CommitReader, commitOid: string, op
 
 /** What step 1 collects: the commits not yet known to verify, and what the walk ran into. */
 interface Collected {
-  /** Each commit's parents: the graph only; commits are read again when checked (the reader keeps a bounded few). */
+  /** Each commit's parents: the graph. */
   commits: Map<string, readonly string[]>
+  /**
+   * The commits read, as read, while they fit in KEPT_COMMIT_CHARS: checking them then reads
+   * none twice. Past that, commits are read again when checked (the reader keeps a bounded few).
+   */
+  kept: Map<string, CommitInfo>
   roots: string[]
   /** The walk reached the anchor, or a commit verified before. */
   reachedKnown: boolean
@@ -464,9 +469,32 @@ async function ancestors(reader: CommitReader, starts: string[]): Promise<Set<st
  * commit git itself would refuse is named (BROKEN_OBJECT), never a crash; the history behind a
  * shallow boundary is absent, and a check that could not run is not a pass (HISTORY_INCOMPLETE).
  */
+/** Characters of commit text (payload, message, signature) a walk keeps read (Collected.kept): some 64 MiB at most. */
+const KEPT_COMMIT_CHARS = 32 * 1024 * 1024
+
+/** `reader`, with the commits a walk kept answered from memory (the same values it read). */
+function keeping(reader: CommitReader, kept: ReadonlyMap<string, CommitInfo>): CommitReader {
+  return {
+    readCommit: (oid) => {
+      const c = kept.get(oid)
+      return c ? Promise.resolve(c) : reader.readCommit(oid)
+    },
+    treeEntries: (tree) => reader.treeEntries(tree),
+    entryAt: (tree, path) => reader.entryAt(tree, path),
+    oidInTree: (tree, path) => reader.oidInTree(tree, path),
+    changedTreeEntries: (a, b) => reader.changedTreeEntries(a, b),
+    cleanMergeTree: (parents) => reader.cleanMergeTree(parents),
+    readBlob: (oid) => reader.readBlob(oid),
+    get shallow() {
+      return reader.shallow
+    },
+  }
+}
+
 async function collect(reader: CommitReader, head: string, anchor: string | null, verified: ReadonlySet<string>, problems: EvidenceProblem[], bad: Set<string>): Promise<Collected> {
   const preAnchor = anchor ? await ancestors(reader, (await reader.readCommit(anchor)).parents) : new Set<string>()
-  const out: Collected = {commits: new Map(), roots: [], reachedKnown: head === anchor || verified.has(head), reachedAnchor: head === anchor, preAnchor}
+  let budget = KEPT_COMMIT_CHARS
+  const out: Collected = {commits: new Map(), kept: new Map(), roots: [], reachedKnown: head === anchor || verified.has(head), reachedAnchor: head === anchor, preAnchor}
   const stack = [head]
   while (stack.length > 0) {
     const oid = stack.pop()!
@@ -486,6 +514,8 @@ async function collect(reader: CommitReader, head: string, anchor: string | null
       continue
     }
     out.commits.set(oid, c.parents)
+    budget -= c.payload.length + c.message.length + (c.signature?.length ?? 0)
+    if (budget >= 0) out.kept.set(oid, c)
     if (c.parents.length === 0 && reader.shallow.has(oid)) {
       bad.add(oid)
       problems.push({code: 'HISTORY_INCOMPLETE', commit: oid, message: `history ends at shallow commit ${short(oid)}; fetch the full history (git fetch --unshallow) or pin a trust anchor after it`})
@@ -572,7 +602,7 @@ function parentsFirst(commits: Map<string, readonly string[]>, head: string): st
 /** Steps 3–5 on each collected commit, parents first; a commit built on one that does not verify does not verify either. */
 async function checkCollected(w: Walk, ordered: string[], bad: Set<string>, problems: EvidenceProblem[], addedIn: Map<string, string>): Promise<void> {
   for (const oid of ordered) {
-    // Read again (it was read whole by collect): the walk holds ids, not the history.
+    // As collect read it (kept), or read again where the history was too long to keep.
     const c = await w.reader.readCommit(oid)
     // The anchor is its own authority: its trust.yaml is where trust starts.
     if (c.oid === w.anchor) w.times.set(c.oid, c.time)
@@ -625,7 +655,7 @@ export async function verifyHistory(reader: CommitReader, head: string, opts: Hi
       bad.add(head)
     }
   }
-  const w = newWalk(reader, opts, anchor, found.preAnchor)
+  const w = newWalk(keeping(reader, found.kept), opts, anchor, found.preAnchor)
   const addedIn = new Map<string, string>()
   await checkCollected(w, parentsFirst(found.commits, head), bad, problems, addedIn)
   await checkHeadLayout(reader, head, problems, bad)

@@ -24,6 +24,8 @@ const OFS_DELTA = 6
 const REF_DELTA = 7
 /** Bytes of inflated delta bases kept (git's core.deltaBaseCacheLimit is 96 MiB; airlock stays small). */
 const DELTA_BASE_CACHE_BYTES = 8 << 20
+/** Bytes read at once from a pack when an entry is not in the bytes read before (Pack.span). */
+const READ_WINDOW_BYTES = 64 * 1024
 /** Largest object inflated (a delta's result is checked against it too). */
 const MAX_OBJECT_BYTES = 512 << 20
 const EMPTY_TREE = '4b825dc642cb6eb9a060e54bf8d69288fbee4904'
@@ -40,6 +42,9 @@ class Pack {
   /** Entry offsets in pack order, to find where an entry's compressed data ends. */
   private sorted: Float64Array | null = null
   private size = 0
+  /** The bytes last read ahead (span), and where in the pack they start. */
+  private window: Buffer | null = null
+  private windowAt = 0
 
   constructor(
     readonly packPath: string,
@@ -101,6 +106,21 @@ class Pack {
     return lo < this.count ? this.sorted[lo]! : this.size - 20
   }
 
+  /**
+   * The bytes from `from` to `to`: served from the last window read when they lie in it, else
+   * read with what follows (up to READ_WINDOW_BYTES), as entries a walk reads one after the other
+   * (commits, a tree's blobs) sit side by side in a pack. One window per pack: memory stays bounded.
+   */
+  private span(from: number, to: number): Buffer {
+    const w = this.window
+    if (w !== null && from >= this.windowAt && to <= this.windowAt + w.length) return w.subarray(from - this.windowAt, to - this.windowAt)
+    const length = to - from
+    if (length >= READ_WINDOW_BYTES) return this.read(from, length)
+    this.window = this.read(from, Math.max(length, Math.min(READ_WINDOW_BYTES, this.size - 20 - from)))
+    this.windowAt = from
+    return this.window.subarray(0, length)
+  }
+
   read(at: number, length: number): Buffer {
     const fd = this.fd ?? this.open()
     const buf = Buffer.allocUnsafe(length)
@@ -118,7 +138,7 @@ class Pack {
     this.open()
     const end = this.end(offset)
     if (end <= offset || end > this.size - 20) throw new BadPack(`${this.packPath}: bad entry offset ${offset}`)
-    const raw = this.read(offset, end - offset)
+    const raw = this.span(offset, end)
     let p = 0
     let c = raw[p++]!
     const type = (c >> 4) & 7
@@ -153,6 +173,7 @@ class Pack {
   close(): void {
     if (this.fd !== null) closeSync(this.fd)
     this.fd = null
+    this.window = null
   }
 }
 

@@ -1,4 +1,5 @@
 import {execFileSync} from 'node:child_process'
+import {randomBytes} from 'node:crypto'
 import {readdirSync, readFileSync, writeFileSync, chmodSync, truncateSync} from 'node:fs'
 import {join} from 'node:path'
 import {deflateSync} from 'node:zlib'
@@ -59,6 +60,33 @@ describe('ObjectStore reads what git reads', () => {
       const got = store.read(oid)
       expect(got?.type, oid).toBe(want.type)
       expect(Buffer.compare(got!.object, want.object), oid).toBe(0)
+    }
+  })
+
+  it('every object of a pack larger than its read window, in pack order and backwards, byte for byte', async () => {
+    // Incompressible files of 1 byte to 150 KiB: entries that straddle a 64 KiB window's end, and ones larger than a window.
+    await git(t.dir, 'init', '-q', '-b', 'main')
+    for (let i = 0; i < 24; i++) writeFileSync(join(t.dir, `r${i}.bin`), randomBytes(i % 4 === 0 ? 1 + i : 7_000 * i))
+    await git(t.dir, 'add', '.')
+    await git(t.dir, 'commit', '-q', '-m', 'random')
+    await git(t.dir, 'repack', '-adq')
+    const idx = readdirSync(join(t.dir, '.git/objects/pack')).find((n) => n.endsWith('.idx'))!
+    const byOffset = execFileSync('git', ['show-index'], {input: readFileSync(join(t.dir, '.git/objects/pack', idx))})
+      .toString()
+      .trim()
+      .split('\n')
+      .map((line) => line.split(' '))
+      .sort((a, b) => Number(a[0]) - Number(b[0]))
+      .map((f) => f[1]!)
+    const all = gitObjects(t.dir)
+    expect(readFileSync(join(t.dir, '.git/objects/pack', idx.replace(/idx$/, 'pack'))).length).toBeGreaterThan(1024 * 1024)
+    for (const order of [byOffset, [...byOffset].reverse()]) {
+      const store = new ObjectStore(join(t.dir, '.git'))
+      for (const oid of order) {
+        const got = store.read(oid)
+        expect(got?.type, oid).toBe(all.get(oid)!.type)
+        expect(Buffer.compare(got!.object, all.get(oid)!.object), oid).toBe(0)
+      }
     }
   })
 
