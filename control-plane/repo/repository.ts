@@ -14,7 +14,7 @@ import {AirlockError} from '../errors.js'
 import {identityText} from '../identity/text.js'
 import {checkInside, tempName, writeFileAtomic} from './files.js'
 import {gitFs} from './git-fs.js'
-import {ObjectStore} from './objects.js'
+import {ObjectStore, objectId} from './objects.js'
 import {repoPath} from './paths.js'
 
 /**
@@ -338,7 +338,10 @@ export class Repository {
       const found = this.objects.read(oid) ?? (this.objects.refresh(), this.objects.read(oid))
       if (found) return found
       const r = await git.readObject({fs: this.fs, dir: this.dir, oid, format: 'content', cache: this.cache})
-      return {object: Buffer.from(r.object as Uint8Array), type: r.type}
+      const read = {object: Buffer.from(r.object as Uint8Array), type: r.type}
+      // isomorphic-git does not check a packed object against its id: checked here, as objects.ts does.
+      if (objectId(read) !== oid) throw new Error('its content is not its id')
+      return read
     } catch (error) {
       throw brokenObject(oid, (error as {code?: string}).code === 'NotFoundError' ? 'is missing from the repository' : `cannot be read (${(error as Error).message})`)
     }
