@@ -365,6 +365,14 @@ export class Repository {
     if (bases[0] === ours) return theirTree
     const baseTree = (await this.readCommit(bases[0]!)).tree
     for (const tree of [ourTree, theirTree, baseTree]) await this.checkTreeDeep(tree)
+    // isomorphic-git reads the blobs it merges from the packs itself, unchecked against their
+    // ids; each is read here first (checked, from the same loose object or pack, in the same
+    // order), so a pack index that lies is BROKEN_OBJECT, never a merge of other bytes.
+    const [o, t, b] = await Promise.all([this.treeFiles(ours), this.treeFiles(theirs), this.treeFiles(bases[0]!)])
+    for (const [path, mine] of o) {
+      const other = t.get(path)
+      if (other && other.oid !== mine.oid) for (const e of [mine, other, b.get(path)]) if (e) await this.readObject(e.oid)
+    }
     try {
       const person = {name: 'airlock', email: 'airlock@localhost', timestamp: 0, timezoneOffset: 0}
       const r = await git.merge({fs: this.fs, dir: this.dir, ours, theirs, fastForward: false, dryRun: true, abortOnConflict: true, author: person, committer: person, cache: this.cache})
