@@ -25,7 +25,7 @@ const REF_DELTA = 7
 /** Bytes of inflated delta bases kept (git's core.deltaBaseCacheLimit is 96 MiB; airlock stays small). */
 const DELTA_BASE_CACHE_BYTES = 8 << 20
 /** Largest object inflated (a delta's result is checked against it too). */
-const MAX_OBJECT_BYTES = 512 << 20
+export const MAX_OBJECT_BYTES = 512 << 20
 const EMPTY_TREE = '4b825dc642cb6eb9a060e54bf8d69288fbee4904'
 
 class BadPack extends Error {}
