@@ -1166,7 +1166,9 @@ const GIT_MAX_OUTPUT = 100_000_000
  */
 function runGit(args: string[], opts: {cwd: string; env?: NodeJS.ProcessEnv}): Promise<{exitCode: number | null; stdout: string; stderr: string; code?: string}> {
   return new Promise((done) => {
-    const child = spawn('git', args, {cwd: opts.cwd, env: opts.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe']})
+    // Replace refs (refs/replace/, which a fetch of every ref brings) would make git show another
+    // object for an id; airlock reads objects by their ids, and so does every git it runs.
+    const child = spawn('git', args, {cwd: opts.cwd, env: {...(opts.env ?? process.env), GIT_NO_REPLACE_OBJECTS: '1'}, stdio: ['ignore', 'pipe', 'pipe']})
     const out: Buffer[] = []
     const err: Buffer[] = []
     let over = false

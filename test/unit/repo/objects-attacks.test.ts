@@ -223,3 +223,30 @@ describe('reading objects a writer of the repository crafted', () => {
     expect([honest, 'BROKEN_OBJECT']).toContain(tree)
   })
 })
+
+describe('the git airlock runs reads objects by their ids', () => {
+  let t: Awaited<ReturnType<typeof tempDir>>
+  beforeEach(async () => {
+    t = await tempDir()
+  })
+  afterEach(() => t.cleanup())
+
+  it('a replace ref (refs/replace/, fetched with every ref) does not hide a modified tracked file from the clean-work-tree check', async () => {
+    const src = join(t.dir, 'src')
+    await git(t.dir, 'init', '-q', '-b', 'main', src)
+    writeFileSync(join(src, 'check.sh'), 'exit 1\n')
+    await git(src, 'add', 'check.sh')
+    await git(src, 'commit', '-q', '-m', 'a gate that fails')
+    const head = (await git(src, 'rev-parse', 'HEAD')).trim()
+    // The writer pushes a replacement of HEAD whose tree holds the edited file.
+    writeFileSync(join(src, 'check.sh'), 'exit 0\n')
+    const blob = hashObject(src, 'exit 0\n')
+    const tree = execFileSync('git', ['mktree'], {cwd: src, input: `100644 blob ${blob}\tcheck.sh\n`}).toString().trim()
+    const fake = (await git(src, 'commit-tree', tree, '-m', 'a gate that fails')).trim()
+    await git(src, 'replace', head, fake)
+    // git, by default, believes it: nothing differs from "HEAD".
+    expect((await git(src, 'diff', '--name-only', 'HEAD', '--')).trim()).toBe('')
+    const repo = await Repository.open(src)
+    expect(await repo.modifiedTracked()).toEqual(['check.sh'])
+  })
+})
