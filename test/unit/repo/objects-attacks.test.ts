@@ -181,6 +181,29 @@ describe('reading objects a writer of the repository crafted', () => {
     await expect(repo.readBlob(a)).rejects.toMatchObject({code: 'BROKEN_OBJECT', details: {oid: a}})
   })
 
+  it('a lying version-1 index (objects.ts leaves it to the fallback, which does not read version 1 either): BROKEN_OBJECT, never the bytes git shows', async () => {
+    await git(t.dir, 'init', '-q', '-b', 'main')
+    const approved = hashObject(t.dir, 'digest: sha256:approved\n')
+    const forged = hashObject(t.dir, 'digest: sha256:forged\n')
+    packObjects(t.dir, [approved, forged])
+    const dir = join(t.dir, '.git/objects/pack')
+    const name = readdirSync(dir).find((n) => n.endsWith('.pack'))!
+    const idxFile = join(dir, name.replace(/\.pack$/, '.idx'))
+    chmodSync(idxFile, 0o644)
+    execFileSync('git', ['index-pack', '--index-version=1', '-o', idxFile, join(dir, name)], {cwd: t.dir})
+    // Version 1: the fan-out, then (offset, id) pairs sorted by id; swap the two offsets.
+    const idx = readFileSync(idxFile)
+    const at = (i: number) => 1024 + i * 24
+    const x = idx.readUInt32BE(at(0))
+    idx.writeUInt32BE(idx.readUInt32BE(at(1)), at(0))
+    idx.writeUInt32BE(x, at(1))
+    writeFileSync(idxFile, idx)
+    expect(execFileSync('git', ['cat-file', 'blob', approved], {cwd: t.dir}).toString()).toBe('digest: sha256:forged\n')
+    expect(new ObjectStore(join(t.dir, '.git')).read(approved)).toBeNull()
+    const repo = await Repository.open(t.dir)
+    await expect(repo.readBlob(approved)).rejects.toMatchObject({code: 'BROKEN_OBJECT', details: {oid: approved}})
+  })
+
   it('a reference delta on a loose base reads the object its id names', async () => {
     await git(t.dir, 'init', '-q', '-b', 'main')
     const base = hashObject(t.dir, 'base text\n')
