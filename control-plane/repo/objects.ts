@@ -231,6 +231,8 @@ export function applyDelta(base: Buffer, delta: Buffer): Buffer {
       p += op
     } else throw new BadPack('a delta holds a reserved instruction')
   }
+  // A copy instruction cut off at the end read bytes past the delta (git: "delta replay has gone wild").
+  if (p !== delta.length) throw new BadPack('a delta ends inside an instruction')
   if (o !== size) throw new BadPack('a delta result has the wrong size')
   return out
 }

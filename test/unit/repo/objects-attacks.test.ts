@@ -11,7 +11,7 @@ import {chmodSync, mkdirSync, readdirSync, readFileSync, writeFileSync} from 'no
 import {join} from 'node:path'
 import {deflateSync} from 'node:zlib'
 import {afterEach, beforeEach, describe, expect, it} from 'vitest'
-import {ObjectStore} from '../../../control-plane/repo/objects.js'
+import {applyDelta, ObjectStore} from '../../../control-plane/repo/objects.js'
 import {Repository} from '../../../control-plane/repo/repository.js'
 import {git, tempDir} from '../../helpers.js'
 
@@ -271,5 +271,21 @@ describe('the git airlock runs reads objects by their ids', () => {
     expect((await git(src, 'diff', '--name-only', 'HEAD', '--')).trim()).toBe('')
     const repo = await Repository.open(src)
     expect(await repo.modifiedTracked()).toEqual(['check.sh'])
+  })
+})
+
+describe('applyDelta refuses what git’s patch_delta refuses', () => {
+  const base = Buffer.from('0123456789')
+  it('a copy instruction cut off at the end (its size byte missing) is refused, not read as a size of 0 (0x10000)', () => {
+    // result 10 bytes: copy 9 bytes from offset 1 (0x91: offset byte, size byte), then a copy whose offset byte is missing
+    const big = Buffer.alloc(70_000, 7)
+    const varint = (n: number) => Buffer.from([(n & 0x7f) | 0x80, ((n >> 7) & 0x7f) | 0x80, n >> 14])
+    // Copy with a size byte (0x90): a size of 0 means 0x10000; here the byte itself is missing.
+    expect(applyDelta(big, Buffer.concat([varint(70_000), varint(0x10000), Buffer.from([0x90, 0])])).length).toBe(0x10000)
+    expect(() => applyDelta(big, Buffer.concat([varint(70_000), varint(0x10000), Buffer.from([0x90])]))).toThrow(/inside an instruction/)
+  })
+  it('an instruction 0 (reserved), and a result of the wrong size, are refused', () => {
+    expect(() => applyDelta(base, Buffer.from([10, 2, 0]))).toThrow(/reserved/)
+    expect(() => applyDelta(base, Buffer.from([10, 3, 2, 0x61, 0x62]))).toThrow(/wrong size/)
   })
 })
