@@ -7,7 +7,8 @@
  * A file is one header line — its format, name, version and the SHA-256 of the body — then the
  * body (JSON). It is written atomically (temporary file, rename) and checked when read: a file
  * that is missing, truncated, corrupt, of another version, or edited by hand (its digest no
- * longer matches) is ignored and rebuilt, never believed. The caller's `valid` check then
+ * longer matches) is ignored and rebuilt, never believed; so is one reached through a symbolic
+ * link (the file, or `.git/airlock` itself), which is also never written through. The caller's `valid` check then
  * judges the body's shape, so no malformed value reaches the code that reads it.
  *
  * What a cache can and cannot do: it saves recomputing; it never carries authority. Anyone
@@ -16,7 +17,8 @@
  * push, a clone or a work-tree file can carry never reaches it.
  */
 import {createHash} from 'node:crypto'
-import {readFile} from 'node:fs/promises'
+import {constants} from 'node:fs'
+import {lstat, open} from 'node:fs/promises'
 import {join} from 'node:path'
 import {writeFileAtomic} from './files.js'
 
@@ -28,6 +30,11 @@ export function cachePath(gitdir: string, name: string): string {
   return join(gitdir, CACHE_DIR, name)
 }
 
+/** Is `.git/airlock` a folder of its own (not a symbolic link to one elsewhere, e.g. into the work tree)? */
+async function realFolder(gitdir: string): Promise<boolean> {
+  return (await lstat(join(gitdir, CACHE_DIR)).catch(() => null))?.isDirectory() === true
+}
+
 const digest = (text: string) => createHash('sha256').update(text).digest('hex')
 
 /**
@@ -37,7 +44,14 @@ const digest = (text: string) => createHash('sha256').update(text).digest('hex')
 export async function readCache<T>(gitdir: string, name: string, version: string, valid: (body: unknown) => body is T): Promise<T | null> {
   let text: string
   try {
-    text = await readFile(cachePath(gitdir, name), 'utf8')
+    if (!(await realFolder(gitdir))) return null
+    // Never through a link: a cache is this clone's own file, not one it points at.
+    const handle = await open(cachePath(gitdir, name), constants.O_RDONLY | constants.O_NOFOLLOW)
+    try {
+      text = await handle.readFile('utf8')
+    } finally {
+      await handle.close()
+    }
   } catch {
     return null
   }
@@ -57,6 +71,7 @@ export async function readCache<T>(gitdir: string, name: string, version: string
 /** Writes cache `name` atomically; a cache that cannot be written only costs the next run time. */
 export async function writeCache(gitdir: string, name: string, version: string, body: unknown): Promise<void> {
   const text = JSON.stringify(body)
+  if ((await lstat(join(gitdir, CACHE_DIR)).catch(() => null)) && !(await realFolder(gitdir))) return
   await writeFileAtomic(cachePath(gitdir, name), `${JSON.stringify({format: FORMAT, name, version, sha256: digest(text)})}\n${text}`).catch(() => {})
 }
 

@@ -27,10 +27,24 @@ const DELTA_BASE_CACHE_BYTES = 8 << 20
 /** Bytes read at once from a pack when an entry is not in the bytes read before (Pack.span). */
 const READ_WINDOW_BYTES = 64 * 1024
 /** Largest object inflated (a delta's result is checked against it too). */
-const MAX_OBJECT_BYTES = 512 << 20
+export const MAX_OBJECT_BYTES = 512 << 20
 const EMPTY_TREE = '4b825dc642cb6eb9a060e54bf8d69288fbee4904'
 
 class BadPack extends Error {}
+
+interface PackEntry {
+  offset: number
+  type: number
+  /** Inflated size (of the delta's instructions, for a delta). */
+  size: number
+  /** Where the compressed data starts, and where the entry ends. */
+  dataAt: number
+  end: number
+  baseOffset?: number
+  baseOid?: string
+}
+/** Reference deltas resolved one inside another (a cycle of them is a damaged pack). */
+const MAX_REF_DEPTH = 64
 
 /** One packfile and its version-2 index. */
 class Pack {
@@ -133,41 +147,52 @@ class Pack {
     return buf
   }
 
-  /** The entry at `offset`: its type, and its inflated data (a delta's instructions for deltas) and base. */
-  entry(offset: number): {type: number; data: Buffer; baseOffset?: number; baseOid?: string} {
+  /**
+   * The header of the entry at `offset`: its type, size, base (for a delta) and where its
+   * compressed data lies. Nothing is inflated: a delta chain is walked by headers, and each delta
+   * is inflated only when it is applied, so memory is one delta and its base, not the chain.
+   */
+  header(offset: number): PackEntry {
     this.open()
     const end = this.end(offset)
     if (end <= offset || end > this.size - 20) throw new BadPack(`${this.packPath}: bad entry offset ${offset}`)
-    const raw = this.span(offset, end)
+    // The longest header: a 10-byte size, then a 20-byte base id or a 10-byte base distance.
+    const raw = this.span(offset, Math.min(end, offset + 40))
     let p = 0
     let c = raw[p++]!
     const type = (c >> 4) & 7
     let size = c & 15
     let shift = 4
-    while (c & 0x80) {
+    while (c & 0x80 && p < raw.length) {
       c = raw[p++]!
       size += (c & 0x7f) * 2 ** shift
       shift += 7
     }
     if (size > MAX_OBJECT_BYTES) throw new BadPack(`${this.packPath}: entry at ${offset} is too large`)
-    let baseOffset: number | undefined
-    let baseOid: string | undefined
+    const entry: PackEntry = {offset, type, size, dataAt: 0, end}
     if (type === OFS_DELTA) {
       c = raw[p++]!
       let back = c & 0x7f
-      while (c & 0x80) {
+      while (c & 0x80 && p < raw.length) {
         c = raw[p++]!
         back = (back + 1) * 128 + (c & 0x7f)
       }
-      baseOffset = offset - back
-      if (baseOffset < 12 || baseOffset >= offset) throw new BadPack(`${this.packPath}: bad delta base at ${offset}`)
+      entry.baseOffset = offset - back
+      if (entry.baseOffset < 12 || entry.baseOffset >= offset) throw new BadPack(`${this.packPath}: bad delta base at ${offset}`)
     } else if (type === REF_DELTA) {
-      baseOid = raw.toString('hex', p, p + 20)
+      entry.baseOid = raw.toString('hex', p, p + 20)
       p += 20
     } else if (!TYPES[type]) throw new BadPack(`${this.packPath}: entry at ${offset} has type ${type}`)
-    const data = inflateSync(raw.subarray(p), {maxOutputLength: Math.max(size, 1)})
-    if (data.length !== size) throw new BadPack(`${this.packPath}: entry at ${offset} inflates to ${data.length} bytes, not ${size}`)
-    return {type, data, ...(baseOffset !== undefined ? {baseOffset} : {}), ...(baseOid !== undefined ? {baseOid} : {})}
+    if (p >= raw.length) throw new BadPack(`${this.packPath}: entry at ${offset} has a truncated header`)
+    entry.dataAt = offset + p
+    return entry
+  }
+
+  /** An entry's inflated data (a delta's instructions for a delta): exactly its size, or an error. */
+  inflate(e: PackEntry): Buffer {
+    const data = inflateSync(this.span(e.dataAt, e.end), {maxOutputLength: Math.max(e.size, 1)})
+    if (data.length !== e.size) throw new BadPack(`${this.packPath}: entry at ${e.offset} inflates to ${data.length} bytes, not ${e.size}`)
+    return data
   }
 
   close(): void {
@@ -175,6 +200,11 @@ class Pack {
     this.fd = null
     this.window = null
   }
+}
+
+/** The id git gives an object: the SHA-1 of its type, size and bytes. */
+export function objectId(o: {type: string; object: Buffer}): string {
+  return createHash('sha1').update(`${o.type} ${o.object.length}\0`).update(o.object).digest('hex')
 }
 
 /** A delta's variable-length size header. */
@@ -222,6 +252,8 @@ export function applyDelta(base: Buffer, delta: Buffer): Buffer {
       p += op
     } else throw new BadPack('a delta holds a reserved instruction')
   }
+  // A copy instruction cut off at the end read bytes past the delta (git: "delta replay has gone wild").
+  if (p !== delta.length) throw new BadPack('a delta ends inside an instruction')
   if (o !== size) throw new BadPack('a delta result has the wrong size')
   return out
 }
@@ -257,6 +289,7 @@ export class ObjectStore {
   private readonly bases = new ByteLru<string, RawObject>(DELTA_BASE_CACHE_BYTES)
   /** Loose object names by fan-out folder, listed once until refresh(). */
   private readonly loose = new Map<string, Set<string>>()
+  private refDepth = 0
 
   constructor(private readonly gitdir: string) {}
 
@@ -299,7 +332,13 @@ export class ObjectStore {
     const key = Buffer.from(oid, 'hex')
     for (const pack of this.listPacks()) {
       const offset = pack.find(key)
-      if (offset >= 0) return this.readPacked(pack, offset)
+      if (offset >= 0) {
+        // A pack's index is a claim too (a local clone copies it as the source wrote it): what
+        // an entry holds is checked against the id it was asked for, as a loose object is.
+        const found = this.readPacked(pack, offset)
+        if (objectId(found) !== oid) throw new BadPack(`${pack.packPath}: the entry its index gives for ${oid} is another object`)
+        return found
+      }
     }
     return null
   }
@@ -335,7 +374,7 @@ export class ObjectStore {
 
   /** An entry of a pack, its delta chain resolved base first (bases from the cache where they are). */
   private readPacked(pack: Pack, offset: number): RawObject {
-    const chain: Array<{offset: number; delta: Buffer}> = []
+    const chain: PackEntry[] = []
     const key = (at: number) => `${pack.packPath}\0${at}`
     let at = offset
     let base: RawObject | undefined
@@ -343,26 +382,33 @@ export class ObjectStore {
       if (chain.length > 10_000) throw new BadPack(`${pack.packPath}: a delta chain too long at ${offset}`)
       base = this.bases.get(key(at))
       if (base) break
-      const e = pack.entry(at)
+      const e = pack.header(at)
       if (e.baseOffset !== undefined) {
-        chain.push({offset: at, delta: e.data})
+        chain.push(e)
         at = e.baseOffset
         continue
       }
       if (e.baseOid !== undefined) {
-        chain.push({offset: at, delta: e.data})
-        const found = this.read(e.baseOid)
+        chain.push(e)
+        if (this.refDepth >= MAX_REF_DEPTH) throw new BadPack(`${pack.packPath}: reference deltas nested too deep at ${offset}`)
+        this.refDepth++
+        let found: RawObject | null
+        try {
+          found = this.read(e.baseOid)
+        } finally {
+          this.refDepth--
+        }
         if (!found) throw new BadPack(`${pack.packPath}: delta base ${e.baseOid} is missing`)
         base = found
         break
       }
-      base = {type: TYPES[e.type]!, object: e.data}
+      base = {type: TYPES[e.type]!, object: pack.inflate(e)}
       if (chain.length > 0) this.bases.set(key(at), base)
       break
     }
     let object = base.object
     for (let i = chain.length - 1; i >= 0; i--) {
-      object = applyDelta(object, chain[i]!.delta)
+      object = applyDelta(object, pack.inflate(chain[i]!))
       // Intermediate results are the bases of the rest of the chain (and of its siblings).
       if (i > 0) this.bases.set(key(chain[i]!.offset), {type: base.type, object})
     }

@@ -15,11 +15,19 @@
  *   public synchronous streaming inflate, so each push inflates what was pushed so far again:
  *   isomorphic-git pushes a pack it holds whole as one chunk per object.
  *
- * One deliberate difference: pako 1.0.11 returns what it could inflate of a truncated stream as
- * if it were whole; here a truncated stream is an error (`unexpected end of file`). A cut-off
+ * Deliberate differences: nothing inflates past MAX_INFLATED (an error, as corrupt data is);
+ * and pako 1.0.11 returns what it could inflate of a truncated stream as if it were whole; here
+ * a truncated stream is an error (`unexpected end of file`). A cut-off
  * object is refused where it is read instead of failing later, or not at all.
  */
 import {deflateSync, inflateSync, type ZlibOptions} from 'node:zlib'
+
+/**
+ * No stream inflates past the largest object airlock reads (objects.ts MAX_OBJECT_BYTES, and a
+ * loose object's header): a few bytes of zlib can claim gigabytes (pako had no bound either).
+ * A number here, not an import: test/pako-alias.ts loads this module on its own.
+ */
+export const MAX_INFLATED = (512 << 20) + 64
 
 interface ZlibError extends Error {
   code?: string
@@ -33,7 +41,7 @@ const bytes = (input: Uint8Array | ArrayBuffer): Uint8Array => (input instanceof
 
 export function inflate(input: Uint8Array | ArrayBuffer): Uint8Array {
   try {
-    return plain(inflateSync(bytes(input)))
+    return plain(inflateSync(bytes(input), {maxOutputLength: MAX_INFLATED}))
   } catch (error) {
     throw (error as ZlibError).message
   }
@@ -65,7 +73,7 @@ export class Inflate {
     this.#chunks.push(chunk)
     const input = this.#chunks.length === 1 ? chunk : Buffer.concat(this.#chunks)
     try {
-      const {buffer, engine} = inflateSync(input, {info: true} as ZlibOptions & {info: true}) as unknown as {buffer: Buffer; engine: {bytesWritten: number}}
+      const {buffer, engine} = inflateSync(input, {info: true, maxOutputLength: MAX_INFLATED} as ZlibOptions & {info: true}) as unknown as {buffer: Buffer; engine: {bytesWritten: number}}
       this.result = plain(buffer)
       this.strm.avail_in = input.byteLength - engine.bytesWritten
       this.ended = true

@@ -14,7 +14,7 @@ import {AirlockError} from '../errors.js'
 import {identityText} from '../identity/text.js'
 import {checkInside, tempName, writeFileAtomic} from './files.js'
 import {gitFs} from './git-fs.js'
-import {ObjectStore} from './objects.js'
+import {ObjectStore, objectId} from './objects.js'
 import {repoPath} from './paths.js'
 
 /**
@@ -338,7 +338,10 @@ export class Repository {
       const found = this.objects.read(oid) ?? (this.objects.refresh(), this.objects.read(oid))
       if (found) return found
       const r = await git.readObject({fs: this.fs, dir: this.dir, oid, format: 'content', cache: this.cache})
-      return {object: Buffer.from(r.object as Uint8Array), type: r.type}
+      const read = {object: Buffer.from(r.object as Uint8Array), type: r.type}
+      // isomorphic-git does not check a packed object against its id: checked here, as objects.ts does.
+      if (objectId(read) !== oid) throw new Error('its content is not its id')
+      return read
     } catch (error) {
       throw brokenObject(oid, (error as {code?: string}).code === 'NotFoundError' ? 'is missing from the repository' : `cannot be read (${(error as Error).message})`)
     }
@@ -362,6 +365,14 @@ export class Repository {
     if (bases[0] === ours) return theirTree
     const baseTree = (await this.readCommit(bases[0]!)).tree
     for (const tree of [ourTree, theirTree, baseTree]) await this.checkTreeDeep(tree)
+    // isomorphic-git reads the blobs it merges from the packs itself, unchecked against their
+    // ids; each is read here first (checked, from the same loose object or pack, in the same
+    // order), so a pack index that lies is BROKEN_OBJECT, never a merge of other bytes.
+    const [o, t, b] = await Promise.all([this.treeFiles(ours), this.treeFiles(theirs), this.treeFiles(bases[0]!)])
+    for (const [path, mine] of o) {
+      const other = t.get(path)
+      if (other && other.oid !== mine.oid) for (const e of [mine, other, b.get(path)]) if (e) await this.readObject(e.oid)
+    }
     try {
       const person = {name: 'airlock', email: 'airlock@localhost', timestamp: 0, timezoneOffset: 0}
       const r = await git.merge({fs: this.fs, dir: this.dir, ours, theirs, fastForward: false, dryRun: true, abortOnConflict: true, author: person, committer: person, cache: this.cache})
@@ -1155,7 +1166,9 @@ const GIT_MAX_OUTPUT = 100_000_000
  */
 function runGit(args: string[], opts: {cwd: string; env?: NodeJS.ProcessEnv}): Promise<{exitCode: number | null; stdout: string; stderr: string; code?: string}> {
   return new Promise((done) => {
-    const child = spawn('git', args, {cwd: opts.cwd, env: opts.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe']})
+    // Replace refs (refs/replace/, which a fetch of every ref brings) would make git show another
+    // object for an id; airlock reads objects by their ids, and so does every git it runs.
+    const child = spawn('git', args, {cwd: opts.cwd, env: {...(opts.env ?? process.env), GIT_NO_REPLACE_OBJECTS: '1'}, stdio: ['ignore', 'pipe', 'pipe']})
     const out: Buffer[] = []
     const err: Buffer[] = []
     let over = false
