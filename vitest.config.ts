@@ -9,7 +9,6 @@ const PAKO_SHIM = fileURLToPath(new URL('./control-plane/repo/pako-zlib.ts', imp
 export default defineConfig({
   resolve: {alias: [{find: /^pako$/, replacement: PAKO_SHIM}]},
   test: {
-    include: ['test/**/*.test.ts'],
     // toThrowAirlockError('CODE'): error class and code both checked.
     setupFiles: ['test/pako-alias.ts', 'test/matchers.ts', 'test/setup-env.ts'],
     testTimeout: 60_000,
@@ -21,6 +20,7 @@ export default defineConfig({
     // Unit tests share one module graph per worker (no fresh isolate per file): measured on 31 unit
     // files, 57.6 → 32.4 CPU seconds. Integration tests keep isolation (they start servers, set
     // process-wide state and spawn the CLI).
+    // Each project names its files (a root `include` would be added to both and run every file twice).
     projects: [
       {extends: true, test: {name: 'unit', include: ['test/unit/**/*.test.ts'], isolate: false}},
       {extends: true, test: {name: 'integration', include: ['test/integration/**/*.test.ts']}},
