@@ -147,21 +147,28 @@ async function main() {
   writeSection('core-loop', section)
 }
 
-await main()
+// BENCH_ONLY=core-loop,startup,… runs only the named parts (default: all of them, in this order).
+const only = process.env.BENCH_ONLY ? new Set(process.env.BENCH_ONLY.split(',')) : null
+const wanted = (name) => only === null || only.has(name)
+if (wanted('core-loop')) await main()
 // The policy engine's benchmark (issue 3) runs after the core loop's.
-await import('./policy.js')
+if (wanted('policy')) await import('./policy.js')
 // The golden image benchmark (issue 4) last.
-await import('./images.js')
-await import('./egress.js')
-await import('./tools.js')
-await import('./secrets.js')
-await import('./registry-limits.js')
+if (wanted('images')) await import('./images.js')
+if (wanted('egress')) await import('./egress.js')
+if (wanted('tools')) await import('./tools.js')
+if (wanted('secrets')) await import('./secrets.js')
+if (wanted('registry-limits')) await import('./registry-limits.js')
 // Preflight: `airlock preflight` on the example fleet and on generated fleets (the scaffold, 500 and 2,000 sandbox specs).
-await import('./preflight.js')
+if (wanted('preflight')) await import('./preflight.js')
 // The audit log (issue 19): durable appends and `audit verify` against raw SHA-256; proofs from the
 // tiles at 100k/1M/10M entries (BENCH_PROOF_SIZES=100000,1000000 leaves out the 10M tree); the
 // compliance report over 10,000 signed receipts (BENCH_REPORT_RECEIPTS=N for fewer).
-await import('./audit.js')
-await import('./audit-proofs.js')
-await import('./evidence-report.js')
-await import('./startup.js')
+if (wanted('audit')) await import('./audit.js')
+if (wanted('audit-proofs')) await import('./audit-proofs.js')
+if (wanted('evidence-report')) await import('./evidence-report.js')
+if (wanted('startup')) await import('./startup.js')
+// policy serve under load (issue 20): autocannon, 64 connections, against a loopback server.
+if (wanted('serve')) await import('./serve.js')
+// 500 simulated hosts pulling signed bundles from docker-registry on 127.0.0.1 (issue 20).
+if (wanted('fleet')) await import('./fleet.js')
