@@ -154,7 +154,7 @@ async function simulate(n) {
 
   async function pullOnce(h) {
     const start = performance.now()
-    const r = await pullBundle({source, scope: 'org:acme', trust, now: new Date(), cacheDir: h.cache, offlineMode: 'cached_with_expiry', maxAgeMs: 86_400_000, timeoutMs: 10_000, maxBytes: limits.maxReceiptBytes, defaultPolicy: async () => ({policies: 0, digest: ''}), limits})
+    const r = await pullBundle({source, scope: 'org:acme', trust, now: new Date(), cacheDir: h.cache, offlineMode: 'cached_with_expiry', maxAgeMs: 86_400_000, defaultPolicy: async () => ({policies: 0, digest: ''}), limits})
     latencies.push(performance.now() - start)
     h.pulls++
     if (r.effective === 'deny-all') denyAll++
@@ -187,7 +187,7 @@ async function simulate(n) {
   const alone = []
   for (let i = 0; i < 30; i++) {
     const start = performance.now()
-    await pullBundle({source, scope: 'org:acme', trust, now: new Date(), cacheDir: join(WORK, `run-${n}`, 'alone'), offlineMode: 'fail_closed', maxAgeMs: 0, timeoutMs: 10_000, maxBytes: limits.maxReceiptBytes, defaultPolicy: async () => ({policies: 0, digest: ''}), limits})
+    await pullBundle({source, scope: 'org:acme', trust, now: new Date(), cacheDir: join(WORK, `run-${n}`, 'alone'), offlineMode: 'fail_closed', maxAgeMs: 0, defaultPolicy: async () => ({policies: 0, digest: ''}), limits})
     alone.push(performance.now() - start)
   }
   const aloneSorted = alone.slice(1).sort((a, b) => a - b)

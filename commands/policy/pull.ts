@@ -54,19 +54,9 @@ Registries get the token flow as image fetch-signature has it: AIRLOCK_REGISTRY_
       import('../../control-plane/crypto/digest.js'),
     ])
     const scope = parseScope(flags.scope)
-    let server: URL | undefined
-    if (flags.server) {
-      try {
-        server = new URL(flags.server)
-      } catch {
-        throw new AirlockError('USAGE', `--server: "${flags.server}" is not a URL`, {field: '--server'})
-      }
-      // Plain HTTP would carry the API key in clear: only to this machine (as --from https:// has it).
-      const {isLoopback} = await import('../../control-plane/policy/server.js')
-      if (server.protocol !== 'https:' && !(server.protocol === 'http:' && isLoopback(server.hostname.replace(/^\[|\]$/g, '')))) {
-        throw new AirlockError('USAGE', `--server: https:// (or http:// to a loopback test server), not ${server.protocol}//${server.host}`, {field: '--server'})
-      }
-    }
+    const {parseSourceUrl} = await import('../../control-plane/policy/distribution/https.js')
+    // Plain HTTP would carry the API key in clear: only to this machine (as --from https:// has it).
+    const server = flags.server ? parseSourceUrl(flags.server, '--server') : undefined
     if (flags['plain-http'] && !flags.from?.startsWith('oci://')) throw new AirlockError('USAGE', '--plain-http: only with --from oci://… (a bucket or server names http:// in its URL)', {field: '--plain-http'})
     const {trust, source: trustSource} = await trustOf(flags, this)
     // What the host enforces from now on is recorded; a pull that cannot be recorded is not taken (fail closed).
@@ -83,7 +73,7 @@ Registries get the token flow as image fetch-signature has it: AIRLOCK_REGISTRY_
       const global = tree.policies.filter((p) => p.scope.kind === 'global').map((p) => [p.id, p.text])
       return {policies: global.length, digest: `sha256:${sha256Hex(canonicalJson(Object.fromEntries(global)))}`}
     }
-    const [{serverSource}, {ociSource, scopeTag}, {httpsSource, parseBundleUrl}, {parseOciRef}] = await Promise.all([
+    const [{serverSource}, {ociSource, scopeTag}, {httpsSource}, {parseOciRef}] = await Promise.all([
       import('../../control-plane/policy/pull.js'),
       import('../../control-plane/policy/distribution/oci.js'),
       import('../../control-plane/policy/distribution/https.js'),
@@ -102,7 +92,7 @@ Registries get the token flow as image fetch-signature has it: AIRLOCK_REGISTRY_
       clients()
       source = ociSource(ref, clients)
     } else {
-      source = httpsSource(parseBundleUrl(flags.from!, '--from'), {ca, timeoutMs, maxBytes: this.limits.maxReceiptBytes})
+      source = httpsSource(parseSourceUrl(flags.from!, '--from'), {ca, timeoutMs, maxBytes: this.limits.maxReceiptBytes})
     }
     let report: PullReport
     for (let n = 1; ; n++) {
@@ -114,8 +104,6 @@ Registries get the token flow as image fetch-signature has it: AIRLOCK_REGISTRY_
         cacheDir,
         offlineMode: flags['offline-mode'] as 'fail_closed',
         maxAgeMs,
-        timeoutMs,
-        maxBytes: this.limits.maxReceiptBytes,
         defaultPolicy,
         limits: this.limits,
       })

@@ -3,6 +3,7 @@ import type {DetailedError, EntityJson, EntityUidJson} from '@cedar-policy/cedar
 import {AirlockError} from '../errors.js'
 import {canonicalJson, sha256Hex} from '../crypto/digest.js'
 import {lineCol, type PolicySource, type PolicyTree} from './source.js'
+import {Lru} from '../lru.js'
 
 /**
  * Every call into the Cedar engine goes through here. The engine is a wasm module that recurses on
@@ -168,11 +169,11 @@ export class PolicyEngine {
   private forbids: Set<string> | null = null
   private readonly policies: PolicySource[]
   /** Decisions by exact request, for hosts that ask the same question repeatedly (bounded, LRU). */
-  private readonly decisions: Map<string, CachedDecision> | null
+  private readonly decisions: Lru<string, CachedDecision> | null
   readonly digest: string
 
-  private constructor(tree: PolicyTree, private readonly failClosed: FailClosed, private readonly cacheSize: number) {
-    this.decisions = cacheSize > 0 ? new Map() : null
+  private constructor(tree: PolicyTree, private readonly failClosed: FailClosed, cacheSize: number) {
+    this.decisions = cacheSize > 0 ? new Lru(cacheSize) : null
     this.byId = new Map(tree.policies.map((p) => [p.id, p]))
     const record = Object.fromEntries(tree.policies.map((p) => [p.id, p.text]))
     this.digest = `sha256:${sha256Hex(canonicalJson({policies: record, schema: tree.schema?.text ?? null}))}`
@@ -223,11 +224,7 @@ export class PolicyEngine {
       return this.evaluate(req)
     }
     const hit = this.decisions.get(key)
-    if (hit && sameJson(req, hit.request)) {
-      this.decisions.delete(key)
-      this.decisions.set(key, hit)
-      return hit.decision
-    }
+    if (hit && sameJson(req, hit.request)) return hit.decision
     // Decided on a copy, so what is cached is exactly what Cedar saw; a request holding anything
     // but JSON values (a Date, a Map, a function, a hole) is decided and not cached.
     let request: Json | typeof NOT_JSON
@@ -238,9 +235,7 @@ export class PolicyEngine {
     }
     if (request === NOT_JSON) return this.evaluate(req)
     const decision = deepFreeze(this.evaluate(plain(request) as AuthorizationRequest))
-    this.decisions.delete(key)
     this.decisions.set(key, {request, decision})
-    if (this.decisions.size > this.cacheSize) this.decisions.delete(this.decisions.keys().next().value!)
     return decision
   }
 

@@ -60,19 +60,14 @@ export function serverSource(server: string, scope: string, opts: {ca?: string; 
 }
 
 export interface PullOptions {
-  /** Where the bundle comes from (else the `policy serve` at `server`). */
-  source?: PullSource
-  server?: string
+  /** Where the bundle comes from: serverSource, ociSource or httpsSource. */
+  source: PullSource
   scope: string
   trust: TrustPolicy
   now: Date
   cacheDir: string
   offlineMode: OfflineMode
   maxAgeMs: number
-  timeoutMs: number
-  maxBytes: number
-  ca?: string
-  apiKey?: string
   /** The embedded default policy, for default_policy. */
   defaultPolicy: () => Promise<{policies: number; digest: string}>
   /** Size, depth and clock-skew limits (default DEFAULT_LIMITS). */
@@ -157,8 +152,7 @@ export async function pullBundle(opts: PullOptions): Promise<PullReport> {
     policies: c.payload.policies.length,
   })
   try {
-    if (!opts.source && !opts.server) throw new AirlockError('INTERNAL', 'pullBundle: no source and no server')
-    const source = opts.source ?? serverSource(opts.server!, opts.scope, {ca: opts.ca, apiKey: opts.apiKey, timeoutMs: opts.timeoutMs, maxBytes: opts.maxBytes})
+    const source = opts.source
     // The only ETag sent is that of a bundle this host holds verified, from this same source.
     const etag = good && good.meta.source === source.id ? good.meta.etag : null
     const r = await source.fetch(etag)

@@ -13,6 +13,7 @@ import {createHash} from 'node:crypto'
 import {closeSync, fstatSync, openSync, readdirSync, readFileSync, readSync} from 'node:fs'
 import {join} from 'node:path'
 import {inflateSync} from 'node:zlib'
+import {Lru} from '../lru.js'
 
 export interface RawObject {
   type: 'commit' | 'tree' | 'blob' | 'tag'
@@ -258,35 +259,10 @@ export function applyDelta(base: Buffer, delta: Buffer): Buffer {
   return out
 }
 
-/** A least-recently-used cache bounded by the bytes it holds. */
-class ByteLru<K, V extends {object: Buffer}> {
-  private readonly map = new Map<K, V>()
-  private bytes = 0
-  constructor(private readonly limit: number) {}
-  get(k: K): V | undefined {
-    const v = this.map.get(k)
-    if (v) {
-      this.map.delete(k)
-      this.map.set(k, v)
-    }
-    return v
-  }
-  set(k: K, v: V): void {
-    if (v.object.length > this.limit / 4 || this.map.has(k)) return
-    this.map.set(k, v)
-    this.bytes += v.object.length
-    for (const [key, old] of this.map) {
-      if (this.bytes <= this.limit) break
-      this.map.delete(key)
-      this.bytes -= old.object.length
-    }
-  }
-}
-
 /** The object database of one git dir. */
 export class ObjectStore {
   private packs: Pack[] | null = null
-  private readonly bases = new ByteLru<string, RawObject>(DELTA_BASE_CACHE_BYTES)
+  private readonly bases = new Lru<string, RawObject>(DELTA_BASE_CACHE_BYTES, (o) => o.object.length)
   /** Loose object names by fan-out folder, listed once until refresh(). */
   private readonly loose = new Map<string, Set<string>>()
   private refDepth = 0
@@ -403,16 +379,21 @@ export class ObjectStore {
         break
       }
       base = {type: TYPES[e.type]!, object: pack.inflate(e)}
-      if (chain.length > 0) this.bases.set(key(at), base)
+      if (chain.length > 0) this.keepBase(key(at), base)
       break
     }
     let object = base.object
     for (let i = chain.length - 1; i >= 0; i--) {
       object = applyDelta(object, pack.inflate(chain[i]!))
       // Intermediate results are the bases of the rest of the chain (and of its siblings).
-      if (i > 0) this.bases.set(key(chain[i]!.offset), {type: base.type, object})
+      if (i > 0) this.keepBase(key(chain[i]!.offset), {type: base.type, object})
     }
     return {type: base.type, object}
+  }
+
+  /** A delta base kept for the rest of the chain; one over a quarter of the cache is not kept. */
+  private keepBase(k: string, base: RawObject): void {
+    if (base.object.length <= DELTA_BASE_CACHE_BYTES / 4) this.bases.set(k, base)
   }
 }
 

@@ -14,6 +14,7 @@ import {AirlockError} from '../errors.js'
 import {identityText} from '../identity/text.js'
 import {checkInside, tempName, writeFileAtomic} from './files.js'
 import {gitFs} from './git-fs.js'
+import {Lru} from '../lru.js'
 import {ObjectStore, objectId} from './objects.js'
 import {repoPath} from './paths.js'
 
@@ -101,12 +102,12 @@ export class Repository {
   readonly gitdir: string
   /** Commits whose parents a shallow clone does not have (`.git/shallow`). */
   readonly shallow = new Set<string>()
-  private readonly trees = new Map<string, Promise<Map<string, TreeItem>>>()
+  private readonly trees = new Lru<string, Promise<Map<string, TreeItem>>>(TREES_KEPT)
   /** Trees that passed the strict parser (checkTree) in this command. */
   private readonly checkedTrees = new Set<string>()
   /** Trees that passed it with every tree below them. */
   private readonly checkedDeep = new Set<string>()
-  private readonly commits = new Map<string, Promise<CommitInfo>>()
+  private readonly commits = new Lru<string, Promise<CommitInfo>>(COMMITS_KEPT)
   private readonly fs: {promises: typeof nodeFs.promises}
   private readonly objects: ObjectStore
 
@@ -275,11 +276,7 @@ export class Repository {
    */
   async treeEntries(oid: string): Promise<Map<string, TreeItem>> {
     let found = this.trees.get(oid)
-    if (found) {
-      this.trees.delete(oid)
-      this.trees.set(oid, found)
-    } else {
-      if (this.trees.size >= TREES_KEPT) this.trees.delete(this.trees.keys().next().value!)
+    if (!found) {
       found = this.readObject(oid).then(({object, type}) => {
         if (type !== 'tree') throw brokenObject(oid, `is a ${type}, not a folder`)
         const entries = parseTree(oid, object)
@@ -464,14 +461,10 @@ export class Repository {
   }
 
   async readCommit(oid: string): Promise<CommitInfo> {
+    // Least recently used goes first: a walk keeps the commits it is about to read again (a
+    // child's parents), not the whole history.
     let found = this.commits.get(oid)
-    if (found) {
-      // Least recently used goes first: a walk keeps the commits it is about to read again
-      // (a child's parents), not the whole history.
-      this.commits.delete(oid)
-      this.commits.set(oid, found)
-    } else {
-      if (this.commits.size >= COMMITS_KEPT) this.commits.delete(this.commits.keys().next().value!)
+    if (!found) {
       found = this.readObject(oid).then(({object, type}) => {
         if (type !== 'commit') throw new AirlockError('INVALID_INPUT', `${oid.slice(0, 12)} is a ${type}, not a commit`, {oid, type})
         return parseCommit(oid, object.toString('utf8'))

@@ -12,7 +12,7 @@ import {generateSigner, signerFromPem, type Signer} from '../../control-plane/cr
 import {DEFAULT_LIMITS} from '../../control-plane/limits.js'
 import {parseTrust} from '../../control-plane/manifests/load.js'
 import {signBundle, type BundlePayload} from '../../control-plane/policy/bundle.js'
-import {pullBundle, type PullOptions} from '../../control-plane/policy/pull.js'
+import {pullBundle, serverSource, type PullOptions} from '../../control-plane/policy/pull.js'
 import {startBundleServer} from '../../control-plane/policy/server.js'
 import {airlock, git, initFleet, tempDir} from '../helpers.js'
 import {Plumbing, trustYaml} from '../unit/evidence/git-plumbing.js'
@@ -156,16 +156,13 @@ describe('a retired policy key signing a bundle issued back before its retiremen
     const issued = Date.parse('2026-01-10T00:00:00Z')
     const server = await serve('served-expiry', signBundle(payload(1_000_000, issued, DAY), [retired]))
     const opts = (now: number, mode: PullOptions['offlineMode'] = 'fail_closed'): PullOptions => ({
-      server: server.url,
+      source: serverSource(server.url, 'org:acme', {ca: CERT, timeoutMs: 2000, maxBytes: DEFAULT_LIMITS.maxReceiptBytes}),
       scope: 'org:acme',
       trust: trusted,
       now: new Date(now),
       cacheDir: join(t.dir, 'cache-expiry'),
       offlineMode: mode,
       maxAgeMs: DAY,
-      timeoutMs: 2000,
-      maxBytes: DEFAULT_LIMITS.maxReceiptBytes,
-      ca: CERT,
       defaultPolicy: async () => ({policies: 0, digest: ''}),
       limits: DEFAULT_LIMITS,
     })
@@ -183,7 +180,7 @@ describe('a retired policy key signing a bundle issued back before its retiremen
     // …but it blocks nothing.
     const again = await serve('served-expiry-again', signBundle(payload(2, issued + 2 * 3_600_000, DAY), [current]))
     try {
-      expect(await pullBundle({...opts(later), server: again.url})).toMatchObject({effective: 'fetched', version: 2, failure: null})
+      expect(await pullBundle({...opts(later), source: serverSource(again.url, 'org:acme', {ca: CERT, timeoutMs: 2000, maxBytes: DEFAULT_LIMITS.maxReceiptBytes})})).toMatchObject({effective: 'fetched', version: 2, failure: null})
     } finally {
       await again.close()
     }

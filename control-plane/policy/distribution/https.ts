@@ -11,8 +11,8 @@ import {FetchFailure, httpGet} from '../../net/http.js'
 import type {PullSource} from '../pull.js'
 import {isLoopback} from '../server.js'
 
-/** https://… (or http:// to a loopback address, for tests), naming the bundle file itself. */
-export function parseBundleUrl(text: string, field: string): URL {
+/** A bundle source's URL (a bucket's bundle file, a policy server): https://, or http:// to a loopback address only (plain HTTP would carry credentials in clear); no credentials in the URL. */
+export function parseSourceUrl(text: string, field: string): URL {
   let url: URL
   try {
     url = new URL(text)
